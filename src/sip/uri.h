@@ -1,0 +1,53 @@
+// SIP, SIPS and tel URIs (RFC 3261 §19.1, §25.1; RFC 3966), parsed without copying.
+// Views point into storage owned by whoever owns the text (a Message, or the caller).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace sipwake::sip {
+
+struct Param {
+  std::string_view name;   // as written (case kept); compare case-insensitively
+  std::string_view value;  // as written, still %-escaped; empty when has_value is false
+  bool has_value = false;
+};
+
+// Finds a parameter by case-insensitive name.
+const Param* findParam(const std::vector<Param>& params, std::string_view name);
+
+struct Uri {
+  enum class Scheme : std::uint8_t { kSip, kSips, kTel, kOther };
+  Scheme scheme = Scheme::kSip;
+  std::string_view scheme_text;
+  std::string_view user;       // escaped form; empty if none (tel: the number)
+  std::string_view password;
+  bool has_password = false;
+  std::string_view host;       // hostname, IPv4, or IPv6 reference WITH brackets "[::1]"
+  std::uint16_t port = 0;      // 0 = not given
+  bool has_port = false;
+  std::vector<Param> params;   // uri-parameters (transport, lr, maddr, pn-prid, ...)
+  std::vector<Param> headers;  // ?h=v&...
+  std::string_view text;       // the whole URI as given
+
+  bool isSipOrSips() const { return scheme == Scheme::kSip || scheme == Scheme::kSips; }
+  bool hasLr() const { return findParam(params, "lr") != nullptr; }
+  const Param* param(std::string_view name) const { return findParam(params, name); }
+  std::string_view hostWithoutBrackets() const;
+};
+
+// Parses a URI. Returns InvalidArgument with a message naming the defect.
+Result<Uri> parseUri(std::string_view text);
+
+// RFC 3261 §19.1.4 URI comparison (escapes, case rules, parameter rules).
+bool uriEquivalent(const Uri& a, const Uri& b);
+
+// %-decoding of a URI component; InvalidArgument on a bad escape.
+Result<std::string> unescape(std::string_view s);
+
+}  // namespace sipwake::sip
