@@ -1,4 +1,6 @@
 // Typed header values (RFC 3261 §20, §25.1). Views point into the owning Message.
+// Values may contain folded lines (CRLF SP/HT): every parser here treats them as LWS.
+// Errors are InvalidArgument with a message naming the defect.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +38,8 @@ struct NameAddr {
   bool display_quoted = false;
   bool angle_brackets = false;    // name-addr form
   Uri uri;
-  std::vector<Param> params;      // header params after the URI (tag, expires, q, ...)
+  std::vector<Param> params;      // header params after the URI (tag, expires, q, ...); a quoted
+                                  // value keeps its quotes
   std::string_view text;
 
   std::string_view tag() const;   // "" if absent
@@ -64,7 +67,8 @@ Result<std::vector<NameAddr>> parseNameAddrList(std::string_view value);  // Rou
 Result<NameAddr> parseNameAddr(std::string_view value);                   // From/To: exactly one
 Result<std::vector<ContactValue>> parseContactList(std::string_view value);
 Result<CSeq> parseCSeq(std::string_view value);
-Result<std::uint32_t> parseDeltaSeconds(std::string_view value);
+Result<std::uint32_t> parseDeltaSeconds(std::string_view value);  // kOutOfRange above 2**32-1
+Result<int> parseMaxForwards(std::string_view value);  // 1*DIGIT, 0..255
 Result<std::vector<std::string_view>> parseTokenList(std::string_view value);  // Require, Supported, Allow
 
 // Generic comma splitting that respects quotes and <...>.

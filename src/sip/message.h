@@ -5,6 +5,17 @@
 // add Record-Route, rewrite Request-URI, decrement Max-Forwards, add/remove headers) never touch
 // the buffer: edited/added values are owned by the Message (stable storage) and serialize()
 // splices them between the unchanged raw byte ranges, which are copied verbatim.
+// A response built by makeResponseTo() shares the request's buffer (a shared_ptr to const bytes)
+// so the copied Via/From/To/Call-ID/CSeq fields are views, not copies.
+//
+// Views returned by accessors (and the typed values' string_views) stay valid as long as the
+// Message lives and is not edited; a HeaderField pointer from find() is invalidated by edits.
+//
+// Serialization: an unedited parsed message serializes byte-identically to its input, except
+// (1) CRLFs before the start line are dropped, (2) a datagram's octets after Content-Length are
+// dropped (RFC 3261 §18.3), (3) a missing/wrong/duplicated Content-Length is written as one
+// correct "Content-Length: N", and (4) a header section that ended without its empty line gets
+// one. Edited or added fields are written "Name: value".
 //
 // Thread: a Message is not thread-safe; it is moved between loops, never shared.
 #pragma once
@@ -42,6 +53,7 @@ enum class Method : std::uint8_t {
 };
 Method methodFromName(std::string_view name);  // case-sensitive, as RFC 3261 says
 std::string_view methodName(Method m);  // "" for kUnknown
+inline Method methodOf(const CSeq& cseq) { return static_cast<Method>(cseq.method); }
 
 // Header names we give typed access to. Everything else is kOther and passes through byte-exact.
 enum class HeaderId : std::uint8_t {
@@ -93,8 +105,11 @@ class Message {
   Method method() const { return method_; }
   std::string_view methodText() const { return method_text_; }  // exact token, also for unknown methods
   std::string_view requestUriText() const { return request_uri_text_; }
-  const Uri& requestUri() const;  // REQUIRES: isRequest() and validate() passed
+  // The parsed Request-URI (cached). REQUIRES: isRequest(). For a message that did not parse
+  // kOk and whose Request-URI is unparsable, returns a kOther Uri holding only `text`.
+  const Uri& requestUri() const;
   void setRequestUri(std::string_view uri);
+  std::string_view version() const { return version_; }  // "SIP/2.0" as written
 
   // Responses.
   int statusCode() const { return status_code_; }
@@ -119,7 +134,8 @@ class Message {
   Result<std::vector<NameAddr>> routes() const;
   Result<std::vector<NameAddr>> recordRoutes() const;
   Result<std::vector<NameAddr>> paths() const;
-  Result<std::uint32_t> expires() const;  // Expires header (delta-seconds)
+  Result<std::uint32_t> expires() const;  // Expires header (delta-seconds); kNotFound if absent
+  Result<std::uint32_t> minExpires() const;  // Min-Expires header; kNotFound if absent
   Result<std::vector<std::string_view>> optionTags(HeaderId id) const;  // Require/Supported/...
   std::string_view body() const { return body_; }
 
@@ -130,7 +146,7 @@ class Message {
   void appendHeader(std::string_view name, std::string value);
   void removeHeaders(HeaderId id);
   void setHeader(HeaderId id, std::string value);  // replaces every field of that id with one
-  void decrementMaxForwards();               // REQUIRES: Max-Forwards present and > 0
+  void decrementMaxForwards();               // REQUIRES: Max-Forwards present, valid and > 0
   void setBody(std::string content_type, std::string body);  // also fixes Content-Length
 
   // Wire form: start line, header fields, CRLF, body. Content-Length is always written
@@ -142,8 +158,12 @@ class Message {
   Message() = default;
   friend class Parser;
   friend struct MessageBuilderAccess;
+  friend Message makeResponseTo(const Message&, int, std::string_view, std::string_view);
 
-  std::shared_ptr<const std::string> buffer_;  // bytes as received; null for built messages
+  HeaderField makeField(HeaderId id, std::string_view name, std::string value);
+  std::size_t firstIndexOf(HeaderId id) const;  // headers_.size() if none
+
+  std::shared_ptr<const std::string> buffer_;  // bytes as received (or the request's, see above)
   std::deque<std::string> owned_;               // stable storage for edited/added values
   bool is_request_ = true;
   Method method_ = Method::kUnknown;
@@ -160,21 +180,28 @@ class Message {
 };
 
 // Outcome of parsing bytes from the network.
+// "Answerable" means: a request whose top Via has a readable sent-by and that has a CSeq header
+// field; makeResponseTo() copies whatever From/To/Call-ID exist (RFC 4475 §3.3.1 asks for a 400
+// even when From, To and Call-ID are missing). Status codes used: 400 (reason
+// "Bad Request - <defect>"), 416 (Request-URI scheme not sip/sips/tel), 505 (SIP version other
+// than 2.0), 513 (a ParseLimits bound was exceeded). 420/483 are for the proxy layer.
 struct ParseOutcome {
   enum class Kind {
-    kOk,        // message parsed and passed validate()
+    kOk,        // message parsed and passed validation
     kReject,    // a request we can answer: send `status_code`/`reason` (message holds what parsed)
     kDrop,      // unanswerable (response, or not enough parsed to build a response): drop and count
   };
   Kind kind = Kind::kDrop;
   std::optional<Message> message;  // present for kOk and kReject
   int status_code = 0;             // for kReject: 400, 505, 416, 420, 483, 413, 513 ...
-  std::string reason;              // precise reason phrase, e.g. "Bad Request: malformed CSeq"
+  std::string reason;              // precise reason phrase, e.g. "Bad Request - Malformed CSeq"
   std::string drop_reason;         // for kDrop/kReject: for stats and debug logs
 };
 
-// Parses exactly one message from `bytes` (a datagram, or one frame cut by StreamFramer).
-// For a datagram, a body longer than Content-Length is truncated; shorter is an error (§18.3).
+// Parses exactly one message from `bytes` (a datagram, or one frame cut by StreamFramer) and
+// validates it (RFC 3261, RFC 4475; see tests/data/rfc4475/EXPECTED.md for each torture case).
+// A body longer than Content-Length is truncated; shorter is an error (§18.3); without a
+// Content-Length the body is the rest of the bytes (a UDP datagram, §20.14).
 ParseOutcome parseMessage(std::string bytes, const ParseLimits& limits);
 
 // Builds a response to `request` per RFC 3261 §8.2.6: copies Via (all), From, To (adds `to_tag`

@@ -2,6 +2,7 @@
 // Views point into storage owned by whoever owns the text (a Message, or the caller).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,6 +22,9 @@ struct Param {
 // Finds a parameter by case-insensitive name.
 const Param* findParam(const std::vector<Param>& params, std::string_view name);
 
+// Parsed form of a URI. For sip/sips every field is filled; for tel `user` is the number and
+// `params` its parameters; for any other scheme only `scheme_text` and `text` are (the rest of
+// such a URI is opaque to us, RFC 3261 §19.1 "absoluteURI").
 struct Uri {
   enum class Scheme : std::uint8_t { kSip, kSips, kTel, kOther };
   Scheme scheme = Scheme::kSip;
@@ -41,8 +45,18 @@ struct Uri {
   std::string_view hostWithoutBrackets() const;
 };
 
-// Parses a URI. Returns InvalidArgument with a message naming the defect.
+// Parses a URI. Returns InvalidArgument with a message naming the defect. Accepts the full
+// SIP/SIPS grammar of RFC 3261 §25.1 (userinfo with password, escapes, IPv6 references,
+// uri-parameters, headers), RFC 3966 tel URIs (number + parameters), and any other
+// absoluteURI as kOther. Bad %-escapes are errors.
 Result<Uri> parseUri(std::string_view text);
+
+// IPv6 address text WITHOUT brackets to its 16 bytes; nullopt if invalid. Tolerates the
+// three-colon form RFC 3261's ABNF allows before an embedded IPv4 address
+// ("2001:db8:::192.0.2.1", RFC 5118 §4.10).
+std::optional<std::array<std::uint8_t, 16>> parseIpv6Address(std::string_view text);
+// Dotted-quad IPv4 address (four decimal octets, each <= 255).
+bool isIpv4Address(std::string_view text);
 
 // RFC 3261 §19.1.4 URI comparison (escapes, case rules, parameter rules).
 bool uriEquivalent(const Uri& a, const Uri& b);

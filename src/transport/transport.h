@@ -15,7 +15,7 @@
 namespace sipwake::transport {
 
 enum class Protocol : std::uint8_t { kUdp, kTcp, kTls };
-std::string_view protocolName(Protocol p);              // "UDP", "TCP", "TLS" (as in Via)
+std::string_view protocolName(Protocol p);                 // "UDP", "TCP", "TLS" (as in Via)
 Result<Protocol> protocolFromName(std::string_view name);  // case-insensitive
 
 // An IPv4 or IPv6 address with a port. Value type; comparable and hashable.
@@ -27,9 +27,9 @@ struct Address {
   static Result<Address> parse(std::string_view ip, std::uint16_t port);  // ip without brackets
   // "127.0.0.1:5060" / "[::1]:5060" (also accepts "[::1]" + default port via parseHostPort)
   static Result<Address> parseHostPort(std::string_view host_port, std::uint16_t default_port);
-  std::string ip() const;        // "127.0.0.1" / "::1" (no brackets)
+  std::string ip() const;          // "127.0.0.1" / "::1" (no brackets)
   std::string hostForUri() const;  // "127.0.0.1" / "[::1]"
-  std::string toString() const;  // "127.0.0.1:5060" / "[::1]:5060"
+  std::string toString() const;    // "127.0.0.1:5060" / "[::1]:5060"
   bool operator==(const Address&) const = default;
 };
 struct AddressHash {
@@ -43,16 +43,16 @@ using FlowId = std::uint64_t;
 struct ReceivedMessage {
   sip::Message message;
   Protocol protocol = Protocol::kUdp;
-  Address remote;     // source address:port of the packet / connection
-  Address local;      // the listener's address
-  FlowId flow = 0;    // the connection it arrived on (TCP/TLS), 0 for UDP
+  Address remote;   // source address:port of the packet / connection
+  Address local;    // the listener's address
+  FlowId flow = 0;  // the connection it arrived on (TCP/TLS), 0 for UDP
   TimePoint received_at{};
 };
 
 struct SendTarget {
   Protocol protocol = Protocol::kUdp;
   Address remote;
-  FlowId flow = 0;          // TCP/TLS: use this connection if it is still open
+  FlowId flow = 0;              // TCP/TLS: use this connection if it is still open
   std::string tls_server_name;  // SNI / certificate name check for new TLS connections
 };
 

@@ -1,0 +1,44 @@
+// The command line: `sipwake [--config FILE] [--listen SPEC]... [--log-level L]`,
+// `sipwake check-config FILE`, `--help`, `--version`. Parsing only; run.h acts on the result.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "server/config.h"
+
+namespace sipwake::server {
+
+// Version string printed by --version and logged at start-up.
+std::string_view versionString();
+
+struct CommandLine {
+  enum class Action {
+    kRun,          // start the server
+    kCheckConfig,  // validate `check_config_path` and exit
+    kExit,         // print `output` (help, version, or a usage error) and exit with `exit_code`
+  };
+  Action action = Action::kRun;
+
+  // kRun
+  std::optional<std::string> config_path;  // --config
+  std::vector<ListenerConfig> listen;      // --listen, in order; non-empty replaces [[listen]]
+  std::optional<std::string> log_level;    // --log-level, overrides [server] log_level
+
+  // kCheckConfig
+  std::string check_config_path;
+
+  // kExit
+  int exit_code = 0;
+  std::string output;
+  bool output_is_error = false;  // print to stderr rather than stdout
+};
+
+// Never throws; every CLI11 exception becomes Action::kExit with a message.
+CommandLine parseCommandLine(int argc, const char* const* argv);
+
+// Applies the command-line overrides to a loaded configuration.
+void applyOverrides(const CommandLine& cli, Config& config);
+
+}  // namespace sipwake::server

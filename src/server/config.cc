@@ -1,0 +1,570 @@
+#include "server/config.h"
+
+#include <arpa/inet.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+namespace sipwake::server {
+namespace {
+
+constexpr std::uint32_t kMaxWorkers = 1024;
+
+std::string lowerAscii(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// How a value looks in an error message: strings quoted, containers by kind.
+std::string describe(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::string:
+      return "\"" + std::string(n.as_string()->get()) + "\"";
+    case toml::node_type::integer:
+      return std::to_string(n.as_integer()->get());
+    case toml::node_type::boolean:
+      return n.as_boolean()->get() ? "true" : "false";
+    case toml::node_type::floating_point: {
+      std::ostringstream os;
+      os << n.as_floating_point()->get();
+      return os.str();
+    }
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::date:
+    case toml::node_type::time:
+    case toml::node_type::date_time:
+      return "a date/time";
+    default:
+      return "a value";
+  }
+}
+
+bool readableFile(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
+
+// Collects problems with their source line; the caller reports the one that comes first in the
+// file, so that "the first bad key" means what an operator reading the file expects.
+class Checker {
+ public:
+  explicit Checker(std::string_view source) : source_(source) {}
+
+  void error(std::uint32_t line, std::string_view where, std::string_view message) {
+    std::string text = source_;
+    if (line > 0) text += ":" + std::to_string(line);
+    if (!text.empty()) text += ": ";
+    if (!where.empty()) {
+      text += where;
+      text += ": ";
+    }
+    text += message;
+    errors_.emplace_back(line, std::move(text));
+  }
+  void error(const toml::node& n, std::string_view where, std::string_view message) {
+    error(n.source().begin.line, where, message);
+  }
+
+  bool ok() const { return errors_.empty(); }
+  Status firstError() const {
+    auto it = std::min_element(errors_.begin(), errors_.end(),
+                               [](const auto& a, const auto& b) { return a.first < b.first; });
+    return invalidArgument(it->second);
+  }
+
+  // Accepts an integer in [lo, hi]; otherwise records an error and returns nullopt.
+  std::optional<std::int64_t> integer(const toml::node& n, std::string_view where, std::int64_t lo,
+                                      std::int64_t hi) {
+    const auto* v = n.as_integer();
+    if (v == nullptr || v->get() < lo || v->get() > hi) {
+      std::string expected =
+          lo == 1 && hi >= std::numeric_limits<std::uint32_t>::max()
+              ? "expected a positive integer"
+              : "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
+      error(n, where, expected + ", got " + describe(n));
+      return std::nullopt;
+    }
+    return v->get();
+  }
+
+  // Accepts a string (non-empty unless allow_empty); otherwise records an error.
+  std::optional<std::string> string(const toml::node& n, std::string_view where,
+                                    bool allow_empty = false) {
+    const auto* v = n.as_string();
+    if (v == nullptr) {
+      error(n, where, "expected a string, got " + describe(n));
+      return std::nullopt;
+    }
+    if (!allow_empty && v->get().empty()) {
+      error(n, where, "must not be empty");
+      return std::nullopt;
+    }
+    return v->get();
+  }
+
+  // Accepts one of `choices` (exact, lower case).
+  std::optional<std::string> choice(const toml::node& n, std::string_view where,
+                                    std::initializer_list<std::string_view> choices) {
+    auto s = string(n, where, true);
+    if (!s) return std::nullopt;
+    for (auto c : choices) {
+      if (*s == c) return s;
+    }
+    std::string list;
+    for (auto c : choices) {
+      if (!list.empty()) list += ", ";
+      list += "\"" + std::string(c) + "\"";
+    }
+    error(n, where, "expected one of " + list + ", got " + describe(n));
+    return std::nullopt;
+  }
+
+  // A file that must exist and be readable.
+  std::optional<std::string> file(const toml::node& n, std::string_view where) {
+    auto s = string(n, where);
+    if (!s) return std::nullopt;
+    if (!readableFile(*s)) {
+      error(n, where, "cannot read file \"" + *s + "\"");
+      return std::nullopt;
+    }
+    return s;
+  }
+
+  using KeyHandler = std::function<void(const toml::node&, const std::string& where)>;
+
+  // Dispatches every key of `table` to its handler; unknown keys are errors.
+  void walk(const toml::table& table, std::string_view section,
+            std::initializer_list<std::pair<std::string_view, KeyHandler>> handlers) {
+    for (auto&& [key, node] : table) {
+      std::string where = std::string(section) + " " + std::string(key.str());
+      bool found = false;
+      for (const auto& [name, handler] : handlers) {
+        if (key.str() == name) {
+          handler(node, where);
+          found = true;
+          break;
+        }
+      }
+      if (!found) {
+        std::uint32_t line = key.source().begin.line;
+        if (line == 0) line = node.source().begin.line;
+        error(line, where, "unknown key");
+      }
+    }
+  }
+
+ private:
+  std::string source_;
+  std::vector<std::pair<std::uint32_t, std::string>> errors_;
+};
+
+// Where in the file cross-key problems should point.
+struct CrossCheckLines {
+  std::uint32_t tls = 0;
+  std::vector<std::uint32_t> listeners;  // parallel to Config::listeners
+};
+
+void crossCheck(const Config& c, const CrossCheckLines* lines, Checker& check) {
+  auto tls_line = lines ? lines->tls : 0;
+  auto listener_line = [&](std::size_t i) -> std::uint32_t {
+    return lines && i < lines->listeners.size() ? lines->listeners[i] : 0;
+  };
+  if (c.tls.certificate.empty() != c.tls.private_key.empty()) {
+    check.error(tls_line, "[tls]", "certificate and private_key must be given together");
+  }
+  if (c.listeners.empty()) {
+    check.error(0, "[[listen]]", "at least one listener is needed");
+  }
+  for (std::size_t i = 0; i < c.listeners.size(); ++i) {
+    const auto& l = c.listeners[i];
+    for (std::size_t j = 0; j < i; ++j) {
+      if (c.listeners[j] == l) {
+        check.error(listener_line(i), "[[listen]] " + l.toString(), "listed twice");
+      }
+    }
+    if (l.protocol == transport::Protocol::kTls && c.tls.certificate.empty() &&
+        !isLoopbackAddress(l.address)) {
+      check.error(listener_line(i), "[[listen]] " + l.toString(),
+                  "a TLS listener on a non-loopback address needs [tls] certificate and "
+                  "private_key (the generated self-signed certificate is for loopback only)");
+    }
+  }
+}
+
+void parseServer(const toml::table& t, Config& c, Checker& check) {
+  check.walk(t, "[server]",
+             {{"workers",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.integer(n, w, 1, kMaxWorkers))
+                   c.workers = static_cast<unsigned>(*v);
+               }},
+              {"log_level",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.choice(
+                         n, w, {"trace", "debug", "info", "warn", "error", "critical", "off"})) {
+                   c.log_level = *v;
+                 }
+               }},
+              {"log_format",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.choice(n, w, {"text", "json"})) c.log_format = *v;
+               }},
+              {"domains", [&](const toml::node& n, const std::string& w) {
+                 const auto* arr = n.as_array();
+                 if (arr == nullptr) {
+                   check.error(n, w, "expected an array of strings, got " + describe(n));
+                   return;
+                 }
+                 std::vector<std::string> domains;
+                 for (const auto& e : *arr) {
+                   if (auto s = check.string(e, w)) domains.push_back(lowerAscii(*s));
+                 }
+                 c.domains = std::move(domains);
+               }}});
+}
+
+void parseListeners(const toml::node& node, Config& c, CrossCheckLines& lines, Checker& check) {
+  const auto* arr = node.as_array();
+  if (arr == nullptr || !arr->is_array_of_tables()) {
+    check.error(node, "listen",
+                "expected an array of tables ([[listen]] sections), got " + describe(node));
+    return;
+  }
+  std::size_t index = 0;
+  for (const auto& entry : *arr) {
+    ++index;
+    const auto& t = *entry.as_table();
+    std::string section = "[[listen]] #" + std::to_string(index);
+    ListenerConfig l;
+    bool have_transport = false;
+    bool have_port = false;
+    bool good = true;
+    check.walk(t, section,
+               {{"transport",
+                 [&](const toml::node& n, const std::string& w) {
+                   auto v = check.choice(n, w, {"udp", "tcp", "tls"});
+                   if (!v) {
+                     good = false;
+                     return;
+                   }
+                   have_transport = true;
+                   l.protocol = *v == "udp"   ? transport::Protocol::kUdp
+                                : *v == "tcp" ? transport::Protocol::kTcp
+                                              : transport::Protocol::kTls;
+                 }},
+                {"address",
+                 [&](const toml::node& n, const std::string& w) {
+                   auto v = check.string(n, w);
+                   if (!v) {
+                     good = false;
+                     return;
+                   }
+                   std::string ip = *v;
+                   if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') {
+                     ip = ip.substr(1, ip.size() - 2);
+                   }
+                   if (!isIpLiteral(ip)) {
+                     check.error(n, w, "expected an IPv4 or IPv6 address, got " + describe(n));
+                     good = false;
+                     return;
+                   }
+                   l.address = ip;
+                 }},
+                {"port", [&](const toml::node& n, const std::string& w) {
+                   auto v = check.integer(n, w, 1, 65535);
+                   if (!v) {
+                     good = false;
+                     return;
+                   }
+                   have_port = true;
+                   l.port = static_cast<std::uint16_t>(*v);
+                 }}});
+    if (!have_transport) {
+      if (good) check.error(t.source().begin.line, section, "missing key transport");
+      continue;
+    }
+    if (!have_port) l.port = l.protocol == transport::Protocol::kTls ? 5061 : 5060;
+    if (good) {
+      c.listeners.push_back(l);
+      lines.listeners.push_back(t.source().begin.line);
+    }
+  }
+  if (index == 0) check.error(node, "listen", "at least one listener is needed");
+}
+
+void parseTls(const toml::table& t, Config& c, Checker& check) {
+  check.walk(t, "[tls]",
+             {{"certificate",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.file(n, w)) c.tls.certificate = *v;
+               }},
+              {"private_key",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.file(n, w)) c.tls.private_key = *v;
+               }},
+              {"ca_file",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.file(n, w)) c.tls.ca_file = *v;
+               }},
+              {"verify", [&](const toml::node& n, const std::string& w) {
+                 auto v = check.choice(n, w, {"none", "peer", "require"});
+                 if (!v) return;
+                 c.tls.verify = *v == "none"   ? TlsVerify::kNone
+                                : *v == "peer" ? TlsVerify::kPeer
+                                               : TlsVerify::kRequire;
+               }}});
+}
+
+void parseLimits(const toml::table& t, Config& c, Checker& check) {
+  auto u32 = [&](std::uint32_t& out, std::int64_t lo, std::int64_t hi) {
+    return [&, lo, hi](const toml::node& n, const std::string& w) {
+      if (auto v = check.integer(n, w, lo, hi)) out = static_cast<std::uint32_t>(*v);
+    };
+  };
+  constexpr std::int64_t kU32Max = std::numeric_limits<std::uint32_t>::max();
+  check.walk(t, "[limits]",
+             {{"max_message_bytes", u32(c.limits.max_message_bytes, 1024, 16 * 1024 * 1024)},
+              {"max_headers", u32(c.limits.max_headers, 1, kU32Max)},
+              {"max_line_bytes", u32(c.limits.max_line_bytes, 256, 16 * 1024 * 1024)},
+              {"max_connections_per_ip", u32(c.limits.max_connections_per_ip, 1, kU32Max)},
+              {"connection_idle_timeout", u32(c.limits.connection_idle_timeout_s, 1, 86400)}});
+}
+
+void parseTimers(const toml::table& t, Config& c, Checker& check) {
+  auto ms = [&](std::uint32_t& out) {
+    return [&](const toml::node& n, const std::string& w) {
+      if (auto v = check.integer(n, w, 1, 600000)) out = static_cast<std::uint32_t>(*v);
+    };
+  };
+  check.walk(t, "[timers]",
+             {{"t1_ms", ms(c.timers.t1_ms)},
+              {"t2_ms", ms(c.timers.t2_ms)},
+              {"t4_ms", ms(c.timers.t4_ms)}});
+  if (c.timers.t2_ms < c.timers.t1_ms) {
+    const toml::node* n = t.get("t2_ms");
+    check.error(n ? n->source().begin.line : t.source().begin.line, "[timers] t2_ms",
+                "must not be smaller than t1_ms (" + std::to_string(c.timers.t1_ms) + ")");
+  }
+}
+
+void parseStore(const toml::table& t, Config& c, Checker& check) {
+  check.walk(t, "[store]", {{"path", [&](const toml::node& n, const std::string& w) {
+                               if (auto v = check.string(n, w)) c.store.path = *v;
+                             }}});
+}
+
+// A top-level key that must be a table.
+const toml::table* sectionTable(const toml::node& n, std::string_view name, Checker& check) {
+  const auto* t = n.as_table();
+  if (t == nullptr) {
+    check.error(n, name, "expected a table ([" + std::string(name) + "]), got " + describe(n));
+  }
+  return t;
+}
+
+}  // namespace
+
+std::string_view listenProtocolName(transport::Protocol p) {
+  switch (p) {
+    case transport::Protocol::kUdp:
+      return "udp";
+    case transport::Protocol::kTcp:
+      return "tcp";
+    case transport::Protocol::kTls:
+      return "tls";
+  }
+  return "?";
+}
+
+std::string_view tlsVerifyName(TlsVerify v) {
+  switch (v) {
+    case TlsVerify::kNone:
+      return "none";
+    case TlsVerify::kPeer:
+      return "peer";
+    case TlsVerify::kRequire:
+      return "require";
+  }
+  return "?";
+}
+
+std::string ListenerConfig::toString() const {
+  std::string s(listenProtocolName(protocol));
+  s += ':';
+  s += v6() ? "[" + address + "]" : address;
+  s += ':';
+  s += std::to_string(port);
+  return s;
+}
+
+unsigned Config::effectiveWorkers() const {
+  if (workers > 0) return workers;
+  unsigned hw = std::thread::hardware_concurrency();
+  return hw > 0 ? hw : 1;
+}
+
+bool Config::hasTlsListener() const {
+  return std::any_of(listeners.begin(), listeners.end(), [](const ListenerConfig& l) {
+    return l.protocol == transport::Protocol::kTls;
+  });
+}
+
+std::vector<ListenerConfig> defaultListeners() {
+  return {{transport::Protocol::kUdp, "127.0.0.1", 5060},
+          {transport::Protocol::kTcp, "127.0.0.1", 5060},
+          {transport::Protocol::kTls, "127.0.0.1", 5061}};
+}
+
+Config defaultConfig() {
+  Config c;
+  c.listeners = defaultListeners();
+  return c;
+}
+
+bool isIpLiteral(std::string_view ip) {
+  std::string s(ip);
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+bool isLoopbackAddress(std::string_view ip) {
+  std::string s(ip);
+  unsigned char buf[16];
+  if (::inet_pton(AF_INET, s.c_str(), buf) == 1) return buf[0] == 127;
+  if (::inet_pton(AF_INET6, s.c_str(), buf) == 1) {
+    static const unsigned char kLoop6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return std::equal(buf, buf + 16, kLoop6);
+  }
+  return false;
+}
+
+Result<Config> parseConfig(std::string_view toml_text, std::string_view source_name) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, source_name);
+  } catch (const toml::parse_error& e) {
+    std::string msg(source_name);
+    msg += ":" + std::to_string(e.source().begin.line) + ": TOML syntax error: ";
+    msg += e.description();
+    return invalidArgument(std::move(msg));
+  }
+
+  Config c = defaultConfig();
+  Checker check(source_name);
+  CrossCheckLines lines;
+  bool listeners_given = false;
+  for (auto&& [key, node] : root) {
+    std::string_view k = key.str();
+    if (k == "server") {
+      if (const auto* t = sectionTable(node, k, check)) parseServer(*t, c, check);
+    } else if (k == "listen") {
+      listeners_given = true;
+      c.listeners.clear();
+      parseListeners(node, c, lines, check);
+    } else if (k == "tls") {
+      if (const auto* t = sectionTable(node, k, check)) {
+        lines.tls = t->source().begin.line;
+        parseTls(*t, c, check);
+      }
+    } else if (k == "limits") {
+      if (const auto* t = sectionTable(node, k, check)) parseLimits(*t, c, check);
+    } else if (k == "timers") {
+      if (const auto* t = sectionTable(node, k, check)) parseTimers(*t, c, check);
+    } else if (k == "store") {
+      if (const auto* t = sectionTable(node, k, check)) parseStore(*t, c, check);
+    } else {
+      std::uint32_t line = key.source().begin.line;
+      if (line == 0) line = node.source().begin.line;
+      check.error(line, std::string(k),
+                  "unknown key (sections are [server], [[listen]], [tls], [limits], [timers], "
+                  "[store])");
+    }
+  }
+  if (!check.ok()) return check.firstError();
+  if (!listeners_given) c.listeners = defaultListeners();
+  crossCheck(c, &lines, check);
+  if (!check.ok()) return check.firstError();
+  return c;
+}
+
+Result<Config> loadConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return invalidArgument(path + ": cannot open file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return invalidArgument(path + ": read error");
+  return parseConfig(ss.str(), path);
+}
+
+Status validateConfig(const Config& config) {
+  Checker check("");  // not from a file: no "name:line:" prefix
+  crossCheck(config, nullptr, check);
+  if (!check.ok()) return check.firstError();
+  return Status::ok();
+}
+
+Result<ListenerConfig> parseListenSpec(std::string_view spec) {
+  auto bad = [&](std::string_view why) {
+    return invalidArgument("--listen \"" + std::string(spec) + "\": " + std::string(why) +
+                           " (expected udp:IP:PORT, tcp:IP:PORT or tls:IP:PORT; IPv6 as "
+                           "tcp:[::1]:5060)");
+  };
+  auto colon = spec.find(':');
+  if (colon == std::string_view::npos) return bad("missing transport");
+  ListenerConfig l;
+  std::string proto = lowerAscii(spec.substr(0, colon));
+  if (proto == "udp") {
+    l.protocol = transport::Protocol::kUdp;
+  } else if (proto == "tcp") {
+    l.protocol = transport::Protocol::kTcp;
+  } else if (proto == "tls") {
+    l.protocol = transport::Protocol::kTls;
+  } else {
+    return bad("unknown transport \"" + proto + "\"");
+  }
+  std::string_view rest = spec.substr(colon + 1);
+  std::string_view host;
+  std::string_view port_text;
+  if (!rest.empty() && rest.front() == '[') {
+    auto close = rest.find(']');
+    if (close == std::string_view::npos) return bad("missing ']' after IPv6 address");
+    host = rest.substr(1, close - 1);
+    std::string_view after = rest.substr(close + 1);
+    if (after.empty() || after.front() != ':') return bad("missing port");
+    port_text = after.substr(1);
+    if (host.find(':') == std::string_view::npos || !isIpLiteral(host)) {
+      return bad("bad IPv6 address \"" + std::string(host) + "\"");
+    }
+  } else {
+    auto last = rest.rfind(':');
+    if (last == std::string_view::npos) return bad("missing port");
+    host = rest.substr(0, last);
+    port_text = rest.substr(last + 1);
+    if (host.find(':') != std::string_view::npos) return bad("IPv6 addresses need brackets");
+    if (!isIpLiteral(host)) return bad("bad IP address \"" + std::string(host) + "\"");
+  }
+  if (port_text.empty() || port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(),
+                   [](char ch) { return ch >= '0' && ch <= '9'; })) {
+    return bad("bad port \"" + std::string(port_text) + "\"");
+  }
+  unsigned long port = std::stoul(std::string(port_text));
+  if (port == 0 || port > 65535) return bad("port must be from 1 to 65535");
+  l.address = std::string(host);
+  l.port = static_cast<std::uint16_t>(port);
+  return l;
+}
+
+}  // namespace sipwake::server

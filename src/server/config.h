@@ -1,0 +1,112 @@
+// sipwake configuration: the TOML file (docs/configuration.md), its defaults and its validation.
+//
+// Parsing happens once, at start-up or in `sipwake check-config`, never on the data path. toml++
+// throws on syntax errors; that is caught here and every problem comes back as a Status whose
+// message names the file, the line, the table and the key, e.g.
+//   config.toml:12: [limits] max_headers: expected a positive integer, got "abc"
+// Unknown keys and values of the wrong type are errors, so a typo never silently falls back to a
+// default.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "transport/transport.h"
+
+namespace sipwake::server {
+
+// One socket to listen on. `address` is an IP literal without brackets ("127.0.0.1", "::1",
+// "0.0.0.0", "::").
+struct ListenerConfig {
+  transport::Protocol protocol = transport::Protocol::kUdp;
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 5060;
+
+  bool v6() const { return address.find(':') != std::string::npos; }
+  // "udp:127.0.0.1:5060" / "tls:[::1]:5061": the form --listen takes and the logs print.
+  std::string toString() const;
+  bool operator==(const ListenerConfig&) const = default;
+};
+
+enum class TlsVerify : std::uint8_t {
+  kNone,     // never ask for / check the peer's certificate
+  kPeer,     // check a certificate if the peer sends one
+  kRequire,  // the peer must present a certificate that verifies against ca_file
+};
+
+struct TlsConfig {
+  // PEM files. Both empty: start-up generates an ephemeral self-signed certificate for
+  // loopback listeners (see self_signed_cert.h); a non-loopback TLS listener then is an error.
+  std::string certificate;
+  std::string private_key;
+  std::string ca_file;  // trust anchors for verifying peers; empty = system default store
+  TlsVerify verify = TlsVerify::kNone;
+};
+
+struct LimitsConfig {
+  std::uint32_t max_message_bytes = 65535;
+  std::uint32_t max_headers = 256;
+  std::uint32_t max_line_bytes = 8192;
+  std::uint32_t max_connections_per_ip = 256;
+  std::uint32_t connection_idle_timeout_s = 300;  // TCP/TLS connection with no traffic is closed
+};
+
+// RFC 3261 §17 timer base values.
+struct TimersConfig {
+  std::uint32_t t1_ms = 500;
+  std::uint32_t t2_ms = 4000;
+  std::uint32_t t4_ms = 5000;
+};
+
+struct StoreConfig {
+  std::string path = "sipwake.db";  // embedded store file (used by the registrar, a later issue)
+};
+
+struct Config {
+  // [server]
+  unsigned workers = 0;  // 0 = one event loop per hardware core (resolved by effectiveWorkers())
+  std::string log_level = "info";
+  std::string log_format = "text";  // "text" | "json"
+  std::vector<std::string> domains = {"localhost", "127.0.0.1"};
+
+  std::vector<ListenerConfig> listeners;  // [[listen]]; defaults: see defaultListeners()
+  TlsConfig tls;
+  LimitsConfig limits;
+  TimersConfig timers;
+  StoreConfig store;
+
+  unsigned effectiveWorkers() const;
+  bool hasTlsListener() const;
+};
+
+// udp and tcp on 127.0.0.1:5060, tls on 127.0.0.1:5061.
+std::vector<ListenerConfig> defaultListeners();
+
+// The configuration used when no file is given: everything at its default.
+Config defaultConfig();
+
+// Parses TOML text. `source_name` is the file name used in error messages.
+Result<Config> parseConfig(std::string_view toml_text, std::string_view source_name);
+
+// Reads and parses a file. A missing/unreadable file is an error naming the path.
+Result<Config> loadConfigFile(const std::string& path);
+
+// Checks the cross-key rules that also apply after --listen overrides (e.g. a non-loopback TLS
+// listener needs a certificate). parseConfig() already calls this on the file's own listeners.
+Status validateConfig(const Config& config);
+
+// Parses a --listen value: "udp:127.0.0.1:5060", "tcp:[::1]:5060", "tls:0.0.0.0:5061".
+// The transport is case-insensitive; the port is mandatory (1-65535).
+Result<ListenerConfig> parseListenSpec(std::string_view spec);
+
+// IP literal checks (no brackets). isLoopbackAddress covers 127.0.0.0/8 and ::1.
+bool isIpLiteral(std::string_view ip);
+bool isLoopbackAddress(std::string_view ip);
+
+std::string_view tlsVerifyName(TlsVerify v);
+std::string_view listenProtocolName(transport::Protocol p);  // "udp", "tcp", "tls"
+
+}  // namespace sipwake::server

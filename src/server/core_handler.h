@@ -1,0 +1,80 @@
+// The core transaction user: what sipwake does with a request once the transaction layer has
+// matched it. Today that is the UAS behaviour of RFC 3261 §8.2 for requests addressed to the
+// server itself (OPTIONS → 200, other methods → 405/501, unsupported Require → 420) and 404 for
+// everything else; the registrar and proxy core (next issues) plug in here.
+//
+// Thread: one CoreHandler per event loop, used only on that loop (like its TransactionLayer).
+// The Identity it reads is immutable and shared by all loops.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/stats.h"
+#include "sip/message.h"
+#include "transaction/transaction_layer.h"
+
+namespace sipwake::server {
+
+// Which Request-URIs mean "this server". Immutable after construction; thread-safe to read.
+class Identity {
+ public:
+  // `domains`: host names / IP literals (any case; IPv6 with or without brackets).
+  // `addresses`: listener IP literals; wildcard ones (0.0.0.0, ::) are expanded to the
+  // addresses of the local interfaces.
+  Identity(const std::vector<std::string>& domains, const std::vector<std::string>& addresses);
+
+  // True if `host` (as in a URI: IPv6 with brackets) names this server.
+  bool isLocalHost(std::string_view host) const;
+  // True if the request is addressed to the server itself rather than to a user or another
+  // domain: a sip/sips Request-URI without user part whose host is ours (RFC 3261 §11 OPTIONS
+  // "sip:example.com", REGISTER's "sip:registrar-domain").
+  bool isForServer(const sip::Uri& request_uri) const;
+
+ private:
+  std::vector<std::string> names_;  // lower case; IP literals in canonical inet_ntop form
+};
+
+class CoreHandler final : public transaction::TransactionUser {
+ public:
+  // `identity` must outlive the handler. attach() must be called before any message arrives.
+  explicit CoreHandler(const Identity& identity);
+
+  // The layer this handler is the TU of (for fresh To-tags and stateless responses).
+  void attach(transaction::TransactionLayer& layer) { layer_ = &layer; }
+
+  void onRequest(transaction::ServerTransaction& tx, transport::ReceivedMessage&& request) override;
+  void onAck(transport::ReceivedMessage&& ack) override;
+  void onStrayResponse(transport::ReceivedMessage&& response) override;
+  void onCancel(transaction::ServerTransaction& invite_tx,
+                transport::ReceivedMessage&& cancel) override;
+  void onTransportError(transaction::ServerTransaction& tx, const Status& error) override;
+
+  // Header values we advertise, exposed for tests.
+  static std::string_view allowHeader();      // methods we implement
+  static std::string_view supportedHeader();  // option tags we implement
+  static std::string_view serverHeader();     // "sipwake/<version>"
+
+ private:
+  // Builds and sends a response on `tx` with our Server header and (for non-100) a To-tag.
+  void respond(transaction::ServerTransaction& tx, const sip::Message& request, int code,
+               std::string_view reason,
+               const std::vector<std::pair<std::string_view, std::string>>& extra = {});
+  void handleForServer(transaction::ServerTransaction& tx, const sip::Message& request);
+
+  const Identity& identity_;
+  transaction::TransactionLayer* layer_ = nullptr;
+  Counter& options_answered_;
+  Counter& method_not_allowed_;
+  Counter& not_implemented_;
+  Counter& bad_extension_;
+  Counter& not_found_;
+  Counter& too_many_hops_;
+  Counter& unsupported_scheme_;
+  Counter& acks_absorbed_;
+  Counter& stray_responses_;
+};
+
+}  // namespace sipwake::server

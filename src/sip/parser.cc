@@ -1,0 +1,472 @@
+// parseMessage(): one pass over the bytes to cut the start line and the header fields (views
+// into the buffer), then validation of the fields every layer relies on. The first defect
+// found decides the outcome; see message.h (ParseOutcome) for what "answerable" means.
+#include <cstring>
+
+#include "sip/chars.h"
+#include "sip/message.h"
+#include "sip/parse_internal.h"
+
+namespace sipwake::sip {
+
+using detail::iequals;
+using detail::istartsWith;
+
+namespace {
+
+struct Defect {
+  int code = 0;  // 0: none
+  std::string reason;
+  std::string detail;
+  explicit operator bool() const { return code != 0; }
+};
+
+Defect badRequest(std::string_view what, std::string_view detail = {}) {
+  Defect d;
+  d.code = 400;
+  d.reason = "Bad Request - " + std::string(what);
+  d.detail = std::string(what);
+  if (!detail.empty()) d.detail.append(": ").append(detail);
+  return d;
+}
+
+// SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT ("SIP" is case-insensitive).
+bool isSipVersion(std::string_view v) {
+  if (!istartsWith(v, "SIP/")) return false;
+  const std::string_view num = v.substr(4);
+  const std::size_t dot = num.find('.');
+  return dot != std::string_view::npos && detail::allOf(num.substr(0, dot), detail::kDigit) &&
+         detail::allOf(num.substr(dot + 1), detail::kDigit);
+}
+
+bool isSip20(std::string_view v) { return v.size() == 7 && isSipVersion(v) && v.substr(4) == "2.0"; }
+
+}  // namespace
+
+class Parser {
+ public:
+  explicit Parser(const ParseLimits& limits) : limits_(limits) {}
+  ParseOutcome run(std::string bytes);
+
+ private:
+  struct Line {
+    const char* b;
+    const char* e;     // excludes the CRLF
+    const char* next;  // start of the following line
+    bool terminated;
+  };
+
+  Line nextLine(const char* p);
+  void parseStartLine(std::string_view sl);
+  void parseHeaders(const char*& p, bool* terminated);
+  void finishField(std::size_t index, const char* value_begin, const char* raw_end);
+  void parseBody(const char* body_begin, bool terminated);
+
+  Defect validateRequest();
+  Defect validateResponse();
+  Defect validateCommon(bool is_request);
+  Defect validateSingle(HeaderId id, std::string_view name, bool required);
+  bool conflicting(HeaderId id) const;
+  bool answerable() const;
+
+  void structural(Defect d) {
+    if (!structural_) structural_ = std::move(d);
+  }
+  void limit(std::string detail) {
+    if (!limit_) {
+      limit_.code = 513;
+      limit_.reason = "Message Too Large";
+      limit_.detail = std::move(detail);
+    }
+  }
+
+  const ParseLimits& limits_;
+  Message m_;
+  const char* end_ = nullptr;
+  Defect structural_;
+  Defect limit_;
+  bool stopped_ = false;  // a limit stopped the header scan
+};
+
+Parser::Line Parser::nextLine(const char* p) {
+  Line l{p, end_, end_, false};
+  const void* nl = std::memchr(p, '\n', static_cast<std::size_t>(end_ - p));
+  if (nl != nullptr) {
+    const char* q = static_cast<const char*>(nl);
+    l.next = q + 1;
+    l.terminated = true;
+    if (q > p && q[-1] == '\r') {
+      l.e = q - 1;
+    } else {
+      l.e = q;
+      structural(badRequest("Malformed line ending", "bare LF"));
+    }
+  }
+  if (l.e > l.b && std::memchr(l.b, '\r', static_cast<std::size_t>(l.e - l.b)) != nullptr) {
+    structural(badRequest("Malformed line ending", "bare CR"));
+  }
+  return l;
+}
+
+void Parser::parseStartLine(std::string_view sl) {
+  m_.raw_start_line_ = sl;
+  if (istartsWith(sl, "SIP/")) {
+    // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+    m_.is_request_ = false;
+    const std::size_t sp = sl.find(' ');
+    m_.version_ = sl.substr(0, sp);
+    const std::string_view rest = sp == std::string_view::npos ? std::string_view() : sl.substr(sp + 1);
+    std::uint64_t code = 0;
+    if (!isSipVersion(m_.version_) || rest.size() < 3 ||
+        !detail::parseUnsigned(rest.substr(0, 3), 999, &code) || code < 100 || code > 699 ||
+        (rest.size() > 3 && rest[3] != ' ')) {
+      structural(badRequest("Malformed Status-Line"));
+      return;
+    }
+    m_.status_code_ = static_cast<int>(code);
+    m_.reason_ = rest.size() > 4 ? rest.substr(4) : std::string_view();
+    return;
+  }
+  // Request-Line = Method SP Request-URI SP SIP-Version (exactly one SP each)
+  m_.is_request_ = true;
+  if (!sl.empty() && (sl.back() == ' ' || sl.back() == '\t')) {
+    structural(badRequest("Malformed Request-Line", "trailing whitespace"));
+  }
+  const std::size_t sp1 = sl.find(' ');
+  const std::size_t sp2 = sl.rfind(' ');
+  if (sp1 == std::string_view::npos || sp1 == sp2) {
+    m_.method_text_ = sl.substr(0, sp1);
+    m_.method_ = methodFromName(m_.method_text_);
+    structural(badRequest("Malformed Request-Line"));
+    return;
+  }
+  m_.method_text_ = sl.substr(0, sp1);
+  m_.method_ = methodFromName(m_.method_text_);
+  m_.request_uri_text_ = sl.substr(sp1 + 1, sp2 - sp1 - 1);
+  m_.version_ = sl.substr(sp2 + 1);
+  if (!detail::allOf(m_.method_text_, detail::kToken)) {
+    structural(badRequest("Malformed Request-Line", "method is not a token"));
+  } else if (m_.request_uri_text_.empty() ||
+             m_.request_uri_text_.find_first_of(" \t") != std::string_view::npos) {
+    structural(badRequest("Malformed Request-Line", "whitespace in or around the Request-URI"));
+  } else if (!isSipVersion(m_.version_)) {
+    structural(badRequest("Malformed Request-Line", "bad SIP-Version"));
+  }
+}
+
+void Parser::finishField(std::size_t index, const char* value_begin, const char* raw_end) {
+  HeaderField& f = m_.headers_[index];
+  f.raw = std::string_view(f.name.data(), static_cast<std::size_t>(raw_end - f.name.data()));
+  f.value = detail::trimLws(std::string_view(value_begin, static_cast<std::size_t>(raw_end - value_begin)));
+  if (f.raw.size() > limits_.max_line_bytes) {
+    limit("header field longer than " + std::to_string(limits_.max_line_bytes) + " bytes");
+    stopped_ = true;
+  }
+}
+
+void Parser::parseHeaders(const char*& p, bool* terminated) {
+  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  std::size_t current = kNone;
+  const char* value_begin = nullptr;
+  const char* raw_end = nullptr;
+  *terminated = false;
+  while (p < end_ && !stopped_) {
+    const Line l = nextLine(p);
+    if (l.b == l.e && l.terminated) {  // the empty line
+      p = l.next;
+      *terminated = true;
+      break;
+    }
+    if (static_cast<std::size_t>(l.e - l.b) > limits_.max_line_bytes) {
+      limit("line longer than " + std::to_string(limits_.max_line_bytes) + " bytes");
+      stopped_ = true;
+      break;
+    }
+    if (*l.b == ' ' || *l.b == '\t') {  // folded continuation of the current field
+      if (current == kNone) {
+        structural(badRequest("Malformed header field", "continuation line without a field"));
+      } else {
+        raw_end = l.e;
+      }
+      p = l.next;
+      continue;
+    }
+    if (current != kNone) {
+      finishField(current, value_begin, raw_end);
+      current = kNone;
+      if (stopped_) break;
+    }
+    // field-name *(SP / HTAB) ":" value
+    detail::Cursor c(std::string_view(l.b, static_cast<std::size_t>(l.e - l.b)));
+    const std::string_view name = c.takeWhile(detail::kToken);
+    while (c.at(' ') || c.at('\t')) ++c.p;
+    if (name.empty() || !c.consume(':')) {
+      structural(badRequest("Malformed header field",
+                            "no field name and ':' in \"" +
+                                std::string(std::string_view(l.b, std::min<std::size_t>(
+                                                                     32, l.e - l.b))) + "\""));
+      p = l.next;
+      continue;
+    }
+    if (m_.headers_.size() >= limits_.max_headers) {
+      limit("more than " + std::to_string(limits_.max_headers) + " header fields");
+      stopped_ = true;
+      break;
+    }
+    HeaderField f;
+    f.id = headerIdFromName(name);
+    f.name = name;
+    m_.headers_.push_back(f);
+    current = m_.headers_.size() - 1;
+    value_begin = c.p;
+    raw_end = l.e;
+    p = l.next;
+  }
+  if (current != kNone) finishField(current, value_begin, raw_end);
+}
+
+void Parser::parseBody(const char* body_begin, bool terminated) {
+  const std::size_t available = static_cast<std::size_t>(end_ - body_begin);
+  bool have_length = false;
+  std::size_t length = 0;
+  for (const HeaderField& h : m_.headers_) {
+    if (h.id != HeaderId::kContentLength) continue;
+    std::size_t n = 0;
+    bool negative = false;
+    if (!detail::parseContentLengthValue(h.value, &n, &negative)) {
+      structural(negative ? badRequest("Negative Content-Length", h.value)
+                          : badRequest("Malformed Content-Length", h.value));
+      have_length = false;
+      break;
+    }
+    if (have_length && n != length) {
+      structural(badRequest("Conflicting Content-Length headers"));
+      have_length = false;
+      break;
+    }
+    have_length = true;
+    length = n;
+  }
+  if (!terminated) {
+    // The header section ran to the end of the bytes without its empty line (e.g. RFC 4475
+    // "baddn"): accepted for a datagram when no body is announced.
+    m_.body_ = std::string_view(end_, 0);
+    if (have_length && length > 0) structural(badRequest("Content-Length larger than body"));
+    return;
+  }
+  if (have_length && length > available) {
+    structural(badRequest("Content-Length larger than body",
+                          std::to_string(length) + " > " + std::to_string(available)));
+    m_.body_ = std::string_view(body_begin, available);
+    return;
+  }
+  m_.body_ = std::string_view(body_begin, have_length ? length : available);
+}
+
+bool Parser::conflicting(HeaderId id) const {
+  const HeaderField* first = nullptr;
+  for (const HeaderField& h : m_.headers_) {
+    if (h.id != id) continue;
+    if (first == nullptr) {
+      first = &h;
+    } else if (h.value != first->value) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool Parser::answerable() const {
+  if (!m_.is_request_) return false;
+  const HeaderField* via = m_.find(HeaderId::kVia);
+  if (via == nullptr || m_.find(HeaderId::kCSeq) == nullptr) return false;
+  detail::Cursor c(via->value);
+  Via v;
+  return detail::parseViaAt(c, v, /*collect=*/false, /*sent_by_only=*/true).isOk();
+}
+
+Defect Parser::validateSingle(HeaderId id, std::string_view name, bool required) {
+  const HeaderField* h = m_.find(id);
+  if (h == nullptr) return required ? badRequest("Missing " + std::string(name)) : Defect{};
+  if (conflicting(id)) return badRequest("Conflicting " + std::string(name) + " headers");
+  Status s;
+  switch (id) {
+    case HeaderId::kCallId: s = detail::validateCallId(h->value); break;
+    case HeaderId::kFrom:
+    case HeaderId::kTo: s = detail::validateNameAddr(h->value); break;
+    case HeaderId::kMaxForwards: {
+      int v = 0;
+      s = detail::parseMaxForwardsValue(h->value, &v);
+      break;
+    }
+    case HeaderId::kCSeq: {
+      Result<CSeq> cs = parseCSeq(h->value);
+      if (!cs) {
+        s = cs.status();
+      } else if (m_.is_request_ && cs->method_text != m_.method_text_) {
+        return badRequest("CSeq method does not match the request method",
+                          std::string(cs->method_text) + " vs " + std::string(m_.method_text_));
+      }
+      break;
+    }
+    case HeaderId::kExpires: {
+      Result<std::uint32_t> e = parseDeltaSeconds(h->value);
+      if (!e) s = e.status();
+      break;
+    }
+    default: break;
+  }
+  if (!s) return badRequest("Malformed " + std::string(name), s.message());
+  return {};
+}
+
+Defect Parser::validateCommon(bool is_request) {
+  // Via: every value of every field, and the top branch (RFC 4475 §3.2.1).
+  bool first = true;
+  for (const HeaderField& h : m_.headers_) {
+    if (h.id != HeaderId::kVia) continue;
+    std::string_view branch;
+    const bool has_branch_param = first;
+    if (Status s = detail::validateViaList(h.value, first ? &branch : nullptr); !s) {
+      return badRequest("Malformed Via", s.message());
+    }
+    if (has_branch_param && is_request && branch == "z9hG4bK") {
+      return badRequest("Empty Via branch", "branch is only the magic cookie");
+    }
+    first = false;
+  }
+  if (first) return badRequest("Missing Via");
+  if (Defect d = validateSingle(HeaderId::kCSeq, "CSeq", true)) return d;
+  if (Defect d = validateSingle(HeaderId::kCallId, "Call-ID", true)) return d;
+  if (Defect d = validateSingle(HeaderId::kFrom, "From", true)) return d;
+  if (Defect d = validateSingle(HeaderId::kTo, "To", true)) return d;
+  return {};
+}
+
+Defect Parser::validateRequest() {
+  if (!isSip20(m_.version_)) {
+    Defect d;
+    d.code = 505;
+    d.reason = "Version Not Supported";
+    d.detail = "unsupported SIP version " + std::string(m_.version_);
+    return d;
+  }
+  Uri& ruri = m_.request_uri_.emplace();
+  if (Status s = detail::parseUriInto(m_.request_uri_text_, ruri, /*collect=*/true); !s) {
+    m_.request_uri_.reset();
+    return badRequest("Malformed Request-URI", s.message());
+  }
+  if (ruri.scheme == Uri::Scheme::kOther) {
+    Defect d;
+    d.code = 416;
+    d.reason = "Unsupported URI Scheme";
+    d.detail = "unsupported Request-URI scheme '" + std::string(ruri.scheme_text) + "'";
+    return d;
+  }
+  if (ruri.isSipOrSips() && !ruri.headers.empty()) {
+    // RFC 4475 §3.1.2.11: a proxy must never turn these into header fields; we refuse them.
+    return badRequest("Request-URI contains headers");
+  }
+  if (Defect d = validateCommon(true)) return d;
+  if (Defect d = validateSingle(HeaderId::kMaxForwards, "Max-Forwards", false)) return d;
+  if (Defect d = validateSingle(HeaderId::kExpires, "Expires", false)) return d;
+  struct ListCheck {
+    HeaderId id;
+    std::string_view name;
+  };
+  static constexpr ListCheck kAddressLists[] = {{HeaderId::kContact, "Contact"},
+                                                {HeaderId::kRoute, "Route"},
+                                                {HeaderId::kRecordRoute, "Record-Route"},
+                                                {HeaderId::kPath, "Path"}};
+  static constexpr ListCheck kTokenLists[] = {{HeaderId::kRequire, "Require"},
+                                              {HeaderId::kProxyRequire, "Proxy-Require"},
+                                              {HeaderId::kSupported, "Supported"}};
+  for (const HeaderField& h : m_.headers_) {
+    for (const ListCheck& lc : kAddressLists) {
+      if (h.id != lc.id) continue;
+      if (Status s = detail::validateNameAddrList(h.value, h.id == HeaderId::kContact); !s) {
+        return badRequest("Malformed " + std::string(lc.name), s.message());
+      }
+    }
+    for (const ListCheck& lc : kTokenLists) {
+      if (h.id != lc.id) continue;
+      if (Status s = detail::validateTokenList(h.value); !s) {
+        return badRequest("Malformed " + std::string(lc.name), s.message());
+      }
+    }
+  }
+  return {};
+}
+
+Defect Parser::validateResponse() {
+  if (!isSip20(m_.version_)) {
+    Defect d = badRequest("Unsupported SIP version");
+    d.detail = "unsupported SIP version " + std::string(m_.version_);
+    return d;
+  }
+  return validateCommon(false);
+}
+
+ParseOutcome Parser::run(std::string bytes) {
+  auto buffer = std::make_shared<const std::string>(std::move(bytes));
+  m_.buffer_ = buffer;
+  const char* p = buffer->data();
+  end_ = p + buffer->size();
+  if (buffer->size() > limits_.max_message_bytes) {
+    limit("message larger than " + std::to_string(limits_.max_message_bytes) + " bytes");
+    end_ = p + limits_.max_message_bytes;  // bounded work: the rest is never looked at
+  }
+  ParseOutcome out;
+  while (end_ - p >= 2 && p[0] == '\r' && p[1] == '\n') p += 2;  // RFC 3261 §7.5
+  if (p == end_) {
+    out.kind = ParseOutcome::Kind::kDrop;
+    out.drop_reason = "empty message";
+    return out;
+  }
+  const Line start = nextLine(p);
+  if (static_cast<std::size_t>(start.e - start.b) > limits_.max_line_bytes) {
+    out.kind = ParseOutcome::Kind::kDrop;
+    out.drop_reason = "start line longer than " + std::to_string(limits_.max_line_bytes) + " bytes";
+    return out;
+  }
+  parseStartLine(std::string_view(start.b, static_cast<std::size_t>(start.e - start.b)));
+  p = start.next;
+  m_.headers_.reserve(16);
+  bool terminated = false;
+  parseHeaders(p, &terminated);
+  if (!stopped_) parseBody(p, terminated);
+
+  Defect defect;
+  if (limit_) {
+    defect = std::move(limit_);
+  } else if (structural_) {
+    defect = std::move(structural_);
+  } else {
+    defect = m_.is_request_ ? validateRequest() : validateResponse();
+  }
+  if (!defect) {
+    out.kind = ParseOutcome::Kind::kOk;
+    out.message.emplace(std::move(m_));
+    return out;
+  }
+  if (answerable()) {
+    out.kind = ParseOutcome::Kind::kReject;
+    out.status_code = defect.code;
+    out.reason = std::move(defect.reason);
+    out.drop_reason = std::move(defect.detail);
+    out.message.emplace(std::move(m_));
+    return out;
+  }
+  out.kind = ParseOutcome::Kind::kDrop;
+  out.drop_reason = m_.is_request_
+                        ? "unanswerable request (no readable top Via or no CSeq): " + defect.detail
+                        : "malformed response: " + defect.detail;
+  return out;
+}
+
+ParseOutcome parseMessage(std::string bytes, const ParseLimits& limits) {
+  Parser parser(limits);
+  return parser.run(std::move(bytes));
+}
+
+}  // namespace sipwake::sip

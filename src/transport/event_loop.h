@@ -1,0 +1,133 @@
+// Event loops: one asio::io_context per thread, one thread per core. Work is sharded by Call-ID
+// (LoopPool::forCallId) so that everything about one call/transaction runs on one loop without
+// locks; the only cross-loop traffic is a post() when a message arrives on a loop that does not
+// own its Call-ID.
+#pragma once
+
+#include <asio.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+
+namespace sipwake::transport {
+
+class EventLoop;
+
+// TimerService on one EventLoop: a binary min-heap of deadlines behind ONE asio::steady_timer
+// (armed for the earliest deadline). schedule() is O(log n) and allocation-light; cancel() is
+// O(1) (the heap entry is skipped lazily when it surfaces; the heap is compacted when cancelled
+// entries dominate).
+// Thread: every method must be called on the owning loop's thread; callbacks run there.
+class AsioTimerService final : public TimerService {
+ public:
+  explicit AsioTimerService(asio::io_context& io);
+  ~AsioTimerService() override;
+  AsioTimerService(const AsioTimerService&) = delete;
+  AsioTimerService& operator=(const AsioTimerService&) = delete;
+
+  TimePoint now() const override { return Clock::now(); }
+  TimerId schedule(Duration delay, std::function<void()> fn) override;
+  void cancel(TimerId id) override;
+  std::size_t pending() const { return callbacks_.size(); }
+  // Drops every pending timer without running it (used at shutdown).
+  void clear();
+
+ private:
+  struct Entry {
+    TimePoint deadline;
+    TimerId id;
+    bool operator>(const Entry& o) const {
+      return deadline != o.deadline ? deadline > o.deadline : id > o.id;
+    }
+  };
+  void arm();
+  void onTimer(std::uint64_t generation);
+  void compactIfNeeded();
+
+  asio::steady_timer timer_;
+  std::vector<Entry> heap_;  // std::push_heap/pop_heap with greater<> => min-heap
+  std::unordered_map<TimerId, std::function<void()>> callbacks_;
+  TimerId next_id_ = 0;
+  std::optional<TimePoint> armed_for_;
+  std::uint64_t generation_ = 0;
+};
+
+// One io_context run by one thread.
+// Thread: post() is thread-safe; timers() and io() objects are used on the loop's thread only.
+class EventLoop {
+ public:
+  explicit EventLoop(std::size_t index);
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  std::size_t index() const { return index_; }
+  asio::io_context& io() { return io_; }
+  AsioTimerService& timers() { return *timers_; }
+
+  // Queues `fn` to run on this loop. Move-only callables are fine (asio::post).
+  template <typename Fn>
+  void post(Fn&& fn) {
+    asio::post(io_, std::forward<Fn>(fn));
+  }
+  // Runs `fn` now if called on this loop, else posts it.
+  template <typename Fn>
+  void runOrPost(Fn&& fn) {
+    if (current() == this) {
+      fn();
+    } else {
+      post(std::forward<Fn>(fn));
+    }
+  }
+  bool isCurrent() const { return current() == this; }
+
+  // The loop whose thread is calling, or nullptr for a thread that is not a loop thread.
+  static EventLoop* current();
+
+  // Starts the thread. REQUIRES: not running.
+  void start();
+  // Stops the io_context and joins the thread; handlers still queued are destroyed unrun when
+  // the loop is destroyed. REQUIRES: not called from this loop's own thread.
+  void stop();
+  bool running() const { return thread_.joinable(); }
+
+ private:
+  std::size_t index_;
+  asio::io_context io_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::unique_ptr<AsioTimerService> timers_;
+  std::thread thread_;
+};
+
+// N event loops (N = configured workers; 0 means one per hardware core).
+class LoopPool {
+ public:
+  explicit LoopPool(std::size_t workers = 0);
+  ~LoopPool();
+  LoopPool(const LoopPool&) = delete;
+  LoopPool& operator=(const LoopPool&) = delete;
+
+  void start();
+  // Stops and joins every loop. Idempotent. REQUIRES: not called from a loop thread.
+  void stop();
+
+  std::size_t size() const { return loops_.size(); }
+  EventLoop& at(std::size_t i) { return *loops_[i]; }
+  // Stable (FNV-1a, same across runs) Call-ID → loop mapping. Thread-safe (no state).
+  EventLoop& forCallId(std::string_view call_id) { return *loops_[indexForCallId(call_id)]; }
+  std::size_t indexForCallId(std::string_view call_id) const;
+
+ private:
+  std::vector<std::unique_ptr<EventLoop>> loops_;
+};
+
+}  // namespace sipwake::transport

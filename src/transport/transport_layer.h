@@ -1,0 +1,181 @@
+// TransportLayer: the real Transport. UDP, TCP and TLS listeners (IPv4/IPv6, several per process)
+// on the LoopPool's event loops, a connection table (flows), CRLF keep-alive answers, Via
+// stamping on receive, and delivery of parsed messages to the loop that owns their Call-ID.
+//
+// Threading model (see also event_loop.h):
+//  * Every listener socket exists once PER LOOP, bound to the same address with SO_REUSEPORT.
+//    The kernel spreads datagrams / new connections over the loops by 4-tuple hash, so every
+//    core receives, parses and stamps in parallel without a shared socket or lock. (One socket
+//    read by one loop and dispatched would cap the server at one core's recvmsg+parse rate and
+//    add a cross-thread hop to every packet.)
+//  * A TCP/TLS connection lives on exactly one loop for its whole life; its FlowId carries that
+//    loop index in the low 8 bits, so send(flow) finds the owner without any lookup table lock.
+//  * A parsed message is handed to the handler on LoopPool::forCallId(Call-ID): directly when
+//    the receiving loop already owns the Call-ID, else by one post() to the owning loop.
+//  * The only locks are 16-way sharded mutexes around the (protocol, remote) → FlowId index and
+//    the per-source-IP connection counts; they are taken on connection open/close and on a
+//    send() that has no live flow, never per received message.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/stats.h"
+#include "common/status.h"
+#include "sip/message.h"
+#include "transport/event_loop.h"
+#include "transport/transport.h"
+
+namespace sipwake::transport {
+
+struct ListenerConfig {
+  Protocol protocol = Protocol::kUdp;
+  Address address;  // port 0 = pick a free port (tests); see TransportLayer::localAddressFor
+};
+
+struct TlsConfig {
+  std::string certificate_file;  // PEM chain; required when a TLS listener is configured
+  std::string private_key_file;  // PEM
+  std::string ca_file;           // PEM bundle used to verify peers (empty: system default paths)
+  // kNone: no peer verification at all (server doesn't ask for client certs; client accepts any
+  //        server cert). kPeer: server asks for and verifies a client cert if one is sent; client
+  //        verifies the server cert and name. kRequire: like kPeer but a client MUST present a
+  //        cert.
+  enum class Verify : std::uint8_t { kNone, kPeer, kRequire };
+  Verify verify = Verify::kPeer;
+};
+
+struct TransportConfig {
+  std::vector<ListenerConfig> listeners;
+  TlsConfig tls;
+  // A connection with no bytes in either direction for this long is closed. 300 s is above the
+  // RFC 5626 §4.4.1 recommended keep-alive interval for TCP (95-120 s), so a phone sending
+  // CRLF keep-alives keeps its flow; dead connections still go away within minutes.
+  Duration idle_timeout = seconds(300);
+  Duration connect_timeout = seconds(10);   // TCP connect + TLS handshake (both directions)
+  std::size_t max_connections_per_ip = 64;  // inbound connections per source IP
+  std::size_t max_connections = 65536;      // all connections, inbound + outbound
+  // Bytes queued on one connection but not yet written; beyond this the peer is not reading and
+  // the connection is closed (every queued send reports kUnavailable).
+  std::size_t max_write_queue_bytes = 4u << 20;
+  sip::ParseLimits limits;
+};
+
+// Called with every message received (requests with the top Via already stamped), on the loop
+// that owns its Call-ID (LoopPool::forCallId).
+using MessageHandler = std::function<void(ReceivedMessage msg)>;
+
+namespace detail {
+class Connection;
+struct UdpEndpoint;
+struct Acceptor;
+struct LoopState;
+struct TlsContexts;
+}  // namespace detail
+
+class TransportLayer final : public Transport {
+ public:
+  // `loops` must outlive this object. The handler is shared by all loops (must be callable
+  // concurrently from different loops).
+  TransportLayer(LoopPool& loops, TransportConfig config, MessageHandler handler);
+  // Calls stop().
+  ~TransportLayer() override;
+  TransportLayer(const TransportLayer&) = delete;
+  TransportLayer& operator=(const TransportLayer&) = delete;
+
+  // Opens and binds every listener (errors are returned here, e.g. address in use or a bad TLS
+  // certificate), then starts receiving on the loops. The loops may be started before or after.
+  // REQUIRES: called once, not from a loop thread.
+  Status start();
+  // Closes listeners and connections on their loops and waits for that. Idempotent.
+  // REQUIRES: not called from a loop thread. After stop(), send() reports kUnavailable.
+  // Nothing may call send() once the object is destroyed while the loops still run.
+  void stop();
+
+  void send(const SendTarget& target, std::string bytes,
+            std::function<void(Status)> on_done = {}) override;
+  // The bound address of the first listener of that protocol and family (the real port when
+  // configured with port 0). An unspecified address (0.0.0.0 / ::) is returned as bound; the
+  // server substitutes its advertised address for Via/Record-Route.
+  Result<Address> localAddressFor(Protocol protocol, bool v6) const override;
+
+  // Number of open TCP/TLS connections (inbound + outbound, including ones still connecting).
+  std::size_t connectionCount() const { return total_connections_.load(); }
+
+  // RFC 3261 §18.1.1: a request within 200 bytes of the path MTU (1500 assumed, i.e. larger than
+  // 1300 bytes) MUST go over a congestion-controlled transport. The transaction layer asks this
+  // before picking UDP; send() itself still sends large UDP datagrams (and counts them).
+  static constexpr std::size_t kUdpMtuLimit = 1300;
+  static bool requestNeedsCongestionControlledTransport(std::size_t bytes) {
+    return bytes > kUdpMtuLimit;
+  }
+
+ private:
+  friend class detail::Connection;
+  friend struct detail::UdpEndpoint;
+  friend struct detail::Acceptor;
+
+  struct Counters;
+  struct Listener {
+    Protocol protocol;
+    Address configured;
+    Address bound;
+  };
+  struct RemoteKey {
+    Protocol protocol;
+    Address address;
+    bool operator==(const RemoteKey&) const = default;
+  };
+  struct RemoteKeyHash {
+    std::size_t operator()(const RemoteKey& k) const noexcept {
+      return AddressHash()(k.address) * 31 + static_cast<std::size_t>(k.protocol);
+    }
+  };
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<RemoteKey, FlowId, RemoteKeyHash> by_remote;
+    std::unordered_map<Address, std::uint32_t, AddressHash> inbound_per_ip;  // port = 0
+  };
+  static constexpr std::size_t kShards = 16;
+  using Completion = std::function<void(Status)>;
+
+  Status openListener(std::size_t listener_index);
+  void onParsed(EventLoop& loop, sip::ParseOutcome outcome, Protocol protocol,
+                const Address& remote, const Address& local, FlowId flow);
+  void dispatch(ReceivedMessage msg);
+  void sendUdp(EventLoop& loop, const SendTarget& target, std::string bytes, Completion done,
+               EventLoop* origin);
+  void sendStreamOnLoop(EventLoop& loop, SendTarget target, FlowId flow, std::string bytes,
+                        Completion done, EventLoop* origin, bool retried);
+  FlowId lookupRemote(Protocol protocol, const Address& remote);
+  FlowId newFlowId(std::size_t loop_index);
+  // Connection table maintenance; called on the connection's loop.
+  bool admitInbound(const Address& remote);  // per-IP and total caps; counts on success
+  void registerConnection(const std::shared_ptr<detail::Connection>& conn);
+  void unregisterConnection(detail::Connection& conn);
+  static void complete(Completion& done, EventLoop* origin, Status status, bool may_run_inline);
+
+  LoopPool& loops_;
+  TransportConfig config_;
+  std::shared_ptr<MessageHandler> handler_;
+  std::vector<Listener> listeners_;
+  std::vector<std::unique_ptr<detail::LoopState>> states_;  // index = loop index
+  std::unique_ptr<detail::TlsContexts> tls_;
+  std::array<Shard, kShards> shards_;
+  std::atomic<std::uint64_t> next_flow_seq_{1};
+  std::atomic<std::size_t> total_connections_{0};
+  std::atomic<bool> started_{false};
+  std::atomic<bool> stopped_{false};
+  std::unique_ptr<Counters> counters_;
+};
+
+}  // namespace sipwake::transport

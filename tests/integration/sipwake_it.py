@@ -1,0 +1,789 @@
+#!/usr/bin/env python3
+"""Integration tests for the real `sipwake` binary (Python 3 standard library only).
+
+Each test starts its own sipwake on loopback ports chosen at run time, waits (bounded) until it
+logs "ready", drives it with sipp and with raw UDP/TCP/TLS sockets, and always stops it again with
+SIGTERM, checking that it exits 0. Run one test:
+
+    sipwake_it.py --sipwake build/sipwake --sipp /usr/bin/sipp \
+        --scenarios tests/integration/scenarios --work-dir /tmp/it options_udp
+
+Exit status: 0 pass, 1 fail, 77 skipped (CTest SKIP_RETURN_CODE).
+
+Debian's sipp (sip-tester) is built without TLS, so the TLS tests use Python's ssl module
+directly, and drive sipp over TLS through a small TCP-to-TLS bridge in this file.
+"""
+
+import argparse
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+SKIP = 77
+START_TIMEOUT = 15.0  # seconds for sipwake to log "ready"
+STOP_TIMEOUT = 10.0  # seconds for sipwake to exit after SIGTERM/SIGINT
+IO_TIMEOUT = 5.0  # seconds to wait for one SIP response
+SIPP_TIMEOUT = 30.0  # seconds for one sipp run
+
+
+class Fail(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def check(cond, message):
+    if not cond:
+        raise Fail(message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ports and processes
+
+
+def free_port(kind=socket.SOCK_STREAM, host="127.0.0.1"):
+    """A port the kernel says is free right now (for TCP listeners also free for UDP)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(50):
+        with socket.socket(family, kind) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        # The same number must also be free for the other protocol (udp and tcp share 5060).
+        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+        try:
+            with socket.socket(family, other) as s:
+                s.bind((host, port))
+        except OSError:
+            continue
+        return port
+    raise Fail("no free port found")
+
+
+def ipv6_loopback_available():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+class Sipwake:
+    """One sipwake process. Use as a context manager: always stopped at the end."""
+
+    def __init__(self, ctx, args, name="sipwake"):
+        self.ctx = ctx
+        self.args = args
+        self.log_path = os.path.join(ctx.work, name + ".log")
+        self.proc = None
+        self.exit_code = None
+
+    def start(self):
+        self._log = open(self.log_path, "wb")
+        cmd = [self.ctx.sipwake] + self.args
+        self.ctx.note("starting: " + " ".join(cmd))
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=self.ctx.work)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            text = self.log()
+            if re.search(r"\bready\b", text):
+                return self
+            if self.proc.poll() is not None:
+                raise Fail("sipwake exited with %d before it was ready:\n%s"
+                           % (self.proc.returncode, text))
+            time.sleep(0.02)  # polling the log, bounded by the deadline
+        raise Fail("sipwake not ready after %.0fs:\n%s" % (START_TIMEOUT, self.log()))
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is None or self.exit_code is not None:
+            return self.exit_code
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.exit_code = self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=STOP_TIMEOUT)
+            self.exit_code = -9
+            raise Fail("sipwake did not exit within %.0fs of %s:\n%s"
+                       % (STOP_TIMEOUT, signal.Signals(sig).name, self.log()))
+        finally:
+            self._log.close()
+        return self.exit_code
+
+    def __enter__(self):
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            code = self.stop()
+        except Fail:
+            if exc_type is None:
+                raise
+            return False
+        if exc_type is None:
+            check(code == 0, "sipwake exited with %s after SIGTERM:\n%s" % (code, self.log()))
+        return False
+
+
+def run_cmd(cmd, timeout=30, cwd=None):
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           stdin=subprocess.DEVNULL, timeout=timeout, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        raise Fail("timed out after %ss: %s" % (timeout, " ".join(cmd)))
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------------------------------------
+# SIP over raw sockets
+
+
+def build_request(method, ruri, via_transport, local, extra_headers=(), cseq="1",
+                  cseq_method=None, version="SIP/2.0", max_forwards="70", body=""):
+    host, port = local
+    sent_by = ("[%s]" % host if ":" in host else host) + ":%d" % port
+    lines = [
+        "%s %s %s" % (method, ruri, version),
+        "Via: SIP/2.0/%s %s;branch=z9hG4bK%s;rport" % (via_transport, sent_by, uuid.uuid4().hex),
+    ]
+    if max_forwards is not None:
+        lines.append("Max-Forwards: %s" % max_forwards)
+    lines += [
+        "From: <sip:tester@%s>;tag=%s" % (sent_by, uuid.uuid4().hex[:10]),
+        "To: <%s>" % ruri,
+        "Call-ID: %s@it" % uuid.uuid4().hex,
+        "CSeq: %s %s" % (cseq, cseq_method or method),
+    ]
+    lines += list(extra_headers)
+    lines.append("Content-Length: %d" % len(body.encode()))
+    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+
+class Response:
+    def __init__(self, raw):
+        self.raw = raw
+        text = raw.decode("utf-8", "replace")
+        head = text.split("\r\n\r\n", 1)[0]
+        lines = head.split("\r\n")
+        m = re.match(r"SIP/2\.0 (\d{3}) ?(.*)", lines[0])
+        if not m:
+            raise Fail("not a SIP response: %r" % text[:200])
+        self.code = int(m.group(1))
+        self.reason = m.group(2)
+        self.headers = {}
+        compact = {"v": "via", "f": "from", "t": "to", "i": "call-id", "l": "content-length",
+                   "k": "supported", "m": "contact", "c": "content-type"}
+        for line in lines[1:]:
+            if ":" not in line:
+                continue
+            name, value = line.split(":", 1)
+            name = name.strip().lower()
+            name = compact.get(name, name)
+            self.headers.setdefault(name, []).append(value.strip())
+
+    def header(self, name):
+        v = self.headers.get(name.lower())
+        return v[0] if v else None
+
+    def __repr__(self):
+        return "<%d %s>" % (self.code, self.reason)
+
+
+def _skip_provisional(recv_one):
+    while True:
+        r = recv_one()
+        if r is None or r.code >= 200:
+            return r
+
+
+class UdpClient:
+    def __init__(self, server, host="127.0.0.1"):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.local = (host, self.sock.getsockname()[1])
+        self.server = server
+
+    def send(self, data):
+        self.sock.sendto(data, self.server)
+
+    def recv(self, timeout=IO_TIMEOUT):
+        def one():
+            r, _, _ = select.select([self.sock], [], [], timeout)
+            if not r:
+                return None
+            data, _ = self.sock.recvfrom(65535)
+            return Response(data)
+        return _skip_provisional(one)
+
+    def exchange(self, data, timeout=IO_TIMEOUT):
+        self.send(data)
+        return self.recv(timeout)
+
+    def close(self):
+        self.sock.close()
+
+
+class StreamClient:
+    """A TCP (or TLS, with ssl_context) connection that reads Content-Length framed responses."""
+
+    def __init__(self, server, ssl_context=None, server_hostname=None):
+        raw = socket.create_connection(server, timeout=IO_TIMEOUT)
+        self.sock = ssl_context.wrap_socket(raw, server_hostname=server_hostname) \
+            if ssl_context else raw
+        self.local = self.sock.getsockname()[:2]
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _read_more(self, deadline):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        self.sock.settimeout(remaining)
+        try:
+            chunk = self.sock.recv(65535)
+        except (socket.timeout, ssl.SSLError, ConnectionError):
+            return False
+        if not chunk:
+            return False
+        self.buf += chunk
+        return True
+
+    def recv(self, timeout=IO_TIMEOUT):
+        deadline = time.monotonic() + timeout
+
+        def one():
+            while True:
+                # RFC 5626 keep-alive pongs (bare CRLFs) may precede a message.
+                self.buf = self.buf.lstrip(b"\r\n")
+                end = self.buf.find(b"\r\n\r\n")
+                if end >= 0:
+                    head = self.buf[:end].decode("utf-8", "replace")
+                    m = re.search(r"(?im)^(?:content-length|l)\s*:\s*(\d+)", head)
+                    length = int(m.group(1)) if m else 0
+                    total = end + 4 + length
+                    if len(self.buf) >= total:
+                        msg, self.buf = self.buf[:total], self.buf[total:]
+                        return Response(msg)
+                if not self._read_more(deadline):
+                    return None
+        return _skip_provisional(one)
+
+    def exchange(self, data, timeout=IO_TIMEOUT):
+        self.send(data)
+        return self.recv(timeout)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def insecure_tls_context():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def expect_options_200(resp, what):
+    check(resp is not None, "%s: no response to OPTIONS" % what)
+    check(resp.code == 200, "%s: OPTIONS answered %r, expected 200:\n%s"
+          % (what, resp, resp.raw.decode("utf-8", "replace")))
+    allow = resp.header("allow") or ""
+    check("OPTIONS" in allow, "%s: Allow %r lacks OPTIONS" % (what, allow))
+    check("supported" in resp.headers, "%s: no Supported header" % what)
+    check("application/sdp" in (resp.header("accept") or ""), "%s: no Accept: application/sdp"
+          % what)
+    check(";tag=" in (resp.header("to") or ""), "%s: To has no tag" % what)
+
+
+def options_alive_udp(port, what="server"):
+    c = UdpClient(("127.0.0.1", port))
+    try:
+        r = c.exchange(build_request("OPTIONS", "sip:127.0.0.1:%d" % port, "UDP", c.local))
+        expect_options_200(r, what + " still answering over UDP")
+    finally:
+        c.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# sipp
+
+
+def run_sipp(ctx, scenario, target, transport="u1"):
+    check(ctx.sipp and os.access(ctx.sipp, os.X_OK), "sipp not found (Debian package sip-tester)")
+    name = os.path.splitext(os.path.basename(scenario))[0]
+    err_file = os.path.join(ctx.work, "sipp-%s-%s-errors.log" % (name, transport))
+    msg_file = os.path.join(ctx.work, "sipp-%s-%s-messages.log" % (name, transport))
+    cmd = [ctx.sipp, "%s:%d" % target, "-sf", os.path.join(ctx.scenarios, scenario),
+           "-t", transport, "-i", "127.0.0.1", "-m", "1", "-nostdin",
+           "-timeout", "%ds" % (SIPP_TIMEOUT - 5), "-timeout_error", "-recv_timeout", "10000",
+           "-trace_err", "-error_file", err_file, "-trace_msg", "-message_file", msg_file]
+    ctx.note("running: " + " ".join(cmd))
+    code, out, err = run_cmd(cmd, timeout=SIPP_TIMEOUT, cwd=ctx.work)
+    if code != 0:
+        details = ""
+        for path in (err_file, msg_file):
+            if os.path.exists(path):
+                with open(path, errors="replace") as f:
+                    details += "\n--- %s ---\n%s" % (os.path.basename(path), f.read()[-4000:])
+        raise Fail("sipp %s over %s failed (exit %d):\n%s\n%s%s"
+                   % (scenario, transport, code, out[-2000:], err[-2000:], details))
+
+
+class TlsBridge:
+    """Accepts plain TCP on a loopback port and relays each connection over TLS to `target`.
+
+    Lets Debian's TLS-less sipp drive sipwake's TLS listener."""
+
+    def __init__(self, target):
+        self.target = target
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.stopping = False
+        self.ctx = insecure_tls_context()
+        self.thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self.thread.start()
+
+    def _accept_loop(self):
+        while not self.stopping:
+            r, _, _ = select.select([self.listener], [], [], 0.2)
+            if not r:
+                continue
+            try:
+                plain, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(plain,), daemon=True).start()
+
+    def _relay(self, plain):
+        try:
+            tls = self.ctx.wrap_socket(socket.create_connection(self.target, timeout=IO_TIMEOUT))
+        except OSError:
+            plain.close()
+            return
+        tls.setblocking(False)
+        plain.setblocking(False)
+        try:
+            while not self.stopping:
+                r, _, _ = select.select([plain, tls], [], [], 0.2)
+                for s in r:
+                    try:
+                        data = s.recv(65535)
+                    except ssl.SSLWantReadError:
+                        continue
+                    if not data:
+                        return
+                    (tls if s is plain else plain).sendall(data)
+        except OSError:
+            return
+        finally:
+            plain.close()
+            tls.close()
+
+    def close(self):
+        self.stopping = True
+        self.listener.close()
+        self.thread.join(timeout=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+
+
+class Context:
+    def __init__(self, args, test):
+        self.sipwake = os.path.abspath(args.sipwake)
+        self.sipp = args.sipp
+        self.scenarios = os.path.abspath(args.scenarios)
+        base = os.path.abspath(args.work_dir)
+        os.makedirs(base, exist_ok=True)
+        self.work = tempfile.mkdtemp(prefix=test + "-", dir=base)
+        self.source_dir = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+    def note(self, text):
+        print(text, flush=True)
+
+
+def three_listeners():
+    return free_port(socket.SOCK_DGRAM), free_port(), free_port()
+
+
+def listen_args(udp, tcp, tls, host="127.0.0.1"):
+    h = "[%s]" % host if ":" in host else host
+    args = []
+    if udp:
+        args += ["--listen", "udp:%s:%d" % (h, udp)]
+    if tcp:
+        args += ["--listen", "tcp:%s:%d" % (h, tcp)]
+    if tls:
+        args += ["--listen", "tls:%s:%d" % (h, tls)]
+    return args
+
+
+def start_server(ctx, extra_args=(), host="127.0.0.1"):
+    """Starts sipwake on three fresh ports; retries if a port was taken in between."""
+    last = None
+    for _ in range(3):
+        udp, tcp, tls = free_port(socket.SOCK_DGRAM, host), free_port(host=host), \
+            free_port(host=host)
+        server = Sipwake(ctx, listen_args(udp, tcp, tls, host) + list(extra_args))
+        try:
+            server.start()
+            return server, (udp, tcp, tls)
+        except Fail as e:
+            last = e
+            if "in use" not in server.log().lower():
+                raise
+            server.stop()
+    raise last
+
+
+def test_cli_version(ctx):
+    code, out, err = run_cmd([ctx.sipwake, "--version"])
+    check(code == 0, "--version exit %d: %s" % (code, err))
+    check(re.fullmatch(r"sipwake \d+\.\d+\.\d+\n", out), "--version printed %r" % out)
+
+
+def test_cli_help(ctx):
+    code, out, err = run_cmd([ctx.sipwake, "--help"])
+    check(code == 0, "--help exit %d: %s" % (code, err))
+    for word in ("--config", "--listen", "--version", "check-config"):
+        check(word in out, "--help lacks %s:\n%s" % (word, out))
+
+
+def test_cli_bad_listen(ctx):
+    for spec in ("udp:localhost:5060", "sctp:127.0.0.1:5060", "tcp:::1:5060", "udp:127.0.0.1:0"):
+        code, out, err = run_cmd([ctx.sipwake, "--listen", spec])
+        check(code == 2, "--listen %s: exit %d, expected 2" % (spec, code))
+        check(spec in err and "udp:IP:PORT" in err, "--listen %s: unclear error %r" % (spec, err))
+
+
+def test_check_config_good(ctx):
+    example = os.path.join(ctx.source_dir, "config", "sipwake.example.toml")
+    code, out, err = run_cmd([ctx.sipwake, "check-config", example])
+    check(code == 0, "check-config example: exit %d: %s" % (code, err))
+    check(out == example + ": OK\n", "check-config printed %r" % out)
+
+
+def test_check_config_bad(ctx):
+    path = os.path.join(ctx.work, "bad.toml")
+    with open(path, "w") as f:
+        f.write("# comment\n[server]\nworkers = 2\n\n[limits]\nmax_message_bytes = 4096\n"
+                "max_headers = \"abc\"\n")
+    code, out, err = run_cmd([ctx.sipwake, "check-config", path])
+    check(code == 1, "check-config bad file: exit %d" % code)
+    want = "%s:7: [limits] max_headers: expected a positive integer, got \"abc\"" % path
+    check(want in err, "check-config: expected %r, got %r" % (want, err))
+
+    with open(path, "w") as f:
+        f.write("[server]\nworkers = 2\n[timers]\nt1_ms = 500\nt3_ms = 10\n")
+    code, out, err = run_cmd([ctx.sipwake, "check-config", path])
+    check(code == 1 and "%s:5: [timers] t3_ms: unknown key" % path in err,
+          "unknown key: exit %d, %r" % (code, err))
+
+    # The server itself refuses to start on the same file, with the same message.
+    code, out, err = run_cmd([ctx.sipwake, "--config", path])
+    check(code == 1 and "t3_ms" in err, "sipwake --config bad: exit %d, %r" % (code, err))
+
+    missing = os.path.join(ctx.work, "missing.toml")
+    code, out, err = run_cmd([ctx.sipwake, "check-config", missing])
+    check(code == 1 and missing in err, "missing file: exit %d, %r" % (code, err))
+
+
+def test_options_udp(ctx):
+    server, (udp, _, _) = start_server(ctx)
+    with server:
+        check("listening on udp:127.0.0.1:%d" % udp in server.log(), "no 'listening on' line")
+        run_sipp(ctx, "options.xml", ("127.0.0.1", udp), "u1")
+
+
+def test_options_tcp(ctx):
+    server, (_, tcp, _) = start_server(ctx)
+    with server:
+        run_sipp(ctx, "options.xml", ("127.0.0.1", tcp), "t1")
+
+
+def test_options_tls(ctx):
+    """No [tls] certificate: the ephemeral self-signed one must serve loopback TLS."""
+    server, (_, _, tls) = start_server(ctx)
+    with server:
+        check("self-signed" in server.log(), "no warning about the ephemeral certificate")
+        c = StreamClient(("127.0.0.1", tls), insecure_tls_context())
+        try:
+            cert = c.sock.getpeercert(binary_form=True)
+            check(cert, "no server certificate")
+            r = c.exchange(build_request("OPTIONS", "sip:127.0.0.1:%d;transport=tls" % tls, "TLS",
+                                         c.local))
+            expect_options_200(r, "TLS")
+        finally:
+            c.close()
+        bridge = TlsBridge(("127.0.0.1", tls))
+        try:
+            run_sipp(ctx, "options.xml", ("127.0.0.1", bridge.port), "t1")
+        finally:
+            bridge.close()
+
+
+def test_options_tls_configured_cert(ctx):
+    """[tls] certificate from a file: a verifying client accepts it for localhost/127.0.0.1."""
+    openssl = shutil.which("openssl")
+    check(openssl, "openssl command not found")
+    cert = os.path.join(ctx.work, "cert.pem")
+    key = os.path.join(ctx.work, "key.pem")
+    code, out, err = run_cmd([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                              "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out",
+                              cert, "-days", "1", "-subj", "/CN=localhost", "-addext",
+                              "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+    check(code == 0, "openssl req failed: %s" % err)
+    tls = free_port()
+    config = os.path.join(ctx.work, "tls.toml")
+    with open(config, "w") as f:
+        f.write("[server]\nworkers = 2\n\n[[listen]]\ntransport = \"tls\"\naddress = \"127.0.0.1\""
+                "\nport = %d\n\n[tls]\ncertificate = \"%s\"\nprivate_key = \"%s\"\n"
+                "verify = \"none\"\n" % (tls, cert, key))
+    code, out, err = run_cmd([ctx.sipwake, "check-config", config])
+    check(code == 0, "check-config: %s" % err)
+    with Sipwake(ctx, ["--config", config]) as server:
+        check("self-signed" not in server.log(), "ephemeral certificate used despite [tls]")
+        verifying = ssl.create_default_context(cafile=cert)
+        c = StreamClient(("127.0.0.1", tls), verifying, server_hostname="localhost")
+        try:
+            r = c.exchange(build_request("OPTIONS", "sip:localhost:%d;transport=tls" % tls, "TLS",
+                                         c.local))
+            expect_options_200(r, "TLS with configured certificate")
+        finally:
+            c.close()
+
+
+def test_methods(ctx):
+    server, (udp, tcp, _) = start_server(ctx)
+    with server:
+        run_sipp(ctx, "unknown_method.xml", ("127.0.0.1", udp), "u1")
+        run_sipp(ctx, "invite_405.xml", ("127.0.0.1", udp), "u1")
+        run_sipp(ctx, "invite_405.xml", ("127.0.0.1", tcp), "t1")
+
+
+def test_core_responses(ctx):
+    server, (udp, _, _) = start_server(ctx)
+    with server:
+        c = UdpClient(("127.0.0.1", udp))
+        me = "sip:127.0.0.1:%d" % udp
+        try:
+            # Max-Forwards 0 on an OPTIONS to us: answered (§16.3 limits forwarding only).
+            r = c.exchange(build_request("OPTIONS", me, "UDP", c.local, max_forwards="0"))
+            expect_options_200(r, "Max-Forwards 0")
+            # By domain name rather than address.
+            r = c.exchange(build_request("OPTIONS", "sip:localhost", "UDP", c.local))
+            expect_options_200(r, "sip:localhost")
+            check(r.header("server") and r.header("server").startswith("sipwake/"),
+                  "no Server header")
+            # Unsupported Require: 420 with Unsupported (§8.2.2.3).
+            r = c.exchange(build_request("OPTIONS", me, "UDP", c.local,
+                                         ["Require: foo, bar"]))
+            check(r and r.code == 420, "Require: got %r, expected 420" % r)
+            check("foo" in (r.header("unsupported") or ""), "420 lacks Unsupported: foo")
+            # Unknown method: 501; known but not implemented: 405 with Allow.
+            r = c.exchange(build_request("FROB", me, "UDP", c.local))
+            check(r and r.code == 501, "FROB: got %r" % r)
+            r = c.exchange(build_request("SUBSCRIBE", me, "UDP", c.local, ["Event: presence"]))
+            check(r and r.code == 405 and "OPTIONS" in (r.header("allow") or ""),
+                  "SUBSCRIBE: got %r" % r)
+            # Requests for users or other domains: nobody reachable yet (proxy: next issue).
+            r = c.exchange(build_request("OPTIONS", "sip:alice@127.0.0.1:%d" % udp, "UDP",
+                                         c.local))
+            check(r and r.code == 404, "OPTIONS to a user: got %r" % r)
+            r = c.exchange(build_request("MESSAGE", "sip:bob@example.com", "UDP", c.local))
+            check(r and r.code == 404, "MESSAGE to another domain: got %r" % r)
+            r = c.exchange(build_request("MESSAGE", "sip:bob@example.com", "UDP", c.local,
+                                         max_forwards="0"))
+            check(r and r.code == 483, "Max-Forwards 0 to another domain: got %r" % r)
+        finally:
+            c.close()
+
+
+MALFORMED = [
+    # (name, bytes builder(local, port), expected code or None for "no answer, still alive")
+    ("bad CSeq", lambda l, p, t: build_request("OPTIONS", "sip:127.0.0.1:%d" % p, t, l,
+                                                cseq="abc"), 400),
+    ("CSeq method mismatch", lambda l, p, t: build_request("OPTIONS", "sip:127.0.0.1:%d" % p, t,
+                                                            l, cseq_method="INVITE"), 400),
+    ("SIP/7.0", lambda l, p, t: build_request("OPTIONS", "sip:127.0.0.1:%d" % p, t, l,
+                                              version="SIP/7.0"), 505),
+    ("missing Call-ID", lambda l, p, t: re.sub(rb"Call-ID: [^\r]*\r\n", b"", build_request(
+        "OPTIONS", "sip:127.0.0.1:%d" % p, t, l)), 400),
+]
+
+
+def check_malformed(make_client, port, transport):
+    for name, make, want in MALFORMED:
+        c = make_client()
+        try:
+            r = c.exchange(make(c.local, port, transport))
+            check(r is not None, "%s over %s: no response, expected %d" % (name, transport, want))
+            check(r.code == want, "%s over %s: got %r, expected %d" % (name, transport, r, want))
+        finally:
+            c.close()
+
+
+def test_malformed_udp(ctx):
+    server, (udp, _, _) = start_server(ctx)
+    with server:
+        check_malformed(lambda: UdpClient(("127.0.0.1", udp)), udp, "UDP")
+        # Garbage and an oversized datagram: dropped (or answered), never a crash.
+        c = UdpClient(("127.0.0.1", udp))
+        try:
+            c.send(b"\x00\xff garbage \r\n\r\n")
+            c.send(b"INVITE\r\n\r\n")
+            c.send(build_request("OPTIONS", "sip:127.0.0.1:%d" % udp, "UDP", c.local,
+                                 ["X-Big: " + "a" * 60000]))
+        finally:
+            c.close()
+        options_alive_udp(udp)
+        check(server.alive(), "sipwake died")
+
+
+def test_malformed_tcp(ctx):
+    server, (udp, tcp, _) = start_server(ctx)
+    with server:
+        check_malformed(lambda: StreamClient(("127.0.0.1", tcp)), tcp, "TCP")
+        # Garbage, a huge header block and a connection closed mid-message: never a crash.
+        for junk in (b"\x00\xff garbage \r\n\r\n", b"OPTIONS sip:x SIP/2.0\r\n" + b"X: y\r\n" *
+                     5000, b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nContent-Length: 100\r\n\r\nabc"):
+            c = StreamClient(("127.0.0.1", tcp))
+            try:
+                c.send(junk)
+                c.recv(timeout=0.5)  # an answer or a close are both fine
+            except OSError:
+                pass
+            finally:
+                c.close()
+        # RFC 5626 keep-alive: a double-CRLF ping gets a CRLF pong; then a normal request works.
+        c = StreamClient(("127.0.0.1", tcp))
+        try:
+            r = c.exchange(b"\r\n\r\n" + build_request("OPTIONS", "sip:127.0.0.1:%d" % tcp, "TCP",
+                                                       c.local))
+            expect_options_200(r, "TCP after keep-alive ping")
+        finally:
+            c.close()
+        options_alive_udp(udp)
+        check(server.alive(), "sipwake died")
+
+
+def test_ipv6(ctx):
+    if not ipv6_loopback_available():
+        raise Skip("no IPv6 loopback")
+    server, (udp, tcp, tls) = start_server(ctx, host="::1")
+    with server:
+        check("listening on udp:[::1]:%d" % udp in server.log(), "no IPv6 listening line")
+        c = UdpClient(("::1", udp), host="::1")
+        try:
+            expect_options_200(c.exchange(build_request("OPTIONS", "sip:[::1]:%d" % udp, "UDP",
+                                                        c.local)), "IPv6 UDP")
+        finally:
+            c.close()
+        s = StreamClient(("::1", tcp))
+        try:
+            expect_options_200(s.exchange(build_request("OPTIONS", "sip:[::1]:%d" % tcp, "TCP",
+                                                        s.local)), "IPv6 TCP")
+        finally:
+            s.close()
+        s = StreamClient(("::1", tls), insecure_tls_context())
+        try:
+            expect_options_200(s.exchange(build_request("OPTIONS", "sip:[::1]:%d" % tls, "TLS",
+                                                        s.local)), "IPv6 TLS")
+        finally:
+            s.close()
+
+
+def test_sigint(ctx):
+    server, (udp, _, _) = start_server(ctx)
+    options_alive_udp(udp)
+    code = server.stop(signal.SIGINT)
+    check(code == 0, "exit %s after SIGINT:\n%s" % (code, server.log()))
+    check("shutting down" in server.log(), "no shutdown log line")
+
+
+def test_default_config(ctx):
+    """`sipwake` with no options at all: udp+tcp 127.0.0.1:5060 and tls 127.0.0.1:5061."""
+    for kind, port in ((socket.SOCK_DGRAM, 5060), (socket.SOCK_STREAM, 5060),
+                       (socket.SOCK_STREAM, 5061)):
+        try:
+            with socket.socket(socket.AF_INET, kind) as s:
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            raise Skip("default port %d is in use on this machine" % port)
+    with Sipwake(ctx, []) as server:
+        log = server.log()
+        for l in ("udp:127.0.0.1:5060", "tcp:127.0.0.1:5060", "tls:127.0.0.1:5061"):
+            check("listening on " + l in log, "default listener %s missing:\n%s" % (l, log))
+        run_sipp(ctx, "options.xml", ("127.0.0.1", 5060), "u1")
+        run_sipp(ctx, "options.xml", ("127.0.0.1", 5060), "t1")
+        c = StreamClient(("127.0.0.1", 5061), insecure_tls_context())
+        try:
+            expect_options_200(c.exchange(build_request("OPTIONS", "sip:127.0.0.1:5061", "TLS",
+                                                        c.local)), "default TLS")
+        finally:
+            c.close()
+        run_sipp(ctx, "unknown_method.xml", ("127.0.0.1", 5060), "u1")
+
+
+TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sipwake", required=True)
+    p.add_argument("--sipp", default=shutil.which("sipp") or "/usr/bin/sipp")
+    p.add_argument("--scenarios", default=os.path.join(os.path.dirname(__file__), "scenarios"))
+    p.add_argument("--work-dir", default=tempfile.gettempdir())
+    p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument("test", choices=sorted(TESTS) + ["list"])
+    args = p.parse_args()
+    if args.test == "list":
+        print("\n".join(sorted(TESTS)))
+        return 0
+    ctx = Context(args, args.test)
+    try:
+        TESTS[args.test](ctx)
+    except Skip as e:
+        print("SKIP %s: %s" % (args.test, e))
+        return SKIP
+    except Fail as e:
+        print("FAIL %s: %s\n(work directory kept: %s)" % (args.test, e, ctx.work))
+        return 1
+    print("PASS %s" % args.test)
+    if not args.keep:
+        shutil.rmtree(ctx.work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

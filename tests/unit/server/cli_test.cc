@@ -1,0 +1,118 @@
+#include "server/cli.h"
+
+#include <gtest/gtest.h>
+
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+namespace sipwake::server {
+namespace {
+
+using transport::Protocol;
+
+CommandLine parse(std::initializer_list<const char*> args) {
+  std::vector<const char*> argv{"sipwake"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return parseCommandLine(static_cast<int>(argv.size()), argv.data());
+}
+
+TEST(ListenSpecTest, Valid) {
+  auto l = parseListenSpec("udp:127.0.0.1:5060");
+  ASSERT_TRUE(l.isOk()) << l.status().message();
+  EXPECT_EQ(l->protocol, Protocol::kUdp);
+  EXPECT_EQ(l->address, "127.0.0.1");
+  EXPECT_EQ(l->port, 5060);
+
+  l = parseListenSpec("TCP:[::1]:5070");
+  ASSERT_TRUE(l.isOk()) << l.status().message();
+  EXPECT_EQ(l->protocol, Protocol::kTcp);
+  EXPECT_EQ(l->address, "::1");
+  EXPECT_EQ(l->port, 5070);
+  EXPECT_EQ(l->toString(), "tcp:[::1]:5070");
+
+  l = parseListenSpec("tls:0.0.0.0:65535");
+  ASSERT_TRUE(l.isOk());
+  EXPECT_EQ(l->protocol, Protocol::kTls);
+  EXPECT_EQ(l->port, 65535);
+}
+
+TEST(ListenSpecTest, Invalid) {
+  for (const char* bad : {"", "udp", "udp:", "udp:127.0.0.1", "udp:127.0.0.1:", "sctp:1.2.3.4:5",
+                          "udp:127.0.0.1:0", "udp:127.0.0.1:65536", "udp:127.0.0.1:50x",
+                          "udp:localhost:5060", "udp:::1:5060", "tcp:[::1:5060", "tcp:[::1]5060",
+                          "tcp:[127.0.0.1]:5060", "udp:1.2.3.4:999999", "udp:300.1.1.1:5060"}) {
+    auto l = parseListenSpec(bad);
+    EXPECT_FALSE(l.isOk()) << bad;
+    if (!l.isOk()) {
+      EXPECT_NE(l.status().message().find("--listen"), std::string::npos);
+      EXPECT_NE(l.status().message().find("expected udp:IP:PORT"), std::string::npos);
+    }
+  }
+  EXPECT_NE(parseListenSpec("udp:::1:5060").status().message().find("need brackets"),
+            std::string::npos);
+}
+
+TEST(CommandLineTest, NoArgumentsRuns) {
+  CommandLine c = parse({});
+  EXPECT_EQ(c.action, CommandLine::Action::kRun);
+  EXPECT_FALSE(c.config_path.has_value());
+  EXPECT_TRUE(c.listen.empty());
+}
+
+TEST(CommandLineTest, ConfigAndRepeatedListen) {
+  CommandLine c = parse({"--config", "x.toml", "--listen", "udp:127.0.0.1:5080", "--listen",
+                         "tls:[::1]:5081", "--log-level", "debug"});
+  ASSERT_EQ(c.action, CommandLine::Action::kRun) << c.output;
+  EXPECT_EQ(c.config_path, "x.toml");
+  ASSERT_EQ(c.listen.size(), 2u);
+  EXPECT_EQ(c.listen[0].toString(), "udp:127.0.0.1:5080");
+  EXPECT_EQ(c.listen[1].toString(), "tls:[::1]:5081");
+  EXPECT_EQ(c.log_level, "debug");
+
+  Config cfg = defaultConfig();
+  applyOverrides(c, cfg);
+  EXPECT_EQ(cfg.listeners, c.listen);
+  EXPECT_EQ(cfg.log_level, "debug");
+}
+
+TEST(CommandLineTest, BadListenIsUsageError) {
+  CommandLine c = parse({"--listen", "udp:nowhere:5060"});
+  EXPECT_EQ(c.action, CommandLine::Action::kExit);
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_TRUE(c.output_is_error);
+  EXPECT_NE(c.output.find("udp:nowhere:5060"), std::string::npos);
+}
+
+TEST(CommandLineTest, HelpAndVersion) {
+  CommandLine h = parse({"--help"});
+  EXPECT_EQ(h.action, CommandLine::Action::kExit);
+  EXPECT_EQ(h.exit_code, 0);
+  EXPECT_NE(h.output.find("--listen"), std::string::npos);
+  EXPECT_NE(h.output.find("check-config"), std::string::npos);
+
+  CommandLine v = parse({"--version"});
+  EXPECT_EQ(v.action, CommandLine::Action::kExit);
+  EXPECT_EQ(v.exit_code, 0);
+  EXPECT_EQ(v.output, "sipwake " + std::string(versionString()) + "\n");
+}
+
+TEST(CommandLineTest, CheckConfig) {
+  CommandLine c = parse({"check-config", "a.toml"});
+  EXPECT_EQ(c.action, CommandLine::Action::kCheckConfig);
+  EXPECT_EQ(c.check_config_path, "a.toml");
+
+  CommandLine missing = parse({"check-config"});
+  EXPECT_EQ(missing.action, CommandLine::Action::kExit);
+  EXPECT_NE(missing.exit_code, 0);
+}
+
+TEST(CommandLineTest, UnknownOption) {
+  CommandLine c = parse({"--frobnicate"});
+  EXPECT_EQ(c.action, CommandLine::Action::kExit);
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_TRUE(c.output_is_error);
+}
+
+}  // namespace
+}  // namespace sipwake::server

@@ -1,0 +1,271 @@
+#include "server/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+namespace sipwake::server {
+namespace {
+
+using transport::Protocol;
+
+Config parseOk(std::string_view text) {
+  auto r = parseConfig(text, "test.toml");
+  EXPECT_TRUE(r.isOk()) << r.status().message();
+  return r.isOk() ? *r : defaultConfig();
+}
+
+std::string parseError(std::string_view text) {
+  auto r = parseConfig(text, "test.toml");
+  EXPECT_FALSE(r.isOk());
+  return r.isOk() ? std::string() : r.status().message();
+}
+
+// A file that exists for the life of the test.
+class TempFile {
+ public:
+  explicit TempFile(std::string_view content) {
+    char name[] = "/tmp/sipwake-config-test-XXXXXX";
+    int fd = ::mkstemp(name);
+    EXPECT_GE(fd, 0);
+    ::close(fd);
+    path_ = name;
+    std::ofstream(path_) << content;
+  }
+  ~TempFile() { std::remove(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(ConfigTest, EmptyFileGivesDefaults) {
+  Config c = parseOk("");
+  EXPECT_EQ(c.workers, 0u);
+  EXPECT_GE(c.effectiveWorkers(), 1u);
+  EXPECT_EQ(c.log_level, "info");
+  EXPECT_EQ(c.log_format, "text");
+  EXPECT_EQ(c.domains, (std::vector<std::string>{"localhost", "127.0.0.1"}));
+  EXPECT_EQ(c.listeners, defaultListeners());
+  ASSERT_EQ(c.listeners.size(), 3u);
+  EXPECT_EQ(c.listeners[0].toString(), "udp:127.0.0.1:5060");
+  EXPECT_EQ(c.listeners[1].toString(), "tcp:127.0.0.1:5060");
+  EXPECT_EQ(c.listeners[2].toString(), "tls:127.0.0.1:5061");
+  EXPECT_TRUE(c.hasTlsListener());
+  EXPECT_EQ(c.limits.max_message_bytes, 65535u);
+  EXPECT_EQ(c.timers.t1_ms, 500u);
+  EXPECT_EQ(c.timers.t2_ms, 4000u);
+  EXPECT_EQ(c.timers.t4_ms, 5000u);
+  EXPECT_EQ(c.store.path, "sipwake.db");
+  EXPECT_TRUE(validateConfig(c).isOk());
+}
+
+TEST(ConfigTest, FullFile) {
+  TempFile cert("cert"), key("key"), ca("ca");
+  std::string text = R"(
+[server]
+workers = 2
+log_level = "debug"
+log_format = "json"
+domains = ["Example.COM", "10.0.0.1"]
+
+[[listen]]
+transport = "udp"
+address = "::1"
+port = 5070
+
+[[listen]]
+transport = "tls"
+address = "[::]"
+
+[tls]
+certificate = ")" + cert.path() +
+                     R"("
+private_key = ")" + key.path() +
+                     R"("
+ca_file = ")" + ca.path() +
+                     R"("
+verify = "require"
+
+[limits]
+max_message_bytes = 4096
+max_headers = 64
+max_line_bytes = 1024
+max_connections_per_ip = 10
+connection_idle_timeout = 60
+
+[timers]
+t1_ms = 100
+t2_ms = 400
+t4_ms = 500
+
+[store]
+path = "/var/lib/sipwake/x.db"
+)";
+  Config c = parseOk(text);
+  EXPECT_EQ(c.workers, 2u);
+  EXPECT_EQ(c.effectiveWorkers(), 2u);
+  EXPECT_EQ(c.log_level, "debug");
+  EXPECT_EQ(c.log_format, "json");
+  EXPECT_EQ(c.domains, (std::vector<std::string>{"example.com", "10.0.0.1"}));
+  ASSERT_EQ(c.listeners.size(), 2u);
+  EXPECT_EQ(c.listeners[0].protocol, Protocol::kUdp);
+  EXPECT_EQ(c.listeners[0].address, "::1");
+  EXPECT_EQ(c.listeners[0].port, 5070);
+  EXPECT_EQ(c.listeners[0].toString(), "udp:[::1]:5070");
+  EXPECT_EQ(c.listeners[1].protocol, Protocol::kTls);
+  EXPECT_EQ(c.listeners[1].address, "::");
+  EXPECT_EQ(c.listeners[1].port, 5061);  // TLS default port
+  EXPECT_EQ(c.tls.certificate, cert.path());
+  EXPECT_EQ(c.tls.private_key, key.path());
+  EXPECT_EQ(c.tls.ca_file, ca.path());
+  EXPECT_EQ(c.tls.verify, TlsVerify::kRequire);
+  EXPECT_EQ(c.limits.max_message_bytes, 4096u);
+  EXPECT_EQ(c.limits.max_headers, 64u);
+  EXPECT_EQ(c.limits.max_line_bytes, 1024u);
+  EXPECT_EQ(c.limits.max_connections_per_ip, 10u);
+  EXPECT_EQ(c.limits.connection_idle_timeout_s, 60u);
+  EXPECT_EQ(c.timers.t1_ms, 100u);
+  EXPECT_EQ(c.timers.t2_ms, 400u);
+  EXPECT_EQ(c.timers.t4_ms, 500u);
+  EXPECT_EQ(c.store.path, "/var/lib/sipwake/x.db");
+}
+
+TEST(ConfigTest, WrongTypeNamesKeyAndLine) {
+  EXPECT_EQ(parseError("[limits]\nmax_message_bytes = 4096\nmax_headers = \"abc\"\n"),
+            "test.toml:3: [limits] max_headers: expected a positive integer, got \"abc\"");
+}
+
+TEST(ConfigTest, UnknownKeyNamesKeyAndLine) {
+  EXPECT_EQ(parseError("[server]\nworkers = 2\n\n[timers]\nt3_ms = 5\n"),
+            "test.toml:5: [timers] t3_ms: unknown key");
+}
+
+TEST(ConfigTest, UnknownSection) {
+  std::string e = parseError("\n[sever]\nworkers = 1\n");
+  EXPECT_EQ(e.rfind("test.toml:2: sever: unknown key", 0), 0u) << e;
+}
+
+TEST(ConfigTest, FirstBadKeyInFileOrder) {
+  // toml++ keeps keys sorted; the error reported must still be the first one in the file.
+  std::string e = parseError("[server]\nworkers = \"x\"\n[limits]\nmax_headers = -1\n");
+  EXPECT_EQ(e.rfind("test.toml:2: [server] workers:", 0), 0u) << e;
+  e = parseError("[server]\nzz = 1\naa = 2\n");
+  EXPECT_EQ(e, "test.toml:2: [server] zz: unknown key");
+}
+
+TEST(ConfigTest, SyntaxErrorHasLine) {
+  std::string e = parseError("[server]\nworkers = 2\nlog_level = \n");
+  EXPECT_EQ(e.rfind("test.toml:3: TOML syntax error", 0), 0u) << e;
+}
+
+TEST(ConfigTest, RangeAndChoiceErrors) {
+  EXPECT_EQ(parseError("[server]\nworkers = 0\n"),
+            "test.toml:2: [server] workers: expected an integer from 1 to 1024, got 0");
+  EXPECT_EQ(parseError("[server]\nlog_format = \"xml\"\n"),
+            "test.toml:2: [server] log_format: expected one of \"text\", \"json\", got \"xml\"");
+  EXPECT_NE(parseError("[server]\nlog_level = \"loud\"\n").find("log_level"), std::string::npos);
+  EXPECT_NE(parseError("[server]\ndomains = \"a\"\n").find("expected an array of strings"),
+            std::string::npos);
+  EXPECT_NE(parseError("[server]\ndomains = [1]\n").find("expected a string, got 1"),
+            std::string::npos);
+  EXPECT_EQ(parseError("[tls]\nverify = true\n"),
+            "test.toml:2: [tls] verify: expected a string, got true");
+  EXPECT_EQ(parseError("[limits]\nmax_headers = 1.5\n"),
+            "test.toml:2: [limits] max_headers: expected a positive integer, got 1.5");
+  EXPECT_EQ(parseError("[timers]\nt1_ms = 500\nt2_ms = 100\n"),
+            "test.toml:3: [timers] t2_ms: must not be smaller than t1_ms (500)");
+  EXPECT_EQ(parseError("[store]\npath = \"\"\n"), "test.toml:2: [store] path: must not be empty");
+  EXPECT_EQ(parseError("server = 1\n"), "test.toml:1: server: expected a table ([server]), got 1");
+}
+
+TEST(ConfigTest, ListenErrors) {
+  EXPECT_EQ(parseError("[[listen]]\ntransport = \"sctp\"\n"),
+            "test.toml:2: [[listen]] #1 transport: expected one of \"udp\", \"tcp\", \"tls\", got "
+            "\"sctp\"");
+  EXPECT_EQ(parseError("[[listen]]\ntransport = \"udp\"\n[[listen]]\ntransport = \"tcp\"\nport = "
+                       "70000\n"),
+            "test.toml:5: [[listen]] #2 port: expected an integer from 1 to 65535, got 70000");
+  EXPECT_EQ(parseError("[[listen]]\ntransport = \"udp\"\naddress = \"localhost\"\n"),
+            "test.toml:3: [[listen]] #1 address: expected an IPv4 or IPv6 address, got "
+            "\"localhost\"");
+  EXPECT_EQ(parseError("[[listen]]\nport = 5060\n"),
+            "test.toml:1: [[listen]] #1: missing key transport");
+  EXPECT_EQ(parseError("[[listen]]\ntransport = \"udp\"\nfoo = 1\n"),
+            "test.toml:3: [[listen]] #1 foo: unknown key");
+  EXPECT_NE(parseError("[listen]\ntransport = \"udp\"\n").find("expected an array of tables"),
+            std::string::npos);
+  EXPECT_NE(parseError("[[listen]]\ntransport = \"udp\"\n[[listen]]\ntransport = \"udp\"\n")
+                .find("listed twice"),
+            std::string::npos);
+}
+
+TEST(ConfigTest, TlsRules) {
+  TempFile cert("x");
+  // Non-loopback TLS without a certificate: refused, pointing at the listener.
+  EXPECT_EQ(parseError("[[listen]]\ntransport = \"tls\"\naddress = \"0.0.0.0\"\n")
+                .rfind("test.toml:1: [[listen]] tls:0.0.0.0:5061: a TLS listener on a "
+                       "non-loopback address needs",
+                       0),
+            0u);
+  // Loopback TLS without a certificate: fine (ephemeral certificate at start-up).
+  parseOk("[[listen]]\ntransport = \"tls\"\naddress = \"::1\"\n");
+  // Certificate without key.
+  EXPECT_EQ(parseError("\n[tls]\ncertificate = \"" + cert.path() + "\"\n"),
+            "test.toml:2: [tls]: certificate and private_key must be given together");
+  // Missing file.
+  EXPECT_EQ(parseError("[tls]\nca_file = \"/nonexistent/ca.pem\"\n"),
+            "test.toml:2: [tls] ca_file: cannot read file \"/nonexistent/ca.pem\"");
+}
+
+TEST(ConfigTest, ValidateAfterOverride) {
+  Config c = defaultConfig();
+  c.listeners = {{Protocol::kTls, "192.0.2.1", 5061}};
+  Status s = validateConfig(c);
+  EXPECT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("tls:192.0.2.1:5061"), std::string::npos);
+  c.listeners.clear();
+  EXPECT_FALSE(validateConfig(c).isOk());
+}
+
+TEST(ConfigTest, LoadFile) {
+  TempFile f("[server]\nworkers = 3\n");
+  auto r = loadConfigFile(f.path());
+  ASSERT_TRUE(r.isOk()) << r.status().message();
+  EXPECT_EQ(r->workers, 3u);
+  auto missing = loadConfigFile("/nonexistent/sipwake.toml");
+  ASSERT_FALSE(missing.isOk());
+  EXPECT_EQ(missing.status().message(), "/nonexistent/sipwake.toml: cannot open file");
+  TempFile bad("[limits]\n\nmax_headers = \"abc\"\n");
+  auto b = loadConfigFile(bad.path());
+  ASSERT_FALSE(b.isOk());
+  EXPECT_EQ(b.status().message(),
+            bad.path() + ":3: [limits] max_headers: expected a positive integer, got \"abc\"");
+}
+
+TEST(ConfigTest, ExampleConfigIsValid) {
+  auto r = loadConfigFile(SIPWAKE_SOURCE_DIR "/config/sipwake.example.toml");
+  ASSERT_TRUE(r.isOk()) << r.status().message();
+  EXPECT_EQ(r->listeners, defaultListeners());
+}
+
+TEST(AddressTest, Literals) {
+  EXPECT_TRUE(isIpLiteral("127.0.0.1"));
+  EXPECT_TRUE(isIpLiteral("::1"));
+  EXPECT_TRUE(isIpLiteral("fe80::1"));
+  EXPECT_FALSE(isIpLiteral("[::1]"));
+  EXPECT_FALSE(isIpLiteral("localhost"));
+  EXPECT_FALSE(isIpLiteral("1.2.3"));
+  EXPECT_TRUE(isLoopbackAddress("127.0.0.1"));
+  EXPECT_TRUE(isLoopbackAddress("127.1.2.3"));
+  EXPECT_TRUE(isLoopbackAddress("::1"));
+  EXPECT_FALSE(isLoopbackAddress("0.0.0.0"));
+  EXPECT_FALSE(isLoopbackAddress("::"));
+  EXPECT_FALSE(isLoopbackAddress("10.0.0.1"));
+}
+
+}  // namespace
+}  // namespace sipwake::server
