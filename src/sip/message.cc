@@ -415,6 +415,10 @@ void Message::decrementMaxForwards() {
   SIPWAKE_CHECK(v.isOk() && *v > 0);
   f.value = owned_.emplace_back(toDecimal(static_cast<std::uint64_t>(*v - 1)));
   f.raw = {};
+  // Identical duplicates were tolerated by the parser; they must not now contradict the new value.
+  for (std::size_t j = i + 1; j < headers_.size(); ++j) {
+    if (headers_[j].id == HeaderId::kMaxForwards) headers_[j].removed = true;
+  }
 }
 
 void Message::setBody(std::string content_type, std::string body) {

@@ -342,6 +342,9 @@ def run_sipp(ctx, scenario, target, transport="u1"):
     msg_file = os.path.join(ctx.work, "sipp-%s-%s-messages.log" % (name, transport))
     cmd = [ctx.sipp, "%s:%d" % target, "-sf", os.path.join(ctx.scenarios, scenario),
            "-t", transport, "-i", "127.0.0.1", "-m", "1", "-nostdin",
+           # Never let sipp take 5060 (its default first choice): default_config needs it.
+           "-p", str(free_port(socket.SOCK_DGRAM if transport.startswith("u") else
+                               socket.SOCK_STREAM)),
            "-timeout", "%ds" % (SIPP_TIMEOUT - 5), "-timeout_error", "-recv_timeout", "10000",
            "-trace_err", "-error_file", err_file, "-trace_msg", "-message_file", msg_file]
     ctx.note("running: " + " ".join(cmd))

@@ -43,15 +43,15 @@ class CoreHandlerTest : public ::testing::Test {
   sip::Message exchange(const std::string& method, const std::string& ruri,
                         const std::string& extra_headers = "",
                         const std::string& cseq_method = "") {
+    const std::string n = std::to_string(++branch_);
     std::string text = method + " " + ruri + " SIP/2.0\r\n" +
-                       "Via: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK" +
-                       std::to_string(++branch_) + ";rport\r\n" +
+                       "Via: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK" + n + ";rport\r\n" +
                        "Max-Forwards: 70\r\n"
                        "From: <sip:tester@127.0.0.1>;tag=abc\r\n"
                        "To: <" +
-                       ruri + ">\r\nCall-ID: call-" + std::to_string(branch_) +
-                       "@test\r\nCSeq: 1 " + (cseq_method.empty() ? method : cseq_method) + "\r\n" +
-                       extra_headers + "Content-Length: 0\r\n\r\n";
+                       ruri + ">\r\nCall-ID: call-" + n + "@test\r\nCSeq: 1 " +
+                       (cseq_method.empty() ? method : cseq_method) + "\r\n" + extra_headers +
+                       "Content-Length: 0\r\n\r\n";
     return deliver(std::move(text));
   }
 

@@ -51,8 +51,9 @@ TEST_F(ServerTransactionTest, No100TryingWhenTuAnswersWithin200ms) {
   deliver(Msg{}.request());
   timers_.advance(milliseconds(150));
   ASSERT_TRUE(respond(180, "Ringing").isOk());
-  EXPECT_EQ(sendsDuring(seconds(1)), 1u);
+  ASSERT_EQ(sentCount(), 1u);
   EXPECT_EQ(sent(0).statusCode(), 180);
+  EXPECT_EQ(sendsDuring(seconds(1)), 0u);  // no 100 after a provisional from the TU
 }
 
 TEST_F(ServerTransactionTest, TryingDelayConfigurableAndDisable) {
@@ -420,6 +421,50 @@ TEST_F(ServerTransactionTest, DetachedTransactionRunsSilently) {
   EXPECT_TRUE(tu_.ack_timeouts.empty());
   EXPECT_EQ(tu_.terminated, 0);
   EXPECT_EQ(layer_->serverTransactionCount(), 0u);
+}
+
+TEST_F(ServerTransactionTest, CountersTrackCreationRetransmissionsAndTermination) {
+  auto value = [](const char* name) { return Stats::global().counter(name).value(); };
+  auto created = value("transaction.server_non_invite_created");
+  auto terminated = value("transaction.server_non_invite_terminated");
+  auto absorbed = value("transaction.retransmissions_absorbed");
+  answerWith(200, "OK");
+  Msg opt;
+  opt.method = "OPTIONS";
+  deliver(opt.request());
+  deliver(opt.request());
+  deliver(opt.request());
+  timers_.advance(seconds(33));
+  EXPECT_EQ(value("transaction.server_non_invite_created"), created + 1);
+  EXPECT_EQ(value("transaction.server_non_invite_terminated"), terminated + 1);
+  EXPECT_EQ(value("transaction.retransmissions_absorbed"), absorbed + 2);
+}
+
+TEST_F(ServerTransactionTest, RespondAfterTerminationIsRefusedNotFatal) {
+  Msg opt;
+  opt.method = "OPTIONS";
+  opt.transport = "TCP";
+  deliver(opt.request(), Protocol::kTcp);
+  ServerTransaction* tx = tu_.request_txs[0];
+  ASSERT_TRUE(respond(200, "OK").isOk());
+  // Still inside the same turn of the loop: the reference is valid, a second final refused.
+  EXPECT_FALSE(respond(500, "Oops").isOk());
+  EXPECT_EQ(tx->state(), ServerState::kCompleted);
+  timers_.advance(Duration::zero());
+  EXPECT_EQ(tu_.terminated, 1);
+}
+
+TEST_F(ServerTransactionTest, DestroyingTheLayerCancelsEveryTimer) {
+  answerWith(486, "Busy Here");
+  deliver(Msg{}.request());
+  Msg opt;
+  opt.method = "OPTIONS";
+  deliver(opt.request());
+  EXPECT_GT(timers_.pending(), 0u);
+  layer_.reset();
+  EXPECT_EQ(timers_.pending(), 0u);
+  timers_.advance(seconds(100));
+  EXPECT_TRUE(tu_.ack_timeouts.empty());
 }
 
 }  // namespace
