@@ -34,7 +34,15 @@ bool isLws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 bool isTokenChar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   switch (c) {
-    case '-': case '.': case '!': case '%': case '*': case '_': case '+': case '`': case '\'':
+    case '-':
+    case '.':
+    case '!':
+    case '%':
+    case '*':
+    case '_':
+    case '+':
+    case '`':
+    case '\'':
     case '~':
       return true;
     default:
@@ -74,9 +82,12 @@ struct KnownParam {
   ParamBit bit;
 };
 constexpr KnownParam kKnownParams[] = {
-    {"username", kUsername}, {"realm", kRealm},     {"nonce", kNonce}, {"uri", kUri},
-    {"response", kResponse}, {"algorithm", kAlgorithm}, {"cnonce", kCnonce},
-    {"opaque", kOpaque},     {"qop", kQop},         {"nc", kNc},       {"userhash", kUserhash},
+    {"username", kUsername}, {"realm", kRealm},
+    {"nonce", kNonce},       {"uri", kUri},
+    {"response", kResponse}, {"algorithm", kAlgorithm},
+    {"cnonce", kCnonce},     {"opaque", kOpaque},
+    {"qop", kQop},           {"nc", kNc},
+    {"userhash", kUserhash},
 };
 
 Status paramError(std::string_view what, std::string_view param) {
@@ -153,19 +164,37 @@ class CredentialsParser {
       if (seen & bit) return paramError("duplicate parameter", name);
       seen |= bit;
       switch (bit) {
-        case kUsername: c.username = value; break;
-        case kRealm: c.realm = value; break;
-        case kNonce: c.nonce = value; break;
-        case kUri: c.uri = value; break;
-        case kResponse: c.response = value; break;
-        case kAlgorithm: algorithm_text = value; break;
-        case kCnonce: c.cnonce = value; break;
+        case kUsername:
+          c.username = value;
+          break;
+        case kRealm:
+          c.realm = value;
+          break;
+        case kNonce:
+          c.nonce = value;
+          break;
+        case kUri:
+          c.uri = value;
+          break;
+        case kResponse:
+          c.response = value;
+          break;
+        case kAlgorithm:
+          algorithm_text = value;
+          break;
+        case kCnonce:
+          c.cnonce = value;
+          break;
         case kOpaque:
           c.opaque = value;
           c.has_opaque = true;
           break;
-        case kQop: qop_text = value; break;
-        case kNc: c.nc_text = value; break;
+        case kQop:
+          qop_text = value;
+          break;
+        case kNc:
+          c.nc_text = value;
+          break;
         case kUserhash:
           if (iequals(value, "true")) {
             return invalidArgument("Digest credentials: userhash=true is not supported");
@@ -284,10 +313,14 @@ void appendQuoted(std::string& out, std::string_view v) {
 
 std::string_view algorithmName(DigestAlgorithm a) {
   switch (a) {
-    case DigestAlgorithm::kMd5: return "MD5";
-    case DigestAlgorithm::kMd5Sess: return "MD5-sess";
-    case DigestAlgorithm::kSha256: return "SHA-256";
-    case DigestAlgorithm::kSha256Sess: return "SHA-256-sess";
+    case DigestAlgorithm::kMd5:
+      return "MD5";
+    case DigestAlgorithm::kMd5Sess:
+      return "MD5-sess";
+    case DigestAlgorithm::kSha256:
+      return "SHA-256";
+    case DigestAlgorithm::kSha256Sess:
+      return "SHA-256-sess";
   }
   return "MD5";
 }
@@ -338,8 +371,8 @@ HexDigest computeHa1(DigestAlgorithm a, std::string_view user, std::string_view 
 }
 
 HexDigest computeResponse(const ResponseInputs& in) {
-  const bool sess = in.algorithm == DigestAlgorithm::kMd5Sess ||
-                    in.algorithm == DigestAlgorithm::kSha256Sess;
+  const bool sess =
+      in.algorithm == DigestAlgorithm::kMd5Sess || in.algorithm == DigestAlgorithm::kSha256Sess;
   HexDigest session_ha1;
   std::string_view ha1 = in.ha1;
   if (sess) {
@@ -348,8 +381,8 @@ HexDigest computeResponse(const ResponseInputs& in) {
   }
   HexDigest ha2 = hashHex(in.algorithm, {in.method, ":", in.uri});
   if (in.qop == Qop::kAuth) {
-    return hashHex(in.algorithm, {ha1, ":", in.nonce, ":", in.nc_text, ":", in.cnonce, ":auth:",
-                                  ha2.view()});
+    return hashHex(in.algorithm,
+                   {ha1, ":", in.nonce, ":", in.nc_text, ":", in.cnonce, ":auth:", ha2.view()});
   }
   return hashHex(in.algorithm, {ha1, ":", in.nonce, ":", ha2.view()});
 }

@@ -53,8 +53,8 @@ struct DigestCredentials {
   std::string_view response;  // hex, length checked against `algorithm`; case as sent
   std::string_view cnonce;    // empty when qop is absent
   std::string_view opaque;
-  std::string_view nc_text;   // the 8 hex digits as sent (they enter the hash verbatim)
-  std::uint32_t nc = 0;       // 0 when qop is absent, else >= 1
+  std::string_view nc_text;  // the 8 hex digits as sent (they enter the hash verbatim)
+  std::uint32_t nc = 0;      // 0 when qop is absent, else >= 1
   DigestAlgorithm algorithm = DigestAlgorithm::kMd5;  // RFC 2617: absent means MD5
   Qop qop = Qop::kNone;
   bool has_opaque = false;

@@ -103,13 +103,12 @@ class NonceManager {
   struct alignas(64) Shard {
     std::mutex mu;
     std::unordered_map<std::uint64_t, Entry> entries;
-    std::deque<Queued> order;   // insertion order ~ issue order; drives expiry and eviction
+    std::deque<Queued> order;    // insertion order ~ issue order; drives expiry and eviction
     TimePoint forgotten_upto{};  // newest issue time of a live nonce evicted for space
     bool forgot_any = false;
   };
 
-  void mac(const unsigned char* stamp_and_random, std::string_view realm,
-           unsigned char* out) const;
+  void mac(const unsigned char* stamp_and_random, std::string_view realm, unsigned char* out) const;
 
   NonceConfig config_;
   std::array<unsigned char, 64> ipad_{};

@@ -12,8 +12,8 @@ namespace {
 Status validate(const RegistrationChange& c) {
   if (c.aor.empty()) return invalidArgument("registration change without an AOR");
   if (c.remove_all && (!c.upserts.empty() || !c.removals.empty())) {
-    return invalidArgument(fmt::format("wildcard Contact '*' combined with other contacts for {}",
-                                       c.aor));
+    return invalidArgument(
+        fmt::format("wildcard Contact '*' combined with other contacts for {}", c.aor));
   }
   for (const Binding& b : c.upserts) {
     if (b.contact_uri.empty()) {
@@ -24,9 +24,8 @@ Status validate(const RegistrationChange& c) {
                                          b.q_milli, b.contact_uri));
     }
     if (b.expires_at <= c.now) {
-      return invalidArgument(
-          fmt::format("contact {} added with an expiry not after now (use removals)",
-                      b.contact_uri));
+      return invalidArgument(fmt::format(
+          "contact {} added with an expiry not after now (use removals)", b.contact_uri));
     }
   }
   for (const Binding& b : c.removals) {

@@ -17,8 +17,8 @@ using SysSeconds = std::chrono::sys_seconds;
 
 // The flow a REGISTER arrived on (RFC 5626 §3.2: the registrar must route back over it).
 struct ReceivedFlow {
-  std::string protocol;        // "udp", "tcp", "tls" (lower case)
-  std::string source_ip;       // peer address, textual (IPv6 without brackets)
+  std::string protocol;   // "udp", "tcp", "tls" (lower case)
+  std::string source_ip;  // peer address, textual (IPv6 without brackets)
   std::uint16_t source_port = 0;
   std::string local_listener;  // "proto:ip:port" of the listener the request came in on
   // Connection/flow id of the transport layer. Process-local: it is NOT persisted and reads as 0
@@ -33,15 +33,16 @@ struct Binding {
   std::string contact_uri;  // Contact URI text, as the registrar canonicalised it
   std::string instance_id;  // +sip.instance value (e.g. "<urn:uuid:...>"); empty when absent
   std::optional<std::uint32_t> reg_id;  // RFC 5626 reg-id; ignored when instance_id is empty
-  std::string call_id;      // Call-ID of the REGISTER that last wrote this binding
-  std::uint32_t cseq = 0;   // CSeq number of that REGISTER
-  SysSeconds expires_at{};  // absolute expiry; the binding is dead at and after this instant
-  int q_milli = 1000;       // q-value times 1000 (0..1000); integers so comparisons are exact
+  std::string call_id;                  // Call-ID of the REGISTER that last wrote this binding
+  std::uint32_t cseq = 0;               // CSeq number of that REGISTER
+  SysSeconds expires_at{};        // absolute expiry; the binding is dead at and after this instant
+  int q_milli = 1000;             // q-value times 1000 (0..1000); integers so comparisons are exact
   std::vector<std::string> path;  // RFC 3327 Path URIs, in header order
   ReceivedFlow received;
   std::string user_agent;
-  SysSeconds registered_at{};  // time of the REGISTER that last wrote this binding (set by the store)
-  std::string push;            // opaque JSON text owned by the push layer (issue 4); may be empty
+  SysSeconds
+      registered_at{};  // time of the REGISTER that last wrote this binding (set by the store)
+  std::string push;     // opaque JSON text owned by the push layer (issue 4); may be empty
 
   friend bool operator==(const Binding&, const Binding&) = default;
 };

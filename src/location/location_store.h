@@ -38,7 +38,7 @@ struct RegistrationChange {
 };
 
 struct LoadReport {
-  std::size_t bindings = 0;         // live bindings now in memory
+  std::size_t bindings = 0;  // live bindings now in memory
   std::size_t aors = 0;
   std::size_t expired_skipped = 0;  // rows already expired at load (left for sweepExpired)
   std::chrono::microseconds duration{0};
@@ -65,8 +65,8 @@ class LocationStore {
   // Thread: any. REQUIRES: reply_on and done non-null; `done` must not call sweepExpired().
   virtual void applyRegistration(RegistrationChange change, Executor reply_on, Done done) = 0;
 
-  // The AOR's live bindings (expires_at > now), in insertion order. Served from memory, never
-  // touches disk. Thread: any, concurrently with everything else.
+  // The AOR's live bindings (expires_at > now), in no particular order (callers sort by q).
+  // Served from memory, never touches disk. Thread: any, concurrently with everything else.
   virtual std::vector<Binding> lookup(std::string_view aor, SysSeconds now) const = 0;
 
   // Removes bindings with expires_at <= now from memory and storage; returns how many.

@@ -24,9 +24,8 @@ void MemoryLocationStore::applyRegistration(RegistrationChange change, Executor 
     result = applied->bindings;
     return std::make_shared<const std::vector<Binding>>(std::move(applied->bindings));
   });
-  reply_on([done = std::move(done), result = std::move(result)]() mutable {
-    done(std::move(result));
-  });
+  reply_on(
+      [done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
 }
 
 std::vector<Binding> MemoryLocationStore::lookup(std::string_view aor, SysSeconds now) const {

@@ -25,6 +25,7 @@ enum CharClass : std::uint32_t {
   kLws = 1u << 13,           // SP HT CR LF (a folded line inside a header value)
   kTel = 1u << 14,           // tel: number characters (digits, hex, * # + - . ( ))
   kGenValue = 1u << 15,      // header-parameter value outside quotes: token / host ("[" "]" ":")
+  kQdText = 1u << 16,        // may stand unescaped in a quoted-string: qdtext minus LWS's CR/LF
 };
 
 constexpr std::array<std::uint32_t, 256> makeCharTable() {
@@ -54,6 +55,10 @@ constexpr std::array<std::uint32_t, 256> makeCharTable() {
   add("\r\n", kLws);
   add("0123456789abcdefABCDEF*#+-.()", kTel);
   add("[]:", kGenValue);
+  for (int c = 0x20; c < 256; ++c) {
+    if (c != '"' && c != '\\' && c != 0x7F) t[c] |= kQdText;  // includes UTF8-NONASCII
+  }
+  t['\t'] |= kQdText;
   return t;
 }
 

@@ -1,5 +1,7 @@
 #include "sip/headers.h"
 
+#include <cstring>
+
 #include "sip/chars.h"
 #include "sip/message.h"
 #include "sip/parse_internal.h"
@@ -22,7 +24,9 @@ constexpr std::string_view kMagicCookie = "z9hG4bK";
 // folded line here (the message parser guarantees CRLF is followed by SP/HT inside a value).
 Status skipQuotedString(Cursor& c) {
   if (!c.consume('"')) return bad("expected '\"'");
-  while (!c.done()) {
+  while (true) {
+    c.takeWhile(detail::kQdText);
+    if (c.done()) return bad("unterminated quoted string");
     const char ch = *c.p;
     if (ch == '"') {
       ++c.p;
@@ -31,15 +35,12 @@ Status skipQuotedString(Cursor& c) {
     if (ch == '\\') {
       if (c.p + 1 >= c.e || c.p[1] == '\r' || c.p[1] == '\n') return bad("bad quoted-pair");
       c.p += 2;
-      continue;
-    }
-    const auto u = static_cast<unsigned char>(ch);
-    if ((u < 0x20 && ch != '\t' && ch != '\r' && ch != '\n') || u == 0x7F) {
+    } else if (ch == '\r' || ch == '\n') {
+      ++c.p;  // part of a folded line (the message parser guarantees CRLF is followed by SP/HT)
+    } else {
       return bad("control character in quoted string");
     }
-    ++c.p;
   }
-  return bad("unterminated quoted string");
 }
 
 // *( SEMI generic-param ). gen-value = token / host / quoted-string; the quoted form is kept
@@ -217,15 +218,16 @@ Status parseNameAddrAt(Cursor& c, NameAddr& na, bool collect, bool in_list) {
     }
   }
   std::string_view uri_text;
+  bool in_angles = false;
   if (c.consume('<')) {
     const char* u = c.p;
-    while (!c.done() && c.peek() != '>') ++c.p;
+    const void* gt = std::memchr(c.p, '>', static_cast<std::size_t>(c.e - c.p));
+    if (gt == nullptr) return bad("missing '>'");
+    c.p = static_cast<const char*>(gt);
     uri_text = c.since(u);
-    if (!c.consume('>')) return bad("missing '>'");
-    for (char ch : uri_text) {
-      if (isLws(ch)) return bad("whitespace inside <addr-spec>");
-    }
+    ++c.p;
     na.angle_brackets = true;
+    in_angles = true;
   } else {
     const char* u = c.p;
     while (!c.done() && !isLws(c.peek()) && c.peek() != ';' && !(in_list && c.peek() == ',')) {
@@ -237,7 +239,14 @@ Status parseNameAddrAt(Cursor& c, NameAddr& na, bool collect, bool in_list) {
     }
   }
   if (uri_text.empty()) return bad("missing URI");
-  if (Status s = parseUriInto(uri_text, na.uri, collect); !s) return s;
+  if (Status s = parseUriInto(uri_text, na.uri, collect); !s) {
+    if (in_angles) {
+      for (char ch : uri_text) {
+        if (isLws(ch)) return bad("whitespace inside <addr-spec>");
+      }
+    }
+    return s;
+  }
   Status s = parseHeaderParams(c, [&](const Param& p) -> Status {
     if (iequals(p.name, "tag") && (!p.has_value || !allOf(p.value, kToken))) {
       return bad("invalid tag");
@@ -279,8 +288,16 @@ Status validateNameAddrList(std::string_view value, bool allow_star) {
 }
 
 Status validateTokenList(std::string_view value) {
-  Result<std::vector<std::string_view>> r = parseTokenList(value);
-  return r ? Status::ok() : r.status();
+  Cursor c(value);
+  c.skipLws();
+  if (c.done()) return Status::ok();
+  while (true) {
+    c.skipLws();
+    if (c.takeWhile(kToken).empty()) return bad("expected a token");
+    Result<bool> more = nextListElement(c, "token");
+    if (!more) return more.status();
+    if (!*more) return Status::ok();
+  }
 }
 
 Status validateCallId(std::string_view value) {

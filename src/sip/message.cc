@@ -58,6 +58,21 @@ constexpr std::array<std::string_view, static_cast<std::size_t>(HeaderId::kCount
     "Date",
 };
 
+// Header ids by name length (at most 6 names share a length): classification compares a few
+// candidates instead of every name.
+constexpr auto kNamesByLength = [] {
+  std::array<std::array<std::uint8_t, 6>, 20> t{};
+  for (std::size_t i = 1; i < kHeaderNames.size(); ++i) {
+    for (std::uint8_t& slot : t[kHeaderNames[i].size()]) {
+      if (slot == 0) {
+        slot = static_cast<std::uint8_t>(i);
+        break;
+      }
+    }
+  }
+  return t;
+}();
+
 std::string toDecimal(std::uint64_t v) {
   char buf[24];
   auto r = std::to_chars(buf, buf + sizeof(buf), v);
@@ -139,13 +154,15 @@ HeaderId headerIdFromName(std::string_view name) {
       default: return HeaderId::kOther;
     }
   }
-  const char first = detail::toLower(name.empty() ? '\0' : name[0]);
-  for (std::size_t i = 1; i < kHeaderNames.size(); ++i) {
-    const std::string_view candidate = kHeaderNames[i];
-    if (candidate.size() == name.size() && detail::toLower(candidate[0]) == first &&
-        iequals(candidate, name)) {
-      return static_cast<HeaderId>(i);
-    }
+  if (name.size() >= kNamesByLength.size()) return HeaderId::kOther;
+  for (std::uint8_t i : kNamesByLength[name.size()]) {
+    if (i == 0) break;
+    // Canonical names hold only letters and '-' (which has bit 0x20 set): OR-ing 0x20 folds
+    // case, and the only other byte that folds onto '-' is CR, which a field name cannot hold.
+    const std::string_view canonical = kHeaderNames[i];
+    std::size_t k = 0;
+    while (k < name.size() && (name[k] | 0x20) == (canonical[k] | 0x20)) ++k;
+    if (k == name.size()) return static_cast<HeaderId>(i);
   }
   return HeaderId::kOther;
 }
@@ -166,9 +183,9 @@ Message Message::makeRequest(Method method, std::string_view method_name,
     m.method_text_ = methodName(method);
   } else {
     m.method_ = methodFromName(method_name);
-    m.method_text_ = m.owned_.emplace_back(method_name);
+    m.method_text_ = m.owned_.emplace_front(method_name);
   }
-  m.request_uri_text_ = m.owned_.emplace_back(request_uri);
+  m.request_uri_text_ = m.owned_.emplace_front(request_uri);
   m.version_ = "SIP/2.0";
   m.start_line_edited_ = true;
   return m;
@@ -178,7 +195,7 @@ Message Message::makeResponse(int status_code, std::string_view reason) {
   Message m;
   m.is_request_ = false;
   m.status_code_ = status_code;
-  m.reason_ = m.owned_.emplace_back(reason);
+  m.reason_ = m.owned_.emplace_front(reason);
   m.version_ = "SIP/2.0";
   m.start_line_edited_ = true;
   return m;
@@ -188,7 +205,7 @@ HeaderField Message::makeField(HeaderId id, std::string_view name, std::string v
   HeaderField f;
   f.id = id;
   f.name = name.empty() ? canonicalHeaderName(id) : name;
-  f.value = owned_.emplace_back(std::move(value));
+  f.value = owned_.emplace_front(std::move(value));
   return f;
 }
 
@@ -215,7 +232,7 @@ const Uri& Message::requestUri() const {
 }
 
 void Message::setRequestUri(std::string_view uri) {
-  request_uri_text_ = owned_.emplace_back(uri);
+  request_uri_text_ = owned_.emplace_front(uri);
   request_uri_.reset();
   start_line_edited_ = true;
 }
@@ -386,7 +403,7 @@ void Message::appendHeader(std::string_view name, std::string value) {
   const HeaderId id = headerIdFromName(name);
   const std::string_view stored_name =
       id != HeaderId::kOther && canonicalHeaderName(id) == name ? canonicalHeaderName(id)
-                                                                : owned_.emplace_back(name);
+                                                                : owned_.emplace_front(name);
   headers_.push_back(makeField(id, stored_name, std::move(value)));
 }
 
@@ -413,7 +430,7 @@ void Message::decrementMaxForwards() {
   HeaderField& f = headers_[i];
   Result<int> v = parseMaxForwards(f.value);
   SIPWAKE_CHECK(v.isOk() && *v > 0);
-  f.value = owned_.emplace_back(toDecimal(static_cast<std::uint64_t>(*v - 1)));
+  f.value = owned_.emplace_front(toDecimal(static_cast<std::uint64_t>(*v - 1)));
   f.raw = {};
   // Identical duplicates were tolerated by the parser; they must not now contradict the new value.
   for (std::size_t j = i + 1; j < headers_.size(); ++j) {
@@ -422,7 +439,7 @@ void Message::decrementMaxForwards() {
 }
 
 void Message::setBody(std::string content_type, std::string body) {
-  body_ = owned_.emplace_back(std::move(body));
+  body_ = owned_.emplace_front(std::move(body));
   if (content_type.empty()) {
     removeHeaders(HeaderId::kContentType);
   } else {

@@ -21,7 +21,7 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
+#include <forward_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -164,7 +164,9 @@ class Message {
   std::size_t firstIndexOf(HeaderId id) const;  // headers_.size() if none
 
   std::shared_ptr<const std::string> buffer_;  // bytes as received (or the request's, see above)
-  std::deque<std::string> owned_;               // stable storage for edited/added values
+  // Stable storage for edited/added values (node-based: no allocation while empty, and moving a
+  // Message never moves the strings the views point into).
+  std::forward_list<std::string> owned_;
   bool is_request_ = true;
   Method method_ = Method::kUnknown;
   std::string_view method_text_;

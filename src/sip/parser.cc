@@ -1,7 +1,12 @@
 // parseMessage(): one pass over the bytes to cut the start line and the header fields (views
 // into the buffer), then validation of the fields every layer relies on. The first defect
 // found decides the outcome; see message.h (ParseOutcome) for what "answerable" means.
+#include <array>
+#include <bit>
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "sip/chars.h"
 #include "sip/message.h"
@@ -40,6 +45,37 @@ bool isSipVersion(std::string_view v) {
 }
 
 bool isSip20(std::string_view v) { return v.size() == 7 && isSipVersion(v) && v.substr(4) == "2.0"; }
+
+// First CR or LF in [p, end), or end. 16 bytes at a time with SSE2, else 8 at a time (SWAR:
+// the lowest flagged byte is always a real match, later ones may be false positives).
+const char* findCrOrLf(const char* p, const char* end) {
+#if defined(__SSE2__)
+  const __m128i cr = _mm_set1_epi8('\r');
+  const __m128i lf = _mm_set1_epi8('\n');
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const int mask = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)));
+    if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
+    p += 16;
+  }
+#else
+  if constexpr (std::endian::native == std::endian::little) {
+    constexpr std::uint64_t kOnes = 0x0101010101010101ull;
+    constexpr std::uint64_t kHigh = 0x8080808080808080ull;
+    while (end - p >= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p, 8);
+      const std::uint64_t x = w ^ (kOnes * '\r');
+      const std::uint64_t y = w ^ (kOnes * '\n');
+      const std::uint64_t hit = ((x - kOnes) & ~x & kHigh) | ((y - kOnes) & ~y & kHigh);
+      if (hit != 0) return p + (__builtin_ctzll(hit) >> 3);
+      p += 8;
+    }
+  }
+#endif
+  while (p < end && *p != '\r' && *p != '\n') ++p;
+  return p;
+}
 
 }  // namespace
 
@@ -82,6 +118,9 @@ class Parser {
 
   const ParseLimits& limits_;
   Message m_;
+  // Per header id: how many fields, and the index of the first (filled by parseHeaders).
+  std::array<std::uint16_t, static_cast<std::size_t>(HeaderId::kCount)> count_{};
+  std::array<std::uint16_t, static_cast<std::size_t>(HeaderId::kCount)> first_{};
   const char* end_ = nullptr;
   Defect structural_;
   Defect limit_;
@@ -90,21 +129,26 @@ class Parser {
 
 Parser::Line Parser::nextLine(const char* p) {
   Line l{p, end_, end_, false};
-  const void* nl = std::memchr(p, '\n', static_cast<std::size_t>(end_ - p));
-  if (nl != nullptr) {
-    const char* q = static_cast<const char*>(nl);
-    l.next = q + 1;
+  const char* q = findCrOrLf(p, end_);
+  l.e = q;
+  if (q == end_) return l;  // unterminated last line
+  if (*q == '\r' && q + 1 < end_ && q[1] == '\n') {
+    l.next = q + 2;
     l.terminated = true;
-    if (q > p && q[-1] == '\r') {
-      l.e = q - 1;
-    } else {
-      l.e = q;
-      structural(badRequest("Malformed line ending", "bare LF"));
-    }
+    return l;
   }
-  if (l.e > l.b && std::memchr(l.b, '\r', static_cast<std::size_t>(l.e - l.b)) != nullptr) {
-    structural(badRequest("Malformed line ending", "bare CR"));
+  // A bare CR or LF: never guess where the line ends (header-injection risk downstream).
+  // Keep cutting lines at LF so that the rest can still be read to answer the request.
+  structural(badRequest("Malformed line ending", *q == '\r' ? "bare CR" : "bare LF"));
+  const void* nl = std::memchr(q, '\n', static_cast<std::size_t>(end_ - q));
+  if (nl == nullptr) {
+    l.e = end_;
+    return l;
   }
+  const char* n = static_cast<const char*>(nl);
+  l.e = (n > p && n[-1] == '\r') ? n - 1 : n;
+  l.next = n + 1;
+  l.terminated = true;
   return l;
 }
 
@@ -208,7 +252,7 @@ void Parser::parseHeaders(const char*& p, bool* terminated) {
       p = l.next;
       continue;
     }
-    if (m_.headers_.size() >= limits_.max_headers) {
+    if (m_.headers_.size() >= std::min<std::size_t>(limits_.max_headers, 0xFFFF)) {
       limit("more than " + std::to_string(limits_.max_headers) + " header fields");
       stopped_ = true;
       break;
@@ -216,6 +260,8 @@ void Parser::parseHeaders(const char*& p, bool* terminated) {
     HeaderField f;
     f.id = headerIdFromName(name);
     f.name = name;
+    const auto id = static_cast<std::size_t>(f.id);
+    if (count_[id]++ == 0) first_[id] = static_cast<std::uint16_t>(m_.headers_.size());
     m_.headers_.push_back(f);
     current = m_.headers_.size() - 1;
     value_begin = c.p;
@@ -264,6 +310,7 @@ void Parser::parseBody(const char* body_begin, bool terminated) {
 }
 
 bool Parser::conflicting(HeaderId id) const {
+  if (count_[static_cast<std::size_t>(id)] < 2) return false;
   const HeaderField* first = nullptr;
   for (const HeaderField& h : m_.headers_) {
     if (h.id != id) continue;
@@ -286,7 +333,8 @@ bool Parser::answerable() const {
 }
 
 Defect Parser::validateSingle(HeaderId id, std::string_view name, bool required) {
-  const HeaderField* h = m_.find(id);
+  const auto i = static_cast<std::size_t>(id);
+  const HeaderField* h = count_[i] > 0 ? &m_.headers_[first_[i]] : nullptr;
   if (h == nullptr) return required ? badRequest("Missing " + std::string(name)) : Defect{};
   if (conflicting(id)) return badRequest("Conflicting " + std::string(name) + " headers");
   Status s;

@@ -1,6 +1,7 @@
 #include "sip/uri.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "sip/chars.h"
 #include "sip/parse_internal.h"
@@ -15,21 +16,6 @@ using detail::is;
 namespace {
 
 Status bad(std::string message) { return invalidArgument(std::move(message)); }
-
-// Every character is in `cls` or part of a valid %HH escape. Empty is allowed.
-bool validComponent(std::string_view s, std::uint32_t cls) {
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (c == '%') {
-      if (!(i + 2 < s.size())) return false;
-      if (hexValue(s[i + 1]) < 0 || hexValue(s[i + 2]) < 0) return false;
-      i += 2;
-    } else if (!is(c, cls)) {
-      return false;
-    }
-  }
-  return true;
-}
 
 bool hasBadEscape(std::string_view s) {
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -49,35 +35,52 @@ Status detail::checkHost(std::string_view host) {
     if (!parseIpv6Address(host.substr(1, host.size() - 2))) return bad("invalid IPv6 reference");
     return Status::ok();
   }
-  if (!detail::allOf(host, detail::kHost)) return bad("invalid character in host");
+  bool numeric = true;
+  for (char c : host) {
+    if (!is(c, detail::kHost)) return bad("invalid character in host");
+    numeric = numeric && (detail::isDigit(c) || c == '.');
+  }
   // A host made only of digits and dots must be a valid IPv4 address (a toplabel starts
   // with a letter, RFC 3261 §25.1).
-  const bool numeric = std::all_of(host.begin(), host.end(),
-                                   [](char c) { return detail::isDigit(c) || c == '.'; });
   if (numeric && !isIpv4Address(host)) return bad("invalid IPv4 address");
   return Status::ok();
 }
 
 namespace {
 
-// ";name[=value]" uri-parameters, up to '?' or the end.
+// Advances over characters of `cls` and valid %HH escapes; returns where it stopped.
+const char* scanEscaped(const char* p, const char* e, std::uint32_t cls) {
+  while (p < e) {
+    const char c = *p;
+    if (is(c, cls)) {
+      ++p;
+    } else if (c == '%' && e - p >= 3 && hexValue(p[1]) >= 0 && hexValue(p[2]) >= 0) {
+      p += 3;
+    } else {
+      break;
+    }
+  }
+  return p;
+}
+
+// ";name[=value]" uri-parameters, up to '?' or the end. One pass per parameter.
 Status parseUriParams(Cursor& c, std::vector<Param>* out) {
   constexpr std::uint32_t kParamChars = detail::kUnreserved | detail::kParamExtra;
   while (c.consume(';')) {
-    const char* s = c.p;
-    while (!c.done() && c.peek() != '=' && c.peek() != ';' && c.peek() != '?') ++c.p;
     Param p;
-    p.name = c.since(s);
-    if (p.name.empty()) return bad("empty URI parameter");
-    if (!validComponent(p.name, kParamChars)) return bad("invalid character in URI parameter");
+    const char* n = c.p;
+    c.p = scanEscaped(c.p, c.e, kParamChars);
+    p.name = c.since(n);
+    if (p.name.empty()) return bad(c.done() || c.at(';') || c.at('?') ? "empty URI parameter"
+                                                                      : "invalid character in URI parameter");
     if (c.consume('=')) {
       const char* v = c.p;
-      while (!c.done() && c.peek() != ';' && c.peek() != '?') ++c.p;
+      c.p = scanEscaped(c.p, c.e, kParamChars);
       p.value = c.since(v);
       p.has_value = true;
-      if (!validComponent(p.value, kParamChars)) {
-        return bad("invalid character in URI parameter value");
-      }
+      if (!c.done() && !c.at(';') && !c.at('?')) return bad("invalid character in URI parameter value");
+    } else if (!c.done() && !c.at(';') && !c.at('?')) {
+      return bad("invalid character in URI parameter");
     }
     if (out) out->push_back(p);
   }
@@ -89,17 +92,17 @@ Status parseUriHeaders(Cursor& c, std::vector<Param>* out) {
   constexpr std::uint32_t kHnvChars = detail::kUnreserved | detail::kHnvExtra;
   if (!c.consume('?')) return Status::ok();
   while (true) {
-    const char* s = c.p;
-    while (!c.done() && c.peek() != '=' && c.peek() != '&') ++c.p;
     Param p;
-    p.name = c.since(s);
-    if (p.name.empty() || !validComponent(p.name, kHnvChars)) return bad("invalid URI header name");
-    if (!c.consume('=')) return bad("URI header without '='");
+    const char* n = c.p;
+    c.p = scanEscaped(c.p, c.e, kHnvChars);
+    p.name = c.since(n);
+    if (p.name.empty()) return bad("invalid URI header name");
+    if (!c.consume('=')) return bad(c.done() || c.at('&') ? "URI header without '='" : "invalid URI header name");
     const char* v = c.p;
-    while (!c.done() && c.peek() != '&') ++c.p;
+    c.p = scanEscaped(c.p, c.e, kHnvChars);
     p.value = c.since(v);
     p.has_value = true;
-    if (!validComponent(p.value, kHnvChars)) return bad("invalid URI header value");
+    if (!c.done() && !c.at('&')) return bad("invalid URI header value");
     if (out) out->push_back(p);
     if (!c.consume('&')) break;
   }
@@ -107,40 +110,39 @@ Status parseUriHeaders(Cursor& c, std::vector<Param>* out) {
 }
 
 Status parseSipRest(std::string_view rest, Uri& u, bool collect) {
-  std::string_view hostpart = rest;
-  const std::size_t at = rest.find('@');
-  if (at != std::string_view::npos) {
-    const std::string_view userinfo = rest.substr(0, at);
-    hostpart = rest.substr(at + 1);
-    const std::size_t colon = userinfo.find(':');
-    u.user = userinfo.substr(0, colon);
+  const char* b = rest.data();
+  const char* e = b + rest.size();
+  const char* host_begin = b;
+  if (const void* at_ptr = std::memchr(b, '@', rest.size())) {
+    const char* at = static_cast<const char*>(at_ptr);
+    const char* p = scanEscaped(b, at, detail::kUnreserved | detail::kUserExtra);
+    u.user = std::string_view(b, static_cast<std::size_t>(p - b));
+    if (p != at && *p != ':') return bad("invalid character or escape in user part");
     if (u.user.empty()) return bad("empty user part");
-    if (!validComponent(u.user, detail::kUnreserved | detail::kUserExtra)) {
-      return bad("invalid character or escape in user part");
-    }
-    if (colon != std::string_view::npos) {
-      u.password = userinfo.substr(colon + 1);
+    if (p != at) {  // ":" password
+      const char* pw = p + 1;
+      p = scanEscaped(pw, at, detail::kUnreserved | detail::kPasswordExtra);
+      if (p != at) return bad("invalid character or escape in password");
+      u.password = std::string_view(pw, static_cast<std::size_t>(at - pw));
       u.has_password = true;
-      if (!validComponent(u.password, detail::kUnreserved | detail::kPasswordExtra)) {
-        return bad("invalid character or escape in password");
+    }
+    host_begin = at + 1;
+  }
+  Cursor c(std::string_view(host_begin, static_cast<std::size_t>(e - host_begin)));
+  if (c.at('[')) {
+    const void* close = std::memchr(c.p, ']', static_cast<std::size_t>(c.e - c.p));
+    if (close == nullptr) return bad("unterminated IPv6 reference");
+    c.p = static_cast<const char*>(close) + 1;
+  } else {
+    c.takeWhile(detail::kHost);
+    if (c.at(':')) {
+      // "sip:2001:db8::10" (RFC 5118 §4.2): a second ':' before any ';' or '?'.
+      for (const char* q = c.p + 1; q < c.e && *q != ';' && *q != '?'; ++q) {
+        if (*q == ':') return bad("IPv6 address not enclosed in []");
       }
     }
   }
-  Cursor c(hostpart);
-  const char* h = c.p;
-  if (!c.at('[') && std::count(hostpart.begin(), hostpart.begin() + static_cast<std::ptrdiff_t>(
-                                                    std::min(hostpart.find_first_of(";?"),
-                                                             hostpart.size())),
-                               ':') > 1) {
-    return bad("IPv6 address not enclosed in []");
-  }
-  if (c.at('[')) {
-    while (!c.done() && c.peek() != ']') ++c.p;
-    if (!c.consume(']')) return bad("unterminated IPv6 reference");
-  } else {
-    c.takeWhile(detail::kHost);
-  }
-  u.host = c.since(h);
+  u.host = std::string_view(host_begin, static_cast<std::size_t>(c.p - host_begin));
   if (Status s = detail::checkHost(u.host); !s) return s;
   if (c.consume(':')) {
     std::uint64_t port = 0;
@@ -265,18 +267,22 @@ std::string_view Uri::hostWithoutBrackets() const {
 }
 
 bool isIpv4Address(std::string_view s) {
-  int parts = 0;
-  std::size_t i = 0;
-  while (true) {
-    std::size_t j = i;
-    while (j < s.size() && detail::isDigit(s[j])) ++j;
-    std::uint64_t v = 0;
-    if (j - i > 3 || !detail::parseUnsigned(s.substr(i, j - i), 255, &v)) return false;
-    ++parts;
-    if (j == s.size()) return parts == 4;
-    if (s[j] != '.' || parts == 4) return false;
-    i = j + 1;
+  int dots = 0;
+  int digits = 0;
+  unsigned octet = 0;
+  for (char c : s) {
+    if (c >= '0' && c <= '9') {
+      octet = octet * 10 + static_cast<unsigned>(c - '0');
+      if (++digits > 3 || octet > 255) return false;
+    } else if (c == '.' && digits > 0 && dots < 3) {
+      ++dots;
+      digits = 0;
+      octet = 0;
+    } else {
+      return false;
+    }
   }
+  return dots == 3 && digits > 0;
 }
 
 std::optional<std::array<std::uint8_t, 16>> parseIpv6Address(std::string_view s) {

@@ -593,10 +593,43 @@ Status TransportLayer::start() {
   return Status::ok();
 }
 
+namespace {
+
+Status probeExclusiveBind(Protocol protocol, const Address& want) {
+  asio::io_context io;
+  asio::error_code ec;
+  if (protocol == Protocol::kUdp) {
+    udp::endpoint ep(toAsio(want), want.port);
+    udp::socket s(io);
+    s.open(ep.protocol(), ec);
+    if (!ec && want.v6) s.set_option(asio::ip::v6_only(true), ec);
+    if (!ec) s.bind(ep, ec);
+  } else {
+    tcp::endpoint ep(toAsio(want), want.port);
+    tcp::acceptor a(io);
+    a.open(ep.protocol(), ec);
+    if (!ec && want.v6) a.set_option(asio::ip::v6_only(true), ec);
+    if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);  // TIME_WAIT is not "in use"
+    if (!ec) a.bind(ep, ec);
+  }
+  if (ec) {
+    return unavailable("bind " + std::string(protocolName(protocol)) + " " + want.toString() +
+                       ": " + ec.message());
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
 Status TransportLayer::openListener(std::size_t index) {
   Listener& l = listeners_[index];
   Address want = l.configured;
   asio::error_code ec;
+  // SO_REUSEPORT would let a second process (same user) silently share a busy port and take part
+  // of its traffic. Probe-bind once WITHOUT it, so a port already in use is an error at start-up.
+  if (want.port != 0) {
+    if (Status s = probeExclusiveBind(l.protocol, want); !s) return s;
+  }
   for (std::size_t i = 0; i < loops_.size(); ++i) {
     EventLoop& loop = loops_.at(i);
     auto fail = [&](const char* what) {
@@ -637,7 +670,7 @@ Status TransportLayer::openListener(std::size_t index) {
       l.bound = bound;
     }
   }
-  SW_LOG_INFO("listening on {} {} ({} loops)", protocolName(l.protocol), l.bound.toString(),
+  SW_LOG_DEBUG("listening on {} {} ({} loops)", protocolName(l.protocol), l.bound.toString(),
               loops_.size());
   return Status::ok();
 }

@@ -1,0 +1,182 @@
+#include "auth/authenticator.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+
+#include "auth/hash_internal.h"
+
+namespace sipwake::auth {
+namespace {
+
+char asciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (asciiLower(a[i]) != asciiLower(b[i])) return false;
+  }
+  return true;
+}
+
+int hexNibble(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c = asciiLower(c);
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+std::string secretOrRandom(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  Result<std::string> r = NonceManager::randomSecret(32);
+  SIPWAKE_CHECK(r.isOk());
+  return std::move(r).value();
+}
+
+HexDigest randomHex(std::size_t bytes) {
+  unsigned char raw[32];
+  SIPWAKE_CHECK(bytes <= sizeof(raw) && RAND_bytes(raw, static_cast<int>(bytes)) == 1);
+  HexDigest d;
+  internal::toLowerHex(raw, bytes, d.hex.data());
+  d.size = static_cast<std::uint8_t>(2 * bytes);
+  return d;
+}
+
+}  // namespace
+
+bool ownsAor(std::string_view user, std::string_view realm, const AorRef& aor) {
+  if (!iequals(realm, aor.host) || user.empty()) return false;
+  std::size_t u = 0;
+  for (std::size_t i = 0; i < aor.user.size(); ++i) {
+    char ch = aor.user[i];
+    if (ch == '%') {
+      if (i + 2 >= aor.user.size()) return false;
+      int hi = hexNibble(aor.user[i + 1]);
+      int lo = hexNibble(aor.user[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      ch = static_cast<char>(hi * 16 + lo);
+      i += 2;
+    }
+    if (u >= user.size() || user[u] != ch) return false;
+    ++u;
+  }
+  return u == user.size();
+}
+
+Authenticator::Authenticator(AuthConfig config, CredentialLookup lookup, TrustedPeers trusted)
+    : config_(std::move(config)),
+      lookup_(std::move(lookup)),
+      trusted_(std::move(trusted)),
+      nonces_(secretOrRandom(config_.secret), config_.nonce),
+      limiter_(config_.rate_limit),
+      dummy_{randomHex(16), randomHex(32)},
+      stats_{Stats::global().counter("auth.challenges"), Stats::global().counter("auth.success"),
+             Stats::global().counter("auth.failures"), Stats::global().counter("auth.stale"),
+             Stats::global().counter("auth.rate_limited")} {
+  SIPWAKE_CHECK(!config_.algorithms.empty());
+  SIPWAKE_CHECK(lookup_ != nullptr);
+}
+
+bool Authenticator::algorithmEnabled(DigestAlgorithm a) const {
+  for (DigestAlgorithm x : config_.algorithms) {
+    if (x == a) return true;
+  }
+  return false;
+}
+
+Challenge Authenticator::challenge(std::string_view realm, bool is_proxy, bool stale,
+                                   TimePoint now) {
+  stats_.challenges.inc();
+  Challenge c;
+  c.status = is_proxy ? 407 : 401;
+  c.header_name = is_proxy ? "Proxy-Authenticate" : "WWW-Authenticate";
+  c.stale = stale;
+  std::string nonce = nonces_.generate(realm, now);
+  c.values.reserve(config_.algorithms.size());
+  for (DigestAlgorithm a : config_.algorithms) {
+    ChallengeParams p;
+    p.realm = realm;
+    p.nonce = nonce;
+    p.opaque = nonces_.opaque();
+    p.algorithm = a;
+    p.stale = stale;
+    c.values.push_back(buildChallenge(p));
+  }
+  return c;
+}
+
+AuthResult Authenticator::fail(const AuthRequest& req, AuthResult answer) {
+  stats_.failures.inc();
+  limiter_.recordFailure(req.source_ip, req.now);
+  return answer;
+}
+
+AuthResult Authenticator::authenticate(const AuthRequest& req) {
+  if (!trusted_.empty() && trusted_.contains(req.source_ip)) return TrustedPeer{};
+  if (std::optional<Duration> left = limiter_.blockedFor(req.source_ip, req.now)) {
+    stats_.rate_limited.inc();
+    RateLimited r;
+    r.retry_after = std::max(seconds(1), std::chrono::ceil<seconds>(*left));
+    return r;
+  }
+
+  // RFC 3261 §22.3: use the credentials for our realm; others belong to other proxies.
+  std::optional<DigestCredentials> chosen;
+  Status first_error;
+  for (std::string_view v : req.credentials) {
+    if (!iequals(authScheme(v), "Digest")) continue;
+    Result<DigestCredentials> parsed = parseDigestCredentials(v);
+    if (!parsed.isOk()) {
+      if (first_error.isOk()) first_error = parsed.status();
+      continue;
+    }
+    if (parsed->realm != req.realm) continue;
+    chosen.emplace(std::move(parsed).value());
+    break;
+  }
+  if (!chosen) {
+    if (!first_error.isOk()) return fail(req, BadRequest{first_error.message()});
+    return challenge(req.realm, req.is_proxy, false, req.now);
+  }
+  const DigestCredentials& c = *chosen;
+  if (!algorithmEnabled(c.algorithm) || (c.qop == Qop::kNone && !config_.allow_no_qop)) {
+    // Not an attack signal: the client picked something we do not offer; offer again.
+    return challenge(req.realm, req.is_proxy, false, req.now);
+  }
+  if (config_.check_uri && c.uri != req.request_uri) {
+    return fail(req,
+                BadRequest{req.is_proxy ? "Proxy-Authorization uri does not match the Request-URI"
+                                        : "Authorization uri does not match the Request-URI"});
+  }
+
+  NonceCheck nonce = nonces_.check(c.nonce, req.realm, req.now);
+  // Same work whatever the user store says: unknown users are checked against a dummy HA1.
+  std::optional<UserHa1> stored = lookup_(c.username, req.realm);
+  const bool md5 = baseAlgorithm(c.algorithm) == DigestAlgorithm::kMd5;
+  const HexDigest* ha1 = md5 ? &dummy_.md5 : &dummy_.sha256;
+  bool known = false;
+  if (stored) {
+    const HexDigest& h = md5 ? stored->md5 : stored->sha256;
+    if (h.size == hexLength(c.algorithm)) {
+      ha1 = &h;
+      known = true;
+    }
+  }
+  const bool digest_ok = verifyResponse(c, req.method, ha1->view());
+  if (!digest_ok || !known) return fail(req, challenge(req.realm, req.is_proxy, false, req.now));
+
+  // The client knows the password; a nonce problem only needs a new nonce (stale=true).
+  if (nonce.status != NonceStatus::kValid ||
+      nonces_.recordUse(nonce, c.qop, c.nc, req.now) == NonceUse::kReplay) {
+    stats_.stale.inc();
+    return challenge(req.realm, req.is_proxy, true, req.now);
+  }
+  if (req.must_own && !ownsAor(c.username, req.realm, *req.must_own)) {
+    stats_.failures.inc();
+    return Forbidden{"Authenticated user does not own the AOR in To"};
+  }
+  stats_.success.inc();
+  return Authenticated{std::string(c.username), c.algorithm};
+}
+
+}  // namespace sipwake::auth

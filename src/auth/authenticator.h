@@ -1,0 +1,151 @@
+// The digest-authentication decision the registrar and the proxy call for each request.
+//
+// Answers (see AuthResult):
+//  * TrustedPeer   - source address is a configured PBX/trunk: no authentication.
+//  * Authenticated - a valid response from a known user with a fresh, unreplayed nonce.
+//  * Challenge     - 401 WWW-Authenticate (registrar) or 407 Proxy-Authenticate (proxy), one
+//                    header value per offered algorithm, SHA-256 first (RFC 7616 §3.7, RFC 8760).
+//                    An unknown user and a wrong password get the same fresh challenge after the
+//                    same hashing work (a dummy HA1 stands in for the missing user), so neither the
+//                    answer nor its timing tells whether a user exists. stale=true when the digest
+//                    was right but the nonce expired, was replayed, or came from another secret.
+//  * BadRequest    - 400: credentials for our realm that do not parse, or whose uri is not the
+//                    Request-URI (RFC 2617 §3.2.2.5). The reason names the bad parameter.
+//  * Forbidden     - 403: authenticated, but not the owner of the AOR the caller required.
+//  * RateLimited   - 403 "Too Many Failed Attempts" with Retry-After. Not 429: in SIP, 429 is
+//                    "Provide Referrer Identity" (RFC 3892), and 503 would make RFC 3263 clients
+//                    fail over to (or blacklist) the whole server. While a source is blocked every
+//                    request from it gets this answer, without any hashing.
+// Failures counted against the source (rate limiter, auth.failures): wrong digest (wrong password
+// or unknown user), malformed credentials, uri mismatch. A stale/replayed nonce with a correct
+// digest is not a failure.
+//
+// Thread: authenticate() may be called concurrently from any number of event loops. The
+// CredentialLookup must be safe to call the same way.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "auth/digest.h"
+#include "auth/nonce.h"
+#include "auth/rate_limiter.h"
+#include "auth/trusted_peers.h"
+#include "common/clock.h"
+#include "common/stats.h"
+
+namespace sipwake::auth {
+
+// Stored credentials of one user: HA1 for each algorithm that was provisioned (empty if not).
+struct UserHa1 {
+  HexDigest md5;     // H_MD5(user:realm:password)
+  HexDigest sha256;  // H_SHA256(user:realm:password)
+};
+
+// Finds the HA1s of `user` in `realm`; nullopt when there is no such user. Implemented by the
+// user store; must be thread-safe. Called once per request carrying credentials for our realm.
+using CredentialLookup =
+    std::function<std::optional<UserHa1>(std::string_view user, std::string_view realm)>;
+
+struct AuthConfig {
+  // Offered in challenges in this order and the only ones accepted.
+  std::vector<DigestAlgorithm> algorithms = {DigestAlgorithm::kSha256, DigestAlgorithm::kMd5};
+  NonceConfig nonce;
+  RateLimiterConfig rate_limit;
+  bool allow_no_qop = true;  // accept RFC 2069 responses (no qop, no nc); see nonce.h
+  bool check_uri = true;     // credentials uri must equal the Request-URI text
+  std::string secret;        // nonce secret; empty: random per process (RAND_bytes)
+};
+
+// The AOR a REGISTER is for (the To URI): user part still %-escaped as in the message.
+struct AorRef {
+  std::string_view user;
+  std::string_view host;
+};
+
+struct AuthRequest {
+  std::string_view method;       // e.g. "REGISTER"
+  std::string_view request_uri;  // Request-URI text as in the request line
+  // Values of every Authorization (registrar) or Proxy-Authorization (proxy) header.
+  std::span<const std::string_view> credentials;
+  std::string_view realm;      // our realm for this request (the domain)
+  std::string_view source_ip;  // address text of the transport source
+  bool is_proxy = false;       // false: 401/WWW-Authenticate, true: 407/Proxy-Authenticate
+  TimePoint now{};
+  std::optional<AorRef> must_own;  // when set, the authenticated user must own this AOR
+};
+
+struct Authenticated {
+  std::string user;
+  DigestAlgorithm algorithm = DigestAlgorithm::kSha256;
+};
+struct TrustedPeer {};
+struct Challenge {
+  int status = 401;
+  std::string_view header_name;  // "WWW-Authenticate" or "Proxy-Authenticate"
+  std::vector<std::string> values;
+  bool stale = false;
+};
+struct Forbidden {
+  std::string reason;
+};
+struct RateLimited {
+  int status = 403;
+  std::string_view reason = "Too Many Failed Attempts";
+  seconds retry_after{0};  // for a Retry-After header; at least 1
+};
+struct BadRequest {
+  std::string reason;
+};
+
+using AuthResult =
+    std::variant<Authenticated, TrustedPeer, Challenge, Forbidden, RateLimited, BadRequest>;
+
+// RFC 3261 §19.1.4 rules: the user part compares case-sensitively after %-decoding, the host
+// case-insensitively. True when `user`@`realm` is the AOR (`aor.user` escaped, `aor.host`).
+bool ownsAor(std::string_view user, std::string_view realm, const AorRef& aor);
+
+class Authenticator {
+ public:
+  // REQUIRES: config.algorithms non-empty; config.secret empty or >= 16 bytes.
+  // Aborts if the CSPRNG cannot produce a secret (nothing can be authenticated safely).
+  Authenticator(AuthConfig config, CredentialLookup lookup, TrustedPeers trusted);
+  Authenticator(const Authenticator&) = delete;
+  Authenticator& operator=(const Authenticator&) = delete;
+
+  AuthResult authenticate(const AuthRequest& req);
+
+  // A fresh challenge without looking at any credentials (e.g. for a request the caller knows
+  // must be challenged). Counts auth.challenges.
+  Challenge challenge(std::string_view realm, bool is_proxy, bool stale, TimePoint now);
+
+  NonceManager& nonces() { return nonces_; }
+  RateLimiter& rateLimiter() { return limiter_; }
+
+ private:
+  struct Counters {
+    Counter& challenges;
+    Counter& success;
+    Counter& failures;
+    Counter& stale;
+    Counter& rate_limited;
+  };
+
+  bool algorithmEnabled(DigestAlgorithm a) const;
+  AuthResult fail(const AuthRequest& req, AuthResult answer);
+
+  AuthConfig config_;
+  CredentialLookup lookup_;
+  TrustedPeers trusted_;
+  NonceManager nonces_;
+  RateLimiter limiter_;
+  UserHa1 dummy_;  // stands in for unknown users so they cost the same hashing
+  Counters stats_;
+};
+
+}  // namespace sipwake::auth

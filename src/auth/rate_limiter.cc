@@ -1,0 +1,110 @@
+#include "auth/rate_limiter.h"
+
+#include "auth/trusted_peers.h"
+
+namespace sipwake::auth {
+
+RateLimiter::RateLimiter(RateLimiterConfig config)
+    : config_(config),
+      per_shard_capacity_(config.capacity / kShards > 0 ? config.capacity / kShards : 1),
+      shards_(std::make_unique<Shard[]>(kShards)) {
+  if (config_.ipv6_prefix < 1 || config_.ipv6_prefix > 128) config_.ipv6_prefix = 64;
+}
+
+RateLimiter::Key RateLimiter::keyOf(std::string_view ip) const {
+  internal::IpAddress a;
+  Key k;
+  if (!internal::parseIp(ip, &a)) {
+    // Not an address (should not come from the transport): FNV-1a keeps distinct junk apart.
+    std::uint64_t h = 1469598103934665603ull;
+    for (char c : ip) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    k.hi = ~std::uint64_t{0};
+    k.lo = h;
+    return k;
+  }
+  if (a.family == 4) {
+    k.lo = 0xFFFF00000000ull | (std::uint64_t{a.bytes[0]} << 24) |
+           (std::uint64_t{a.bytes[1]} << 16) | (std::uint64_t{a.bytes[2]} << 8) | a.bytes[3];
+    return k;
+  }
+  bool mapped = true;
+  for (int i = 0; i < 10; ++i) mapped = mapped && a.bytes[i] == 0;
+  mapped = mapped && a.bytes[10] == 0xFF && a.bytes[11] == 0xFF;
+  int prefix = mapped ? 128 : config_.ipv6_prefix;  // ::ffff:a.b.c.d is the IPv4 source itself
+  for (int i = 0; i < 16; ++i) {
+    int keep = prefix - 8 * i;
+    std::uint8_t b = a.bytes[i];
+    if (keep < 8) b &= keep <= 0 ? 0 : static_cast<std::uint8_t>(0xFF << (8 - keep));
+    if (i < 8) {
+      k.hi = (k.hi << 8) | b;
+    } else {
+      k.lo = (k.lo << 8) | b;
+    }
+  }
+  return k;
+}
+
+bool RateLimiter::idle(const Entry& e, TimePoint now) const {
+  return now >= e.blocked_until && now - e.window_start >= config_.window;
+}
+
+std::optional<Duration> RateLimiter::blockedFor(std::string_view ip, TimePoint now) {
+  if (config_.max_failures == 0) return std::nullopt;
+  Key k = keyOf(ip);
+  Shard& sh = shardOf(k);
+  std::lock_guard lock(sh.mu);
+  auto it = sh.entries.find(k);
+  if (it == sh.entries.end() || now >= it->second.blocked_until) return std::nullopt;
+  return it->second.blocked_until - now;
+}
+
+bool RateLimiter::recordFailure(std::string_view ip, TimePoint now) {
+  if (config_.max_failures == 0) return false;
+  Key k = keyOf(ip);
+  Shard& sh = shardOf(k);
+  std::lock_guard lock(sh.mu);
+  // Each entry is dropped at most once, so this stays O(1) amortised.
+  while (!sh.lru.empty()) {
+    auto front = sh.entries.find(sh.lru.front());
+    if (front == sh.entries.end() || !idle(front->second, now) || front->first == k) break;
+    sh.entries.erase(front);
+    sh.lru.pop_front();
+  }
+  auto it = sh.entries.find(k);
+  if (it == sh.entries.end()) {
+    if (sh.entries.size() >= per_shard_capacity_) {
+      sh.entries.erase(sh.lru.front());
+      sh.lru.pop_front();
+    }
+    sh.lru.push_back(k);
+    Entry e;
+    e.window_start = now;
+    e.lru = std::prev(sh.lru.end());
+    it = sh.entries.emplace(k, e).first;
+  } else {
+    sh.lru.splice(sh.lru.end(), sh.lru, it->second.lru);
+  }
+  Entry& e = it->second;
+  if (now - e.window_start >= config_.window) {
+    e.window_start = now;
+    e.failures = 0;
+  }
+  if (++e.failures >= config_.max_failures) {
+    e.blocked_until = now + config_.block;
+    e.failures = 0;
+    e.window_start = now;
+    return true;
+  }
+  return false;
+}
+
+std::size_t RateLimiter::tracked() const {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < kShards; ++i) {
+    std::lock_guard lock(shards_[i].mu);
+    n += shards_[i].entries.size();
+  }
+  return n;
+}
+
+}  // namespace sipwake::auth

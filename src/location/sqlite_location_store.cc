@@ -1,0 +1,388 @@
+#include "location/sqlite_location_store.h"
+
+#include <fmt/format.h>
+
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include "common/log.h"
+#include "common/stats.h"
+#include "location/binding_index.h"
+#include "location/sqlite_db.h"
+
+namespace sipwake::location {
+namespace {
+
+constexpr std::string_view kUpsertSql =
+    "INSERT OR REPLACE INTO bindings (aor, binding_key, contact_uri, instance_id, reg_id, "
+    "call_id, cseq, expires_at, q_milli, path, protocol, source_ip, source_port, "
+    "local_listener, user_agent, registered_at, push) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+constexpr std::string_view kDeleteSql = "DELETE FROM bindings WHERE aor = ?1 AND binding_key = ?2";
+constexpr std::string_view kSweepSql = "DELETE FROM bindings WHERE expires_at <= ?1";
+// The primary key (aor, binding_key) clusters a WITHOUT ROWID table, so ORDER BY aor is free and
+// each AOR's rows arrive together.
+constexpr std::string_view kLoadSql =
+    "SELECT aor, contact_uri, instance_id, reg_id, call_id, cseq, expires_at, q_milli, path, "
+    "protocol, source_ip, source_port, local_listener, user_agent, registered_at, push "
+    "FROM bindings ORDER BY aor";
+
+std::int64_t toUnix(SysSeconds t) { return t.time_since_epoch().count(); }
+SysSeconds fromUnix(std::int64_t s) { return SysSeconds(std::chrono::seconds(s)); }
+
+std::string joinPath(const std::vector<std::string>& path) {
+  std::string out;
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    if (i != 0) out.push_back('\n');
+    out.append(path[i]);
+  }
+  return out;
+}
+
+std::vector<std::string> splitPath(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    std::size_t nl = text.find('\n');
+    out.emplace_back(text.substr(0, nl));
+    if (nl == std::string_view::npos) break;
+    text.remove_prefix(nl + 1);
+  }
+  return out;
+}
+
+const std::vector<Binding>& emptyBindings() {
+  static const std::vector<Binding> kEmpty;
+  return kEmpty;
+}
+
+}  // namespace
+
+class SqliteLocationStore::Impl {
+ public:
+  struct RegistrationJob {
+    RegistrationChange change;
+    Executor reply_on;
+    Done done;
+  };
+  // Owned by the caller of sweepExpired(), which blocks on `result` until the writer fills it.
+  struct SweepJob {
+    SysSeconds now;
+    std::promise<std::size_t> result;
+  };
+
+  Impl(std::string path, SqliteLocationOptions options)
+      : path_(std::move(path)),
+        options_(options),
+        batches_(Stats::global().counter("location.batches")),
+        committed_(Stats::global().counter("location.registrations_committed")),
+        rejected_(Stats::global().counter("location.registrations_rejected")),
+        queue_full_(Stats::global().counter("location.queue_full")),
+        write_errors_(Stats::global().counter("location.write_errors")),
+        swept_(Stats::global().counter("location.bindings_swept")) {}
+
+  ~Impl() {
+    if (writer_.joinable()) {
+      {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+      }
+      cv_.notify_one();
+      writer_.join();
+    }
+  }
+
+  Status init() {
+    Result<sqlite::DbHandle> db =
+        sqlite::openDatabase(path_, {.synchronous_full = options_.synchronous_full,
+                                     .busy_timeout_ms = options_.busy_timeout_ms});
+    if (!db) return db.status();
+    db_ = std::move(db).value();
+    struct {
+      sqlite::Statement* st;
+      std::string_view sql;
+    } const statements[] = {{&begin_, "BEGIN IMMEDIATE"}, {&commit_, "COMMIT"},
+                            {&rollback_, "ROLLBACK"},     {&upsert_, kUpsertSql},
+                            {&delete_, kDeleteSql},       {&sweep_, kSweepSql}};
+    for (const auto& s : statements) {
+      Result<sqlite::Statement> st = sqlite::Statement::prepare(db_.get(), s.sql);
+      if (!st) return st.status();
+      *s.st = std::move(st).value();
+    }
+    return Status::ok();
+  }
+
+  Result<LoadReport> load(SysSeconds now) {
+    SIPWAKE_CHECK(!loaded_.load());
+    auto start = std::chrono::steady_clock::now();
+    Result<sqlite::Statement> st = sqlite::Statement::prepare(db_.get(), kLoadSql);
+    if (!st) return st.status();
+    LoadReport report;
+    std::string current_aor;
+    std::vector<Binding> group;
+    auto flush = [&] {
+      if (!group.empty()) {
+        index_.put(current_aor, std::make_shared<const std::vector<Binding>>(std::move(group)));
+      }
+      group.clear();
+    };
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) {
+      std::string_view aor = st->columnText(0);
+      if (aor != current_aor) {
+        flush();
+        current_aor.assign(aor);
+      }
+      SysSeconds expires_at = fromUnix(st->columnInt(6));
+      if (expires_at <= now) {
+        ++report.expired_skipped;  // its row goes at the next sweep
+        continue;
+      }
+      Binding& b = group.emplace_back();
+      b.aor = current_aor;
+      b.contact_uri = st->columnText(1);
+      b.instance_id = st->columnText(2);
+      if (!st->columnIsNull(3)) b.reg_id = static_cast<std::uint32_t>(st->columnInt(3));
+      b.call_id = st->columnText(4);
+      b.cseq = static_cast<std::uint32_t>(st->columnInt(5));
+      b.expires_at = expires_at;
+      b.q_milli = static_cast<int>(st->columnInt(7));
+      b.path = splitPath(st->columnText(8));
+      b.received.protocol = st->columnText(9);
+      b.received.source_ip = st->columnText(10);
+      b.received.source_port = static_cast<std::uint16_t>(st->columnInt(11));
+      b.received.local_listener = st->columnText(12);
+      b.received.flow_id = 0;  // the flow died with the previous process
+      b.user_agent = st->columnText(13);
+      b.registered_at = fromUnix(st->columnInt(14));
+      b.push = st->columnText(15);
+    }
+    if (rc != SQLITE_DONE) return sqlite::sqliteError(db_.get(), "load bindings");
+    flush();
+    report.bindings = index_.size();
+    report.aors = index_.aorCount();
+    report.duration = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - start);
+    SW_LOG_INFO("location: loaded {} bindings of {} AORs from {} in {} ms ({} expired skipped)",
+                report.bindings, report.aors, path_, report.duration.count() / 1000,
+                report.expired_skipped);
+    loaded_.store(true);
+    writer_ = std::thread([this] { run(); });
+    return report;
+  }
+
+  void enqueue(RegistrationChange change, Executor reply_on, Done done) {
+    Status refused;
+    {
+      std::lock_guard lock(mu_);
+      if (!loaded_.load()) {
+        refused = {StatusCode::kFailedPrecondition, "location store used before load()"};
+      } else if (stopping_) {
+        refused = unavailable("location store is shutting down");
+      } else if (queue_.size() >= options_.max_queue) {
+        queue_full_.inc();
+        refused = unavailable(
+            fmt::format("location store queue full ({} registrations pending)", queue_.size()));
+      } else {
+        queue_.push_back({std::move(change), std::move(reply_on), std::move(done)});
+      }
+    }
+    if (!refused.isOk()) {
+      reply_on([done = std::move(done), refused = std::move(refused)] { done(refused); });
+      return;
+    }
+    cv_.notify_one();
+  }
+
+  std::size_t sweep(SysSeconds now) {
+    if (!loaded_.load()) return 0;  // nothing in memory; rows expire on load anyway
+    SIPWAKE_CHECK(std::this_thread::get_id() != writer_.get_id());
+    SweepJob job{now, {}};
+    std::future<std::size_t> result = job.result.get_future();
+    {
+      std::lock_guard lock(mu_);
+      sweeps_.push_back(&job);
+    }
+    cv_.notify_one();
+    return result.get();
+  }
+
+  BindingIndex index_;
+
+ private:
+  // Writer thread: group commit until stopped and drained.
+  void run() {
+    for (;;) {
+      std::deque<RegistrationJob> batch;
+      std::vector<SweepJob*> sweeps;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return stopping_ || !queue_.empty() || !sweeps_.empty(); });
+        if (queue_.empty() && sweeps_.empty()) return;  // stopping, and nothing left to commit
+        batch.swap(queue_);
+        sweeps.swap(sweeps_);
+      }
+      if (!batch.empty()) commitBatch(batch);
+      for (SweepJob* s : sweeps) s->result.set_value(runSweep(s->now));
+    }
+  }
+
+  Status stepOnce(sqlite::Statement& st, std::string_view what) {
+    int rc = st.step();
+    st.reset();
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW) return Status::ok();
+    return sqlite::sqliteError(db_.get(), what);
+  }
+
+  Status writeChange(const std::string& aor, const AppliedChange& applied) {
+    for (const std::string& key : applied.removed_keys) {
+      delete_.bind(1, aor);
+      delete_.bind(2, key);
+      if (Status s = stepOnce(delete_, "delete binding"); !s) return s;
+    }
+    for (const Binding& b : applied.written) {
+      upsert_.bind(1, aor);
+      upsert_.bind(2, bindingKey(b));
+      upsert_.bind(3, b.contact_uri);
+      upsert_.bind(4, b.instance_id);
+      if (b.reg_id) {
+        upsert_.bind(5, static_cast<std::int64_t>(*b.reg_id));
+      } else {
+        upsert_.bindNull(5);
+      }
+      upsert_.bind(6, b.call_id);
+      upsert_.bind(7, static_cast<std::int64_t>(b.cseq));
+      upsert_.bind(8, toUnix(b.expires_at));
+      upsert_.bind(9, static_cast<std::int64_t>(b.q_milli));
+      upsert_.bind(10, joinPath(b.path));
+      upsert_.bind(11, b.received.protocol);
+      upsert_.bind(12, b.received.source_ip);
+      upsert_.bind(13, static_cast<std::int64_t>(b.received.source_port));
+      upsert_.bind(14, b.received.local_listener);
+      upsert_.bind(15, b.user_agent);
+      upsert_.bind(16, toUnix(b.registered_at));
+      upsert_.bind(17, b.push);
+      if (Status s = stepOnce(upsert_, "write binding"); !s) return s;
+    }
+    return Status::ok();
+  }
+
+  // One transaction for the whole batch. Later changes to the same AOR see earlier ones through
+  // `overlay`; memory is updated only after COMMIT succeeded, so a failed batch changes nothing.
+  void commitBatch(std::deque<RegistrationJob>& batch) {
+    batches_.inc();
+    std::vector<Result<std::vector<Binding>>> outcomes;
+    outcomes.reserve(batch.size());
+    std::unordered_map<std::string, BindingIndex::Snapshot> overlay;
+    Status failure = stepOnce(begin_, "begin transaction");
+    for (RegistrationJob& job : batch) {
+      if (!failure.isOk()) {
+        outcomes.emplace_back(failure);
+        continue;
+      }
+      const std::string& aor = job.change.aor;
+      auto it = overlay.find(aor);
+      BindingIndex::Snapshot current = it != overlay.end() ? it->second : index_.get(aor);
+      Result<AppliedChange> applied =
+          applyRegistrationChange(current ? *current : emptyBindings(), job.change);
+      if (!applied) {
+        rejected_.inc();
+        outcomes.emplace_back(applied.status());
+        continue;
+      }
+      if (Status s = writeChange(aor, *applied); !s) {
+        failure = std::move(s);
+        outcomes.emplace_back(failure);
+        continue;
+      }
+      overlay[aor] = std::make_shared<const std::vector<Binding>>(applied->bindings);
+      outcomes.emplace_back(std::move(applied->bindings));
+    }
+    if (failure.isOk()) failure = stepOnce(commit_, "commit");
+    if (!failure.isOk()) {
+      write_errors_.inc();
+      (void)stepOnce(rollback_, "rollback");  // fails harmlessly when BEGIN itself failed
+      SW_LOG_ERROR("location: batch of {} registrations not written: {}", batch.size(),
+                   failure.message());
+      Status reply = unavailable("location store write failed: " + failure.message());
+      for (auto& outcome : outcomes) {
+        if (outcome.isOk()) outcome = reply;
+      }
+    } else {
+      for (auto& [aor, snapshot] : overlay) index_.put(aor, std::move(snapshot));
+      for (const auto& outcome : outcomes) {
+        if (outcome.isOk()) committed_.inc();
+      }
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      RegistrationJob& job = batch[i];
+      job.reply_on([done = std::move(job.done), result = std::move(outcomes[i])]() mutable {
+        done(std::move(result));
+      });
+    }
+  }
+
+  std::size_t runSweep(SysSeconds now) {
+    sweep_.bind(1, toUnix(now));
+    if (Status s = stepOnce(sweep_, "sweep expired bindings"); !s) {
+      // Memory is swept regardless: expired rows left on disk are skipped by load().
+      write_errors_.inc();
+      SW_LOG_WARN("location: {}", s.message());
+    }
+    std::size_t n = index_.sweepExpired(now);
+    swept_.inc(n);
+    return n;
+  }
+
+  const std::string path_;
+  const SqliteLocationOptions options_;
+  sqlite::DbHandle db_;  // declared before the statements: closed after they are finalized
+  sqlite::Statement begin_, commit_, rollback_, upsert_, delete_, sweep_;
+
+  Counter& batches_;
+  Counter& committed_;
+  Counter& rejected_;
+  Counter& queue_full_;
+  Counter& write_errors_;
+  Counter& swept_;
+
+  std::atomic<bool> loaded_{false};
+  std::mutex mu_;  // guards the fields below
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::deque<RegistrationJob> queue_;
+  std::vector<SweepJob*> sweeps_;
+
+  std::thread writer_;  // last: started in load(), joined in ~Impl before anything is destroyed
+};
+
+Result<std::unique_ptr<SqliteLocationStore>> SqliteLocationStore::open(
+    const std::string& path, SqliteLocationOptions options) {
+  auto impl = std::make_unique<Impl>(path, options);
+  if (Status s = impl->init(); !s) return s;
+  return std::unique_ptr<SqliteLocationStore>(new SqliteLocationStore(std::move(impl)));
+}
+
+SqliteLocationStore::SqliteLocationStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SqliteLocationStore::~SqliteLocationStore() = default;
+
+Result<LoadReport> SqliteLocationStore::load(SysSeconds now) { return impl_->load(now); }
+
+void SqliteLocationStore::applyRegistration(RegistrationChange change, Executor reply_on,
+                                            Done done) {
+  impl_->enqueue(std::move(change), std::move(reply_on), std::move(done));
+}
+
+std::vector<Binding> SqliteLocationStore::lookup(std::string_view aor, SysSeconds now) const {
+  return impl_->index_.lookup(aor, now);
+}
+
+std::size_t SqliteLocationStore::sweepExpired(SysSeconds now) { return impl_->sweep(now); }
+
+std::size_t SqliteLocationStore::size() const { return impl_->index_.size(); }
+
+}  // namespace sipwake::location

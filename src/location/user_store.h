@@ -1,0 +1,74 @@
+// SIP users and their digest credentials, stored only as HA1 values (RFC 7616 §3.4.2:
+// H(username ":" realm ":" password), realm = the user's domain), never as passwords.
+//
+// Same SQLite file as the bindings (table `users`), separate connection. The server reads from an
+// in-memory copy; the `sipwake user ...` CLI edits the file from another process, so the server
+// must call reload() to see those edits — on SIGHUP and/or on a periodic timer, whichever the
+// server wiring chooses. Passwords are never stored and must never be logged.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace sipwake::location {
+
+enum class DigestAlgorithm { kMd5, kSha256 };
+
+// Lower-case hex digest of `data`.
+std::string digestHex(DigestAlgorithm algorithm, std::string_view data);
+// HA1 = H(user ":" realm ":" password), lower-case hex.
+std::string computeHa1(DigestAlgorithm algorithm, std::string_view user, std::string_view realm,
+                       std::string_view password);
+
+struct UserCredentials {
+  std::string user;
+  std::string domain;      // also the digest realm
+  std::string ha1_md5;     // hex
+  std::string ha1_sha256;  // hex
+};
+
+struct UserEntry {
+  std::string user;
+  std::string domain;
+  friend bool operator==(const UserEntry&, const UserEntry&) = default;
+};
+
+class UserStore {
+ public:
+  // Opens or creates the database (schema migrated) and loads the users into memory.
+  static Result<std::unique_ptr<UserStore>> open(const std::string& path,
+                                                 int busy_timeout_ms = 5000);
+  ~UserStore();
+
+  // Thread: the mutating calls and reload() may be called from any thread (serialised inside);
+  // each refreshes the in-memory copy after a successful write.
+  // `domain` is used verbatim as the realm: pass it canonical (lower case), as the server will.
+  // kAlreadyExists if the user exists; kInvalidArgument for empty or control-character fields.
+  Status add(std::string_view user, std::string_view domain, std::string_view password);
+  Status remove(std::string_view user, std::string_view domain);  // kNotFound if absent
+  Status setPassword(std::string_view user, std::string_view domain,
+                     std::string_view password);  // kNotFound if absent
+  // Every user, sorted by (domain, user), read from the database (not the cached copy).
+  Result<std::vector<UserEntry>> list() const;
+
+  // From memory, never touches disk. Thread: any.
+  std::optional<UserCredentials> lookup(std::string_view user, std::string_view domain) const;
+  std::size_t size() const;
+
+  // Re-reads every user from the database (picks up edits made by another process).
+  Status reload();
+
+  class Impl;
+
+ private:
+  explicit UserStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sipwake::location

@@ -1,0 +1,366 @@
+#include "auth/authenticator.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+namespace sipwake::auth {
+namespace {
+
+const std::string kSecret = "authenticator-test-secret-0123456789";
+constexpr std::string_view kRealm = "example.com";
+constexpr std::string_view kUri = "sip:example.com";
+const TimePoint kT0 = TimePoint{} + std::chrono::hours(5);
+
+std::string paramOf(std::string_view challenge, std::string_view name) {
+  std::string key = std::string(name) + "=\"";
+  std::size_t p = challenge.find(key);
+  if (p == std::string_view::npos) return {};
+  p += key.size();
+  return std::string(challenge.substr(p, challenge.find('"', p) - p));
+}
+
+struct ClientCall {
+  std::string user = "alice";
+  std::string password = "wonderland";
+  DigestAlgorithm algorithm = DigestAlgorithm::kSha256;
+  std::string nonce;
+  std::string realm = std::string(kRealm);
+  std::string uri = std::string(kUri);
+  std::string method = "REGISTER";
+  std::uint32_t nc = 1;
+  bool qop = true;
+};
+
+std::string authorization(const ClientCall& c) {
+  HexDigest ha1 = computeHa1(c.algorithm, c.user, c.realm, c.password);
+  char nc_text[9];
+  std::snprintf(nc_text, sizeof(nc_text), "%08x", c.nc);
+  ResponseInputs in;
+  in.algorithm = c.algorithm;
+  in.ha1 = ha1.view();
+  in.nonce = c.nonce;
+  in.nc_text = nc_text;
+  in.cnonce = "cn0nce";
+  in.qop = c.qop ? Qop::kAuth : Qop::kNone;
+  in.method = c.method;
+  in.uri = c.uri;
+  HexDigest resp = computeResponse(in);
+  std::string h = "Digest username=\"" + c.user + "\", realm=\"" + c.realm + "\", nonce=\"" +
+                  c.nonce + "\", uri=\"" + c.uri + "\", response=\"" + std::string(resp.view()) +
+                  "\", algorithm=" + std::string(algorithmName(c.algorithm));
+  if (c.qop) h += ", qop=auth, nc=" + std::string(nc_text) + ", cnonce=\"cn0nce\"";
+  return h;
+}
+
+class AuthenticatorTest : public ::testing::Test {
+ protected:
+  AuthenticatorTest() : auth_(makeConfig(), lookup(), TrustedPeers()) {}
+
+  static AuthConfig makeConfig() {
+    AuthConfig c;
+    c.secret = kSecret;
+    c.rate_limit.max_failures = 5;
+    return c;
+  }
+  static CredentialLookup lookup() {
+    return [](std::string_view user, std::string_view realm) -> std::optional<UserHa1> {
+      if (user != "alice" || realm != kRealm) return std::nullopt;
+      return UserHa1{computeHa1(DigestAlgorithm::kMd5, "alice", kRealm, "wonderland"),
+                     computeHa1(DigestAlgorithm::kSha256, "alice", kRealm, "wonderland")};
+    };
+  }
+
+  AuthResult run(std::vector<std::string> headers, TimePoint now = kT0,
+                 std::string_view ip = "192.0.2.10", bool proxy = false,
+                 std::optional<AorRef> aor = std::nullopt) {
+    views_.assign(headers.begin(), headers.end());
+    storage_ = std::move(headers);
+    views_.assign(storage_.begin(), storage_.end());
+    AuthRequest r;
+    r.method = "REGISTER";
+    r.request_uri = kUri;
+    r.credentials = views_;
+    r.realm = kRealm;
+    r.source_ip = ip;
+    r.is_proxy = proxy;
+    r.now = now;
+    r.must_own = aor;
+    return auth_.authenticate(r);
+  }
+
+  std::string freshNonce(TimePoint now = kT0) {
+    AuthResult r = run({}, now);
+    const Challenge* c = std::get_if<Challenge>(&r);
+    return c ? paramOf(c->values.front(), "nonce") : std::string();
+  }
+
+  Authenticator auth_;
+  std::vector<std::string> storage_;
+  std::vector<std::string_view> views_;
+};
+
+TEST_F(AuthenticatorTest, NoCredentialsGivesChallengeSha256First) {
+  AuthResult r = run({});
+  const Challenge* c = std::get_if<Challenge>(&r);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->status, 401);
+  EXPECT_EQ(c->header_name, "WWW-Authenticate");
+  EXPECT_FALSE(c->stale);
+  ASSERT_EQ(c->values.size(), 2u);
+  EXPECT_NE(c->values[0].find("algorithm=SHA-256"), std::string::npos);
+  EXPECT_NE(c->values[1].find("algorithm=MD5"), std::string::npos);
+  EXPECT_NE(c->values[0].find("qop=\"auth\""), std::string::npos);
+  EXPECT_EQ(paramOf(c->values[0], "realm"), kRealm);
+  EXPECT_EQ(paramOf(c->values[0], "nonce"), paramOf(c->values[1], "nonce"));
+  EXPECT_EQ(paramOf(c->values[0], "opaque"), auth_.nonces().opaque());
+  EXPECT_EQ(c->values[0].find("stale"), std::string::npos);
+}
+
+TEST_F(AuthenticatorTest, ProxyGets407) {
+  AuthResult r = run({}, kT0, "192.0.2.10", /*proxy=*/true);
+  const Challenge* c = std::get_if<Challenge>(&r);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->status, 407);
+  EXPECT_EQ(c->header_name, "Proxy-Authenticate");
+}
+
+TEST_F(AuthenticatorTest, ValidSha256AndMd5Authenticate) {
+  for (DigestAlgorithm a : {DigestAlgorithm::kSha256, DigestAlgorithm::kMd5}) {
+    ClientCall call;
+    call.algorithm = a;
+    call.nonce = freshNonce();
+    AuthResult r = run({authorization(call)});
+    const Authenticated* ok = std::get_if<Authenticated>(&r);
+    ASSERT_NE(ok, nullptr) << algorithmName(a);
+    EXPECT_EQ(ok->user, "alice");
+    EXPECT_EQ(ok->algorithm, a);
+  }
+}
+
+TEST_F(AuthenticatorTest, Rfc2069NoQopAcceptedOnce) {
+  ClientCall call;
+  call.algorithm = DigestAlgorithm::kMd5;
+  call.qop = false;
+  call.nonce = freshNonce();
+  EXPECT_TRUE(std::holds_alternative<Authenticated>(run({authorization(call)})));
+  AuthResult again = run({authorization(call)});
+  const Challenge* c = std::get_if<Challenge>(&again);
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->stale);
+}
+
+TEST_F(AuthenticatorTest, NcReplayGetsStaleChallenge) {
+  ClientCall call;
+  call.nonce = freshNonce();
+  EXPECT_TRUE(std::holds_alternative<Authenticated>(run({authorization(call)})));
+  AuthResult replay = run({authorization(call)});
+  const Challenge* c = std::get_if<Challenge>(&replay);
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->stale);
+  EXPECT_NE(c->values[0].find("stale=true"), std::string::npos);
+  call.nc = 2;
+  EXPECT_TRUE(std::holds_alternative<Authenticated>(run({authorization(call)})));
+}
+
+TEST_F(AuthenticatorTest, ExpiredNonceGetsStaleChallenge) {
+  ClientCall call;
+  call.nonce = freshNonce(kT0);
+  AuthResult r = run({authorization(call)}, kT0 + seconds(301));
+  const Challenge* c = std::get_if<Challenge>(&r);
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->stale);
+  // The new nonce works.
+  call.nonce = paramOf(c->values[0], "nonce");
+  EXPECT_TRUE(
+      std::holds_alternative<Authenticated>(run({authorization(call)}, kT0 + seconds(302))));
+}
+
+TEST_F(AuthenticatorTest, ForgedNonceWithWrongPasswordIsPlainChallenge) {
+  ClientCall call;
+  call.nonce = "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v";  // not ours
+  call.password = "guess";
+  AuthResult r = run({authorization(call)});
+  const Challenge* c = std::get_if<Challenge>(&r);
+  ASSERT_NE(c, nullptr);
+  EXPECT_FALSE(c->stale);
+}
+
+TEST_F(AuthenticatorTest, ForeignNonceWithRightPasswordIsStale) {
+  // E.g. a nonce from before a restart with a new random secret: the client knows the password.
+  ClientCall call;
+  call.nonce = "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v";
+  AuthResult r = run({authorization(call)});
+  const Challenge* c = std::get_if<Challenge>(&r);
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->stale);
+}
+
+TEST_F(AuthenticatorTest, UnknownUserAndWrongPasswordLookTheSame) {
+  ClientCall wrong;
+  wrong.password = "nope";
+  wrong.nonce = freshNonce();
+  ClientCall unknown;
+  unknown.user = "mallory";
+  unknown.nonce = wrong.nonce;
+  AuthResult a = run({authorization(wrong)});
+  AuthResult b = run({authorization(unknown)});
+  const Challenge* ca = std::get_if<Challenge>(&a);
+  const Challenge* cb = std::get_if<Challenge>(&b);
+  ASSERT_NE(ca, nullptr);
+  ASSERT_NE(cb, nullptr);
+  EXPECT_EQ(ca->status, cb->status);
+  EXPECT_EQ(ca->stale, cb->stale);
+  EXPECT_FALSE(ca->stale);
+  ASSERT_EQ(ca->values.size(), cb->values.size());
+  // Identical apart from the nonce, which is fresh in every challenge.
+  for (std::size_t i = 0; i < ca->values.size(); ++i) {
+    std::string x = ca->values[i];
+    std::string y = cb->values[i];
+    x.replace(x.find(paramOf(x, "nonce")), paramOf(x, "nonce").size(), "N");
+    y.replace(y.find(paramOf(y, "nonce")), paramOf(y, "nonce").size(), "N");
+    EXPECT_EQ(x, y);
+  }
+}
+
+TEST_F(AuthenticatorTest, ProvisionedWithoutThatAlgorithmLooksUnknown) {
+  Authenticator md5_only(
+      makeConfig(),
+      [](std::string_view, std::string_view) {
+        UserHa1 u;
+        u.md5 = computeHa1(DigestAlgorithm::kMd5, "alice", kRealm, "wonderland");
+        return std::optional<UserHa1>(u);
+      },
+      TrustedPeers());
+  ClientCall call;
+  call.nonce = md5_only.nonces().generate(kRealm, kT0);
+  std::string h = authorization(call);
+  std::vector<std::string_view> v{h};
+  AuthRequest r{"REGISTER", kUri, v, kRealm, "192.0.2.1", false, kT0, std::nullopt};
+  AuthResult res = md5_only.authenticate(r);
+  ASSERT_TRUE(std::holds_alternative<Challenge>(res));
+  EXPECT_FALSE(std::get<Challenge>(res).stale);
+}
+
+TEST_F(AuthenticatorTest, CredentialsForOtherRealmsIgnored) {
+  ClientCall other;
+  other.realm = "pbx.example.net";
+  other.nonce = "whatever";
+  ClientCall ours;
+  ours.nonce = freshNonce();
+  EXPECT_TRUE(std::holds_alternative<Challenge>(run({authorization(other)})));
+  EXPECT_TRUE(std::holds_alternative<Authenticated>(
+      run({"Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==", authorization(other), authorization(ours)})));
+}
+
+TEST_F(AuthenticatorTest, MalformedCredentialsAre400NamingTheParam) {
+  AuthResult r =
+      run({"Digest username=\"alice\", realm=\"example.com\", uri=\"sip:example.com\", "
+           "response=\"00\""});
+  const BadRequest* b = std::get_if<BadRequest>(&r);
+  ASSERT_NE(b, nullptr);
+  EXPECT_NE(b->reason.find("'nonce'"), std::string::npos) << b->reason;
+}
+
+TEST_F(AuthenticatorTest, UriMismatchIs400) {
+  ClientCall call;
+  call.nonce = freshNonce();
+  call.uri = "sip:evil.example.com";
+  AuthResult r = run({authorization(call)});
+  const BadRequest* b = std::get_if<BadRequest>(&r);
+  ASSERT_NE(b, nullptr);
+  EXPECT_NE(b->reason.find("uri"), std::string::npos);
+}
+
+TEST_F(AuthenticatorTest, UnofferedAlgorithmRechallenged) {
+  ClientCall call;
+  call.algorithm = DigestAlgorithm::kMd5Sess;
+  call.nonce = freshNonce();
+  AuthResult r = run({authorization(call)});
+  ASSERT_TRUE(std::holds_alternative<Challenge>(r));
+}
+
+TEST_F(AuthenticatorTest, AorOwnership) {
+  ClientCall call;
+  call.nonce = freshNonce();
+  EXPECT_TRUE(std::holds_alternative<Authenticated>(
+      run({authorization(call)}, kT0, "192.0.2.10", false, AorRef{"al%69ce", "EXAMPLE.com"})));
+  call.nc = 2;
+  AuthResult r = run({authorization(call)}, kT0, "192.0.2.10", false, AorRef{"bob", "example.com"});
+  ASSERT_TRUE(std::holds_alternative<Forbidden>(r));
+}
+
+TEST(OwnsAor, CaseRules) {
+  EXPECT_TRUE(ownsAor("alice", "example.com", {"alice", "Example.COM"}));
+  EXPECT_FALSE(
+      ownsAor("alice", "example.com", {"Alice", "example.com"}));  // user is case-sensitive
+  EXPECT_TRUE(ownsAor("a b", "example.com", {"a%20b", "example.com"}));
+  EXPECT_TRUE(ownsAor("alice", "example.com", {"%61lice", "example.com"}));
+  EXPECT_FALSE(ownsAor("alice", "example.com", {"alice", "example.org"}));
+  EXPECT_FALSE(ownsAor("alice", "example.com", {"alicex", "example.com"}));
+  EXPECT_FALSE(ownsAor("alice", "example.com", {"alic", "example.com"}));
+  EXPECT_FALSE(ownsAor("alice", "example.com", {"alic%6", "example.com"}));
+  EXPECT_FALSE(ownsAor("alice", "example.com", {"", "example.com"}));
+}
+
+TEST_F(AuthenticatorTest, FailuresAreRateLimitedPerSource) {
+  ClientCall call;
+  call.password = "bad";
+  for (int i = 0; i < 5; ++i) {
+    call.nonce = freshNonce();
+    EXPECT_TRUE(std::holds_alternative<Challenge>(run({authorization(call)})));
+  }
+  // Blocked now, even with the right password; another source is not.
+  ClientCall good;
+  good.nonce = auth_.nonces().generate(kRealm, kT0);
+  AuthResult r = run({authorization(good)}, kT0 + seconds(1));
+  const RateLimited* rl = std::get_if<RateLimited>(&r);
+  ASSERT_NE(rl, nullptr);
+  EXPECT_EQ(rl->status, 403);
+  EXPECT_EQ(rl->retry_after, seconds(59));
+  EXPECT_TRUE(std::holds_alternative<Authenticated>(
+      run({authorization(good)}, kT0 + seconds(1), "192.0.2.99")));
+}
+
+TEST(AuthenticatorTrusted, TrustedPeerSkipsAuth) {
+  auto peers = TrustedPeers::parse({"10.0.0.0/8"});
+  ASSERT_TRUE(peers.isOk());
+  AuthConfig cfg;
+  cfg.secret = kSecret;
+  Authenticator a(
+      cfg, [](std::string_view, std::string_view) { return std::optional<UserHa1>(); },
+      std::move(peers).value());
+  AuthRequest r;
+  r.method = "INVITE";
+  r.request_uri = "sip:bob@example.com";
+  r.realm = kRealm;
+  r.source_ip = "10.1.2.3";
+  r.is_proxy = true;
+  r.now = kT0;
+  EXPECT_TRUE(std::holds_alternative<TrustedPeer>(a.authenticate(r)));
+  r.source_ip = "192.0.2.1";
+  EXPECT_TRUE(std::holds_alternative<Challenge>(a.authenticate(r)));
+}
+
+TEST_F(AuthenticatorTest, StatsCounted) {
+  auto value = [](const char* name) { return Stats::global().counter(name).value(); };
+  std::uint64_t challenges = value("auth.challenges");
+  std::uint64_t success = value("auth.success");
+  std::uint64_t failures = value("auth.failures");
+  std::uint64_t stale = value("auth.stale");
+  ClientCall call;
+  call.nonce = freshNonce();
+  (void)run({authorization(call)});
+  (void)run({authorization(call)});  // replay -> stale
+  call.password = "x";
+  call.nc = 9;
+  (void)run({authorization(call)});
+  EXPECT_EQ(value("auth.challenges") - challenges, 3u);
+  EXPECT_EQ(value("auth.success") - success, 1u);
+  EXPECT_EQ(value("auth.stale") - stale, 1u);
+  EXPECT_EQ(value("auth.failures") - failures, 1u);
+}
+
+}  // namespace
+}  // namespace sipwake::auth
