@@ -113,6 +113,22 @@ void BM_Lookup(benchmark::State& state) {
 }
 BENCHMARK(BM_Lookup)->Threads(1)->Threads(2)->UseRealTime();
 
+// The same hit without copying: BindingIndex::get() hands out the immutable snapshot. The gap to
+// BM_Lookup is the cost of copying a Binding (its strings).
+void BM_LookupSnapshot(benchmark::State& state) {
+  BindingIndex& index = sharedIndex();
+  std::vector<std::string> keys;
+  std::mt19937 rng(static_cast<unsigned>(state.thread_index()) + 1);
+  for (int i = 0; i < 4096; ++i) keys.push_back(aorFor(static_cast<int>(rng() % kBindings)));
+  std::size_t k = 0;
+  for (auto _ : state) {
+    auto snap = index.get(keys[k++ & 4095]);
+    benchmark::DoNotOptimize(snap);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_LookupSnapshot)->Threads(1)->Threads(2)->UseRealTime();
+
 void BM_LookupMiss(benchmark::State& state) {
   BindingIndex& index = sharedIndex();
   for (auto _ : state) {

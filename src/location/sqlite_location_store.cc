@@ -170,8 +170,8 @@ class SqliteLocationStore::Impl {
     SW_LOG_INFO("location: loaded {} bindings of {} AORs from {} in {} ms ({} expired skipped)",
                 report.bindings, report.aors, path_, report.duration.count() / 1000,
                 report.expired_skipped);
-    loaded_.store(true);
     writer_ = std::thread([this] { run(); });
+    loaded_.store(true);  // after writer_ is set: sweep() reads writer_ once it sees loaded_
     return report;
   }
 

@@ -58,12 +58,15 @@ constexpr std::array<std::string_view, static_cast<std::size_t>(HeaderId::kCount
     "Date",
 };
 
-// Header ids by name length (at most 6 names share a length): classification compares a few
-// candidates instead of every name.
-constexpr auto kNamesByLength = [] {
-  std::array<std::array<std::uint8_t, 6>, 20> t{};
+// Header ids by (name length, lower-cased first letter): at most two names share a bucket, so
+// classification is one or two case-folding compares.
+constexpr std::size_t kMaxNameLength = 20;
+constexpr auto kNameBuckets = [] {
+  std::array<std::array<std::array<std::uint8_t, 2>, 26>, kMaxNameLength> t{};
   for (std::size_t i = 1; i < kHeaderNames.size(); ++i) {
-    for (std::uint8_t& slot : t[kHeaderNames[i].size()]) {
+    const char first = kHeaderNames[i][0];
+    const std::size_t letter = static_cast<std::size_t>((first | 0x20) - 'a');
+    for (std::uint8_t& slot : t[kHeaderNames[i].size()][letter]) {
       if (slot == 0) {
         slot = static_cast<std::uint8_t>(i);
         break;
@@ -72,6 +75,13 @@ constexpr auto kNamesByLength = [] {
   }
   return t;
 }();
+static_assert([] {  // every canonical name found a slot
+  std::size_t n = 0;
+  for (const auto& by_letter : kNameBuckets)
+    for (const auto& slots : by_letter)
+      for (std::uint8_t s : slots) n += s != 0;
+  return n == kHeaderNames.size() - 1;
+}());
 
 std::string toDecimal(std::uint64_t v) {
   char buf[24];
@@ -154,13 +164,15 @@ HeaderId headerIdFromName(std::string_view name) {
       default: return HeaderId::kOther;
     }
   }
-  if (name.size() >= kNamesByLength.size()) return HeaderId::kOther;
-  for (std::uint8_t i : kNamesByLength[name.size()]) {
+  if (name.size() >= kMaxNameLength) return HeaderId::kOther;
+  const unsigned letter = static_cast<unsigned>((name[0] | 0x20) - 'a');
+  if (letter >= 26) return HeaderId::kOther;
+  for (std::uint8_t i : kNameBuckets[name.size()][letter]) {
     if (i == 0) break;
     // Canonical names hold only letters and '-' (which has bit 0x20 set): OR-ing 0x20 folds
     // case, and the only other byte that folds onto '-' is CR, which a field name cannot hold.
     const std::string_view canonical = kHeaderNames[i];
-    std::size_t k = 0;
+    std::size_t k = 1;
     while (k < name.size() && (name[k] | 0x20) == (canonical[k] | 0x20)) ++k;
     if (k == name.size()) return static_cast<HeaderId>(i);
   }
