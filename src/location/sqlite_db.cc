@@ -41,6 +41,10 @@ CREATE TABLE users (
   PRIMARY KEY (user, domain)
 ) WITHOUT ROWID;
 )sql",
+    // 1 -> 2: the Contact header parameters of each binding (Binding::contact_params).
+    R"sql(
+ALTER TABLE bindings ADD COLUMN contact_params TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

@@ -21,16 +21,16 @@ namespace {
 constexpr std::string_view kUpsertSql =
     "INSERT OR REPLACE INTO bindings (aor, binding_key, contact_uri, instance_id, reg_id, "
     "call_id, cseq, expires_at, q_milli, path, protocol, source_ip, source_port, "
-    "local_listener, user_agent, registered_at, push) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+    "local_listener, user_agent, registered_at, push, contact_params) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 constexpr std::string_view kDeleteSql = "DELETE FROM bindings WHERE aor = ?1 AND binding_key = ?2";
 constexpr std::string_view kSweepSql = "DELETE FROM bindings WHERE expires_at <= ?1";
 // The primary key (aor, binding_key) clusters a WITHOUT ROWID table, so ORDER BY aor is free and
 // each AOR's rows arrive together.
 constexpr std::string_view kLoadSql =
     "SELECT aor, contact_uri, instance_id, reg_id, call_id, cseq, expires_at, q_milli, path, "
-    "protocol, source_ip, source_port, local_listener, user_agent, registered_at, push "
-    "FROM bindings ORDER BY aor";
+    "protocol, source_ip, source_port, local_listener, user_agent, registered_at, push, "
+    "contact_params FROM bindings ORDER BY aor";
 
 std::int64_t toUnix(SysSeconds t) { return t.time_since_epoch().count(); }
 SysSeconds fromUnix(std::int64_t s) { return SysSeconds(std::chrono::seconds(s)); }
@@ -160,6 +160,7 @@ class SqliteLocationStore::Impl {
       b.user_agent = st->columnText(13);
       b.registered_at = fromUnix(st->columnInt(14));
       b.push = st->columnText(15);
+      b.contact_params = st->columnText(16);
     }
     if (rc != SQLITE_DONE) return sqlite::sqliteError(db_.get(), "load bindings");
     flush();
@@ -266,6 +267,7 @@ class SqliteLocationStore::Impl {
       upsert_.bind(15, b.user_agent);
       upsert_.bind(16, toUnix(b.registered_at));
       upsert_.bind(17, b.push);
+      upsert_.bind(18, b.contact_params);
       if (Status s = stepOnce(upsert_, "write binding"); !s) return s;
     }
     return Status::ok();

@@ -1,6 +1,7 @@
 #include "server/cli.h"
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <sstream>
 
 #ifndef SIPWAKE_VERSION
@@ -36,12 +37,42 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
       ->type_name("LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
 
+  std::vector<std::string> domains;
+  std::string store_path;
+  app.add_option("-d,--domain", domains,
+                 "A domain this server is registrar for; repeatable; replaces [server] domains")
+      ->type_name("NAME")
+      ->allow_extra_args(false);
+  app.add_option("-s,--store", store_path,
+                 "Store file (SQLite); overrides [store] path, also for `user` commands")
+      ->type_name("PATH");
+
   std::string check_path;
   CLI::App* check =
       app.add_subcommand("check-config",
                          "Validate a configuration file: prints \"FILE: OK\" and exits 0, or names "
                          "the first bad key with its line and exits 1");
   check->add_option("FILE", check_path, "Configuration file (TOML)")->required();
+
+  CLI::App* user = app.add_subcommand(
+      "user",
+      "Manage SIP users (digest credentials, stored as HA1 only) in the store named by --store,\n"
+      "or by --config's [store] path, or sipwake.db. A running server picks changes up within\n"
+      "[auth] user_reload_interval seconds, or at once on SIGHUP");
+  user->require_subcommand(1);
+  std::string user_aor;
+  std::string list_domain;
+  CLI::App* user_add = user->add_subcommand(
+      "add", "Add USER@DOMAIN; the password is read from stdin, or prompted twice on a terminal");
+  user_add->add_option("USER@DOMAIN", user_aor)->required();
+  CLI::App* user_del = user->add_subcommand("del", "Delete USER@DOMAIN");
+  user_del->add_option("USER@DOMAIN", user_aor)->required();
+  CLI::App* user_passwd = user->add_subcommand(
+      "passwd", "Set the password of USER@DOMAIN (read like `add` does)");
+  user_passwd->add_option("USER@DOMAIN", user_aor)->required();
+  CLI::App* user_list = user->add_subcommand("list", "List users, of DOMAIN only if given");
+  user_list->add_option("DOMAIN", list_domain);
+  for (CLI::App* sub : {user, user_add, user_del, user_passwd, user_list}) sub->fallthrough();
 
   std::ostringstream out;
   std::ostringstream err;
@@ -75,6 +106,44 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
     cl.check_config_path = check_path;
     return cl;
   }
+  if (!config_path.empty()) cl.config_path = config_path;
+  if (!store_path.empty()) cl.store_path = store_path;
+  if (user->parsed()) {
+    cl.action = CommandLine::Action::kUser;
+    if (user_list->parsed()) {
+      cl.user_command = CommandLine::UserCommand::kList;
+      for (char& c : list_domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      cl.user_domain = list_domain;
+      return cl;
+    }
+    cl.user_command = user_add->parsed()   ? CommandLine::UserCommand::kAdd
+                      : user_del->parsed() ? CommandLine::UserCommand::kDel
+                                           : CommandLine::UserCommand::kPasswd;
+    auto at = user_aor.rfind('@');
+    if (at == std::string::npos || at == 0 || at + 1 == user_aor.size()) {
+      cl.action = CommandLine::Action::kExit;
+      cl.exit_code = 2;
+      cl.output = "sipwake: expected USER@DOMAIN, got \"" + user_aor + "\"\n";
+      cl.output_is_error = true;
+      return cl;
+    }
+    cl.user = user_aor.substr(0, at);
+    cl.user_domain = user_aor.substr(at + 1);
+    for (char& c : cl.user_domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return cl;
+  }
+  for (const auto& d : domains) {
+    if (d.empty()) {
+      cl.action = CommandLine::Action::kExit;
+      cl.exit_code = 2;
+      cl.output = "sipwake: --domain must not be empty\n";
+      cl.output_is_error = true;
+      return cl;
+    }
+    std::string lower = d;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    cl.domains.push_back(lower);
+  }
   for (const auto& spec : listen_specs) {
     auto l = parseListenSpec(spec);
     if (!l.isOk()) {
@@ -86,7 +155,6 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
     }
     cl.listen.push_back(*l);
   }
-  if (!config_path.empty()) cl.config_path = config_path;
   if (!log_level.empty()) cl.log_level = log_level;
   return cl;
 }
@@ -94,6 +162,8 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
 void applyOverrides(const CommandLine& cli, Config& config) {
   if (!cli.listen.empty()) config.listeners = cli.listen;
   if (cli.log_level) config.log_level = *cli.log_level;
+  if (!cli.domains.empty()) config.domains = cli.domains;
+  if (cli.store_path) config.store.path = *cli.store_path;
 }
 
 }  // namespace sipwake::server

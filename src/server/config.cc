@@ -14,6 +14,9 @@
 #include <thread>
 #include <utility>
 
+#include "auth/trusted_peers.h"
+#include "sip/uri.h"
+
 namespace sipwake::server {
 namespace {
 
@@ -360,8 +363,133 @@ void parseTimers(const toml::table& t, Config& c, Checker& check) {
 }
 
 void parseStore(const toml::table& t, Config& c, Checker& check) {
-  check.walk(t, "[store]", {{"path", [&](const toml::node& n, const std::string& w) {
-                               if (auto v = check.string(n, w)) c.store.path = *v;
+  check.walk(t, "[store]",
+             {{"path",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.string(n, w)) c.store.path = *v;
+               }},
+              {"synchronous", [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.choice(n, w, {"normal", "full"}))
+                   c.store.synchronous_full = *v == "full";
+               }}});
+}
+
+void parseRegistrar(const toml::table& t, Config& c, Checker& check) {
+  auto u32 = [&](std::uint32_t& out, std::int64_t lo, std::int64_t hi) {
+    return [&, lo, hi](const toml::node& n, const std::string& w) {
+      if (auto v = check.integer(n, w, lo, hi)) out = static_cast<std::uint32_t>(*v);
+    };
+  };
+  constexpr std::int64_t kMaxExpiry = 7 * 86400 * 52;  // a year: anything longer is a typo
+  auto& r = c.registrar;
+  check.walk(t, "[registrar]",
+             {{"min_expires", u32(r.min_expires, 1, kMaxExpiry)},
+              {"max_expires", u32(r.max_expires, 1, kMaxExpiry)},
+              {"default_expires", u32(r.default_expires, 1, kMaxExpiry)},
+              {"max_contacts_per_aor", u32(r.max_contacts_per_aor, 0, 100000)},
+              {"sweep_interval", u32(r.sweep_interval_s, 1, 86400)}});
+  auto line_of = [&](std::string_view key) {
+    const toml::node* n = t.get(key);
+    return n ? n->source().begin.line : t.source().begin.line;
+  };
+  if (r.max_expires < r.min_expires) {
+    check.error(line_of("max_expires"), "[registrar] max_expires",
+                "must not be smaller than min_expires (" + std::to_string(r.min_expires) + ")");
+  } else if (r.default_expires < r.min_expires || r.default_expires > r.max_expires) {
+    check.error(line_of("default_expires"), "[registrar] default_expires",
+                "must be from min_expires (" + std::to_string(r.min_expires) +
+                    ") to max_expires (" + std::to_string(r.max_expires) + ")");
+  }
+}
+
+void parseAuth(const toml::table& t, Config& c, Checker& check) {
+  auto u32 = [&](std::uint32_t& out, std::int64_t lo, std::int64_t hi) {
+    return [&, lo, hi](const toml::node& n, const std::string& w) {
+      if (auto v = check.integer(n, w, lo, hi)) out = static_cast<std::uint32_t>(*v);
+    };
+  };
+  auto strings = [&](const toml::node& n, const std::string& w) -> std::optional<std::vector<std::string>> {
+    const auto* arr = n.as_array();
+    if (arr == nullptr) {
+      check.error(n, w, "expected an array of strings, got " + describe(n));
+      return std::nullopt;
+    }
+    std::vector<std::string> out;
+    for (const auto& e : *arr) {
+      auto s = check.string(e, w);
+      if (!s) return std::nullopt;
+      out.push_back(*s);
+    }
+    return out;
+  };
+  auto& a = c.auth;
+  check.walk(
+      t, "[auth]",
+      {{"algorithms",
+        [&](const toml::node& n, const std::string& w) {
+          auto list = strings(n, w);
+          if (!list) return;
+          if (list->empty()) {
+            check.error(n, w, "must name at least one algorithm (\"SHA-256\", \"MD5\")");
+            return;
+          }
+          std::vector<std::string> out;
+          for (const auto& s : *list) {
+            std::string canon = lowerAscii(s) == "sha-256" ? "SHA-256"
+                                : lowerAscii(s) == "md5"   ? "MD5"
+                                                           : "";
+            if (canon.empty()) {
+              check.error(n, w, "unknown algorithm \"" + s + "\" (expected \"SHA-256\" or \"MD5\")");
+              return;
+            }
+            if (std::find(out.begin(), out.end(), canon) != out.end()) {
+              check.error(n, w, "algorithm \"" + canon + "\" listed twice");
+              return;
+            }
+            out.push_back(canon);
+          }
+          a.algorithms = std::move(out);
+        }},
+       {"nonce_ttl", u32(a.nonce_ttl_s, 10, 86400)},
+       {"trusted_peers",
+        [&](const toml::node& n, const std::string& w) {
+          auto list = strings(n, w);
+          if (!list) return;
+          auto parsed = auth::TrustedPeers::parse(*list);
+          if (!parsed.isOk()) {
+            check.error(n, w, parsed.status().message());
+            return;
+          }
+          a.trusted_peers = std::move(*list);
+        }},
+       {"require_auth_for_register",
+        [&](const toml::node& n, const std::string& w) {
+          const auto* b = n.as_boolean();
+          if (b == nullptr) {
+            check.error(n, w, "expected true or false, got " + describe(n));
+            return;
+          }
+          a.require_auth_for_register = b->get();
+        }},
+       {"max_failures", u32(a.max_failures, 0, 1000000)},
+       {"failure_window", u32(a.failure_window_s, 1, 86400)},
+       {"block", u32(a.block_s, 1, 86400)},
+       {"user_reload_interval", u32(a.user_reload_interval_s, 0, 86400)}});
+}
+
+void parseProxy(const toml::table& t, Config& c, Checker& check) {
+  check.walk(t, "[proxy]", {{"outbound_proxy", [&](const toml::node& n, const std::string& w) {
+                               auto v = check.string(n, w, true);
+                               if (!v) return;
+                               if (!v->empty()) {
+                                 auto uri = sip::parseUri(*v);
+                                 if (!uri.isOk() || !uri->isSipOrSips()) {
+                                   check.error(n, w, "expected a sip: or sips: URI, got " +
+                                                         describe(n));
+                                   return;
+                                 }
+                               }
+                               c.proxy.outbound_proxy = *v;
                              }}});
 }
 
@@ -484,12 +612,18 @@ Result<Config> parseConfig(std::string_view toml_text, std::string_view source_n
       if (const auto* t = sectionTable(node, k, check)) parseTimers(*t, c, check);
     } else if (k == "store") {
       if (const auto* t = sectionTable(node, k, check)) parseStore(*t, c, check);
+    } else if (k == "registrar") {
+      if (const auto* t = sectionTable(node, k, check)) parseRegistrar(*t, c, check);
+    } else if (k == "auth") {
+      if (const auto* t = sectionTable(node, k, check)) parseAuth(*t, c, check);
+    } else if (k == "proxy") {
+      if (const auto* t = sectionTable(node, k, check)) parseProxy(*t, c, check);
     } else {
       std::uint32_t line = key.source().begin.line;
       if (line == 0) line = node.source().begin.line;
       check.error(line, std::string(k),
                   "unknown key (sections are [server], [[listen]], [tls], [limits], [timers], "
-                  "[store])");
+                  "[store], [registrar], [auth], [proxy])");
     }
   }
   if (!check.ok()) return check.firstError();

@@ -62,7 +62,34 @@ struct TimersConfig {
 };
 
 struct StoreConfig {
-  std::string path = "sipwake.db";  // embedded store file (used by the registrar, a later issue)
+  std::string path = "sipwake.db";  // embedded SQLite file: bindings and users
+  bool synchronous_full = false;    // "full": fsync every commit (survives power loss too)
+};
+
+// [registrar]: RFC 3261 §10.3 expiry policy and housekeeping.
+struct RegistrarSettings {
+  std::uint32_t min_expires = 60;         // shorter non-zero requests get 423 + Min-Expires
+  std::uint32_t max_expires = 86400;      // longer requests are clipped
+  std::uint32_t default_expires = 3600;   // no expires param and no Expires header
+  std::uint32_t max_contacts_per_aor = 10;  // 0 = unlimited
+  std::uint32_t sweep_interval_s = 60;    // how often expired bindings are deleted
+};
+
+// [auth]: digest authentication (src/auth).
+struct AuthSettings {
+  std::vector<std::string> algorithms = {"SHA-256", "MD5"};  // offered in this order
+  std::uint32_t nonce_ttl_s = 300;
+  std::vector<std::string> trusted_peers;  // IP or CIDR; requests from them skip authentication
+  bool require_auth_for_register = true;
+  std::uint32_t max_failures = 10;       // failed attempts per source before it is blocked; 0 off
+  std::uint32_t failure_window_s = 60;   // ... counted within this window
+  std::uint32_t block_s = 60;            // ... and blocked for this long
+  std::uint32_t user_reload_interval_s = 5;  // re-read users edited by `sipwake user`; 0 = SIGHUP only
+};
+
+// [proxy]
+struct ProxySettings {
+  std::string outbound_proxy;  // SIP URI requests for foreign domains are sent to; empty = DNS
 };
 
 struct Config {
@@ -77,6 +104,9 @@ struct Config {
   LimitsConfig limits;
   TimersConfig timers;
   StoreConfig store;
+  RegistrarSettings registrar;
+  AuthSettings auth;
+  ProxySettings proxy;
 
   unsigned effectiveWorkers() const;
   bool hasTlsListener() const;

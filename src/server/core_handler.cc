@@ -7,18 +7,18 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "registrar/registrar.h"
 #include "server/cli.h"
 
 namespace sipwake::server {
 namespace {
 
-// Methods this server implements as a UAS today (CANCEL and ACK are handled with the
-// transactions they belong to). REGISTER joins with the registrar.
-constexpr std::string_view kAllow = "OPTIONS, ACK, CANCEL";
-// Option tags (RFC 3261 §19.2) we implement: none yet. An empty Supported header is valid
-// (§20.37 grammar) and tells the client that any Require will get a 420.
-constexpr std::string_view kSupported = "";
-const std::vector<std::string_view> kSupportedTags = {};
+// Methods this server implements as a UAS (CANCEL and ACK are handled with the transactions
+// they belong to; REGISTER by the registrar).
+constexpr std::string_view kAllow = "OPTIONS, REGISTER, ACK, CANCEL";
+// Option tags (RFC 3261 §19.2) we implement: RFC 3327 Path and RFC 5626 outbound (registrar).
+constexpr std::string_view kSupported = "path, outbound";
+const std::vector<std::string_view> kSupportedTags = {"path", "outbound"};
 
 std::string lowerAscii(std::string_view s) {
   std::string out(s);
@@ -129,6 +129,10 @@ void CoreHandler::onRequest(transaction::ServerTransaction& tx,
   if (!uri.isSipOrSips()) {
     unsupported_scheme_.inc();
     respond(tx, request, 416, "Unsupported URI Scheme");
+    return;
+  }
+  if (request.method() == sip::Method::kRegister && registrar_ != nullptr) {
+    registrar_->handle(tx, std::move(received));
     return;
   }
   if (identity_.isForServer(uri)) {

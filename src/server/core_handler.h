@@ -1,7 +1,8 @@
 // The core transaction user: what sipwake does with a request once the transaction layer has
-// matched it. Today that is the UAS behaviour of RFC 3261 §8.2 for requests addressed to the
-// server itself (OPTIONS → 200, other methods → 405/501, unsupported Require → 420) and 404 for
-// everything else; the registrar and proxy core (next issues) plug in here.
+// matched it. Every REGISTER goes to the registrar (when one is attached); otherwise the UAS
+// behaviour of RFC 3261 §8.2 for requests addressed to the server itself (OPTIONS → 200, other
+// methods → 405/501, unsupported Require → 420) and 404 for everything else; the proxy core
+// plugs in here.
 //
 // Thread: one CoreHandler per event loop, used only on that loop (like its TransactionLayer).
 // The Identity it reads is immutable and shared by all loops.
@@ -15,6 +16,10 @@
 #include "common/stats.h"
 #include "sip/message.h"
 #include "transaction/transaction_layer.h"
+
+namespace sipwake::registrar {
+class Registrar;
+}  // namespace sipwake::registrar
 
 namespace sipwake::server {
 
@@ -44,6 +49,9 @@ class CoreHandler final : public transaction::TransactionUser {
 
   // The layer this handler is the TU of (for fresh To-tags and stateless responses).
   void attach(transaction::TransactionLayer& layer) { layer_ = &layer; }
+  // The registrar of this loop, which gets every REGISTER; nullptr (the default): REGISTER is 405.
+  // It must outlive the handler's use (same loop, same lifetime).
+  void setRegistrar(registrar::Registrar* registrar) { registrar_ = registrar; }
 
   void onRequest(transaction::ServerTransaction& tx, transport::ReceivedMessage&& request) override;
   void onAck(transport::ReceivedMessage&& ack) override;
@@ -66,6 +74,7 @@ class CoreHandler final : public transaction::TransactionUser {
 
   const Identity& identity_;
   transaction::TransactionLayer* layer_ = nullptr;
+  registrar::Registrar* registrar_ = nullptr;
   Counter& options_answered_;
   Counter& method_not_allowed_;
   Counter& not_implemented_;

@@ -2,11 +2,15 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <termios.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 
 #include "common/log.h"
+#include "location/user_store.h"
 #include "server/cli.h"
 #include "server/config.h"
 #include "server/server.h"
@@ -17,6 +21,135 @@ namespace {
 void print(std::FILE* f, const std::string& text) {
   std::fputs(text.c_str(), f);
   std::fflush(f);
+}
+
+// Reads one line from `in` without its line ending; nullopt at EOF with nothing read.
+std::optional<std::string> readLine(std::FILE* in) {
+  std::string line;
+  int c;
+  bool any = false;
+  while ((c = std::fgetc(in)) != EOF) {
+    any = true;
+    if (c == '\n') break;
+    line.push_back(static_cast<char>(c));
+  }
+  if (!any) return std::nullopt;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+// A password typed on the terminal, without echo.
+std::optional<std::string> promptPassword(const char* prompt) {
+  std::FILE* tty = std::fopen("/dev/tty", "r+");
+  if (tty == nullptr) return std::nullopt;
+  std::fputs(prompt, tty);
+  std::fflush(tty);
+  termios old{};
+  bool restore = ::tcgetattr(::fileno(tty), &old) == 0;
+  if (restore) {
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(::fileno(tty), TCSAFLUSH, &quiet);
+  }
+  std::optional<std::string> line = readLine(tty);
+  if (restore) ::tcsetattr(::fileno(tty), TCSAFLUSH, &old);
+  std::fputs("\n", tty);
+  std::fclose(tty);
+  return line;
+}
+
+// stdin when it is not a terminal (scripts: `echo secret | sipwake user add ...`), else prompted
+// twice without echo.
+Result<std::string> readNewPassword() {
+  if (!::isatty(STDIN_FILENO)) {
+    std::optional<std::string> line = readLine(stdin);
+    if (!line || line->empty()) return invalidArgument("no password on stdin");
+    return *line;
+  }
+  std::optional<std::string> a = promptPassword("Password: ");
+  std::optional<std::string> b = promptPassword("Repeat password: ");
+  if (!a || !b) return invalidArgument("cannot read the password from the terminal");
+  if (*a != *b) return invalidArgument("the passwords do not match");
+  if (a->empty()) return invalidArgument("password must not be empty");
+  return *a;
+}
+
+int userCommand(const CommandLine& cli) {
+  // The store: --store, else the configuration's [store] path, else the default.
+  std::string path = Config{}.store.path;
+  std::vector<std::string> domains = Config{}.domains;
+  if (cli.config_path) {
+    auto config = loadConfigFile(*cli.config_path);
+    if (!config.isOk()) {
+      print(stderr, "sipwake: " + config.status().message() + "\n");
+      return 1;
+    }
+    path = config->store.path;
+    domains = config->domains;
+  }
+  if (cli.store_path) path = *cli.store_path;
+  auto store = location::UserStore::open(path);
+  if (!store.isOk()) {
+    print(stderr, "sipwake: " + store.status().message() + "\n");
+    return 1;
+  }
+  location::UserStore& users = **store;
+  const std::string who = cli.user + "@" + cli.user_domain;
+  Status result;
+  switch (cli.user_command) {
+    case CommandLine::UserCommand::kList: {
+      auto list = users.list();
+      if (!list.isOk()) {
+        print(stderr, "sipwake: " + list.status().message() + "\n");
+        return 1;
+      }
+      std::string out;
+      for (const auto& u : *list) {
+        if (!cli.user_domain.empty() && u.domain != cli.user_domain) continue;
+        out += u.user + "@" + u.domain + "\n";
+      }
+      print(stdout, out);
+      return 0;
+    }
+    case CommandLine::UserCommand::kDel:
+      result = users.remove(cli.user, cli.user_domain);
+      break;
+    case CommandLine::UserCommand::kAdd:
+    case CommandLine::UserCommand::kPasswd: {
+      if (cli.user_command == CommandLine::UserCommand::kPasswd &&
+          !users.lookup(cli.user, cli.user_domain)) {
+        print(stderr, "sipwake: no such user " + who + "\n");
+        return 1;
+      }
+      Result<std::string> password = readNewPassword();
+      if (!password.isOk()) {
+        print(stderr, "sipwake: " + password.status().message() + "\n");
+        return 1;
+      }
+      result = cli.user_command == CommandLine::UserCommand::kAdd
+                   ? users.add(cli.user, cli.user_domain, *password)
+                   : users.setPassword(cli.user, cli.user_domain, *password);
+      std::fill(password->begin(), password->end(), '\0');
+      break;
+    }
+  }
+  if (!result) {
+    std::string msg = result.code() == StatusCode::kNotFound ? "no such user " + who
+                                                             : result.message();
+    print(stderr, "sipwake: " + msg + "\n");
+    return 1;
+  }
+  if (cli.user_command == CommandLine::UserCommand::kAdd &&
+      std::find(domains.begin(), domains.end(), cli.user_domain) == domains.end()) {
+    print(stderr, "sipwake: warning: " + cli.user_domain +
+                      " is not one of the configured domains; the user cannot register until "
+                      "it is (see [server] domains or --domain)\n");
+  }
+  const char* done = cli.user_command == CommandLine::UserCommand::kAdd   ? "added"
+                     : cli.user_command == CommandLine::UserCommand::kDel ? "deleted"
+                                                                          : "password changed";
+  print(stdout, who + ": " + done + "\n");
+  return 0;
 }
 
 int checkConfig(const std::string& path) {
@@ -36,6 +169,7 @@ int run(const CommandLine& cli) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);  // reload the users
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   // A peer closing a connection must not kill the process: write errors are handled as Status.
   signal(SIGPIPE, SIG_IGN);
@@ -74,7 +208,10 @@ int run(const CommandLine& cli) {
   SW_LOG_INFO("ready");
 
   int sig = 0;
-  while (sigwait(&stop_signals, &sig) != 0) {
+  for (;;) {
+    if (sigwait(&stop_signals, &sig) != 0) continue;
+    if (sig != SIGHUP) break;
+    if (Status s = server.reloadUsers(); !s) SW_LOG_WARN("SIGHUP: {}", s.message());
   }
   SW_LOG_INFO("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
   server.stop();
@@ -93,6 +230,8 @@ int runMain(int argc, char** argv) {
       return cli.exit_code;
     case CommandLine::Action::kCheckConfig:
       return checkConfig(cli.check_config_path);
+    case CommandLine::Action::kUser:
+      return userCommand(cli);
     case CommandLine::Action::kRun:
       return run(cli);
   }

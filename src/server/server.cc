@@ -1,6 +1,12 @@
 #include "server/server.h"
 
+#include "auth/authenticator.h"
 #include "common/log.h"
+#include "location/sqlite_location_store.h"
+#include "location/user_store.h"
+#include "registrar/maintenance.h"
+#include "registrar/registrar.h"
+#include "registrar/services.h"
 #include "server/cli.h"
 #include "server/core_handler.h"
 #include "transaction/transaction_layer.h"
@@ -13,9 +19,23 @@ namespace sipwake::server {
 struct Server::PerLoop {
   std::unique_ptr<CoreHandler> core;
   std::unique_ptr<transaction::TransactionLayer> transactions;
+  std::unique_ptr<registrar::Registrar> registrar;
 };
 
 namespace {
+
+auth::AuthConfig authConfigFrom(const AuthSettings& a) {
+  auth::AuthConfig c;
+  c.algorithms.clear();
+  for (const auto& name : a.algorithms) {
+    if (auto alg = auth::parseAlgorithm(name)) c.algorithms.push_back(*alg);
+  }
+  c.nonce.lifetime = seconds(a.nonce_ttl_s);
+  c.rate_limit.max_failures = a.max_failures;
+  c.rate_limit.window = seconds(a.failure_window_s);
+  c.rate_limit.block = seconds(a.block_s);
+  return c;
+}
 
 transport::TlsConfig::Verify toTransportVerify(TlsVerify v) {
   switch (v) {
@@ -34,6 +54,50 @@ transport::TlsConfig::Verify toTransportVerify(TlsVerify v) {
 Server::Server(Config config) : config_(std::move(config)) {}
 
 Server::~Server() { stop(); }
+
+Status Server::openStores() {
+  location::SqliteLocationOptions options;
+  options.synchronous_full = config_.store.synchronous_full;
+  auto store = location::SqliteLocationStore::open(config_.store.path, options);
+  if (!store.isOk()) return store.status();
+  // Every binding in memory before any listener exists (issue 3: "a restart loads every binding
+  // before serving").
+  auto report = (*store)->load(registrar::systemWallClock());
+  if (!report.isOk()) return report.status();
+  locations_ = std::move(*store);
+  auto users = location::UserStore::open(config_.store.path);
+  if (!users.isOk()) return users.status();
+  users_ = std::move(*users);
+  SW_LOG_INFO("store {}: {} bindings of {} AORs, {} users", config_.store.path, report->bindings,
+              report->aors, users_->size());
+
+  auto trusted = auth::TrustedPeers::parse(config_.auth.trusted_peers);
+  if (!trusted.isOk()) return trusted.status();
+  authenticator_ = std::make_unique<auth::Authenticator>(
+      authConfigFrom(config_.auth), registrar::credentialLookup(*users_), std::move(*trusted));
+  services_ = std::make_unique<registrar::Services>(registrar::Services{
+      *locations_, *authenticator_,
+      [this](std::string_view host) { return identity_->isLocalHost(host); }});
+
+  maintenance_ = std::make_unique<registrar::Maintenance>();
+  maintenance_->add({"sweep", seconds(config_.registrar.sweep_interval_s), [this] {
+                       std::size_t n = locations_->sweepExpired(registrar::systemWallClock());
+                       if (n > 0) SW_LOG_DEBUG("registrar: swept {} expired bindings", n);
+                     }});
+  maintenance_->add({"user reload", seconds(config_.auth.user_reload_interval_s), [this] {
+                       if (Status s = users_->reload(); !s) {
+                         SW_LOG_WARN("users: reload failed: {}", s.message());
+                       }
+                     }});
+  return Status::ok();
+}
+
+Status Server::reloadUsers() {
+  if (!users_) return Status(StatusCode::kFailedPrecondition, "server not started");
+  Status s = users_->reload();
+  if (s) SW_LOG_INFO("users: reloaded, {} users", users_->size());
+  return s;
+}
 
 Status Server::start() {
   transport::TransportConfig tc;
@@ -72,6 +136,18 @@ Status Server::start() {
   lc.timers.t4 = milliseconds(config_.timers.t4_ms);
 
   identity_ = std::make_unique<Identity>(config_.domains, addresses);
+  if (Status s = openStores(); !s) {
+    stop();
+    return s;
+  }
+  registrar::RegistrarConfig rc;
+  rc.min_expires = config_.registrar.min_expires;
+  rc.max_expires = config_.registrar.max_expires;
+  rc.default_expires = config_.registrar.default_expires;
+  rc.max_contacts_per_aor = config_.registrar.max_contacts_per_aor;
+  rc.require_auth = config_.auth.require_auth_for_register;
+  rc.server_header = std::string(CoreHandler::serverHeader());
+
   loops_ = std::make_unique<transport::LoopPool>(config_.effectiveWorkers());
   // The handler runs on the loop that owns the message's Call-ID; that loop's transaction
   // layer takes it from there. per_loop_ is complete before start() lets any message in.
@@ -87,6 +163,11 @@ Status Server::start() {
     pl->transactions = std::make_unique<transaction::TransactionLayer>(loops_->at(i).timers(),
                                                                        *transport_, *pl->core, lc);
     pl->core->attach(*pl->transactions);
+    transport::EventLoop* loop = &loops_->at(i);
+    pl->registrar = std::make_unique<registrar::Registrar>(
+        rc, *services_, *pl->transactions,
+        [loop](std::function<void()> fn) { loop->post(std::move(fn)); });
+    pl->core->setRegistrar(pl->registrar.get());
     per_loop_.push_back(std::move(pl));
   }
 
@@ -96,6 +177,7 @@ Status Server::start() {
     stop();
     return s;
   }
+  maintenance_->start();
   SW_LOG_INFO("sipwake {}: {} worker loop(s)", versionString(), loops_->size());
   for (const auto& l : config_.listeners) SW_LOG_INFO("listening on {}", l.toString());
   return Status::ok();
@@ -107,10 +189,18 @@ void Server::stop() {
     loops_->stop();
     loops_running_ = false;
   }
+  if (maintenance_) maintenance_->stop();
+  // The store commits what is queued and posts the completions to the stopped loops, where they
+  // are dropped unrun: so it goes while the loops (their queues) still exist.
+  locations_.reset();
   // Loops are stopped: the per-loop objects can go (their timers are never touched again).
   per_loop_.clear();
   transport_.reset();
   loops_.reset();
+  maintenance_.reset();
+  services_.reset();
+  authenticator_.reset();
+  users_.reset();
   identity_.reset();
   ephemeral_cert_.reset();
 }

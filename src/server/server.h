@@ -1,8 +1,14 @@
-// The composition root: builds the event loops, the transport layer, one transaction layer and
-// one core handler per loop from a Config, and tears them down in the reverse order.
+// The composition root: builds the event loops, the transport layer, one transaction layer,
+// core handler and registrar per loop, and the shared services (location store, user store,
+// authenticator) from a Config, and tears them down in the reverse order.
 //
 //   TransportLayer ──(message, on the loop owning its Call-ID)──▶ TransactionLayer[loop]
 //                                                                 └─▶ CoreHandler[loop]
+//                                                                      └─REGISTER─▶ Registrar[loop]
+//                                                                                    └─▶ LocationStore
+//
+// The location store is opened and every binding loaded BEFORE any listener is bound, so the
+// first request already sees every binding acknowledged before a restart (or a kill -9).
 //
 // Thread: start() and stop() are called from the main thread (never from a loop). Between
 // them, all SIP work runs on the loops; the Server object itself is not touched by them except
@@ -20,6 +26,18 @@ namespace sipwake::transport {
 class LoopPool;
 class TransportLayer;
 }  // namespace sipwake::transport
+
+namespace sipwake::location {
+class LocationStore;
+class UserStore;
+}  // namespace sipwake::location
+namespace sipwake::auth {
+class Authenticator;
+}  // namespace sipwake::auth
+namespace sipwake::registrar {
+struct Services;
+class Maintenance;
+}  // namespace sipwake::registrar
 
 namespace sipwake::server {
 
@@ -41,11 +59,25 @@ class Server {
 
   const Config& config() const { return config_; }
 
+  // Re-reads the users from the store (SIGHUP). Thread: any; never blocks a loop.
+  Status reloadUsers();
+
+  // The shared services (location store, authenticator, domain check) for the proxy core.
+  // Valid between a successful start() and stop().
+  const registrar::Services& services() const { return *services_; }
+
  private:
   struct PerLoop;
 
+  Status openStores();
+
   Config config_;
   std::unique_ptr<EphemeralCertificate> ephemeral_cert_;
+  std::unique_ptr<location::LocationStore> locations_;
+  std::unique_ptr<location::UserStore> users_;
+  std::unique_ptr<auth::Authenticator> authenticator_;
+  std::unique_ptr<registrar::Services> services_;
+  std::unique_ptr<registrar::Maintenance> maintenance_;
   std::unique_ptr<Identity> identity_;
   std::unique_ptr<transport::LoopPool> loops_;
   std::unique_ptr<transport::TransportLayer> transport_;

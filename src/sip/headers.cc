@@ -218,7 +218,6 @@ Status parseNameAddrAt(Cursor& c, NameAddr& na, bool collect, bool in_list) {
     }
   }
   std::string_view uri_text;
-  bool in_angles = false;
   if (c.consume('<')) {
     const char* u = c.p;
     const void* gt = std::memchr(c.p, '>', static_cast<std::size_t>(c.e - c.p));
@@ -227,7 +226,6 @@ Status parseNameAddrAt(Cursor& c, NameAddr& na, bool collect, bool in_list) {
     uri_text = c.since(u);
     ++c.p;
     na.angle_brackets = true;
-    in_angles = true;
   } else {
     const char* u = c.p;
     while (!c.done() && !isLws(c.peek()) && c.peek() != ';' && !(in_list && c.peek() == ',')) {
@@ -240,7 +238,7 @@ Status parseNameAddrAt(Cursor& c, NameAddr& na, bool collect, bool in_list) {
   }
   if (uri_text.empty()) return bad("missing URI");
   if (Status s = parseUriInto(uri_text, na.uri, collect); !s) {
-    if (in_angles) {
+    if (na.angle_brackets) {  // name the usual defect (RFC 4475 badaspec) precisely
       for (char ch : uri_text) {
         if (isLws(ch)) return bad("whitespace inside <addr-spec>");
       }

@@ -370,20 +370,19 @@ Defect Parser::validateSingle(HeaderId id, std::string_view name, bool required)
 
 Defect Parser::validateCommon(bool is_request) {
   // Via: every value of every field, and the top branch (RFC 4475 §3.2.1).
-  bool first = true;
+  bool top = true;
   for (const HeaderField& h : m_.headers_) {
     if (h.id != HeaderId::kVia) continue;
-    std::string_view branch;
-    const bool has_branch_param = first;
-    if (Status s = detail::validateViaList(h.value, first ? &branch : nullptr); !s) {
+    std::string_view top_branch;
+    if (Status s = detail::validateViaList(h.value, top ? &top_branch : nullptr); !s) {
       return badRequest("Malformed Via", s.message());
     }
-    if (has_branch_param && is_request && branch == "z9hG4bK") {
+    if (top && is_request && top_branch == "z9hG4bK") {
       return badRequest("Empty Via branch", "branch is only the magic cookie");
     }
-    first = false;
+    top = false;
   }
-  if (first) return badRequest("Missing Via");
+  if (top) return badRequest("Missing Via");
   if (Defect d = validateSingle(HeaderId::kCSeq, "CSeq", true)) return d;
   if (Defect d = validateSingle(HeaderId::kCallId, "Call-ID", true)) return d;
   if (Defect d = validateSingle(HeaderId::kFrom, "From", true)) return d;

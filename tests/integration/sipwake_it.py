@@ -758,6 +758,357 @@ def test_default_config(ctx):
         run_sipp(ctx, "unknown_method.xml", ("127.0.0.1", 5060), "u1")
 
 
+# ---------------------------------------------------------------------------------------------
+# Registrar (issue 3): users, digest authentication, bindings, durability
+
+
+def digest_param(challenge, name):
+    m = re.search(r'(?i)\b%s\s*=\s*("([^"]*)"|[^,\s]+)' % re.escape(name), challenge)
+    if not m:
+        return None
+    return m.group(2) if m.group(2) is not None else m.group(1)
+
+
+def digest_authorization(challenges, method, uri, user, password, want="SHA-256", nc=1):
+    """An Authorization value (RFC 7616, qop=auth) answering the challenge for `want`."""
+    import hashlib
+    chosen = None
+    for c in challenges:
+        if (digest_param(c, "algorithm") or "MD5").upper() == want.upper():
+            chosen = c
+    check(chosen is not None, "no %s challenge in %r" % (want, challenges))
+    h = (lambda x: hashlib.sha256(x.encode()).hexdigest()) if want.upper() == "SHA-256" else \
+        (lambda x: hashlib.md5(x.encode()).hexdigest())
+    realm, nonce = digest_param(chosen, "realm"), digest_param(chosen, "nonce")
+    opaque = digest_param(chosen, "opaque")
+    cnonce, ncs = uuid.uuid4().hex[:16], "%08x" % nc
+    ha1 = h("%s:%s:%s" % (user, realm, password))
+    ha2 = h("%s:%s" % (method, uri))
+    response = h("%s:%s:%s:%s:auth:%s" % (ha1, nonce, ncs, cnonce, ha2))
+    value = ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
+             'algorithm=%s, qop=auth, nc=%s, cnonce="%s"'
+             % (user, realm, nonce, uri, response, want, ncs, cnonce))
+    if opaque:
+        value += ', opaque="%s"' % opaque
+    return value
+
+
+class Registration:
+    """One UA registering an AOR over a client socket, with its own Call-ID and CSeq."""
+
+    def __init__(self, client, port, user, password=None, domain="127.0.0.1", proto="UDP"):
+        self.c, self.port, self.user, self.password = client, port, user, password
+        self.domain, self.proto = domain, proto
+        self.call_id = "%s@it" % uuid.uuid4().hex
+        self.tag = uuid.uuid4().hex[:10]
+        self.cseq = 0
+        self.ruri = "sip:%s:%d" % (domain, port)
+        self.contact = "<sip:%s@%s:%d;transport=%s>" % (user, client.local[0], client.local[1],
+                                                        proto.lower())
+
+    def request(self, headers, cseq=None):
+        if cseq is None:
+            self.cseq += 1
+            cseq = self.cseq
+        host, port = self.c.local
+        lines = ["REGISTER %s SIP/2.0" % self.ruri,
+                 "Via: SIP/2.0/%s %s:%d;branch=z9hG4bK%s;rport" % (self.proto, host, port,
+                                                                    uuid.uuid4().hex),
+                 "Max-Forwards: 70",
+                 "From: <sip:%s@%s>;tag=%s" % (self.user, self.domain, self.tag),
+                 "To: <sip:%s@%s>" % (self.user, self.domain),
+                 "Call-ID: %s" % self.call_id,
+                 "CSeq: %d REGISTER" % cseq] + list(headers) + ["Content-Length: 0"]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    def send(self, headers=(), cseq=None, password=None, algorithm="SHA-256"):
+        """Sends the REGISTER; answers one 401 with credentials. Returns the final response."""
+        r = self.c.exchange(self.request(headers, cseq))
+        check(r is not None, "no response to REGISTER")
+        if r.code != 401 or (self.password is None and password is None):
+            return r
+        auth = digest_authorization(r.headers.get("www-authenticate", []), "REGISTER", self.ruri,
+                                    self.user, password or self.password, algorithm)
+        r = self.c.exchange(self.request(list(headers) + ["Authorization: " + auth]))
+        check(r is not None, "no response to the authenticated REGISTER")
+        return r
+
+
+def contacts_of(resp):
+    out = []
+    for v in resp.headers.get("contact", []):
+        out += [x.strip() for x in re.split(r",(?=\s*<)", v)]
+    return out
+
+
+def expect_code(resp, code, what):
+    check(resp is not None, "%s: no response" % what)
+    check(resp.code == code, "%s: got %r, expected %d:\n%s"
+          % (what, resp, code, resp.raw.decode("utf-8", "replace")))
+    return resp
+
+
+def add_user(ctx, aor, password, store="sipwake.db"):
+    p = subprocess.run([ctx.sipwake, "user", "add", aor, "--store", store], input=password.encode()
+                       + b"\n", stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
+                       cwd=ctx.work)
+    check(p.returncode == 0, "user add %s: exit %d: %s" % (aor, p.returncode, p.stderr.decode()))
+
+
+def registrar_config(ctx, extra=""):
+    """A config file whose digest offers MD5 first: Debian's sipp 3.6 only answers MD5 and only
+    looks at the first WWW-Authenticate."""
+    path = os.path.join(ctx.work, "registrar.toml")
+    with open(path, "w") as f:
+        f.write("[server]\nworkers = 2\n\n[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n" + extra)
+    return path
+
+
+def run_sipp_as(ctx, scenario, target, transport, user, password):
+    """run_sipp with -s/-au/-ap for scenarios using [service] and [authentication]."""
+    check(ctx.sipp and os.access(ctx.sipp, os.X_OK), "sipp not found (Debian package sip-tester)")
+    name = os.path.splitext(os.path.basename(scenario))[0]
+    err_file = os.path.join(ctx.work, "sipp-%s-%s-errors.log" % (name, transport))
+    msg_file = os.path.join(ctx.work, "sipp-%s-%s-messages.log" % (name, transport))
+    cmd = [ctx.sipp, "%s:%d" % target, "-sf", os.path.join(ctx.scenarios, scenario),
+           "-t", transport, "-i", "127.0.0.1", "-m", "1", "-nostdin", "-s", user,
+           "-au", user, "-ap", password,
+           "-p", str(free_port(socket.SOCK_DGRAM if transport.startswith("u") else
+                               socket.SOCK_STREAM)),
+           "-timeout", "%ds" % (SIPP_TIMEOUT - 5), "-timeout_error", "-recv_timeout", "10000",
+           "-trace_err", "-error_file", err_file, "-trace_msg", "-message_file", msg_file]
+    ctx.note("running: " + " ".join(cmd))
+    code, out, err = run_cmd(cmd, timeout=SIPP_TIMEOUT, cwd=ctx.work)
+    if code != 0:
+        details = ""
+        for path in (err_file, msg_file):
+            if os.path.exists(path):
+                with open(path, errors="replace") as f:
+                    details += "\n--- %s ---\n%s" % (os.path.basename(path), f.read()[-4000:])
+        raise Fail("sipp %s over %s failed (exit %d):\n%s\n%s%s"
+                   % (scenario, transport, code, out[-2000:], err[-2000:], details))
+
+
+def test_register_auth_udp(ctx):
+    """sipp: 401 challenge, authenticated REGISTER -> 200 listing the binding, query lists it."""
+    add_user(ctx, "alice@127.0.0.1", "s3cret")
+    server, (udp, _, _) = start_server(ctx, ["--config", registrar_config(ctx)])
+    with server:
+        run_sipp_as(ctx, "register_auth.xml", ("127.0.0.1", udp), "u1", "alice", "s3cret")
+
+
+def test_register_auth_tcp(ctx):
+    add_user(ctx, "alice@127.0.0.1", "s3cret")
+    server, (_, tcp, _) = start_server(ctx, ["--config", registrar_config(ctx)])
+    with server:
+        run_sipp_as(ctx, "register_auth.xml", ("127.0.0.1", tcp), "t1", "alice", "s3cret")
+        # And with SHA-256 (the default first choice) from our own client over TCP.
+        c = StreamClient(("127.0.0.1", tcp))
+        try:
+            reg = Registration(c, tcp, "alice", "s3cret", proto="TCP")
+            r = expect_code(reg.send(["Contact: " + reg.contact, "Expires: 300"]), 200,
+                            "SHA-256 REGISTER over TCP")
+            check(any("transport=tcp" in x and "expires=300" in x for x in contacts_of(r)),
+                  "TCP binding not listed: %r" % contacts_of(r))
+        finally:
+            c.close()
+
+
+def test_register_wrong_password(ctx):
+    """Wrong password and unknown user: the same 401; after max_failures, 403 + Retry-After."""
+    add_user(ctx, "alice@127.0.0.1", "right")
+    config = registrar_config(ctx, "max_failures = 3\nfailure_window = 60\nblock = 60\n")
+    server, (udp, _, _) = start_server(ctx, ["--config", config])
+    with server:
+        c = UdpClient(("127.0.0.1", udp))
+        try:
+            wrong = Registration(c, udp, "alice", "wrong")
+            r = expect_code(wrong.send(["Contact: " + wrong.contact]), 401, "wrong password")
+            check(r.headers.get("www-authenticate"), "401 without WWW-Authenticate")
+            nobody = Registration(c, udp, "mallory", "whatever")
+            r2 = expect_code(nobody.send(["Contact: " + nobody.contact]), 401, "unknown user")
+            check(r.reason == r2.reason and len(r.headers["www-authenticate"]) ==
+                  len(r2.headers["www-authenticate"]), "unknown user answered differently")
+            # Third failure starts the block: from now on 403 with Retry-After, even for the
+            # right password.
+            wrong.send(["Contact: " + wrong.contact])
+            right = Registration(c, udp, "alice", "right")
+            r = expect_code(right.send(["Contact: " + right.contact]), 403, "blocked source")
+            check("Too Many Failed Attempts" in r.reason, "reason %r" % r.reason)
+            check(r.header("retry-after"), "403 without Retry-After")
+        finally:
+            c.close()
+
+
+def test_register_refresh_and_remove(ctx):
+    """Refresh, CSeq ordering, q, several contacts, removal by expires=0, wildcard rules."""
+    add_user(ctx, "bob@127.0.0.1", "pw")
+    server, (udp, _, _) = start_server(ctx, ["--config", registrar_config(ctx)])
+    with server:
+        c = UdpClient(("127.0.0.1", udp))
+        try:
+            reg = Registration(c, udp, "bob", "pw")
+            other = "<sip:bob@192.0.2.9:5070>"
+            r = expect_code(reg.send(["Contact: " + reg.contact + ";q=0.5", "Contact: " + other,
+                                      "Expires: 120"]), 200, "two contacts")
+            listed = contacts_of(r)
+            check(len(listed) == 2, "expected 2 bindings, got %r" % listed)
+            check("192.0.2.9" in listed[0] and "q=0.5" in listed[1],
+                  "bindings not ordered by q: %r" % listed)
+            # Refresh one with a new expiry.
+            r = expect_code(reg.send(["Contact: " + reg.contact + ";expires=300"]), 200, "refresh")
+            mine = [x for x in contacts_of(r) if reg.contact[1:-1] in x]
+            check(len(mine) == 1 and "expires=300" in mine[0], "refresh not applied: %r"
+                  % contacts_of(r))
+            check(len(contacts_of(r)) == 2, "refresh dropped the other binding")
+            # Too large an expiry is clipped to max_expires (default 86400).
+            r = expect_code(reg.send(["Contact: " + other + ";expires=999999"]), 200, "clip")
+            check(any("192.0.2.9" in x and "expires=86400" in x for x in contacts_of(r)),
+                  "expiry not clipped: %r" % contacts_of(r))
+            # An older CSeq for the same Call-ID must not change anything (§10.3 step 7).
+            old = reg.cseq - 3
+            r = c.exchange(reg.request(["Contact: " + other + ";expires=0"], cseq=old))
+            if r.code == 401:
+                auth = digest_authorization(r.headers["www-authenticate"], "REGISTER", reg.ruri,
+                                            "bob", "pw")
+                r = c.exchange(reg.request(["Contact: " + other + ";expires=0",
+                                            "Authorization: " + auth], cseq=old))
+            expect_code(r, 400, "out-of-order CSeq")
+            # Remove one contact.
+            r = expect_code(reg.send(["Contact: " + other + ";expires=0"]), 200, "remove one")
+            check(len(contacts_of(r)) == 1, "one binding should be left: %r" % contacts_of(r))
+            # Wildcard: only with Expires: 0 and alone.
+            expect_code(reg.send(["Contact: *"]), 400, "wildcard without Expires: 0")
+            expect_code(reg.send(["Contact: *", "Contact: " + other, "Expires: 0"]), 400,
+                        "wildcard with another contact")
+            r = expect_code(reg.send(["Contact: *", "Expires: 0"]), 200, "wildcard removal")
+            check(contacts_of(r) == [], "bindings left after wildcard: %r" % contacts_of(r))
+            r = expect_code(reg.send([]), 200, "query after wildcard")
+            check(contacts_of(r) == [], "query lists removed bindings: %r" % contacts_of(r))
+        finally:
+            c.close()
+
+
+def test_register_423(ctx):
+    """A too-brief expiry gets 423 with Min-Expires (sipp), from a trusted peer (no auth)."""
+    config = registrar_config(ctx, "trusted_peers = [\"127.0.0.1/32\"]\n\n[registrar]\n"
+                                   "min_expires = 120\n")
+    server, (udp, _, _) = start_server(ctx, ["--config", config])
+    with server:
+        run_sipp(ctx, "register_423.xml", ("127.0.0.1", udp), "u1")
+
+
+def test_register_restart(ctx):
+    """kill -9 right after a 200 OK, restart on the same store: the binding is still there."""
+    add_user(ctx, "carol@127.0.0.1", "pw")
+    config = registrar_config(ctx)
+    server, (udp, tcp, tls) = start_server(ctx, ["--config", config])
+    c = UdpClient(("127.0.0.1", udp))
+    try:
+        reg = Registration(c, udp, "carol", "pw")
+        contact = reg.contact
+        expect_code(reg.send(["Contact: " + contact, "Expires: 3600"]), 200, "REGISTER")
+        server.proc.kill()  # SIGKILL at once: no shutdown path runs
+        server.proc.wait(timeout=STOP_TIMEOUT)
+        server.exit_code = -9
+        server._log.close()
+    finally:
+        c.close()
+    again = Sipwake(ctx, listen_args(udp, tcp, tls) + ["--config", config], name="restarted")
+    with again:
+        check(re.search(r"loaded 1 bindings", again.log()), "restart did not load the binding:\n%s"
+              % again.log())
+        c = UdpClient(("127.0.0.1", udp))
+        try:
+            q = Registration(c, udp, "carol", "pw")
+            r = expect_code(q.send([]), 200, "query after restart")
+            check(any(contact[1:-1] in x for x in contacts_of(r)),
+                  "binding lost across kill -9: %r" % contacts_of(r))
+        finally:
+            c.close()
+
+
+def test_user_cli(ctx):
+    """`sipwake user ...` against a store, and a running server seeing a new user (SIGHUP)."""
+    store = os.path.join(ctx.work, "users.db")
+    sw = ctx.sipwake
+
+    def user(*args, password=None):
+        p = subprocess.run([sw, "user"] + list(args) + ["--store", store],
+                           input=(password + "\n").encode() if password else b"",
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+    code, out, err = user("add", "dave@Example.COM", password="pw1")
+    check(code == 0, "user add: %d %s" % (code, err))
+    code, out, err = user("add", "dave@example.com", password="pw2")
+    check(code == 1 and "already exists" in err, "duplicate add: %d %r" % (code, err))
+    code, out, err = user("add", "erin@example.org", password="pw")
+    code, out, err = user("list")
+    check(out.split() == ["dave@example.com", "erin@example.org"], "list: %r" % out)
+    code, out, err = user("list", "example.org")
+    check(out.split() == ["erin@example.org"], "list example.org: %r" % out)
+    code, out, err = user("passwd", "dave@example.com", password="pw3")
+    check(code == 0, "passwd: %d %s" % (code, err))
+    code, out, err = user("passwd", "nobody@example.com", password="x")
+    check(code == 1 and "no such user nobody@example.com" in err, "passwd unknown: %r" % err)
+    code, out, err = user("del", "alice@example.com")
+    check(code == 1 and "no such user alice@example.com" in err, "del unknown: %r" % err)
+    code, out, err = user("add", "nodomain", password="x")
+    check(code == 2, "bad USER@DOMAIN: exit %d" % code)
+    code, out, err = user("add", "frank@example.com")
+    check(code == 1 and "password" in err, "empty password: %d %r" % (code, err))
+    code, out, err = user("del", "erin@example.org")
+    check(code == 0, "del: %d %s" % (code, err))
+
+    # A running server picks up a user added afterwards (SIGHUP; the periodic reload is off).
+    config = registrar_config(ctx, "user_reload_interval = 0\n")
+    server, (udp, _, _) = start_server(ctx, ["--config", config, "--store", store,
+                                             "--domain", "example.com"])
+    with server:
+        c = UdpClient(("127.0.0.1", udp))
+        try:
+            reg = Registration(c, udp, "gina", "pw", domain="example.com")
+            reg.ruri = "sip:127.0.0.1:%d" % udp
+            expect_code(reg.send(["Contact: " + reg.contact]), 401, "user not yet added")
+            code, out, err = user("add", "gina@example.com", password="pw")
+            check(code == 0, "user add: %s" % err)
+            server.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 5
+            while "users: reloaded" not in server.log() and time.monotonic() < deadline:
+                time.sleep(0.02)  # polling the log, bounded
+            expect_code(reg.send(["Contact: " + reg.contact]), 200, "user added at run time")
+            reg2 = Registration(c, udp, "gina", "pw", domain="example.org")
+            reg2.ruri = reg.ruri
+            expect_code(reg2.send(["Contact: " + reg2.contact]), 404, "foreign To domain")
+        finally:
+            c.close()
+
+
+def test_check_config_registrar(ctx):
+    path = os.path.join(ctx.work, "reg.toml")
+    cases = [
+        ("[registrar]\nmin_expires = 600\nmax_expires = 60\n",
+         "%s:3: [registrar] max_expires: must not be smaller than min_expires (600)"),
+        ("[registrar]\ndefault_expires = 10\n",
+         "%s:2: [registrar] default_expires: must be from min_expires"),
+        ("[auth]\nalgorithms = [\"SHA-512\"]\n",
+         "%s:2: [auth] algorithms: unknown algorithm \"SHA-512\""),
+        ("[auth]\ntrusted_peers = [\"10.0.0.0/33\"]\n", "%s:2: [auth] trusted_peers:"),
+        ("[auth]\nrequire_auth_for_register = \"yes\"\n",
+         "%s:2: [auth] require_auth_for_register: expected true or false"),
+        ("[store]\nsynchronous = \"always\"\n", "%s:2: [store] synchronous: expected one of"),
+        ("[proxy]\noutbound_proxy = \"http://x\"\n",
+         "%s:2: [proxy] outbound_proxy: expected a sip: or sips: URI"),
+        ("[registrar]\nmin_expire = 1\n", "%s:2: [registrar] min_expire: unknown key"),
+    ]
+    for text, want in cases:
+        with open(path, "w") as f:
+            f.write(text)
+        code, out, err = run_cmd([ctx.sipwake, "check-config", path])
+        check(code == 1 and (want % path) in err, "check-config %r: exit %d, %r" % (text, code, err))
+
+
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
 
 

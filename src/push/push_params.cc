@@ -1,0 +1,716 @@
+#include "push/push_params.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+namespace sipwake::push {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr std::size_t kMaxValueLen = 4096;
+constexpr std::size_t kMinApnsTokenLen = 64;
+constexpr std::size_t kMaxApnsTokenLen = 200;
+constexpr std::size_t kMinFcmTokenLen = 16;
+constexpr std::size_t kMaxFcmTokenLen = 1024;
+constexpr std::size_t kMaxWebpushUriLen = 2048;
+constexpr std::size_t kMaxAppLen = 256;
+constexpr std::uint32_t kMaxPnTimeout = 3600;
+constexpr std::string_view kNotSupported = "Push Notification Service Not Supported";
+
+// Every parameter name we read. Names starting with "pn-" or "push-token-" are push params too.
+constexpr std::array<std::string_view, 19> kKnownNames = {
+    "pn-provider", "pn-param",    "pn-prid",         "pn-purr",        "pn-call-str",
+    "pn-msg-str",  "pn-call-snd", "pn-msg-snd",      "pn-groupchat-str", "pn-timeout",
+    "pn-silent",   "pn-type",     "pn-tok",          "pn-voip-tok",    "pn-im-tok",
+    "pn-platform", "app-id",      "push-token-type", "push-token-app",
+};
+constexpr std::string_view kPushTokenId = "push-token-id";
+constexpr std::string_view kPnsregTag = "+sip.pnsreg";
+
+char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
+
+std::string toLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = lower(c);
+  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](char x, char y) { return lower(x) == lower(y); });
+}
+
+bool istartsWith(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+bool endsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+bool isHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
+bool isAlnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
+
+PushParamError bad(std::string_view param, std::string_view why) {
+  std::string r = "Bad Request - ";
+  r.append(param);
+  r.push_back(' ');
+  r.append(why);
+  return PushParamError{400, std::move(r)};
+}
+
+PushParamError notSupported() { return PushParamError{555, std::string(kNotSupported)}; }
+
+struct Entry {
+  std::string name;   // lower case
+  std::string value;  // %-decoded
+  bool has_value = false;
+};
+
+class ParamTable {
+ public:
+  const Entry* get(std::string_view name) const {
+    for (const Entry& e : entries_) {
+      if (e.name == name) return &e;
+    }
+    return nullptr;
+  }
+  bool has(std::string_view name) const { return get(name) != nullptr; }
+  std::string_view value(std::string_view name) const {
+    const Entry* e = get(name);
+    return e ? std::string_view(e->value) : std::string_view();
+  }
+  // Adds a decoded param; a repeat with another value is a conflict (returns false).
+  bool add(Entry e) {
+    for (const Entry& old : entries_) {
+      if (old.name == e.name) return old.value == e.value && old.has_value == e.has_value;
+    }
+    entries_.push_back(std::move(e));
+    return true;
+  }
+  bool empty() const { return entries_.empty(); }
+
+ private:
+  std::vector<Entry> entries_;
+};
+
+struct ProviderAlias {
+  Provider provider;
+  bool sandbox;
+};
+
+// Maps the provider names clients use (lower-cased) to a provider; nullopt = unknown.
+std::optional<ProviderAlias> mapProvider(std::string_view lowered) {
+  if (lowered == "apns" || lowered == "apple" || lowered == "ios") {
+    return ProviderAlias{Provider::kApns, false};
+  }
+  if (lowered == "apns.dev") return ProviderAlias{Provider::kApns, true};
+  if (lowered == "fcm" || lowered == "firebase" || lowered == "google" || lowered == "android" ||
+      lowered == "gcm") {
+    return ProviderAlias{Provider::kFcm, false};
+  }
+  if (lowered == "webpush") return ProviderAlias{Provider::kWebpush, false};
+  return std::nullopt;
+}
+
+std::optional<PushParamError> checkApnsToken(std::string_view param, std::string& token) {
+  if (token.empty()) return bad(param, "missing");
+  if (!std::all_of(token.begin(), token.end(), isHex)) return bad(param, "is not a hex APNs token");
+  if (token.size() < kMinApnsTokenLen || token.size() > kMaxApnsTokenLen) {
+    return bad(param, "has a bad APNs token length");
+  }
+  for (char& c : token) c = lower(c);
+  return std::nullopt;
+}
+
+std::optional<PushParamError> checkFcmToken(std::string_view param, std::string_view token) {
+  if (token.empty()) return bad(param, "missing");
+  for (char c : token) {
+    if (!(isAlnum(c) || c == '_' || c == ':' || c == '-')) {
+      return bad(param, "has a character not allowed in an FCM token");
+    }
+  }
+  if (token.size() < kMinFcmTokenLen || token.size() > kMaxFcmTokenLen) {
+    return bad(param, "has a bad FCM token length");
+  }
+  return std::nullopt;
+}
+
+std::optional<PushParamError> checkWebpushUri(std::string_view param, std::string_view uri) {
+  if (uri.empty()) return bad(param, "missing");
+  if (!istartsWith(uri, "https://") || uri.size() <= 8) return bad(param, "must be an https URI");
+  if (uri.size() > kMaxWebpushUriLen) return bad(param, "too long");
+  for (char c : uri) {
+    if (c == ' ' || c == '"' || c == '<' || c == '>') return bad(param, "is not a valid URI");
+  }
+  return std::nullopt;
+}
+
+// Bundle id / package name: letters, digits, '.', '-', '_'.
+std::optional<PushParamError> checkBundleId(std::string_view param, std::string_view id) {
+  if (id.empty()) return bad(param, "has an empty app id");
+  if (id.size() > kMaxAppLen) return bad(param, "too long");
+  for (char c : id) {
+    if (!(isAlnum(c) || c == '.' || c == '-' || c == '_')) {
+      return bad(param, "has a character not allowed in a bundle id");
+    }
+  }
+  if (id.front() == '.' || id.back() == '.') return bad(param, "has a malformed bundle id");
+  return std::nullopt;
+}
+
+// Free-form app name (ABTO push-token-app "hero voip"): printable, bounded.
+std::optional<PushParamError> checkAppName(std::string_view param, std::string_view name) {
+  if (name.size() > kMaxAppLen) return bad(param, "too long");
+  return std::nullopt;  // control characters were rejected while decoding
+}
+
+std::optional<PushParamError> checkProjectId(std::string_view param, std::string_view id) {
+  if (id.empty() || id.size() > 128) return bad(param, "has a bad FCM project id length");
+  for (char c : id) {
+    if (!(isAlnum(c) || c == '-' || c == '.' || c == '_' || c == ':')) {
+      return bad(param, "has a character not allowed in an FCM project id");
+    }
+  }
+  return std::nullopt;
+}
+
+// The Linphone/Flexisip alert strings, accepted in every dialect.
+std::optional<PushParamError> readLinphoneStrings(const ParamTable& t, LinphoneStrings& out) {
+  struct Field {
+    std::string_view name;
+    std::string* dst;
+  };
+  const Field fields[] = {{"pn-call-str", &out.call_str},   {"pn-msg-str", &out.msg_str},
+                          {"pn-groupchat-str", &out.groupchat_str},
+                          {"pn-call-snd", &out.call_snd}, {"pn-msg-snd", &out.msg_snd}};
+  for (const Field& f : fields) {
+    std::string_view v = t.value(f.name);
+    if (v.size() > kMaxAppLen) return bad(f.name, "too long");
+    *f.dst = std::string(v);
+  }
+  if (const Entry* e = t.get("pn-timeout")) {
+    std::uint32_t secs = 0;
+    const char* end = e->value.data() + e->value.size();
+    auto [p, ec] = std::from_chars(e->value.data(), end, secs);
+    if (e->value.empty() || ec != std::errc() || p != end || secs > kMaxPnTimeout) {
+      return bad("pn-timeout", "must be seconds 0..3600");
+    }
+    out.timeout = secs;
+  }
+  if (const Entry* e = t.get("pn-silent")) {
+    if (!e->has_value || e->value == "1" || iequals(e->value, "true")) {
+      out.silent = true;
+    } else if (e->value == "0" || iequals(e->value, "false")) {
+      out.silent = false;
+    } else {
+      return bad("pn-silent", "must be 0 or 1");
+    }
+  }
+  return std::nullopt;
+}
+
+struct ApnsService {
+  bool voip = false;
+  bool remote = false;
+};
+
+// pn-param for APNs: "<TeamID>.<BundleID>.<service>": the first dot ends the team id, the last
+// dot starts the service (RFC 8599 §9.2).
+std::optional<PushParamError> parseApnsPnParam(std::string_view v, PushBinding& b,
+                                               ApnsService& svc) {
+  constexpr std::string_view kParam = "pn-param";
+  std::size_t first = v.find('.');
+  std::size_t last = v.rfind('.');
+  if (first == std::string_view::npos || first == last) {
+    return bad(kParam, "must be TEAMID.bundle.id.service");
+  }
+  std::string_view team = v.substr(0, first);
+  std::string_view bundle = v.substr(first + 1, last - first - 1);
+  std::string_view service = v.substr(last + 1);
+  if (team.empty() || team.size() > 32 || !std::all_of(team.begin(), team.end(), isAlnum)) {
+    return bad(kParam, "has a malformed team id");
+  }
+  if (auto err = checkBundleId(kParam, bundle)) return err;
+  if (service == "voip") {
+    svc.voip = true;
+  } else if (service == "remote") {
+    svc.remote = true;
+  } else if (service == "remote&voip" || service == "voip&remote") {
+    svc.voip = svc.remote = true;
+  } else {
+    return bad(kParam, "service must be voip, remote or remote&voip");
+  }
+  b.team_id = std::string(team);
+  b.app_id = std::string(bundle);
+  return std::nullopt;
+}
+
+// pn-prid for APNs: one token, or "tok1:remote&tok2:voip" (Flexisip).
+std::optional<PushParamError> parseApnsPrid(std::string_view v, const ApnsService& svc,
+                                            PushBinding& b) {
+  constexpr std::string_view kParam = "pn-prid";
+  if (v.empty()) return bad(kParam, "missing");
+  if (v.find(':') == std::string_view::npos) {
+    std::string token(v);
+    if (auto err = checkApnsToken(kParam, token)) return err;
+    if (svc.voip && svc.remote) return bad(kParam, "must be tok:remote&tok:voip for remote&voip");
+    (svc.voip ? b.voip_token : b.message_token) = std::move(token);
+    return std::nullopt;
+  }
+  std::size_t pos = 0;
+  while (pos <= v.size()) {
+    std::size_t amp = v.find('&', pos);
+    std::string_view item = v.substr(pos, amp == std::string_view::npos ? v.npos : amp - pos);
+    std::size_t colon = item.rfind(':');
+    if (colon == std::string_view::npos) return bad(kParam, "list item lacks :remote or :voip");
+    std::string token(item.substr(0, colon));
+    std::string_view kind = item.substr(colon + 1);
+    if (auto err = checkApnsToken(kParam, token)) return err;
+    std::string* dst = nullptr;
+    if (kind == "voip") {
+      dst = &b.voip_token;
+    } else if (kind == "remote") {
+      dst = &b.message_token;
+    } else {
+      return bad(kParam, "has an unknown token type");
+    }
+    if (!dst->empty()) return bad(kParam, "repeats a token type");
+    *dst = std::move(token);
+    if (amp == std::string_view::npos) break;
+    pos = amp + 1;
+  }
+  if (svc.voip && b.voip_token.empty()) return bad(kParam, "has no voip token");
+  if (svc.remote && b.message_token.empty()) return bad(kParam, "has no remote token");
+  return std::nullopt;
+}
+
+// pn-prid for FCM: the registration token (it contains ':' itself). A Flexisip-style ":remote" /
+// ":voip" label is tolerated; FCM has one token per app instance.
+std::optional<PushParamError> parseFcmPrid(std::string_view v, PushBinding& b) {
+  constexpr std::string_view kParam = "pn-prid";
+  if (v.empty()) return bad(kParam, "missing");
+  std::string token;
+  std::size_t pos = 0;
+  while (true) {
+    std::size_t amp = v.find('&', pos);
+    std::string_view item = v.substr(pos, amp == std::string_view::npos ? v.npos : amp - pos);
+    if (endsWith(item, ":remote")) {
+      item.remove_suffix(7);
+    } else if (endsWith(item, ":voip")) {
+      item.remove_suffix(5);
+    }
+    if (token.empty()) {
+      token = std::string(item);
+    } else if (token != item) {
+      return bad(kParam, "lists several FCM tokens");
+    }
+    if (amp == std::string_view::npos) break;
+    pos = amp + 1;
+  }
+  if (auto err = checkFcmToken(kParam, token)) return err;
+  b.message_token = std::move(token);
+  return std::nullopt;
+}
+
+std::optional<PushParamError> parseRfc8599(const ParamTable& t, PushBinding& b) {
+  b.dialect = Dialect::kRfc8599;
+  const Entry* prov = t.get("pn-provider");
+  if (!prov->has_value || prov->value.empty()) return bad("pn-provider", "empty");
+  auto alias = mapProvider(toLower(prov->value));
+  if (!alias) return notSupported();
+  b.provider = alias->provider;
+  b.sandbox = alias->sandbox;
+  const Entry* prid = t.get("pn-prid");
+  const Entry* param = t.get("pn-param");
+  if (b.provider == Provider::kApns) {
+    if (param == nullptr || param->value.empty()) return bad("pn-param", "missing");
+    ApnsService svc;
+    if (auto err = parseApnsPnParam(param->value, b, svc)) return err;
+    if (prid == nullptr) return bad("pn-prid", "missing");
+    if (auto err = parseApnsPrid(prid->value, svc, b)) return err;
+  } else if (b.provider == Provider::kFcm) {
+    if (param != nullptr) {
+      if (auto err = checkProjectId("pn-param", param->value)) return err;
+      b.project_id = param->value;
+    }
+    if (prid == nullptr) return bad("pn-prid", "missing");
+    if (auto err = parseFcmPrid(prid->value, b)) return err;
+  } else {
+    if (prid == nullptr) return bad("pn-prid", "missing");
+    if (auto err = checkWebpushUri("pn-prid", prid->value)) return err;
+    b.message_token = prid->value;
+  }
+  if (const Entry* purr = t.get("pn-purr")) {
+    if (purr->value.empty() || purr->value.size() > 256) return bad("pn-purr", "has a bad length");
+    b.purr = purr->value;
+  }
+  return std::nullopt;
+}
+
+std::optional<PushParamError> parseAbto(const ParamTable& t, PushBinding& b) {
+  b.dialect = Dialect::kAbto;
+  const Entry* type = t.get("push-token-type");
+  if (type == nullptr || type->value.empty()) return bad("push-token-type", "missing");
+  auto alias = mapProvider(toLower(type->value));
+  if (!alias || alias->provider == Provider::kWebpush) return notSupported();
+  b.provider = alias->provider;
+  b.sandbox = alias->sandbox;
+  const Entry* id = t.get(kPushTokenId);
+  if (id == nullptr || id->value.empty()) return bad(kPushTokenId, "missing");
+  std::string_view app = t.value("push-token-app");
+  if (b.provider == Provider::kApns) {
+    if (app.empty()) return bad("push-token-app", "missing");
+    if (auto err = checkBundleId("push-token-app", app)) return err;
+    std::string token = id->value;
+    if (auto err = checkApnsToken(kPushTokenId, token)) return err;
+    b.voip_token = std::move(token);  // ABTO's iOS SDK registers its PushKit token
+  } else {
+    if (auto err = checkAppName("push-token-app", app)) return err;
+    if (auto err = checkFcmToken(kPushTokenId, id->value)) return err;
+    b.message_token = id->value;
+  }
+  b.app_id = std::string(app);
+  return std::nullopt;
+}
+
+std::optional<PushParamError> parsePjsip(const ParamTable& t, PushBinding& b) {
+  b.dialect = Dialect::kPjsip;
+  b.provider = Provider::kApns;  // mod_apn is APNs-only; pn-platform may say otherwise
+  if (const Entry* platform = t.get("pn-platform")) {
+    auto alias = mapProvider(toLower(platform->value));
+    if (!alias || alias->provider == Provider::kWebpush) return notSupported();
+    b.provider = alias->provider;
+    b.sandbox = alias->sandbox;
+  }
+  std::string voip(t.value("pn-voip-tok"));
+  std::string im(t.value("pn-im-tok"));
+  if (voip.empty() && im.empty()) return bad("pn-voip-tok", "missing");
+  std::string_view app = t.value("app-id");
+  if (b.provider == Provider::kApns) {
+    if (app.empty()) return bad("app-id", "missing");
+    if (auto err = checkBundleId("app-id", app)) return err;
+    if (!voip.empty()) {
+      if (auto err = checkApnsToken("pn-voip-tok", voip)) return err;
+    }
+    if (!im.empty()) {
+      if (auto err = checkApnsToken("pn-im-tok", im)) return err;
+    }
+    b.voip_token = std::move(voip);
+    b.message_token = std::move(im);
+  } else {
+    if (auto err = checkAppName("app-id", app)) return err;
+    std::string_view name = voip.empty() ? "pn-im-tok" : "pn-voip-tok";
+    std::string& token = voip.empty() ? im : voip;
+    if (auto err = checkFcmToken(name, token)) return err;
+    b.message_token = std::move(token);
+  }
+  b.app_id = std::string(app);
+  return std::nullopt;
+}
+
+std::optional<PushParamError> parseLinphoneLegacy(const ParamTable& t, PushBinding& b) {
+  b.dialect = Dialect::kLinphoneLegacy;
+  const Entry* type = t.get("pn-type");
+  if (type == nullptr || type->value.empty()) return bad("pn-type", "missing");
+  auto alias = mapProvider(toLower(type->value));
+  if (!alias || alias->provider == Provider::kWebpush) return notSupported();
+  b.provider = alias->provider;
+  b.sandbox = alias->sandbox;
+  const Entry* tok = t.get("pn-tok");
+  if (tok == nullptr || tok->value.empty()) return bad("pn-tok", "missing");
+  std::string_view app = t.value("app-id");
+  if (b.provider == Provider::kApns) {
+    // app-id "<bundle>[.voip].dev|.prod": the suffix picks the environment; ".voip" says the
+    // token is a PushKit token.
+    if (endsWith(app, ".dev")) {
+      b.sandbox = true;
+      app.remove_suffix(4);
+    } else if (endsWith(app, ".prod")) {
+      app.remove_suffix(5);
+    }
+    bool voip = false;
+    if (endsWith(app, ".voip")) {
+      voip = true;
+      app.remove_suffix(5);
+    }
+    if (app.empty()) return bad("app-id", "missing");
+    if (auto err = checkBundleId("app-id", app)) return err;
+    std::string token = tok->value;
+    if (auto err = checkApnsToken("pn-tok", token)) return err;
+    (voip ? b.voip_token : b.message_token) = std::move(token);
+  } else {
+    if (auto err = checkAppName("app-id", app)) return err;
+    if (auto err = checkFcmToken("pn-tok", tok->value)) return err;
+    b.message_token = tok->value;
+  }
+  b.app_id = std::string(app);
+  return std::nullopt;
+}
+
+std::string hexOf(const unsigned char* data, std::size_t n) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(n * 2);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(kDigits[data[i] >> 4]);
+    out.push_back(kDigits[data[i] & 0xf]);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> percentDecode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out.push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size() || !isHex(in[i + 1]) || !isHex(in[i + 2])) return std::nullopt;
+    auto nibble = [](char c) {
+      return static_cast<unsigned>(std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+                                                                               : lower(c) - 'a' + 10);
+    };
+    out.push_back(static_cast<char>(nibble(in[i + 1]) << 4 | nibble(in[i + 2])));
+    i += 2;
+  }
+  return out;
+}
+
+bool isPushParamName(std::string_view name) {
+  if (istartsWith(name, "pn-") || istartsWith(name, "push-token-")) return true;
+  for (std::string_view known : kKnownNames) {
+    if (iequals(name, known)) return true;
+  }
+  return false;
+}
+
+std::string_view providerName(Provider p) {
+  switch (p) {
+    case Provider::kApns:
+      return "apns";
+    case Provider::kFcm:
+      return "fcm";
+    case Provider::kWebpush:
+      return "webpush";
+  }
+  return "?";
+}
+
+std::string_view dialectName(Dialect d) {
+  switch (d) {
+    case Dialect::kRfc8599:
+      return "rfc8599";
+    case Dialect::kAbto:
+      return "abto";
+    case Dialect::kPjsip:
+      return "pjsip";
+    case Dialect::kLinphoneLegacy:
+      return "linphone-legacy";
+  }
+  return "?";
+}
+
+std::string_view PushBinding::appKey() const {
+  switch (provider) {
+    case Provider::kApns:
+      return app_id;
+    case Provider::kFcm:
+      return project_id.empty() ? std::string_view(app_id) : std::string_view(project_id);
+    case Provider::kWebpush:
+      return {};
+  }
+  return {};
+}
+
+std::string PushBinding::deviceKey() const {
+  std::string material(providerName(provider));
+  material.push_back('|');
+  material.append(callToken());
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  SIPWAKE_CHECK(EVP_Digest(material.data(), material.size(), md, &len, EVP_sha256(), nullptr) == 1);
+  return std::string(providerName(provider)) + ":" + hexOf(md, 16);
+}
+
+PushParamsResult parsePushParams(std::span<const RawParam> params, const ServesFn& serves) {
+  ParamTable table;
+  bool pnsreg = false;
+  for (const RawParam& p : params) {
+    if (iequals(p.name, kPnsregTag)) {
+      pnsreg = true;
+      continue;
+    }
+    bool known = iequals(p.name, kPushTokenId) || isPushParamName(p.name);
+    if (!known) continue;
+    std::string name = toLower(p.name);
+    if (p.value.size() > kMaxValueLen) return bad(name, "too long");
+    std::optional<std::string> decoded = percentDecode(p.value);
+    if (!decoded) return bad(name, "has a bad %-escape");
+    for (unsigned char c : *decoded) {
+      if (c < 0x20 || c == 0x7f) return bad(name, "has control characters");
+    }
+    std::string value = std::move(*decoded);
+    // A quoted header-param value (gen-value = quoted-string) is taken without its quotes.
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
+    }
+    if (!table.add(Entry{name, std::move(value), p.has_value})) return bad(name, "conflicting");
+  }
+  if (table.empty()) return std::optional<PushBinding>();
+
+  PushBinding b;
+  std::optional<PushParamError> err;
+  if (table.has("pn-provider")) {
+    err = parseRfc8599(table, b);
+  } else if (table.has("push-token-type") || table.has(kPushTokenId) ||
+             table.has("push-token-app")) {
+    err = parseAbto(table, b);
+  } else if (table.has("pn-type") || table.has("pn-tok")) {
+    err = parseLinphoneLegacy(table, b);
+  } else if (table.has("pn-voip-tok") || table.has("pn-im-tok") || table.has("pn-platform")) {
+    err = parsePjsip(table, b);
+  } else if (table.has("pn-prid") || table.has("pn-param") || table.has("pn-purr")) {
+    err = bad("pn-provider", "missing");
+  } else {
+    // Only app-id and/or alert strings: nothing identifies a device, so no push (RFC 8599: a UA
+    // disables push by registering without a token).
+    return std::optional<PushBinding>();
+  }
+  if (err) return *err;
+  if (auto e = readLinphoneStrings(table, b.linphone)) return *e;
+  b.has_pnsreg = pnsreg;
+  if (serves && !serves(b.provider, b.appKey())) return notSupported();
+  return std::optional<PushBinding>(std::move(b));
+}
+
+std::string featureCapsValue(const PushBinding& binding, std::optional<std::uint32_t> pnsreg_secs) {
+  std::string out = "*;+sip.pns=\"";
+  out.append(providerName(binding.provider));
+  out.push_back('"');
+  if (binding.has_pnsreg && pnsreg_secs && *pnsreg_secs > 120) {
+    out.append(";+sip.pnsreg=\"");
+    out.append(std::to_string(*pnsreg_secs));
+    out.push_back('"');
+  }
+  return out;
+}
+
+std::string redactToken(std::string_view token) {
+  constexpr std::size_t kShown = 6;
+  if (token.empty()) return "";
+  // Short values are hidden entirely: six characters of a ten-character secret is too much.
+  if (token.size() <= 2 * kShown) return "…";
+  return std::string(token.substr(0, kShown)) + "…";
+}
+
+std::string serialize(const PushBinding& b) {
+  Json j;
+  j["v"] = 1;
+  j["provider"] = providerName(b.provider);
+  j["sandbox"] = b.sandbox;
+  j["dialect"] = dialectName(b.dialect);
+  j["app_id"] = b.app_id;
+  j["team_id"] = b.team_id;
+  j["project_id"] = b.project_id;
+  j["voip_token"] = b.voip_token;
+  j["message_token"] = b.message_token;
+  j["purr"] = b.purr;
+  j["pnsreg"] = b.has_pnsreg;
+  Json l;
+  l["call_str"] = b.linphone.call_str;
+  l["msg_str"] = b.linphone.msg_str;
+  l["groupchat_str"] = b.linphone.groupchat_str;
+  l["call_snd"] = b.linphone.call_snd;
+  l["msg_snd"] = b.linphone.msg_snd;
+  if (b.linphone.timeout) l["timeout"] = *b.linphone.timeout;
+  l["silent"] = b.linphone.silent;
+  j["linphone"] = std::move(l);
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+Result<PushBinding> deserialize(std::string_view text) {
+  Json j = Json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return invalidArgument("push binding: not a JSON object");
+  auto str = [&j](const char* key, std::string& out) -> bool {
+    auto it = j.find(key);
+    if (it == j.end()) return true;  // absent = empty
+    if (!it->is_string()) return false;
+    out = it->get<std::string>();
+    return true;
+  };
+  auto it = j.find("v");
+  if (it == j.end() || !it->is_number_integer() || it->get<int>() != 1) {
+    return invalidArgument("push binding: unsupported version");
+  }
+  PushBinding b;
+  std::string provider, dialect;
+  if (!str("provider", provider)) return invalidArgument("push binding: bad provider");
+  if (provider == "apns") {
+    b.provider = Provider::kApns;
+  } else if (provider == "fcm") {
+    b.provider = Provider::kFcm;
+  } else if (provider == "webpush") {
+    b.provider = Provider::kWebpush;
+  } else {
+    return invalidArgument("push binding: unknown provider");
+  }
+  if (!str("dialect", dialect)) return invalidArgument("push binding: bad dialect");
+  b.dialect = dialect == "abto"              ? Dialect::kAbto
+              : dialect == "pjsip"           ? Dialect::kPjsip
+              : dialect == "linphone-legacy" ? Dialect::kLinphoneLegacy
+                                             : Dialect::kRfc8599;
+  if (auto s = j.find("sandbox"); s != j.end()) {
+    if (!s->is_boolean()) return invalidArgument("push binding: bad sandbox");
+    b.sandbox = s->get<bool>();
+  }
+  if (auto s = j.find("pnsreg"); s != j.end()) {
+    if (!s->is_boolean()) return invalidArgument("push binding: bad pnsreg");
+    b.has_pnsreg = s->get<bool>();
+  }
+  if (!str("app_id", b.app_id) || !str("team_id", b.team_id) || !str("project_id", b.project_id) ||
+      !str("voip_token", b.voip_token) || !str("message_token", b.message_token) ||
+      !str("purr", b.purr)) {
+    return invalidArgument("push binding: a field is not a string");
+  }
+  if (b.callToken().empty()) return invalidArgument("push binding: no token");
+  if (auto l = j.find("linphone"); l != j.end()) {
+    if (!l->is_object()) return invalidArgument("push binding: bad linphone strings");
+    const Json& lj = *l;
+    auto lstr = [&lj](const char* key, std::string& out) -> bool {
+      auto f = lj.find(key);
+      if (f == lj.end()) return true;
+      if (!f->is_string()) return false;
+      out = f->get<std::string>();
+      return true;
+    };
+    if (!lstr("call_str", b.linphone.call_str) || !lstr("msg_str", b.linphone.msg_str) ||
+        !lstr("groupchat_str", b.linphone.groupchat_str) ||
+        !lstr("call_snd", b.linphone.call_snd) || !lstr("msg_snd", b.linphone.msg_snd)) {
+      return invalidArgument("push binding: bad linphone strings");
+    }
+    if (auto t = lj.find("timeout"); t != lj.end()) {
+      if (!t->is_number_unsigned() || t->get<std::uint64_t>() > kMaxPnTimeout) {
+        return invalidArgument("push binding: bad timeout");
+      }
+      b.linphone.timeout = t->get<std::uint32_t>();
+    }
+    if (auto s = lj.find("silent"); s != lj.end()) {
+      if (!s->is_boolean()) return invalidArgument("push binding: bad silent");
+      b.linphone.silent = s->get<bool>();
+    }
+  }
+  return b;
+}
+
+}  // namespace sipwake::push

@@ -1,0 +1,56 @@
+#include "push/webhook.h"
+
+#include <nlohmann/json.hpp>
+
+namespace sipwake::push::webhook {
+
+std::string buildBody(const PushBinding& b, const CallEvent& ev) {
+  using Json = nlohmann::json;
+  Json body = {
+      {"version", kSchemaVersion},
+      {"event", callEventName(ev.kind)},
+      {"call_id", truncateUtf8(ev.call_id, kMaxUriBytes)},
+      {"call_uuid", ev.call_uuid},
+      {"caller",
+       {{"uri", truncateUtf8(ev.caller_uri, kMaxUriBytes)},
+        {"display_name", truncateUtf8(ev.caller_display_name, kMaxDisplayNameBytes)}}},
+      {"callee_aor", truncateUtf8(ev.callee_aor, kMaxUriBytes)},
+      {"provider", providerName(b.provider)},
+      {"sandbox", b.sandbox},
+      {"app",
+       {{"id", b.app_id},
+        {"team_id", b.team_id},
+        {"project_id", b.project_id},
+        {"apns_topic", b.provider == Provider::kApns && !b.voip_token.empty()
+                           ? b.app_id + ".voip"
+                           : (b.provider == Provider::kApns ? b.app_id : std::string())}}},
+      {"tokens", {{"voip", b.voip_token}, {"message", b.message_token}}},
+      {"device_key", b.deviceKey()},
+      {"sent_at", ev.sent_at_ms},
+  };
+  return dumpJson(body);
+}
+
+PushRequest buildRequest(const PushBinding& binding, const CallEvent& event,
+                         std::string_view authority, std::string_view path,
+                         std::string_view bearer_secret) {
+  PushRequest req;
+  req.authority = std::string(authority);
+  req.path = std::string(path);
+  req.body = buildBody(binding, event);
+  req.headers.push_back({"content-type", "application/json"});
+  if (!bearer_secret.empty()) {
+    req.headers.push_back({"authorization", "Bearer " + std::string(bearer_secret)});
+  }
+  return req;
+}
+
+PushAction actionForStatus(int status) {
+  if (status >= 200 && status < 300) return PushAction::kOk;
+  if (status == 404 || status == 410) return PushAction::kRemoveBinding;
+  if (status == 401 || status == 403) return PushAction::kFatalConfig;
+  if (status == 408 || status == 429 || status >= 500) return PushAction::kRetry;
+  return PushAction::kDrop;
+}
+
+}  // namespace sipwake::push::webhook

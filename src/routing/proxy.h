@@ -1,0 +1,192 @@
+// The stateful proxy core (RFC 3261 §16): validates a request (§16.3), processes its Route header
+// (§16.4, loose routing and the strict-router fix-up), finds the targets (§16.5: location lookup
+// for our domains, the Request-URI — via the outbound proxy or RFC 3263 — for other domains),
+// forks to every target in parallel (§16.6), aggregates the responses (§16.7), handles CANCEL
+// (§16.10), Timer C (§16.8) and forwards ACKs for 2xx and stray 2xx retransmissions statelessly.
+//
+// One Proxy per event loop. The core handler (src/server) hands it every request that is not for
+// the server itself and not a REGISTER, and every ACK / response the transaction layer did not
+// match. For each forwarded request the Proxy creates a ProxyContext (proxy.cc): the server
+// transaction, its branches (client transactions), Timer C and the response context. A context
+// lives until its server transaction and all its client transactions are terminated.
+//
+// Push wake-up (next issue) hooks: a TargetResolver may return `more_may_come`; the context then
+// waits (even with zero branches) for addBranch() / noMoreBranches(). "All current branches
+// finished" and "no more branches will come" are separate: a final response is chosen only when
+// both hold (or a 2xx / 6xx / CANCEL ends the request earlier).
+//
+// Thread: everything runs on the loop that owns the TransactionLayer. No locks.
+// Ownership: the Proxy owns its contexts; every dependency in ProxyDeps must outlive it. The
+// Proxy must be destroyed before the TransactionLayer (it detaches itself from the transactions).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "auth/authenticator.h"
+#include "auth/trusted_peers.h"
+#include "common/clock.h"
+#include "common/stats.h"
+#include "common/status.h"
+#include "routing/flow_token.h"
+#include "routing/next_hop.h"
+#include "routing/target_resolver.h"
+#include "sip/message.h"
+#include "transaction/transaction_layer.h"
+
+namespace sipwake::routing {
+
+enum class RecordRouteMode : std::uint8_t {
+  kAlways,  // every dialog-creating (To-tag-less) request: stay on the path of the dialog
+  kNever,   // never: in-dialog requests go end to end
+};
+
+struct ProxyConfig {
+  // §16.6 step 11: > 3 minutes. Restarted by every provisional response of the branch.
+  Duration timer_c = seconds(180);
+  RecordRouteMode record_route = RecordRouteMode::kAlways;
+  // Targets beyond this many (highest q first) are not tried.
+  std::size_t max_forks = 16;
+  // Requests for domains we are not responsible for go here (a URI from outboundProxyUri());
+  // empty: to the Request-URI itself (IP literal, or RFC 3263 through the Resolver).
+  std::string outbound_proxy;
+  // Host written in Record-Route when a listener is bound to a wildcard address (0.0.0.0 / ::).
+  std::string advertised_host;
+  // Value of the Server header of responses the proxy generates itself; empty: none.
+  std::string server_header;
+  // Send "100 Trying" for an INVITE at once (§16.2) rather than leaving it to the transaction
+  // layer's 200 ms timer.
+  bool immediate_trying = true;
+  // Secret for the flow tokens in our Record-Route (>= 16 bytes); empty: random per process.
+  std::string flow_token_secret;
+};
+
+struct ProxyDeps {
+  transaction::TransactionLayer* layer = nullptr;  // required
+  transport::Transport* transport = nullptr;       // required
+  TargetResolver* targets = nullptr;               // required: location lookup
+  Resolver* resolver = nullptr;  // DNS for host names; nullptr: names are unroutable (503)
+  // Digest authentication of requests from our users (407); nullptr: nobody is challenged.
+  auth::Authenticator* authenticator = nullptr;
+  // Sources that may use us to reach other domains without authenticating (and skip the
+  // challenge; the Authenticator has its own copy for that). nullptr: nobody.
+  const auth::TrustedPeers* trusted = nullptr;
+  // True if `host` (URI form: IPv6 in brackets) is one of our domains or addresses. Required.
+  std::function<bool(std::string_view host)> is_local_host;
+};
+
+class ProxyContext;
+
+class Proxy {
+ public:
+  // REQUIRES: deps.layer, deps.transport, deps.targets and deps.is_local_host set.
+  Proxy(ProxyDeps deps, ProxyConfig config);
+  ~Proxy();
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  // A new request that is not addressed to the server itself (the core answers those) and is
+  // not a REGISTER. Takes over `tx` (becomes its user) if it forwards; otherwise answers it.
+  // REQUIRES: request.message.isRequest(), method is not ACK or CANCEL.
+  void onRequest(transaction::ServerTransaction& tx, transport::ReceivedMessage&& request);
+  // An ACK that matched no server transaction: the ACK for a 2xx, forwarded statelessly along
+  // its Route set (or dropped when it has nowhere to go).
+  void onAck(transport::ReceivedMessage&& ack);
+  // A response that matched no client transaction (a late 2xx retransmission): forwarded
+  // statelessly when its top Via is ours (§16.7 step 3 / RFC 6026), else dropped.
+  void onStrayResponse(transport::ReceivedMessage&& response);
+
+  // Adds a branch to a live context that has not sent its final response yet (push wake-up: a
+  // woken device registered). FailedPrecondition when the context no longer accepts branches
+  // (final response sent, 6xx received, CANCEL), NotFound when the context is gone.
+  Status addBranch(ContextId id, Target target);
+  // No more branches will be added to `id`: once the current ones finish, the best response is
+  // sent (480 if there never was a branch). No-op for an unknown context.
+  void noMoreBranches(ContextId id);
+  // Cancels the branches of `id` that were sent to `binding_key` (push layer: a device declined
+  // or a different device of the same instance answered). Returns how many were cancelled.
+  std::size_t cancelBranches(ContextId id, std::string_view binding_key);
+
+  std::size_t contextCount() const { return contexts_.size(); }
+
+ private:
+  friend class ProxyContext;
+
+  struct Counters {
+    Counter& requests;
+    Counter& forwarded;
+    Counter& branches;
+    Counter& responses_forwarded;
+    Counter& too_many_hops;
+    Counter& loops;
+    Counter& bad_extension;
+    Counter& unsupported_scheme;
+    Counter& not_found;
+    Counter& unavailable;
+    Counter& challenged;
+    Counter& forbidden;
+    Counter& relay_denied;
+    Counter& cancelled;
+    Counter& timer_c;
+    Counter& unroutable;
+    Counter& acks_forwarded;
+    Counter& acks_dropped;
+    Counter& stray_forwarded;
+    Counter& stray_dropped;
+  };
+
+  // Where a request goes after §16.4 processing.
+  struct RouteInfo {
+    bool popped_self = false;             // we removed our own Route value(s)
+    std::optional<FlowPair> flow_tokens;  // from our popped Route value (last one with a token)
+  };
+
+  void ensureLocalPorts();
+  bool isSelfUri(const sip::Uri& uri);
+  bool isLocalDomainUri(const sip::Uri& uri);
+  bool isOurVia(const sip::Via& via);
+  // §16.4: strict-router fix-up and removal of our own Route values. False (with `error` set)
+  // if the Route header is malformed.
+  bool processRoutes(sip::Message& request, RouteInfo& info, std::string& error);
+  // The flow a token says the request should go out on, given where it arrived from.
+  std::optional<transport::SendTarget> tokenFlow(const RouteInfo& info,
+                                                 const transport::ReceivedMessage& request) const;
+  // Hash of the routing-relevant fields of a received request (§16.6 step 8, §16.3 step 4).
+  static std::string loopHash(const sip::Message& request);
+  bool detectLoop(const sip::Message& request, std::string_view hash);
+  // Record-Route value for our listener of `protocol`/`v6` with `token` as user part.
+  Result<std::string> recordRouteValue(transport::Protocol protocol, bool v6,
+                                       std::string_view token);
+  // Stateless forwarding of `request` (ACK) to the next hop; false if it had nowhere to go.
+  bool forwardStateless(sip::Message&& request, const std::optional<transport::SendTarget>& hop);
+  void respondError(transaction::ServerTransaction& tx, const sip::Message& request, int code,
+                    std::string_view reason,
+                    const std::vector<std::pair<std::string_view, std::string>>& extra = {});
+
+  ProxyContext* find(ContextId id);
+  void retire(ContextId id);  // the context is finished: destroyed from a zero-delay timer
+  void reap();
+
+  ProxyDeps deps_;
+  ProxyConfig config_;
+  FlowTokenCodec tokens_;
+  Counters stats_;
+  std::unordered_map<ContextId, std::unique_ptr<ProxyContext>> contexts_;
+  std::vector<std::unique_ptr<ProxyContext>> dead_;
+  TimerService::TimerId reap_timer_ = 0;
+  ContextId next_id_ = 0;
+  bool ports_known_ = false;
+  std::vector<std::uint16_t> local_ports_;  // every listener port, all protocols
+  std::vector<std::string> local_via_hosts_;
+  // Set to false on destruction: resolver callbacks that arrive later find it false.
+  std::shared_ptr<bool> alive_;
+};
+
+}  // namespace sipwake::routing

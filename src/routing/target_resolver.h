@@ -1,0 +1,83 @@
+// Where a request for one of our users goes (RFC 3261 §16.5): the seam between the proxy core and
+// the location service. The default implementation looks the AOR up in the LocationStore; the
+// push wake-up layer (next issue) wraps it to park a request and add targets later.
+//
+// Thread: a TargetResolver is used by the Proxy of one event loop at a time; resolve() may be
+// called concurrently from several loops only if the implementation says so
+// (LocationTargetResolver: yes, the LocationStore and the user lookup are thread-safe).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "location/binding.h"
+#include "location/location_store.h"
+#include "sip/uri.h"
+#include "transport/transport.h"
+
+namespace sipwake::routing {
+
+// Identifies one ProxyContext within its Proxy (never reused).
+using ContextId = std::uint64_t;
+
+// One place to send a forwarded request: a branch of §16.6.
+struct Target {
+  std::string uri;                // Request-URI of the branch (a registered Contact)
+  std::vector<std::string> path;  // RFC 3327 Path URIs, in header order: pushed as Route
+  // The flow the binding registered over (RFC 5626 §5.3 / NAT): used when there is no Path.
+  std::optional<transport::SendTarget> flow;
+  int q_milli = 1000;
+  std::string binding_key;  // location::bindingKey(), for the push layer; may be empty
+};
+
+struct Resolution {
+  enum class Outcome : std::uint8_t {
+    kTargets,      // `targets` (possibly empty when more_may_come) to fork to
+    kUnknownUser,  // 404 Not Found
+    kNoBinding,    // 480 Temporarily Unavailable: known user, nobody registered
+  };
+  Outcome outcome = Outcome::kTargets;
+  std::vector<Target> targets;  // highest q first
+  // True: further targets may be added later with ProxyContext::addBranch() (e.g. a phone woken
+  // by push registers); the context waits for Proxy::noMoreBranches() before giving up.
+  bool more_may_come = false;
+};
+
+class TargetResolver {
+ public:
+  virtual ~TargetResolver() = default;
+  // Targets for a request whose Request-URI `uri` is in one of our domains. `context` identifies
+  // the proxy context that will fork (for resolvers that add branches later).
+  virtual Resolution resolve(ContextId context, const sip::Uri& uri) = 0;
+};
+
+// Orders bindings by q (highest first; stable for equal q: most recently registered first) and
+// turns each into a Target (Path, else the received flow).
+std::vector<Target> targetsFromBindings(std::vector<location::Binding> bindings);
+
+// The default resolver: location lookup of registrar::canonicalAor(uri) (the key the registrar
+// stores bindings under).
+class LocationTargetResolver final : public TargetResolver {
+ public:
+  // Whether `user` (%-unescaped) exists in `domain` (registrar::canonicalDomain); empty: every
+  // user exists (no 404).
+  using UserExists = std::function<bool(std::string_view user, std::string_view domain)>;
+  using WallClock = std::function<location::SysSeconds()>;
+
+  // `store` must outlive the resolver. `now` defaults to the system clock.
+  LocationTargetResolver(const location::LocationStore& store, UserExists user_exists,
+                         WallClock now = {});
+
+  Resolution resolve(ContextId context, const sip::Uri& uri) override;
+
+ private:
+  const location::LocationStore& store_;
+  UserExists user_exists_;
+  WallClock now_;
+};
+
+}  // namespace sipwake::routing

@@ -1,0 +1,422 @@
+// RFC 3261 §16 behaviour of the proxy core, end to end through a real TransactionLayer.
+#include <gtest/gtest.h>
+
+#include "routing_test_util.h"
+
+namespace sipwake::routing::testing {
+namespace {
+
+std::string header(const sip::Message& m, sip::HeaderId id) {
+  const sip::HeaderField* f = m.find(id);
+  return f == nullptr ? std::string() : std::string(f->value);
+}
+
+std::string allValues(const sip::Message& m, sip::HeaderId id) {
+  std::string out;
+  for (std::string_view v : m.values(id)) {
+    if (!out.empty()) out += ", ";
+    out += v;
+  }
+  return out;
+}
+
+TEST_F(ProxyTest, ForwardsInviteToBindingWithRecordRouteAndAnswers) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+
+  EXPECT_EQ(codesTo(alice_.address), std::vector<int>{100});
+  auto invites = requestsTo(bob_.address, "INVITE");
+  ASSERT_EQ(invites.size(), 1u);
+  const sip::Message& inv = invites[0];
+  EXPECT_EQ(inv.requestUriText(), "sip:bob@10.0.0.2:5060");
+  EXPECT_EQ(*inv.maxForwards(), 69);
+  ASSERT_EQ(inv.vias()->size(), 2u);
+  EXPECT_EQ(inv.topVia()->host, "192.0.2.1");
+  auto rr = inv.recordRoutes();
+  ASSERT_TRUE(rr.isOk());
+  ASSERT_EQ(rr->size(), 1u);
+  EXPECT_EQ(rr->front().uri.host, "192.0.2.1");
+  EXPECT_EQ(rr->front().uri.port, 5060);
+  EXPECT_TRUE(rr->front().uri.hasLr());
+
+  answer(bob_, "INVITE", 180, "Ringing");
+  answer(bob_, "INVITE", 200, "OK");
+  auto to_alice = sentTo(alice_.address);
+  ASSERT_EQ(to_alice.size(), 3u);
+  EXPECT_EQ(to_alice[1].statusCode(), 180);
+  EXPECT_EQ(to_alice[2].statusCode(), 200);
+  EXPECT_EQ(to_alice[2].vias()->size(), 1u);
+  EXPECT_EQ(to_alice[2].recordRoutes()->size(), 1u);
+
+  // ACK for the 2xx and the BYE follow the Route set built from the Record-Route.
+  std::string route = "Route: " + std::string(rr->front().text) + "\r\n";
+  deliver(request("ACK", "sip:bob@10.0.0.2:5060", route, alice_, "call-1", 1, "bt",
+                  "z9hG4bKack1"),
+          alice_);
+  auto acks = requestsTo(bob_.address, "ACK");
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0].find(sip::HeaderId::kRoute), nullptr);
+  EXPECT_EQ(acks[0].vias()->size(), 2u);
+
+  deliver(request("BYE", "sip:bob@10.0.0.2:5060", route, alice_, "call-1", 2, "bt", "z9hG4bKb1"),
+          alice_);
+  auto byes = requestsTo(bob_.address, "BYE");
+  ASSERT_EQ(byes.size(), 1u);
+  EXPECT_EQ(byes[0].find(sip::HeaderId::kRoute), nullptr);
+  EXPECT_EQ(byes[0].find(sip::HeaderId::kRecordRoute), nullptr);
+  answer(bob_, "BYE", 200, "OK");
+  EXPECT_EQ(codesTo(alice_.address).back(), 200);
+
+  // Everything is cleaned up once the transactions are gone.
+  timers_.advance(seconds(64));
+  EXPECT_EQ(proxy_->contextCount(), 0u);
+  EXPECT_EQ(layer_->clientTransactionCount(), 0u);
+}
+
+TEST_F(ProxyTest, TooManyHops) {
+  std::string r = request("MESSAGE", "sip:bob@example.com");
+  r.replace(r.find("Max-Forwards: 70"), 16, "Max-Forwards: 0");
+  deliver(r, alice_);
+  auto out = sentTo(alice_.address);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].statusCode(), 483);
+  EXPECT_EQ(out[0].reasonPhrase(), "Too Many Hops");
+}
+
+TEST_F(ProxyTest, LoopDetected) {
+  deliver(request("MESSAGE", "sip:carol@10.0.0.9"), alice_);
+  auto fwd = requestsTo(addr(10, 0, 0, 9, 5060), "MESSAGE");
+  ASSERT_EQ(fwd.size(), 1u);
+  // The request comes back to us unchanged (e.g. 10.0.0.9 routes it back).
+  Ua loopback{addr(10, 0, 0, 9, 5060)};
+  deliver(fwd[0].serialize(), loopback);
+  auto out = sentTo(loopback.address);
+  ASSERT_EQ(out.back().statusCode(), 482);
+}
+
+TEST_F(ProxyTest, SpiralIsNotALoop) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  // Same Call-ID but a different Request-URI after retargeting: not a loop (§16.3 step 4).
+  deliver(request("MESSAGE", "sip:carol@10.0.0.9"), alice_);
+  auto fwd = requestsTo(addr(10, 0, 0, 9, 5060), "MESSAGE");
+  ASSERT_EQ(fwd.size(), 1u);
+  fwd[0].setRequestUri("sip:bob@example.com");
+  Ua other{addr(10, 0, 0, 9, 5060)};
+  deliver(fwd[0].serialize(), other);
+  EXPECT_EQ(requestsTo(bob_.address, "MESSAGE").size(), 1u);
+}
+
+TEST_F(ProxyTest, ProxyRequireGets420) {
+  deliver(request("MESSAGE", "sip:bob@example.com", "Proxy-Require: foo, bar\r\n"), alice_);
+  auto out = sentTo(alice_.address);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].statusCode(), 420);
+  EXPECT_EQ(header(out[0], sip::HeaderId::kUnsupported), "foo, bar");
+}
+
+TEST_F(ProxyTest, TelUriWithoutOutboundProxyGets416) {
+  deliver(request("MESSAGE", "tel:+15551234"), alice_);
+  EXPECT_EQ(codesTo(alice_.address), std::vector<int>{416});
+}
+
+TEST_F(ProxyTest, UnknownUser404KnownUserWithoutBinding480) {
+  deliver(request("MESSAGE", "sip:nobody@example.com"), alice_);
+  deliver(request("MESSAGE", "sip:bob@example.com", "", alice_, "call-2"), alice_);
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{404, 480}));
+}
+
+TEST_F(ProxyTest, LooseRoutingRemovesOurRouteOnly) {
+  deliver(request("MESSAGE", "sip:carol@other.example",
+                  "Route: <sip:192.0.2.1:5060;lr>, <sip:10.0.0.7:5060;lr>\r\n"),
+          alice_);
+  auto fwd = requestsTo(addr(10, 0, 0, 7, 5060), "MESSAGE");
+  ASSERT_EQ(fwd.size(), 1u);
+  EXPECT_EQ(fwd[0].requestUriText(), "sip:carol@other.example");
+  EXPECT_EQ(allValues(fwd[0], sip::HeaderId::kRoute), "<sip:10.0.0.7:5060;lr>");
+}
+
+TEST_F(ProxyTest, StrictRouterUpstreamIsFixedUp) {
+  // A strict router put our Record-Route URI in the Request-URI (§16.4).
+  deliver(request("MESSAGE", "sip:192.0.2.1:5060;lr", "Route: <sip:carol@10.0.0.8>\r\n"), alice_);
+  auto fwd = requestsTo(addr(10, 0, 0, 8, 5060), "MESSAGE");
+  ASSERT_EQ(fwd.size(), 1u);
+  EXPECT_EQ(fwd[0].requestUriText(), "sip:carol@10.0.0.8");
+  EXPECT_EQ(fwd[0].find(sip::HeaderId::kRoute), nullptr);
+}
+
+TEST_F(ProxyTest, StrictRouterDownstream) {
+  deliver(request("MESSAGE", "sip:carol@other.example", "Route: <sip:10.0.0.7:5060>\r\n"), alice_);
+  auto fwd = requestsTo(addr(10, 0, 0, 7, 5060), "MESSAGE");
+  ASSERT_EQ(fwd.size(), 1u);
+  EXPECT_EQ(fwd[0].requestUriText(), "sip:10.0.0.7:5060");
+  EXPECT_EQ(allValues(fwd[0], sip::HeaderId::kRoute), "<sip:carol@other.example>");
+}
+
+TEST_F(ProxyTest, RecordRouteDoubledOnTransportChange) {
+  Ua bob_tls{addr(10, 0, 0, 2, 40000), transport::Protocol::kTls, 77};
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5061;transport=tls", bob_tls);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  auto invites = requestsTo(bob_tls.address, "INVITE");
+  ASSERT_EQ(invites.size(), 1u);
+  EXPECT_EQ(transport_.sent.back().target.flow, 77u);
+  EXPECT_EQ(transport_.sent.back().target.protocol, transport::Protocol::kTls);
+  auto rr = invites[0].recordRoutes();
+  ASSERT_TRUE(rr.isOk());
+  ASSERT_EQ(rr->size(), 2u);
+  EXPECT_EQ(rr->at(0).uri.port, 5061);  // facing bob (TLS) on top
+  EXPECT_NE(rr->at(0).uri.param("transport"), nullptr);
+  EXPECT_EQ(rr->at(1).uri.port, 5060);  // facing alice (UDP)
+  EXPECT_EQ(rr->at(1).uri.param("transport"), nullptr);
+
+  // Bob's BYE (over his TLS flow) goes back to alice's UDP source; alice's BYE goes over
+  // bob's flow, not to his Contact.
+  answer(bob_tls, "INVITE", 200, "OK");
+  std::string routes = "Route: " + std::string(rr->at(0).text) + ", " + std::string(rr->at(1).text) +
+                       "\r\n";
+  deliver(request("BYE", "sip:alice@10.0.0.1:5060", routes, bob_tls, "call-1", 5, "fa",
+                  "z9hG4bKbye-b"),
+          bob_tls);
+  EXPECT_EQ(requestsTo(alice_.address, "BYE").size(), 1u);
+  std::string back = "Route: " + std::string(rr->at(1).text) + ", " + std::string(rr->at(0).text) +
+                     "\r\n";
+  std::size_t before = transport_.sent.size();
+  deliver(request("BYE", "sip:bob@unreachable.invalid", back, alice_, "call-1", 2, "bt",
+                  "z9hG4bKbye-a"),
+          alice_);
+  ASSERT_GT(transport_.sent.size(), before);
+  EXPECT_EQ(transport_.sent[before].target.flow, 77u);
+}
+
+TEST_F(ProxyTest, ForksToEveryBindingOrderedByQ) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.3:5070", bob2_, 500);
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_, 1000);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  std::vector<transport::Address> order;
+  for (auto& s : transport_.sent) {
+    if (parse(s.bytes).isRequest()) order.push_back(s.target.remote);
+  }
+  ASSERT_EQ(order.size(), 2u);
+  EXPECT_EQ(order[0], bob_.address);
+  EXPECT_EQ(order[1], bob2_.address);
+}
+
+TEST_F(ProxyTest, OneAnswersTheOtherIsCancelled) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.3:5070", bob2_);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  answer(bob_, "INVITE", 180, "Ringing", "t1");
+  answer(bob2_, "INVITE", 180, "Ringing", "t2");
+  answer(bob2_, "INVITE", 200, "OK", "t2");
+  auto cancels = requestsTo(bob_.address, "CANCEL");
+  ASSERT_EQ(cancels.size(), 1u);
+  EXPECT_NE(header(cancels[0], sip::HeaderId::kReason).find("cause=200"), std::string::npos);
+  EXPECT_EQ(requestsTo(bob2_.address, "CANCEL").size(), 0u);
+  answer(bob_, "INVITE", 487, "Request Terminated", "t1");
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{100, 180, 180, 200}));
+}
+
+TEST_F(ProxyTest, EveryTwoHundredIsForwarded) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.3:5070", bob2_);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  answer(bob_, "INVITE", 200, "OK", "t1");
+  answer(bob2_, "INVITE", 200, "OK", "t2");
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{100, 200, 200}));
+}
+
+TEST_F(ProxyTest, SixHundredCancelsOthersAndWins) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.3:5070", bob2_);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  answer(bob_, "INVITE", 180, "Ringing", "t1");
+  answer(bob2_, "INVITE", 603, "Decline", "t2");
+  EXPECT_EQ(requestsTo(bob_.address, "CANCEL").size(), 1u);
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{100, 180}));
+  answer(bob_, "INVITE", 487, "Request Terminated", "t1");
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{100, 180, 603}));
+}
+
+TEST_F(ProxyTest, BestOfFourAndFiveHundred) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.3:5070", bob2_);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  answer(bob_, "INVITE", 500, "Server Internal Error", "t1");
+  answer(bob2_, "INVITE", 486, "Busy Here", "t2");
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{100, 486}));
+}
+
+TEST_F(ProxyTest, ChallengesAreMergedAnd503BecomesFiveHundred) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.3:5070", bob2_);
+  deliver(request("MESSAGE", "sip:bob@example.com"), alice_);
+  answer(bob_, "MESSAGE", 401, "Unauthorized", "t1", "WWW-Authenticate: Digest realm=\"a\"");
+  answer(bob2_, "MESSAGE", 401, "Unauthorized", "t2", "WWW-Authenticate: Digest realm=\"b\"");
+  auto out = sentTo(alice_.address);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].statusCode(), 401);
+  EXPECT_EQ(out[0].values(sip::HeaderId::kWwwAuthenticate).size(), 2u);
+
+  deliver(request("MESSAGE", "sip:bob@example.com", "", alice_, "call-2"), alice_);
+  answer(bob_, "MESSAGE", 503, "Service Unavailable", "t1");
+  answer(bob2_, "MESSAGE", 503, "Service Unavailable", "t2");
+  EXPECT_EQ(codesTo(alice_.address).back(), 500);
+}
+
+TEST_F(ProxyTest, CancelCancelsEveryBranchAnd487IsForwarded) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.3:5070", bob2_);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  answer(bob_, "INVITE", 180, "Ringing", "t1");
+  answer(bob2_, "INVITE", 180, "Ringing", "t2");
+  deliver(request("CANCEL", "sip:bob@example.com"), alice_);
+  EXPECT_EQ(requestsTo(bob_.address, "CANCEL").size(), 1u);
+  EXPECT_EQ(requestsTo(bob2_.address, "CANCEL").size(), 1u);
+  answer(bob_, "INVITE", 487, "Request Terminated", "t1");
+  answer(bob2_, "INVITE", 487, "Request Terminated", "t2");
+  auto codes = codesTo(alice_.address);
+  // 100, 180, 180, 200 (CANCEL), 487 (INVITE)
+  ASSERT_EQ(codes.size(), 5u);
+  EXPECT_EQ(codes[3], 200);
+  EXPECT_EQ(codes[4], 487);
+}
+
+TEST_F(ProxyTest, TimerCCancelsARingingBranch) {
+  ProxyConfig config;
+  config.timer_c = seconds(200);
+  build(config);
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  answer(bob_, "INVITE", 180, "Ringing");
+  timers_.advance(seconds(199));
+  EXPECT_EQ(requestsTo(bob_.address, "CANCEL").size(), 0u);
+  answer(bob_, "INVITE", 183, "Session Progress");  // restarts Timer C
+  timers_.advance(seconds(199));
+  EXPECT_EQ(requestsTo(bob_.address, "CANCEL").size(), 0u);
+  timers_.advance(seconds(2));
+  EXPECT_EQ(requestsTo(bob_.address, "CANCEL").size(), 1u);
+  answer(bob_, "INVITE", 487, "Request Terminated");
+  EXPECT_EQ(codesTo(alice_.address).back(), 487);
+}
+
+TEST_F(ProxyTest, NoResponseAtAllIs408) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  timers_.advance(seconds(40));  // Timer B
+  EXPECT_EQ(codesTo(alice_.address).back(), 408);
+}
+
+TEST_F(ProxyTest, RequestsForOtherDomainsGoToTheOutboundProxy) {
+  ProxyConfig config;
+  config.outbound_proxy = *outboundProxyUri("10.9.9.9:5080");
+  build(config);
+  deliver(request("MESSAGE", "sip:carol@other.example"), alice_);
+  auto fwd = requestsTo(addr(10, 9, 9, 9, 5080), "MESSAGE");
+  ASSERT_EQ(fwd.size(), 1u);
+  EXPECT_EQ(fwd[0].requestUriText(), "sip:carol@other.example");
+}
+
+TEST_F(ProxyTest, NameWithoutResolverIsUnroutable) {
+  deliver(request("MESSAGE", "sip:carol@other.example"), alice_);
+  auto codes = codesTo(alice_.address);
+  ASSERT_EQ(codes.size(), 1u);
+  EXPECT_EQ(codes[0], 500);
+}
+
+TEST_F(ProxyTest, PathIsFollowed) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_, 1000,
+                  {"<sip:10.5.5.5:5060;lr>"});
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  auto fwd = requestsTo(addr(10, 5, 5, 5, 5060), "INVITE");
+  ASSERT_EQ(fwd.size(), 1u);
+  EXPECT_EQ(allValues(fwd[0], sip::HeaderId::kRoute), "<sip:10.5.5.5:5060;lr>");
+  EXPECT_EQ(fwd[0].requestUriText(), "sip:bob@10.0.0.2:5060");
+}
+
+// A resolver that parks the request: no target now, more may come (the push wake-up case).
+class ParkingResolver final : public TargetResolver {
+ public:
+  Resolution resolve(ContextId context, const sip::Uri&) override {
+    last = context;
+    Resolution r;
+    r.more_may_come = true;
+    return r;
+  }
+  ContextId last = 0;
+};
+
+TEST_F(ProxyTest, BranchAddedLater) {
+  ParkingResolver parking;
+  build({}, &parking);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  EXPECT_EQ(codesTo(alice_.address), std::vector<int>{100});
+  ASSERT_NE(parking.last, 0u);
+  Target t;
+  t.uri = "sip:bob@10.0.0.2:5060";
+  t.flow = transport::SendTarget{transport::Protocol::kUdp, bob_.address, 0, {}};
+  ASSERT_TRUE(proxy_->addBranch(parking.last, t).isOk());
+  answer(bob_, "INVITE", 486, "Busy Here");
+  // More may still come: no final yet.
+  EXPECT_EQ(codesTo(alice_.address), std::vector<int>{100});
+  proxy_->noMoreBranches(parking.last);
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{100, 486}));
+  EXPECT_FALSE(proxy_->addBranch(parking.last, t).isOk());
+}
+
+TEST_F(ProxyTest, ParkedAndGivenUpIs480ParkedAndCancelledIs487) {
+  ParkingResolver parking;
+  build({}, &parking);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  proxy_->noMoreBranches(parking.last);
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{100, 480}));
+
+  deliver(request("INVITE", "sip:bob@example.com", "", alice_, "call-2", 1, "", "z9hG4bKc2"),
+          alice_);
+  deliver(request("CANCEL", "sip:bob@example.com", "", alice_, "call-2", 1, "", "z9hG4bKc2"),
+          alice_);
+  auto codes = codesTo(alice_.address);
+  EXPECT_EQ(codes.back(), 487);
+}
+
+TEST_F(ProxyTest, AuthenticationChallengesLocalUsersButNotTrustedPeers) {
+  auth::AuthConfig ac;
+  ac.secret = "0123456789abcdef0123456789abcdef";
+  auto trusted = auth::TrustedPeers::parse({"10.0.0.50"});
+  ASSERT_TRUE(trusted.isOk());
+  auth::Authenticator authenticator(
+      ac, [](std::string_view, std::string_view) { return std::optional<auth::UserHa1>(); },
+      *trusted);
+  build({}, nullptr, &authenticator, &*trusted);
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  auto out = sentTo(alice_.address);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].statusCode(), 407);
+  EXPECT_NE(out[0].find(sip::HeaderId::kProxyAuthenticate), nullptr);
+  EXPECT_TRUE(requestsTo(bob_.address, "INVITE").empty());
+
+  Ua pbx{addr(10, 0, 0, 50, 5060)};
+  deliver(request("INVITE", "sip:bob@example.com", "", pbx, "call-2"), pbx);
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+
+  // A stranger may not relay through us to another domain.
+  Ua stranger{addr(203, 0, 113, 5, 5060)};
+  std::string r = request("MESSAGE", "sip:carol@10.0.0.9", "", stranger, "call-3");
+  r.replace(r.find("sip:alice@example.com"), 21, "sip:eve@evil.example");
+  deliver(r, stranger);
+  EXPECT_EQ(codesTo(stranger.address), std::vector<int>{403});
+}
+
+TEST_F(ProxyTest, StrayTwoHundredIsForwardedStatelessly) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  auto inv = requestsTo(bob_.address, "INVITE");
+  ASSERT_EQ(inv.size(), 1u);
+  answer(bob_, "INVITE", 200, "OK");
+  timers_.advance(seconds(64));  // client transaction gone (Timer M)
+  EXPECT_EQ(layer_->clientTransactionCount(), 0u);
+  deliver(sip::makeResponseTo(inv[0], 200, "OK", "bt"), bob_);
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{100, 200, 200}));
+}
+
+}  // namespace
+}  // namespace sipwake::routing::testing
