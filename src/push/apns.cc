@@ -138,8 +138,8 @@ Result<PushRequest> buildRequest(const PushBinding& binding, const CallEvent& ev
   Json aps = Json::object();
   if (options.type == PushType::kAlert) {
     Json alert = Json::object();
-    alert["title"] = options.alert.title.empty() ? std::string(defaultTitle(event.kind))
-                                                 : options.alert.title;
+    alert["title"] =
+        options.alert.title.empty() ? std::string(defaultTitle(event.kind)) : options.alert.title;
     alert["body"] = options.alert.body.empty() ? callerText(event) : options.alert.body;
     std::string loc_key = options.alert.loc_key;
     if (loc_key.empty() && event.kind == CallEventKind::kCall) loc_key = binding.linphone.call_str;
@@ -149,7 +149,8 @@ Result<PushRequest> buildRequest(const PushBinding& binding, const CallEvent& ev
     }
     aps["alert"] = std::move(alert);
     std::string sound = options.sound;
-    if (sound.empty()) sound = binding.linphone.call_snd.empty() ? "default" : binding.linphone.call_snd;
+    if (sound.empty())
+      sound = binding.linphone.call_snd.empty() ? "default" : binding.linphone.call_snd;
     aps["sound"] = sound;
     if (!options.thread_id.empty()) aps["thread-id"] = options.thread_id;
   } else if (options.type == PushType::kBackground) {
@@ -173,7 +174,8 @@ Result<PushRequest> buildRequest(const PushBinding& binding, const CallEvent& ev
   req.headers.push_back({"apns-topic", voip ? binding.app_id + ".voip" : binding.app_id});
   req.headers.push_back({"apns-priority", std::to_string(priority)});
   req.headers.push_back({"apns-expiration", std::to_string(options.expiration_unix)});
-  if (!options.collapse_id.empty()) req.headers.push_back({"apns-collapse-id", options.collapse_id});
+  if (!options.collapse_id.empty())
+    req.headers.push_back({"apns-collapse-id", options.collapse_id});
   req.headers.push_back({"apns-id", options.apns_id.empty() ? randomUuidV4() : options.apns_id});
   req.headers.push_back({"content-type", "application/json"});
   return req;

@@ -61,10 +61,10 @@ Result<PushRequest> buildRequest(const PushBinding& binding, const CallEvent& ev
 struct Response {
   PushAction action = PushAction::kOk;
   int status = 0;
-  std::string reason;                       // APNs reason string ("" on success)
+  std::string reason;                        // APNs reason string ("" on success)
   std::optional<std::int64_t> timestamp_ms;  // 410: when the token stopped being valid
-  std::string apns_id;                      // echoed apns-id header
-  bool reconnect = false;                   // retry on a new connection (Shutdown, IdleTimeout)
+  std::string apns_id;                       // echoed apns-id header
+  bool reconnect = false;                    // retry on a new connection (Shutdown, IdleTimeout)
 };
 
 // Interprets an APNs answer. A 410 timestamp means the token is dead unless the device

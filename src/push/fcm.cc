@@ -26,7 +26,8 @@ std::string strField(const Json& obj, std::string_view key) {
 
 bool icontains(std::string_view hay, std::string_view needle) {
   auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(), [](char a, char b) {
-    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+    return std::tolower(static_cast<unsigned char>(a)) ==
+           std::tolower(static_cast<unsigned char>(b));
   });
   return it != hay.end();
 }
@@ -67,8 +68,7 @@ std::optional<std::int64_t> parseImfFixdate(std::string_view v) {
     return std::nullopt;
   }
   auto m = static_cast<unsigned>(month - kMonths.begin() + 1);
-  return daysFromCivil(*year, m, static_cast<unsigned>(*day)) * 86400 + *hh * 3600 + *mm * 60 +
-         *ss;
+  return daysFromCivil(*year, m, static_cast<unsigned>(*day)) * 86400 + *hh * 3600 + *mm * 60 + *ss;
 }
 
 bool mentionsRegistrationToken(const Json& error, std::string_view message) {
@@ -88,8 +88,7 @@ bool mentionsRegistrationToken(const Json& error, std::string_view message) {
 
 }  // namespace
 
-std::optional<std::chrono::seconds> parseRetryAfter(std::string_view value,
-                                                    std::int64_t now_unix) {
+std::optional<std::chrono::seconds> parseRetryAfter(std::string_view value, std::int64_t now_unix) {
   while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
   if (value.empty()) return std::nullopt;
@@ -122,8 +121,7 @@ Result<PushRequest> buildRequest(const PushBinding& binding, const CallEvent& ev
   Json data = callEventFields(event);  // every value is a string, as FCM requires
   std::string data_text = dumpJson(data);
   if (data_text.size() > kMaxDataBytes) {
-    return outOfRange("fcm: data of " + std::to_string(data_text.size()) +
-                      " bytes exceeds 4096");
+    return outOfRange("fcm: data of " + std::to_string(data_text.size()) + " bytes exceeds 4096");
   }
   Json android = {{"priority", "high"}, {"ttl", std::to_string(options.ttl.count()) + "s"}};
   if (!options.collapse_key.empty()) android["collapse_key"] = options.collapse_key;
@@ -164,7 +162,8 @@ Response parseResponse(int status, std::string_view body, std::string_view retry
       for (const Json& d : *details) {
         if (d.is_object() && strField(d, "@type") == kFcmErrorType) {
           auto code = d.find("errorCode");
-          if (code != d.end() && code->is_string()) r.error_code = code->get<std::string>().substr(0, 64);
+          if (code != d.end() && code->is_string())
+            r.error_code = code->get<std::string>().substr(0, 64);
         }
       }
     }

@@ -23,9 +23,9 @@ struct RequestOptions {
   // Project to send through; empty = the binding's project_id (RFC 8599 pn-param). One of the
   // two must be set (configuration usually maps the binding's app to a project).
   std::string project_id;
-  std::string access_token;       // OAuth2 bearer token (REQUIRES: non-empty)
-  std::chrono::seconds ttl{30};   // android.ttl: ring time for calls
-  std::string collapse_key;       // android.collapse_key; empty = none
+  std::string access_token;      // OAuth2 bearer token (REQUIRES: non-empty)
+  std::chrono::seconds ttl{30};  // android.ttl: ring time for calls
+  std::string collapse_key;      // android.collapse_key; empty = none
 };
 
 // POST /v1/projects/<project>/messages:send with a data-only, high-priority message:

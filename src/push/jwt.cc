@@ -35,7 +35,9 @@ struct BnFree {
 // Refuses to prompt for a passphrase: encrypted keys fail to load.
 int noPassphrase(char*, int, int, void*) { return -1; }
 
-std::string dumpJson(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+std::string dumpJson(const Json& j) {
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
 
 std::string bioToString(BIO* bio) {
   char* data = nullptr;
@@ -104,10 +106,10 @@ bool verifyBytes(const Key& key, std::string_view input, std::string_view sig) {
     sig = der;
   }
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-  bool ok = ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.raw()) == 1 &&
-            EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()),
-                             sig.size(), reinterpret_cast<const unsigned char*>(input.data()),
-                             input.size()) == 1;
+  bool ok =
+      ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.raw()) == 1 &&
+      EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                       reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
   ERR_clear_error();
   return ok;
 }
@@ -196,7 +198,8 @@ Key::Key(std::shared_ptr<EVP_PKEY> pkey, bool is_private)
 Result<Key> Key::privateFromPem(std::string_view pem) {
   if (pem.empty() || pem.size() > kMaxPemLen) return invalidArgument("key: empty or oversized PEM");
   std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  EVP_PKEY* raw = bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, noPassphrase, nullptr) : nullptr;
+  EVP_PKEY* raw =
+      bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, noPassphrase, nullptr) : nullptr;
   ERR_clear_error();
   if (raw == nullptr) return invalidArgument("key: not an unencrypted PEM private key");
   return Key(std::shared_ptr<EVP_PKEY>(raw, EVP_PKEY_free), true);
@@ -248,7 +251,8 @@ Result<std::string> Key::privatePem() const {
 
 std::optional<std::string> ecdsaDerToRaw(std::string_view der) {
   const auto* p = reinterpret_cast<const unsigned char*>(der.data());
-  std::unique_ptr<ECDSA_SIG, SigFree> sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
+  std::unique_ptr<ECDSA_SIG, SigFree> sig(
+      d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
   ERR_clear_error();
   if (!sig || p != reinterpret_cast<const unsigned char*>(der.data()) + der.size()) {
     return std::nullopt;
@@ -304,7 +308,8 @@ Result<std::string> signJwt(const Key& key, const Json& header, const Json& clai
 Result<std::string> makeApnsJwt(const Key& key, std::string_view key_id, std::string_view team_id,
                                 std::int64_t iat_unix) {
   if (key.type() != Key::Type::kEcP256) return invalidArgument("apns jwt: key is not P-256");
-  if (key_id.empty() || team_id.empty()) return invalidArgument("apns jwt: key id or team id empty");
+  if (key_id.empty() || team_id.empty())
+    return invalidArgument("apns jwt: key id or team id empty");
   Json header = {{"alg", "ES256"}, {"kid", key_id}};
   Json claims = {{"iss", team_id}, {"iat", iat_unix}};
   return signJwt(key, header, claims);
@@ -342,7 +347,8 @@ Result<ServiceAccount> parseServiceAccount(std::string_view text) {
   }
   Result<Key> key = Key::privateFromPem(pem);
   if (!key.isOk()) return invalidArgument("service account: private_key is not a PEM private key");
-  if (key->type() != Key::Type::kRsa) return invalidArgument("service account: private_key is not RSA");
+  if (key->type() != Key::Type::kRsa)
+    return invalidArgument("service account: private_key is not RSA");
   sa.private_key = std::move(*key);
   return sa;
 }

@@ -26,9 +26,9 @@ constexpr std::string_view kNotSupported = "Push Notification Service Not Suppor
 
 // Every parameter name we read. Names starting with "pn-" or "push-token-" are push params too.
 constexpr std::array<std::string_view, 19> kKnownNames = {
-    "pn-provider", "pn-param",    "pn-prid",         "pn-purr",        "pn-call-str",
+    "pn-provider", "pn-param",    "pn-prid",         "pn-purr",          "pn-call-str",
     "pn-msg-str",  "pn-call-snd", "pn-msg-snd",      "pn-groupchat-str", "pn-timeout",
-    "pn-silent",   "pn-type",     "pn-tok",          "pn-voip-tok",    "pn-im-tok",
+    "pn-silent",   "pn-type",     "pn-tok",          "pn-voip-tok",      "pn-im-tok",
     "pn-platform", "app-id",      "push-token-type", "push-token-app",
 };
 constexpr std::string_view kPushTokenId = "push-token-id";
@@ -57,6 +57,41 @@ bool endsWith(std::string_view s, std::string_view suffix) {
 
 bool isHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
 bool isAlnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
+
+// Well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF).
+bool isValidUtf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      n = 1;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;
+    for (std::size_t k = 1; k <= n; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
+}
 
 PushParamError bad(std::string_view param, std::string_view why) {
   std::string r = "Bad Request - ";
@@ -188,9 +223,11 @@ std::optional<PushParamError> readLinphoneStrings(const ParamTable& t, LinphoneS
     std::string_view name;
     std::string* dst;
   };
-  const Field fields[] = {{"pn-call-str", &out.call_str},   {"pn-msg-str", &out.msg_str},
+  const Field fields[] = {{"pn-call-str", &out.call_str},
+                          {"pn-msg-str", &out.msg_str},
                           {"pn-groupchat-str", &out.groupchat_str},
-                          {"pn-call-snd", &out.call_snd}, {"pn-msg-snd", &out.msg_snd}};
+                          {"pn-call-snd", &out.call_snd},
+                          {"pn-msg-snd", &out.msg_snd}};
   for (const Field& f : fields) {
     std::string_view v = t.value(f.name);
     if (v.size() > kMaxAppLen) return bad(f.name, "too long");
@@ -478,8 +515,8 @@ std::optional<std::string> percentDecode(std::string_view in) {
     }
     if (i + 2 >= in.size() || !isHex(in[i + 1]) || !isHex(in[i + 2])) return std::nullopt;
     auto nibble = [](char c) {
-      return static_cast<unsigned>(std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
-                                                                               : lower(c) - 'a' + 10);
+      return static_cast<unsigned>(
+          std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : lower(c) - 'a' + 10);
     };
     out.push_back(static_cast<char>(nibble(in[i + 1]) << 4 | nibble(in[i + 2])));
     i += 2;
@@ -560,6 +597,7 @@ PushParamsResult parsePushParams(std::span<const RawParam> params, const ServesF
     for (unsigned char c : *decoded) {
       if (c < 0x20 || c == 0x7f) return bad(name, "has control characters");
     }
+    if (!isValidUtf8(*decoded)) return bad(name, "is not UTF-8");
     std::string value = std::move(*decoded);
     // A quoted header-param value (gen-value = quoted-string) is taken without its quotes.
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {

@@ -39,11 +39,11 @@ enum class Dialect : std::uint8_t { kRfc8599, kAbto, kPjsip, kLinphoneLegacy };
 
 // Linphone/Flexisip strings for alert pushes (loc-keys and sound names); empty when absent.
 struct LinphoneStrings {
-  std::string call_str;       // pn-call-str: loc-key of the incoming-call alert
-  std::string msg_str;        // pn-msg-str
-  std::string groupchat_str;  // pn-groupchat-str
-  std::string call_snd;       // pn-call-snd: sound file name
-  std::string msg_snd;        // pn-msg-snd
+  std::string call_str;                  // pn-call-str: loc-key of the incoming-call alert
+  std::string msg_str;                   // pn-msg-str
+  std::string groupchat_str;             // pn-groupchat-str
+  std::string call_snd;                  // pn-call-snd: sound file name
+  std::string msg_snd;                   // pn-msg-snd
   std::optional<std::uint32_t> timeout;  // pn-timeout (seconds)
   bool silent = false;                   // pn-silent=1
 

@@ -87,8 +87,7 @@ Result<OAuthToken> parseOAuthTokenResponse(int http_status, std::string_view bod
   if (lowered != "bearer") return invalidArgument("token endpoint: token_type is not Bearer");
   auto ex = j.find("expires_in");
   if (ex == j.end()) return invalidArgument("token endpoint: expires_in missing");
-  if (!ex->is_number_integer() || ex->get<std::int64_t>() <= 0 ||
-      ex->get<std::int64_t>() > 86400) {
+  if (!ex->is_number_integer() || ex->get<std::int64_t>() <= 0 || ex->get<std::int64_t>() > 86400) {
     return invalidArgument("token endpoint: expires_in is not seconds in 1..86400");
   }
   t.expires_in = std::chrono::seconds(ex->get<std::int64_t>());

@@ -65,8 +65,8 @@ class FakePushClock final : public PushClock {
 
 class ApnsTokenCache {
  public:
-  static constexpr Duration kMinReuse = 20min;     // APNs: at most one new token per 20 min
-  static constexpr Duration kMaxAge = 60min;       // APNs: a token older than this is refused
+  static constexpr Duration kMinReuse = 20min;  // APNs: at most one new token per 20 min
+  static constexpr Duration kMaxAge = 60min;    // APNs: a token older than this is refused
   static constexpr Duration kMaxRefreshAfter = 55min;
   static constexpr Duration kDefaultRefreshAfter = 40min;
 

@@ -478,19 +478,47 @@ void parseAuth(const toml::table& t, Config& c, Checker& check) {
 }
 
 void parseProxy(const toml::table& t, Config& c, Checker& check) {
-  check.walk(t, "[proxy]", {{"outbound_proxy", [&](const toml::node& n, const std::string& w) {
-                               auto v = check.string(n, w, true);
-                               if (!v) return;
-                               if (!v->empty()) {
-                                 auto uri = sip::parseUri(*v);
-                                 if (!uri.isOk() || !uri->isSipOrSips()) {
-                                   check.error(n, w, "expected a sip: or sips: URI, got " +
-                                                         describe(n));
-                                   return;
-                                 }
-                               }
-                               c.proxy.outbound_proxy = *v;
-                             }}});
+  auto& p = c.proxy;
+  check.walk(
+      t, "[proxy]",
+      {{"outbound_proxy",
+        [&](const toml::node& n, const std::string& w) {
+          auto v = check.string(n, w, true);
+          if (!v) return;
+          if (!v->empty()) {
+            // "host:port" is short for "sip:host:port".
+            bool has_scheme = v->rfind("sip:", 0) == 0 || v->rfind("sips:", 0) == 0;
+            auto uri = sip::parseUri(has_scheme ? *v : "sip:" + *v);
+            if (!uri.isOk() || !uri->isSipOrSips() || !uri->user.empty()) {
+              check.error(n, w, "expected host[:port] or a sip:/sips: URI, got " + describe(n));
+              return;
+            }
+          }
+          p.outbound_proxy = *v;
+        }},
+       {"timer_c",
+        [&](const toml::node& n, const std::string& w) {
+          if (auto v = check.integer(n, w, 1, 86400)) p.timer_c_s = static_cast<std::uint32_t>(*v);
+        }},
+       {"max_forks",
+        [&](const toml::node& n, const std::string& w) {
+          if (auto v = check.integer(n, w, 1, 1024)) p.max_forks = static_cast<std::uint32_t>(*v);
+        }},
+       {"record_route",
+        [&](const toml::node& n, const std::string& w) {
+          auto v = check.string(n, w, false);
+          if (!v) return;
+          if (*v == "always") {
+            p.record_route = true;
+          } else if (*v == "never") {
+            p.record_route = false;
+          } else {
+            check.error(n, w, "expected \"always\" or \"never\", got " + describe(n));
+          }
+        }},
+       {"advertised_host", [&](const toml::node& n, const std::string& w) {
+          if (auto v = check.string(n, w, true)) p.advertised_host = *v;
+        }}});
 }
 
 // A top-level key that must be a table.

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "registrar/registrar.h"
+#include "routing/proxy.h"
 #include "server/cli.h"
 
 namespace sipwake::server {
@@ -139,6 +140,10 @@ void CoreHandler::onRequest(transaction::ServerTransaction& tx,
     handleForServer(tx, request);
     return;
   }
+  if (proxy_ != nullptr && request.method() != sip::Method::kRegister) {
+    proxy_->onRequest(tx, std::move(received));
+    return;
+  }
   // Addressed to a user or another domain. That is the proxy's job (location lookup and
   // forwarding arrive with the registrar/proxy issue); until then nobody is reachable here.
   // §16.3 step 3: a request that may not be forwarded any further gets 483 first.
@@ -195,13 +200,21 @@ void CoreHandler::handleForServer(transaction::ServerTransaction& tx, const sip:
            {"Accept", "application/sdp"}});
 }
 
-void CoreHandler::onAck(transport::ReceivedMessage&& /*ack*/) {
+void CoreHandler::onAck(transport::ReceivedMessage&& ack) {
+  if (proxy_ != nullptr) {
+    proxy_->onAck(std::move(ack));
+    return;
+  }
   // An ACK outside a transaction would be for a 2xx to an INVITE; we never send one, so there
   // is nothing to do (and an ACK is never answered).
   acks_absorbed_.inc();
 }
 
 void CoreHandler::onStrayResponse(transport::ReceivedMessage&& response) {
+  if (proxy_ != nullptr) {
+    proxy_->onStrayResponse(std::move(response));
+    return;
+  }
   // Stateless forwarding of stray responses belongs to the proxy (next issue).
   stray_responses_.inc();
   SW_LOG_DEBUG("core: dropping stray {} response (Call-ID {})", response.message.statusCode(),

@@ -20,6 +20,9 @@
 namespace sipwake::registrar {
 class Registrar;
 }  // namespace sipwake::registrar
+namespace sipwake::routing {
+class Proxy;
+}  // namespace sipwake::routing
 
 namespace sipwake::server {
 
@@ -52,6 +55,9 @@ class CoreHandler final : public transaction::TransactionUser {
   // The registrar of this loop, which gets every REGISTER; nullptr (the default): REGISTER is 405.
   // It must outlive the handler's use (same loop, same lifetime).
   void setRegistrar(registrar::Registrar* registrar) { registrar_ = registrar; }
+  // The proxy core of this loop: gets every request for a user or another domain, and the ACKs
+  // and responses no transaction matched. nullptr (the default): such requests get 404.
+  void setProxy(routing::Proxy* proxy) { proxy_ = proxy; }
 
   void onRequest(transaction::ServerTransaction& tx, transport::ReceivedMessage&& request) override;
   void onAck(transport::ReceivedMessage&& ack) override;
@@ -75,6 +81,7 @@ class CoreHandler final : public transaction::TransactionUser {
   const Identity& identity_;
   transaction::TransactionLayer* layer_ = nullptr;
   registrar::Registrar* registrar_ = nullptr;
+  routing::Proxy* proxy_ = nullptr;
   Counter& options_answered_;
   Counter& method_not_allowed_;
   Counter& not_implemented_;

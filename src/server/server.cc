@@ -7,6 +7,8 @@
 #include "registrar/maintenance.h"
 #include "registrar/registrar.h"
 #include "registrar/services.h"
+#include "routing/proxy.h"
+#include "routing/target_resolver.h"
 #include "server/cli.h"
 #include "server/core_handler.h"
 #include "transaction/transaction_layer.h"
@@ -20,6 +22,10 @@ struct Server::PerLoop {
   std::unique_ptr<CoreHandler> core;
   std::unique_ptr<transaction::TransactionLayer> transactions;
   std::unique_ptr<registrar::Registrar> registrar;
+  // The proxy core and what it reads; destroyed before the transaction layer it detaches from.
+  std::unique_ptr<routing::LocationTargetResolver> targets;
+  auth::TrustedPeers trusted;
+  std::unique_ptr<routing::Proxy> proxy;
 };
 
 namespace {
@@ -148,6 +154,27 @@ Status Server::start() {
   rc.require_auth = config_.auth.require_auth_for_register;
   rc.server_header = std::string(CoreHandler::serverHeader());
 
+  routing::ProxyConfig pc;
+  pc.timer_c = seconds(config_.proxy.timer_c_s);
+  pc.record_route =
+      config_.proxy.record_route ? routing::RecordRouteMode::kAlways : routing::RecordRouteMode::kNever;
+  pc.max_forks = config_.proxy.max_forks;
+  pc.advertised_host = config_.proxy.advertised_host;
+  pc.server_header = std::string(CoreHandler::serverHeader());
+  if (!config_.proxy.outbound_proxy.empty()) {
+    auto uri = routing::outboundProxyUri(config_.proxy.outbound_proxy);
+    if (!uri) {
+      stop();
+      return invalidArgument("[proxy] outbound_proxy: " + uri.status().message());
+    }
+    pc.outbound_proxy = *uri;
+  }
+  auto proxy_trusted = auth::TrustedPeers::parse(config_.auth.trusted_peers);
+  if (!proxy_trusted) {
+    stop();
+    return proxy_trusted.status();
+  }
+
   loops_ = std::make_unique<transport::LoopPool>(config_.effectiveWorkers());
   // The handler runs on the loop that owns the message's Call-ID; that loop's transaction
   // layer takes it from there. per_loop_ is complete before start() lets any message in.
@@ -168,6 +195,20 @@ Status Server::start() {
         rc, *services_, *pl->transactions,
         [loop](std::function<void()> fn) { loop->post(std::move(fn)); });
     pl->core->setRegistrar(pl->registrar.get());
+    pl->targets = std::make_unique<routing::LocationTargetResolver>(
+        *locations_, [this](std::string_view user, std::string_view domain) {
+          return users_->lookup(user, domain).has_value();
+        });
+    pl->trusted = *proxy_trusted;
+    routing::ProxyDeps pd;
+    pd.layer = pl->transactions.get();
+    pd.transport = transport_.get();
+    pd.targets = pl->targets.get();
+    pd.authenticator = authenticator_.get();
+    pd.trusted = &pl->trusted;
+    pd.is_local_host = [this](std::string_view host) { return identity_->isLocalHost(host); };
+    pl->proxy = std::make_unique<routing::Proxy>(std::move(pd), pc);
+    pl->core->setProxy(pl->proxy.get());
     per_loop_.push_back(std::move(pl));
   }
 

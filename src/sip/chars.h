@@ -12,7 +12,8 @@ enum CharClass : std::uint32_t {
   kAlpha = 1u << 0,
   kDigit = 1u << 1,
   kHex = 1u << 2,
-  kToken = 1u << 3,          // token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
+  kToken =
+      1u << 3,  // token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
   kUnreserved = 1u << 4,     // alphanum / mark
   kUserExtra = 1u << 5,      // user-unreserved: & = + $ , ; ? /
   kPasswordExtra = 1u << 6,  // & = + $ ,
@@ -64,7 +65,9 @@ constexpr std::array<std::uint32_t, 256> makeCharTable() {
 
 inline constexpr std::array<std::uint32_t, 256> kCharTable = makeCharTable();
 
-inline bool is(char c, std::uint32_t cls) { return (kCharTable[static_cast<unsigned char>(c)] & cls) != 0; }
+inline bool is(char c, std::uint32_t cls) {
+  return (kCharTable[static_cast<unsigned char>(c)] & cls) != 0;
+}
 inline bool isDigit(char c) { return c >= '0' && c <= '9'; }
 inline bool isLws(char c) { return is(c, kLws); }
 inline char toLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }

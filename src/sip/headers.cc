@@ -123,12 +123,12 @@ Status checkViaParam(const Param& p) {
   return Status::ok();
 }
 
-// After one list element: LWS, then end or ','. Returns false at the end.
-Result<bool> nextListElement(Cursor& c, const char* what) {
+// After one list element: LWS, then the end or ','; anything else is a defect.
+enum class ListNext { kEnd, kMore, kError };
+ListNext nextListElement(Cursor& c) {
   c.skipLws();
-  if (c.done()) return false;
-  if (!c.consume(',')) return bad(std::string("unexpected character after ") + what);
-  return true;
+  if (c.done()) return ListNext::kEnd;
+  return c.consume(',') ? ListNext::kMore : ListNext::kError;
 }
 
 Status parseNameAddrListImpl(std::string_view value, bool allow_star, bool collect,
@@ -145,15 +145,16 @@ Status parseNameAddrListImpl(std::string_view value, bool allow_star, bool colle
   while (true) {
     ContactValue& cv = out ? out->emplace_back() : scratch;
     if (Status s = detail::parseNameAddrAt(c, cv.addr, collect, /*in_list=*/true); !s) return s;
-    Result<bool> more = nextListElement(c, "address");
-    if (!more) return more.status();
-    if (!*more) return Status::ok();
+    const ListNext next = nextListElement(c);
+    if (next == ListNext::kError) return bad("unexpected character after address");
+    if (next == ListNext::kEnd) return Status::ok();
   }
 }
 
 std::optional<std::uint32_t> paramAsUint32(const Param* p) {
   std::uint64_t v = 0;
-  if (!p || !p->has_value || !detail::parseUnsigned(p->value, 0xFFFFFFFFull, &v)) return std::nullopt;
+  if (!p || !p->has_value || !detail::parseUnsigned(p->value, 0xFFFFFFFFull, &v))
+    return std::nullopt;
   return static_cast<std::uint32_t>(v);
 }
 
@@ -262,13 +263,13 @@ Status validateViaList(std::string_view value, std::string_view* top_branch) {
   Via v;
   bool first = true;
   while (true) {
-    Status s = parseViaAt(c, v, /*collect=*/false, /*sent_by_only=*/false,
-                          first ? top_branch : nullptr);
+    Status s =
+        parseViaAt(c, v, /*collect=*/false, /*sent_by_only=*/false, first ? top_branch : nullptr);
     if (!s) return s;
     first = false;
-    Result<bool> more = nextListElement(c, "Via value");
-    if (!more) return more.status();
-    if (!*more) return Status::ok();
+    const ListNext next = nextListElement(c);
+    if (next == ListNext::kError) return bad("unexpected character after Via value");
+    if (next == ListNext::kEnd) return Status::ok();
   }
 }
 
@@ -292,9 +293,9 @@ Status validateTokenList(std::string_view value) {
   while (true) {
     c.skipLws();
     if (c.takeWhile(kToken).empty()) return bad("expected a token");
-    Result<bool> more = nextListElement(c, "token");
-    if (!more) return more.status();
-    if (!*more) return Status::ok();
+    const ListNext next = nextListElement(c);
+    if (next == ListNext::kError) return bad("unexpected character after token");
+    if (next == ListNext::kEnd) return Status::ok();
   }
 }
 
@@ -380,9 +381,9 @@ Result<std::vector<Via>> parseViaList(std::string_view value) {
   while (true) {
     Via& v = out.emplace_back();
     if (Status s = detail::parseViaAt(c, v, /*collect=*/true); !s) return s;
-    Result<bool> more = nextListElement(c, "Via value");
-    if (!more) return more.status();
-    if (!*more) return out;
+    const ListNext next = nextListElement(c);
+    if (next == ListNext::kError) return bad("unexpected character after Via value");
+    if (next == ListNext::kEnd) return out;
   }
 }
 
@@ -395,9 +396,9 @@ Result<std::vector<NameAddr>> parseNameAddrList(std::string_view value) {
     if (Status s = detail::parseNameAddrAt(c, na, /*collect=*/true, /*in_list=*/true); !s) {
       return s;
     }
-    Result<bool> more = nextListElement(c, "address");
-    if (!more) return more.status();
-    if (!*more) return out;
+    const ListNext next = nextListElement(c);
+    if (next == ListNext::kError) return bad("unexpected character after address");
+    if (next == ListNext::kEnd) return out;
   }
 }
 
@@ -464,9 +465,9 @@ Result<std::vector<std::string_view>> parseTokenList(std::string_view value) {
     const std::string_view tok = c.takeWhile(detail::kToken);
     if (tok.empty()) return bad("expected a token");
     out.push_back(tok);
-    Result<bool> more = nextListElement(c, "token");
-    if (!more) return more.status();
-    if (!*more) return out;
+    const ListNext next = nextListElement(c);
+    if (next == ListNext::kError) return bad("unexpected character after token");
+    if (next == ListNext::kEnd) return out;
   }
 }
 
@@ -494,7 +495,8 @@ std::vector<std::string_view> splitHeaderList(std::string_view value) {
       if (ch == '>' && angle > 0) --angle;
       if (ch != ',' || angle > 0) continue;
     }
-    const std::string_view item = detail::trimLws(value.substr(start, std::min(i, value.size()) - start));
+    const std::string_view item =
+        detail::trimLws(value.substr(start, std::min(i, value.size()) - start));
     if (!item.empty()) out.push_back(item);
     start = i + 1;
   }

@@ -22,10 +22,10 @@ struct Via {
   std::uint16_t port = 0;             // 0 = not given
   bool has_port = false;
   std::vector<Param> params;
-  std::string_view text;              // this Via value as written
+  std::string_view text;  // this Via value as written
 
-  std::string_view branch() const;    // "" if absent
-  bool hasMagicCookie() const;        // branch starts with "z9hG4bK" (RFC 3261 §8.1.1.7)
+  std::string_view branch() const;  // "" if absent
+  bool hasMagicCookie() const;      // branch starts with "z9hG4bK" (RFC 3261 §8.1.1.7)
   const Param* received() const { return findParam(params, "received"); }
   const Param* rport() const { return findParam(params, "rport"); }
   const Param* maddr() const { return findParam(params, "maddr"); }
@@ -36,19 +36,19 @@ struct Via {
 struct NameAddr {
   std::string_view display_name;  // without quotes; quoted-pair escapes left as written
   bool display_quoted = false;
-  bool angle_brackets = false;    // name-addr form
+  bool angle_brackets = false;  // name-addr form
   Uri uri;
-  std::vector<Param> params;      // header params after the URI (tag, expires, q, ...); a quoted
-                                  // value keeps its quotes
+  std::vector<Param> params;  // header params after the URI (tag, expires, q, ...); a quoted
+                              // value keeps its quotes
   std::string_view text;
 
-  std::string_view tag() const;   // "" if absent
+  std::string_view tag() const;  // "" if absent
   const Param* param(std::string_view name) const { return findParam(params, name); }
 };
 
 struct ContactValue {
-  bool star = false;  // "Contact: *"
-  NameAddr addr;      // meaningless if star
+  bool star = false;                             // "Contact: *"
+  NameAddr addr;                                 // meaningless if star
   std::optional<std::uint32_t> expires() const;  // expires param, if present and valid
   std::optional<double> q() const;               // q param in [0,1], if present and valid
   std::string_view instance() const;             // +sip.instance value without quotes/<>
@@ -68,8 +68,9 @@ Result<NameAddr> parseNameAddr(std::string_view value);                   // Fro
 Result<std::vector<ContactValue>> parseContactList(std::string_view value);
 Result<CSeq> parseCSeq(std::string_view value);
 Result<std::uint32_t> parseDeltaSeconds(std::string_view value);  // kOutOfRange above 2**32-1
-Result<int> parseMaxForwards(std::string_view value);  // 1*DIGIT, 0..255
-Result<std::vector<std::string_view>> parseTokenList(std::string_view value);  // Require, Supported, Allow
+Result<int> parseMaxForwards(std::string_view value);             // 1*DIGIT, 0..255
+Result<std::vector<std::string_view>> parseTokenList(
+    std::string_view value);  // Require, Supported, Allow
 
 // Generic comma splitting that respects quotes and <...>.
 std::vector<std::string_view> splitHeaderList(std::string_view value);

@@ -13,8 +13,8 @@ using detail::iequals;
 namespace {
 
 constexpr std::array<std::string_view, 15> kMethodNames = {
-    "",          "INVITE", "ACK",       "BYE",    "CANCEL", "REGISTER", "OPTIONS", "INFO",
-    "UPDATE",    "PRACK",  "SUBSCRIBE", "NOTIFY", "REFER",  "MESSAGE",  "PUBLISH",
+    "",       "INVITE", "ACK",       "BYE",    "CANCEL", "REGISTER", "OPTIONS", "INFO",
+    "UPDATE", "PRACK",  "SUBSCRIBE", "NOTIFY", "REFER",  "MESSAGE",  "PUBLISH",
 };
 
 constexpr std::array<std::string_view, static_cast<std::size_t>(HeaderId::kCount)> kHeaderNames = {
@@ -149,19 +149,32 @@ std::string_view methodName(Method m) {
 HeaderId headerIdFromName(std::string_view name) {
   if (name.size() == 1) {
     switch (detail::toLower(name[0])) {
-      case 'v': return HeaderId::kVia;
-      case 'f': return HeaderId::kFrom;
-      case 't': return HeaderId::kTo;
-      case 'i': return HeaderId::kCallId;
-      case 'm': return HeaderId::kContact;
-      case 'l': return HeaderId::kContentLength;
-      case 'c': return HeaderId::kContentType;
-      case 'k': return HeaderId::kSupported;
-      case 's': return HeaderId::kSubject;
-      case 'e': return HeaderId::kContentEncoding;
-      case 'o': return HeaderId::kEvent;
-      case 'r': return HeaderId::kReferTo;
-      default: return HeaderId::kOther;
+      case 'v':
+        return HeaderId::kVia;
+      case 'f':
+        return HeaderId::kFrom;
+      case 't':
+        return HeaderId::kTo;
+      case 'i':
+        return HeaderId::kCallId;
+      case 'm':
+        return HeaderId::kContact;
+      case 'l':
+        return HeaderId::kContentLength;
+      case 'c':
+        return HeaderId::kContentType;
+      case 'k':
+        return HeaderId::kSupported;
+      case 's':
+        return HeaderId::kSubject;
+      case 'e':
+        return HeaderId::kContentEncoding;
+      case 'o':
+        return HeaderId::kEvent;
+      case 'r':
+        return HeaderId::kReferTo;
+      default:
+        return HeaderId::kOther;
     }
   }
   if (name.size() >= kMaxNameLength) return HeaderId::kOther;
@@ -413,9 +426,9 @@ void Message::prependHeader(HeaderId id, std::string value) {
 
 void Message::appendHeader(std::string_view name, std::string value) {
   const HeaderId id = headerIdFromName(name);
-  const std::string_view stored_name =
-      id != HeaderId::kOther && canonicalHeaderName(id) == name ? canonicalHeaderName(id)
-                                                                : owned_.emplace_front(name);
+  const std::string_view stored_name = id != HeaderId::kOther && canonicalHeaderName(id) == name
+                                           ? canonicalHeaderName(id)
+                                           : owned_.emplace_front(name);
   headers_.push_back(makeField(id, stored_name, std::move(value)));
 }
 

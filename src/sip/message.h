@@ -29,8 +29,8 @@
 #include <vector>
 
 #include "common/status.h"
-#include "sip/uri.h"
 #include "sip/headers.h"
+#include "sip/uri.h"
 
 namespace sipwake::sip {
 
@@ -52,17 +52,49 @@ enum class Method : std::uint8_t {
   kPublish,
 };
 Method methodFromName(std::string_view name);  // case-sensitive, as RFC 3261 says
-std::string_view methodName(Method m);  // "" for kUnknown
+std::string_view methodName(Method m);         // "" for kUnknown
 inline Method methodOf(const CSeq& cseq) { return static_cast<Method>(cseq.method); }
 
 // Header names we give typed access to. Everything else is kOther and passes through byte-exact.
 enum class HeaderId : std::uint8_t {
   kOther = 0,
-  kVia, kFrom, kTo, kCallId, kCSeq, kMaxForwards, kContact, kRoute, kRecordRoute, kPath,
-  kExpires, kMinExpires, kContentLength, kContentType, kAuthorization, kProxyAuthorization,
-  kWwwAuthenticate, kProxyAuthenticate, kRequire, kProxyRequire, kSupported, kUnsupported,
-  kFeatureCaps, kReason, kWarning, kUserAgent, kServer, kAllow, kAccept, kAcceptEncoding,
-  kAcceptLanguage, kContentEncoding, kEvent, kSubject, kReferTo, kTimestamp, kDate,
+  kVia,
+  kFrom,
+  kTo,
+  kCallId,
+  kCSeq,
+  kMaxForwards,
+  kContact,
+  kRoute,
+  kRecordRoute,
+  kPath,
+  kExpires,
+  kMinExpires,
+  kContentLength,
+  kContentType,
+  kAuthorization,
+  kProxyAuthorization,
+  kWwwAuthenticate,
+  kProxyAuthenticate,
+  kRequire,
+  kProxyRequire,
+  kSupported,
+  kUnsupported,
+  kFeatureCaps,
+  kReason,
+  kWarning,
+  kUserAgent,
+  kServer,
+  kAllow,
+  kAccept,
+  kAcceptEncoding,
+  kAcceptLanguage,
+  kContentEncoding,
+  kEvent,
+  kSubject,
+  kReferTo,
+  kTimestamp,
+  kDate,
   kCount  // number of ids; not a header
 };
 // Case-insensitive; understands compact forms (v, f, t, i, m, l, c, k, s, e, o, r, u, ...).
@@ -75,8 +107,9 @@ struct HeaderField {
   HeaderId id = HeaderId::kOther;
   std::string_view name;   // as written (may be compact form / odd case)
   std::string_view value;  // trimmed of leading/trailing LWS
-  std::string_view raw;    // whole field as received, "Name: value" without the final CRLF; empty if added
-  bool removed = false;    // tombstone for serialize()
+  std::string_view
+      raw;  // whole field as received, "Name: value" without the final CRLF; empty if added
+  bool removed = false;  // tombstone for serialize()
 };
 
 // Limits against hostile input; configurable (see docs/configuration.md [limits]).
@@ -95,7 +128,8 @@ class Message {
   ~Message() = default;
 
   // Builders for messages we originate (responses, CANCEL, ACK); the result behaves as if parsed.
-  static Message makeRequest(Method method, std::string_view method_name, std::string_view request_uri);
+  static Message makeRequest(Method method, std::string_view method_name,
+                             std::string_view request_uri);
   static Message makeResponse(int status_code, std::string_view reason);
 
   bool isRequest() const { return is_request_; }
@@ -103,7 +137,9 @@ class Message {
 
   // Requests.
   Method method() const { return method_; }
-  std::string_view methodText() const { return method_text_; }  // exact token, also for unknown methods
+  std::string_view methodText() const {
+    return method_text_;
+  }  // exact token, also for unknown methods
   std::string_view requestUriText() const { return request_uri_text_; }
   // The parsed Request-URI (cached). REQUIRES: isRequest(). For a message that did not parse
   // kOk and whose Request-URI is unparsable, returns a kOther Uri holding only `text`.
@@ -117,9 +153,10 @@ class Message {
 
   // Headers in wire order (removed ones skipped by the helpers below).
   const std::vector<HeaderField>& headers() const { return headers_; }
-  const HeaderField* find(HeaderId id) const;              // first, or nullptr
-  const HeaderField* find(std::string_view name) const;    // by name, case-insensitive, any form
-  std::vector<std::string_view> values(HeaderId id) const; // every field value of that header, in order
+  const HeaderField* find(HeaderId id) const;            // first, or nullptr
+  const HeaderField* find(std::string_view name) const;  // by name, case-insensitive, any form
+  std::vector<std::string_view> values(
+      HeaderId id) const;  // every field value of that header, in order
   std::size_t count(HeaderId id) const;
 
   // Typed access (parsed on demand from the views; errors are Status with a precise message).
@@ -129,24 +166,25 @@ class Message {
   Result<NameAddr> to() const;
   std::string_view callId() const;  // "" if absent
   Result<CSeq> cseq() const;
-  Result<int> maxForwards() const;  // kNotFound status if absent
+  Result<int> maxForwards() const;                     // kNotFound status if absent
   Result<std::vector<ContactValue>> contacts() const;  // "*" is one ContactValue with star=true
   Result<std::vector<NameAddr>> routes() const;
   Result<std::vector<NameAddr>> recordRoutes() const;
   Result<std::vector<NameAddr>> paths() const;
-  Result<std::uint32_t> expires() const;  // Expires header (delta-seconds); kNotFound if absent
+  Result<std::uint32_t> expires() const;     // Expires header (delta-seconds); kNotFound if absent
   Result<std::uint32_t> minExpires() const;  // Min-Expires header; kNotFound if absent
   Result<std::vector<std::string_view>> optionTags(HeaderId id) const;  // Require/Supported/...
   std::string_view body() const { return body_; }
 
   // Edits. Each keeps all other bytes as they were.
-  void pushVia(std::string value);           // new top Via
-  void popVia();                             // removes the top Via value (only that value of a comma list)
-  void prependHeader(HeaderId id, std::string value);  // e.g. Record-Route; placed before the first of its kind
+  void pushVia(std::string value);  // new top Via
+  void popVia();                    // removes the top Via value (only that value of a comma list)
+  void prependHeader(HeaderId id,
+                     std::string value);  // e.g. Record-Route; placed before the first of its kind
   void appendHeader(std::string_view name, std::string value);
   void removeHeaders(HeaderId id);
   void setHeader(HeaderId id, std::string value);  // replaces every field of that id with one
-  void decrementMaxForwards();               // REQUIRES: Max-Forwards present, valid and > 0
+  void decrementMaxForwards();                     // REQUIRES: Max-Forwards present, valid and > 0
   void setBody(std::string content_type, std::string body);  // also fixes Content-Length
 
   // Wire form: start line, header fields, CRLF, body. Content-Length is always written
@@ -189,9 +227,9 @@ class Message {
 // than 2.0), 513 (a ParseLimits bound was exceeded). 420/483 are for the proxy layer.
 struct ParseOutcome {
   enum class Kind {
-    kOk,        // message parsed and passed validation
-    kReject,    // a request we can answer: send `status_code`/`reason` (message holds what parsed)
-    kDrop,      // unanswerable (response, or not enough parsed to build a response): drop and count
+    kOk,      // message parsed and passed validation
+    kReject,  // a request we can answer: send `status_code`/`reason` (message holds what parsed)
+    kDrop,    // unanswerable (response, or not enough parsed to build a response): drop and count
   };
   Kind kind = Kind::kDrop;
   std::optional<Message> message;  // present for kOk and kReject

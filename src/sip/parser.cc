@@ -44,7 +44,8 @@ bool isSipVersion(std::string_view v) {
          detail::allOf(num.substr(dot + 1), detail::kDigit);
 }
 
-bool isSip20(std::string_view v) { return v.size() == 7 && isSipVersion(v) && v.substr(4) == "2.0"; }
+// After isSipVersion() passed: is it 2.0?
+bool isSip20(std::string_view v) { return v.size() == 7 && v.substr(4) == "2.0"; }
 
 // First CR or LF in [p, end), or end. 16 bytes at a time with SSE2, else 8 at a time (SWAR:
 // the lowest flagged byte is always a real match, later ones may be false positives).
@@ -159,7 +160,8 @@ void Parser::parseStartLine(std::string_view sl) {
     m_.is_request_ = false;
     const std::size_t sp = sl.find(' ');
     m_.version_ = sl.substr(0, sp);
-    const std::string_view rest = sp == std::string_view::npos ? std::string_view() : sl.substr(sp + 1);
+    const std::string_view rest =
+        sp == std::string_view::npos ? std::string_view() : sl.substr(sp + 1);
     std::uint64_t code = 0;
     if (!isSipVersion(m_.version_) || rest.size() < 3 ||
         !detail::parseUnsigned(rest.substr(0, 3), 999, &code) || code < 100 || code > 699 ||
@@ -191,7 +193,8 @@ void Parser::parseStartLine(std::string_view sl) {
   if (!detail::allOf(m_.method_text_, detail::kToken)) {
     structural(badRequest("Malformed Request-Line", "method is not a token"));
   } else if (m_.request_uri_text_.empty() ||
-             m_.request_uri_text_.find_first_of(" \t") != std::string_view::npos) {
+             m_.request_uri_text_.find(' ') != std::string_view::npos ||
+             m_.request_uri_text_.find('\t') != std::string_view::npos) {
     structural(badRequest("Malformed Request-Line", "whitespace in or around the Request-URI"));
   } else if (!isSipVersion(m_.version_)) {
     structural(badRequest("Malformed Request-Line", "bad SIP-Version"));
@@ -201,7 +204,8 @@ void Parser::parseStartLine(std::string_view sl) {
 void Parser::finishField(std::size_t index, const char* value_begin, const char* raw_end) {
   HeaderField& f = m_.headers_[index];
   f.raw = std::string_view(f.name.data(), static_cast<std::size_t>(raw_end - f.name.data()));
-  f.value = detail::trimLws(std::string_view(value_begin, static_cast<std::size_t>(raw_end - value_begin)));
+  f.value = detail::trimLws(
+      std::string_view(value_begin, static_cast<std::size_t>(raw_end - value_begin)));
   if (f.raw.size() > limits_.max_line_bytes) {
     limit("header field longer than " + std::to_string(limits_.max_line_bytes) + " bytes");
     stopped_ = true;
@@ -245,10 +249,10 @@ void Parser::parseHeaders(const char*& p, bool* terminated) {
     const std::string_view name = c.takeWhile(detail::kToken);
     while (c.at(' ') || c.at('\t')) ++c.p;
     if (name.empty() || !c.consume(':')) {
-      structural(badRequest("Malformed header field",
-                            "no field name and ':' in \"" +
-                                std::string(std::string_view(l.b, std::min<std::size_t>(
-                                                                     32, l.e - l.b))) + "\""));
+      structural(badRequest(
+          "Malformed header field",
+          "no field name and ':' in \"" +
+              std::string(std::string_view(l.b, std::min<std::size_t>(32, l.e - l.b))) + "\""));
       p = l.next;
       continue;
     }
@@ -339,9 +343,13 @@ Defect Parser::validateSingle(HeaderId id, std::string_view name, bool required)
   if (conflicting(id)) return badRequest("Conflicting " + std::string(name) + " headers");
   Status s;
   switch (id) {
-    case HeaderId::kCallId: s = detail::validateCallId(h->value); break;
+    case HeaderId::kCallId:
+      s = detail::validateCallId(h->value);
+      break;
     case HeaderId::kFrom:
-    case HeaderId::kTo: s = detail::validateNameAddr(h->value); break;
+    case HeaderId::kTo:
+      s = detail::validateNameAddr(h->value);
+      break;
     case HeaderId::kMaxForwards: {
       int v = 0;
       s = detail::parseMaxForwardsValue(h->value, &v);
@@ -362,7 +370,8 @@ Defect Parser::validateSingle(HeaderId id, std::string_view name, bool required)
       if (!e) s = e.status();
       break;
     }
-    default: break;
+    default:
+      break;
   }
   if (!s) return badRequest("Malformed " + std::string(name), s.message());
   return {};

@@ -71,14 +71,16 @@ Status parseUriParams(Cursor& c, std::vector<Param>* out) {
     const char* n = c.p;
     c.p = scanEscaped(c.p, c.e, kParamChars);
     p.name = c.since(n);
-    if (p.name.empty()) return bad(c.done() || c.at(';') || c.at('?') ? "empty URI parameter"
-                                                                      : "invalid character in URI parameter");
+    if (p.name.empty())
+      return bad(c.done() || c.at(';') || c.at('?') ? "empty URI parameter"
+                                                    : "invalid character in URI parameter");
     if (c.consume('=')) {
       const char* v = c.p;
       c.p = scanEscaped(c.p, c.e, kParamChars);
       p.value = c.since(v);
       p.has_value = true;
-      if (!c.done() && !c.at(';') && !c.at('?')) return bad("invalid character in URI parameter value");
+      if (!c.done() && !c.at(';') && !c.at('?'))
+        return bad("invalid character in URI parameter value");
     } else if (!c.done() && !c.at(';') && !c.at('?')) {
       return bad("invalid character in URI parameter");
     }
@@ -97,7 +99,8 @@ Status parseUriHeaders(Cursor& c, std::vector<Param>* out) {
     c.p = scanEscaped(c.p, c.e, kHnvChars);
     p.name = c.since(n);
     if (p.name.empty()) return bad("invalid URI header name");
-    if (!c.consume('=')) return bad(c.done() || c.at('&') ? "URI header without '='" : "invalid URI header name");
+    if (!c.consume('='))
+      return bad(c.done() || c.at('&') ? "URI header without '='" : "invalid URI header name");
     const char* v = c.p;
     c.p = scanEscaped(c.p, c.e, kHnvChars);
     p.value = c.since(v);
@@ -163,7 +166,8 @@ Status parseTelRest(std::string_view rest, Uri& u, bool collect) {
   Cursor c(rest);
   u.user = c.takeWhile(detail::kTel);
   if (u.user.empty()) return bad("empty telephone number");
-  if (u.user.find('+', 1) != std::string_view::npos) return bad("misplaced '+' in telephone number");
+  if (u.user.find('+', 1) != std::string_view::npos)
+    return bad("misplaced '+' in telephone number");
   if (!c.done() && c.peek() != ';') return bad("invalid character in telephone number");
   if (Status s = parseUriParams(c, collect ? &u.params : nullptr); !s) return s;
   if (!c.done()) return bad("invalid character in tel URI");
@@ -364,8 +368,8 @@ Status parseUriInto(std::string_view text, Uri& u, bool collect) {
   Cursor c(text);
   const char* s = c.p;
   if (!is(c.peek(), kAlpha)) return bad("missing URI scheme");
-  while (!c.done() && (is(c.peek(), kAlpha | kDigit) || c.peek() == '+' || c.peek() == '-' ||
-                       c.peek() == '.')) {
+  while (!c.done() &&
+         (is(c.peek(), kAlpha | kDigit) || c.peek() == '+' || c.peek() == '-' || c.peek() == '.')) {
     ++c.p;
   }
   u.scheme_text = c.since(s);

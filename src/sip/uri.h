@@ -29,11 +29,11 @@ struct Uri {
   enum class Scheme : std::uint8_t { kSip, kSips, kTel, kOther };
   Scheme scheme = Scheme::kSip;
   std::string_view scheme_text;
-  std::string_view user;       // escaped form; empty if none (tel: the number)
+  std::string_view user;  // escaped form; empty if none (tel: the number)
   std::string_view password;
   bool has_password = false;
-  std::string_view host;       // hostname, IPv4, or IPv6 reference WITH brackets "[::1]"
-  std::uint16_t port = 0;      // 0 = not given
+  std::string_view host;   // hostname, IPv4, or IPv6 reference WITH brackets "[::1]"
+  std::uint16_t port = 0;  // 0 = not given
   bool has_port = false;
   std::vector<Param> params;   // uri-parameters (transport, lr, maddr, pn-prid, ...)
   std::vector<Param> headers;  // ?h=v&...

@@ -18,8 +18,8 @@ namespace sipwake::sip::fuzz {
   std::fprintf(stderr, "fuzz invariant violated (line %d): %s\n", line, what);
   std::abort();
 }
-#define SIPWAKE_FUZZ_CHECK(cond) \
-  do { \
+#define SIPWAKE_FUZZ_CHECK(cond)                                         \
+  do {                                                                   \
     if (!(cond)) ::sipwake::sip::fuzz::invariantFailed(#cond, __LINE__); \
   } while (0)
 

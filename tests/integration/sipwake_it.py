@@ -1098,8 +1098,6 @@ def test_check_config_registrar(ctx):
         ("[auth]\nrequire_auth_for_register = \"yes\"\n",
          "%s:2: [auth] require_auth_for_register: expected true or false"),
         ("[store]\nsynchronous = \"always\"\n", "%s:2: [store] synchronous: expected one of"),
-        ("[proxy]\noutbound_proxy = \"http://x\"\n",
-         "%s:2: [proxy] outbound_proxy: expected a sip: or sips: URI"),
         ("[registrar]\nmin_expire = 1\n", "%s:2: [registrar] min_expire: unknown key"),
     ]
     for text, want in cases:

@@ -83,8 +83,8 @@ TEST(Jwt, VerifyRejectsTamperingAndWrongKey) {
   EXPECT_FALSE(verifyJwt(forged, publicOf(ecKey())).isOk());
   // alg confusion: an ES256 token presented to an RSA key, and alg "none".
   EXPECT_FALSE(verifyJwt(jwt, publicOf(rsaKey())).isOk());
-  std::string none = base64UrlEncode(R"({"alg":"none"})") + "." +
-                     base64UrlEncode(R"({"iss":"x"})") + ".";
+  std::string none =
+      base64UrlEncode(R"({"alg":"none"})") + "." + base64UrlEncode(R"({"iss":"x"})") + ".";
   EXPECT_FALSE(verifyJwt(none, publicOf(ecKey())).isOk());
   for (std::string_view bad : {"", "a.b", "a.b.c.d", "!!.??.**", "e30.e30.AAAA"}) {
     EXPECT_FALSE(verifyJwt(bad, publicOf(ecKey())).isOk()) << bad;
@@ -119,8 +119,8 @@ TEST(Jwt, P8PemRoundTrip) {
   EXPECT_EQ(k->type(), Key::Type::kEcP256);
   std::string jwt = *makeApnsJwt(*k, "K", "T", 5);
   EXPECT_TRUE(verifyJwt(jwt, publicOf(ecKey())).isOk());
-  EXPECT_FALSE(Key::privateFromPem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
-                   .isOk());
+  EXPECT_FALSE(
+      Key::privateFromPem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").isOk());
   EXPECT_FALSE(Key::privateFromPem("").isOk());
   EXPECT_FALSE(Key::publicFromPem(pem).isOk());
 }

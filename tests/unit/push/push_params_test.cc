@@ -13,19 +13,19 @@ using testing::splitParams;
 
 // The ABTO seed's Contact, verbatim (header params after the URI).
 constexpr std::string_view kAbtoFcmToken =
-    "e-3akVQA_Gk:APA91bFgqY-ryZagFwxvoEa5rbaLSr-r985CLPVtNeYXpHYLcIoYesoPC7s56jZrRp4rlcdPg4WS3EZ4Dii"
+    "e-3akVQA_Gk:APA91bFgqY-ryZagFwxvoEa5rbaLSr-"
+    "r985CLPVtNeYXpHYLcIoYesoPC7s56jZrRp4rlcdPg4WS3EZ4Dii"
     "mlXFmAegx6EglnC2Rf--xYv8_hGJnoJma4yUUXZhdKfw5wFY3kn-kTEMv17uKzHU9zkNVEEcU-SLRVw";
 constexpr std::string_view kAbtoContactParams =
     ";push-token-type=firebase;push-token-app=hero voip;push-token-id=e-3akVQA_Gk%3aAPA91bFgqY-"
     "ryZagFwxvoEa5rbaLSr-r985CLPVtNeYXpHYLcIoYesoPC7s56jZrRp4rlcdPg4WS3EZ4DiimlXFmAegx6EglnC2Rf--"
     "xYv8_hGJnoJma4yUUXZhdKfw5wFY3kn-kTEMv17uKzHU9zkNVEEcU-SLRVw";
 
-const PushBinding& ok(const PushParamsResult& r) {
+PushBinding ok(const PushParamsResult& r) {
   EXPECT_TRUE(r.isOk()) << (r.isOk() ? "" : r.error().reason);
-  static const PushBinding kEmpty;
   if (!r.isOk() || !r.value()) {
     ADD_FAILURE() << "no binding";
-    return kEmpty;
+    return {};
   }
   return *r.value();
 }
@@ -47,7 +47,7 @@ TEST(PushParams, NoPushParamsIsNullopt) {
 }
 
 TEST(PushParams, AbtoSeedExample) {
-  const PushBinding& b = ok(parse(kAbtoContactParams));
+  PushBinding b = ok(parse(kAbtoContactParams));
   EXPECT_EQ(b.dialect, Dialect::kAbto);
   EXPECT_EQ(b.provider, Provider::kFcm);
   EXPECT_EQ(b.app_id, "hero voip");
@@ -65,15 +65,15 @@ TEST(PushParams, AbtoSeedIosSdkForm) {
 }
 
 TEST(PushParams, AbtoApple) {
-  std::string p = ";push-token-type=apple;push-token-app=com.abto.hero;push-token-id=" +
-                  std::string(64, 'A');
-  const PushBinding& b = ok(parse(p));
+  std::string p =
+      ";push-token-type=apple;push-token-app=com.abto.hero;push-token-id=" + std::string(64, 'A');
+  PushBinding b = ok(parse(p));
   EXPECT_EQ(b.provider, Provider::kApns);
   EXPECT_EQ(b.app_id, "com.abto.hero");
   EXPECT_EQ(b.voip_token, std::string(64, 'a'));  // normalised to lower case
-  EXPECT_TRUE(ok(parse(";push-token-type=apns;push-token-app=com.abto.hero;push-token-id=" +
-                       hexToken()))
-                  .callsUseVoip());
+  EXPECT_TRUE(
+      ok(parse(";push-token-type=apns;push-token-app=com.abto.hero;push-token-id=" + hexToken()))
+          .callsUseVoip());
 }
 
 TEST(PushParams, AbtoErrors) {
@@ -84,8 +84,9 @@ TEST(PushParams, AbtoErrors) {
               555, "Push Notification Service Not Supported");
   expectError(parse(";push-token-type=firebase;push-token-app=x;push-token-id=e-3akVQA_Gk%3"), 400,
               "push-token-id has a bad %-escape");
-  expectError(parse(";push-token-type=firebase;push-token-app=x;push-token-id=e-3akVQA_Gk%zzAPA91b"),
-              400, "push-token-id has a bad %-escape");
+  expectError(
+      parse(";push-token-type=firebase;push-token-app=x;push-token-id=e-3akVQA_Gk%zzAPA91b"), 400,
+      "push-token-id has a bad %-escape");
   expectError(parse(";push-token-type=apple;push-token-id=" + hexToken()), 400,
               "push-token-app missing");
   expectError(parse(";push-token-type=apple;push-token-app=a.b;push-token-id=xyz"), 400,
@@ -95,9 +96,9 @@ TEST(PushParams, AbtoErrors) {
 TEST(PushParams, PjsipSeedExample) {
   // react-native-pjsip README: ";app-id=****;pn-voip-tok=XXXXXXXXX;pn-im-tok=XXXXXXXXXX" with
   // real values.
-  std::string p = ";app-id=com.example.phone;pn-voip-tok=" + hexToken('1') + ";pn-im-tok=" +
-                  hexToken('2');
-  const PushBinding& b = ok(parse(p));
+  std::string p =
+      ";app-id=com.example.phone;pn-voip-tok=" + hexToken('1') + ";pn-im-tok=" + hexToken('2');
+  PushBinding b = ok(parse(p));
   EXPECT_EQ(b.dialect, Dialect::kPjsip);
   EXPECT_EQ(b.provider, Provider::kApns);
   EXPECT_EQ(b.app_id, "com.example.phone");
@@ -110,9 +111,8 @@ TEST(PushParams, PjsipSeedExample) {
 }
 
 TEST(PushParams, PjsipPlatformAndErrors) {
-  const PushBinding& b =
-      ok(parse(";app-id=com.example.phone;pn-platform=android;pn-voip-tok=" +
-               std::string(kAbtoFcmToken)));
+  PushBinding b = ok(parse(";app-id=com.example.phone;pn-platform=android;pn-voip-tok=" +
+                           std::string(kAbtoFcmToken)));
   EXPECT_EQ(b.provider, Provider::kFcm);
   EXPECT_EQ(b.message_token, kAbtoFcmToken);
   expectError(parse(";app-id=com.x;pn-platform=blackberry;pn-voip-tok=" + hexToken()), 555, "");
@@ -124,7 +124,7 @@ TEST(PushParams, LinphoneLegacy) {
   std::string p = ";app-id=org.linphone.phone.dev;pn-type=apple;pn-tok=" + hexToken('B') +
                   ";pn-msg-str=IM_MSG;pn-call-str=IC_MSG;pn-call-snd=ring.caf;pn-msg-snd=msg.caf;"
                   "pn-silent=1;pn-timeout=0";
-  const PushBinding& b = ok(parse(p));
+  PushBinding b = ok(parse(p));
   EXPECT_EQ(b.dialect, Dialect::kLinphoneLegacy);
   EXPECT_EQ(b.provider, Provider::kApns);
   EXPECT_TRUE(b.sandbox);
@@ -138,15 +138,15 @@ TEST(PushParams, LinphoneLegacy) {
   EXPECT_TRUE(b.linphone.silent);
   EXPECT_EQ(b.linphone.timeout, 0u);
 
-  const PushBinding& v =
+  PushBinding v =
       ok(parse(";app-id=org.linphone.phone.voip.prod;pn-type=apple;pn-tok=" + hexToken()));
   EXPECT_FALSE(v.sandbox);
   EXPECT_EQ(v.app_id, "org.linphone.phone");
   EXPECT_EQ(v.voip_token, hexToken());
 
   for (std::string_view type : {"android", "firebase", "google"}) {
-    const PushBinding& f = ok(parse(";app-id=929724111839;pn-type=" + std::string(type) +
-                                    ";pn-tok=" + std::string(kAbtoFcmToken)));
+    PushBinding f = ok(parse(";app-id=929724111839;pn-type=" + std::string(type) +
+                             ";pn-tok=" + std::string(kAbtoFcmToken)));
     EXPECT_EQ(f.provider, Provider::kFcm) << type;
     EXPECT_EQ(f.app_id, "929724111839");
   }
@@ -160,9 +160,9 @@ TEST(PushParams, LinphoneLegacy) {
 }
 
 TEST(PushParams, Rfc8599Apns) {
-  std::string p = ";pn-provider=apns;pn-param=ABCD123456.com.example.phone.voip;pn-prid=" +
-                  hexToken('C');
-  const PushBinding& b = ok(parse(p));
+  std::string p =
+      ";pn-provider=apns;pn-param=ABCD123456.com.example.phone.voip;pn-prid=" + hexToken('C');
+  PushBinding b = ok(parse(p));
   EXPECT_EQ(b.dialect, Dialect::kRfc8599);
   EXPECT_EQ(b.provider, Provider::kApns);
   EXPECT_FALSE(b.sandbox);
@@ -171,27 +171,28 @@ TEST(PushParams, Rfc8599Apns) {
   EXPECT_EQ(b.voip_token, hexToken('c'));
   EXPECT_TRUE(b.message_token.empty());
 
-  const PushBinding& r =
-      ok(parse(";pn-provider=apns;pn-param=ABCD123456.com.example.phone.remote;pn-prid=" +
-               hexToken()));
+  PushBinding r = ok(parse(
+      ";pn-provider=apns;pn-param=ABCD123456.com.example.phone.remote;pn-prid=" + hexToken()));
   EXPECT_EQ(r.message_token, hexToken());
   EXPECT_TRUE(r.voip_token.empty());
 }
 
 TEST(PushParams, Rfc8599FlexisipTwoTokensAndSandbox) {
-  std::string p = ";pn-provider=apns.dev;pn-param=ABCD123456.org.linphone.phone.remote&voip;"
-                  "pn-prid=" +
-                  hexToken('1') + ":remote&" + hexToken('2') + ":voip";
-  const PushBinding& b = ok(parse(p));
+  std::string p =
+      ";pn-provider=apns.dev;pn-param=ABCD123456.org.linphone.phone.remote&voip;"
+      "pn-prid=" +
+      hexToken('1') + ":remote&" + hexToken('2') + ":voip";
+  PushBinding b = ok(parse(p));
   EXPECT_TRUE(b.sandbox);
   EXPECT_EQ(b.app_id, "org.linphone.phone");
   EXPECT_EQ(b.message_token, hexToken('1'));
   EXPECT_EQ(b.voip_token, hexToken('2'));
   EXPECT_EQ(b.callToken(), hexToken('2'));
   // Escaped '&' and ':' (pvalue charset) decode to the same thing.
-  std::string escaped = ";pn-provider=apns.dev;pn-param=ABCD123456.org.linphone.phone.remote%26voip;"
-                        "pn-prid=" +
-                        hexToken('1') + "%3Aremote%26" + hexToken('2') + "%3Avoip";
+  std::string escaped =
+      ";pn-provider=apns.dev;pn-param=ABCD123456.org.linphone.phone.remote%26voip;"
+      "pn-prid=" +
+      hexToken('1') + "%3Aremote%26" + hexToken('2') + "%3Avoip";
   EXPECT_EQ(ok(parse(escaped)), b);
 }
 
@@ -212,24 +213,24 @@ TEST(PushParams, Rfc8599ApnsErrors) {
               400, "pn-prid has no voip token");
   expectError(parse(";pn-provider=apns;pn-param=ABCD.com.x.voip;pn-prid=" + tok + ":push"), 400,
               "pn-prid has an unknown token type");
-  expectError(parse(";pn-provider=apns;pn-param=ABCD.com.x.voip;pn-prid=" + tok + ":voip&" + tok +
-                    ":voip"),
-              400, "pn-prid repeats a token type");
+  expectError(
+      parse(";pn-provider=apns;pn-param=ABCD.com.x.voip;pn-prid=" + tok + ":voip&" + tok + ":voip"),
+      400, "pn-prid repeats a token type");
   expectError(parse(";pn-provider=;pn-prid=" + tok), 400, "pn-provider empty");
   expectError(parse(";pn-param=ABCD.com.x.voip;pn-prid=" + tok), 400, "pn-provider missing");
 }
 
 TEST(PushParams, Rfc8599Fcm) {
   std::string p = ";pn-provider=fcm;pn-param=my-project-123;pn-prid=" + std::string(kAbtoFcmToken);
-  const PushBinding& b = ok(parse(p));
+  PushBinding b = ok(parse(p));
   EXPECT_EQ(b.provider, Provider::kFcm);
   EXPECT_EQ(b.project_id, "my-project-123");
   EXPECT_EQ(b.message_token, kAbtoFcmToken);  // the token's own ':' is kept
   EXPECT_EQ(b.appKey(), "my-project-123");
   // Flexisip-style label tolerated; aliases mean fcm.
   for (std::string_view alias : {"firebase", "google", "android", "FCM"}) {
-    const PushBinding& a = ok(parse(";pn-provider=" + std::string(alias) + ";pn-prid=" +
-                                    std::string(kAbtoFcmToken) + ":remote"));
+    PushBinding a = ok(parse(";pn-provider=" + std::string(alias) +
+                             ";pn-prid=" + std::string(kAbtoFcmToken) + ":remote"));
     EXPECT_EQ(a.provider, Provider::kFcm) << alias;
     EXPECT_EQ(a.message_token, kAbtoFcmToken);
     EXPECT_TRUE(a.project_id.empty());
@@ -244,7 +245,7 @@ TEST(PushParams, Rfc8599Fcm) {
 }
 
 TEST(PushParams, Rfc8599Webpush) {
-  const PushBinding& b =
+  PushBinding b =
       ok(parse(";pn-provider=webpush;pn-prid=https%3A%2F%2Fpush.example.net%2Fsub%2F123"));
   EXPECT_EQ(b.provider, Provider::kWebpush);
   EXPECT_EQ(b.message_token, "https://push.example.net/sub/123");
@@ -253,7 +254,8 @@ TEST(PushParams, Rfc8599Webpush) {
 }
 
 TEST(PushParams, UnknownProviderIs555) {
-  expectError(parse(";pn-provider=hms;pn-prid=abc"), 555, "Push Notification Service Not Supported");
+  expectError(parse(";pn-provider=hms;pn-prid=abc"), 555,
+              "Push Notification Service Not Supported");
   expectError(parse(";pn-provider=apns.prod.xx;pn-prid=abc"), 555, "");
 }
 
@@ -263,9 +265,9 @@ TEST(PushParams, ServesPredicateDecides555) {
   };
   std::string fcm = ";pn-provider=fcm;pn-param=my-project;pn-prid=" + std::string(kAbtoFcmToken);
   EXPECT_TRUE(parse(fcm, only_fcm).isOk());
-  expectError(parse(";pn-provider=fcm;pn-param=other;pn-prid=" + std::string(kAbtoFcmToken),
-                    only_fcm),
-              555, "Not Supported");
+  expectError(
+      parse(";pn-provider=fcm;pn-param=other;pn-prid=" + std::string(kAbtoFcmToken), only_fcm), 555,
+      "Not Supported");
   expectError(parse(";pn-provider=apns;pn-param=ABCD.com.x.voip;pn-prid=" + hexToken(), only_fcm),
               555, "Not Supported");
   // Malformed beats unserved: the client learns what is wrong.
@@ -285,7 +287,7 @@ TEST(PushParams, UriAndHeaderParamsBothAccepted) {
       {"+sip.pnsreg", "", false},
   };
   auto r = parsePushParams(ps);
-  const PushBinding& b = ok(r);
+  PushBinding b = ok(r);
   EXPECT_TRUE(b.has_pnsreg);
   EXPECT_EQ(b.voip_token, tok);
   // A disagreeing duplicate is a 400.
@@ -295,13 +297,14 @@ TEST(PushParams, UriAndHeaderParamsBothAccepted) {
 }
 
 TEST(PushParams, QuotedHeaderParamValue) {
-  const PushBinding& b = ok(
+  PushBinding b = ok(
       parse(";pn-provider=\"apns\";pn-param=\"ABCD.com.x.voip\";pn-prid=\"" + hexToken() + "\""));
   EXPECT_EQ(b.app_id, "com.x");
 }
 
 TEST(PushParams, ControlCharactersAndOversize) {
-  expectError(parse(";pn-provider=apns%0d%0aX;pn-prid=a"), 400, "pn-provider has control characters");
+  expectError(parse(";pn-provider=apns%0d%0aX;pn-prid=a"), 400,
+              "pn-provider has control characters");
   expectError(parse(";pn-provider=fcm;pn-prid=" + std::string(5000, 'a')), 400, "pn-prid too long");
 }
 
@@ -314,10 +317,11 @@ TEST(PushParams, ReasonNeverEchoesToken) {
 
 TEST(PushParams, StripList) {
   for (std::string_view n :
-       {"pn-provider", "pn-param", "pn-prid", "pn-purr", "PN-PRID", "pn-call-str", "pn-msg-str",
-        "pn-groupchat-str", "pn-call-snd", "pn-msg-snd", "pn-timeout", "pn-silent", "pn-type",
-        "pn-tok", "pn-voip-tok", "pn-im-tok", "pn-platform", "app-id", "push-token-type",
-        "push-token-app", "push-token-id", "pn-future-thing"}) {
+       {"pn-provider",   "pn-param",       "pn-prid",          "pn-purr",         "PN-PRID",
+        "pn-call-str",   "pn-msg-str",     "pn-groupchat-str", "pn-call-snd",     "pn-msg-snd",
+        "pn-timeout",    "pn-silent",      "pn-type",          "pn-tok",          "pn-voip-tok",
+        "pn-im-tok",     "pn-platform",    "app-id",           "push-token-type", "push-token-app",
+        "push-token-id", "pn-future-thing"}) {
     EXPECT_TRUE(isPushParamName(n)) << n;
   }
   for (std::string_view n : {"transport", "lr", "ob", "user", "+sip.instance", "reg-id", "expires",
@@ -342,16 +346,17 @@ TEST(PushParams, FeatureCaps) {
 }
 
 TEST(PushParams, SerializeRoundTrip) {
-  std::string p = ";pn-provider=apns.dev;pn-param=ABCD123456.org.linphone.phone.remote&voip;"
-                  "pn-prid=" +
-                  hexToken('1') + ":remote&" + hexToken('2') +
-                  ":voip;pn-purr=abc123;pn-call-str=IC_MSG;pn-timeout=25;pn-silent=1;+sip.pnsreg";
-  const PushBinding& b = ok(parse(p));
+  std::string p =
+      ";pn-provider=apns.dev;pn-param=ABCD123456.org.linphone.phone.remote&voip;"
+      "pn-prid=" +
+      hexToken('1') + ":remote&" + hexToken('2') +
+      ":voip;pn-purr=abc123;pn-call-str=IC_MSG;pn-timeout=25;pn-silent=1;+sip.pnsreg";
+  PushBinding b = ok(parse(p));
   std::string json = serialize(b);
   Result<PushBinding> back = deserialize(json);
   ASSERT_TRUE(back.isOk()) << back.status().toString();
   EXPECT_EQ(*back, b);
-  const PushBinding& f = ok(parse(kAbtoContactParams));
+  PushBinding f = ok(parse(kAbtoContactParams));
   Result<PushBinding> fb = deserialize(serialize(f));
   ASSERT_TRUE(fb.isOk());
   EXPECT_EQ(*fb, f);
@@ -368,15 +373,15 @@ TEST(PushParams, DeserializeRejectsGarbage) {
 }
 
 TEST(PushParams, DeviceKey) {
-  const PushBinding& a = ok(parse(";pn-provider=apns;pn-param=ABCD.com.x.voip;pn-prid=" + hexToken()));
+  PushBinding a = ok(parse(";pn-provider=apns;pn-param=ABCD.com.x.voip;pn-prid=" + hexToken()));
   PushBinding a2 = a;
   a2.purr = "other";
   a2.has_pnsreg = true;
   EXPECT_EQ(a.deviceKey(), a2.deviceKey());
   // Same device from another dialect (upper-case token) → same key.
-  const PushBinding& a3 = ok(parse(";app-id=com.x;pn-voip-tok=" + std::string(64, 'A')));
+  PushBinding a3 = ok(parse(";app-id=com.x;pn-voip-tok=" + std::string(64, 'A')));
   EXPECT_EQ(a.deviceKey(), a3.deviceKey());
-  const PushBinding& c = ok(parse(";pn-provider=apns;pn-param=ABCD.com.x.voip;pn-prid=" + hexToken('b')));
+  PushBinding c = ok(parse(";pn-provider=apns;pn-param=ABCD.com.x.voip;pn-prid=" + hexToken('b')));
   EXPECT_NE(a.deviceKey(), c.deviceKey());
   EXPECT_EQ(a.deviceKey().find(hexToken().substr(0, 8)), std::string::npos);  // no token inside
   EXPECT_EQ(a.deviceKey().rfind("apns:", 0), 0u);

@@ -60,7 +60,7 @@ TEST(ApnsTokenCache, InvalidateRespectsTwentyMinuteFloor) {
   std::uint64_t mints_before = cache.mintCount();
   for (int i = 0; i < 100; ++i) {
     clock.advance(10s);
-    cache.invalidate(t0);            // stale: ignored
+    cache.invalidate(t0);  // stale: ignored
     cache.invalidate(*cache.token());
   }
   EXPECT_EQ(cache.mintCount(), mints_before);  // 16 min 40 s later: still none
@@ -79,7 +79,9 @@ TEST(ApnsTokenCache, MintsNeverCloserThanTwentyMinutes) {
     ASSERT_TRUE(t.isOk());
     if (cache.mintCount() != mints) {
       mints = cache.mintCount();
-      if (last_mint) ASSERT_GE(clock.monotonicNow() - *last_mint, 20min);
+      if (last_mint) {
+        ASSERT_GE(clock.monotonicNow() - *last_mint, 20min);
+      }
       last_mint = clock.monotonicNow();
     }
     if (i % 3 == 0) cache.invalidate(*t);

@@ -121,7 +121,8 @@ TEST_F(ProxyTest, TelUriWithoutOutboundProxyGets416) {
 
 TEST_F(ProxyTest, UnknownUser404KnownUserWithoutBinding480) {
   deliver(request("MESSAGE", "sip:nobody@example.com"), alice_);
-  deliver(request("MESSAGE", "sip:bob@example.com", "", alice_, "call-2"), alice_);
+  deliver(request("MESSAGE", "sip:bob@example.com", "", alice_, "call-2", 1, "", "z9hG4bKa2"),
+          alice_);
   EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{404, 480}));
 }
 
@@ -256,7 +257,8 @@ TEST_F(ProxyTest, ChallengesAreMergedAnd503BecomesFiveHundred) {
   EXPECT_EQ(out[0].statusCode(), 401);
   EXPECT_EQ(out[0].values(sip::HeaderId::kWwwAuthenticate).size(), 2u);
 
-  deliver(request("MESSAGE", "sip:bob@example.com", "", alice_, "call-2"), alice_);
+  deliver(request("MESSAGE", "sip:bob@example.com", "", alice_, "call-2", 1, "", "z9hG4bKa2"),
+          alice_);
   answer(bob_, "MESSAGE", 503, "Service Unavailable", "t1");
   answer(bob2_, "MESSAGE", 503, "Service Unavailable", "t2");
   EXPECT_EQ(codesTo(alice_.address).back(), 500);
@@ -292,7 +294,7 @@ TEST_F(ProxyTest, TimerCCancelsARingingBranch) {
   answer(bob_, "INVITE", 183, "Session Progress");  // restarts Timer C
   timers_.advance(seconds(199));
   EXPECT_EQ(requestsTo(bob_.address, "CANCEL").size(), 0u);
-  timers_.advance(seconds(2));
+  timers_.advance(milliseconds(1001));
   EXPECT_EQ(requestsTo(bob_.address, "CANCEL").size(), 1u);
   answer(bob_, "INVITE", 487, "Request Terminated");
   EXPECT_EQ(codesTo(alice_.address).back(), 487);

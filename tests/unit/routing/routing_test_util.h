@@ -86,6 +86,8 @@ struct Ua {
   transport::FlowId flow = 0;
 };
 
+inline const Ua kAlice{addr(10, 0, 0, 1, 5060)};
+
 class ProxyTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -145,7 +147,7 @@ class ProxyTest : public ::testing::Test {
 
   // A request from `from` (UA alice@example.com at `ua` unless overridden).
   std::string request(const std::string& method, const std::string& ruri,
-                      const std::string& extra = "", const Ua& ua = alice_,
+                      const std::string& extra = "", const Ua& ua = kAlice,
                       const std::string& call_id = "call-1", int cseq = 1,
                       const std::string& to_tag = "", const std::string& branch = "z9hG4bKa1") {
     std::string proto(transport::protocolName(ua.protocol));
@@ -199,6 +201,11 @@ class ProxyTest : public ::testing::Test {
     auto reqs = requestsTo(ua.address, method);
     ASSERT_FALSE(reqs.empty()) << "no " << method << " reached " << ua.address.toString();
     sip::Message resp = sip::makeResponseTo(reqs.back(), code, reason, code > 100 ? to_tag : "");
+    if (code > 100 && code < 300) {  // a UAS copies the Record-Route (§12.1.1)
+      for (std::string_view rr : reqs.back().values(sip::HeaderId::kRecordRoute)) {
+        resp.appendHeader("Record-Route", std::string(rr));
+      }
+    }
     if (!extra_header.empty()) {
       auto colon = extra_header.find(':');
       resp.appendHeader(extra_header.substr(0, colon), extra_header.substr(colon + 2));
@@ -216,7 +223,7 @@ class ProxyTest : public ::testing::Test {
   std::unique_ptr<transaction::TransactionLayer> layer_;
   std::unique_ptr<Proxy> proxy_;
 
-  Ua alice_{addr(10, 0, 0, 1, 5060)};
+  Ua alice_ = kAlice;
   Ua bob_{addr(10, 0, 0, 2, 5060)};
   Ua bob2_{addr(10, 0, 0, 3, 5070)};
 };

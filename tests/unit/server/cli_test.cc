@@ -114,5 +114,54 @@ TEST(CommandLineTest, UnknownOption) {
   EXPECT_TRUE(c.output_is_error);
 }
 
+TEST(CommandLineTest, DomainAndStoreOverrides) {
+  CommandLine c = parse({"--domain", "Example.COM", "--domain", "example.org", "--store", "x.db"});
+  ASSERT_EQ(c.action, CommandLine::Action::kRun);
+  EXPECT_EQ(c.domains, (std::vector<std::string>{"example.com", "example.org"}));
+  ASSERT_TRUE(c.store_path.has_value());
+  Config config = defaultConfig();
+  applyOverrides(c, config);
+  EXPECT_EQ(config.domains, c.domains);
+  EXPECT_EQ(config.store.path, "x.db");
+  // Without overrides the configuration is kept.
+  Config untouched = defaultConfig();
+  applyOverrides(parse({}), untouched);
+  EXPECT_EQ(untouched.domains, defaultConfig().domains);
+  EXPECT_EQ(untouched.store.path, "sipwake.db");
+}
+
+TEST(CommandLineTest, UserCommands) {
+  CommandLine add = parse({"user", "add", "alice@Example.com", "--store", "u.db"});
+  ASSERT_EQ(add.action, CommandLine::Action::kUser);
+  EXPECT_EQ(add.user_command, CommandLine::UserCommand::kAdd);
+  EXPECT_EQ(add.user, "alice");
+  EXPECT_EQ(add.user_domain, "example.com");
+  EXPECT_EQ(add.store_path, std::optional<std::string>("u.db"));
+
+  CommandLine del = parse({"--config", "c.toml", "user", "del", "a@b@example.com"});
+  ASSERT_EQ(del.action, CommandLine::Action::kUser);
+  EXPECT_EQ(del.user_command, CommandLine::UserCommand::kDel);
+  EXPECT_EQ(del.user, "a@b");
+  EXPECT_EQ(del.config_path, std::optional<std::string>("c.toml"));
+
+  CommandLine passwd = parse({"user", "passwd", "bob@example.com"});
+  EXPECT_EQ(passwd.user_command, CommandLine::UserCommand::kPasswd);
+
+  CommandLine list = parse({"user", "list"});
+  ASSERT_EQ(list.action, CommandLine::Action::kUser);
+  EXPECT_EQ(list.user_command, CommandLine::UserCommand::kList);
+  EXPECT_EQ(list.user_domain, "");
+  EXPECT_EQ(parse({"user", "list", "Example.org"}).user_domain, "example.org");
+
+  for (auto bad : {"alice", "@example.com", "alice@"}) {
+    CommandLine c = parse({"user", "add", bad});
+    EXPECT_EQ(c.action, CommandLine::Action::kExit) << bad;
+    EXPECT_EQ(c.exit_code, 2) << bad;
+    EXPECT_NE(c.output.find("USER@DOMAIN"), std::string::npos) << bad;
+  }
+  EXPECT_EQ(parse({"user"}).exit_code, 2);
+  EXPECT_EQ(parse({"user", "add"}).exit_code, 2);
+}
+
 }  // namespace
 }  // namespace sipwake::server

@@ -252,6 +252,95 @@ TEST(ConfigTest, ExampleConfigIsValid) {
   EXPECT_EQ(r->listeners, defaultListeners());
 }
 
+TEST(ConfigTest, RegistrarAuthStoreProxyDefaults) {
+  Config c = parseOk("");
+  EXPECT_EQ(c.registrar.min_expires, 60u);
+  EXPECT_EQ(c.registrar.max_expires, 86400u);
+  EXPECT_EQ(c.registrar.default_expires, 3600u);
+  EXPECT_EQ(c.registrar.max_contacts_per_aor, 10u);
+  EXPECT_EQ(c.registrar.sweep_interval_s, 60u);
+  EXPECT_EQ(c.auth.algorithms, (std::vector<std::string>{"SHA-256", "MD5"}));
+  EXPECT_EQ(c.auth.nonce_ttl_s, 300u);
+  EXPECT_TRUE(c.auth.trusted_peers.empty());
+  EXPECT_TRUE(c.auth.require_auth_for_register);
+  EXPECT_EQ(c.auth.max_failures, 10u);
+  EXPECT_EQ(c.auth.user_reload_interval_s, 5u);
+  EXPECT_EQ(c.store.path, "sipwake.db");
+  EXPECT_FALSE(c.store.synchronous_full);
+  EXPECT_TRUE(c.proxy.outbound_proxy.empty());
+}
+
+TEST(ConfigTest, RegistrarAuthStoreProxyKeys) {
+  Config c = parseOk(
+      "[registrar]\nmin_expires = 30\nmax_expires = 7200\ndefault_expires = 600\n"
+      "max_contacts_per_aor = 0\nsweep_interval = 10\n"
+      "[auth]\nalgorithms = [\"md5\"]\nnonce_ttl = 60\ntrusted_peers = [\"10.0.0.0/8\", \"::1\"]\n"
+      "require_auth_for_register = false\nmax_failures = 0\nfailure_window = 30\nblock = 300\n"
+      "user_reload_interval = 0\n"
+      "[store]\npath = \"/var/lib/sipwake/s.db\"\nsynchronous = \"full\"\n"
+      "[proxy]\noutbound_proxy = \"sip:proxy.example.net;lr\"\n");
+  EXPECT_EQ(c.registrar.min_expires, 30u);
+  EXPECT_EQ(c.registrar.max_expires, 7200u);
+  EXPECT_EQ(c.registrar.default_expires, 600u);
+  EXPECT_EQ(c.registrar.max_contacts_per_aor, 0u);
+  EXPECT_EQ(c.registrar.sweep_interval_s, 10u);
+  EXPECT_EQ(c.auth.algorithms, std::vector<std::string>{"MD5"});
+  EXPECT_EQ(c.auth.nonce_ttl_s, 60u);
+  EXPECT_EQ(c.auth.trusted_peers.size(), 2u);
+  EXPECT_FALSE(c.auth.require_auth_for_register);
+  EXPECT_EQ(c.auth.max_failures, 0u);
+  EXPECT_EQ(c.auth.failure_window_s, 30u);
+  EXPECT_EQ(c.auth.block_s, 300u);
+  EXPECT_EQ(c.auth.user_reload_interval_s, 0u);
+  EXPECT_EQ(c.store.path, "/var/lib/sipwake/s.db");
+  EXPECT_TRUE(c.store.synchronous_full);
+  EXPECT_EQ(c.proxy.outbound_proxy, "sip:proxy.example.net;lr");
+}
+
+TEST(ConfigTest, RegistrarAuthErrorsNameKeyAndLine) {
+  EXPECT_EQ(parseError("[registrar]\nmin_expires = 0\n"),
+            "test.toml:2: [registrar] min_expires: expected an integer from 1 to 31449600, got 0");
+  EXPECT_EQ(parseError("[registrar]\nmin_expires = 600\nmax_expires = 60\n"),
+            "test.toml:3: [registrar] max_expires: must not be smaller than min_expires (600)");
+  EXPECT_EQ(parseError("[registrar]\n\ndefault_expires = 90000\n"),
+            "test.toml:3: [registrar] default_expires: must be from min_expires (60) to "
+            "max_expires (86400)");
+  EXPECT_EQ(parseError("[registrar]\nmax_contacts_per_aor = -1\n"),
+            "test.toml:2: [registrar] max_contacts_per_aor: expected an integer from 0 to 100000, "
+            "got -1");
+  EXPECT_EQ(parseError("[auth]\nalgorithms = []\n"),
+            "test.toml:2: [auth] algorithms: must name at least one algorithm (\"SHA-256\", "
+            "\"MD5\")");
+  EXPECT_EQ(parseError("[auth]\nalgorithms = [\"SHA-512-256\"]\n"),
+            "test.toml:2: [auth] algorithms: unknown algorithm \"SHA-512-256\" (expected "
+            "\"SHA-256\" or \"MD5\")");
+  EXPECT_EQ(parseError("[auth]\nalgorithms = [\"MD5\", \"md5\"]\n"),
+            "test.toml:2: [auth] algorithms: algorithm \"MD5\" listed twice");
+  EXPECT_EQ(parseError("[auth]\nalgorithms = \"MD5\"\n"),
+            "test.toml:2: [auth] algorithms: expected an array of strings, got \"MD5\"");
+  EXPECT_NE(parseError("[auth]\ntrusted_peers = [\"10.0.0.0/40\"]\n")
+                .find("test.toml:2: [auth] trusted_peers: "),
+            std::string::npos);
+  EXPECT_EQ(parseError("[auth]\nrequire_auth_for_register = 1\n"),
+            "test.toml:2: [auth] require_auth_for_register: expected true or false, got 1");
+  EXPECT_EQ(parseError("[auth]\nnonce_ttl = 5\n"),
+            "test.toml:2: [auth] nonce_ttl: expected an integer from 10 to 86400, got 5");
+  EXPECT_EQ(parseError("[auth]\nblock = 0\n"),
+            "test.toml:2: [auth] block: expected an integer from 1 to 86400, got 0");
+  EXPECT_EQ(parseError("[auth]\nfailure_window = 0\n"),
+            "test.toml:2: [auth] failure_window: expected an integer from 1 to 86400, got 0");
+  EXPECT_EQ(parseError("[auth]\nmax_failures = \"x\"\n"),
+            "test.toml:2: [auth] max_failures: expected an integer from 0 to 1000000, got \"x\"");
+  EXPECT_EQ(parseError("[auth]\nuser_reload_interval = -1\n"),
+            "test.toml:2: [auth] user_reload_interval: expected an integer from 0 to 86400, got -1");
+  EXPECT_EQ(parseError("[auth]\nsecret = \"x\"\n"), "test.toml:2: [auth] secret: unknown key");
+  EXPECT_EQ(parseError("[store]\nsynchronous = \"off\"\n"),
+            "test.toml:2: [store] synchronous: expected one of \"normal\", \"full\", got \"off\"");
+  EXPECT_EQ(parseError("[store]\npath = \"\"\n"), "test.toml:2: [store] path: must not be empty");
+  EXPECT_EQ(parseError("[registrar]\nsweep_interval = 0\n"),
+            "test.toml:2: [registrar] sweep_interval: expected an integer from 1 to 86400, got 0");
+}
+
 TEST(AddressTest, Literals) {
   EXPECT_TRUE(isIpLiteral("127.0.0.1"));
   EXPECT_TRUE(isIpLiteral("::1"));

@@ -1,7 +1,6 @@
-#include "sip/stream_framer.h"
-
 #include <gtest/gtest.h>
 
+#include "sip/stream_framer.h"
 #include "test_util.h"
 
 namespace sipwake::sip {
@@ -35,11 +34,11 @@ void drain(StreamFramer& f, Drained& d) {
 }
 
 std::string withBody(std::string_view body, std::string_view length_header = "Content-Length") {
-  return testing::crlf({"MESSAGE sip:bob@example.com SIP/2.0", "Via: SIP/2.0/TCP h;branch=z9hG4bK1",
-                        "From: <sip:a@b>;tag=1", "To: <sip:bob@example.com>", "Call-ID: c",
-                        "CSeq: 1 MESSAGE",
-                        std::string(length_header) + ": " + std::to_string(body.size())},
-                       body);
+  return testing::crlf(
+      {"MESSAGE sip:bob@example.com SIP/2.0", "Via: SIP/2.0/TCP h;branch=z9hG4bK1",
+       "From: <sip:a@b>;tag=1", "To: <sip:bob@example.com>", "Call-ID: c", "CSeq: 1 MESSAGE",
+       std::string(length_header) + ": " + std::to_string(body.size())},
+      body);
 }
 
 TEST(StreamFramerTest, SeveralMessagesInOneAppend) {
@@ -116,8 +115,10 @@ TEST(StreamFramerTest, FramingErrorsCloseTheConnection) {
   const std::vector<Case> cases = {
       {testing::crlf({"OPTIONS sip:a@b SIP/2.0", "Via: SIP/2.0/TCP h;branch=z9hG4bK1"}),
        "missing Content-Length on a stream transport"},
-      {testing::crlf({"OPTIONS sip:a@b SIP/2.0", "Content-Length: -999"}), "negative Content-Length"},
-      {testing::crlf({"OPTIONS sip:a@b SIP/2.0", "Content-Length: 12x"}), "malformed Content-Length"},
+      {testing::crlf({"OPTIONS sip:a@b SIP/2.0", "Content-Length: -999"}),
+       "negative Content-Length"},
+      {testing::crlf({"OPTIONS sip:a@b SIP/2.0", "Content-Length: 12x"}),
+       "malformed Content-Length"},
       {testing::crlf({"OPTIONS sip:a@b SIP/2.0", "Content-Length: 13", "l: 5"}),
        "conflicting Content-Length values"},
   };

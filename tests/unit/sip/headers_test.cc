@@ -17,9 +17,9 @@ Message corpus(std::string_view name) {
 }
 
 TEST(ViaTest, ParamsAndSentBy) {
-  Result<std::vector<Via>> r =
-      parseViaList("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport;received=198.51.100.7;"
-                   "maddr=239.255.255.1;ttl=16");
+  Result<std::vector<Via>> r = parseViaList(
+      "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport;received=198.51.100.7;"
+      "maddr=239.255.255.1;ttl=16");
   ASSERT_TRUE(r.isOk()) << r.status().toString();
   ASSERT_EQ(r->size(), 1u);
   const Via& v = r->front();
@@ -52,7 +52,9 @@ TEST(ViaTest, RportWithValueIpv6AndLists) {
   EXPECT_FALSE((*r)[1].hasMagicCookie());
   EXPECT_FALSE((*r)[1].has_port);
   EXPECT_EQ((*r)[2].transport, "WSS");
-  EXPECT_EQ((*r)[0].text, "SIP/2.0/TCP [2001:db8::9:1]:6050;branch=z9hG4bKas3;rport=5061;received=[2001:db8::9:255]");
+  EXPECT_EQ(
+      (*r)[0].text,
+      "SIP/2.0/TCP [2001:db8::9:1]:6050;branch=z9hG4bKas3;rport=5061;received=[2001:db8::9:255]");
   // RFC 5118 §4.5: received without brackets.
   EXPECT_TRUE(parseViaList("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z").isOk());
 }
@@ -75,7 +77,8 @@ TEST(ViaTest, Defects) {
 }
 
 TEST(NameAddrTest, Forms) {
-  Result<NameAddr> a = parseNameAddr("\"Alice \\\"A\\\" Smith\" <sip:alice@example.com;transport=tcp>;tag=88sja8x");
+  Result<NameAddr> a =
+      parseNameAddr("\"Alice \\\"A\\\" Smith\" <sip:alice@example.com;transport=tcp>;tag=88sja8x");
   ASSERT_TRUE(a.isOk()) << a.status().toString();
   EXPECT_TRUE(a->display_quoted);
   EXPECT_EQ(a->display_name, "Alice \\\"A\\\" Smith") << "quoted-pairs are left as written";
@@ -112,7 +115,8 @@ TEST(NameAddrTest, Defects) {
     return r.isOk() ? std::string("(parsed)") : r.status().message();
   };
   EXPECT_EQ(err("\"Mr. J. User <sip:j.user@example.com>"), "unterminated quoted string");
-  EXPECT_EQ(err("\"Watson, Thomas\" < sip:t.watson@example.org >"), "whitespace inside <addr-spec>");
+  EXPECT_EQ(err("\"Watson, Thomas\" < sip:t.watson@example.org >"),
+            "whitespace inside <addr-spec>");
   EXPECT_EQ(err("Bell, Alexander <sip:a.g.bell@example.com>;tag=43"), "missing URI scheme");
   EXPECT_EQ(err("sip:user@example.com?Route=%3Csip:sip.example.com%3E"),
             "a URI with headers must be enclosed in <>");
@@ -135,7 +139,8 @@ TEST(ContactTest, StarExpiresQInstanceRegId) {
 
   Result<std::vector<ContactValue>> r = parseContactList(
       "<sip:alice@192.0.2.10:51234;transport=tls;pn-provider=apns;pn-prid=00fc13adff78512%3a5a6c>"
-      ";+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-AABBCCDDEEFF>\";reg-id=1;expires=3600;q=0.7, "
+      ";+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-AABBCCDDEEFF>\";reg-id=1;expires=3600;q="
+      "0.7, "
       "\"Desk\" <sip:alice@[2001:db8::5]>;expires=0;q=1.000, sip:alice@192.0.2.11;q=0");
   ASSERT_TRUE(r.isOk()) << r.status().toString();
   ASSERT_EQ(r->size(), 3u);
@@ -169,8 +174,8 @@ TEST(ContactTest, PushParamsAsHeaderParams) {
 }
 
 TEST(ContactTest, OutOfRangeValuesAreAbsent) {
-  Result<std::vector<ContactValue>> r =
-      parseContactList("<sip:user@host129.example.com>\r\n  ;expires=280297596632815;q=1.5;reg-id=x");
+  Result<std::vector<ContactValue>> r = parseContactList(
+      "<sip:user@host129.example.com>\r\n  ;expires=280297596632815;q=1.5;reg-id=x");
   ASSERT_TRUE(r.isOk());
   EXPECT_FALSE(r->front().expires().has_value()) << "scalar02: overlarge expires";
   EXPECT_FALSE(r->front().q().has_value());
@@ -182,7 +187,8 @@ TEST(ContactTest, OutOfRangeValuesAreAbsent) {
 
 TEST(RouteTest, Lists) {
   Result<std::vector<NameAddr>> r = parseNameAddrList(
-      "<sip:p1.example.com;lr>,<sip:p2.example.com;lr;transport=tcp>\r\n , <sip:[2001:db8::1]:5061;lr>");
+      "<sip:p1.example.com;lr>,<sip:p2.example.com;lr;transport=tcp>\r\n , "
+      "<sip:[2001:db8::1]:5061;lr>");
   ASSERT_TRUE(r.isOk()) << r.status().toString();
   ASSERT_EQ(r->size(), 3u);
   EXPECT_TRUE((*r)[0].uri.hasLr());
@@ -214,9 +220,11 @@ TEST(ScalarHeadersTest, CSeqExpiresMaxForwardsTokens) {
   EXPECT_FALSE(parseMaxForwards("-1").isOk());
   EXPECT_FALSE(parseMaxForwards("7a").isOk());
 
-  Result<std::vector<std::string_view>> t = parseTokenList("nothingSupportsThis, nothingSupportsThisEither");
+  Result<std::vector<std::string_view>> t =
+      parseTokenList("nothingSupportsThis, nothingSupportsThisEither");
   ASSERT_TRUE(t.isOk());
-  EXPECT_EQ(*t, (std::vector<std::string_view>{"nothingSupportsThis", "nothingSupportsThisEither"}));
+  EXPECT_EQ(*t,
+            (std::vector<std::string_view>{"nothingSupportsThis", "nothingSupportsThisEither"}));
   EXPECT_TRUE(parseTokenList("")->empty());
   EXPECT_FALSE(parseTokenList("a,,b").isOk());
   EXPECT_FALSE(parseTokenList("a b").isOk());
@@ -225,8 +233,7 @@ TEST(ScalarHeadersTest, CSeqExpiresMaxForwardsTokens) {
 TEST(SplitHeaderListTest, RespectsQuotesAndAngles) {
   EXPECT_EQ(splitHeaderList("a, \"b,c\" <sip:x,y@z>;p=1 ,, d"),
             (std::vector<std::string_view>{"a", "\"b,c\" <sip:x,y@z>;p=1", "d"}));
-  EXPECT_EQ(splitHeaderList("\"x\\\",y\", z"),
-            (std::vector<std::string_view>{"\"x\\\",y\"", "z"}));
+  EXPECT_EQ(splitHeaderList("\"x\\\",y\", z"), (std::vector<std::string_view>{"\"x\\\",y\"", "z"}));
   EXPECT_TRUE(splitHeaderList(" , ").empty());
 }
 
@@ -278,7 +285,8 @@ TEST(TortureValuesTest, IntmethEscapesAndLongreq) {
   EXPECT_EQ(m.from()->tag(), "_token~1'+`*%!-.");
   EXPECT_NE(m.from()->param("fromParam''~+*_!.-%"), nullptr);
   EXPECT_EQ(m.callId(), "intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{");
-  EXPECT_EQ(m.find("extensionHeader-!.%*+_`'~")->value, "\xEF\xBB\xBF\xE5\xA4\xA7\xE5\x81\x9C\xE9\x9B\xBB");
+  EXPECT_EQ(m.find("extensionHeader-!.%*+_`'~")->value,
+            "\xEF\xBB\xBF\xE5\xA4\xA7\xE5\x81\x9C\xE9\x9B\xBB");
   EXPECT_EQ(*m.maxForwards(), 255);
 
   Message e = corpus("esc01");

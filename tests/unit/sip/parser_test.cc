@@ -11,8 +11,8 @@ using testing::parse;
 using testing::parseOk;
 using Kind = ParseOutcome::Kind;
 
-std::string options(std::initializer_list<std::string_view> extra, std::string_view start =
-                                                                      "OPTIONS sip:bob@example.com SIP/2.0") {
+std::string options(std::initializer_list<std::string_view> extra,
+                    std::string_view start = "OPTIONS sip:bob@example.com SIP/2.0") {
   std::vector<std::string_view> lines = {start,
                                          "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1",
                                          "From: <sip:a@example.com>;tag=1",
@@ -87,14 +87,11 @@ TEST(ParserTest, RequestFieldsAreViewsInWireOrder) {
 }
 
 TEST(ParserTest, FoldedLinesAndOddSpacing) {
-  Message m = parseOk(crlf({"OPTIONS sip:bob@example.com SIP/2.0",
-                            "Via  :\tSIP/2.0/UDP\r\n  192.0.2.1\r\n\t;branch=z9hG4bK1",
-                            "From:<sip:a@example.com>;tag=1",
-                            "To:\r\n <sip:bob@example.com>",
-                            "Call-ID:c1",
-                            "CSeq: 1\r\n OPTIONS",
-                            "X-Folded: one\r\n two\r\n\tthree   ",
-                            "l:0"}));
+  Message m =
+      parseOk(crlf({"OPTIONS sip:bob@example.com SIP/2.0",
+                    "Via  :\tSIP/2.0/UDP\r\n  192.0.2.1\r\n\t;branch=z9hG4bK1",
+                    "From:<sip:a@example.com>;tag=1", "To:\r\n <sip:bob@example.com>", "Call-ID:c1",
+                    "CSeq: 1\r\n OPTIONS", "X-Folded: one\r\n two\r\n\tthree   ", "l:0"}));
   EXPECT_EQ(m.topVia()->host, "192.0.2.1");
   EXPECT_EQ(m.topVia()->branch(), "z9hG4bK1");
   EXPECT_EQ(m.to()->uri.user, "bob");
@@ -140,17 +137,21 @@ TEST(ParserTest, RejectionsNameTheDefect) {
       {options({"Max-Forwards: 256"}), 400, "Bad Request - Conflicting Max-Forwards headers"},
       {options({}, "OPTIONS sip:bob@example.com;x=%G1 SIP/2.0"), 400,
        "Bad Request - Malformed Request-URI"},
-      {options({}, "OPTIONS sip:b%6Fb@exa%mple.com SIP/2.0"), 400, "Bad Request - Malformed Request-URI"},
+      {options({}, "OPTIONS sip:b%6Fb@exa%mple.com SIP/2.0"), 400,
+       "Bad Request - Malformed Request-URI"},
       {options({}, "OPTIONS sip:bob@example.com SIP/2.0 extra"), 400,
        "Bad Request - Malformed Request-Line"},
-      {options({}, "OPT\"IONS sip:bob@example.com SIP/2.0"), 400, "Bad Request - Malformed Request-Line"},
-      {options({}, "OPTIONS sip:bob@example.com SIP/2"), 400, "Bad Request - Malformed Request-Line"},
+      {options({}, "OPT\"IONS sip:bob@example.com SIP/2.0"), 400,
+       "Bad Request - Malformed Request-Line"},
+      {options({}, "OPTIONS sip:bob@example.com SIP/2"), 400,
+       "Bad Request - Malformed Request-Line"},
       {options({}, "OPTIONS sip:bob@example.com SIP/2.1"), 505, "Version Not Supported"},
       {options({}, "OPTIONS http://example.com/ SIP/2.0"), 416, "Unsupported URI Scheme"},
       {options({"Expires: -1"}), 400, "Bad Request - Malformed Expires"},
       {options({"Expires: 99999999999"}), 400, "Bad Request - Malformed Expires"},
       {options({"Route: <sip:p1.example.com;lr"}), 400, "Bad Request - Malformed Route"},
-      {options({"Record-Route: sip:p1.example.com;lr, <sip:x"}), 400, "Bad Request - Malformed Record-Route"},
+      {options({"Record-Route: sip:p1.example.com;lr, <sip:x"}), 400,
+       "Bad Request - Malformed Record-Route"},
       {options({"Proxy-Require: a b"}), 400, "Bad Request - Malformed Proxy-Require"},
       {options({"Contact: <sip:a@b>;expires=1, *"}), 400, "Bad Request - Malformed Contact"},
       {options({"Call-ID: other"}), 400, "Bad Request - Conflicting Call-ID headers"},
@@ -194,7 +195,8 @@ TEST(ParserTest, RejectionsNameTheDefect) {
 
 TEST(ParserTest, BareLineFeedsAreRejectedNotGuessed) {
   std::string lf = options({});
-  for (std::size_t i = lf.find("\r\n"); i != std::string::npos; i = lf.find("\r\n", i)) lf.erase(i, 1);
+  for (std::size_t i = lf.find("\r\n"); i != std::string::npos; i = lf.find("\r\n", i))
+    lf.erase(i, 1);
   ParseOutcome o = parse(lf);
   EXPECT_EQ(o.kind, Kind::kReject);
   EXPECT_EQ(o.reason, "Bad Request - Malformed line ending");
@@ -228,16 +230,16 @@ TEST(ParserTest, TolerancesThatKeepMessagesValid) {
   // "sip:" is case-insensitive in the version, the method is not (it is just unknown).
   EXPECT_EQ(parse(options({}, "OPTIONS sip:bob@example.com sip/2.0")).kind, Kind::kOk);
   // Body longer than Content-Length: truncated (datagram); no Content-Length: rest of datagram.
-  Message m = parseOk(crlf({"MESSAGE sip:bob@example.com SIP/2.0",
-                            "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1", "From: <sip:a@b>;tag=1",
-                            "To: <sip:bob@example.com>", "Call-ID: c", "CSeq: 2 MESSAGE",
-                            "Content-Type: text/plain", "Content-Length: 5"},
-                           "hello, trailing junk"));
+  Message m = parseOk(
+      crlf({"MESSAGE sip:bob@example.com SIP/2.0", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1",
+            "From: <sip:a@b>;tag=1", "To: <sip:bob@example.com>", "Call-ID: c", "CSeq: 2 MESSAGE",
+            "Content-Type: text/plain", "Content-Length: 5"},
+           "hello, trailing junk"));
   EXPECT_EQ(m.body(), "hello");
-  Message n = parseOk(crlf({"MESSAGE sip:bob@example.com SIP/2.0",
-                            "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1", "From: <sip:a@b>;tag=1",
-                            "To: <sip:bob@example.com>", "Call-ID: c", "CSeq: 2 MESSAGE"},
-                           "all of it"));
+  Message n = parseOk(
+      crlf({"MESSAGE sip:bob@example.com SIP/2.0", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1",
+            "From: <sip:a@b>;tag=1", "To: <sip:bob@example.com>", "Call-ID: c", "CSeq: 2 MESSAGE"},
+           "all of it"));
   EXPECT_EQ(n.body(), "all of it");
 }
 
@@ -272,10 +274,12 @@ TEST(ParseLimitsTest, EachLimitHasAClearOutcome) {
   ParseOutcome wide = parse(options({"X-Long: " + std::string(80, 'b')}), narrow);
   EXPECT_EQ(wide.status_code, 513);
   EXPECT_EQ(wide.drop_reason, "line longer than 64 bytes");
-  ParseOutcome folded = parse(options({"X-Folded: " + std::string(40, 'b') + "\r\n " + std::string(40, 'c')}), narrow);
+  ParseOutcome folded = parse(
+      options({"X-Folded: " + std::string(40, 'b') + "\r\n " + std::string(40, 'c')}), narrow);
   EXPECT_EQ(folded.status_code, 513);
   EXPECT_EQ(folded.drop_reason, "header field longer than 64 bytes");
-  ParseOutcome long_start = parse(options({}, "OPTIONS sip:" + std::string(100, 'u') + "@example.com SIP/2.0"), narrow);
+  ParseOutcome long_start =
+      parse(options({}, "OPTIONS sip:" + std::string(100, 'u') + "@example.com SIP/2.0"), narrow);
   EXPECT_EQ(long_start.kind, Kind::kDrop);
 
   // A limit hit before Via/CSeq were seen cannot be answered.

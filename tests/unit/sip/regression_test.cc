@@ -28,8 +28,9 @@ TEST(FuzzRegressionTest, ReproducersStayFixed) {
 }
 
 TEST(FuzzRegressionTest, SeedCorpusPassesTheFuzzInvariants) {
-  EXPECT_GE(replayDirectory(std::filesystem::path(SIPWAKE_FUZZ_REGRESSIONS_DIR).parent_path() / "corpus"),
-            60u);
+  EXPECT_GE(
+      replayDirectory(std::filesystem::path(SIPWAKE_FUZZ_REGRESSIONS_DIR).parent_path() / "corpus"),
+      60u);
 }
 
 }  // namespace

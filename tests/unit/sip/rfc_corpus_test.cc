@@ -17,9 +17,9 @@ using Kind = ParseOutcome::Kind;
 
 struct Expectation {
   Kind kind;
-  int code = 0;                   // kReject
-  std::string_view reason = {};   // kReject: exact reason phrase
-  std::string_view why = {};      // what the RFC says, for the failure message
+  int code = 0;                  // kReject
+  std::string_view reason = {};  // kReject: exact reason phrase
+  std::string_view why = {};     // what the RFC says, for the failure message
 };
 
 Expectation ok(std::string_view why = {}) { return {Kind::kOk, 0, {}, why}; }
@@ -46,8 +46,8 @@ const std::map<std::string, Expectation>& rfc4475() {
       {"noreason", ok("3.1.1.13 empty reason phrase")},
       // §3.1.2 invalid messages.
       {"badinv01", reject(400, "Bad Request - Malformed Via", "3.1.2.1 extraneous separators")},
-      {"clerr", reject(400, "Bad Request - Content-Length larger than body",
-                       "3.1.2.2 over UDP: 400")},
+      {"clerr",
+       reject(400, "Bad Request - Content-Length larger than body", "3.1.2.2 over UDP: 400")},
       {"ncl", reject(400, "Bad Request - Negative Content-Length", "3.1.2.3 respond with error")},
       {"scalar02", reject(400, "Bad Request - Malformed CSeq", "3.1.2.4 400 due to CSeq")},
       {"scalarlg", drop("3.1.2.5 response: discard")},
@@ -57,8 +57,9 @@ const std::map<std::string, Expectation>& rfc4475() {
       {"lwsstart", reject(400, "Bad Request - Malformed Request-Line", "3.1.2.9 multiple SP")},
       {"trws", reject(400, "Bad Request - Malformed Request-Line",
                       "3.1.2.10 trailing SP: rejecting is reasonable")},
-      {"escruri", reject(400, "Bad Request - Request-URI contains headers",
-                         "3.1.2.11 reject, or ignore the headers; a proxy must never forward them")},
+      {"escruri",
+       reject(400, "Bad Request - Request-URI contains headers",
+              "3.1.2.11 reject, or ignore the headers; a proxy must never forward them")},
       {"baddate", ok("3.1.2.12 may ignore a Date it does not use (we never use Date)")},
       {"regbadct", reject(400, "Bad Request - Malformed Contact",
                           "3.1.2.13 name-addr URI with headers not in <>: 400 is reasonable")},
@@ -82,8 +83,8 @@ const std::map<std::string, Expectation>& rfc4475() {
       {"invut", ok("3.3.6 parses; a UAS would answer 415")},
       {"regaut01", ok("3.3.7 parses; the registrar challenges")},
       {"multi01", reject(400, "Bad Request - Conflicting CSeq headers", "3.3.8 400")},
-      {"mcl01", reject(400, "Bad Request - Conflicting Content-Length headers",
-                       "3.3.9 over UDP: 400")},
+      {"mcl01",
+       reject(400, "Bad Request - Conflicting Content-Length headers", "3.3.9 over UDP: 400")},
       {"bcast", ok("3.3.10 parses; not forwarded to a broadcast address (proxy layer)")},
       {"zeromf", ok("3.3.11 parses; Max-Forwards 0 is the proxy's 483")},
       {"cparam01", ok("3.3.12 contact header parameter")},

@@ -42,17 +42,17 @@ TEST(SerializerTest, UneditedMessagesAreByteIdentical) {
 }
 
 TEST(SerializerTest, ContentLengthIsNormalisedOnlyWhenNeeded) {
-  const std::string missing = crlf({"MESSAGE sip:bob@example.com SIP/2.0",
-                                    "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1", "From: <sip:a@b>;tag=1",
-                                    "To: <sip:bob@example.com>", "Call-ID: c", "CSeq: 2 MESSAGE"},
-                                   "hello");
+  const std::string missing =
+      crlf({"MESSAGE sip:bob@example.com SIP/2.0", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1",
+            "From: <sip:a@b>;tag=1", "To: <sip:bob@example.com>", "Call-ID: c", "CSeq: 2 MESSAGE"},
+           "hello");
   const std::string wire = parseOk(missing).serialize();
   EXPECT_NE(wire.find("\r\nContent-Length: 5\r\n\r\nhello"), std::string::npos) << wire;
-  const std::string truncated = crlf({"MESSAGE sip:bob@example.com SIP/2.0",
-                                      "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1",
-                                      "From: <sip:a@b>;tag=1", "To: <sip:bob@example.com>",
-                                      "Call-ID: c", "CSeq: 2 MESSAGE", "l: 3", "Content-Length: 3"},
-                                     "abcdef");
+  const std::string truncated =
+      crlf({"MESSAGE sip:bob@example.com SIP/2.0", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1",
+            "From: <sip:a@b>;tag=1", "To: <sip:bob@example.com>", "Call-ID: c", "CSeq: 2 MESSAGE",
+            "l: 3", "Content-Length: 3"},
+           "abcdef");
   const std::string w2 = parseOk(truncated).serialize();
   EXPECT_TRUE(w2.ends_with("CSeq: 2 MESSAGE\r\nl: 3\r\n\r\nabc"))
       << w2 << " (duplicates collapse, the body is truncated)";
@@ -77,17 +77,19 @@ TEST(EditTest, PushAndPopVia) {
 }
 
 TEST(EditTest, PopViaRemovesOnlyTheTopValueOfACommaList) {
-  Message m = parseOk(crlf({"SIP/2.0 200 OK",
-                            "v: SIP/2.0/UDP p1.example.com;branch=z9hG4bKa , SIP/2.0/TCP "
-                            "p2.example.com;branch=z9hG4bKb,SIP/2.0/UDP ua.example.com;branch=z9hG4bKc",
-                            "Via: SIP/2.0/UDP last.example.com;branch=z9hG4bKd",
-                            "From: <sip:a@b>;tag=1", "To: <sip:a@b>;tag=2", "Call-ID: c", "CSeq: 1 INVITE",
-                            "Content-Length: 0"}));
+  Message m =
+      parseOk(crlf({"SIP/2.0 200 OK",
+                    "v: SIP/2.0/UDP p1.example.com;branch=z9hG4bKa , SIP/2.0/TCP "
+                    "p2.example.com;branch=z9hG4bKb,SIP/2.0/UDP ua.example.com;branch=z9hG4bKc",
+                    "Via: SIP/2.0/UDP last.example.com;branch=z9hG4bKd", "From: <sip:a@b>;tag=1",
+                    "To: <sip:a@b>;tag=2", "Call-ID: c", "CSeq: 1 INVITE", "Content-Length: 0"}));
   m.popVia();
   ASSERT_EQ(m.vias()->size(), 3u);
   EXPECT_EQ(m.topVia()->host, "p2.example.com");
   const std::vector<std::string> lines = headerLines(m.serialize());
-  EXPECT_EQ(lines[0], "v: SIP/2.0/TCP p2.example.com;branch=z9hG4bKb,SIP/2.0/UDP ua.example.com;branch=z9hG4bKc");
+  EXPECT_EQ(
+      lines[0],
+      "v: SIP/2.0/TCP p2.example.com;branch=z9hG4bKb,SIP/2.0/UDP ua.example.com;branch=z9hG4bKc");
   m.popVia();
   m.popVia();
   EXPECT_EQ(m.topVia()->host, "last.example.com");
@@ -121,9 +123,10 @@ TEST(EditTest, RecordRouteMaxForwardsSetRemoveAppend) {
 }
 
 TEST(EditTest, DecrementCollapsesIdenticalDuplicates) {
-  Message m = parseOk(crlf({"OPTIONS sip:b@example.com SIP/2.0", "Via: SIP/2.0/UDP h;branch=z9hG4bK1",
-                            "Max-Forwards: 3", "From: <sip:a@b>;tag=1", "To: <sip:b@example.com>",
-                            "Call-ID: c", "CSeq: 1 OPTIONS", "Max-Forwards: 3", "l: 0"}));
+  Message m =
+      parseOk(crlf({"OPTIONS sip:b@example.com SIP/2.0", "Via: SIP/2.0/UDP h;branch=z9hG4bK1",
+                    "Max-Forwards: 3", "From: <sip:a@b>;tag=1", "To: <sip:b@example.com>",
+                    "Call-ID: c", "CSeq: 1 OPTIONS", "Max-Forwards: 3", "l: 0"}));
   m.decrementMaxForwards();
   Message r = reparse(m);
   EXPECT_EQ(r.count(HeaderId::kMaxForwards), 1u);
@@ -136,7 +139,8 @@ TEST(EditTest, SetBodyAndRequestUri) {
   m.setBody("text/plain", "hi");
   EXPECT_EQ(m.requestUri().port, 51234);
   const std::string wire = m.serialize();
-  EXPECT_EQ(wire.substr(0, wire.find("\r\n")), "REGISTER sip:alice@192.0.2.10:51234;transport=tls SIP/2.0");
+  EXPECT_EQ(wire.substr(0, wire.find("\r\n")),
+            "REGISTER sip:alice@192.0.2.10:51234;transport=tls SIP/2.0");
   Message r = reparse(m);
   EXPECT_EQ(r.body(), "hi");
   EXPECT_EQ(r.find(HeaderId::kContentType)->value, "text/plain");
@@ -165,10 +169,11 @@ TEST(BuilderTest, RequestsAndResponses) {
   req.appendHeader("To", "<sip:bob@example.com>");
   req.appendHeader("Call-ID", "k1");
   req.appendHeader("CSeq", "1 OPTIONS");
-  EXPECT_EQ(req.serialize(),
-            crlf({"OPTIONS sip:bob@example.com SIP/2.0", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKb1",
-                  "Max-Forwards: 70", "From: <sip:sipwake@example.com>;tag=t1",
-                  "To: <sip:bob@example.com>", "Call-ID: k1", "CSeq: 1 OPTIONS", "Content-Length: 0"}));
+  EXPECT_EQ(
+      req.serialize(),
+      crlf({"OPTIONS sip:bob@example.com SIP/2.0", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKb1",
+            "Max-Forwards: 70", "From: <sip:sipwake@example.com>;tag=t1",
+            "To: <sip:bob@example.com>", "Call-ID: k1", "CSeq: 1 OPTIONS", "Content-Length: 0"}));
   Message r = reparse(req);
   EXPECT_EQ(r.method(), Method::kOptions);
 
@@ -180,7 +185,8 @@ TEST(BuilderTest, RequestsAndResponses) {
 
 TEST(MakeResponseToTest, CopiesPerRfc3261Section8_2_6_2) {
   std::string input = testing::typicalInvite();
-  input.insert(input.find("CSeq:"), "v: SIP/2.0/UDP 198.51.100.1;branch=z9hG4bKsecond\r\nTimestamp: 54\r\n");
+  input.insert(input.find("CSeq:"),
+               "v: SIP/2.0/UDP 198.51.100.1;branch=z9hG4bKsecond\r\nTimestamp: 54\r\n");
   ParseOutcome o = parseMessage(input, ParseLimits{});
   ASSERT_EQ(o.kind, ParseOutcome::Kind::kOk);
   const Message& req = *o.message;
@@ -203,9 +209,9 @@ TEST(MakeResponseToTest, CopiesPerRfc3261Section8_2_6_2) {
   EXPECT_EQ(trying.find(HeaderId::kTimestamp)->value, "54");
 
   // A To that already has a tag keeps it.
-  Message in_dialog = parseOk(crlf({"BYE sip:a@b SIP/2.0", "Via: SIP/2.0/UDP h;branch=z9hG4bK1",
-                                    "From: <sip:a@b>;tag=1", "To: <sip:c@d>;tag=existing",
-                                    "Call-ID: c", "CSeq: 2 BYE", "l: 0"}));
+  Message in_dialog = parseOk(
+      crlf({"BYE sip:a@b SIP/2.0", "Via: SIP/2.0/UDP h;branch=z9hG4bK1", "From: <sip:a@b>;tag=1",
+            "To: <sip:c@d>;tag=existing", "Call-ID: c", "CSeq: 2 BYE", "l: 0"}));
   EXPECT_EQ(makeResponseTo(in_dialog, 200, "OK", "new").to()->tag(), "existing");
 }
 

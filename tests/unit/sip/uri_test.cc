@@ -17,7 +17,9 @@ std::string errorOf(std::string_view text) {
 }
 
 TEST(UriTest, FullSipUri) {
-  Uri u = mustParse("sips:alice:secret@[2001:db8::1]:5061;transport=tls;lr;maddr=239.0.0.1?subject=hi%20there&priority=urgent");
+  Uri u = mustParse(
+      "sips:alice:secret@[2001:db8::1]:5061;transport=tls;lr;maddr=239.0.0.1?subject=hi%20there&"
+      "priority=urgent");
   EXPECT_EQ(u.scheme, Uri::Scheme::kSips);
   EXPECT_EQ(u.scheme_text, "sips");
   EXPECT_EQ(u.user, "alice");
@@ -54,7 +56,8 @@ TEST(UriTest, MinimalForms) {
 TEST(UriTest, UserPartWithReservedCharactersAndEscapes) {
   // RFC 4475 intmeth: user and password with every allowed mark.
   Uri u = mustParse(
-      "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com");
+      "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/"
+      ";;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com");
   EXPECT_EQ(u.user, "1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*");
   EXPECT_EQ(u.password, "&it+has=1,weird!*pas$wo~d_too.(doesn't-it)");
   EXPECT_EQ(u.host, "example.com");
@@ -71,7 +74,8 @@ TEST(UriTest, UserPartWithReservedCharactersAndEscapes) {
 
 TEST(UriTest, PushParametersWithEscapes) {
   Uri u = mustParse(
-      "sip:alice@192.0.2.10:51234;transport=tls;pn-provider=apns;pn-param=ABCD1234.com.example.voip;"
+      "sip:alice@192.0.2.10:51234;transport=tls;pn-provider=apns;pn-param=ABCD1234.com.example."
+      "voip;"
       "pn-prid=00fc13adff78512%3a5a6c");
   ASSERT_NE(u.param("pn-prid"), nullptr);
   EXPECT_EQ(u.param("pn-prid")->value, "00fc13adff78512%3a5a6c");
@@ -101,8 +105,8 @@ TEST(UriTest, Rfc5118Ipv6References) {
   Uri b = mustParse("sip:[2001:db8::10]:5070");  // §4.4
   EXPECT_EQ(b.host, "[2001:db8::10]");
   EXPECT_EQ(b.port, 5070);
-  EXPECT_EQ(mustParse("sip:user@[::ffff:192.0.2.10]:19823").port, 19823);  // §4.9
-  EXPECT_TRUE(parseUri("sip:user@[2001:db8:::192.0.2.1]").isOk());          // §4.10 tolerated
+  EXPECT_EQ(mustParse("sip:user@[::ffff:192.0.2.10]:19823").port, 19823);     // §4.9
+  EXPECT_TRUE(parseUri("sip:user@[2001:db8:::192.0.2.1]").isOk());            // §4.10 tolerated
   EXPECT_EQ(errorOf("sip:2001:db8::10"), "IPv6 address not enclosed in []");  // §4.2
 }
 
@@ -162,8 +166,8 @@ bool equivalent(std::string_view a, std::string_view b) {
 
 TEST(UriTest, EquivalentPerRfc3261Section19_1_4) {
   // The RFC's own examples of equivalent URIs.
-  EXPECT_TRUE(equivalent("sip:%61lice@atlanta.com;transport=TCP",
-                         "sip:alice@AtLanTa.CoM;Transport=tcp"));
+  EXPECT_TRUE(
+      equivalent("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp"));
   EXPECT_TRUE(equivalent("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"));
   EXPECT_TRUE(equivalent("sip:carol@chicago.com", "sip:carol@chicago.com;security=on"));
   EXPECT_TRUE(equivalent("sip:carol@chicago.com;newparam=5", "sip:carol@chicago.com;security=on"));
@@ -172,7 +176,8 @@ TEST(UriTest, EquivalentPerRfc3261Section19_1_4) {
   EXPECT_TRUE(equivalent("sip:alice@atlanta.com?subject=project%20x&priority=urgent",
                          "sip:alice@atlanta.com?priority=urgent&subject=project%20x"));
   // ... and of URIs that are not.
-  EXPECT_FALSE(equivalent("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"));
+  EXPECT_FALSE(
+      equivalent("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"));
   EXPECT_FALSE(equivalent("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"));
   EXPECT_FALSE(equivalent("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"));
   EXPECT_FALSE(equivalent("sip:bob@biloxi.com", "sip:bob@biloxi.com:6000;transport=tcp"));

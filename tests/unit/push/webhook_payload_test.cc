@@ -1,0 +1,109 @@
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "push/payload.h"
+#include "push/webhook.h"
+#include "test_util.h"
+
+namespace sipwake::push {
+namespace {
+
+using Json = nlohmann::json;
+
+TEST(Payload, DeterministicCallUuid) {
+  std::string a = deriveCallUuid("c1@host", "sip:bob@example.com", "salt");
+  EXPECT_EQ(a, deriveCallUuid("c1@host", "sip:bob@example.com", "salt"));  // call and cancel agree
+  EXPECT_NE(a, deriveCallUuid("c2@host", "sip:bob@example.com", "salt"));
+  EXPECT_NE(a, deriveCallUuid("c1@host", "sip:carol@example.com", "salt"));
+  EXPECT_NE(a, deriveCallUuid("c1@host", "sip:bob@example.com", "other"));
+  // No ambiguity from concatenation.
+  EXPECT_NE(deriveCallUuid("ab", "c"), deriveCallUuid("a", "bc"));
+  ASSERT_EQ(a.size(), 36u);
+  EXPECT_EQ(a[8], '-');
+  EXPECT_EQ(a[14], '8');                                          // version 8
+  EXPECT_NE(std::string("89ab").find(a[19]), std::string::npos);  // variant 10xx
+}
+
+TEST(Payload, RandomUuidV4) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 100; ++i) {
+    std::string u = randomUuidV4();
+    ASSERT_EQ(u.size(), 36u);
+    EXPECT_EQ(u[14], '4');
+    EXPECT_NE(std::string("89ab").find(u[19]), std::string::npos);
+    seen.insert(u);
+  }
+  EXPECT_EQ(seen.size(), 100u);
+}
+
+TEST(Payload, TruncateUtf8) {
+  EXPECT_EQ(truncateUtf8("abc", 5), "abc");
+  EXPECT_EQ(truncateUtf8("abcdef", 3), "abc");
+  std::string e = "a\xc3\xa9z";        // a é z
+  EXPECT_EQ(truncateUtf8(e, 2), "a");  // never half a character
+  EXPECT_EQ(truncateUtf8(e, 3), "a\xc3\xa9");
+  EXPECT_EQ(truncateUtf8("\xe2\x82\xac\xe2\x82\xac", 4), "\xe2\x82\xac");
+}
+
+TEST(Payload, EventNames) {
+  EXPECT_EQ(callEventName(CallEventKind::kCall), "call");
+  EXPECT_EQ(callEventName(CallEventKind::kCancel), "cancel");
+  EXPECT_EQ(callEventName(CallEventKind::kMissed), "missed");
+  EXPECT_EQ(callEventName(CallEventKind::kAnsweredElsewhere), "answered_elsewhere");
+}
+
+TEST(Webhook, DocumentedBody) {
+  auto r = testing::parse(";pn-provider=apns;pn-param=ABCD123456.com.example.phone.voip;pn-prid=" +
+                          testing::hexToken());
+  ASSERT_TRUE(r.isOk());
+  const PushBinding& b = *r.value();
+  CallEvent ev;
+  ev.kind = CallEventKind::kCancel;
+  ev.call_id = "c1@host";
+  ev.call_uuid = deriveCallUuid(ev.call_id, "sip:bob@example.com");
+  ev.caller_uri = "sip:alice@example.com";
+  ev.caller_display_name = "Alice \"quoted\"\n";
+  ev.callee_aor = "sip:bob@example.com";
+  ev.sent_at_ms = 1700000000123;
+  Json body = Json::parse(webhook::buildBody(b, ev));
+  Json expected = {
+      {"version", 1},
+      {"event", "cancel"},
+      {"call_id", "c1@host"},
+      {"call_uuid", ev.call_uuid},
+      {"caller", {{"uri", "sip:alice@example.com"}, {"display_name", "Alice \"quoted\"\n"}}},
+      {"callee_aor", "sip:bob@example.com"},
+      {"provider", "apns"},
+      {"sandbox", false},
+      {"app",
+       {{"id", "com.example.phone"},
+        {"team_id", "ABCD123456"},
+        {"project_id", ""},
+        {"apns_topic", "com.example.phone.voip"}}},
+      {"tokens", {{"voip", testing::hexToken()}, {"message", ""}}},
+      {"device_key", b.deviceKey()},
+      {"sent_at", 1700000000123},
+  };
+  EXPECT_EQ(body, expected);
+  PushRequest req = webhook::buildRequest(b, ev, "hooks.example.net", "/push", "s3cret");
+  EXPECT_EQ(req.authority, "hooks.example.net");
+  EXPECT_EQ(req.path, "/push");
+  EXPECT_EQ(req.header("authorization"), "Bearer s3cret");
+  EXPECT_EQ(req.header("content-type"), "application/json");
+  EXPECT_EQ(webhook::buildRequest(b, ev, "h", "/", "").header("authorization"), "");
+}
+
+TEST(Webhook, StatusActions) {
+  EXPECT_EQ(webhook::actionForStatus(200), PushAction::kOk);
+  EXPECT_EQ(webhook::actionForStatus(204), PushAction::kOk);
+  EXPECT_EQ(webhook::actionForStatus(410), PushAction::kRemoveBinding);
+  EXPECT_EQ(webhook::actionForStatus(404), PushAction::kRemoveBinding);
+  EXPECT_EQ(webhook::actionForStatus(401), PushAction::kFatalConfig);
+  EXPECT_EQ(webhook::actionForStatus(429), PushAction::kRetry);
+  EXPECT_EQ(webhook::actionForStatus(503), PushAction::kRetry);
+  EXPECT_EQ(webhook::actionForStatus(400), PushAction::kDrop);
+}
+
+}  // namespace
+}  // namespace sipwake::push
