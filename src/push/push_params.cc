@@ -588,7 +588,11 @@ PushParamsResult parsePushParams(std::span<const RawParam> params, const ServesF
       pnsreg = true;
       continue;
     }
-    bool known = iequals(p.name, kPushTokenId) || isPushParamName(p.name);
+    // Only names we interpret are read (so a reason phrase only ever names one of them); other
+    // "pn-*" names are merely stripped when forwarding.
+    bool known = iequals(p.name, kPushTokenId) ||
+                 std::any_of(kKnownNames.begin(), kKnownNames.end(),
+                             [&p](std::string_view k) { return iequals(p.name, k); });
     if (!known) continue;
     std::string name = toLower(p.name);
     if (p.value.size() > kMaxValueLen) return bad(name, "too long");

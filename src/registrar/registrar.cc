@@ -28,7 +28,9 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-bool isSupportedTag(std::string_view tag) { return iequals(tag, "path") || iequals(tag, "outbound"); }
+bool isSupportedTag(std::string_view tag) {
+  return iequals(tag, "path") || iequals(tag, "outbound");
+}
 
 // "1000" -> "" (q=1 is the default and not written), 500 -> "0.5", 0 -> "0", 125 -> "0.125".
 std::string formatQ(int q_milli) {
@@ -92,8 +94,8 @@ struct Registrar::Pending {
   std::string call_id;
   std::uint32_t cseq = 0;
   SysSeconds now{};
-  bool outbound = false;     // reg-id honoured: answer with Require: outbound
-  std::string path_echo;     // Path values to copy into the 200 (UA supports path)
+  bool outbound = false;  // reg-id honoured: answer with Require: outbound
+  std::string path_echo;  // Path values to copy into the 200 (UA supports path)
 };
 
 Registrar::Registrar(RegistrarConfig config, Services services,
@@ -408,9 +410,10 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
 
   // Steps 7-8: write, then answer from the store's completion.
   pending->request.emplace(std::move(received));
-  services_.locations.applyRegistration(
-      std::move(change), reply_on_,
-      [this, pending](Result<std::vector<Binding>> result) { finish(*pending, std::move(result)); });
+  services_.locations.applyRegistration(std::move(change), reply_on_,
+                                        [this, pending](Result<std::vector<Binding>> result) {
+                                          finish(*pending, std::move(result));
+                                        });
 }
 
 void Registrar::finish(Pending& p, Result<std::vector<Binding>> result) {

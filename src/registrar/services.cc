@@ -23,8 +23,7 @@ Result<std::string> canonicalAor(const sip::Uri& uri) {
 }
 
 auth::CredentialLookup credentialLookup(const location::UserStore& users) {
-  return [&users](std::string_view user,
-                  std::string_view realm) -> std::optional<auth::UserHa1> {
+  return [&users](std::string_view user, std::string_view realm) -> std::optional<auth::UserHa1> {
     std::optional<location::UserCredentials> c = users.lookup(user, realm);
     if (!c) return std::nullopt;
     auth::UserHa1 h;

@@ -418,6 +418,9 @@ class ProxyContext final : public transaction::ServerTransactionUser,
       return;
     }
     proxy_.stats_.forwarded.inc();
+    SW_LOG_DEBUG("proxy: context {} branch {}: {} to {}:{} flow {}", id_, b.index,
+                 (*sent)->request().methodText(), transport::protocolName(hop.protocol),
+                 hop.remote.toString(), hop.flow);
     b.tx = *sent;
     b.state = BranchState::kCalling;
     ++live_clients_;

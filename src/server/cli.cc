@@ -67,8 +67,8 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
   user_add->add_option("USER@DOMAIN", user_aor)->required();
   CLI::App* user_del = user->add_subcommand("del", "Delete USER@DOMAIN");
   user_del->add_option("USER@DOMAIN", user_aor)->required();
-  CLI::App* user_passwd = user->add_subcommand(
-      "passwd", "Set the password of USER@DOMAIN (read like `add` does)");
+  CLI::App* user_passwd =
+      user->add_subcommand("passwd", "Set the password of USER@DOMAIN (read like `add` does)");
   user_passwd->add_option("USER@DOMAIN", user_aor)->required();
   CLI::App* user_list = user->add_subcommand("list", "List users, of DOMAIN only if given");
   user_list->add_option("DOMAIN", list_domain);
@@ -112,7 +112,8 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
     cl.action = CommandLine::Action::kUser;
     if (user_list->parsed()) {
       cl.user_command = CommandLine::UserCommand::kList;
-      for (char& c : list_domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      for (char& c : list_domain)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       cl.user_domain = list_domain;
       return cl;
     }
@@ -129,7 +130,8 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
     }
     cl.user = user_aor.substr(0, at);
     cl.user_domain = user_aor.substr(at + 1);
-    for (char& c : cl.user_domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : cl.user_domain)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return cl;
   }
   for (const auto& d : domains) {

@@ -408,7 +408,8 @@ void parseAuth(const toml::table& t, Config& c, Checker& check) {
       if (auto v = check.integer(n, w, lo, hi)) out = static_cast<std::uint32_t>(*v);
     };
   };
-  auto strings = [&](const toml::node& n, const std::string& w) -> std::optional<std::vector<std::string>> {
+  auto strings = [&](const toml::node& n,
+                     const std::string& w) -> std::optional<std::vector<std::string>> {
     const auto* arr = n.as_array();
     if (arr == nullptr) {
       check.error(n, w, "expected an array of strings, got " + describe(n));
@@ -423,102 +424,104 @@ void parseAuth(const toml::table& t, Config& c, Checker& check) {
     return out;
   };
   auto& a = c.auth;
-  check.walk(
-      t, "[auth]",
-      {{"algorithms",
-        [&](const toml::node& n, const std::string& w) {
-          auto list = strings(n, w);
-          if (!list) return;
-          if (list->empty()) {
-            check.error(n, w, "must name at least one algorithm (\"SHA-256\", \"MD5\")");
-            return;
-          }
-          std::vector<std::string> out;
-          for (const auto& s : *list) {
-            std::string canon = lowerAscii(s) == "sha-256" ? "SHA-256"
-                                : lowerAscii(s) == "md5"   ? "MD5"
-                                                           : "";
-            if (canon.empty()) {
-              check.error(n, w, "unknown algorithm \"" + s + "\" (expected \"SHA-256\" or \"MD5\")");
-              return;
-            }
-            if (std::find(out.begin(), out.end(), canon) != out.end()) {
-              check.error(n, w, "algorithm \"" + canon + "\" listed twice");
-              return;
-            }
-            out.push_back(canon);
-          }
-          a.algorithms = std::move(out);
-        }},
-       {"nonce_ttl", u32(a.nonce_ttl_s, 10, 86400)},
-       {"trusted_peers",
-        [&](const toml::node& n, const std::string& w) {
-          auto list = strings(n, w);
-          if (!list) return;
-          auto parsed = auth::TrustedPeers::parse(*list);
-          if (!parsed.isOk()) {
-            check.error(n, w, parsed.status().message());
-            return;
-          }
-          a.trusted_peers = std::move(*list);
-        }},
-       {"require_auth_for_register",
-        [&](const toml::node& n, const std::string& w) {
-          const auto* b = n.as_boolean();
-          if (b == nullptr) {
-            check.error(n, w, "expected true or false, got " + describe(n));
-            return;
-          }
-          a.require_auth_for_register = b->get();
-        }},
-       {"max_failures", u32(a.max_failures, 0, 1000000)},
-       {"failure_window", u32(a.failure_window_s, 1, 86400)},
-       {"block", u32(a.block_s, 1, 86400)},
-       {"user_reload_interval", u32(a.user_reload_interval_s, 0, 86400)}});
+  check.walk(t, "[auth]",
+             {{"algorithms",
+               [&](const toml::node& n, const std::string& w) {
+                 auto list = strings(n, w);
+                 if (!list) return;
+                 if (list->empty()) {
+                   check.error(n, w, "must name at least one algorithm (\"SHA-256\", \"MD5\")");
+                   return;
+                 }
+                 std::vector<std::string> out;
+                 for (const auto& s : *list) {
+                   std::string canon = lowerAscii(s) == "sha-256" ? "SHA-256"
+                                       : lowerAscii(s) == "md5"   ? "MD5"
+                                                                  : "";
+                   if (canon.empty()) {
+                     check.error(
+                         n, w, "unknown algorithm \"" + s + "\" (expected \"SHA-256\" or \"MD5\")");
+                     return;
+                   }
+                   if (std::find(out.begin(), out.end(), canon) != out.end()) {
+                     check.error(n, w, "algorithm \"" + canon + "\" listed twice");
+                     return;
+                   }
+                   out.push_back(canon);
+                 }
+                 a.algorithms = std::move(out);
+               }},
+              {"nonce_ttl", u32(a.nonce_ttl_s, 10, 86400)},
+              {"trusted_peers",
+               [&](const toml::node& n, const std::string& w) {
+                 auto list = strings(n, w);
+                 if (!list) return;
+                 auto parsed = auth::TrustedPeers::parse(*list);
+                 if (!parsed.isOk()) {
+                   check.error(n, w, parsed.status().message());
+                   return;
+                 }
+                 a.trusted_peers = std::move(*list);
+               }},
+              {"require_auth_for_register",
+               [&](const toml::node& n, const std::string& w) {
+                 const auto* b = n.as_boolean();
+                 if (b == nullptr) {
+                   check.error(n, w, "expected true or false, got " + describe(n));
+                   return;
+                 }
+                 a.require_auth_for_register = b->get();
+               }},
+              {"max_failures", u32(a.max_failures, 0, 1000000)},
+              {"failure_window", u32(a.failure_window_s, 1, 86400)},
+              {"block", u32(a.block_s, 1, 86400)},
+              {"user_reload_interval", u32(a.user_reload_interval_s, 0, 86400)}});
 }
 
 void parseProxy(const toml::table& t, Config& c, Checker& check) {
   auto& p = c.proxy;
-  check.walk(
-      t, "[proxy]",
-      {{"outbound_proxy",
-        [&](const toml::node& n, const std::string& w) {
-          auto v = check.string(n, w, true);
-          if (!v) return;
-          if (!v->empty()) {
-            // "host:port" is short for "sip:host:port".
-            bool has_scheme = v->rfind("sip:", 0) == 0 || v->rfind("sips:", 0) == 0;
-            auto uri = sip::parseUri(has_scheme ? *v : "sip:" + *v);
-            if (!uri.isOk() || !uri->isSipOrSips() || !uri->user.empty()) {
-              check.error(n, w, "expected host[:port] or a sip:/sips: URI, got " + describe(n));
-              return;
-            }
-          }
-          p.outbound_proxy = *v;
-        }},
-       {"timer_c",
-        [&](const toml::node& n, const std::string& w) {
-          if (auto v = check.integer(n, w, 1, 86400)) p.timer_c_s = static_cast<std::uint32_t>(*v);
-        }},
-       {"max_forks",
-        [&](const toml::node& n, const std::string& w) {
-          if (auto v = check.integer(n, w, 1, 1024)) p.max_forks = static_cast<std::uint32_t>(*v);
-        }},
-       {"record_route",
-        [&](const toml::node& n, const std::string& w) {
-          auto v = check.string(n, w, false);
-          if (!v) return;
-          if (*v == "always") {
-            p.record_route = true;
-          } else if (*v == "never") {
-            p.record_route = false;
-          } else {
-            check.error(n, w, "expected \"always\" or \"never\", got " + describe(n));
-          }
-        }},
-       {"advertised_host", [&](const toml::node& n, const std::string& w) {
-          if (auto v = check.string(n, w, true)) p.advertised_host = *v;
-        }}});
+  check.walk(t, "[proxy]",
+             {{"outbound_proxy",
+               [&](const toml::node& n, const std::string& w) {
+                 auto v = check.string(n, w, true);
+                 if (!v) return;
+                 if (!v->empty()) {
+                   // "host:port" is short for "sip:host:port".
+                   bool has_scheme = v->rfind("sip:", 0) == 0 || v->rfind("sips:", 0) == 0;
+                   auto uri = sip::parseUri(has_scheme ? *v : "sip:" + *v);
+                   if (!uri.isOk() || !uri->isSipOrSips() || !uri->user.empty()) {
+                     check.error(n, w,
+                                 "expected host[:port] or a sip:/sips: URI, got " + describe(n));
+                     return;
+                   }
+                 }
+                 p.outbound_proxy = *v;
+               }},
+              {"timer_c",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.integer(n, w, 1, 86400))
+                   p.timer_c_s = static_cast<std::uint32_t>(*v);
+               }},
+              {"max_forks",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.integer(n, w, 1, 1024))
+                   p.max_forks = static_cast<std::uint32_t>(*v);
+               }},
+              {"record_route",
+               [&](const toml::node& n, const std::string& w) {
+                 auto v = check.string(n, w, false);
+                 if (!v) return;
+                 if (*v == "always") {
+                   p.record_route = true;
+                 } else if (*v == "never") {
+                   p.record_route = false;
+                 } else {
+                   check.error(n, w, "expected \"always\" or \"never\", got " + describe(n));
+                 }
+               }},
+              {"advertised_host", [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.string(n, w, true)) p.advertised_host = *v;
+               }}});
 }
 
 // A top-level key that must be a table.

@@ -68,11 +68,11 @@ struct StoreConfig {
 
 // [registrar]: RFC 3261 §10.3 expiry policy and housekeeping.
 struct RegistrarSettings {
-  std::uint32_t min_expires = 60;         // shorter non-zero requests get 423 + Min-Expires
-  std::uint32_t max_expires = 86400;      // longer requests are clipped
-  std::uint32_t default_expires = 3600;   // no expires param and no Expires header
+  std::uint32_t min_expires = 60;           // shorter non-zero requests get 423 + Min-Expires
+  std::uint32_t max_expires = 86400;        // longer requests are clipped
+  std::uint32_t default_expires = 3600;     // no expires param and no Expires header
   std::uint32_t max_contacts_per_aor = 10;  // 0 = unlimited
-  std::uint32_t sweep_interval_s = 60;    // how often expired bindings are deleted
+  std::uint32_t sweep_interval_s = 60;      // how often expired bindings are deleted
 };
 
 // [auth]: digest authentication (src/auth).
@@ -81,10 +81,11 @@ struct AuthSettings {
   std::uint32_t nonce_ttl_s = 300;
   std::vector<std::string> trusted_peers;  // IP or CIDR; requests from them skip authentication
   bool require_auth_for_register = true;
-  std::uint32_t max_failures = 10;       // failed attempts per source before it is blocked; 0 off
-  std::uint32_t failure_window_s = 60;   // ... counted within this window
-  std::uint32_t block_s = 60;            // ... and blocked for this long
-  std::uint32_t user_reload_interval_s = 5;  // re-read users edited by `sipwake user`; 0 = SIGHUP only
+  std::uint32_t max_failures = 10;      // failed attempts per source before it is blocked; 0 off
+  std::uint32_t failure_window_s = 60;  // ... counted within this window
+  std::uint32_t block_s = 60;           // ... and blocked for this long
+  // Re-read the users edited by `sipwake user` this often; 0 = only on SIGHUP.
+  std::uint32_t user_reload_interval_s = 5;
 };
 
 // [proxy]: the stateful proxy core (src/routing).

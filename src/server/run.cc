@@ -134,8 +134,8 @@ int userCommand(const CommandLine& cli) {
     }
   }
   if (!result) {
-    std::string msg = result.code() == StatusCode::kNotFound ? "no such user " + who
-                                                             : result.message();
+    std::string msg =
+        result.code() == StatusCode::kNotFound ? "no such user " + who : result.message();
     print(stderr, "sipwake: " + msg + "\n");
     return 1;
   }

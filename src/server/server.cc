@@ -81,9 +81,9 @@ Status Server::openStores() {
   if (!trusted.isOk()) return trusted.status();
   authenticator_ = std::make_unique<auth::Authenticator>(
       authConfigFrom(config_.auth), registrar::credentialLookup(*users_), std::move(*trusted));
-  services_ = std::make_unique<registrar::Services>(registrar::Services{
-      *locations_, *authenticator_,
-      [this](std::string_view host) { return identity_->isLocalHost(host); }});
+  services_ = std::make_unique<registrar::Services>(
+      registrar::Services{*locations_, *authenticator_,
+                          [this](std::string_view host) { return identity_->isLocalHost(host); }});
 
   maintenance_ = std::make_unique<registrar::Maintenance>();
   maintenance_->add({"sweep", seconds(config_.registrar.sweep_interval_s), [this] {

@@ -4,8 +4,7 @@
 //
 //   TransportLayer ──(message, on the loop owning its Call-ID)──▶ TransactionLayer[loop]
 //                                                                 └─▶ CoreHandler[loop]
-//                                                                      └─REGISTER─▶ Registrar[loop]
-//                                                                                    └─▶ LocationStore
+//                                              REGISTER ─▶ Registrar[loop] ─▶ LocationStore
 //
 // The location store is opened and every binding loaded BEFORE any listener is bound, so the
 // first request already sees every binding acknowledged before a restart (or a kill -9).

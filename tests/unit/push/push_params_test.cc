@@ -308,6 +308,15 @@ TEST(PushParams, ControlCharactersAndOversize) {
   expectError(parse(";pn-provider=fcm;pn-prid=" + std::string(5000, 'a')), 400, "pn-prid too long");
 }
 
+TEST(PushParams, UnknownPnNamesAreIgnoredNotEchoed) {
+  // Fuzz regression: a reason phrase quoted an unknown "pn-*" name with control characters.
+  std::vector<RawParam> ps = {{std::string_view("pn-x\x01\r\n", 7), "%0d", true},
+                              {"pn-provider", "nope", true}};
+  auto r = parsePushParams(ps);
+  expectError(r, 555, "Push Notification Service Not Supported");
+  EXPECT_TRUE(isPushParamName("pn-x\x01\r\n"));  // still stripped when forwarding
+}
+
 TEST(PushParams, ReasonNeverEchoesToken) {
   std::string tok = "SECRETSECRETSECRET" + std::string(46, 'z');
   auto r = parse(";pn-provider=apns;pn-param=ABCD.com.x.voip;pn-prid=" + tok);

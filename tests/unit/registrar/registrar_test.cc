@@ -8,9 +8,9 @@
 
 #include <condition_variable>
 #include <filesystem>
-#include <mutex>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -34,7 +34,9 @@ const location::SysSeconds kNow{std::chrono::seconds(1'700'000'000)};
 // A store that fails every write (disk full, queue full...).
 class FailingStore final : public location::LocationStore {
  public:
-  Result<location::LoadReport> load(location::SysSeconds) override { return location::LoadReport{}; }
+  Result<location::LoadReport> load(location::SysSeconds) override {
+    return location::LoadReport{};
+  }
   void applyRegistration(location::RegistrationChange, location::Executor reply_on,
                          Done done) override {
     ++calls;
@@ -127,15 +129,15 @@ class RegistrarTest : public ::testing::Test, public transaction::TransactionUse
     std::uint32_t cseq = o.cseq != 0 ? o.cseq : ++cseq_;
     std::string text = "REGISTER " + o.ruri + " SIP/2.0\r\n" +
                        "Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK" +
-                       std::to_string(++branch_) + "\r\nMax-Forwards: 70\r\n" +
-                       "From: <" + o.to + ">;tag=f1\r\nTo: <" + o.to + ">\r\nCall-ID: " +
-                       o.call_id + "\r\nCSeq: " + std::to_string(cseq) + " REGISTER\r\n" +
-                       headers + "Content-Length: 0\r\n\r\n";
+                       std::to_string(++branch_) + "\r\nMax-Forwards: 70\r\n" + "From: <" + o.to +
+                       ">;tag=f1\r\nTo: <" + o.to + ">\r\nCall-ID: " + o.call_id +
+                       "\r\nCSeq: " + std::to_string(cseq) + " REGISTER\r\n" + headers +
+                       "Content-Length: 0\r\n\r\n";
     auto parsed = sip::parseMessage(std::move(text), sip::ParseLimits{});
     EXPECT_EQ(parsed.kind, sip::ParseOutcome::Kind::kOk) << parsed.reason;
-    transport::ReceivedMessage rm{std::move(*parsed.message), o.protocol,
-                                  *Address::parse(o.source_ip, 40000),
-                                  *Address::parse("192.0.2.1", 5060), o.flow, timers_.now()};
+    transport::ReceivedMessage rm{
+        std::move(*parsed.message),         o.protocol, *Address::parse(o.source_ip, 40000),
+        *Address::parse("192.0.2.1", 5060), o.flow,     timers_.now()};
     std::size_t before = transport_.sent.size();
     layer_.receive(std::move(rm));
     if (transport_.sent.size() == before) return std::nullopt;
@@ -251,7 +253,8 @@ TEST_F(RegistrarTest, ChallengeThenAuthenticatedRegisterIs200ListingTheBinding) 
 TEST_F(RegistrarTest, WrongPasswordAndUnknownUserGetTheSameChallengeThenRateLimit) {
   make();
   sip::Message c = reg("Contact: <sip:alice@198.51.100.7>\r\n");
-  sip::Message wrong = reg("Contact: <sip:alice@198.51.100.7>\r\n" + authorization(c, "alice", "x"));
+  sip::Message wrong =
+      reg("Contact: <sip:alice@198.51.100.7>\r\n" + authorization(c, "alice", "x"));
   EXPECT_EQ(wrong.statusCode(), 401);
   sip::Message unknown = reg("Contact: <sip:zed@198.51.100.7>\r\n" + authorization(c, "zed", "x"),
                              {.to = "sip:zed@example.com"});
@@ -284,8 +287,9 @@ TEST_F(RegistrarTest, TrustedPeerSkipsAuthentication) {
 
 TEST_F(RegistrarTest, MalformedCredentialsAre400) {
   make();
-  sip::Message r = reg("Contact: <sip:alice@198.51.100.7>\r\n"
-                       "Authorization: Digest username=\"alice\", realm=\"example.com\"\r\n");
+  sip::Message r =
+      reg("Contact: <sip:alice@198.51.100.7>\r\n"
+          "Authorization: Digest username=\"alice\", realm=\"example.com\"\r\n");
   EXPECT_EQ(r.statusCode(), 400);
 }
 
@@ -321,8 +325,7 @@ TEST_F(RegistrarTest, ExpiryParamBeatsHeaderBeatsDefault) {
   RegistrarConfig c = noAuth();
   c.default_expires = 1800;
   make(c);
-  sip::Message r = reg(
-      "Expires: 900\r\nContact: <sip:a@1.2.3.4>;expires=120, <sip:b@1.2.3.4>\r\n");
+  sip::Message r = reg("Expires: 900\r\nContact: <sip:a@1.2.3.4>;expires=120, <sip:b@1.2.3.4>\r\n");
   ASSERT_EQ(r.statusCode(), 200);
   auto cs = contacts(r);
   ASSERT_EQ(cs.size(), 2u);
@@ -384,8 +387,9 @@ TEST_F(RegistrarTest, RemoveOneContactWithExpiresZero) {
 
 TEST_F(RegistrarTest, QValuesOrderTheListAndBadQIs400) {
   make(noAuth());
-  sip::Message r = reg("Contact: <sip:low@1.2.3.4>;q=0.1, <sip:mid@1.2.3.4>;q=0.5\r\n"
-                       "Contact: <sip:top@1.2.3.4>\r\n");
+  sip::Message r =
+      reg("Contact: <sip:low@1.2.3.4>;q=0.1, <sip:mid@1.2.3.4>;q=0.5\r\n"
+          "Contact: <sip:top@1.2.3.4>\r\n");
   ASSERT_EQ(r.statusCode(), 200);
   EXPECT_EQ(contacts(r), (std::vector<std::string>{"<sip:top@1.2.3.4>;expires=3600",
                                                    "<sip:mid@1.2.3.4>;expires=3600;q=0.5",
@@ -405,9 +409,9 @@ TEST_F(RegistrarTest, RefreshUpdatesExpiryAndOutOfOrderCSeqIs400) {
   EXPECT_NE(std::string(r.reasonPhrase()).find("CSeq"), std::string::npos);
   EXPECT_EQ(bindings().size(), 1u);
   // Another Call-ID may do it (a different UA, or a rebooted one).
-  EXPECT_EQ(reg("Contact: <sip:a@1.2.3.4>;expires=0\r\n", {.call_id = "other", .cseq = 1})
-                .statusCode(),
-            200);
+  EXPECT_EQ(
+      reg("Contact: <sip:a@1.2.3.4>;expires=0\r\n", {.call_id = "other", .cseq = 1}).statusCode(),
+      200);
   EXPECT_TRUE(bindings().empty());
 }
 
@@ -433,14 +437,16 @@ TEST_F(RegistrarTest, TooManyContactsIs403) {
 
 // --- RFC 5626 outbound and RFC 3327 Path --------------------------------------------------------
 
-constexpr const char* kInstance = "+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\"";
+constexpr const char* kInstance =
+    "+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\"";
 
 TEST_F(RegistrarTest, OutboundRegistrationRecordsTheFlowAndRequiresOutbound) {
   make(noAuth());
   Options o{.protocol = Protocol::kTcp, .flow = 77};
-  sip::Message r = reg(std::string("Supported: outbound, path\r\nContact: <sip:a@10.9.9.9;transport=tcp>;") +
-                           kInstance + ";reg-id=1\r\n",
-                       o);
+  sip::Message r =
+      reg(std::string("Supported: outbound, path\r\nContact: <sip:a@10.9.9.9;transport=tcp>;") +
+              kInstance + ";reg-id=1\r\n",
+          o);
   ASSERT_EQ(r.statusCode(), 200) << r.reasonPhrase();
   EXPECT_EQ(header(r, "Require"), "outbound");
   auto cs = contacts(r);
@@ -471,8 +477,7 @@ TEST_F(RegistrarTest, OutboundRegistrationRecordsTheFlowAndRequiresOutbound) {
 
 TEST_F(RegistrarTest, RegIdIgnoredWithoutSupportedOutbound) {
   make(noAuth());
-  sip::Message r =
-      reg(std::string("Contact: <sip:a@10.9.9.9>;") + kInstance + ";reg-id=1\r\n");
+  sip::Message r = reg(std::string("Contact: <sip:a@10.9.9.9>;") + kInstance + ";reg-id=1\r\n");
   ASSERT_EQ(r.statusCode(), 200);
   EXPECT_EQ(header(r, "Require"), "<absent>");
   auto b = bindings();
@@ -487,8 +492,9 @@ TEST_F(RegistrarTest, TwoContactsWithRegIdIs400AndBadRegIdIs400) {
                 ";reg-id=1, <sip:b@1.1.1.1>;" + kInstance + ";reg-id=2\r\n")
                 .statusCode(),
             400);
-  EXPECT_EQ(reg(std::string("Contact: <sip:a@1.1.1.1>;") + kInstance + ";reg-id=x\r\n").statusCode(),
-            400);
+  EXPECT_EQ(
+      reg(std::string("Contact: <sip:a@1.1.1.1>;") + kInstance + ";reg-id=x\r\n").statusCode(),
+      400);
 }
 
 TEST_F(RegistrarTest, PathIsStoredAndEchoedWhenSupported) {
@@ -500,8 +506,8 @@ TEST_F(RegistrarTest, PathIsStoredAndEchoedWhenSupported) {
   EXPECT_EQ(header(r, "Path"), "<sip:edge2.example.net;lr>, <sip:edge1.example.net;lr>");
   auto b = bindings();
   ASSERT_EQ(b.size(), 1u);
-  EXPECT_EQ(b[0].path, (std::vector<std::string>{"<sip:edge2.example.net;lr>",
-                                                  "<sip:edge1.example.net;lr>"}));
+  EXPECT_EQ(b[0].path,
+            (std::vector<std::string>{"<sip:edge2.example.net;lr>", "<sip:edge1.example.net;lr>"}));
   // Without Supported: path the Path is still stored but not echoed.
   r = reg("Path: <sip:edge1.example.net;lr>\r\nContact: <sip:b@10.9.9.9>\r\n");
   ASSERT_EQ(r.statusCode(), 200);
@@ -546,8 +552,8 @@ TEST_F(RegistrarTest, StoreFailureIs500WithRetryAfterNeverA200) {
 }
 
 TEST_F(RegistrarTest, SqliteStoreKeepsEveryFieldAcrossReopen) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("sipwake-registrar-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("sipwake-registrar-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "store.db").string();

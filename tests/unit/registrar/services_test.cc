@@ -1,3 +1,5 @@
+#include "registrar/services.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -7,7 +9,6 @@
 #include "location/user_store.h"
 #include "registrar/maintenance.h"
 #include "registrar/registrar.h"
-#include "registrar/services.h"
 
 namespace sipwake::registrar {
 namespace {

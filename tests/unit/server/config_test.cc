@@ -331,8 +331,9 @@ TEST(ConfigTest, RegistrarAuthErrorsNameKeyAndLine) {
             "test.toml:2: [auth] failure_window: expected an integer from 1 to 86400, got 0");
   EXPECT_EQ(parseError("[auth]\nmax_failures = \"x\"\n"),
             "test.toml:2: [auth] max_failures: expected an integer from 0 to 1000000, got \"x\"");
-  EXPECT_EQ(parseError("[auth]\nuser_reload_interval = -1\n"),
-            "test.toml:2: [auth] user_reload_interval: expected an integer from 0 to 86400, got -1");
+  EXPECT_EQ(
+      parseError("[auth]\nuser_reload_interval = -1\n"),
+      "test.toml:2: [auth] user_reload_interval: expected an integer from 0 to 86400, got -1");
   EXPECT_EQ(parseError("[auth]\nsecret = \"x\"\n"), "test.toml:2: [auth] secret: unknown key");
   EXPECT_EQ(parseError("[store]\nsynchronous = \"off\"\n"),
             "test.toml:2: [store] synchronous: expected one of \"normal\", \"full\", got \"off\"");

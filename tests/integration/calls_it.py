@@ -1,0 +1,388 @@
+#!/usr/bin/env python3
+"""Call tests through sipwake's proxy core: two sipp UAs (and a real client, baresip) register
+with digest authentication and call each other. Reuses the harness of sipwake_it.py.
+
+    calls_it.py --sipwake build/sipwake --sipp /usr/bin/sipp \
+        --scenarios tests/integration/scenarios --work-dir /tmp/it call_udp
+
+Each callee is ONE sipp process that registers and then answers (so over TCP/TLS the INVITE
+reaches it on the very connection it registered over, as a phone behind NAT would need). sipp
+maps an incoming INVITE to a call by Call-ID, so caller and callees share one Call-ID
+(-cid_str); sipwake does not care.
+
+Exit status: 0 pass, 1 fail, 77 skipped (CTest SKIP_RETURN_CODE).
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sipwake_it as it  # noqa: E402
+from sipwake_it import Fail, Skip, check  # noqa: E402
+
+SIPP_TIMEOUT = 30.0
+REGISTER_WAIT = 15.0  # seconds for a callee to show up in the location service
+PASSWORD = {"alice": "alice-pw", "bob": "bob-pw"}
+
+
+def call_config(ctx, extra=""):
+    """MD5 offered first (Debian's sipp 3.6 only does MD5, and only reads the first challenge)."""
+    path = os.path.join(ctx.work, "calls.toml")
+    with open(path, "w") as f:
+        f.write("[server]\nworkers = 2\nlog_level = \"%s\"\n\n[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n" % os.environ.get("SIPWAKE_IT_LOG_LEVEL", "info") + extra)
+    return path
+
+
+def add_users(ctx):
+    for user, pw in PASSWORD.items():
+        it.add_user(ctx, "%s@127.0.0.1" % user, pw)
+
+
+class Sipp:
+    """One sipp process in the background; wait() checks it exited 0."""
+
+    def __init__(self, ctx, name, scenario, target, transport, service, user, cid, keys=(),
+                 extra=()):
+        self.ctx, self.name = ctx, name
+        self.err_file = os.path.join(ctx.work, "sipp-%s-errors.log" % name)
+        self.msg_file = os.path.join(ctx.work, "sipp-%s-messages.log" % name)
+        self.out_file = os.path.join(ctx.work, "sipp-%s.out" % name)
+        kind = socket.SOCK_DGRAM if transport.startswith("u") else socket.SOCK_STREAM
+        self.port = it.free_port(kind)
+        cmd = [ctx.sipp, "%s:%d" % target, "-sf", os.path.join(ctx.scenarios, scenario),
+               "-t", transport, "-i", "127.0.0.1", "-p", str(self.port), "-m", "1", "-nostdin",
+               "-s", service, "-au", user, "-ap", PASSWORD[user], "-cid_str", cid,
+               "-timeout", "%ds" % (SIPP_TIMEOUT - 5), "-timeout_error",
+               "-recv_timeout", "20000", "-trace_err", "-error_file", self.err_file,
+               "-trace_msg", "-message_file", self.msg_file]
+        for k, v in keys:
+            cmd += ["-key", k, str(v)]
+        cmd += list(extra)
+        ctx.note("running: " + " ".join(cmd))
+        self.out = open(self.out_file, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=ctx.work)
+
+    def messages(self):
+        if not os.path.exists(self.msg_file):
+            return ""
+        with open(self.msg_file, errors="replace") as f:
+            return f.read()
+
+    def wait(self, timeout=SIPP_TIMEOUT):
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            code = "timeout"
+        self.out.close()
+        if code != 0:
+            details = ""
+            for path in (self.out_file, self.err_file, self.msg_file):
+                if os.path.exists(path):
+                    with open(path, errors="replace") as f:
+                        details += "\n--- %s ---\n%s" % (os.path.basename(path), f.read()[-4000:])
+            raise Fail("sipp %s failed (exit %s):%s" % (self.name, code, details))
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not self.out.closed:
+            self.out.close()
+
+
+class TlsBridge(it.TlsBridge):
+    """sipwake_it.TlsBridge, but it also drains records the SSL layer has already buffered
+    (select() does not see them): a message split over two TLS records would otherwise stall."""
+
+    def _relay(self, plain):
+        import select
+        import ssl
+        try:
+            tls = self.ctx.wrap_socket(socket.create_connection(self.target,
+                                                                timeout=it.IO_TIMEOUT))
+        except OSError:
+            plain.close()
+            return
+        tls.setblocking(False)
+        plain.setblocking(False)
+        try:
+            while not self.stopping:
+                r, _, _ = select.select([plain, tls], [], [], 0.2)
+                for s in r:
+                    while True:
+                        try:
+                            data = s.recv(65535)
+                        except (ssl.SSLWantReadError, BlockingIOError):
+                            break
+                        if not data:
+                            return
+                        other = tls if s is plain else plain
+                        other.setblocking(True)
+                        other.sendall(data)
+                        other.setblocking(False)
+                        if s is plain or tls.pending() == 0:
+                            break
+        except OSError:
+            return
+        finally:
+            plain.close()
+            tls.close()
+
+
+def wait_bindings(udp_port, user, count):
+    """Polls the registrar (an authenticated REGISTER query) until `user` has `count` bindings."""
+    deadline = time.monotonic() + REGISTER_WAIT
+    seen = []
+    while time.monotonic() < deadline:
+        c = it.UdpClient(("127.0.0.1", udp_port))
+        try:
+            r = it.Registration(c, udp_port, user, PASSWORD[user]).send([])
+            seen = it.contacts_of(r) if r is not None and r.code == 200 else []
+        finally:
+            c.close()
+        if len(seen) >= count:
+            return seen
+        time.sleep(0.05)  # polling an observable state, bounded by the deadline
+    raise Fail("%s has %d binding(s) after %.0fs, expected %d: %r"
+               % (user, len(seen), REGISTER_WAIT, count, seen))
+
+
+def run_call(ctx, callees, caller_scenario, transport, target, udp_port, ruri_host):
+    """Starts the callees (name, scenario), waits for their bindings, runs the caller, whose
+    Request-URI is sip:bob@<ruri_host>. Returns the Sipp objects (caller last)."""
+    cid = "call-%s@it" % uuid.uuid4().hex
+    procs = []
+    try:
+        for i, (name, scenario) in enumerate(callees):
+            procs.append(Sipp(ctx, name, scenario, target, transport, "bob", "bob", cid,
+                              keys=[("reg1", 10 * i + 1), ("reg2", 10 * i + 2)]))
+            wait_bindings(udp_port, "bob", i + 1)
+        # sipp's digest uri defaults to remote_ip:port; ours must be the Request-URI.
+        caller = Sipp(ctx, "caller", caller_scenario, target, transport, "bob", "alice", cid,
+                      keys=[("caller", "alice"), ("ruri_host", ruri_host)],
+                      extra=["-auth_uri", "bob@" + ruri_host])
+        procs.append(caller)
+        caller.wait()
+        for p in procs[:-1]:
+            p.wait()
+        return procs
+    finally:
+        for p in procs:
+            p.kill()
+
+
+def stat_lines(server):
+    return server.log()
+
+
+def test_call_udp(ctx):
+    """A calls B over UDP: INVITE/407/INVITE/100/180/200 (Record-Route)/ACK/BYE."""
+    add_users(ctx)
+    server, (udp, _, _) = it.start_server(ctx, ["--config", call_config(ctx)])
+    with server:
+        procs = run_call(ctx, [("callee", "uas_register_answer.xml")], "uac_call.xml", "u1",
+                         ("127.0.0.1", udp), udp, "127.0.0.1:%d" % udp)
+        msgs = procs[-1].messages()
+        check(re.search(r"(?im)^Record-Route:.*127\.0\.0\.1:%d;lr" % udp, msgs),
+              "caller's 200 lacks our UDP Record-Route:\n" + msgs[-3000:])
+
+
+def test_call_tls(ctx):
+    """The same call over TLS (sipp speaks TCP to a local TCP-to-TLS relay)."""
+    add_users(ctx)
+    server, (udp, _, tls) = it.start_server(ctx, ["--config", call_config(ctx)])
+    with server:
+        bridge = TlsBridge(("127.0.0.1", tls))
+        try:
+            procs = run_call(ctx, [("callee", "uas_register_answer.xml")], "uac_call.xml", "t1",
+                             ("127.0.0.1", bridge.port), udp, "127.0.0.1:%d" % tls)
+        finally:
+            bridge.close()
+        msgs = procs[-1].messages()
+        check(re.search(r"(?im)^Record-Route:.*127\.0\.0\.1:%d;transport=tls;lr" % tls, msgs),
+              "caller's 200 lacks our TLS Record-Route:\n" + msgs[-3000:])
+
+
+def test_call_cancel(ctx):
+    """A hangs up while B rings: CANCEL -> 200, B gets CANCEL, A gets 487."""
+    add_users(ctx)
+    server, (udp, _, _) = it.start_server(ctx, ["--config", call_config(ctx)])
+    with server:
+        procs = run_call(ctx, [("callee", "uas_register_ring_cancel.xml")], "uac_cancel.xml",
+                         "u1", ("127.0.0.1", udp), udp, "127.0.0.1")
+        check("487 Request Terminated" in procs[-1].messages(), "caller saw no 487")
+
+
+def test_call_fork(ctx):
+    """B has two devices: both ring, one answers, the other is cancelled."""
+    add_users(ctx)
+    server, (udp, _, _) = it.start_server(ctx, ["--config", call_config(ctx)])
+    with server:
+        procs = run_call(ctx, [("ringer", "uas_register_ring_cancel.xml"),
+                               ("answerer", "uas_register_answer.xml")], "uac_call.xml", "u1",
+                         ("127.0.0.1", udp), udp, "127.0.0.1:%d" % udp)
+        ringer = procs[0].messages()
+        check("Call completed elsewhere" in ringer, "the ringing device's CANCEL lacks the "
+              "RFC 3326 Reason:\n" + ringer[-3000:])
+
+
+class Baresip:
+    """A headless baresip (Debian package baresip-core) with one account, driven and observed
+    through its ctrl_tcp module (netstring-framed JSON commands and events)."""
+
+    def __init__(self, ctx, name, user, server_port):
+        self.ctx, self.name = ctx, name
+        self.dir = os.path.join(ctx.work, "baresip-" + name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.ctrl_port = it.free_port()
+        rtp = it.free_port(socket.SOCK_DGRAM) & ~1
+        values = {"SIP_PORT": str(it.free_port(socket.SOCK_DGRAM)),
+                  "CTRL_PORT": str(self.ctrl_port), "WORK": self.dir, "NAME": name,
+                  "RTP_MIN": str(rtp), "RTP_MAX": str(rtp + 10), "USER": user,
+                  "PASSWORD": PASSWORD[user], "SERVER_PORT": str(server_port)}
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "baresip")
+        for f in ("config", "accounts"):
+            with open(os.path.join(src, f + ".in")) as i:
+                text = i.read()
+            for k, v in values.items():
+                text = text.replace("@%s@" % k, v)
+            with open(os.path.join(self.dir, f), "w") as o:
+                o.write(text)
+        self.log_path = os.path.join(ctx.work, "baresip-%s.log" % name)
+        self.log_file = open(self.log_path, "wb")
+        cmd = [self.binary(), "-f", self.dir, "-t", "100"]
+        ctx.note("running: " + " ".join(cmd))
+        self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=self.dir)
+        self.sock = None
+        self.buf = b""
+        self.events = []
+
+    @staticmethod
+    def binary():
+        return shutil.which("baresip")
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def connect(self):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise Fail("baresip %s exited with %d:\n%s"
+                           % (self.name, self.proc.returncode, self.log()))
+            try:
+                self.sock = socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=1)
+                return
+            except OSError:
+                time.sleep(0.05)  # bounded wait for the control port to open
+        raise Fail("baresip %s: control port never opened:\n%s" % (self.name, self.log()))
+
+    def command(self, command, params=""):
+        import json
+        data = json.dumps({"command": command, "params": params, "token": command}).encode()
+        self.sock.sendall(b"%d:%s," % (len(data), data))
+
+    def wait_event(self, kind, timeout=15.0):
+        """Waits for a ctrl_tcp event of type `kind` (e.g. CALL_ESTABLISHED); returns it."""
+        import json
+        deadline = time.monotonic() + timeout
+        while True:
+            for e in self.events:
+                if e.get("type") == kind:
+                    self.events.remove(e)
+                    return e
+            colon = self.buf.find(b":")
+            if colon > 0:
+                n = int(self.buf[:colon])
+                if len(self.buf) >= colon + 1 + n + 1:
+                    msg = self.buf[colon + 1:colon + 1 + n]
+                    self.buf = self.buf[colon + 2 + n:]
+                    obj = json.loads(msg.decode("utf-8", "replace"))
+                    if obj.get("event"):
+                        self.events.append(obj)
+                    continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Fail("baresip %s: no %s event within %.0fs (events: %r):\n%s"
+                           % (self.name, kind, timeout, self.events, self.log()[-3000:]))
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise Fail("baresip %s closed its control connection:\n%s"
+                           % (self.name, self.log()[-3000:]))
+            self.buf += chunk
+
+    def stop(self):
+        if self.sock:
+            try:
+                self.command("quit")
+            except OSError:
+                pass
+            self.sock.close()
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+        self.log_file.close()
+
+
+def test_call_baresip(ctx):
+    """Two real clients (baresip) register with digest auth and call each other through
+    sipwake: alice dials bob, bob answers automatically, alice hangs up."""
+    if Baresip.binary() is None:
+        raise Skip("baresip not installed (Debian package baresip-core)")
+    add_users(ctx)
+    server, (udp, _, _) = it.start_server(ctx, ["--config", call_config(ctx)])
+    with server:
+        bob = Baresip(ctx, "bob", "bob", udp)
+        alice = Baresip(ctx, "alice", "alice", udp)
+        try:
+            bob.connect()
+            alice.connect()
+            bob.wait_event("REGISTER_OK")
+            alice.wait_event("REGISTER_OK")
+            wait_bindings(udp, "bob", 1)
+            alice.command("dial", "sip:bob@127.0.0.1:%d" % udp)
+            alice.wait_event("CALL_ESTABLISHED")
+            bob.wait_event("CALL_ESTABLISHED")
+            alice.command("hangup")
+            bob.wait_event("CALL_CLOSED")
+        finally:
+            alice.stop()
+            bob.stop()
+        log = server.log()
+        check(server.alive(), "sipwake died:\n" + log[-3000:])
+
+
+TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
+
+
+def main():
+    # Same command line as sipwake_it.py; only the test table differs.
+    it.TESTS.clear()
+    it.TESTS.update(TESTS)
+    return it.main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
