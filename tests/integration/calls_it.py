@@ -31,11 +31,14 @@ REGISTER_WAIT = 15.0  # seconds for a callee to show up in the location service
 PASSWORD = {"alice": "alice-pw", "bob": "bob-pw"}
 
 
-def call_config(ctx, extra=""):
-    """MD5 offered first (Debian's sipp 3.6 only does MD5, and only reads the first challenge)."""
+def call_config(ctx, algorithms=("MD5", "SHA-256")):
+    """MD5 offered first: Debian's sipp 3.6 only does MD5, and only reads the first challenge.
+    SIPWAKE_IT_LOG_LEVEL=debug in the environment turns on sipwake's debug log."""
     path = os.path.join(ctx.work, "calls.toml")
     with open(path, "w") as f:
-        f.write("[server]\nworkers = 2\nlog_level = \"%s\"\n\n[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n" % os.environ.get("SIPWAKE_IT_LOG_LEVEL", "info") + extra)
+        f.write("[server]\nworkers = 2\nlog_level = \"%s\"\n\n[auth]\nalgorithms = [%s]\n"
+                % (os.environ.get("SIPWAKE_IT_LOG_LEVEL", "info"),
+                   ", ".join('"%s"' % a for a in algorithms)))
     return path
 
 
@@ -145,7 +148,7 @@ def wait_bindings(udp_port, user, count):
     while time.monotonic() < deadline:
         c = it.UdpClient(("127.0.0.1", udp_port))
         try:
-            r = it.Registration(c, udp_port, user, PASSWORD[user]).send([])
+            r = it.Registration(c, udp_port, user, PASSWORD[user]).send([], algorithm="MD5")
             seen = it.contacts_of(r) if r is not None and r.code == 200 else []
         finally:
             c.close()
@@ -352,16 +355,17 @@ def test_call_baresip(ctx):
     if Baresip.binary() is None:
         raise Skip("baresip not installed (Debian package baresip-core)")
     add_users(ctx)
-    server, (udp, _, _) = it.start_server(ctx, ["--config", call_config(ctx)])
+    # baresip 1.0 (libre) fails a registration outright when any challenge uses SHA-256.
+    server, (udp, _, _) = it.start_server(ctx, ["--config", call_config(ctx, ["MD5"])])
     with server:
         bob = Baresip(ctx, "bob", "bob", udp)
         alice = Baresip(ctx, "alice", "alice", udp)
         try:
             bob.connect()
             alice.connect()
-            bob.wait_event("REGISTER_OK")
-            alice.wait_event("REGISTER_OK")
+            # Registration may finish before the control connection exists: ask the registrar.
             wait_bindings(udp, "bob", 1)
+            wait_bindings(udp, "alice", 1)
             alice.command("dial", "sip:bob@127.0.0.1:%d" % udp)
             alice.wait_event("CALL_ESTABLISHED")
             bob.wait_event("CALL_ESTABLISHED")
