@@ -20,8 +20,7 @@ bool equalsNoCase(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-Result<transport::Protocol> uriProtocol(const sip::Uri& uri,
-                                        transport::Protocol default_protocol) {
+Result<transport::Protocol> uriProtocol(const sip::Uri& uri, transport::Protocol default_protocol) {
   if (const sip::Param* t = uri.param("transport"); t != nullptr && t->has_value) {
     if (equalsNoCase(t->value, "udp")) return transport::Protocol::kUdp;
     if (equalsNoCase(t->value, "tcp")) {
@@ -73,15 +72,15 @@ Result<std::string> outboundProxyUri(std::string_view spec) {
     text = "sip:" + std::string(spec);
   }
   auto uri = sip::parseUri(text);
-  if (!uri) return invalidArgument("outbound proxy \"" + std::string(spec) + "\": " +
-                                   uri.status().message());
+  if (!uri)
+    return invalidArgument("outbound proxy \"" + std::string(spec) +
+                           "\": " + uri.status().message());
   if (!uri->isSipOrSips() || uri->host.empty() || !uri->user.empty()) {
     return invalidArgument("outbound proxy \"" + std::string(spec) +
                            "\": expected host[:port][;transport=udp|tcp|tls]");
   }
   if (auto p = uriProtocol(*uri, transport::Protocol::kUdp); !p) {
-    return invalidArgument("outbound proxy \"" + std::string(spec) + "\": " +
-                           p.status().message());
+    return invalidArgument("outbound proxy \"" + std::string(spec) + "\": " + p.status().message());
   }
   return text;
 }

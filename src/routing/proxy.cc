@@ -69,8 +69,7 @@ Result<sip::Message> cloneMessage(const sip::Message& m) {
   limits.max_line_bytes = 1u << 20;
   sip::ParseOutcome out = sip::parseMessage(m.serialize(), limits);
   if (out.kind != sip::ParseOutcome::Kind::kOk || !out.message) {
-    return internalError("re-parse of a forwarded request failed: " + out.reason +
-                         out.drop_reason);
+    return internalError("re-parse of a forwarded request failed: " + out.reason + out.drop_reason);
   }
   return std::move(*out.message);
 }
@@ -110,8 +109,8 @@ class ProxyContext final : public transaction::ServerTransactionUser,
   };
 
   ProxyContext(Proxy& proxy, ContextId id, transaction::ServerTransaction& tx,
-               sip::Message&& request, Arrival arrival, std::string loop_hash,
-               bool record_route, bool use_outbound)
+               sip::Message&& request, Arrival arrival, std::string loop_hash, bool record_route,
+               bool use_outbound)
       : proxy_(proxy),
         id_(id),
         server_(&tx),
@@ -381,11 +380,12 @@ class ProxyContext final : public transaction::ServerTransactionUser,
         Proxy* proxy = &proxy_;
         ContextId id = id_;
         std::uint32_t index = b.index;
-        proxy_.deps_.resolver->resolve(
-            *uri, [alive, proxy, id, index](Result<transport::SendTarget> r) {
-              if (alive.expired()) return;
-              if (ProxyContext* ctx = proxy->find(id)) ctx->onResolved(index, std::move(r));
-            });
+        proxy_.deps_.resolver->resolve(*uri,
+                                       [alive, proxy, id, index](Result<transport::SendTarget> r) {
+                                         if (alive.expired()) return;
+                                         if (ProxyContext* ctx = proxy->find(id))
+                                           ctx->onResolved(index, std::move(r));
+                                       });
         return;
       } else {
         proxy_.stats_.unroutable.inc();
@@ -503,7 +503,8 @@ class ProxyContext final : public transaction::ServerTransactionUser,
                 std::string_view detail = {}) {
     if (message != nullptr && (code == 401 || code == 407)) {
       // Step 7: the chosen 401/407 carries every challenge of every branch.
-      for (sip::HeaderId id : {sip::HeaderId::kWwwAuthenticate, sip::HeaderId::kProxyAuthenticate}) {
+      for (sip::HeaderId id :
+           {sip::HeaderId::kWwwAuthenticate, sip::HeaderId::kProxyAuthenticate}) {
         for (std::string_view v : message->values(id)) challenges_.emplace_back(id, std::string(v));
       }
     }
@@ -645,8 +646,8 @@ Proxy::Proxy(ProxyDeps deps, ProxyConfig config)
              counter("proxy.stray_responses_forwarded"),
              counter("proxy.stray_responses_dropped")},
       alive_(std::make_shared<bool>(true)) {
-  SIPWAKE_CHECK(deps_.layer != nullptr && deps_.transport != nullptr &&
-                deps_.targets != nullptr && deps_.is_local_host);
+  SIPWAKE_CHECK(deps_.layer != nullptr && deps_.transport != nullptr && deps_.targets != nullptr &&
+                deps_.is_local_host);
 }
 
 Proxy::~Proxy() {
@@ -958,8 +959,9 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
     }
     if (auto* r = std::get_if<auth::RateLimited>(&result)) {
       stats_.forbidden.inc();
-      respondError(tx, request, r->status, r->reason,
-                   {{"Retry-After", std::to_string(std::max<long long>(1, r->retry_after.count()))}});
+      respondError(
+          tx, request, r->status, r->reason,
+          {{"Retry-After", std::to_string(std::max<long long>(1, r->retry_after.count()))}});
       return;
     }
     if (auto* b = std::get_if<auth::BadRequest>(&result)) {
@@ -1082,7 +1084,7 @@ bool Proxy::forwardStateless(sip::Message&& request,
   via.append(transport::protocolName(hop.protocol));
   via.push_back(' ');
   via.append(isUnspecified(*local) && !config_.advertised_host.empty() ? config_.advertised_host
-                                                                        : local->hostForUri());
+                                                                       : local->hostForUri());
   via.push_back(':');
   via.append(std::to_string(local->port));
   via.append(";branch=z9hG4bK");

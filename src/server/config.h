@@ -93,10 +93,10 @@ struct ProxySettings {
   // Where requests for foreign domains go: "host:port[;transport=tcp]" or a sip:/sips: URI;
   // empty = the Request-URI itself (IP literal, or RFC 3263 DNS).
   std::string outbound_proxy;
-  std::uint32_t timer_c_s = 180;           // RFC 3261 §16.6 step 11: > 180 s recommended
-  bool record_route = true;                // "always" | "never"
-  std::uint32_t max_forks = 16;            // bindings tried in parallel for one request
-  std::string advertised_host;             // Record-Route host when listening on 0.0.0.0 / ::
+  std::uint32_t timer_c_s = 180;  // RFC 3261 §16.6 step 11: > 180 s recommended
+  bool record_route = true;       // "always" | "never"
+  std::uint32_t max_forks = 16;   // bindings tried in parallel for one request
+  std::string advertised_host;    // Record-Route host when listening on 0.0.0.0 / ::
 };
 
 struct Config {

@@ -156,8 +156,8 @@ Status Server::start() {
 
   routing::ProxyConfig pc;
   pc.timer_c = seconds(config_.proxy.timer_c_s);
-  pc.record_route =
-      config_.proxy.record_route ? routing::RecordRouteMode::kAlways : routing::RecordRouteMode::kNever;
+  pc.record_route = config_.proxy.record_route ? routing::RecordRouteMode::kAlways
+                                               : routing::RecordRouteMode::kNever;
   pc.max_forks = config_.proxy.max_forks;
   pc.advertised_host = config_.proxy.advertised_host;
   pc.server_header = std::string(CoreHandler::serverHeader());

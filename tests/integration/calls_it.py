@@ -260,6 +260,12 @@ class Baresip:
                 text = text.replace("@%s@" % k, v)
             with open(os.path.join(self.dir, f), "w") as o:
                 o.write(text)
+        import wave
+        with wave.open(os.path.join(self.dir, "source.wav"), "wb") as w:  # 2 s of silence
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(b"\0\0" * 16000)
         self.log_path = os.path.join(ctx.work, "baresip-%s.log" % name)
         self.log_file = open(self.log_path, "wb")
         cmd = [self.binary(), "-f", self.dir, "-t", "100"]

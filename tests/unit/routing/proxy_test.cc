@@ -50,8 +50,7 @@ TEST_F(ProxyTest, ForwardsInviteToBindingWithRecordRouteAndAnswers) {
 
   // ACK for the 2xx and the BYE follow the Route set built from the Record-Route.
   std::string route = "Route: " + std::string(rr->front().text) + "\r\n";
-  deliver(request("ACK", "sip:bob@10.0.0.2:5060", route, alice_, "call-1", 1, "bt",
-                  "z9hG4bKack1"),
+  deliver(request("ACK", "sip:bob@10.0.0.2:5060", route, alice_, "call-1", 1, "bt", "z9hG4bKack1"),
           alice_);
   auto acks = requestsTo(bob_.address, "ACK");
   ASSERT_EQ(acks.size(), 1u);
@@ -172,14 +171,14 @@ TEST_F(ProxyTest, RecordRouteDoubledOnTransportChange) {
   // Bob's BYE (over his TLS flow) goes back to alice's UDP source; alice's BYE goes over
   // bob's flow, not to his Contact.
   answer(bob_tls, "INVITE", 200, "OK");
-  std::string routes = "Route: " + std::string(rr->at(0).text) + ", " + std::string(rr->at(1).text) +
-                       "\r\n";
-  deliver(request("BYE", "sip:alice@10.0.0.1:5060", routes, bob_tls, "call-1", 5, "fa",
-                  "z9hG4bKbye-b"),
-          bob_tls);
+  std::string routes =
+      "Route: " + std::string(rr->at(0).text) + ", " + std::string(rr->at(1).text) + "\r\n";
+  deliver(
+      request("BYE", "sip:alice@10.0.0.1:5060", routes, bob_tls, "call-1", 5, "fa", "z9hG4bKbye-b"),
+      bob_tls);
   EXPECT_EQ(requestsTo(alice_.address, "BYE").size(), 1u);
-  std::string back = "Route: " + std::string(rr->at(1).text) + ", " + std::string(rr->at(0).text) +
-                     "\r\n";
+  std::string back =
+      "Route: " + std::string(rr->at(1).text) + ", " + std::string(rr->at(0).text) + "\r\n";
   std::size_t before = transport_.sent.size();
   deliver(request("BYE", "sip:bob@unreachable.invalid", back, alice_, "call-1", 2, "bt",
                   "z9hG4bKbye-a"),

@@ -44,8 +44,7 @@ class FakeTransport final : public transport::Transport {
     sent.push_back(Sent{target, std::move(bytes)});
     if (on_done) on_done(Status::ok());
   }
-  Result<transport::Address> localAddressFor(transport::Protocol protocol,
-                                             bool v6) const override {
+  Result<transport::Address> localAddressFor(transport::Protocol protocol, bool v6) const override {
     if (v6) return unavailable("no IPv6 listener");
     return addr(192, 0, 2, 1, protocol == transport::Protocol::kTls ? 5061 : 5060);
   }
@@ -130,7 +129,7 @@ class ProxyTest : public ::testing::Test {
     b.path = std::move(path);
     b.received.protocol = std::string(ua.protocol == transport::Protocol::kUdp   ? "udp"
                                       : ua.protocol == transport::Protocol::kTcp ? "tcp"
-                                                                                  : "tls");
+                                                                                 : "tls");
     b.received.source_ip = ua.address.ip();
     b.received.source_port = ua.address.port;
     b.received.flow_id = ua.flow;
@@ -165,9 +164,10 @@ class ProxyTest : public ::testing::Test {
   }
 
   void deliver(const std::string& text, const Ua& ua) {
-    transport::ReceivedMessage r{parse(text), ua.protocol, ua.address,
-                                 transport_.localAddressFor(ua.protocol, false).value(), ua.flow,
-                                 timers_.now()};
+    transport::ReceivedMessage r{
+        parse(text), ua.protocol,
+        ua.address,  transport_.localAddressFor(ua.protocol, false).value(),
+        ua.flow,     timers_.now()};
     layer_->receive(std::move(r));
   }
   void deliver(sip::Message&& m, const Ua& ua) { deliver(m.serialize(), ua); }
@@ -176,7 +176,8 @@ class ProxyTest : public ::testing::Test {
   std::vector<sip::Message> sentTo(const transport::Address& remote, std::size_t from = 0) {
     std::vector<sip::Message> out;
     for (std::size_t i = from; i < transport_.sent.size(); ++i) {
-      if (transport_.sent[i].target.remote == remote) out.push_back(parse(transport_.sent[i].bytes));
+      if (transport_.sent[i].target.remote == remote)
+        out.push_back(parse(transport_.sent[i].bytes));
     }
     return out;
   }
@@ -187,8 +188,7 @@ class ProxyTest : public ::testing::Test {
     }
     return codes;
   }
-  std::vector<sip::Message> requestsTo(const transport::Address& remote,
-                                       std::string_view method) {
+  std::vector<sip::Message> requestsTo(const transport::Address& remote, std::string_view method) {
     std::vector<sip::Message> out;
     for (auto& m : sentTo(remote)) {
       if (m.isRequest() && m.methodText() == method) out.push_back(std::move(m));
