@@ -102,45 +102,6 @@ class Sipp:
             self.out.close()
 
 
-class TlsBridge(it.TlsBridge):
-    """sipwake_it.TlsBridge, but it also drains records the SSL layer has already buffered
-    (select() does not see them): a message split over two TLS records would otherwise stall."""
-
-    def _relay(self, plain):
-        import select
-        import ssl
-        try:
-            tls = self.ctx.wrap_socket(socket.create_connection(self.target,
-                                                                timeout=it.IO_TIMEOUT))
-        except OSError:
-            plain.close()
-            return
-        tls.setblocking(False)
-        plain.setblocking(False)
-        try:
-            while not self.stopping:
-                r, _, _ = select.select([plain, tls], [], [], 0.2)
-                for s in r:
-                    while True:
-                        try:
-                            data = s.recv(65535)
-                        except (ssl.SSLWantReadError, BlockingIOError):
-                            break
-                        if not data:
-                            return
-                        other = tls if s is plain else plain
-                        other.setblocking(True)
-                        other.sendall(data)
-                        other.setblocking(False)
-                        if s is plain or tls.pending() == 0:
-                            break
-        except OSError:
-            return
-        finally:
-            plain.close()
-            tls.close()
-
-
 def wait_bindings(udp_port, user, count):
     """Polls the registrar (an authenticated REGISTER query) until `user` has `count` bindings."""
     deadline = time.monotonic() + REGISTER_WAIT
@@ -204,7 +165,7 @@ def test_call_tls(ctx):
     add_users(ctx)
     server, (udp, _, tls) = it.start_server(ctx, ["--config", call_config(ctx)])
     with server:
-        bridge = TlsBridge(("127.0.0.1", tls))
+        bridge = it.TlsBridge(("127.0.0.1", tls))
         try:
             procs = run_call(ctx, [("callee", "uas_register_answer.xml")], "uac_call.xml", "t1",
                              ("127.0.0.1", bridge.port), udp, "127.0.0.1:%d" % tls)

@@ -387,6 +387,8 @@ class TlsBridge:
             threading.Thread(target=self._relay, args=(plain,), daemon=True).start()
 
     def _relay(self, plain):
+        # Drains records the SSL layer has already buffered (select() does not see them): a
+        # message split over two TLS records would otherwise stall.
         try:
             tls = self.ctx.wrap_socket(socket.create_connection(self.target, timeout=IO_TIMEOUT))
         except OSError:
@@ -398,13 +400,19 @@ class TlsBridge:
             while not self.stopping:
                 r, _, _ = select.select([plain, tls], [], [], 0.2)
                 for s in r:
-                    try:
-                        data = s.recv(65535)
-                    except ssl.SSLWantReadError:
-                        continue
-                    if not data:
-                        return
-                    (tls if s is plain else plain).sendall(data)
+                    while True:
+                        try:
+                            data = s.recv(65535)
+                        except (ssl.SSLWantReadError, BlockingIOError):
+                            break
+                        if not data:
+                            return
+                        other = tls if s is plain else plain
+                        other.setblocking(True)
+                        other.sendall(data)
+                        other.setblocking(False)
+                        if s is plain or tls.pending() == 0:
+                            break
         except OSError:
             return
         finally:
