@@ -1,0 +1,386 @@
+#!/usr/bin/env python3
+"""Drives sipwake and Kamailio with the same sipp load and records one JSON file per repetition.
+
+Called by run.sh (which installs the tools, builds sipwake and provisions users); report.py turns
+the JSON files into the table. Everything runs on 127.0.0.1, every process has a time bound, and
+every process started here is killed on exit."""
+
+import argparse, glob, hashlib, json, os, shutil, signal, socket, statistics, subprocess, sys, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCEN = os.path.join(HERE, "scenarios")
+HZ = os.sysconf("SC_CLK_TCK")
+CHILDREN = []  # every Popen started here
+
+
+def log(msg):
+    print("[bench] " + msg, flush=True)
+
+
+def free_port():
+    """A UDP port free on 127.0.0.1 (and never 5060)."""
+    while True:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in (5060, 5061):
+            return port
+
+
+def spawn(cmd, out, cwd=None):
+    f = open(out, "wb")
+    p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         cwd=cwd, start_new_session=True)
+    CHILDREN.append(p)
+    return p
+
+
+def stop(p, timeout=10):
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def cleanup(*_):
+    for p in CHILDREN:
+        try:
+            stop(p, 5)
+        except Exception:
+            pass
+
+
+# ---------------------------------------------------------------- /proc figures
+
+def tree(pid):
+    """pid and all its descendants (Kamailio's children are separate processes)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                kids.setdefault(ppid, []).append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def cpu_seconds(pid):
+    """utime + stime of the process tree (all threads of each process)."""
+    total = 0
+    for p in tree(pid):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / HZ
+
+
+def pss_kb(pid):
+    """Proportional set size of the tree: shared memory counted once overall."""
+    total = 0
+    for p in tree(pid):
+        try:
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
+def wait_sip(port, timeout=20.0):
+    """Until the server answers anything to an OPTIONS."""
+    msg = ("OPTIONS sip:127.0.0.1:%d SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%s\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:probe@probe.invalid>;tag=1\r\nTo: <sip:127.0.0.1>\r\n"
+           "Call-ID: %s@probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(0.3)
+    lport = s.getsockname()[1]
+    end = time.time() + timeout
+    n = 0
+    try:
+        while time.time() < end:
+            n += 1
+            s.sendto((msg % (port, lport, n, n)).encode(), ("127.0.0.1", port))
+            try:
+                s.recvfrom(65535)
+                return True
+            except socket.timeout:
+                pass
+    finally:
+        s.close()
+    return False
+
+
+# ---------------------------------------------------------------- servers
+
+class Server:
+    name = ""
+
+    def __init__(self, args, work):
+        self.args, self.work = args, work
+        self.port = free_port()
+        self.proc = None
+
+    def wait_up(self):
+        if not wait_sip(self.port):
+            raise SystemExit("%s did not answer on udp:127.0.0.1:%d (log: %s)"
+                             % (self.name, self.port, self.log))
+        time.sleep(1.0)  # let start-up work (user load, forks) finish before measuring
+
+    def stop(self):
+        if self.proc:
+            stop(self.proc)
+            self.proc = None
+
+
+class Sipwake(Server):
+    name = "sipwake"
+
+    def start(self):
+        store = os.path.join(self.work, "sipwake.db")
+        for ext in ("", "-wal", "-shm"):
+            if os.path.exists(store + ext):
+                os.remove(store + ext)
+        shutil.copy(self.args.sipwake_users, store)
+        cfg = os.path.join(self.work, "sipwake.toml")
+        with open(cfg, "w") as f:
+            f.write('[server]\nworkers = %d\nlog_level = "warn"\ndomains = ["127.0.0.1"]\n\n'
+                    '[[listen]]\ntransport = "udp"\naddress = "127.0.0.1"\nport = %d\n\n'
+                    '[store]\npath = "%s"\n\n'
+                    '[auth]\nalgorithms = ["MD5"]\nmax_failures = 0\n'
+                    % (self.args.cores, self.port, store))
+        self.log = os.path.join(self.work, "sipwake.log")
+        self.proc = spawn([self.args.sipwake, "--config", cfg], self.log, cwd=self.work)
+        self.wait_up()
+
+
+class Kamailio(Server):
+    name = "kamailio"
+
+    def start(self):
+        with open(os.path.join(HERE, "kamailio.cfg")) as f:
+            text = f.read()
+        text = (text.replace("@PORT@", str(self.port)).replace("@CHILDREN@", str(self.args.cores))
+                .replace("@USERS@", str(self.args.users)))
+        cfg = os.path.join(self.work, "kamailio.cfg")
+        with open(cfg, "w") as f:
+            f.write(text)
+        self.log = os.path.join(self.work, "kamailio.log")
+        self.proc = spawn([self.args.kamailio, "-f", cfg, "-DD", "-E", "-m", "256", "-M", "16",
+                           "-w", self.work, "-P", os.path.join(self.work, "kamailio.pid")],
+                          self.log, cwd=self.work)
+        self.wait_up()
+
+
+# ---------------------------------------------------------------- sipp runs
+
+def percentile(values, q):
+    if not values:
+        return None
+    v = sorted(values)
+    k = (len(v) - 1) * q
+    lo = int(k)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def sipp_run(args, server, scenario, rate, count, run_dir, inf, extra=(), lport=None):
+    """One bounded sipp client run; returns counts, elapsed time and response times (ms)."""
+    os.makedirs(run_dir, exist_ok=True)
+    bound = int(count / rate) + 20
+    cmd = [args.sipp, "127.0.0.1:%d" % server.port, "-sf", os.path.join(SCEN, scenario),
+           "-inf", inf, "-i", "127.0.0.1", "-p", str(lport or free_port()), "-r", str(rate),
+           "-m", str(count), "-l", str(max(1000, rate * 10)), "-nostdin",
+           "-timeout", "%ds" % bound, "-recv_timeout", "5000", "-max_recv_loops", "10000",
+           "-trace_stat", "-stf", os.path.join(run_dir, "stat.csv"), "-fd", "1",
+           "-trace_rtt", "-rtt_freq", "100", "-trace_err"] + (["-trace_msg"] if os.environ.get("BENCH_TRACE_MSG") else []) + [ "-error_file",
+           os.path.join(run_dir, "errors.log")] + list(extra)
+    t0 = time.time()
+    cpu0 = cpu_seconds(server.proc.pid)
+    p = spawn(cmd, os.path.join(run_dir, "sipp.out"), cwd=run_dir)
+    try:
+        p.wait(bound + 10)
+    except subprocess.TimeoutExpired:
+        stop(p)
+    cpu1 = cpu_seconds(server.proc.pid)
+    wall = time.time() - t0
+    res = {"rate": rate, "count": count, "ok": 0, "failed": 0, "created": 0,
+           "elapsed_s": wall, "server_cpu_s": cpu1 - cpu0, "sipp_exit": p.returncode}
+    rows = []
+    try:
+        with open(os.path.join(run_dir, "stat.csv")) as f:
+            lines = [l.rstrip("\n").split(";") for l in f if l.strip()]
+        head, last = lines[0], lines[-1]
+        col = {h: i for i, h in enumerate(head)}
+        res["ok"] = int(last[col["SuccessfulCall(C)"]])
+        res["failed"] = int(last[col["FailedCall(C)"]])
+        res["created"] = int(last[col["TotalCallCreated"]])
+        et = last[col["ElapsedTime(C)"]]  # HH:MM:SS:mmm... or similar
+        parts = et.split(":")
+        if len(parts) >= 3:
+            secs = int(parts[0]) * 3600 + int(parts[1]) * 60 + float(parts[2])
+            if len(parts) >= 4:
+                secs += float(parts[3]) / 1e6 if len(parts[3]) > 3 else float(parts[3]) / 1e3
+            res["elapsed_s"] = secs
+    except (OSError, IndexError, KeyError, ValueError) as e:
+        res["stat_error"] = str(e)
+    for path in glob.glob(os.path.join(run_dir, "*_rtt.csv")):
+        with open(path) as f:
+            for line in f:
+                parts = line.strip().split(";")
+                if len(parts) >= 2:
+                    try:
+                        rows.append(float(parts[1]))
+                    except ValueError:
+                        pass
+    res["rtd_samples"] = len(rows)
+    res["p50_ms"] = percentile(rows, 0.50)
+    res["p99_ms"] = percentile(rows, 0.99)
+    done = res["ok"] + res["failed"]
+    res["fail_ratio"] = (res["failed"] / done) if done else 1.0
+    res["cpu_s_per_1000"] = (1000.0 * res["server_cpu_s"] / res["ok"]) if res["ok"] else None
+    res["achieved_rate"] = res["ok"] / res["elapsed_s"] if res["elapsed_s"] else 0
+    return res
+
+
+def sustained(res, duration):
+    """< 1% failures, everything offered was completed, and sipp kept the pace (elapsed within
+    10% + 2 s of the nominal duration)."""
+    return (res["fail_ratio"] < 0.01 and res["ok"] >= 0.99 * res["count"]
+            and res["elapsed_s"] <= duration * 1.1 + 2)
+
+
+def step_up(args, server, scenario, inf, run_root, extra=(), lport=None):
+    best, steps = 0, []
+    for rate in args.steps:
+        count = rate * args.step_duration
+        r = sipp_run(args, server, scenario, rate, count,
+                     os.path.join(run_root, "step-%d" % rate), inf, extra, lport)
+        ok = sustained(r, args.step_duration)
+        steps.append({"rate": rate, "ok": r["ok"], "failed": r["failed"],
+                      "elapsed_s": round(r["elapsed_s"], 2), "sustained": ok})
+        log("  %s %s @%d/s: ok=%d failed=%d elapsed=%.1fs -> %s"
+            % (server.name, scenario, rate, r["ok"], r["failed"], r["elapsed_s"],
+               "sustained" if ok else "NOT sustained"))
+        if not ok:
+            break
+        best = rate
+        time.sleep(1)
+    return best, steps
+
+
+def measure(args, server, rep_dir):
+    out = {}
+    server.start()
+    try:
+        d = os.path.join(rep_dir, server.name)
+        # 1. REGISTER: 10k distinct users at the fixed rate (first registration of each), which
+        #    also gives the memory per 10k bindings.
+        time.sleep(0.5)
+        pss0 = pss_kb(server.proc.pid)
+        n = args.users
+        reg = sipp_run(args, server, "reg_auth.xml", args.rate, n, os.path.join(d, "reg-fixed"),
+                       args.users_csv, lport=args.reg_port)
+        time.sleep(1.0)
+        pss1 = pss_kb(server.proc.pid)
+        reg["pss_before_kb"], reg["pss_after_kb"] = pss0, pss1
+        out["reg_fixed"] = reg
+        out["rss_per_10k_kb"] = (pss1 - pss0) * 10000.0 / max(reg["ok"], 1)
+        log("  %s REGISTER %d @%d/s: ok=%d failed=%d cpu=%.2fs p50=%s p99=%s PSS +%d kB"
+            % (server.name, n, args.rate, reg["ok"], reg["failed"], reg["server_cpu_s"],
+               reg["p50_ms"], reg["p99_ms"], pss1 - pss0))
+
+        # 2. Calls: callee registered from the UAS port, then a UAS sipp answers every call.
+        uas_port = free_port()
+        cal = sipp_run(args, server, "reg_auth.xml", 1, 1, os.path.join(d, "callee-reg"),
+                       args.callee_csv, lport=uas_port)
+        if cal["ok"] != 1:
+            raise SystemExit("%s: callee registration failed (see %s)" % (server.name, d))
+        total = args.duration + len(args.steps) * (args.step_duration + 25) + 60
+        os.makedirs(os.path.join(d, "uas"), exist_ok=True)
+        uas = spawn([args.sipp, "-sf", os.path.join(SCEN, "uas_answer.xml"), "-i", "127.0.0.1",
+                     "-p", str(uas_port), "-nostdin", "-timeout", "%ds" % total,
+                     "-max_recv_loops", "10000"],
+                    os.path.join(d, "uas", "sipp.out"), cwd=os.path.join(d, "uas"))
+        time.sleep(0.5)
+        call_extra = ["-s", "callee", "-auth_uri", "callee@127.0.0.1"]
+        try:
+            call = sipp_run(args, server, "uac_call.xml", args.rate, args.rate * args.duration,
+                            os.path.join(d, "call-fixed"), args.users_csv, call_extra)
+            out["call_fixed"] = call
+            log("  %s calls %d @%d/s: ok=%d failed=%d cpu=%.2fs p50=%s p99=%s"
+                % (server.name, call["count"], args.rate, call["ok"], call["failed"],
+                   call["server_cpu_s"], call["p50_ms"], call["p99_ms"]))
+            # 3. Max sustained rates (REGISTER refreshes of the same 10k users, then calls).
+            out["reg_max"], out["reg_steps"] = step_up(args, server, "reg_auth.xml",
+                                                       args.users_csv, os.path.join(d, "reg-max"),
+                                                       lport=args.reg_port)
+            out["call_max"], out["call_steps"] = step_up(args, server, "uac_call.xml",
+                                                         args.users_csv,
+                                                         os.path.join(d, "call-max"), call_extra)
+        finally:
+            stop(uas)
+    finally:
+        server.stop()
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sipwake", required=True)
+    ap.add_argument("--sipwake-users", required=True, help="store holding the 10k users")
+    ap.add_argument("--kamailio", default="/usr/sbin/kamailio")
+    ap.add_argument("--sipp", default="/usr/bin/sipp")
+    ap.add_argument("--users-csv", required=True)
+    ap.add_argument("--callee-csv", required=True)
+    ap.add_argument("--users", type=int, default=10000)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--rate", type=int, default=500, help="fixed offered load (ops/s)")
+    ap.add_argument("--duration", type=int, default=20, help="fixed-load call run (s)")
+    ap.add_argument("--step-duration", type=int, default=10)
+    ap.add_argument("--steps", default="500,1000,2000,4000,8000")
+    ap.add_argument("--servers", default="sipwake,kamailio")
+    ap.add_argument("--cores", type=int, default=os.cpu_count())
+    args = ap.parse_args()
+    args.steps = [int(x) for x in args.steps.split(",")]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    try:
+        for rep in range(1, args.reps + 1):
+            rep_dir = os.path.join(args.work, "rep%d" % rep)
+            os.makedirs(rep_dir, exist_ok=True)
+            result = {"rep": rep, "rate": args.rate, "duration": args.duration,
+                      "users": args.users, "cores": args.cores, "servers": {}}
+            for name in args.servers.split(","):
+                args.reg_port = free_port()
+                srv = (Sipwake if name == "sipwake" else Kamailio)(args, rep_dir)
+                log("rep %d/%d: %s on udp:127.0.0.1:%d" % (rep, args.reps, name, srv.port))
+                result["servers"][name] = measure(args, srv, rep_dir)
+            with open(os.path.join(args.work, "rep%d.json" % rep), "w") as f:
+                json.dump(result, f, indent=1)
+    finally:
+        cleanup()
+
+
+if __name__ == "__main__":
+    main()
