@@ -44,6 +44,12 @@ struct ClientOptions {
   std::string client_key_file;   // empty = the key is in client_cert_file
   std::size_t max_queued = 1000;
   std::uint32_t max_streams = 1000;  // our own cap on top of the peer's setting
+  // APNs token auth: "until a provider token is accepted on a connection, only one stream".
+  // When set, a new connection carries one stream until a 2xx response arrived on it.
+  bool single_stream_until_success = false;
+  // PING after this much idleness on an open connection (zero = never); no PING ACK within
+  // connect_timeout closes the connection (its in-flight requests fail with kUnavailable).
+  Duration idle_ping = Duration::zero();
   Duration request_timeout = std::chrono::seconds(10);
   Duration connect_timeout = std::chrono::seconds(10);
   Duration backoff_initial = std::chrono::milliseconds(100);
@@ -62,6 +68,7 @@ struct ClientStats {
   Counter failed;     // completed with an error (timeout, connection loss, queue full)
   Counter timeouts;
   Counter queue_full;
+  Counter pings;  // keep-alive PINGs sent
 };
 
 class Http2Client {

@@ -20,8 +20,6 @@ std::size_t Request::headerCount(std::string_view name) const {
   return n;
 }
 
-std::string_view Response::header(std::string_view name) const {
-  return findHeader(headers, name);
-}
+std::string_view Response::header(std::string_view name) const { return findHeader(headers, name); }
 
 }  // namespace sipwake::http2

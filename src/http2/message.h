@@ -17,8 +17,8 @@ struct Header {
 
 struct Request {
   std::string method = "POST";
-  std::string path;       // ":path"
-  std::string authority;  // ":authority"; client: empty = the origin's host
+  std::string path;             // ":path"
+  std::string authority;        // ":authority"; client: empty = the origin's host
   std::vector<Header> headers;  // regular headers only (no pseudo-headers)
   std::string body;
   // Client: per-request deadline covering queueing and the exchange; zero = the client default.

@@ -1,7 +1,7 @@
 #include "http2/tls.h"
 
-#include <openssl/evp.h>
 #include <openssl/bn.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -56,8 +56,7 @@ Result<std::shared_ptr<asio::ssl::context>> makeClientTlsContext(const std::stri
   if (!cert_file.empty()) {
     ctx->use_certificate_chain_file(cert_file, ec);
     if (ec) return invalidArgument("client certificate '" + cert_file + "': " + sslErrorText(ec));
-    ctx->use_private_key_file(key_file.empty() ? cert_file : key_file, asio::ssl::context::pem,
-                              ec);
+    ctx->use_private_key_file(key_file.empty() ? cert_file : key_file, asio::ssl::context::pem, ec);
     if (ec) return invalidArgument("client key: " + sslErrorText(ec));
   }
   if (SSL_CTX_set_alpn_protos(raw, kAlpnH2, sizeof(kAlpnH2)) != 0) {

@@ -1,0 +1,109 @@
+// The strict fake push service behind sipwake-fakepns: APNs provider API, FCM HTTP v1 and the
+// OAuth2 token endpoint on one HTTP/2 server, plus a line-JSON control port (tools/README.md).
+//
+// Thread: everything (HTTP/2 handler, control connections, timers) runs on one EventLoop, so the
+// state below needs no locks.
+#pragma once
+
+#include <asio.hpp>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "http2/server.h"
+#include "push/jwt.h"
+
+namespace sipwake::transport {
+class EventLoop;
+}
+
+namespace sipwake::tools {
+
+struct ApnsKey {
+  std::string key_id;
+  std::string team_id;
+  push::Key public_key;
+};
+
+struct FakePnsConfig {
+  std::vector<ApnsKey> apns_keys;
+  std::set<std::string> apns_topics;  // allowed bundle ids (".voip" etc. are derived)
+  std::vector<push::ServiceAccount> service_accounts;
+  std::set<std::string> fcm_projects;  // extra known projects (the accounts' are known anyway)
+};
+
+class ControlConnection;
+
+class FakePns {
+ public:
+  FakePns(transport::EventLoop& loop, FakePnsConfig config);
+  ~FakePns();
+
+  // Binds both ports (port 0 = any). `cert_file`/`key_file`: the HTTP/2 server's TLS identity.
+  Status start(const std::string& host, std::uint16_t port, const std::string& cert_file,
+               const std::string& key_file, const std::string& control_host,
+               std::uint16_t control_port);
+  std::uint16_t port() const { return server_ ? server_->port() : 0; }
+  std::uint16_t controlPort() const { return control_port_; }
+  void stop();
+
+  // For the control connections (on the loop).
+  nlohmann::json handleControl(const nlohmann::json& op,
+                               const std::shared_ptr<ControlConnection>& from);
+  void dropSubscriber(ControlConnection* conn);
+
+ private:
+  struct Verdict {
+    int status = 200;
+    std::string reason;  // APNs reason or FCM errorCode/rpc status
+  };
+  void onRequest(const http2::Request& req, http2::Responder responder);
+  void handleApns(const http2::Request& req, const http2::Responder& responder, std::string token);
+  void handleFcm(const http2::Request& req, const http2::Responder& responder, std::string project);
+  void handleToken(const http2::Request& req, const http2::Responder& responder);
+
+  void apnsError(const http2::Responder& r, const std::string& apns_id, int status,
+                 const std::string& reason, const std::string& token);
+  void fcmError(const http2::Responder& r, int status, const std::string& rpc_status,
+                const std::string& message, const std::string& error_code,
+                const std::string& token);
+  void reject(const std::string& provider, const std::string& reason, const std::string& token);
+  void notify(const std::string& provider, const std::string& token, const nlohmann::json& headers,
+              const nlohmann::json& payload);
+  void acceptControl();
+
+  transport::EventLoop& loop_;
+  FakePnsConfig config_;
+  std::unique_ptr<http2::Http2Server> server_;
+  asio::ip::tcp::acceptor control_;
+  std::uint16_t control_port_ = 0;
+  std::vector<std::shared_ptr<ControlConnection>> control_conns_;
+
+  struct ConnAuth {  // APNs: provider token in use on one connection
+    std::string token;
+    std::int64_t since_unix = 0;
+  };
+  std::map<std::uint64_t, ConnAuth> apns_conn_auth_;
+  struct AccessToken {
+    std::string project;
+    std::int64_t expires_unix = 0;
+  };
+  std::map<std::string, AccessToken> access_tokens_;
+  std::map<std::string, std::deque<nlohmann::json>> scripts_;  // device token → responses
+  std::multimap<std::string, std::weak_ptr<ControlConnection>> subscribers_;
+  std::map<std::string, std::string> token_topic_;  // subscribe "topic": for DeviceTokenNotForTopic
+  std::map<std::string, std::string> token_project_;  // subscribe "project": SENDER_ID_MISMATCH
+  std::uint64_t accepted_apns_ = 0;
+  std::uint64_t accepted_fcm_ = 0;
+  std::uint64_t tokens_issued_ = 0;
+  std::uint64_t message_seq_ = 0;
+  std::map<std::string, std::uint64_t> rejected_;
+};
+
+}  // namespace sipwake::tools

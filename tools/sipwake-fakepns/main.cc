@@ -1,0 +1,169 @@
+// sipwake-fakepns: a strict fake APNs + FCM v1 + OAuth2 token endpoint (see tools/README.md).
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <sstream>
+
+#include "common/log.h"
+#include "fake_pns.h"
+#include "http2/tls.h"
+#include "transport/event_loop.h"
+
+namespace sipwake::tools {
+namespace {
+
+bool splitHostPort(const std::string& s, std::string& host, std::uint16_t& port) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos) return false;
+  host = s.substr(0, colon);
+  try {
+    int p = std::stoi(s.substr(colon + 1));
+    if (p < 0 || p > 65535) return false;
+    port = static_cast<std::uint16_t>(p);
+  } catch (...) {
+    return false;
+  }
+  return !host.empty();
+}
+
+std::optional<std::string> readFile(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return std::nullopt;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{
+      "sipwake-fakepns: strict fake APNs / FCM v1 / OAuth2 token endpoint over HTTP/2+TLS"};
+  std::string listen = "127.0.0.1:0", control, cert, key, make_cert, log_level = "info";
+  std::vector<std::string> apns_keys, apns_topics, service_accounts, fcm_projects;
+  app.add_option("--listen", listen, "HOST:PORT for the HTTP/2+TLS port (port 0 = any)");
+  app.add_option("--cert", cert, "TLS certificate chain (PEM)");
+  app.add_option("--key", key, "TLS private key (PEM)");
+  app.add_option("--make-cert", make_cert,
+                 "generate a self-signed certificate into DIR (cert.pem = the CA to trust)");
+  app.add_option("--apns-key", apns_keys, "KEYID:TEAMID:PUBKEY.pem (repeatable)");
+  app.add_option("--apns-topic", apns_topics, "allowed APNs bundle id (repeatable)");
+  app.add_option("--fcm-service-account", service_accounts,
+                 "service-account JSON whose assertions /token accepts (repeatable)");
+  app.add_option("--fcm-project", fcm_projects, "extra known FCM project id (repeatable)");
+  app.add_option("--control", control, "HOST:PORT for the line-JSON control port");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off");
+  CLI11_PARSE(app, argc, argv);
+
+  if (!configureLogging(log_level, "text")) {
+    std::cerr << "bad --log-level\n";
+    return 2;
+  }
+  FakePnsConfig config;
+  for (const auto& spec : apns_keys) {
+    auto c1 = spec.find(':');
+    auto c2 = c1 == std::string::npos ? c1 : spec.find(':', c1 + 1);
+    if (c2 == std::string::npos) {
+      std::cerr << "--apns-key wants KEYID:TEAMID:PUBKEY.pem\n";
+      return 2;
+    }
+    auto pem = readFile(spec.substr(c2 + 1));
+    if (!pem) {
+      std::cerr << "cannot read " << spec.substr(c2 + 1) << "\n";
+      return 2;
+    }
+    auto k = push::Key::publicFromPem(*pem);
+    if (!k) {
+      std::cerr << "bad APNs public key: " << k.status().toString() << "\n";
+      return 2;
+    }
+    config.apns_keys.push_back({spec.substr(0, c1), spec.substr(c1 + 1, c2 - c1 - 1), *k});
+  }
+  config.apns_topics.insert(apns_topics.begin(), apns_topics.end());
+  for (const auto& path : service_accounts) {
+    auto text = readFile(path);
+    if (!text) {
+      std::cerr << "cannot read " << path << "\n";
+      return 2;
+    }
+    auto sa = push::parseServiceAccount(*text);
+    if (!sa) {
+      std::cerr << path << ": " << sa.status().toString() << "\n";
+      return 2;
+    }
+    // Only the public half is kept for verification.
+    auto pub_pem = sa->private_key.publicPem();
+    auto pub = pub_pem ? push::Key::publicFromPem(*pub_pem) : Result<push::Key>(pub_pem.status());
+    if (!pub) {
+      std::cerr << path << ": " << pub.status().toString() << "\n";
+      return 2;
+    }
+    sa->private_key = *pub;
+    config.service_accounts.push_back(std::move(*sa));
+  }
+  config.fcm_projects.insert(fcm_projects.begin(), fcm_projects.end());
+
+  std::string host, control_host;
+  std::uint16_t port = 0, control_port = 0;
+  if (!splitHostPort(listen, host, port)) {
+    std::cerr << "bad --listen " << listen << "\n";
+    return 2;
+  }
+  if (!control.empty() && !splitHostPort(control, control_host, control_port)) {
+    std::cerr << "bad --control " << control << "\n";
+    return 2;
+  }
+  if (!make_cert.empty()) {
+    Status s = http2::writeSelfSignedCert(make_cert, {"localhost", host});
+    if (!s) {
+      std::cerr << s.toString() << "\n";
+      return 1;
+    }
+    cert = make_cert + "/cert.pem";
+    key = make_cert + "/key.pem";
+    std::cout << "ca " << cert << std::endl;
+  }
+  if (cert.empty() || key.empty()) {
+    std::cerr << "need --cert and --key, or --make-cert DIR\n";
+    return 2;
+  }
+
+  // Signals are taken by sigwait() on this thread; the loop thread inherits the mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  transport::EventLoop loop(0);
+  loop.start();
+  FakePns fake(loop, std::move(config));
+  Status s = fake.start(host, port, cert, key, control_host, control_port);
+  if (!s) {
+    std::cerr << s.toString() << "\n";
+    loop.stop();
+    return 1;
+  }
+  std::cout << "listening " << host << ":" << fake.port() << std::endl;
+  if (!control.empty())
+    std::cout << "control " << control_host << ":" << fake.controlPort() << std::endl;
+  std::cout << "ready" << std::endl;
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  SW_LOG_INFO("fakepns: signal {}, stopping", sig);
+  std::promise<void> stopped;
+  loop.post([&] {
+    fake.stop();
+    stopped.set_value();
+  });
+  stopped.get_future().wait();
+  loop.stop();
+  return 0;
+}
+
+}  // namespace
+}  // namespace sipwake::tools
+
+int main(int argc, char** argv) { return sipwake::tools::run(argc, argv); }

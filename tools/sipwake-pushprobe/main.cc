@@ -1,0 +1,249 @@
+// sipwake-pushprobe: sends ONE push exactly as sipwake would (src/push builders + Http2Client)
+// and prints the service's answer as one JSON line. An operator's "does my push config work?"
+// tool, and the driver of the fake push service's integration test.
+//
+//   sipwake-pushprobe apns --key-file AuthKey.p8 --key-id K --team-id T --bundle com.ex.app
+//                          --token HEX [--type voip|alert|background] [--sandbox]
+//   sipwake-pushprobe fcm  --service-account sa.json --token TOKEN [--project ID]
+// --target HOST:PORT overrides the endpoint (TLS name = --host, default the target's host);
+// --ca FILE the CA bundle. Exit: 0 = an HTTP answer was printed, 1 = no answer, 2 = usage.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/log.h"
+#include "http2/client.h"
+#include "push/apns.h"
+#include "push/fcm.h"
+#include "push/jwt.h"
+#include "push/payload.h"
+#include "push/token_cache.h"
+#include "transport/event_loop.h"
+
+namespace sipwake::tools {
+namespace {
+
+using nlohmann::json;
+
+struct Endpoint {
+  std::string host;
+  std::uint16_t port = 443;
+};
+
+std::optional<Endpoint> parseHostPort(const std::string& s, std::uint16_t default_port) {
+  Endpoint e;
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos) {
+    e.host = s;
+    e.port = default_port;
+  } else {
+    e.host = s.substr(0, colon);
+    try {
+      e.port = static_cast<std::uint16_t>(std::stoi(s.substr(colon + 1)));
+    } catch (...) {
+      return std::nullopt;
+    }
+  }
+  if (e.host.empty()) return std::nullopt;
+  return e;
+}
+
+std::optional<std::string> readFile(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return std::nullopt;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::int64_t nowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+http2::Request toHttp2(const push::PushRequest& p) {
+  http2::Request r;
+  r.method = p.method;
+  r.path = p.path;
+  for (const auto& h : p.headers) r.headers.push_back({h.name, h.value});
+  r.body = p.body;
+  return r;
+}
+
+// One request on a fresh client; waits for the answer (bounded by the request timeout).
+Result<http2::Response> exchange(transport::EventLoop& loop, const Endpoint& target,
+                                 const std::string& tls_host, const std::string& ca,
+                                 http2::Request req) {
+  http2::ClientOptions o;
+  o.host = tls_host.empty() ? target.host : tls_host;
+  o.connect_address = target.host;
+  o.port = target.port;
+  o.ca_file = ca;
+  o.request_timeout = std::chrono::seconds(15);
+  auto client = std::make_unique<http2::Http2Client>(loop, o);
+  std::promise<Result<http2::Response>> p;
+  auto f = p.get_future();
+  client->submit(std::move(req), [&p](Result<http2::Response> r) { p.set_value(std::move(r)); });
+  auto r = f.get();
+  client.reset();
+  return r;
+}
+
+void print(const std::string& step, const Result<http2::Response>& r) {
+  json out = {{"step", step}};
+  if (!r) {
+    out["error"] = r.status().toString();
+  } else {
+    out["status"] = r->status;
+    out["body"] = r->body;
+    json h = json::object();
+    for (const auto& x : r->headers) h[x.name] = x.value;
+    out["headers"] = h;
+  }
+  std::cout << out.dump() << std::endl;
+}
+
+push::CallEvent probeEvent() {
+  push::CallEvent ev;
+  ev.kind = push::CallEventKind::kCall;
+  ev.call_id = "pushprobe-" + push::randomUuidV4();
+  ev.call_uuid = push::randomUuidV4();
+  ev.caller_uri = "sip:pushprobe@sipwake.invalid";
+  ev.caller_display_name = "sipwake push probe";
+  ev.callee_aor = "sip:device@sipwake.invalid";
+  ev.sent_at_ms = nowUnix() * 1000;
+  return ev;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"sipwake-pushprobe: send one push as sipwake would and print the answer"};
+  app.require_subcommand(1);
+  std::string target, tls_host, ca, token, log_level = "warn";
+  app.add_option("--target", target, "HOST:PORT to connect to (default: the production endpoint)");
+  app.add_option("--host", tls_host, "TLS server name to verify (default: the target host)");
+  app.add_option("--ca", ca, "CA bundle (default: system trust store)");
+  app.add_option("--log-level", log_level);
+
+  auto* apns = app.add_subcommand("apns", "APNs provider API (token auth)");
+  std::string key_file, key_id, team_id, bundle, type = "voip";
+  bool sandbox = false, forge = false;
+  std::int64_t iat_offset = 0;
+  apns->add_option("--key-file", key_file, "the .p8 signing key")->required();
+  apns->add_option("--key-id", key_id)->required();
+  apns->add_option("--team-id", team_id)->required();
+  apns->add_option("--bundle", bundle, "app bundle id (apns-topic; .voip is added for voip)")
+      ->required();
+  apns->add_option("--token", token, "device token (hex)")->required();
+  apns->add_option("--type", type, "voip|alert|background")
+      ->check(CLI::IsMember({"voip", "alert", "background"}));
+  apns->add_flag("--sandbox", sandbox, "development endpoint");
+  apns->add_option("--iat-offset", iat_offset, "test: shift the JWT iat by SECS");
+  apns->add_flag("--forge", forge, "test: sign the JWT with a random key");
+
+  auto* fcm = app.add_subcommand("fcm", "FCM HTTP v1");
+  std::string sa_file, project, token_target;
+  bool bad_data = false;
+  fcm->add_option("--service-account", sa_file)->required();
+  fcm->add_option("--token", token, "registration token")->required();
+  fcm->add_option("--project", project, "project id (default: the service account's)");
+  fcm->add_option("--token-target", token_target,
+                  "HOST:PORT for the token endpoint (default: token_uri's)");
+  fcm->add_flag("--bad-data", bad_data, "test: send a non-string data value");
+  CLI11_PARSE(app, argc, argv);
+  configureLogging(log_level, "text");
+
+  transport::EventLoop loop(0);
+  loop.start();
+  struct Stopper {
+    transport::EventLoop& l;
+    ~Stopper() { l.stop(); }
+  } stopper{loop};
+
+  if (*apns) {
+    auto pem = readFile(key_file);
+    if (!pem) return std::cerr << "cannot read " << key_file << "\n", 2;
+    auto key = push::Key::privateFromPem(*pem);
+    if (!key) return std::cerr << key.status().toString() << "\n", 2;
+    if (forge) key = push::Key::generateEcP256();
+    auto jwt = push::makeApnsJwt(*key, key_id, team_id, nowUnix() + iat_offset);
+    if (!jwt) return std::cerr << jwt.status().toString() << "\n", 2;
+    push::PushBinding b;
+    b.provider = push::Provider::kApns;
+    b.sandbox = sandbox;
+    b.app_id = bundle;
+    b.team_id = team_id;
+    (type == "voip" ? b.voip_token : b.message_token) = token;
+    push::apns::RequestOptions opt;
+    opt.type = type == "voip"    ? push::apns::PushType::kVoip
+               : type == "alert" ? push::apns::PushType::kAlert
+                                 : push::apns::PushType::kBackground;
+    opt.bearer_jwt = *jwt;
+    auto req = push::apns::buildRequest(b, probeEvent(), opt);
+    if (!req) return std::cerr << req.status().toString() << "\n", 2;
+    auto ep = parseHostPort(target.empty() ? std::string(sandbox ? push::apns::kSandboxHost
+                                                                 : push::apns::kProductionHost)
+                                           : target,
+                            443);
+    if (!ep) return std::cerr << "bad --target\n", 2;
+    auto r = exchange(loop, *ep, tls_host.empty() && target.empty() ? ep->host : tls_host, ca,
+                      toHttp2(*req));
+    print("apns", r);
+    return r ? 0 : 1;
+  }
+
+  // FCM: OAuth2 token, then the send.
+  auto text = readFile(sa_file);
+  if (!text) return std::cerr << "cannot read " << sa_file << "\n", 2;
+  auto sa = push::parseServiceAccount(*text);
+  if (!sa) return std::cerr << sa.status().toString() << "\n", 2;
+  auto assertion = push::makeFcmAssertion(*sa, nowUnix());
+  if (!assertion) return std::cerr << assertion.status().toString() << "\n", 2;
+  // token_uri = https://host[:port]/path
+  std::string rest = sa->token_uri.substr(std::string("https://").size());
+  std::string authority = rest.substr(0, rest.find('/'));
+  std::string path = rest.find('/') == std::string::npos ? "/" : rest.substr(rest.find('/'));
+  auto token_ep = parseHostPort(token_target.empty() ? authority : token_target, 443);
+  if (!token_ep) return std::cerr << "bad token endpoint\n", 2;
+  http2::Request treq;
+  treq.path = path;
+  treq.headers.push_back({"content-type", "application/x-www-form-urlencoded"});
+  treq.body = push::oauthTokenRequestBody(*assertion);
+  auto tr =
+      exchange(loop, *token_ep, tls_host.empty() && token_target.empty() ? std::string() : tls_host,
+               ca, std::move(treq));
+  print("token", tr);
+  if (!tr) return 1;
+  auto oauth = push::parseOAuthTokenResponse(tr->status, tr->body);
+  if (!oauth) return std::cerr << oauth.status().toString() << "\n", 0;
+
+  push::PushBinding b;
+  b.provider = push::Provider::kFcm;
+  b.project_id = project.empty() ? sa->project_id : project;
+  b.message_token = token;
+  push::fcm::RequestOptions opt;
+  opt.project_id = b.project_id;
+  opt.access_token = oauth->access_token;
+  auto req = push::fcm::buildRequest(b, probeEvent(), opt);
+  if (!req) return std::cerr << req.status().toString() << "\n", 2;
+  http2::Request hreq = toHttp2(*req);
+  if (bad_data) {
+    json body = json::parse(hreq.body);
+    body["message"]["data"]["probe_number"] = 42;
+    hreq.body = body.dump();
+  }
+  auto ep = parseHostPort(target.empty() ? std::string(push::fcm::kHost) : target, 443);
+  if (!ep) return std::cerr << "bad --target\n", 2;
+  auto r = exchange(loop, *ep, tls_host, ca, std::move(hreq));
+  print("fcm", r);
+  return r ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace sipwake::tools
+
+int main(int argc, char** argv) { return sipwake::tools::run(argc, argv); }
