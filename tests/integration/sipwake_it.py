@@ -536,6 +536,20 @@ def test_options_udp(ctx):
         run_sipp(ctx, "options.xml", ("127.0.0.1", udp), "u1")
 
 
+def test_port_in_use(ctx):
+    """A second sipwake on ports the first one holds must refuse to start (no silent sharing
+    through SO_REUSEPORT), and the first one keeps answering."""
+    server, (udp, tcp, tls) = start_server(ctx)
+    with server:
+        for spec in ("udp:127.0.0.1:%d" % udp, "tcp:127.0.0.1:%d" % tcp):
+            code, out, err = run_cmd([ctx.sipwake, "--listen", spec,
+                                      "--store", os.path.join(ctx.work, "second.db")],
+                                     timeout=15, cwd=ctx.work)
+            check(code != 0, "second sipwake on %s started (exit %d)" % (spec, code))
+            check("in use" in (out + err).lower(), "no 'in use' error for %s: %r" % (spec, out + err))
+        run_sipp(ctx, "options.xml", ("127.0.0.1", udp), "u1")
+
+
 def test_options_tcp(ctx):
     server, (_, tcp, _) = start_server(ctx)
     with server:
