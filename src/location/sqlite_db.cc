@@ -45,6 +45,19 @@ CREATE TABLE users (
     R"sql(
 ALTER TABLE bindings ADD COLUMN contact_params TEXT NOT NULL DEFAULT '';
 )sql",
+    // 2 -> 3: push bindings (PushBindingStore), which outlive the SIP bindings they came with.
+    R"sql(
+CREATE TABLE push_bindings (
+  device_key    TEXT    NOT NULL PRIMARY KEY,  -- push::PushBinding::deviceKey() (no token)
+  aor           TEXT    NOT NULL,
+  identity      TEXT    NOT NULL,  -- the device within its AOR: instance id or Contact URI
+  binding_key   TEXT    NOT NULL,  -- location::bindingKey() of the SIP binding it came with
+  push          TEXT    NOT NULL,  -- push::serialize() JSON
+  registered_at INTEGER NOT NULL,  -- unix seconds
+  expires_at    INTEGER NOT NULL   -- unix seconds
+) WITHOUT ROWID;
+CREATE INDEX push_bindings_by_aor ON push_bindings (aor);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "common/log.h"
+#include "push/push_params.h"
 
 namespace sipwake::registrar {
 namespace {
@@ -65,7 +66,43 @@ std::string lowerProtocol(transport::Protocol p) {
   return s;
 }
 
+// The Contact's push params, URI and header params alike, for push::parsePushParams.
+std::vector<push::RawParam> rawPushParams(const sip::NameAddr& a) {
+  std::vector<push::RawParam> out;
+  for (const std::vector<sip::Param>* list : {&a.uri.params, &a.params}) {
+    for (const sip::Param& p : *list) out.push_back(push::RawParam{p.name, p.value, p.has_value});
+  }
+  return out;
+}
+
+// Which device of the AOR a Contact is: its instance id, else its URI without push params.
+std::string deviceIdentity(const Binding& b) {
+  if (!b.instance_id.empty()) return "i:" + b.instance_id;
+  return "c:" + stripPushUriParams(b.contact_uri);
+}
+
 }  // namespace
+
+std::string stripPushUriParams(std::string_view uri) {
+  auto parsed = sip::parseUri(uri);
+  if (!parsed) return std::string(uri);
+  const char* base = parsed->text.data();
+  std::string out;
+  std::size_t at = 0;
+  for (const sip::Param& p : parsed->params) {
+    if (!push::isPushParamName(p.name)) continue;
+    std::size_t begin = static_cast<std::size_t>(p.name.data() - base);
+    if (begin == 0 || uri[begin - 1] != ';') continue;  // not the form we can cut safely
+    --begin;
+    const std::string_view last = p.has_value ? p.value : p.name;
+    std::size_t end = static_cast<std::size_t>(last.data() + last.size() - base);
+    if (begin < at || end > uri.size()) continue;
+    out.append(uri.substr(at, begin - at));
+    at = end;
+  }
+  out.append(uri.substr(at));
+  return out;
+}
 
 location::SysSeconds systemWallClock() {
   return std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
@@ -96,6 +133,14 @@ struct Registrar::Pending {
   SysSeconds now{};
   bool outbound = false;  // reg-id honoured: answer with Require: outbound
   std::string path_echo;  // Path values to copy into the 200 (UA supports path)
+  // Push binding writes, applied after the SIP bindings are durable and before the 200 OK.
+  struct PushOp {
+    enum class Kind : std::uint8_t { kUpsert, kOptOut, kOptOutAll } kind = Kind::kUpsert;
+    location::PushRecord record;  // kUpsert; kOptOut uses aor + identity
+    push::PushBinding binding;    // kUpsert
+    std::uint32_t expires = 0;    // the Contact's SIP expiry (for +sip.pnsreg)
+  };
+  std::vector<PushOp> push_ops;
 };
 
 Registrar::Registrar(RegistrarConfig config, Services services,
@@ -119,13 +164,22 @@ Registrar::Registrar(RegistrarConfig config, Services services,
              Stats::global().counter("registrar.cseq_out_of_order"),
              Stats::global().counter("registrar.too_many_contacts"),
              Stats::global().counter("registrar.store_errors"),
-             Stats::global().counter("registrar.bindings_written")} {
+             Stats::global().counter("registrar.bindings_written")},
+      push_bindings_written_(Stats::global().counter("registrar.push_bindings_written")),
+      push_bindings_removed_(Stats::global().counter("registrar.push_bindings_removed")),
+      push_rejected_(Stats::global().counter("registrar.push_params_rejected")) {
   SIPWAKE_CHECK(reply_on_ != nullptr && wall_clock_ != nullptr);
   SIPWAKE_CHECK(services_.is_local_domain != nullptr);
   SIPWAKE_CHECK(config_.min_expires <= config_.max_expires);
 }
 
 std::string_view Registrar::supportedHeader() { return kSupported; }
+
+void Registrar::setPushCapture(PushCaptureConfig config, location::PushBindingStore* store) {
+  SIPWAKE_CHECK(!config.enabled || store != nullptr);
+  push_ = std::move(config);
+  push_store_ = store;
+}
 
 void Registrar::send(transaction::ServerTransaction& tx, sip::Message&& response) {
   if (!config_.server_header.empty()) response.appendHeader("Server", config_.server_header);
@@ -320,6 +374,13 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
       return reject(tx, req, 400, "Bad Request - Wildcard Contact Requires Expires: 0");
     }
     change.remove_all = true;
+    if (push_.enabled) {
+      // "Contact: *" is a log-out: the phone must not be woken for this AOR any more either.
+      Pending::PushOp op;
+      op.kind = Pending::PushOp::Kind::kOptOutAll;
+      op.record.aor = pending->aor;
+      pending->push_ops.push_back(std::move(op));
+    }
   } else {
     std::vector<std::string> path_values;
     path_values.reserve(paths->size());
@@ -364,10 +425,40 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
           ++reg_ids;
         }
       }
+      std::optional<push::PushBinding> push_binding;
+      if (push_.enabled) {
+        std::vector<push::RawParam> raw = rawPushParams(a);
+        push::PushParamsResult parsed = push::parsePushParams(raw, push_.serves);
+        if (!parsed.isOk()) {
+          push_rejected_.inc();
+          stats_.bad_request.inc();
+          return reject(tx, req, parsed.error().sip_code, parsed.error().reason);
+        }
+        push_binding = std::move(parsed.value());
+        Pending::PushOp op;
+        op.record.aor = pending->aor;
+        op.record.identity = deviceIdentity(b);
+        if (push_binding) {
+          // Also on an un-REGISTER (expires 0): the app went to the background; the push
+          // binding stays and its TTL is renewed.
+          op.kind = Pending::PushOp::Kind::kUpsert;
+          op.binding = *push_binding;
+          op.record.device_key = push_binding->deviceKey();
+          op.record.binding_key = location::bindingKey(b);
+          op.record.push = push::serialize(*push_binding);
+          op.record.registered_at = now;
+          op.record.expires_at = now + push_.ttl;
+          op.expires = std::min(expires, config_.max_expires);
+        } else {
+          op.kind = Pending::PushOp::Kind::kOptOut;  // registered without push params
+        }
+        pending->push_ops.push_back(std::move(op));
+      }
       if (expires == 0) {
         change.removals.push_back(std::move(b));
         continue;
       }
+      if (push_binding) b.push = push::serialize(*push_binding);
       if (expires < config_.min_expires) {
         stats_.interval_too_brief.inc();
         return reject(tx, req, 423, "Interval Too Brief",
@@ -440,6 +531,39 @@ void Registrar::finish(Pending& p, Result<std::vector<Binding>> result) {
     return reject(tx, req, 500, "Server Internal Error",
                   {{"Retry-After", std::to_string(config_.retry_after_s)}});
   }
+  for (const Pending::PushOp& op : p.push_ops) {
+    if (op.kind == Pending::PushOp::Kind::kOptOutAll) {
+      for (const location::PushRecord& r : push_store_->lookupByAor(op.record.aor, SysSeconds{})) {
+        auto removed = push_store_->remove(r.device_key);
+        if (removed && *removed) push_bindings_removed_.inc();
+      }
+      continue;
+    }
+    if (op.kind == Pending::PushOp::Kind::kOptOut) {
+      auto removed = push_store_->removeIdentity(op.record.aor, op.record.identity);
+      if (removed && *removed) {
+        push_bindings_removed_.inc();
+        SW_LOG_INFO("registrar: {} opted out of push (REGISTER without push params)", p.aor);
+      }
+      if (removed) continue;
+      stats_.store_errors.inc();
+      return reject(tx, req, 500, "Server Internal Error",
+                    {{"Retry-After", std::to_string(config_.retry_after_s)}});
+    }
+    auto moved = push_store_->upsert(op.record);
+    if (!moved) {
+      stats_.store_errors.inc();
+      SW_LOG_WARN("registrar: push binding for {} not stored: {}", p.aor, moved.status().message());
+      return reject(tx, req, 500, "Server Internal Error",
+                    {{"Retry-After", std::to_string(config_.retry_after_s)}});
+    }
+    push_bindings_written_.inc();
+    if (!moved->empty()) {
+      // The device key only: never a token, never the former owner's AOR.
+      SW_LOG_INFO("registrar: push device {} moved to {}; its former binding is removed",
+                  op.record.device_key, p.aor);
+    }
+  }
   const std::vector<Binding>& bindings = *result;
   answerOk(tx, p, bindings);
   for (const Binding& b : bindings) {
@@ -475,6 +599,19 @@ void Registrar::answerOk(transaction::ServerTransaction& tx, const Pending& p,
   response.appendHeader("Date", httpDate(p.now));
   if (!p.path_echo.empty()) response.appendHeader("Path", p.path_echo);
   if (p.outbound) response.appendHeader("Require", "outbound");
+  // RFC 8599 §4.1.1: one Feature-Caps per PNS type we will push through for this REGISTER.
+  std::vector<push::Provider> announced;
+  for (const Pending::PushOp& op : p.push_ops) {
+    if (op.kind != Pending::PushOp::Kind::kUpsert) continue;
+    if (std::find(announced.begin(), announced.end(), op.binding.provider) != announced.end()) {
+      continue;
+    }
+    announced.push_back(op.binding.provider);
+    std::optional<std::uint32_t> pnsreg;
+    // Ask for a refresh half-way through the binding (RFC 8599 §4.1.1: the value must be > 120).
+    if (op.binding.has_pnsreg) pnsreg = std::max<std::uint32_t>(121, op.expires / 2);
+    response.appendHeader("Feature-Caps", push::featureCapsValue(op.binding, pnsreg));
+  }
   response.appendHeader("Supported", std::string(kSupported));
   send(tx, std::move(response));
 }

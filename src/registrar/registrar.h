@@ -27,6 +27,7 @@
 // posts afterwards must never run (they are dropped with the loop's queue).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -35,6 +36,8 @@
 
 #include "common/stats.h"
 #include "location/location_store.h"
+#include "location/push_binding_store.h"
+#include "push/push_params.h"
 #include "registrar/services.h"
 #include "transaction/transaction_layer.h"
 
@@ -48,6 +51,15 @@ struct RegistrarConfig {
   bool require_auth = true;              // false: anyone may register any AOR of our domains
   std::uint32_t retry_after_s = 5;       // Retry-After on a store failure
   std::string server_header;             // Server header value; empty: none
+};
+
+// Push-parameter capture (issue 4, RFC 8599): how the registrar treats Contacts carrying push
+// params. Disabled (the default, and when no push app is configured) means push params are
+// ignored: no push binding, no Feature-Caps, so the UA knows nobody will push for it.
+struct PushCaptureConfig {
+  bool enabled = false;
+  push::ServesFn serves;                                   // unserved (provider, app) -> 555
+  std::chrono::seconds ttl = std::chrono::hours(24 * 30);  // push binding lifetime per REGISTER
 };
 
 // Told about every binding a REGISTER added or refreshed, after its 200 OK was sent (the hook for
@@ -77,6 +89,11 @@ class Registrar {
 
   // nullptr: none. The observer must outlive the registrar.
   void setObserver(RegistrationObserver* observer) { observer_ = observer; }
+  // Push capture. With config.enabled, `store` is required and must outlive the registrar.
+  // Each REGISTER Contact's push params are parsed (400 naming the param / 555 for an unserved
+  // provider); after the SIP bindings are durable the push binding is written (or removed when
+  // a device registers without push params) before the 200 OK, which carries Feature-Caps.
+  void setPushCapture(PushCaptureConfig config, location::PushBindingStore* store);
 
   const RegistrarConfig& config() const { return config_; }
 
@@ -117,7 +134,16 @@ class Registrar {
   WallClock wall_clock_;
   RegistrationObserver* observer_ = nullptr;
   Counters stats_;
+  PushCaptureConfig push_;
+  location::PushBindingStore* push_store_ = nullptr;
+  Counter& push_bindings_written_;
+  Counter& push_bindings_removed_;
+  Counter& push_rejected_;
 };
+
+// `uri` without its push parameters (push::isPushParamName): what may be shown to other users or
+// sent to the phone as a Request-URI. Returned unchanged when it does not parse.
+std::string stripPushUriParams(std::string_view uri);
 
 // RFC 1123 date for the Date header ("Sun, 06 Nov 1994 08:49:37 GMT").
 std::string httpDate(location::SysSeconds t);

@@ -134,6 +134,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
 
   void start(Resolution&& resolution) {
     more_may_come_ = resolution.more_may_come;
+    notify_end_ = resolution.more_may_come;
     starting_ = true;
     std::size_t n = std::min(resolution.targets.size(), proxy_.config_.max_forks);
     for (std::size_t i = 0; i < n; ++i) startBranch(std::move(resolution.targets[i]));
@@ -192,6 +193,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
         no_new_branches_ = true;
         more_may_come_ = false;
         cancelPending(kCompletedElsewhere);
+        notifyEnd(code, b->target.binding_key);
       }
       return;
     }
@@ -247,6 +249,9 @@ class ProxyContext final : public transaction::ServerTransactionUser,
     cancelled_ = true;
     no_new_branches_ = true;
     more_may_come_ = false;
+    // The resolver hears of it now (its "missed call" pushes should not wait for the branches'
+    // 487s); the final response will be 487 unless a branch's 2xx crosses the CANCEL.
+    notifyEnd(487, {});
     cancelPending({});
     maybeSendBest();
     maybeRetire();
@@ -258,6 +263,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
     no_new_branches_ = true;
     more_may_come_ = false;
     cancelPending({});
+    notifyEnd(0, {});
   }
 
   void onTerminated(transaction::ServerTransaction& /*tx*/) override {
@@ -267,6 +273,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
       no_new_branches_ = true;
       more_may_come_ = false;
       cancelPending({});
+      notifyEnd(0, {});
     }
     maybeRetire();
   }
@@ -283,7 +290,12 @@ class ProxyContext final : public transaction::ServerTransactionUser,
       } else {
         proxy_.stats_.unroutable.inc();
         setFinal(b);
-        consider(503, "Service Unavailable", nullptr, "Unresolvable Destination");
+        // RFC 3263 §4.3 / 3261 §16.9: a failed resolution counts as a 503 (sent as 500); the
+        // resolver's message ("DNS: no records for example.org") becomes the reason detail.
+        const Status why = hop.status();
+        consider(503, "Service Unavailable", nullptr,
+                 why.message().empty() ? std::string_view("Unresolvable Destination")
+                                       : std::string_view(why.message()));
       }
     }
     maybeSendBest();
@@ -528,7 +540,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
     if (starting_ || final_sent_ || more_may_come_ || anyPending()) return;
     final_sent_ = true;
     no_new_branches_ = true;
-    if (server_ == nullptr) return;
+    if (server_ == nullptr) return notifyEnd(0, {});
     int code = best_code_;
     std::string reason = best_reason_;
     if (code == 0) {
@@ -537,6 +549,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
       code = cancelled_ ? 487 : 480;
       reason = cancelled_ ? "Request Terminated" : "Temporarily Unavailable";
     }
+    notifyEnd(code == 503 ? 500 : code, {});
     if (code == 503) {
       // §16.7 step 6: a 503 is converted to 500 (the 503 was about the next hop, not us).
       code = 500;
@@ -582,6 +595,18 @@ class ProxyContext final : public transaction::ServerTransactionUser,
     proxy_.stats_.responses_forwarded.inc();
   }
 
+  // Tells the resolver (once) how a context it may add branches to ended. Runs before the final
+  // response is sent, so the resolver's cancel pushes do not wait for the response to go out.
+  void notifyEnd(int code, const std::string& answered_by) {
+    if (!notify_end_) return;
+    notify_end_ = false;
+    ContextEnd end;
+    end.code = code;
+    end.cancelled = cancelled_;
+    end.answered_by = answered_by;
+    proxy_.deps_.targets->onContextEnded(id_, end);
+  }
+
   void maybeRetire() {
     if (retired_ || starting_) return;
     if (server_ != nullptr || live_clients_ != 0 || resolving_ != 0) return;
@@ -602,6 +627,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
   std::size_t live_clients_ = 0;
   std::size_t resolving_ = 0;
   bool more_may_come_ = false;
+  bool notify_end_ = false;  // resolved with more_may_come: report the end to the resolver
   bool no_new_branches_ = false;
   bool final_sent_ = false;
   bool cancelled_ = false;
@@ -978,7 +1004,7 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
   const bool local = !has_routes && isLocalDomainUri(target_uri);
   Resolution resolution;
   if (local) {
-    resolution = deps_.targets->resolve(id, target_uri);
+    resolution = deps_.targets->resolveRequest(id, request);
     switch (resolution.outcome) {
       case Resolution::Outcome::kUnknownUser:
         stats_.not_found.inc();

@@ -10,8 +10,9 @@
 // transaction, its branches (client transactions), Timer C and the response context. A context
 // lives until its server transaction and all its client transactions are terminated.
 //
-// Push wake-up (next issue) hooks: a TargetResolver may return `more_may_come`; the context then
-// waits (even with zero branches) for addBranch() / noMoreBranches(). "All current branches
+// Push wake-up hooks (routing/wake.h): the proxy asks TargetResolver::resolveRequest(); a resolver
+// may return `more_may_come`; the context then waits (even with zero branches) for addBranch() /
+// noMoreBranches(), and tells the resolver how it ended (TargetResolver::onContextEnded). "All current branches
 // finished" and "no more branches will come" are separate: a final response is chosen only when
 // both hold (or a 2xx / 6xx / CANCEL ends the request earlier).
 //

@@ -17,6 +17,7 @@ std::vector<Target> targetsFromBindings(std::vector<location::Binding> bindings)
   out.reserve(bindings.size());
   for (location::Binding& b : bindings) {
     Target t;
+    t.binding_key = location::bindingKey(b);  // before contact_uri is moved from
     t.uri = std::move(b.contact_uri);
     t.path = std::move(b.path);
     t.q_milli = b.q_milli;
@@ -31,7 +32,6 @@ std::vector<Target> targetsFromBindings(std::vector<location::Binding> bindings)
         t.flow = flow;
       }
     }
-    t.binding_key = location::bindingKey(b);
     out.push_back(std::move(t));
   }
   return out;

@@ -16,6 +16,7 @@
 
 #include "location/binding.h"
 #include "location/location_store.h"
+#include "sip/message.h"
 #include "sip/uri.h"
 #include "transport/transport.h"
 
@@ -47,12 +48,28 @@ struct Resolution {
   bool more_may_come = false;
 };
 
+// How a context that was resolved with `more_may_come` ended (push wake-up bookkeeping).
+struct ContextEnd {
+  int code = 0;             // the final response sent upstream (0: none could be sent)
+  bool cancelled = false;   // the caller CANCELled
+  std::string answered_by;  // 2xx: Target::binding_key of the branch that answered
+};
+
 class TargetResolver {
  public:
   virtual ~TargetResolver() = default;
   // Targets for a request whose Request-URI `uri` is in one of our domains. `context` identifies
   // the proxy context that will fork (for resolvers that add branches later).
   virtual Resolution resolve(ContextId context, const sip::Uri& uri) = 0;
+  // The same, for resolvers that need the whole request (caller, Call-ID, method: push
+  // payloads). The proxy calls this one; the default forwards to resolve().
+  virtual Resolution resolveRequest(ContextId context, const sip::Message& request) {
+    return resolve(context, request.requestUri());
+  }
+  // Called once, on the proxy's loop, when a context resolved with more_may_come has chosen its
+  // final response, was CANCELled by the caller (code 487, before the branches answered), or lost
+  // its upstream (code 0). No proxy call may be made for `context` from inside it or afterwards.
+  virtual void onContextEnded(ContextId /*context*/, const ContextEnd& /*end*/) {}
 };
 
 // Orders bindings by q (highest first; stable for equal q: most recently registered first) and

@@ -478,6 +478,32 @@ void parseAuth(const toml::table& t, Config& c, Checker& check) {
               {"user_reload_interval", u32(a.user_reload_interval_s, 0, 86400)}});
 }
 
+// "1.2.3.4", "1.2.3.4:53", "[2001:db8::1]", "[2001:db8::1]:53" (the c-ares server syntax).
+bool isDnsServer(const std::string& s) {
+  std::string ip = s;
+  std::string port;
+  int family = AF_INET;
+  if (!s.empty() && s.front() == '[') {
+    std::size_t close = s.find(']');
+    if (close == std::string::npos) return false;
+    ip = s.substr(1, close - 1);
+    family = AF_INET6;
+    if (close + 1 < s.size()) {
+      if (s[close + 1] != ':') return false;
+      port = s.substr(close + 2);
+      if (port.empty()) return false;
+    }
+  } else if (std::size_t colon = s.find(':'); colon != std::string::npos) {
+    ip = s.substr(0, colon);
+    port = s.substr(colon + 1);
+    if (port.empty()) return false;
+  }
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return false;
+  if (!port.empty() && (std::stoul(port) == 0 || std::stoul(port) > 65535)) return false;
+  unsigned char buf[16];
+  return inet_pton(family, ip.c_str(), buf) == 1;
+}
+
 void parseProxy(const toml::table& t, Config& c, Checker& check) {
   auto& p = c.proxy;
   check.walk(t, "[proxy]",
@@ -519,8 +545,91 @@ void parseProxy(const toml::table& t, Config& c, Checker& check) {
                    check.error(n, w, "expected \"always\" or \"never\", got " + describe(n));
                  }
                }},
-              {"advertised_host", [&](const toml::node& n, const std::string& w) {
+              {"advertised_host",
+               [&](const toml::node& n, const std::string& w) {
                  if (auto v = check.string(n, w, true)) p.advertised_host = *v;
+               }},
+              {"dns_servers",
+               [&](const toml::node& n, const std::string& w) {
+                 const auto* arr = n.as_array();
+                 if (arr == nullptr) {
+                   check.error(n, w, "expected an array of strings, got " + describe(n));
+                   return;
+                 }
+                 std::vector<std::string> out;
+                 for (const auto& e : *arr) {
+                   auto s = check.string(e, w);
+                   if (!s) return;
+                   if (!isDnsServer(*s)) {
+                     check.error(e, w, "expected \"ip[:port]\" or \"[v6]:port\"");
+                     return;
+                   }
+                   out.push_back(*s);
+                 }
+                 p.dns_servers = std::move(out);
+               }},
+              {"dns_timeout_ms", [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.integer(n, w, 10, 60000))
+                   p.dns_timeout_ms = static_cast<std::uint32_t>(*v);
+               }}});
+}
+
+void parsePush(const toml::table& t, Config& c, Checker& check) {
+  auto& p = c.push;
+  auto boolean = [&](bool& out) {
+    return [&](const toml::node& n, const std::string& w) {
+      const auto* b = n.as_boolean();
+      if (b == nullptr) {
+        check.error(n, w, "expected true or false, got " + describe(n));
+        return;
+      }
+      out = b->get();
+    };
+  };
+  check.walk(t, "[push]",
+             {{"push_ttl",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.integer(n, w, 60, 365 * 86400))
+                   p.push_ttl_s = static_cast<std::uint32_t>(*v);
+               }},
+              {"ring_timeout",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.integer(n, w, 1, 300))
+                   p.ring_timeout_s = static_cast<std::uint32_t>(*v);
+               }},
+              {"push_connected_devices", boolean(p.push_connected_devices)},
+              {"call_uuid_salt",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.string(n, w, true)) p.call_uuid_salt = *v;
+               }},
+              {"app", [&](const toml::node& n, const std::string& w) {
+                 const auto* arr = n.as_array();
+                 if (arr == nullptr || !arr->is_array_of_tables()) {
+                   check.error(n, w, "expected [[push.app]] sections, got " + describe(n));
+                   return;
+                 }
+                 std::size_t index = 0;
+                 for (const auto& entry : *arr) {
+                   ++index;
+                   PushApp app;
+                   bool bad = false;
+                   std::string section = "[[push.app]] #" + std::to_string(index);
+                   check.walk(*entry.as_table(), section,
+                              {{"provider",
+                                [&](const toml::node& pn, const std::string& pw) {
+                                  auto v = check.choice(pn, pw, {"apns", "fcm", "webpush"});
+                                  if (v) app.provider = *v;
+                                  bad = !v;
+                                }},
+                               {"id", [&](const toml::node& pn, const std::string& pw) {
+                                  if (auto v = check.string(pn, pw, true)) app.id = *v;
+                                }}});
+                   if (app.provider.empty()) {
+                     if (!bad) check.error(entry, section, "missing key provider");
+                     continue;
+                   }
+                   p.apps.push_back(std::move(app));
+                 }
                }}});
 }
 
@@ -649,12 +758,14 @@ Result<Config> parseConfig(std::string_view toml_text, std::string_view source_n
       if (const auto* t = sectionTable(node, k, check)) parseAuth(*t, c, check);
     } else if (k == "proxy") {
       if (const auto* t = sectionTable(node, k, check)) parseProxy(*t, c, check);
+    } else if (k == "push") {
+      if (const auto* t = sectionTable(node, k, check)) parsePush(*t, c, check);
     } else {
       std::uint32_t line = key.source().begin.line;
       if (line == 0) line = node.source().begin.line;
       check.error(line, std::string(k),
                   "unknown key (sections are [server], [[listen]], [tls], [limits], [timers], "
-                  "[store], [registrar], [auth], [proxy])");
+                  "[store], [registrar], [auth], [proxy], [push])");
     }
   }
   if (!check.ok()) return check.firstError();

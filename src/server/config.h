@@ -97,6 +97,24 @@ struct ProxySettings {
   bool record_route = true;       // "always" | "never"
   std::uint32_t max_forks = 16;   // bindings tried in parallel for one request
   std::string advertised_host;    // Record-Route host when listening on 0.0.0.0 / ::
+  // RFC 3263 resolution of host names (c-ares): name servers "ip[:port]" / "[v6]:port"; empty =
+  // the system's resolv.conf. Timeout per try (2 tries).
+  std::vector<std::string> dns_servers;
+  std::uint32_t dns_timeout_ms = 2000;
+};
+
+// [push]: push wake-up (issue 4). With no [[push.app]], push is off: push params in REGISTERs
+// are ignored (no Feature-Caps) and nothing is pushed.
+struct PushApp {
+  std::string provider;  // "apns" | "fcm" | "webpush"
+  std::string id;        // APNs bundle id, FCM project id (push::PushBinding::appKey()); "*" any
+};
+struct PushSettings {
+  std::uint32_t push_ttl_s = 30 * 86400;  // push binding lifetime, renewed by each REGISTER
+  std::uint32_t ring_timeout_s = 30;      // how long a parked INVITE waits for woken devices
+  bool push_connected_devices = false;    // also push devices with a live contact (iOS)
+  std::string call_uuid_salt;             // secret for the call UUIDs in push payloads
+  std::vector<PushApp> apps;              // [[push.app]]
 };
 
 struct Config {
@@ -114,6 +132,7 @@ struct Config {
   RegistrarSettings registrar;
   AuthSettings auth;
   ProxySettings proxy;
+  PushSettings push;
 
   unsigned effectiveWorkers() const;
   bool hasTlsListener() const;

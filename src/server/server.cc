@@ -1,14 +1,21 @@
 #include "server/server.h"
 
+#include <algorithm>
+#include <chrono>
+
 #include "auth/authenticator.h"
 #include "common/log.h"
+#include "location/push_binding_store.h"
 #include "location/sqlite_location_store.h"
 #include "location/user_store.h"
+#include "push/sender.h"
 #include "registrar/maintenance.h"
 #include "registrar/registrar.h"
 #include "registrar/services.h"
+#include "routing/dns_resolver.h"
 #include "routing/proxy.h"
 #include "routing/target_resolver.h"
+#include "routing/wake.h"
 #include "server/cli.h"
 #include "server/core_handler.h"
 #include "transaction/transaction_layer.h"
@@ -17,14 +24,25 @@
 
 namespace sipwake::server {
 
+// Push wake-up objects every loop shares (thread-safe). Held by every PerLoop, so they go with
+// the last of them, after the loops stopped.
+struct PushShared {
+  std::unique_ptr<location::PushBindingStore> store;
+  std::unique_ptr<push::PushSender> sender;
+  routing::WakeHub hub;
+};
+
 // The objects that live on one loop. Destroyed only after the loops have stopped.
 struct Server::PerLoop {
+  std::shared_ptr<PushShared> push;  // declared first: destroyed after everything using it
   std::unique_ptr<CoreHandler> core;
   std::unique_ptr<transaction::TransactionLayer> transactions;
   std::unique_ptr<registrar::Registrar> registrar;
   // The proxy core and what it reads; destroyed before the transaction layer it detaches from.
   std::unique_ptr<routing::LocationTargetResolver> targets;
   auth::TrustedPeers trusted;
+  std::unique_ptr<routing::CaresResolver> resolver;  // RFC 3263 DNS; outlives the proxy
+  std::unique_ptr<routing::WakeAndWait> wake;        // the proxy's resolver; outlives it
   std::unique_ptr<routing::Proxy> proxy;
 };
 
@@ -175,6 +193,47 @@ Status Server::start() {
     return proxy_trusted.status();
   }
 
+  // Push wake-up: push bindings (same SQLite file, own table), the sender and the hub.
+  auto push = std::make_shared<PushShared>();
+  {
+    auto store = location::openSqlitePushBindingStore(config_.store.path);
+    if (!store) {
+      stop();
+      return store.status();
+    }
+    auto live = (*store)->load(registrar::systemWallClock());
+    if (!live) {
+      stop();
+      return live.status();
+    }
+    push->store = std::move(*store);
+    SW_LOG_INFO("store {}: {} push bindings", config_.store.path, *live);
+  }
+  // The real HTTP/2 sender is wired here once it exists; until then every push is dropped.
+  push->sender = std::make_unique<push::NullPushSender>();
+  if (config_.push.apps.empty()) {
+    SW_LOG_INFO("push not configured (no [[push.app]]): push params in REGISTERs are ignored");
+  } else {
+    SW_LOG_WARN("push not configured: no push sender in this build; pushes are dropped");
+  }
+  registrar::PushCaptureConfig capture;
+  capture.enabled = !config_.push.apps.empty();
+  capture.ttl = seconds(config_.push.push_ttl_s);
+  capture.serves = [apps = config_.push.apps](push::Provider provider, std::string_view app) {
+    for (const PushApp& a : apps) {
+      if (a.provider == push::providerName(provider) && (a.id == "*" || a.id == app)) return true;
+    }
+    return false;
+  };
+  routing::WakeConfig wc;
+  wc.ring_timeout = seconds(config_.push.ring_timeout_s);
+  wc.push_connected_devices = config_.push.push_connected_devices;
+  wc.uuid_salt = config_.push.call_uuid_salt;
+  maintenance_->add({"push sweep", seconds(config_.registrar.sweep_interval_s), [push] {
+                       std::size_t n = push->store->sweepExpired(registrar::systemWallClock());
+                       if (n > 0) SW_LOG_DEBUG("registrar: swept {} expired push bindings", n);
+                     }});
+
   loops_ = std::make_unique<transport::LoopPool>(config_.effectiveWorkers());
   // The handler runs on the loop that owns the message's Call-ID; that loop's transaction
   // layer takes it from there. per_loop_ is complete before start() lets any message in.
@@ -185,7 +244,22 @@ Status Server::start() {
         per_loop_[loop->index()]->transactions->receive(std::move(msg));
       });
   for (std::size_t i = 0; i < loops_->size(); ++i) {
+    // RFC 3263 resolver on this loop (before anything that would have to be unwound).
+    routing::CaresResolver::Options dns;
+    dns.servers = config_.proxy.dns_servers;
+    dns.timeout = std::chrono::milliseconds(config_.proxy.dns_timeout_ms);
+    dns.protocols.clear();
+    for (const auto& l : config_.listeners) {
+      if (std::find(dns.protocols.begin(), dns.protocols.end(), l.protocol) == dns.protocols.end())
+        dns.protocols.push_back(l.protocol);
+    }
+    auto resolver = routing::CaresResolver::create(loops_->at(i).io(), std::move(dns));
+    if (!resolver) {
+      stop();
+      return Status(resolver.status().code(), "[proxy] DNS: " + resolver.status().message());
+    }
     auto pl = std::make_unique<PerLoop>();
+    pl->push = push;
     pl->core = std::make_unique<CoreHandler>(*identity_);
     pl->transactions = std::make_unique<transaction::TransactionLayer>(loops_->at(i).timers(),
                                                                        *transport_, *pl->core, lc);
@@ -194,6 +268,8 @@ Status Server::start() {
     pl->registrar = std::make_unique<registrar::Registrar>(
         rc, *services_, *pl->transactions,
         [loop](std::function<void()> fn) { loop->post(std::move(fn)); });
+    pl->registrar->setObserver(&push->hub);
+    pl->registrar->setPushCapture(capture, push->store.get());
     pl->core->setRegistrar(pl->registrar.get());
     pl->targets = std::make_unique<routing::LocationTargetResolver>(
         *locations_, [this](std::string_view user, std::string_view domain) {
@@ -203,11 +279,23 @@ Status Server::start() {
     routing::ProxyDeps pd;
     pd.layer = pl->transactions.get();
     pd.transport = transport_.get();
-    pd.targets = pl->targets.get();
+    routing::WakeAndWait::Deps wd;
+    wd.inner = pl->targets.get();
+    wd.push_store = push->store.get();
+    wd.sender = push->sender.get();
+    wd.hub = &push->hub;
+    wd.loop = i;
+    wd.post = [loop](std::function<void()> fn) { loop->post(std::move(fn)); };
+    wd.timers = &loops_->at(i).timers();
+    pl->wake = std::make_unique<routing::WakeAndWait>(wc, std::move(wd));
+    pd.targets = pl->wake.get();
     pd.authenticator = authenticator_.get();
     pd.trusted = &pl->trusted;
+    pl->resolver = std::move(*resolver);
+    pd.resolver = pl->resolver.get();
     pd.is_local_host = [this](std::string_view host) { return identity_->isLocalHost(host); };
     pl->proxy = std::make_unique<routing::Proxy>(std::move(pd), pc);
+    pl->wake->setProxy(pl->proxy.get());
     pl->core->setProxy(pl->proxy.get());
     per_loop_.push_back(std::move(pl));
   }

@@ -1,0 +1,274 @@
+#include "location/push_binding_store.h"
+
+#include <chrono>
+
+#include "location/sqlite_db.h"
+
+namespace sipwake::location {
+namespace {
+
+std::int64_t unixSecs(SysSeconds t) { return t.time_since_epoch().count(); }
+SysSeconds fromUnix(std::int64_t s) { return SysSeconds{std::chrono::seconds(s)}; }
+
+// The in-memory index shared by both implementations. Not locked: the owner locks.
+class Index {
+ public:
+  // Returns the records `r` displaces (same device_key or same (aor, identity)), removing them.
+  std::vector<PushRecord> displaced(const PushRecord& r) {
+    std::vector<PushRecord> out;
+    for (auto it = by_device_.begin(); it != by_device_.end();) {
+      const PushRecord& o = it->second;
+      bool same_device = o.device_key == r.device_key;
+      bool same_identity = o.aor == r.aor && o.identity == r.identity;
+      if (same_device || same_identity) {
+        out.push_back(o);
+        it = by_device_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return out;
+  }
+  void put(PushRecord r) { by_device_[r.device_key] = std::move(r); }
+  const PushRecord* find(std::string_view key) const {
+    auto it = by_device_.find(std::string(key));
+    return it == by_device_.end() ? nullptr : &it->second;
+  }
+  void erase(std::string_view key) { by_device_.erase(std::string(key)); }
+  // Linear scans: push bindings number in the thousands per node, lookups happen per call.
+  // TODO(wake): an aor → keys index when this shows up in profiles.
+  std::vector<PushRecord> byAor(std::string_view aor, SysSeconds now) const {
+    std::vector<PushRecord> out;
+    for (const auto& [k, r] : by_device_) {
+      if (r.aor == aor && r.expires_at > now) out.push_back(r);
+    }
+    return out;
+  }
+  std::optional<std::string> keyOfIdentity(std::string_view aor, std::string_view identity) const {
+    for (const auto& [k, r] : by_device_) {
+      if (r.aor == aor && r.identity == identity) return k;
+    }
+    return std::nullopt;
+  }
+  std::vector<std::string> expired(SysSeconds now) const {
+    std::vector<std::string> out;
+    for (const auto& [k, r] : by_device_) {
+      if (r.expires_at <= now) out.push_back(k);
+    }
+    return out;
+  }
+  std::size_t size() const { return by_device_.size(); }
+
+ private:
+  std::unordered_map<std::string, PushRecord> by_device_;
+};
+
+std::vector<PushRecord> moves(const PushRecord& r, const std::vector<PushRecord>& displaced) {
+  std::vector<PushRecord> out;
+  for (const PushRecord& o : displaced) {
+    if (o.aor != r.aor || o.identity != r.identity) out.push_back(o);
+  }
+  return out;
+}
+
+class MemoryPushBindingStore final : public PushBindingStore {
+ public:
+  Result<std::size_t> load(SysSeconds) override {
+    std::lock_guard lock(mu_);
+    return index_.size();
+  }
+  Result<std::vector<PushRecord>> upsert(PushRecord record) override {
+    std::lock_guard lock(mu_);
+    auto gone = index_.displaced(record);
+    auto moved = moves(record, gone);
+    index_.put(std::move(record));
+    return moved;
+  }
+  Result<bool> remove(std::string_view key, std::optional<SysSeconds> unless_after) override {
+    std::lock_guard lock(mu_);
+    const PushRecord* r = index_.find(key);
+    if (r == nullptr) return false;
+    if (unless_after && r->registered_at >= *unless_after) return false;
+    index_.erase(key);
+    return true;
+  }
+  Result<bool> removeIdentity(std::string_view aor, std::string_view identity) override {
+    std::lock_guard lock(mu_);
+    auto key = index_.keyOfIdentity(aor, identity);
+    if (!key) return false;
+    index_.erase(*key);
+    return true;
+  }
+  std::vector<PushRecord> lookupByAor(std::string_view aor, SysSeconds now) const override {
+    std::lock_guard lock(mu_);
+    return index_.byAor(aor, now);
+  }
+  std::optional<PushRecord> lookupByDevice(std::string_view key) const override {
+    std::lock_guard lock(mu_);
+    const PushRecord* r = index_.find(key);
+    if (r == nullptr) return std::nullopt;
+    return *r;
+  }
+  std::size_t sweepExpired(SysSeconds now) override {
+    std::lock_guard lock(mu_);
+    auto keys = index_.expired(now);
+    for (const auto& k : keys) index_.erase(k);
+    return keys.size();
+  }
+  std::size_t size() const override {
+    std::lock_guard lock(mu_);
+    return index_.size();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  Index index_;
+};
+
+// Writes go to SQLite synchronously under the lock (one small transaction per REGISTER that
+// carries push params), then to memory.
+class SqlitePushBindingStore final : public PushBindingStore {
+ public:
+  explicit SqlitePushBindingStore(sqlite::DbHandle db) : db_(std::move(db)) {}
+
+  Result<std::size_t> load(SysSeconds now) override {
+    std::lock_guard lock(mu_);
+    auto st = sqlite::Statement::prepare(
+        db_.get(),
+        "SELECT device_key, aor, identity, binding_key, push, registered_at, expires_at "
+        "FROM push_bindings");
+    if (!st) return st.status();
+    std::size_t live = 0;
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) {
+      PushRecord r;
+      r.device_key = std::string(st->columnText(0));
+      r.aor = std::string(st->columnText(1));
+      r.identity = std::string(st->columnText(2));
+      r.binding_key = std::string(st->columnText(3));
+      r.push = std::string(st->columnText(4));
+      r.registered_at = fromUnix(st->columnInt(5));
+      r.expires_at = fromUnix(st->columnInt(6));
+      if (r.expires_at > now) ++live;
+      index_.put(std::move(r));
+    }
+    if (rc != SQLITE_DONE) return sqlite::sqliteError(db_.get(), "load push bindings");
+    return live;
+  }
+
+  Result<std::vector<PushRecord>> upsert(PushRecord record) override {
+    std::lock_guard lock(mu_);
+    if (Status s = sqlite::exec(db_.get(), "BEGIN IMMEDIATE"); !s) return s;
+    Status s = writeUpsert(record);
+    if (!s) {
+      (void)sqlite::exec(db_.get(), "ROLLBACK");
+      return s;
+    }
+    if (Status c = sqlite::exec(db_.get(), "COMMIT"); !c) {
+      (void)sqlite::exec(db_.get(), "ROLLBACK");
+      return c;
+    }
+    auto gone = index_.displaced(record);
+    auto moved = moves(record, gone);
+    index_.put(std::move(record));
+    return moved;
+  }
+
+  Result<bool> remove(std::string_view key, std::optional<SysSeconds> unless_after) override {
+    std::lock_guard lock(mu_);
+    const PushRecord* r = index_.find(key);
+    if (r == nullptr) return false;
+    if (unless_after && r->registered_at >= *unless_after) return false;
+    if (Status s = deleteKey(key); !s) return s;
+    index_.erase(key);
+    return true;
+  }
+
+  Result<bool> removeIdentity(std::string_view aor, std::string_view identity) override {
+    std::lock_guard lock(mu_);
+    auto key = index_.keyOfIdentity(aor, identity);
+    if (!key) return false;
+    if (Status s = deleteKey(*key); !s) return s;
+    index_.erase(*key);
+    return true;
+  }
+
+  std::vector<PushRecord> lookupByAor(std::string_view aor, SysSeconds now) const override {
+    std::lock_guard lock(mu_);
+    return index_.byAor(aor, now);
+  }
+  std::optional<PushRecord> lookupByDevice(std::string_view key) const override {
+    std::lock_guard lock(mu_);
+    const PushRecord* r = index_.find(key);
+    if (r == nullptr) return std::nullopt;
+    return *r;
+  }
+  std::size_t sweepExpired(SysSeconds now) override {
+    std::lock_guard lock(mu_);
+    auto st =
+        sqlite::Statement::prepare(db_.get(), "DELETE FROM push_bindings WHERE expires_at <= ?");
+    if (!st) return 0;
+    st->bind(1, unixSecs(now));
+    if (st->step() != SQLITE_DONE) return 0;  // retried by the next sweep
+    auto keys = index_.expired(now);
+    for (const auto& k : keys) index_.erase(k);
+    return keys.size();
+  }
+  std::size_t size() const override {
+    std::lock_guard lock(mu_);
+    return index_.size();
+  }
+
+ private:
+  Status deleteKey(std::string_view key) {
+    auto st =
+        sqlite::Statement::prepare(db_.get(), "DELETE FROM push_bindings WHERE device_key = ?");
+    if (!st) return st.status();
+    st->bind(1, key);
+    if (st->step() != SQLITE_DONE) return sqlite::sqliteError(db_.get(), "delete push binding");
+    return Status::ok();
+  }
+
+  Status writeUpsert(const PushRecord& r) {
+    auto del = sqlite::Statement::prepare(
+        db_.get(), "DELETE FROM push_bindings WHERE device_key = ? OR (aor = ? AND identity = ?)");
+    if (!del) return del.status();
+    del->bind(1, r.device_key);
+    del->bind(2, r.aor);
+    del->bind(3, r.identity);
+    if (del->step() != SQLITE_DONE) return sqlite::sqliteError(db_.get(), "replace push binding");
+    auto ins = sqlite::Statement::prepare(
+        db_.get(),
+        "INSERT INTO push_bindings (device_key, aor, identity, binding_key, push, registered_at, "
+        "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    if (!ins) return ins.status();
+    ins->bind(1, r.device_key);
+    ins->bind(2, r.aor);
+    ins->bind(3, r.identity);
+    ins->bind(4, r.binding_key);
+    ins->bind(5, r.push);
+    ins->bind(6, unixSecs(r.registered_at));
+    ins->bind(7, unixSecs(r.expires_at));
+    if (ins->step() != SQLITE_DONE) return sqlite::sqliteError(db_.get(), "write push binding");
+    return Status::ok();
+  }
+
+  mutable std::mutex mu_;
+  sqlite::DbHandle db_;
+  Index index_;
+};
+
+}  // namespace
+
+std::unique_ptr<PushBindingStore> makeMemoryPushBindingStore() {
+  return std::make_unique<MemoryPushBindingStore>();
+}
+
+Result<std::unique_ptr<PushBindingStore>> openSqlitePushBindingStore(const std::string& path) {
+  auto db = sqlite::openDatabase(path, sqlite::OpenOptions{});
+  if (!db) return db.status();
+  return std::unique_ptr<PushBindingStore>(
+      std::make_unique<SqlitePushBindingStore>(std::move(*db)));
+}
+
+}  // namespace sipwake::location

@@ -1,0 +1,112 @@
+// The seam between call routing and the push services: "deliver this call event to that device".
+// Implementations: the HTTP/2 sender for APNs / FCM / webhook (src/push, built separately),
+// NullPushSender (push not configured: every send fails permanently) and test fakes.
+//
+// Which wire form a PushKind becomes is the sender's business, with one rule every implementation
+// must keep: only PushKind::kCall may go out as an APNs PushKit VoIP push (iOS terminates apps
+// whose VoIP pushes do not report a new call to CallKit). Cancels, missed calls and messages go as
+// alert (or background) pushes.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/log.h"
+#include "push/payload.h"
+#include "push/push_params.h"
+
+namespace sipwake::push {
+
+enum class PushKind : std::uint8_t {
+  kCall,        // incoming call: VoIP push on iOS (callsUseVoip), high-priority data on FCM
+  kCancel,      // the call the device was woken for is over (answered elsewhere / cancelled)
+  kMissedCall,  // alert: the caller gave up before the device answered
+  kMessage,     // alert for a MESSAGE (never VoIP)
+};
+
+std::string_view pushKindName(PushKind k);
+
+// One device to push: the normalised binding plus where it is registered (for logs / payload).
+struct PushTarget {
+  PushBinding binding;
+  std::string aor;
+  std::string device_key;  // binding.deviceKey(): safe to log
+};
+
+struct PushOutcome {
+  enum class Kind : std::uint8_t {
+    kOk,             // accepted by the push service
+    kRemoveBinding,  // the token is dead (APNs 410 / 400 BadDeviceToken, FCM UNREGISTERED...)
+    kTransient,      // 429, 5xx, connection loss: may be retried after retry_after
+    kPermanent,      // any other error (configuration, payload): do not retry this call
+  };
+  Kind kind = Kind::kOk;
+  std::string reason;       // provider reason ("Unregistered", "UNAVAILABLE", ...); no tokens
+  int provider_status = 0;  // HTTP status from the provider; 0 when none (not sent)
+  // kRemoveBinding: the provider's "token invalid since" time (APNs 410 timestamp); the binding
+  // must only be removed if it was not registered again after it. nullopt: remove regardless.
+  std::optional<std::chrono::sys_seconds> invalid_since;
+  // kTransient: how long to wait before retrying (Retry-After); zero: caller picks a backoff.
+  std::chrono::milliseconds retry_after{0};
+
+  static PushOutcome ok() { return {}; }
+};
+
+std::string_view pushOutcomeName(PushOutcome::Kind k);
+
+class PushSender {
+ public:
+  using Done = std::function<void(PushOutcome)>;
+  virtual ~PushSender() = default;
+  // Sends one push. `done` runs exactly once, on ANY thread (possibly inline, before send()
+  // returns): callers that live on an event loop post it back to their loop themselves.
+  // Thread: any; implementations are thread-safe.
+  virtual void send(const PushTarget& target, const CallEvent& event, PushKind kind, Done done) = 0;
+};
+
+// Push not configured: logs once per send ("push not configured") and fails permanently.
+class NullPushSender final : public PushSender {
+ public:
+  void send(const PushTarget& target, const CallEvent& event, PushKind kind, Done done) override {
+    SW_LOG_INFO("push not configured: dropping {} push for {} (device {})", pushKindName(kind),
+                event.callee_aor, target.device_key);
+    PushOutcome out;
+    out.kind = PushOutcome::Kind::kPermanent;
+    out.reason = "push not configured";
+    done(std::move(out));
+  }
+};
+
+inline std::string_view pushKindName(PushKind k) {
+  switch (k) {
+    case PushKind::kCall:
+      return "call";
+    case PushKind::kCancel:
+      return "cancel";
+    case PushKind::kMissedCall:
+      return "missed_call";
+    case PushKind::kMessage:
+      return "message";
+  }
+  return "?";
+}
+
+inline std::string_view pushOutcomeName(PushOutcome::Kind k) {
+  switch (k) {
+    case PushOutcome::Kind::kOk:
+      return "ok";
+    case PushOutcome::Kind::kRemoveBinding:
+      return "remove_binding";
+    case PushOutcome::Kind::kTransient:
+      return "transient";
+    case PushOutcome::Kind::kPermanent:
+      return "permanent";
+  }
+  return "?";
+}
+
+}  // namespace sipwake::push

@@ -1,0 +1,506 @@
+#include "routing/wake.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "common/log.h"
+#include "registrar/services.h"
+#include "routing/proxy.h"
+
+namespace sipwake::routing {
+namespace {
+
+std::int64_t msSince(TimePoint start, TimePoint now) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(now - start).count();
+}
+
+// Metric-name-safe, bounded copy of a provider reason (reasons come from the network).
+std::string metricWord(std::string_view s) {
+  std::string out;
+  for (char c : s.substr(0, 40)) {
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    out.push_back(ok ? c : '_');
+  }
+  return out.empty() ? "unknown" : out;
+}
+
+Counter& statCounter(const std::string& name) { return Stats::global().counter(name); }
+
+std::string shortKey(std::string_view device_key) { return std::string(device_key.substr(0, 8)); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// WakeHub
+
+std::string WakeHub::instanceKey(std::string_view aor, std::string_view instance) {
+  std::string k = "i:";
+  k.append(aor).push_back('\n');
+  k.append(instance);
+  return k;
+}
+
+std::string WakeHub::deviceKey(std::string_view device_key) {
+  return "d:" + std::string(device_key);
+}
+
+void WakeHub::attach(std::size_t loop, location::Executor post, WakeAndWait* wake) {
+  std::lock_guard lock(mu_);
+  if (loops_.size() <= loop) loops_.resize(loop + 1);
+  loops_[loop] = Loop{std::move(post), wake};
+}
+
+void WakeHub::expect(const std::string& key, std::size_t loop, ContextId id) {
+  std::lock_guard lock(mu_);
+  waiting_.emplace(key, Waiter{loop, id});
+}
+
+void WakeHub::forget(const std::string& key, std::size_t loop, ContextId id) {
+  std::lock_guard lock(mu_);
+  auto [b, e] = waiting_.equal_range(key);
+  for (auto it = b; it != e; ++it) {
+    if (it->second.loop == loop && it->second.id == id) {
+      waiting_.erase(it);
+      return;
+    }
+  }
+}
+
+void WakeHub::onRegistered(std::string_view aor, const location::Binding& binding,
+                           const transport::ReceivedMessage& /*request*/) {
+  std::vector<std::string> keys;
+  if (!binding.instance_id.empty()) keys.push_back(instanceKey(aor, binding.instance_id));
+  if (!binding.push.empty()) {
+    auto pb = push::deserialize(binding.push);
+    if (pb) keys.push_back(deviceKey(pb->deviceKey()));
+  }
+  if (keys.empty()) return;
+  struct Hit {
+    Loop loop;
+    ContextId id;
+    std::string key;
+  };
+  std::vector<Hit> hits;
+  {
+    std::lock_guard lock(mu_);
+    for (const std::string& k : keys) {
+      auto [b, e] = waiting_.equal_range(k);
+      for (auto it = b; it != e; ++it) {
+        const Waiter& w = it->second;
+        if (w.loop >= loops_.size() || loops_[w.loop].wake == nullptr) continue;
+        bool dup = std::any_of(hits.begin(), hits.end(), [&](const Hit& h) {
+          return h.loop.wake == loops_[w.loop].wake && h.id == w.id;
+        });
+        if (!dup) hits.push_back(Hit{loops_[w.loop], w.id, k});
+      }
+    }
+  }
+  // Posted, never called inline: the registrar is mid-callback and the parked call may live on
+  // another loop.
+  for (Hit& h : hits) {
+    WakeAndWait* wake = h.loop.wake;
+    h.loop.post([wake, id = h.id, key = std::move(h.key), binding] {
+      wake->onDeviceRegistered(id, key, binding);
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// WakeAndWait
+
+struct WakeAndWait::Device {
+  enum class State : std::uint8_t { kPushing, kWaiting, kForked, kFailed };
+  push::PushTarget target;
+  std::vector<std::string> keys;  // hub keys
+  State state = State::kPushing;
+  int attempts = 0;
+  TimePoint pushed_at{};
+  TimerService::TimerId retry_timer = 0;
+  std::string branch_key;  // kForked: Target::binding_key of its branch
+};
+
+struct WakeAndWait::Parked {
+  ContextId id = 0;
+  bool invite = true;
+  push::CallEvent event;
+  TimePoint start{};
+  TimePoint deadline{};
+  bool waiting = true;  // the proxy still expects branches from us
+  TimerService::TimerId ring_timer = 0;
+  TimerService::TimerId cleanup_timer = 0;
+  std::vector<Device> devices;
+  std::string timeline;
+};
+
+// A finished call whose VoIP-pushed devices never registered (CallKit grace window).
+struct WakeAndWait::Ended {
+  push::CallEvent event;
+  std::vector<Device> devices;
+  std::vector<bool> resent;
+  TimerService::TimerId grace_timer = 0;
+};
+
+WakeAndWait::WakeAndWait(WakeConfig config, Deps deps)
+    : config_(std::move(config)),
+      deps_(std::move(deps)),
+      alive_(std::make_shared<bool>(true)),
+      parked_total_(Stats::global().counter("wake.parked")),
+      forked_(Stats::global().counter("wake.forked_to_woken_device")),
+      duplicate_registers_(Stats::global().counter("wake.duplicate_registers")),
+      ring_timeouts_(Stats::global().counter("wake.ring_timeouts")),
+      late_registers_(Stats::global().counter("wake.late_registers")) {
+  SIPWAKE_CHECK(deps_.inner != nullptr && deps_.push_store != nullptr && deps_.sender != nullptr &&
+                deps_.hub != nullptr && deps_.post != nullptr && deps_.timers != nullptr);
+  if (!deps_.wall_clock) deps_.wall_clock = registrar::systemWallClock;
+  for (std::int64_t le : {500, 1000, 2000, 5000, 10000, 30000, -1}) {
+    std::string name =
+        le < 0 ? "wake.latency_ms.le_inf" : "wake.latency_ms.le_" + std::to_string(le);
+    latency_buckets_.emplace_back(le, &Stats::global().counter(name));
+  }
+  deps_.hub->attach(deps_.loop, deps_.post, this);
+}
+
+WakeAndWait::~WakeAndWait() {
+  deps_.hub->attach(deps_.loop, deps_.post, nullptr);
+  for (auto& [id, p] : parked_) {
+    if (p->ring_timer != 0) deps_.timers->cancel(p->ring_timer);
+    if (p->cleanup_timer != 0) deps_.timers->cancel(p->cleanup_timer);
+    for (Device& d : p->devices) {
+      if (d.retry_timer != 0) deps_.timers->cancel(d.retry_timer);
+    }
+    forgetKeys(*p);
+  }
+  for (auto& [id, e] : ended_) {
+    if (e->grace_timer != 0) deps_.timers->cancel(e->grace_timer);
+    for (const Device& d : e->devices) {
+      for (const std::string& k : d.keys) deps_.hub->forget(k, deps_.loop, id);
+    }
+  }
+}
+
+Counter& WakeAndWait::counter(const std::string& name) { return statCounter(name); }
+
+void WakeAndWait::mark(Parked& p, std::string what) {
+  p.timeline += " +" + std::to_string(msSince(p.start, deps_.timers->now())) + "ms " + what + ";";
+}
+
+Resolution WakeAndWait::resolve(ContextId context, const sip::Uri& uri) {
+  Resolution r = deps_.inner->resolve(context, uri);
+  for (Target& t : r.targets) t.uri = registrar::stripPushUriParams(t.uri);
+  return r;
+}
+
+Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& request) {
+  const sip::Uri& uri = request.requestUri();
+  Resolution r = resolve(context, uri);
+  if (r.outcome == Resolution::Outcome::kUnknownUser) return r;
+  const bool invite = request.method() == sip::Method::kInvite;
+  if (!invite && request.method() != sip::Method::kMessage) return r;
+  auto aor = registrar::canonicalAor(uri);
+  if (!aor) return r;
+  const location::SysSeconds wall = deps_.wall_clock();
+  std::vector<location::PushRecord> records = deps_.push_store->lookupByAor(*aor, wall);
+  if (records.empty()) return r;
+
+  auto p = std::make_unique<Parked>();
+  for (location::PushRecord& rec : records) {
+    auto pb = push::deserialize(rec.push);
+    if (!pb) {
+      SW_LOG_WARN("wake: unreadable push binding {} for {}", shortKey(rec.device_key), *aor);
+      continue;
+    }
+    const std::string instance =
+        rec.identity.starts_with("i:") ? rec.identity.substr(2) : std::string();
+    bool connected = std::any_of(r.targets.begin(), r.targets.end(), [&](const Target& t) {
+      return t.binding_key == rec.binding_key ||
+             (!instance.empty() && t.binding_key.starts_with("i:" + instance + "\n"));
+    });
+    if (connected && !config_.push_connected_devices) continue;
+    Device d;
+    d.target.binding = std::move(*pb);
+    d.target.aor = *aor;
+    d.target.device_key = rec.device_key;
+    if (!instance.empty()) d.keys.push_back(WakeHub::instanceKey(*aor, instance));
+    d.keys.push_back(WakeHub::deviceKey(rec.device_key));
+    p->devices.push_back(std::move(d));
+  }
+  if (p->devices.empty()) return r;
+
+  parked_total_.inc();
+  p->id = context;
+  p->invite = invite;
+  p->start = deps_.timers->now();
+  p->deadline = p->start + (invite ? config_.ring_timeout : config_.non_invite_timeout);
+  p->event.kind = push::CallEventKind::kCall;
+  p->event.call_id = std::string(request.callId());
+  p->event.callee_aor = *aor;
+  p->event.call_uuid = push::deriveCallUuid(p->event.call_id, *aor, config_.uuid_salt);
+  if (auto from = request.from()) {
+    p->event.caller_uri = std::string(from->uri.text);
+    p->event.caller_display_name = std::string(from->display_name);
+  }
+  p->event.sent_at_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
+  mark(*p, std::string(invite ? "INVITE" : "MESSAGE") + " in (" + std::to_string(r.targets.size()) +
+               " live contacts)");
+  for (const Device& d : p->devices) {
+    for (const std::string& k : d.keys) deps_.hub->expect(k, deps_.loop, context);
+  }
+  std::weak_ptr<bool> alive = alive_;
+  p->ring_timer = deps_.timers->schedule(p->deadline - p->start, [this, alive, context] {
+    if (!alive.expired()) onRingTimeout(context);
+  });
+  const std::size_t n = p->devices.size();
+  parked_[context] = std::move(p);
+  for (std::size_t i = 0; i < n; ++i) {
+    sendPush(context, i, invite ? push::PushKind::kCall : push::PushKind::kMessage);
+  }
+  r.outcome = Resolution::Outcome::kTargets;
+  r.more_may_come = true;
+  return r;
+}
+
+void WakeAndWait::sendPush(ContextId id, std::size_t index, push::PushKind kind) {
+  auto it = parked_.find(id);
+  if (it == parked_.end()) return;
+  Parked& p = *it->second;
+  Device& d = p.devices[index];
+  d.retry_timer = 0;
+  ++d.attempts;
+  if (d.attempts == 1) d.pushed_at = deps_.timers->now();
+  mark(p, "push " + std::string(push::pushKindName(kind)) + " sent to " +
+              shortKey(d.target.device_key) +
+              (d.attempts > 1 ? " (attempt " + std::to_string(d.attempts) + ")" : ""));
+  std::weak_ptr<bool> alive = alive_;
+  location::Executor post = deps_.post;
+  deps_.sender->send(d.target, p.event, kind,
+                     [this, alive, post, id, index, kind](push::PushOutcome out) {
+                       post([this, alive, id, index, kind, out = std::move(out)]() mutable {
+                         if (!alive.expired()) onPushDone(id, index, kind, std::move(out));
+                       });
+                     });
+}
+
+void WakeAndWait::onPushDone(ContextId id, std::size_t index, push::PushKind kind,
+                             push::PushOutcome out) {
+  auto it = parked_.find(id);
+  if (it == parked_.end()) return;  // the call ended meanwhile (its cancel push covers it)
+  Parked& p = *it->second;
+  Device& d = p.devices[index];
+  const std::string provider(push::providerName(d.target.binding.provider));
+  mark(p, "provider answer " + std::string(push::pushOutcomeName(out.kind)) +
+              (out.provider_status != 0 ? " " + std::to_string(out.provider_status) : "") +
+              (out.reason.empty() ? "" : " " + out.reason) + " for " +
+              shortKey(d.target.device_key));
+  if (out.kind == push::PushOutcome::Kind::kOk) {
+    counter("push.sent." + provider).inc();
+    if (d.state == Device::State::kPushing) d.state = Device::State::kWaiting;
+    return;
+  }
+  counter("push.failed." + provider + "." + metricWord(out.reason)).inc();
+  if (d.state == Device::State::kForked) return;  // it registered anyway
+  if (out.kind == push::PushOutcome::Kind::kTransient && p.waiting) {
+    Duration backoff = out.retry_after.count() > 0
+                           ? Duration(out.retry_after)
+                           : config_.retry_backoff * (1 << std::min(d.attempts - 1, 4));
+    if (deps_.timers->now() + backoff < p.deadline) {
+      std::weak_ptr<bool> alive = alive_;
+      d.retry_timer = deps_.timers->schedule(backoff, [this, alive, id, index, kind] {
+        if (!alive.expired()) sendPush(id, index, kind);
+      });
+      return;
+    }
+  }
+  if (out.kind == push::PushOutcome::Kind::kRemoveBinding) {
+    std::optional<location::SysSeconds> since;
+    if (out.invalid_since) since = *out.invalid_since;
+    auto removed = deps_.push_store->remove(d.target.device_key, since);
+    if (removed && *removed) {
+      counter("push.bindings_removed." + provider).inc();
+      SW_LOG_INFO("wake: push binding {} of {} removed: {}", shortKey(d.target.device_key),
+                  d.target.aor, out.reason);
+    }
+  }
+  d.state = Device::State::kFailed;
+  maybeStopWaiting(p);  // may end the context: `p` must not be used afterwards
+}
+
+void WakeAndWait::maybeStopWaiting(Parked& p) {
+  if (!p.waiting) return;
+  for (const Device& d : p.devices) {
+    if (d.state == Device::State::kPushing || d.state == Device::State::kWaiting) return;
+  }
+  p.waiting = false;
+  if (p.ring_timer != 0) deps_.timers->cancel(p.ring_timer);
+  p.ring_timer = 0;
+  const ContextId id = p.id;
+  if (proxy_ != nullptr) proxy_->noMoreBranches(id);
+}
+
+void WakeAndWait::onRingTimeout(ContextId id) {
+  auto it = parked_.find(id);
+  if (it == parked_.end()) return;
+  Parked& p = *it->second;
+  p.ring_timer = 0;
+  p.waiting = false;
+  ring_timeouts_.inc();
+  mark(p, "ring timeout");
+  for (Device& d : p.devices) {
+    if (d.retry_timer != 0) deps_.timers->cancel(d.retry_timer);
+    d.retry_timer = 0;
+  }
+  // If the proxy never created the context (it answered the request itself after resolving),
+  // nothing will end it: drop the state after Timer C's worth of time.
+  std::weak_ptr<bool> alive = alive_;
+  p.cleanup_timer = deps_.timers->schedule(seconds(200), [this, alive, id] {
+    if (alive.expired()) return;
+    auto found = parked_.find(id);
+    if (found == parked_.end()) return;
+    found->second->cleanup_timer = 0;
+    forgetKeys(*found->second);
+    parked_.erase(found);
+  });
+  if (proxy_ != nullptr) proxy_->noMoreBranches(id);  // may end the context
+}
+
+void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
+                                     const location::Binding& binding) {
+  auto it = parked_.find(id);
+  if (it == parked_.end()) {
+    auto e = ended_.find(id);
+    if (e == ended_.end()) return;
+    Ended& ended = *e->second;
+    for (std::size_t i = 0; i < ended.devices.size(); ++i) {
+      const Device& d = ended.devices[i];
+      if (ended.resent[i] || std::find(d.keys.begin(), d.keys.end(), key) == d.keys.end()) continue;
+      // CallKit rule: the app reported the call from its VoIP push and is now running; tell it
+      // again that the call is over (same call_uuid), never as a VoIP push.
+      ended.resent[i] = true;
+      late_registers_.inc();
+      push::CallEvent ev = ended.event;
+      ev.kind = push::CallEventKind::kCancel;
+      SW_LOG_INFO("wake: device {} registered after call {} ended: cancel push sent again",
+                  shortKey(d.target.device_key), ev.call_id);
+      deps_.sender->send(d.target, ev, push::PushKind::kCancel, [](push::PushOutcome) {});
+    }
+    return;
+  }
+  Parked& p = *it->second;
+  auto dev = std::find_if(p.devices.begin(), p.devices.end(), [&](const Device& d) {
+    return std::find(d.keys.begin(), d.keys.end(), key) != d.keys.end();
+  });
+  if (dev == p.devices.end()) return;
+  Device& d = *dev;
+  if (d.state == Device::State::kForked) {
+    duplicate_registers_.inc();  // once per device, never per REGISTER
+    return;
+  }
+  if (!p.waiting || proxy_ == nullptr) return;
+  std::vector<Target> targets = targetsFromBindings({binding});
+  if (targets.empty()) return;
+  Target t = std::move(targets.front());
+  t.uri = registrar::stripPushUriParams(t.uri);
+  const std::int64_t latency = msSince(d.pushed_at, deps_.timers->now());
+  for (auto& [le, c] : latency_buckets_) {
+    if (le < 0 || latency <= le) {
+      c->inc();
+      break;
+    }
+  }
+  mark(p, "REGISTER from " + shortKey(d.target.device_key));
+  d.state = Device::State::kForked;
+  d.branch_key = t.binding_key;
+  if (d.retry_timer != 0) deps_.timers->cancel(d.retry_timer);
+  d.retry_timer = 0;
+  Status s = proxy_->addBranch(id, std::move(t));
+  if (!s) {
+    SW_LOG_DEBUG("wake: context {}: branch to woken device not added: {}", id, s.toString());
+    return;
+  }
+  forked_.inc();
+  mark(p, "INVITE out to " + shortKey(d.target.device_key));
+  maybeStopWaiting(p);  // may end the context: `p` must not be used afterwards
+}
+
+void WakeAndWait::onContextEnded(ContextId id, const ContextEnd& end) {
+  auto it = parked_.find(id);
+  if (it == parked_.end()) return;
+  std::unique_ptr<Parked> p = std::move(it->second);
+  parked_.erase(it);
+  if (p->ring_timer != 0) deps_.timers->cancel(p->ring_timer);
+  if (p->cleanup_timer != 0) deps_.timers->cancel(p->cleanup_timer);
+  for (Device& d : p->devices) {
+    if (d.retry_timer != 0) deps_.timers->cancel(d.retry_timer);
+  }
+  mark(*p, "final " + std::to_string(end.code) + (end.cancelled ? " (caller CANCEL)" : ""));
+  if (p->invite) cancelPushes(*p, end);
+  SW_LOG_INFO("wake: call {} to {}:{}", p->event.call_id, p->event.callee_aor, p->timeline);
+
+  // CallKit grace window for VoIP-pushed devices that did not register.
+  auto ended = std::make_unique<Ended>();
+  ended->event = p->event;
+  for (Device& d : p->devices) {
+    bool keep = p->invite && d.target.binding.callsUseVoip() &&
+                (d.state == Device::State::kWaiting || d.state == Device::State::kPushing);
+    if (keep) {
+      ended->devices.push_back(d);
+    } else {
+      for (const std::string& k : d.keys) deps_.hub->forget(k, deps_.loop, id);
+    }
+  }
+  if (ended->devices.empty()) return;
+  ended->resent.assign(ended->devices.size(), false);
+  std::weak_ptr<bool> alive = alive_;
+  ended->grace_timer = deps_.timers->schedule(config_.late_register_grace, [this, alive, id] {
+    if (alive.expired()) return;
+    auto e = ended_.find(id);
+    if (e == ended_.end()) return;
+    for (const Device& d : e->second->devices) {
+      for (const std::string& k : d.keys) deps_.hub->forget(k, deps_.loop, id);
+    }
+    ended_.erase(e);
+  });
+  ended_[id] = std::move(ended);
+}
+
+void WakeAndWait::cancelPushes(Parked& p, const ContextEnd& end) {
+  const bool answered = end.code >= 200 && end.code < 300;
+  push::CallEvent ev = p.event;
+  ev.kind = answered ? push::CallEventKind::kAnsweredElsewhere : push::CallEventKind::kMissed;
+  const push::PushKind kind = answered ? push::PushKind::kCancel : push::PushKind::kMissedCall;
+  for (const Device& d : p.devices) {
+    if (d.state == Device::State::kFailed) continue;
+    if (d.state == Device::State::kForked && !end.answered_by.empty() &&
+        d.branch_key == end.answered_by) {
+      continue;  // the device that answered
+    }
+    mark(p, "push " + std::string(push::pushKindName(kind)) + " sent to " +
+                shortKey(d.target.device_key));
+    const std::string provider(push::providerName(d.target.binding.provider));
+    location::PushBindingStore* store = deps_.push_store;
+    std::string device_key = d.target.device_key;
+    // Counted from any thread: counters are atomic; the store is thread-safe.
+    deps_.sender->send(d.target, ev, kind, [provider, store, device_key](push::PushOutcome out) {
+      if (out.kind == push::PushOutcome::Kind::kOk) {
+        statCounter("push.sent." + provider).inc();
+        return;
+      }
+      statCounter("push.failed." + provider + "." + metricWord(out.reason)).inc();
+      if (out.kind == push::PushOutcome::Kind::kRemoveBinding) {
+        std::optional<location::SysSeconds> since;
+        if (out.invalid_since) since = *out.invalid_since;
+        (void)store->remove(device_key, since);
+      }
+    });
+  }
+}
+
+void WakeAndWait::forgetKeys(const Parked& p) {
+  for (const Device& d : p.devices) {
+    for (const std::string& k : d.keys) deps_.hub->forget(k, deps_.loop, p.id);
+  }
+}
+
+}  // namespace sipwake::routing

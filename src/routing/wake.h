@@ -1,0 +1,161 @@
+// Wake-and-wait (issue 4, RFC 8599 §4.1.3 "push bucket"): an INVITE (or MESSAGE) for an AOR whose
+// push-bound devices have no live SIP contact is forked at once to the live contacts, the sleeping
+// devices are pushed, and the request is parked in its ProxyContext (Resolution::more_may_come).
+// When a pushed device's REGISTER gets its 200 OK, the registrar's observer (WakeHub) finds the
+// parked request and the request is forked to the new binding: once per device, never per
+// REGISTER attempt. The ring timeout (or every push failing) ends the wait: the proxy then sends
+// the best response (480 when nothing answered).
+//
+// Pieces:
+//   WakeAndWait  one per event loop; the Proxy's TargetResolver (wraps the location lookup). Owns
+//                the parked-call state, the ring / retry timers and the push bookkeeping.
+//   WakeHub      one per process; thread-safe. The "waiting devices" registry: device match key
+//                → (loop, context). The woken phone's REGISTER has its own Call-ID, so it is
+//                handled on whichever loop owns THAT Call-ID; the hub posts the news to the loop
+//                that parked the call. It is the RegistrationObserver of every loop's Registrar.
+//
+// Matching a REGISTER to a pushed device: "i:<aor>\n<+sip.instance>" when the push binding was
+// registered with an instance id, and always "d:<deviceKey>" (the push token hash), so a device
+// that re-registers without its instance id, or whose contact changed, still matches.
+//
+// Cancel pushes: when the call ends, every pushed device that did not answer gets a non-VoIP push
+// of the same call_uuid: "answered_elsewhere" (another branch sent 2xx), else "missed" (caller
+// CANCEL, ring timeout, every branch failed).
+//
+// CallKit rule for late registrations: an iOS device woken by a VoIP push must report the call to
+// CallKit and will then register. If it registers after its call ended (within
+// `late_register_grace`), it is sent the cancel push again, now that its app runs, so it ends the
+// CallKit call it reported; it is never sent an INVITE for a call that is over (an INVITE then
+// CANCEL would race with the user pressing "answer"). Documented in docs/life-of-a-call.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/stats.h"
+#include "location/location_store.h"
+#include "location/push_binding_store.h"
+#include "push/sender.h"
+#include "registrar/registrar.h"
+#include "routing/target_resolver.h"
+
+namespace sipwake::routing {
+
+class Proxy;
+class WakeAndWait;
+
+struct WakeConfig {
+  Duration ring_timeout = seconds(30);  // how long a parked INVITE waits for pushed devices
+  // Non-INVITE (MESSAGE) requests must end before the sender's Timer F (32 s).
+  Duration non_invite_timeout = seconds(25);
+  bool push_connected_devices = false;  // also push devices that have a live contact (iOS)
+  Duration late_register_grace = seconds(30);
+  Duration retry_backoff = seconds(1);  // first retry of a transient push failure; doubles
+  std::string uuid_salt;                // push::deriveCallUuid salt (per deployment)
+};
+
+// The waiting-devices registry. Thread: every method is thread-safe.
+class WakeHub final : public registrar::RegistrationObserver {
+ public:
+  // REQUIRES: called for every loop before traffic; `wake` lives until the loops stopped.
+  // `post` runs a closure on loop `loop`.
+  void attach(std::size_t loop, location::Executor post, WakeAndWait* wake);
+
+  void expect(const std::string& key, std::size_t loop, ContextId id);
+  void forget(const std::string& key, std::size_t loop, ContextId id);
+
+  // Registrar hook (any loop): posts onDeviceRegistered to each loop waiting for this device.
+  void onRegistered(std::string_view aor, const location::Binding& binding,
+                    const transport::ReceivedMessage& request) override;
+
+  static std::string instanceKey(std::string_view aor, std::string_view instance);
+  static std::string deviceKey(std::string_view device_key);
+
+ private:
+  struct Waiter {
+    std::size_t loop;
+    ContextId id;
+  };
+  struct Loop {
+    location::Executor post;
+    WakeAndWait* wake = nullptr;
+  };
+  std::mutex mu_;
+  std::vector<Loop> loops_;
+  std::unordered_multimap<std::string, Waiter> waiting_;
+};
+
+class WakeAndWait final : public TargetResolver {
+ public:
+  using WallClock = std::function<location::SysSeconds()>;
+  struct Deps {
+    TargetResolver* inner = nullptr;                   // the location lookup; required
+    location::PushBindingStore* push_store = nullptr;  // required
+    push::PushSender* sender = nullptr;                // required
+    WakeHub* hub = nullptr;                            // required
+    std::size_t loop = 0;                              // this loop's index in the hub
+    location::Executor post;         // runs a closure later on this loop; required
+    TimerService* timers = nullptr;  // this loop's timers; required
+    WallClock wall_clock;            // empty: system clock
+  };
+
+  // Thread: constructed anywhere, then used only on loop `deps.loop`. Attaches itself to the hub.
+  // The Proxy is set afterwards (it takes this resolver in its deps). The Proxy must be destroyed
+  // before this object; no closure posted by this object may run after it is destroyed (the
+  // owner stops the loop first).
+  WakeAndWait(WakeConfig config, Deps deps);
+  ~WakeAndWait() override;
+  WakeAndWait(const WakeAndWait&) = delete;
+  WakeAndWait& operator=(const WakeAndWait&) = delete;
+
+  void setProxy(Proxy* proxy) { proxy_ = proxy; }
+
+  Resolution resolve(ContextId context, const sip::Uri& uri) override;
+  Resolution resolveRequest(ContextId context, const sip::Message& request) override;
+  void onContextEnded(ContextId context, const ContextEnd& end) override;
+
+  // From the hub, on this loop: a device this loop waits for under `key` registered `binding`.
+  void onDeviceRegistered(ContextId context, const std::string& key,
+                          const location::Binding& binding);
+
+  std::size_t parkedCount() const { return parked_.size(); }
+
+ private:
+  struct Device;
+  struct Parked;
+  struct Ended;
+
+  void sendPush(ContextId id, std::size_t device, push::PushKind kind);
+  void onPushDone(ContextId id, std::size_t device, push::PushKind kind, push::PushOutcome out);
+  void onRingTimeout(ContextId id);
+  void maybeStopWaiting(Parked& p);
+  void cancelPushes(Parked& p, const ContextEnd& end);
+  void forgetKeys(const Parked& p);
+  void mark(Parked& p, std::string what);
+  Counter& counter(const std::string& name);
+
+  WakeConfig config_;
+  Deps deps_;
+  Proxy* proxy_ = nullptr;
+  std::map<ContextId, std::unique_ptr<Parked>> parked_;
+  std::map<ContextId, std::unique_ptr<Ended>> ended_;  // CallKit grace window
+  std::shared_ptr<bool> alive_;
+  Counter& parked_total_;
+  Counter& forked_;
+  Counter& duplicate_registers_;
+  Counter& ring_timeouts_;
+  Counter& late_registers_;
+  std::vector<std::pair<std::int64_t, Counter*>> latency_buckets_;  // wake latency histogram
+};
+
+}  // namespace sipwake::routing

@@ -1,0 +1,279 @@
+// Push-parameter capture in the registrar (issue 4 parts 1 and 2): REGISTERs in every dialect
+// produce a push binding and Feature-Caps; unserved providers get 555, malformed params a 400
+// naming the param; push bindings outlive the SIP contact, are opted out of, move with their
+// token, and survive a restart (SQLite).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "common/clock.h"
+#include "fake_transport.h"
+#include "location/memory_location_store.h"
+#include "location/push_binding_store.h"
+#include "registrar/registrar.h"
+#include "sip/message.h"
+#include "transaction/transaction_layer.h"
+
+namespace sipwake::registrar {
+namespace {
+
+using transport::Address;
+
+const location::SysSeconds kNow{std::chrono::seconds(1'700'000'000)};
+const std::string kHex(64, 'a');
+const std::string kFcm = "e-3akVQA_Gk:APA91b" + std::string(140, 'x');
+
+class PushCaptureTest : public ::testing::Test, public transaction::TransactionUser {
+ protected:
+  PushCaptureTest() : layer_(timers_, transport_, *this) {}
+
+  void SetUp() override {
+    ASSERT_TRUE(memory_.load(kNow).isOk());
+    make();
+  }
+
+  void make(bool enabled = true, push::ServesFn serves = {}) {
+    auth::AuthConfig ac;
+    auto peers = auth::TrustedPeers::parse({});
+    authenticator_ = std::make_unique<auth::Authenticator>(
+        ac, [](std::string_view, std::string_view) { return std::optional<auth::UserHa1>(); },
+        std::move(*peers));
+    RegistrarConfig rc;
+    rc.require_auth = false;
+    registrar_ = std::make_unique<Registrar>(
+        rc,
+        Services{memory_, *authenticator_,
+                 [](std::string_view host) { return host == "example.com"; }},
+        layer_, [](std::function<void()> fn) { fn(); }, [this] { return now_; });
+    PushCaptureConfig pc;
+    pc.enabled = enabled;
+    pc.serves = std::move(serves);
+    pc.ttl = std::chrono::hours(24 * 30);
+    registrar_->setPushCapture(pc, push_store_);
+  }
+
+  void onRequest(transaction::ServerTransaction& tx, transport::ReceivedMessage&& r) override {
+    registrar_->handle(tx, std::move(r));
+  }
+  void onAck(transport::ReceivedMessage&&) override {}
+  void onStrayResponse(transport::ReceivedMessage&&) override {}
+  void onCancel(transaction::ServerTransaction&, transport::ReceivedMessage&&) override {}
+  void onTransportError(transaction::ServerTransaction&, const Status&) override {}
+
+  sip::Message reg(const std::string& contact, const std::string& aor = "sip:alice@example.com",
+                   const std::string& call_id = "reg-1", const std::string& extra = "") {
+    std::string text =
+        "REGISTER sip:example.com SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK" +
+        std::to_string(++branch_) + "\r\nMax-Forwards: 70\r\nFrom: <" + aor + ">;tag=f1\r\nTo: <" +
+        aor + ">\r\nCall-ID: " + call_id + "\r\nCSeq: " + std::to_string(++cseq_) +
+        " REGISTER\r\nContact: " + contact + "\r\n" + extra + "Content-Length: 0\r\n\r\n";
+    auto parsed = sip::parseMessage(std::move(text), sip::ParseLimits{});
+    EXPECT_EQ(parsed.kind, sip::ParseOutcome::Kind::kOk) << parsed.reason;
+    transport::ReceivedMessage rm{std::move(*parsed.message),
+                                  transport::Protocol::kUdp,
+                                  *Address::parse("198.51.100.7", 40000),
+                                  *Address::parse("192.0.2.1", 5060),
+                                  0,
+                                  timers_.now()};
+    std::size_t before = transport_.sent.size();
+    layer_.receive(std::move(rm));
+    EXPECT_GT(transport_.sent.size(), before) << "no response";
+    auto out = sip::parseMessage(transport_.sent.back().bytes, sip::ParseLimits{});
+    return std::move(*out.message);
+  }
+
+  static std::vector<std::string> values(const sip::Message& m, std::string_view name) {
+    std::vector<std::string> out;
+    for (const auto& f : m.headers()) {
+      if (f.name == name) out.emplace_back(f.value);
+    }
+    return out;
+  }
+
+  FakeTimerService timers_;
+  sipwake::testing::FakeTransport transport_;
+  transaction::TransactionLayer layer_;
+  location::MemoryLocationStore memory_;
+  std::unique_ptr<location::PushBindingStore> push_owner_ = location::makeMemoryPushBindingStore();
+  location::PushBindingStore* push_store_ = push_owner_.get();
+  std::unique_ptr<auth::Authenticator> authenticator_;
+  std::unique_ptr<Registrar> registrar_;
+  location::SysSeconds now_ = kNow;
+  int branch_ = 0;
+  int cseq_ = 0;
+};
+
+TEST_F(PushCaptureTest, EveryDialectGivesAPushBindingAndFeatureCaps) {
+  struct Case {
+    std::string contact;
+    std::string caps;
+  };
+  const std::vector<Case> cases = {
+      {"<sip:a@198.51.100.7;pn-provider=apns;pn-param=ABCD123456.com.example.phone.voip;pn-prid=" +
+           kHex + ">",
+       "*;+sip.pns=\"apns\""},
+      {"<sip:a@198.51.100.7>;push-token-type=firebase;push-token-app=hero;push-token-id=" + kFcm,
+       "*;+sip.pns=\"fcm\""},
+      {"<sip:a@198.51.100.7;app-id=com.example.phone;pn-voip-tok=" + kHex + ">",
+       "*;+sip.pns=\"apns\""},
+      {"<sip:a@198.51.100.7>;app-id=org.linphone.phone.prod;pn-type=apple;pn-tok=" + kHex,
+       "*;+sip.pns=\"apns\""},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    const std::string aor = "sip:u" + std::to_string(++n) + "@example.com";
+    sip::Message r = reg(c.contact, aor, "reg-" + std::to_string(n));
+    ASSERT_EQ(r.statusCode(), 200) << c.contact << " " << r.reasonPhrase();
+    EXPECT_EQ(values(r, "Feature-Caps"), std::vector<std::string>{c.caps}) << c.contact;
+    auto records = push_store_->lookupByAor(aor, kNow);
+    ASSERT_EQ(records.size(), 1u) << c.contact;
+    EXPECT_EQ(records[0].expires_at, kNow + std::chrono::hours(24 * 30));
+    auto bindings = memory_.lookup(aor, kNow);
+    ASSERT_EQ(bindings.size(), 1u);
+    EXPECT_FALSE(bindings[0].push.empty());
+  }
+}
+
+TEST_F(PushCaptureTest, PnsregFeatureTagGetsARefreshInterval) {
+  sip::Message r =
+      reg("<sip:a@198.51.100.7;pn-provider=fcm;pn-param=proj;pn-prid=" + kFcm + ">;+sip.pnsreg",
+          "sip:alice@example.com", "reg-1", "Expires: 3600\r\n");
+  ASSERT_EQ(r.statusCode(), 200);
+  EXPECT_EQ(values(r, "Feature-Caps"),
+            std::vector<std::string>{"*;+sip.pns=\"fcm\";+sip.pnsreg=\"1800\""});
+}
+
+TEST_F(PushCaptureTest, UnservedProviderGets555AndNothingIsStored) {
+  make(true, [](push::Provider p, std::string_view) { return p == push::Provider::kApns; });
+  sip::Message r = reg("<sip:a@198.51.100.7;pn-provider=fcm;pn-param=proj;pn-prid=" + kFcm + ">");
+  EXPECT_EQ(r.statusCode(), 555);
+  EXPECT_EQ(push_store_->size(), 0u);
+  EXPECT_TRUE(memory_.lookup("sip:alice@example.com", kNow).empty());
+}
+
+TEST_F(PushCaptureTest, MalformedParamsGet400NamingTheParam) {
+  sip::Message r = reg("<sip:a@198.51.100.7;pn-provider=apns;pn-prid=" + kHex + ">");
+  EXPECT_EQ(r.statusCode(), 400);
+  EXPECT_NE(std::string(r.reasonPhrase()).find("pn-param"), std::string::npos) << r.reasonPhrase();
+  EXPECT_EQ(std::string(r.reasonPhrase()).find(kHex), std::string::npos);
+  EXPECT_EQ(push_store_->size(), 0u);
+}
+
+TEST_F(PushCaptureTest, UnRegisterWithTokenKeepsThePushBinding) {
+  const std::string c = "<sip:a@198.51.100.7;pn-provider=fcm;pn-param=proj;pn-prid=" + kFcm + ">";
+  ASSERT_EQ(reg(c).statusCode(), 200);
+  ASSERT_EQ(reg(c + ";expires=0").statusCode(), 200);
+  EXPECT_TRUE(memory_.lookup("sip:alice@example.com", kNow).empty());
+  EXPECT_EQ(push_store_->lookupByAor("sip:alice@example.com", kNow).size(), 1u);
+}
+
+TEST_F(PushCaptureTest, RegisterWithoutPushParamsOptsOut) {
+  ASSERT_EQ(
+      reg("<sip:a@198.51.100.7;pn-provider=fcm;pn-param=proj;pn-prid=" + kFcm + ">").statusCode(),
+      200);
+  sip::Message r = reg("<sip:a@198.51.100.7>");
+  ASSERT_EQ(r.statusCode(), 200);
+  EXPECT_TRUE(values(r, "Feature-Caps").empty());
+  EXPECT_EQ(push_store_->size(), 0u);
+}
+
+TEST_F(PushCaptureTest, InstanceRegisteringWithoutPushParamsOptsOut) {
+  const std::string inst = ";+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-000000000001>\"";
+  ASSERT_EQ(reg("<sip:a@198.51.100.7;pn-provider=fcm;pn-param=proj;pn-prid=" + kFcm + ">" + inst)
+                .statusCode(),
+            200);
+  ASSERT_EQ(reg("<sip:a@203.0.113.9>" + inst).statusCode(), 200);
+  EXPECT_EQ(push_store_->size(), 0u);
+}
+
+TEST_F(PushCaptureTest, WildcardUnRegisterRemovesEveryPushBindingOfTheAor) {
+  ASSERT_EQ(
+      reg("<sip:a@198.51.100.7;pn-provider=fcm;pn-param=proj;pn-prid=" + kFcm + ">").statusCode(),
+      200);
+  ASSERT_EQ(reg("*", "sip:alice@example.com", "reg-1", "Expires: 0\r\n").statusCode(), 200);
+  EXPECT_EQ(push_store_->size(), 0u);
+}
+
+TEST_F(PushCaptureTest, TokenMovesToTheNewAorAndLeavesTheOldOne) {
+  const std::string c = "<sip:a@198.51.100.7;pn-provider=fcm;pn-param=proj;pn-prid=" + kFcm + ">";
+  ASSERT_EQ(reg(c, "sip:alice@example.com", "reg-a").statusCode(), 200);
+  ASSERT_EQ(reg(c, "sip:bob@example.com", "reg-b").statusCode(), 200);
+  EXPECT_TRUE(push_store_->lookupByAor("sip:alice@example.com", kNow).empty());
+  EXPECT_EQ(push_store_->lookupByAor("sip:bob@example.com", kNow).size(), 1u);
+}
+
+TEST_F(PushCaptureTest, EachRegisterRenewsTheTtl) {
+  const std::string c = "<sip:a@198.51.100.7;pn-provider=fcm;pn-param=proj;pn-prid=" + kFcm + ">";
+  ASSERT_EQ(reg(c).statusCode(), 200);
+  now_ = kNow + std::chrono::hours(24 * 20);
+  ASSERT_EQ(reg(c).statusCode(), 200);
+  auto records =
+      push_store_->lookupByAor("sip:alice@example.com", kNow + std::chrono::hours(24 * 40));
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].expires_at, now_ + std::chrono::hours(24 * 30));
+  EXPECT_TRUE(push_store_->lookupByAor("sip:alice@example.com", now_ + std::chrono::hours(24 * 31))
+                  .empty());
+}
+
+TEST_F(PushCaptureTest, CaptureDisabledIgnoresPushParams) {
+  make(false);
+  sip::Message r = reg("<sip:a@198.51.100.7;pn-provider=fcm;pn-param=proj;pn-prid=" + kFcm + ">");
+  ASSERT_EQ(r.statusCode(), 200);
+  EXPECT_TRUE(values(r, "Feature-Caps").empty());
+  EXPECT_EQ(push_store_->size(), 0u);
+}
+
+TEST(StripPushUriParams, RemovesOnlyPushParams) {
+  EXPECT_EQ(stripPushUriParams("sip:a@h:5060;transport=tcp;pn-provider=apns;pn-prid=abc;ob"),
+            "sip:a@h:5060;transport=tcp;ob");
+  EXPECT_EQ(stripPushUriParams("sip:a@h;app-id=x;pn-voip-tok=y"), "sip:a@h");
+  EXPECT_EQ(stripPushUriParams("sip:a@h;lr"), "sip:a@h;lr");
+}
+
+TEST(PushBindingStoreSqlite, SurvivesRestartAndHonoursTheUnregisteredTimestamp) {
+  auto path = std::filesystem::temp_directory_path() /
+              ("sipwake-push-" + std::to_string(::getpid()) + ".db");
+  std::filesystem::remove(path);
+  {
+    auto store = location::openSqlitePushBindingStore(path.string());
+    ASSERT_TRUE(store.isOk()) << store.status().toString();
+    ASSERT_TRUE((*store)->load(kNow).isOk());
+    location::PushRecord r{"dev1", "sip:alice@example.com",     "c:sip:a@h", "c:sip:a@h", "{}",
+                           kNow,   kNow + std::chrono::hours(1)};
+    ASSERT_TRUE((*store)->upsert(r).isOk());
+    location::PushRecord r2 = r;
+    r2.device_key = "dev2";
+    r2.aor = "sip:bob@example.com";
+    ASSERT_TRUE((*store)->upsert(r2).isOk());
+  }
+  {
+    auto store = location::openSqlitePushBindingStore(path.string());
+    ASSERT_TRUE(store.isOk());
+    auto live = (*store)->load(kNow);
+    ASSERT_TRUE(live.isOk());
+    EXPECT_EQ(*live, 2u);
+    ASSERT_EQ((*store)->lookupByAor("sip:alice@example.com", kNow).size(), 1u);
+    // APNs 410 with a timestamp before the registration: the binding stays.
+    auto kept = (*store)->remove("dev1", kNow - std::chrono::seconds(10));
+    ASSERT_TRUE(kept.isOk());
+    EXPECT_FALSE(*kept);
+    auto gone = (*store)->remove("dev1", kNow + std::chrono::seconds(10));
+    ASSERT_TRUE(gone.isOk());
+    EXPECT_TRUE(*gone);
+  }
+  {
+    auto store = location::openSqlitePushBindingStore(path.string());
+    ASSERT_TRUE((*store)->load(kNow).isOk());
+    EXPECT_EQ((*store)->size(), 1u);
+  }
+  std::filesystem::remove(path);
+  std::filesystem::remove(path.string() + "-wal");
+  std::filesystem::remove(path.string() + "-shm");
+}
+
+}  // namespace
+}  // namespace sipwake::registrar

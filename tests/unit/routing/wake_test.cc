@@ -1,0 +1,471 @@
+// Wake-and-wait (issue 4 part 4) over the real Proxy and TransactionLayer, a fake clock and
+// transport, an in-memory push binding store and a FakePushSender with scripted outcomes. The
+// woken device's REGISTER is simulated the way the registrar reports it: the binding is written
+// to the location store, then WakeHub::onRegistered runs.
+#include "routing/wake.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+
+#include "auth/authenticator.h"
+#include "push/push_params.h"
+#include "registrar/registrar.h"
+#include "routing_test_util.h"
+
+namespace sipwake::routing::testing {
+namespace {
+
+struct SentPush {
+  std::string device_key;
+  push::CallEvent event;
+  push::PushKind kind;
+};
+
+// Records every push; answers from `script` (front first), else ok. Answers inline, like a
+// sender whose reply arrives at once (the wake layer must post it to its loop anyway).
+class FakePushSender final : public push::PushSender {
+ public:
+  void send(const push::PushTarget& target, const push::CallEvent& event, push::PushKind kind,
+            Done done) override {
+    pushes.push_back(SentPush{target.device_key, event, kind});
+    push::PushOutcome out;
+    if (!script.empty()) {
+      out = script.front();
+      script.pop_front();
+    }
+    done(out);
+  }
+  std::size_t count(push::PushKind kind) const {
+    std::size_t n = 0;
+    for (const auto& p : pushes) n += p.kind == kind ? 1 : 0;
+    return n;
+  }
+  std::vector<SentPush> pushes;
+  std::deque<push::PushOutcome> script;
+};
+
+push::PushOutcome outcome(push::PushOutcome::Kind kind, std::string reason, int status) {
+  push::PushOutcome o;
+  o.kind = kind;
+  o.reason = std::move(reason);
+  o.provider_status = status;
+  return o;
+}
+
+struct Device {
+  std::string contact;  // as registered, with push params
+  std::string instance;
+  push::PushBinding binding;
+  Ua ua;
+};
+
+class WakeTest : public ProxyTest {
+ protected:
+  void SetUp() override {
+    ProxyTest::SetUp();
+    configure({});
+  }
+
+  void configure(WakeConfig config) {
+    proxy_.reset();
+    wake_.reset();
+    WakeAndWait::Deps deps;
+    deps.inner = &locations_;
+    deps.push_store = push_store_.get();
+    deps.sender = &sender_;
+    deps.hub = &hub_;
+    deps.loop = 0;
+    deps.post = [this](std::function<void()> fn) { queue_.push_back(std::move(fn)); };
+    deps.timers = &timers_;
+    deps.wall_clock = [] { return kNow; };
+    wake_ = std::make_unique<WakeAndWait>(std::move(config), std::move(deps));
+    build({}, wake_.get());
+    wake_->setProxy(proxy_.get());
+  }
+
+  void TearDown() override {
+    proxy_.reset();
+    wake_.reset();
+  }
+
+  // Runs what was posted to "the loop" until nothing is left.
+  void drain() {
+    for (int guard = 0; guard < 100 && !queue_.empty(); ++guard) {
+      auto fn = std::move(queue_.front());
+      queue_.pop_front();
+      fn();
+    }
+  }
+
+  // A device of `aor` with push params; `apns`: an iOS VoIP token, else FCM.
+  Device device(char token_char, const Ua& ua, bool apns = false, std::string instance = "") {
+    Device d;
+    d.ua = ua;
+    d.instance = std::move(instance);
+    std::string token =
+        apns ? std::string(64, token_char) : "e-3akVQA_Gk:APA91b" + std::string(140, token_char);
+    std::vector<push::RawParam> raw = {
+        {"pn-provider", apns ? "apns" : "fcm"},
+        {"pn-param", apns ? "ABCD123456.com.example.phone.voip" : "proj"},
+        {"pn-prid", token}};
+    auto parsed = push::parsePushParams(raw);
+    EXPECT_TRUE(parsed.isOk());
+    d.binding = *parsed.value();
+    d.contact = "sip:bob@" + ua.address.toString() +
+                ";pn-provider=" + std::string(apns ? "apns" : "fcm") + ";pn-prid=" + token;
+    return d;
+  }
+
+  location::Binding sipBinding(const Device& d) {
+    location::Binding b;
+    b.aor = "sip:bob@example.com";
+    b.contact_uri = d.contact;
+    b.instance_id = d.instance;
+    b.expires_at = kNow + std::chrono::seconds(3600);
+    b.received.protocol = "udp";
+    b.received.source_ip = d.ua.address.ip();
+    b.received.source_port = d.ua.address.port;
+    b.push = push::serialize(d.binding);
+    b.call_id = "reg-" + d.contact;
+    b.cseq = 1;
+    return b;
+  }
+
+  // The state a REGISTER with push params followed by the app's background un-REGISTER leaves:
+  // a push binding, no SIP contact.
+  void sleeping(const Device& d) {
+    location::Binding b = sipBinding(d);
+    location::PushRecord r;
+    r.device_key = d.binding.deviceKey();
+    r.aor = "sip:bob@example.com";
+    r.identity =
+        d.instance.empty() ? "c:" + registrar::stripPushUriParams(d.contact) : "i:" + d.instance;
+    r.binding_key = location::bindingKey(b);
+    r.push = push::serialize(d.binding);
+    r.registered_at = kNow;
+    r.expires_at = kNow + std::chrono::hours(24 * 30);
+    ASSERT_TRUE(push_store_->upsert(r).isOk());
+  }
+
+  // The device's REGISTER got its 200 OK.
+  void wakes(const Device& d) {
+    location::Binding b = sipBinding(d);
+    location::RegistrationChange c;
+    c.aor = b.aor;
+    c.call_id = b.call_id;
+    c.cseq = ++reg_cseq_;
+    c.now = kNow;
+    c.upserts.push_back(b);
+    store_.applyRegistration(
+        std::move(c), [](std::function<void()> f) { f(); },
+        [](Result<std::vector<location::Binding>> r) { ASSERT_TRUE(r.isOk()); });
+    transport::ReceivedMessage reg{parse(request("REGISTER", "sip:example.com", "", d.ua, "r")),
+                                   d.ua.protocol,
+                                   d.ua.address,
+                                   transport_.localAddressFor(d.ua.protocol, false).value(),
+                                   0,
+                                   timers_.now()};
+    hub_.onRegistered("sip:bob@example.com", b, reg);
+    drain();
+  }
+
+  void invite() {
+    deliver(request("INVITE", "sip:bob@example.com"), alice_);
+    drain();
+  }
+
+  bool has(const std::vector<int>& codes, int code) {
+    return std::find(codes.begin(), codes.end(), code) != codes.end();
+  }
+
+  std::unique_ptr<location::PushBindingStore> push_store_ = location::makeMemoryPushBindingStore();
+  FakePushSender sender_;
+  WakeHub hub_;
+  std::deque<std::function<void()>> queue_;
+  std::unique_ptr<WakeAndWait> wake_;
+  std::uint32_t reg_cseq_ = 0;
+};
+
+TEST_F(WakeTest, SleepingDeviceIsPushedThenGetsTheInviteOnceAndAnswers) {
+  Device d = device('a', bob_);
+  sleeping(d);
+  invite();
+  EXPECT_EQ(codesTo(alice_.address), std::vector<int>{100});  // at once
+  ASSERT_EQ(sender_.pushes.size(), 1u);
+  EXPECT_EQ(sender_.pushes[0].kind, push::PushKind::kCall);
+  EXPECT_EQ(sender_.pushes[0].event.callee_aor, "sip:bob@example.com");
+  EXPECT_EQ(sender_.pushes[0].event.call_id, "call-1");
+  EXPECT_TRUE(requestsTo(bob_.address, "INVITE").empty());
+
+  wakes(d);
+  auto invites = requestsTo(bob_.address, "INVITE");
+  ASSERT_EQ(invites.size(), 1u);
+  // Push params never reach the phone.
+  EXPECT_EQ(std::string(invites[0].requestUriText()), "sip:bob@" + bob_.address.toString());
+
+  wakes(d);  // a second REGISTER (refresh, or the 401 dance done again) does not fork again
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+
+  answer(bob_, "INVITE", 200, "OK");
+  EXPECT_TRUE(has(codesTo(alice_.address), 200));
+  EXPECT_EQ(sender_.count(push::PushKind::kCancel), 0u);  // the answering device is not told
+  EXPECT_EQ(wake_->parkedCount(), 0u);
+}
+
+TEST_F(WakeTest, MatchesTheWokenDeviceByInstanceToo) {
+  Device d = device('a', bob_, false, "<urn:uuid:00000000-0000-0000-0000-0000000000b1>");
+  sleeping(d);
+  invite();
+  Device moved = d;  // new token after reinstall? same instance: still the device we pushed
+  moved.binding.message_token = "e-3akVQA_Gk:APA91b" + std::string(140, 'z');
+  wakes(moved);
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+}
+
+TEST_F(WakeTest, NoDeviceWithinTheRingTimeoutGives480AndAMissedCallPush) {
+  sleeping(device('a', bob_));
+  invite();
+  timers_.advance(seconds(31));
+  drain();
+  EXPECT_TRUE(has(codesTo(alice_.address), 480));
+  EXPECT_EQ(sender_.count(push::PushKind::kMissedCall), 1u);
+  EXPECT_EQ(wake_->parkedCount(), 0u);
+}
+
+TEST_F(WakeTest, CallerCancelGives487AndAMissedCallPush) {
+  sleeping(device('a', bob_));
+  invite();
+  deliver(request("CANCEL", "sip:bob@example.com"), alice_);
+  drain();
+  EXPECT_TRUE(has(codesTo(alice_.address), 487));
+  ASSERT_EQ(sender_.count(push::PushKind::kMissedCall), 1u);
+  EXPECT_EQ(sender_.pushes.back().event.kind, push::CallEventKind::kMissed);
+  EXPECT_EQ(sender_.pushes.back().event.call_uuid, sender_.pushes.front().event.call_uuid);
+}
+
+TEST_F(WakeTest, CallerCancelAfterForkCancelsTheWokenBranch) {
+  Device d = device('a', bob_);
+  sleeping(d);
+  invite();
+  wakes(d);
+  answer(bob_, "INVITE", 180, "Ringing");
+  deliver(request("CANCEL", "sip:bob@example.com"), alice_);
+  drain();
+  EXPECT_EQ(requestsTo(bob_.address, "CANCEL").size(), 1u);
+  EXPECT_EQ(sender_.count(push::PushKind::kMissedCall), 1u);  // at once, not after the 487
+  answer(bob_, "INVITE", 487, "Request Terminated");
+  drain();
+  EXPECT_TRUE(has(codesTo(alice_.address), 487));
+  EXPECT_EQ(sender_.count(push::PushKind::kMissedCall), 1u);
+}
+
+TEST_F(WakeTest, TwoDevicesOneAnswersTheOtherIsCancelledAndToldAnsweredElsewhere) {
+  Device d1 = device('a', bob_);
+  Device d2 = device('b', bob2_);
+  sleeping(d1);
+  sleeping(d2);
+  invite();
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 2u);
+  wakes(d1);
+  wakes(d2);
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+  EXPECT_EQ(requestsTo(bob2_.address, "INVITE").size(), 1u);
+  answer(bob2_, "INVITE", 180, "Ringing", "b2");
+  answer(bob_, "INVITE", 200, "OK");
+  drain();
+  EXPECT_TRUE(has(codesTo(alice_.address), 200));
+  EXPECT_EQ(requestsTo(bob2_.address, "CANCEL").size(), 1u);
+  ASSERT_EQ(sender_.count(push::PushKind::kCancel), 1u);
+  const SentPush& cancel = sender_.pushes.back();
+  EXPECT_EQ(cancel.device_key, d2.binding.deviceKey());
+  EXPECT_EQ(cancel.event.kind, push::CallEventKind::kAnsweredElsewhere);
+}
+
+TEST_F(WakeTest, LiveContactIsForkedAtOnceAndSleepingOneIsPushed) {
+  Device awake = device('a', bob_);
+  Device asleep = device('b', bob2_);
+  sleeping(awake);
+  wakes(awake);  // registered and connected: no push needed
+  sleeping(asleep);
+  invite();
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+  ASSERT_EQ(sender_.pushes.size(), 1u);
+  EXPECT_EQ(sender_.pushes[0].device_key, asleep.binding.deviceKey());
+}
+
+TEST_F(WakeTest, ConnectedDevicesArePushedWhenConfigured) {
+  WakeConfig c;
+  c.push_connected_devices = true;
+  configure(c);
+  Device awake = device('a', bob_);
+  sleeping(awake);
+  wakes(awake);
+  invite();
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 1u);
+}
+
+TEST_F(WakeTest, TransientFailureIsRetriedWithinTheRingWindow) {
+  Device d = device('a', bob_);
+  sleeping(d);
+  sender_.script.push_back(outcome(push::PushOutcome::Kind::kTransient, "ServiceUnavailable", 503));
+  invite();
+  EXPECT_EQ(sender_.pushes.size(), 1u);
+  timers_.advance(seconds(1));
+  drain();
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 2u);
+  wakes(d);
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+}
+
+TEST_F(WakeTest, DeadTokenRemovesThePushBindingAndEndsTheWait) {
+  sleeping(device('a', bob_));
+  sender_.script.push_back(outcome(push::PushOutcome::Kind::kRemoveBinding, "Unregistered", 410));
+  invite();
+  EXPECT_EQ(push_store_->size(), 0u);
+  EXPECT_TRUE(has(codesTo(alice_.address), 480));  // no need to wait for the ring timeout
+}
+
+TEST_F(WakeTest, DeadTokenTimestampBeforeTheRegistrationKeepsTheBinding) {
+  sleeping(device('a', bob_));
+  auto o = outcome(push::PushOutcome::Kind::kRemoveBinding, "Unregistered", 410);
+  o.invalid_since = kNow - std::chrono::seconds(60);  // re-registered since
+  sender_.script.push_back(o);
+  invite();
+  EXPECT_EQ(push_store_->size(), 1u);
+}
+
+TEST_F(WakeTest, IosDeviceRegisteringAfterTheCallEndedGetsTheCancelAgainNotAnInvite) {
+  Device d = device('c', bob_, /*apns=*/true);
+  ASSERT_TRUE(d.binding.callsUseVoip());
+  sleeping(d);
+  invite();
+  deliver(request("CANCEL", "sip:bob@example.com"), alice_);
+  drain();
+  EXPECT_TRUE(has(codesTo(alice_.address), 487));
+  wakes(d);
+  EXPECT_TRUE(requestsTo(bob_.address, "INVITE").empty());
+  ASSERT_EQ(sender_.count(push::PushKind::kCancel), 1u);
+  EXPECT_EQ(sender_.pushes.back().event.kind, push::CallEventKind::kCancel);
+  wakes(d);  // once
+  EXPECT_EQ(sender_.count(push::PushKind::kCancel), 1u);
+  // Never a VoIP push for anything but the call: the sender gets PushKind::kCancel.
+}
+
+TEST_F(WakeTest, MessageForASleepingDeviceSendsAnAlertPush) {
+  Device d = device('a', bob_);
+  sleeping(d);
+  deliver(request("MESSAGE", "sip:bob@example.com"), alice_);
+  drain();
+  ASSERT_EQ(sender_.pushes.size(), 1u);
+  EXPECT_EQ(sender_.pushes[0].kind, push::PushKind::kMessage);
+  wakes(d);
+  EXPECT_EQ(requestsTo(bob_.address, "MESSAGE").size(), 1u);
+}
+
+TEST_F(WakeTest, NoPushBindingMeansPlain480) {
+  invite();
+  EXPECT_TRUE(has(codesTo(alice_.address), 480));
+  EXPECT_TRUE(sender_.pushes.empty());
+}
+
+// The whole path with the real Registrar on a second transaction layer (as if on another loop):
+// REGISTER with push params, background un-REGISTER, INVITE → push → REGISTER → INVITE out.
+class RegistrarTu final : public transaction::TransactionUser {
+ public:
+  void onRequest(transaction::ServerTransaction& tx, transport::ReceivedMessage&& r) override {
+    registrar->handle(tx, std::move(r));
+  }
+  void onAck(transport::ReceivedMessage&&) override {}
+  void onStrayResponse(transport::ReceivedMessage&&) override {}
+  void onCancel(transaction::ServerTransaction&, transport::ReceivedMessage&&) override {}
+  void onTransportError(transaction::ServerTransaction&, const Status&) override {}
+  registrar::Registrar* registrar = nullptr;
+};
+
+class WakeWithRegistrarTest : public WakeTest {
+ protected:
+  void SetUp() override {
+    WakeTest::SetUp();
+    reg_layer_ = std::make_unique<transaction::TransactionLayer>(timers_, transport_, reg_tu_);
+    auto peers = auth::TrustedPeers::parse({});
+    authenticator_ = std::make_unique<auth::Authenticator>(
+        auth::AuthConfig{},
+        [](std::string_view, std::string_view) { return std::optional<auth::UserHa1>(); },
+        std::move(*peers));
+    registrar::RegistrarConfig rc;
+    rc.require_auth = false;
+    registrar_ = std::make_unique<registrar::Registrar>(
+        rc,
+        registrar::Services{store_, *authenticator_,
+                            [](std::string_view host) { return host == "example.com"; }},
+        *reg_layer_, [](std::function<void()> fn) { fn(); }, [] { return kNow; });
+    registrar::PushCaptureConfig pc;
+    pc.enabled = true;
+    registrar_->setPushCapture(pc, push_store_.get());
+    registrar_->setObserver(&hub_);
+    reg_tu_.registrar = registrar_.get();
+  }
+  void TearDown() override {
+    WakeTest::TearDown();
+    registrar_.reset();
+    reg_layer_.reset();
+  }
+
+  int registerBob(const std::string& contact_params, int expires) {
+    std::string text =
+        "REGISTER sip:example.com SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP " +
+        bob_.address.toString() + ";branch=z9hG4bKr" + std::to_string(++n_) +
+        "\r\nMax-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=r1\r\n"
+        "To: <sip:bob@example.com>\r\nCall-ID: bob-reg\r\nCSeq: " +
+        std::to_string(n_) + " REGISTER\r\nContact: <sip:bob@" + bob_.address.toString() +
+        contact_params + ">;+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-0000000000b0>\"" +
+        "\r\nExpires: " + std::to_string(expires) + "\r\nContent-Length: 0\r\n\r\n";
+    std::size_t before = transport_.sent.size();
+    transport::ReceivedMessage rm{parse(text),
+                                  bob_.protocol,
+                                  bob_.address,
+                                  transport_.localAddressFor(bob_.protocol, false).value(),
+                                  0,
+                                  timers_.now()};
+    reg_layer_->receive(std::move(rm));
+    drain();
+    for (std::size_t i = before; i < transport_.sent.size(); ++i) {
+      sip::Message m = parse(transport_.sent[i].bytes);
+      if (m.isResponse() && transport_.sent[i].target.remote == bob_.address) return m.statusCode();
+    }
+    return 0;
+  }
+
+  RegistrarTu reg_tu_;
+  std::unique_ptr<transaction::TransactionLayer> reg_layer_;
+  std::unique_ptr<auth::Authenticator> authenticator_;
+  std::unique_ptr<registrar::Registrar> registrar_;
+  int n_ = 0;
+};
+
+TEST_F(WakeWithRegistrarTest, BackgroundedPhoneIsWokenAndGetsTheCall) {
+  const std::string push =
+      ";pn-provider=fcm;pn-param=proj;pn-prid=e-3akVQA_Gk:APA91b" + std::string(140, 'q');
+  ASSERT_EQ(registerBob(push, 3600), 200);
+  ASSERT_EQ(registerBob(push, 0), 200);  // the app goes to the background
+  ASSERT_TRUE(store_.lookup("sip:bob@example.com", kNow).empty());
+
+  invite();
+  ASSERT_EQ(sender_.count(push::PushKind::kCall), 1u);
+  EXPECT_TRUE(requestsTo(bob_.address, "INVITE").empty());
+
+  ASSERT_EQ(registerBob(push, 3600), 200);  // woken by the push
+  auto invites = requestsTo(bob_.address, "INVITE");
+  ASSERT_EQ(invites.size(), 1u);
+  EXPECT_EQ(std::string(invites[0].requestUriText()).find("pn-"), std::string::npos);
+  ASSERT_EQ(registerBob(push, 3600), 200);  // a refresh: no second fork
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+  answer(bob_, "INVITE", 200, "OK");
+  EXPECT_TRUE(has(codesTo(alice_.address), 200));
+}
+
+}  // namespace
+}  // namespace sipwake::routing::testing
