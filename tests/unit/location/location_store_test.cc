@@ -266,6 +266,12 @@ TEST_P(LocationStoreTest, LookupsFromTwoThreadsWhileWriting) {
     }
   };
   std::thread r1(reader, 0), r2(reader, 17);
+  // The memory store can finish every write before a reader thread is scheduled: wait (bounded)
+  // until both readers are running so the writes really overlap with lookups.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (lookups.load() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
   for (std::uint32_t round = 1; round <= kRounds; ++round) {
     for (int u = 0; u < kAors; ++u) {
       std::string aor = "sip:u" + std::to_string(u) + "@x";

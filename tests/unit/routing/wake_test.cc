@@ -414,13 +414,14 @@ class WakeWithRegistrarTest : public WakeTest {
   }
 
   int registerBob(const std::string& contact_params, int expires) {
+    const int n = ++n_;
     std::string text =
         "REGISTER sip:example.com SIP/2.0\r\n"
         "Via: SIP/2.0/UDP " +
-        bob_.address.toString() + ";branch=z9hG4bKr" + std::to_string(++n_) +
+        bob_.address.toString() + ";branch=z9hG4bKr" + std::to_string(n) +
         "\r\nMax-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=r1\r\n"
         "To: <sip:bob@example.com>\r\nCall-ID: bob-reg\r\nCSeq: " +
-        std::to_string(n_) + " REGISTER\r\nContact: <sip:bob@" + bob_.address.toString() +
+        std::to_string(n) + " REGISTER\r\nContact: <sip:bob@" + bob_.address.toString() +
         contact_params + ">;+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-0000000000b0>\"" +
         "\r\nExpires: " + std::to_string(expires) + "\r\nContent-Length: 0\r\n\r\n";
     std::size_t before = transport_.sent.size();
