@@ -574,6 +574,73 @@ void parseProxy(const toml::table& t, Config& c, Checker& check) {
                }}});
 }
 
+// Lines of the [[push.app]] credential keys (0 = absent), for the per-provider checks.
+struct PushAppLines {
+  std::uint32_t key_file = 0, key_id = 0, team_id = 0, cert_file = 0, cert_key_file = 0,
+                service_account_file = 0, url = 0, secret_file = 0, endpoint = 0, ca_file = 0;
+};
+
+// Which credential keys each provider needs / accepts. Files are only read by the push sender at
+// start-up (Http2PushSender::create), so check-config names missing or misplaced keys only.
+void checkPushApp(const PushApp& app, const PushAppLines& pos, const std::string& section,
+                  Checker& check) {
+  auto foreign = [&](std::uint32_t line, std::string_view key) {
+    if (line != 0) {
+      check.error(line, section + " " + std::string(key),
+                  "not used by provider \"" + app.provider + "\"");
+    }
+  };
+  auto missing = [&](std::string_view what) {
+    check.error(app.line, section, "provider \"" + app.provider + "\" needs " + std::string(what));
+  };
+  if (app.id.empty()) missing("key id (the app id, or \"*\")");
+  if (!app.endpoint.empty() && app.endpoint.rfind("https://", 0) != 0) {
+    check.error(pos.endpoint, section + " endpoint", "expected \"https://host[:port]\"");
+  }
+  if (app.provider == "apns") {
+    foreign(pos.service_account_file, "service_account_file");
+    foreign(pos.url, "url");
+    foreign(pos.secret_file, "secret_file");
+    const bool token = pos.key_file || pos.key_id || pos.team_id;
+    const bool cert = pos.cert_file || pos.cert_key_file;
+    if (token && cert) {
+      check.error(pos.cert_file ? pos.cert_file : pos.cert_key_file, section + " cert_file",
+                  "use either key_file + key_id + team_id (token auth) or cert_file "
+                  "(certificate auth), not both");
+    } else if (token) {
+      if (!pos.key_file) missing("key key_file with key_id and team_id");
+      if (!pos.key_id) missing("key key_id with key_file and team_id");
+      if (!pos.team_id) missing("key team_id with key_file and key_id");
+    } else if (pos.cert_key_file && !pos.cert_file) {
+      missing("key cert_file with cert_key_file");
+    } else if (!cert) {
+      missing("key_file + key_id + team_id (token auth) or cert_file [+ cert_key_file]");
+    }
+  } else if (app.provider == "fcm") {
+    foreign(pos.key_file, "key_file");
+    foreign(pos.key_id, "key_id");
+    foreign(pos.team_id, "team_id");
+    foreign(pos.cert_file, "cert_file");
+    foreign(pos.cert_key_file, "cert_key_file");
+    foreign(pos.url, "url");
+    foreign(pos.secret_file, "secret_file");
+    if (!pos.service_account_file) missing("key service_account_file");
+  } else {  // webpush: the generic webhook
+    foreign(pos.key_file, "key_file");
+    foreign(pos.key_id, "key_id");
+    foreign(pos.team_id, "team_id");
+    foreign(pos.cert_file, "cert_file");
+    foreign(pos.cert_key_file, "cert_key_file");
+    foreign(pos.service_account_file, "service_account_file");
+    foreign(pos.endpoint, "endpoint");
+    if (!pos.url) {
+      missing("key url");
+    } else if (app.url.rfind("https://", 0) != 0) {
+      check.error(pos.url, section + " url", "expected an https:// URL");
+    }
+  }
+}
+
 void parsePush(const toml::table& t, Config& c, Checker& check) {
   auto& p = c.push;
   auto boolean = [&](bool& out) {
@@ -584,6 +651,13 @@ void parsePush(const toml::table& t, Config& c, Checker& check) {
         return;
       }
       out = b->get();
+    };
+  };
+  // A non-empty string key of [[push.app]]; remembers its line for the cross-key checks.
+  auto text = [&](std::string& out, std::uint32_t& line) {
+    return [&](const toml::node& n, const std::string& w) {
+      if (auto v = check.string(n, w)) out = *v;
+      line = n.source().begin.line;
     };
   };
   check.walk(t, "[push]",
@@ -612,6 +686,7 @@ void parsePush(const toml::table& t, Config& c, Checker& check) {
                  for (const auto& entry : *arr) {
                    ++index;
                    PushApp app;
+                   PushAppLines pos;
                    bool bad = false;
                    std::string section = "[[push.app]] #" + std::to_string(index);
                    check.walk(*entry.as_table(), section,
@@ -621,13 +696,28 @@ void parsePush(const toml::table& t, Config& c, Checker& check) {
                                   if (v) app.provider = *v;
                                   bad = !v;
                                 }},
-                               {"id", [&](const toml::node& pn, const std::string& pw) {
+                               {"id",
+                                [&](const toml::node& pn, const std::string& pw) {
                                   if (auto v = check.string(pn, pw, true)) app.id = *v;
-                                }}});
+                                }},
+                               {"key_file", text(app.key_file, pos.key_file)},
+                               {"key_id", text(app.key_id, pos.key_id)},
+                               {"team_id", text(app.team_id, pos.team_id)},
+                               {"cert_file", text(app.cert_file, pos.cert_file)},
+                               {"cert_key_file", text(app.cert_key_file, pos.cert_key_file)},
+                               {"use_voip", boolean(app.use_voip)},
+                               {"service_account_file",
+                                text(app.service_account_file, pos.service_account_file)},
+                               {"url", text(app.url, pos.url)},
+                               {"secret_file", text(app.secret_file, pos.secret_file)},
+                               {"endpoint", text(app.endpoint, pos.endpoint)},
+                               {"ca_file", text(app.ca_file, pos.ca_file)}});
                    if (app.provider.empty()) {
                      if (!bad) check.error(entry, section, "missing key provider");
                      continue;
                    }
+                   app.line = entry.source().begin.line;
+                   checkPushApp(app, pos, section, check);
                    p.apps.push_back(std::move(app));
                  }
                }}});

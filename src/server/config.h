@@ -105,9 +105,24 @@ struct ProxySettings {
 
 // [push]: push wake-up (issue 4). With no [[push.app]], push is off: push params in REGISTERs
 // are ignored (no Feature-Caps) and nothing is pushed.
+// Each app's credentials map 1:1 to push::PushAppConfig (src/push/http2_sender.h); only paths
+// and ids are held here, the key material is read by the sender at start-up.
 struct PushApp {
-  std::string provider;  // "apns" | "fcm" | "webpush"
+  std::string provider;  // "apns" | "fcm" | "webpush" (= the generic HTTP/2 webhook)
   std::string id;        // APNs bundle id, FCM project id (push::PushBinding::appKey()); "*" any
+  // APNs: token auth (key_file + key_id + team_id) or certificate auth (cert_file, cert_key_file).
+  std::string key_file;
+  std::string key_id;
+  std::string team_id;
+  std::string cert_file;
+  std::string cert_key_file;
+  bool use_voip = true;              // APNs: calls as PushKit VoIP pushes
+  std::string service_account_file;  // FCM: Google service-account JSON
+  std::string url;                   // webpush: https URL of the operator's HTTP/2 push service
+  std::string secret_file;           // webpush: optional bearer secret file
+  std::string endpoint;              // "https://host[:port]" replacing the provider's endpoint
+  std::string ca_file;               // PEM CA bundle for this app's endpoints; empty = system
+  std::uint32_t line = 0;            // where the [[push.app]] starts (for messages)
 };
 struct PushSettings {
   std::uint32_t push_ttl_s = 30 * 86400;  // push binding lifetime, renewed by each REGISTER

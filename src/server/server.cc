@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
+#include <mutex>
+#include <shared_mutex>
 
 #include "auth/authenticator.h"
 #include "common/log.h"
 #include "location/push_binding_store.h"
 #include "location/sqlite_location_store.h"
 #include "location/user_store.h"
+#include "push/http2_sender.h"
 #include "push/sender.h"
 #include "registrar/maintenance.h"
 #include "registrar/registrar.h"
@@ -24,11 +28,50 @@
 
 namespace sipwake::server {
 
+namespace {
+
+// The sender every loop calls: forwards to the real one until shutdown() destroys it (while the
+// loops still run, as Http2PushSender requires); later pushes fail at once, inline.
+class ShutdownPushSender final : public push::PushSender {
+ public:
+  void set(std::unique_ptr<push::PushSender> inner) {
+    std::unique_lock lock(mu_);
+    inner_ = std::move(inner);
+  }
+  void shutdown() {
+    std::unique_ptr<push::PushSender> gone;
+    {
+      std::unique_lock lock(mu_);
+      gone = std::move(inner_);
+    }
+  }
+  void send(const push::PushTarget& target, const push::CallEvent& event, push::PushKind kind,
+            Done done) override {
+    std::shared_lock lock(mu_);
+    if (inner_) {
+      inner_->send(target, event, kind, std::move(done));
+      return;
+    }
+    lock.unlock();
+    push::PushOutcome o;
+    o.kind = push::PushOutcome::Kind::kTransient;
+    o.reason = "push sender shut down";
+    done(std::move(o));
+  }
+
+ private:
+  std::shared_mutex mu_;
+  std::unique_ptr<push::PushSender> inner_;
+};
+
+}  // namespace
+
 // Push wake-up objects every loop shares (thread-safe). Held by every PerLoop, so they go with
 // the last of them, after the loops stopped.
 struct PushShared {
   std::unique_ptr<location::PushBindingStore> store;
-  std::unique_ptr<push::PushSender> sender;
+  ShutdownPushSender sender;
+  transport::EventLoop* sender_loop = nullptr;  // where the real sender lives (if any)
   routing::WakeHub hub;
 };
 
@@ -71,6 +114,32 @@ transport::TlsConfig::Verify toTransportVerify(TlsVerify v) {
       return transport::TlsConfig::Verify::kRequire;
   }
   return transport::TlsConfig::Verify::kPeer;
+}
+
+// [[push.app]] → the sender's app configs; every call rings for [push] ring_timeout.
+std::vector<push::PushAppConfig> pushAppConfigs(const PushSettings& settings) {
+  std::vector<push::PushAppConfig> out;
+  for (const PushApp& a : settings.apps) {
+    push::PushAppConfig c;
+    c.provider = a.provider == "apns"  ? push::PushService::kApns
+                 : a.provider == "fcm" ? push::PushService::kFcm
+                                       : push::PushService::kWebhook;
+    c.id = a.id;
+    c.key_file = a.key_file;
+    c.key_id = a.key_id;
+    c.team_id = a.team_id;
+    c.cert_file = a.cert_file;
+    c.cert_key_file = a.cert_key_file;
+    c.use_voip = a.use_voip;
+    c.service_account_file = a.service_account_file;
+    c.url = a.url;
+    c.secret_file = a.secret_file;
+    c.endpoint = a.endpoint;
+    c.ca_file = a.ca_file;
+    c.ring_time = std::chrono::seconds(settings.ring_timeout_s);
+    out.push_back(std::move(c));
+  }
+  return out;
 }
 
 }  // namespace
@@ -209,12 +278,11 @@ Status Server::start() {
     push->store = std::move(*store);
     SW_LOG_INFO("store {}: {} push bindings", config_.store.path, *live);
   }
-  // The real HTTP/2 sender is wired here once it exists; until then every push is dropped.
-  push->sender = std::make_unique<push::NullPushSender>();
+  // No [[push.app]]: push is off and the null sender stands in; otherwise the HTTP/2 sender is
+  // created below, on a loop of the pool.
   if (config_.push.apps.empty()) {
+    push->sender.set(std::make_unique<push::NullPushSender>());
     SW_LOG_INFO("push not configured (no [[push.app]]): push params in REGISTERs are ignored");
-  } else {
-    SW_LOG_WARN("push not configured: no push sender in this build; pushes are dropped");
   }
   registrar::PushCaptureConfig capture;
   capture.enabled = !config_.push.apps.empty();
@@ -235,6 +303,19 @@ Status Server::start() {
                      }});
 
   loops_ = std::make_unique<transport::LoopPool>(config_.effectiveWorkers());
+  push_ = push;
+  if (!config_.push.apps.empty()) {
+    auto sender = push::Http2PushSender::create(pushAppConfigs(config_.push), loops_->at(0));
+    if (!sender) {
+      stop();
+      return Status(sender.status().code(), "[push] " + sender.status().message());
+    }
+    push->sender.set(std::move(*sender));
+    push->sender_loop = &loops_->at(0);
+    for (const PushApp& a : config_.push.apps) {
+      SW_LOG_INFO("push: {} app '{}' configured", a.provider, a.id);
+    }
+  }
   // The handler runs on the loop that owns the message's Call-ID; that loop's transaction
   // layer takes it from there. per_loop_ is complete before start() lets any message in.
   transport_ = std::make_unique<transport::TransportLayer>(
@@ -282,7 +363,7 @@ Status Server::start() {
     routing::WakeAndWait::Deps wd;
     wd.inner = pl->targets.get();
     wd.push_store = push->store.get();
-    wd.sender = push->sender.get();
+    wd.sender = &push->sender;
     wd.hub = &push->hub;
     wd.loop = i;
     wd.post = [loop](std::function<void()> fn) { loop->post(std::move(fn)); };
@@ -314,6 +395,18 @@ Status Server::start() {
 
 void Server::stop() {
   if (transport_) transport_->stop();
+  if (push_) {
+    // The push sender goes while its loop still runs (its HTTP/2 clients shut down there); a
+    // barrier posted after it waits (bounded) until that shutdown has run.
+    push_->sender.shutdown();
+    if (loops_ && loops_running_ && push_->sender_loop != nullptr) {
+      auto done = std::make_shared<std::promise<void>>();
+      std::future<void> barrier = done->get_future();
+      push_->sender_loop->post([done] { done->set_value(); });
+      barrier.wait_for(std::chrono::seconds(2));
+    }
+    push_.reset();
+  }
   if (loops_ && loops_running_) {
     loops_->stop();
     loops_running_ = false;

@@ -41,6 +41,7 @@ class Maintenance;
 namespace sipwake::server {
 
 class Identity;
+struct PushShared;
 
 class Server {
  public:
@@ -81,6 +82,8 @@ class Server {
   std::unique_ptr<transport::LoopPool> loops_;
   std::unique_ptr<transport::TransportLayer> transport_;
   std::vector<std::unique_ptr<PerLoop>> per_loop_;  // index = loop index
+  // Push wake-up state shared by the loops; its sender is shut down first in stop().
+  std::shared_ptr<PushShared> push_;
   bool loops_running_ = false;
 };
 

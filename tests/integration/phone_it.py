@@ -28,6 +28,7 @@ from sipwake_it import Fail, Skip, check  # noqa: E402
 PHONE_TIMEOUT = 20  # --timeout given to each phone run (seconds)
 DIALECTS = ("rfc8599", "abto", "pjsip", "linphone")
 KEY_ID, TEAM_ID, BUNDLE = "ABCDE12345", "TEAM123456", "com.example.phone"
+PROJECT = "sipwake-phone-demo"  # FCM project id (phone_wake_fcm)
 
 
 class Ctx(it.Context):
@@ -318,12 +319,37 @@ def make_keys(ctx):
     run("openssl", "pkey", "-in", ctx.work + "/apns.p8", "-pubout", "-out", ctx.work + "/apns.pub")
 
 
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def make_service_account(ctx, port):
+    """An RSA service account whose token_uri is the fake's /token on `port`."""
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                    "-out", ctx.work + "/sa.pem"], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=60)
+    with open(ctx.work + "/sa.pem") as f:
+        pem = f.read()
+    sa = {"type": "service_account", "project_id": PROJECT, "private_key_id": "k1",
+          "private_key": pem, "client_email": "pusher@%s.iam.gserviceaccount.com" % PROJECT,
+          "client_id": "1", "token_uri": "https://127.0.0.1:%d/token" % port}
+    with open(ctx.work + "/sa.json", "w") as f:
+        json.dump(sa, f)
+    return ctx.work + "/sa.json"
+
+
 class FakePns:
-    def __init__(self, ctx):
+    def __init__(self, ctx, port=0, service_account=None):
         self.ctx = ctx
-        cmd = [ctx.fakepns, "--listen", "127.0.0.1:0", "--make-cert", ctx.work + "/cert",
+        cmd = [ctx.fakepns, "--listen", "127.0.0.1:%d" % port, "--make-cert", ctx.work + "/cert",
                "--apns-key", "%s:%s:%s" % (KEY_ID, TEAM_ID, ctx.work + "/apns.pub"),
                "--apns-topic", BUNDLE, "--control", "127.0.0.1:0"]
+        if service_account:
+            cmd += ["--fcm-service-account", service_account]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, bufsize=0,
                                      stderr=open(ctx.work + "/fakepns.log", "w"))
         fd, buf = self.proc.stdout.fileno(), b""
@@ -371,17 +397,14 @@ def test_phone_wake_apns(ctx):
     make_keys(ctx)
     fake = FakePns(ctx)
     try:
-        # The [push] provider keys below are what the lead is wiring now; if this build's
-        # check-config rejects them, the wake flow is not there yet: skip.
+        # APNs token auth with the generated P-256 key; the fake's CA verifies its endpoint.
         push = ("\n[push]\nring_timeout = 15\n\n[[push.app]]\nprovider = \"apns\"\n"
                 "id = \"%s\"\nteam_id = \"%s\"\nkey_id = \"%s\"\nkey_file = \"%s\"\n"
                 "endpoint = \"https://127.0.0.1:%d\"\nca_file = \"%s\"\n"
                 % (BUNDLE, TEAM_ID, KEY_ID, ctx.work + "/apns.p8", fake.port, fake.ca))
         cfg = server_config(ctx, ["MD5", "SHA-256"], push)
         code, out, err = it.run_cmd([ctx.sipwake, "check-config", cfg])
-        if code != 0:
-            raise Skip("sipwake check-config rejects the [[push.app]] APNs credentials, so the "
-                       "wake flow is not wired yet: %s" % (err.strip() or out.strip()))
+        check(code == 0, "check-config: %s" % (err.strip() or out.strip()))
         it.add_user(ctx, "alice@127.0.0.1", "pw")
         it.add_user(ctx, "bob@127.0.0.1", "bob-pw")
         server, (udp, tcp, _) = it.start_server(ctx, ["--config", cfg])
@@ -408,6 +431,62 @@ def test_phone_wake_apns(ctx):
                 check(seen == order, "events %r, expected %r" % (seen, order))
                 push_ev = [e for e in evs if e["event"] == "push_received"][0]
                 check(push_ev["push_type"] == "voip" and push_ev["topic"] == BUNDLE + ".voip",
+                      "push %r" % push_ev)
+                invites = [e for e in names(evs) if e == "invite_received"]
+                check(len(invites) == 1, "INVITE forked %d times to the phone" % len(invites))
+            finally:
+                p.kill()
+                caller.close()
+    finally:
+        fake.stop()
+
+
+def test_phone_wake_fcm(ctx):
+    """The wake flow over FCM HTTP v1: phone registers (RFC 8599, pn-provider=fcm), backgrounds;
+    bob calls alice → sipwake gets an OAuth2 token from the fake's token_uri (service account),
+    pushes (fake FCM) → the phone re-registers → the parked INVITE reaches it → answered."""
+    if not ctx.fakepns or not os.access(ctx.fakepns, os.X_OK):
+        raise Skip("sipwake-fakepns not given (--fakepns)")
+    if not shutil.which("openssl"):
+        raise Skip("openssl CLI missing")
+    make_keys(ctx)
+    port = free_port()  # the service account's token_uri names the fake's port
+    sa = make_service_account(ctx, port)
+    fake = FakePns(ctx, port, sa)
+    try:
+        push = ("\n[push]\nring_timeout = 15\n\n[[push.app]]\nprovider = \"fcm\"\n"
+                "id = \"%s\"\nservice_account_file = \"%s\"\n"
+                "endpoint = \"https://127.0.0.1:%d\"\nca_file = \"%s\"\n"
+                % (PROJECT, sa, fake.port, fake.ca))
+        cfg = server_config(ctx, ["MD5", "SHA-256"], push)
+        code, out, err = it.run_cmd([ctx.sipwake, "check-config", cfg])
+        check(code == 0, "check-config: %s" % (err.strip() or out.strip()))
+        it.add_user(ctx, "alice@127.0.0.1", "pw")
+        it.add_user(ctx, "bob@127.0.0.1", "bob-pw")
+        server, (udp, tcp, _) = it.start_server(ctx, ["--config", cfg])
+        with server:
+            p = PhoneProc(ctx, "wake", ["--server", "tcp:127.0.0.1:%d" % tcp,
+                                        "--user", "alice@127.0.0.1", "--password", "pw",
+                                        "--dialect", "rfc8599", "--provider", "fcm",
+                                        "--app", PROJECT,
+                                        "--fakepns-control", fake.control,
+                                        "--background-after-register", "--calls", "1",
+                                        "--on-call", "answer", "--answer-after-ms", "100"])
+            caller = Caller(ctx, udp, "bob", "bob-pw", "alice@127.0.0.1")
+            try:
+                p.wait_event("backgrounded")
+                final = caller.invite(timeout=20)
+                it.expect_code(final, 200, "INVITE to the woken phone")
+                it.expect_code(caller.ack_and_bye(final), 200, "BYE")
+                code = p.wait()
+                check(code == 0, "phone exit %d:\n%s" % (code, p.log()))
+                evs = read_events(p.events)
+                order = ["registered", "backgrounded", "push_received", "reregistered",
+                         "invite_received", "answered", "ack_received", "bye", "done"]
+                seen = [e for e in names(evs) if e in order]
+                check(seen == order, "events %r, expected %r" % (seen, order))
+                push_ev = [e for e in evs if e["event"] == "push_received"][0]
+                check(push_ev["provider"] == "fcm" and push_ev["kind"] == "call",
                       "push %r" % push_ev)
                 invites = [e for e in names(evs) if e == "invite_received"]
                 check(len(invites) == 1, "INVITE forked %d times to the phone" % len(invites))

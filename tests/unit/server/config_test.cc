@@ -342,6 +342,64 @@ TEST(ConfigTest, RegistrarAuthErrorsNameKeyAndLine) {
             "test.toml:2: [registrar] sweep_interval: expected an integer from 1 to 86400, got 0");
 }
 
+TEST(ConfigTest, PushAppsWithCredentials) {
+  Config c = parseOk(
+      "[push]\nring_timeout = 20\n"
+      "[[push.app]]\nprovider = \"apns\"\nid = \"com.example.app\"\n"
+      "key_file = \"/etc/sipwake/apns.p8\"\nkey_id = \"ABCDE12345\"\nteam_id = \"TEAM123456\"\n"
+      "endpoint = \"https://127.0.0.1:8443\"\nca_file = \"/etc/sipwake/ca.pem\"\n"
+      "use_voip = false\n"
+      "[[push.app]]\nprovider = \"apns\"\nid = \"com.example.cert\"\n"
+      "cert_file = \"/etc/sipwake/apns.pem\"\n"
+      "[[push.app]]\nprovider = \"fcm\"\nid = \"project-id\"\n"
+      "service_account_file = \"/etc/sipwake/sa.json\"\n"
+      "[[push.app]]\nprovider = \"webpush\"\nid = \"*\"\nurl = \"https://push.example.net/p\"\n"
+      "secret_file = \"/etc/sipwake/hook.secret\"\n");
+  EXPECT_EQ(c.push.ring_timeout_s, 20u);
+  ASSERT_EQ(c.push.apps.size(), 4u);
+  const PushApp& apns = c.push.apps[0];
+  EXPECT_EQ(apns.provider, "apns");
+  EXPECT_EQ(apns.id, "com.example.app");
+  EXPECT_EQ(apns.key_file, "/etc/sipwake/apns.p8");
+  EXPECT_EQ(apns.key_id, "ABCDE12345");
+  EXPECT_EQ(apns.team_id, "TEAM123456");
+  EXPECT_EQ(apns.endpoint, "https://127.0.0.1:8443");
+  EXPECT_EQ(apns.ca_file, "/etc/sipwake/ca.pem");
+  EXPECT_FALSE(apns.use_voip);
+  EXPECT_EQ(c.push.apps[1].cert_file, "/etc/sipwake/apns.pem");
+  EXPECT_TRUE(c.push.apps[1].use_voip);
+  EXPECT_EQ(c.push.apps[2].provider, "fcm");
+  EXPECT_EQ(c.push.apps[2].service_account_file, "/etc/sipwake/sa.json");
+  EXPECT_EQ(c.push.apps[3].url, "https://push.example.net/p");
+  EXPECT_EQ(c.push.apps[3].secret_file, "/etc/sipwake/hook.secret");
+}
+
+TEST(ConfigTest, PushAppErrorsNameKeyAndLine) {
+  EXPECT_EQ(parseError("[push]\n[[push.app]]\nprovider = \"apns\"\nid = \"a\"\n"
+                       "key_file = \"k.p8\"\nteam_id = \"T\"\n"),
+            "test.toml:2: [[push.app]] #1: provider \"apns\" needs key key_id with key_file and "
+            "team_id");
+  EXPECT_EQ(parseError("[push]\n[[push.app]]\nprovider = \"apns\"\nid = \"a\"\n"),
+            "test.toml:2: [[push.app]] #1: provider \"apns\" needs key_file + key_id + team_id "
+            "(token auth) or cert_file [+ cert_key_file]");
+  EXPECT_EQ(parseError("[push]\n[[push.app]]\nprovider = \"fcm\"\nid = \"p\"\n"),
+            "test.toml:2: [[push.app]] #1: provider \"fcm\" needs key service_account_file");
+  EXPECT_EQ(parseError("[push]\n[[push.app]]\nprovider = \"fcm\"\nid = \"p\"\n"
+                       "service_account_file = \"sa.json\"\nkey_id = \"K\"\n"),
+            "test.toml:6: [[push.app]] #1 key_id: not used by provider \"fcm\"");
+  EXPECT_EQ(parseError("[push]\n[[push.app]]\nprovider = \"webpush\"\nid = \"*\"\n"),
+            "test.toml:2: [[push.app]] #1: provider \"webpush\" needs key url");
+  EXPECT_EQ(parseError("[push]\n[[push.app]]\nprovider = \"fcm\"\nid = \"p\"\n"
+                       "service_account_file = \"\"\n"),
+            "test.toml:5: [[push.app]] #1 service_account_file: must not be empty");
+  EXPECT_EQ(parseError("[push]\n[[push.app]]\nprovider = \"apns\"\nid = \"a\"\n"
+                       "cert_file = \"c.pem\"\nendpoint = \"http://127.0.0.1:1\"\n"),
+            "test.toml:6: [[push.app]] #1 endpoint: expected \"https://host[:port]\"");
+  EXPECT_EQ(parseError("[push]\n[[push.app]]\nprovider = \"apns\"\nid = \"a\"\n"
+                       "cert_file = \"c.pem\"\nuse_voip = \"yes\"\n"),
+            "test.toml:6: [[push.app]] #1 use_voip: expected true or false, got \"yes\"");
+}
+
 TEST(AddressTest, Literals) {
   EXPECT_TRUE(isIpLiteral("127.0.0.1"));
   EXPECT_TRUE(isIpLiteral("::1"));
