@@ -18,7 +18,9 @@ std::vector<Target> targetsFromBindings(std::vector<location::Binding> bindings)
   for (location::Binding& b : bindings) {
     Target t;
     t.binding_key = location::bindingKey(b);  // before contact_uri is moved from
-    t.uri = std::move(b.contact_uri);
+    // Push parameters (pn-prid, push-token-id, …) never leave sipwake towards the phone or
+    // anyone else, whether or not push is configured.
+    t.uri = registrar::stripPushUriParams(b.contact_uri);
     t.path = std::move(b.path);
     t.q_milli = b.q_milli;
     if (!b.received.protocol.empty() && !b.received.source_ip.empty()) {

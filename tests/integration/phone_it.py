@@ -434,6 +434,8 @@ def test_phone_wake_apns(ctx):
                       "push %r" % push_ev)
                 invites = [e for e in names(evs) if e == "invite_received"]
                 check(len(invites) == 1, "INVITE forked %d times to the phone" % len(invites))
+                ruri = [e for e in evs if e["event"] == "invite_received"][0]["ruri"]
+                check("pn-" not in ruri, "push params leaked into the INVITE: %s" % ruri)
             finally:
                 p.kill()
                 caller.close()

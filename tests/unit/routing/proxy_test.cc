@@ -72,6 +72,17 @@ TEST_F(ProxyTest, ForwardsInviteToBindingWithRecordRouteAndAnswers) {
   EXPECT_EQ(layer_->clientTransactionCount(), 0u);
 }
 
+TEST_F(ProxyTest, PushParamsAreStrippedFromTheForwardedRequestUri) {
+  registerBinding("sip:bob@example.com",
+                  "sip:bob@10.0.0.2:5060;transport=udp;pn-provider=apns;"
+                  "pn-param=TEAM.com.example.voip;pn-prid=00fc13adff78;push-token-id=e-3a%3aAPA",
+                  bob_);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  auto invites = requestsTo(bob_.address, "INVITE");
+  ASSERT_EQ(invites.size(), 1u);
+  EXPECT_EQ(invites[0].requestUriText(), "sip:bob@10.0.0.2:5060;transport=udp");
+}
+
 TEST_F(ProxyTest, TooManyHops) {
   std::string r = request("MESSAGE", "sip:bob@example.com");
   r.replace(r.find("Max-Forwards: 70"), 16, "Max-Forwards: 0");
