@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "registrar/registrar.h"
 #include "registrar/services.h"
 
 namespace sipwake::routing {
