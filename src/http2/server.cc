@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "http2/nghttp2_util.h"
 #include "http2/tls.h"
 #include "transport/event_loop.h"
 
@@ -22,15 +23,7 @@ namespace {
 
 constexpr std::size_t kWriteChunk = 64 * 1024;
 
-nghttp2_nv makeNv(const std::string& name, const std::string& value) {
-  nghttp2_nv nv;
-  nv.name = reinterpret_cast<uint8_t*>(const_cast<char*>(name.data()));
-  nv.namelen = name.size();
-  nv.value = reinterpret_cast<uint8_t*>(const_cast<char*>(value.data()));
-  nv.valuelen = value.size();
-  nv.flags = NGHTTP2_NV_FLAG_NONE;
-  return nv;
-}
+using detail::makeNv;
 
 }  // namespace
 
