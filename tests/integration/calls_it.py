@@ -199,11 +199,120 @@ def test_call_fork(ctx):
               "RFC 3326 Reason:\n" + ringer[-3000:])
 
 
+class RawUdpUa:
+    """A UDP UA on a raw socket that answers requests itself (sipp cannot mix in a dead TCP
+    binding)."""
+
+    def __init__(self, server_port):
+        self.c = it.UdpClient(("127.0.0.1", server_port))
+        self.local = self.c.local
+
+    def recv_message(self, timeout):
+        """Next SIP message (start line, {lower-case name: [values]}, raw bytes) or None."""
+        import select
+        r, _, _ = select.select([self.c.sock], [], [], timeout)
+        if not r:
+            return None
+        data = self.c.sock.recv(65535)
+        head = data.decode("utf-8", "replace").split("\r\n\r\n", 1)[0].split("\r\n")
+        headers = {}
+        for line in head[1:]:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                headers.setdefault(name.strip().lower(), []).append(value.strip())
+        return head[0], headers, data
+
+    def wait_for(self, what, timeout):
+        """Skips messages until one whose start line contains `what`; Fail after `timeout`."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        while True:
+            remaining = deadline - time.monotonic()
+            m = self.recv_message(remaining) if remaining > 0 else None
+            if m is None:
+                raise Fail("no %r within %.1fs (saw %r)" % (what, timeout, seen))
+            seen.append(m[0])
+            if what in m[0]:
+                return m
+
+    def reply(self, request, code, reason, to_tag="callee"):
+        _, h, _ = request
+        to = h["to"][0] if "tag=" in h["to"][0] else "%s;tag=%s" % (h["to"][0], to_tag)
+        lines = ["SIP/2.0 %d %s" % (code, reason)] + ["Via: " + v for v in h["via"]] + [
+            "From: " + h["from"][0], "To: " + to, "Call-ID: " + h["call-id"][0],
+            "CSeq: " + h["cseq"][0], "Content-Length: 0"]
+        self.c.send(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+
+def test_call_cancel_dead_flow(ctx):
+    """bob has a UDP binding that rings and a TCP binding whose connection is gone. alice's
+    CANCEL gets 200 at once and her INVITE a 487 within a few seconds: the dead flow's branch
+    fails at once (§8.1.3.1) and must not hold up the answer until Timer B."""
+    add_users(ctx)
+    server, (udp, tcp, _) = it.start_server(ctx, ["--config", call_config(ctx, ["MD5"])])
+    with server:
+        ringer = RawUdpUa(udp)
+        it.expect_code(it.Registration(ringer.c, udp, "bob", PASSWORD["bob"])
+                       .send(algorithm="MD5"), 200, "bob's UDP REGISTER")
+        gone = it.StreamClient(("127.0.0.1", tcp))
+        it.expect_code(it.Registration(gone, udp, "bob", PASSWORD["bob"], proto="TCP")
+                       .send(algorithm="MD5"), 200, "bob's TCP REGISTER")
+        gone.close()
+        wait_bindings(udp, "bob", 2)
+
+        alice = RawUdpUa(udp)
+        ruri = "sip:bob@127.0.0.1:%d" % udp
+        host, port = alice.local
+        call_id, tag = "%s@it" % uuid.uuid4().hex, uuid.uuid4().hex[:10]
+        branch = "z9hG4bK" + uuid.uuid4().hex
+
+        def invite(cseq, auth=None):
+            lines = ["INVITE %s SIP/2.0" % ruri,
+                     "Via: SIP/2.0/UDP %s:%d;branch=%s%d" % (host, port, branch, cseq),
+                     "Max-Forwards: 70", "From: <sip:alice@127.0.0.1>;tag=" + tag,
+                     "To: <sip:bob@127.0.0.1>", "Call-ID: " + call_id,
+                     "CSeq: %d INVITE" % cseq, "Contact: <sip:alice@%s:%d>" % (host, port)]
+            if auth:
+                lines.append("Proxy-Authorization: " + auth)
+            return ("\r\n".join(lines + ["Content-Length: 0"]) + "\r\n\r\n").encode()
+
+        alice.c.send(invite(1))
+        challenge = alice.wait_for("407", 5)
+        alice.c.send(("ACK %s SIP/2.0\r\nVia: SIP/2.0/UDP %s:%d;branch=%s1\r\nMax-Forwards: 70\r\n"
+                      "From: <sip:alice@127.0.0.1>;tag=%s\r\nTo: %s\r\nCall-ID: %s\r\n"
+                      "CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+                      % (ruri, host, port, branch, tag, challenge[1]["to"][0], call_id)).encode())
+        auth = it.digest_authorization(challenge[1]["proxy-authenticate"], "INVITE", ruri,
+                                       "alice", PASSWORD["alice"], "MD5")
+        alice.c.send(invite(2, auth))
+        forwarded = ringer.wait_for("INVITE", 5)
+        ringer.reply(forwarded, 180, "Ringing")
+        alice.wait_for("180", 5)
+
+        alice.c.send(("CANCEL %s SIP/2.0\r\nVia: SIP/2.0/UDP %s:%d;branch=%s2\r\n"
+                      "Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=%s\r\n"
+                      "To: <sip:bob@127.0.0.1>\r\nCall-ID: %s\r\nCSeq: 2 CANCEL\r\n"
+                      "Content-Length: 0\r\n\r\n" % (ruri, host, port, branch, tag, call_id))
+                     .encode())
+        ok = alice.wait_for("SIP/2.0", 2)
+        check(ok[0].startswith("SIP/2.0 200") and "CANCEL" in ok[1]["cseq"][0],
+              "CANCEL not answered 200 at once: %r" % (ok[0],))
+        cancel = ringer.wait_for("CANCEL", 5)
+        ringer.reply(cancel, 200, "OK")
+        ringer.reply(forwarded, 487, "Request Terminated")
+        started = time.monotonic()
+        final = alice.wait_for("487", 8)
+        ctx.note("487 %.2fs after the ringing branch ended" % (time.monotonic() - started))
+        check(server.alive(), "sipwake died:\n" + server.log()[-3000:])
+
+
 class Baresip:
     """A headless baresip (Debian package baresip-core) with one account, driven and observed
     through its ctrl_tcp module (netstring-framed JSON commands and events)."""
 
-    def __init__(self, ctx, name, user, server_port):
+    def __init__(self, ctx, name, user, server_port, template="baresip", extra_values=()):
+        """`template`: the folder (next to this file) of config.in / accounts.in; `extra_values`:
+        more @VARS@ for them."""
         self.ctx, self.name = ctx, name
         self.dir = os.path.join(ctx.work, "baresip-" + name)
         os.makedirs(self.dir, exist_ok=True)
@@ -213,7 +322,8 @@ class Baresip:
                   "CTRL_PORT": str(self.ctrl_port), "WORK": self.dir, "NAME": name,
                   "RTP_MIN": str(rtp), "RTP_MAX": str(rtp + 10), "USER": user,
                   "PASSWORD": PASSWORD[user], "SERVER_PORT": str(server_port)}
-        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "baresip")
+        values.update(extra_values)
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), template)
         for f in ("config", "accounts"):
             with open(os.path.join(src, f + ".in")) as i:
                 text = i.read()

@@ -555,8 +555,10 @@ def test_phone_push_probe(ctx):
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(tests=None, description=__doc__):
+    """The command line shared by phone_it.py and wake_it.py (`tests`: name → function)."""
+    tests = TESTS if tests is None else tests
+    p = argparse.ArgumentParser(description=description.splitlines()[0])
     p.add_argument("--sipwake", required=True)
     p.add_argument("--fakepns")
     p.add_argument("--probe", help="sipwake-pushprobe (phone_push_probe)")
@@ -565,14 +567,14 @@ def main():
                                                    "sipwake-phone"))
     p.add_argument("--work-dir", default=tempfile.gettempdir())
     p.add_argument("--keep", action="store_true", help="keep the work directory")
-    p.add_argument("test", choices=sorted(TESTS) + ["list"])
+    p.add_argument("test", choices=sorted(tests) + ["list"])
     args = p.parse_args()
     if args.test == "list":
-        print("\n".join(sorted(TESTS)))
+        print("\n".join(sorted(tests)))
         return 0
     ctx = Ctx(args, args.test)
     try:
-        TESTS[args.test](ctx)
+        tests[args.test](ctx)
     except Skip as e:
         print("SKIP %s: %s" % (args.test, e))
         return it.SKIP

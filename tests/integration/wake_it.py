@@ -1,0 +1,680 @@
+#!/usr/bin/env python3
+"""End-to-end wake tests: the real sipwake binary pushing through the real sipwake-fakepns
+(HTTP/2 + TLS, APNs and FCM v1) to tools/sipwake-phone (each push dialect) and to a real
+third-party client (baresip), on loopback. Helpers come from phone_it.py / sipwake_it.py.
+
+    wake_it.py --sipwake build/sipwake --fakepns build/sipwake-fakepns \
+        --phone tools/sipwake-phone/sipwake-phone --work-dir /tmp/it wake_abto_fcm
+
+Every push is asserted on the fake's own record: the test subscribes to the fake's control port
+for the device token and sees exactly what the fake accepted (headers and payload).
+
+Exit status: 0 pass, 1 fail, 77 skipped (CTest SKIP_RETURN_CODE).
+"""
+
+import json
+import os
+import re
+import secrets
+import select
+import shutil
+import signal
+import socket
+import sys
+import time
+import uuid
+import wave
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sipwake_it as it  # noqa: E402
+import phone_it as ph  # noqa: E402
+import calls_it  # noqa: E402
+from sipwake_it import Fail, Skip, check  # noqa: E402
+from phone_it import BUNDLE, PROJECT, names, read_events  # noqa: E402
+
+PUSH_PARAM_MARKS = ("pn-", "push-token", "app-id")  # must never reach the phone's Request-URI
+
+
+def apns_token():
+    return secrets.token_hex(32)
+
+
+def fcm_token():
+    """FCM-like registration token with a ':' (sent %3a-escaped by ABTO-style clients)."""
+    return "d%s:APA91b%s" % (secrets.token_hex(6), secrets.token_hex(40))
+
+
+def field(obj, key):
+    """The first value of `key` anywhere in a push payload (APNs top level, FCM message.data)."""
+    if isinstance(obj, dict):
+        if key in obj and not isinstance(obj[key], (dict, list)):
+            return obj[key]
+        for v in obj.values():
+            r = field(v, key)
+            if r is not None:
+                return r
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The fake's control port seen from the test: subscriptions, scripts, stats, pushes received.
+
+
+class Watch:
+    def __init__(self, control):
+        host, _, port = control.rpartition(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.buf = b""
+        self.pushes = []
+        self.replies = []
+
+    def _pump(self, timeout):
+        r, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
+        if r:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise Fail("sipwake-fakepns closed its control connection")
+            self.buf += chunk
+        while b"\n" in self.buf:
+            line, _, self.buf = self.buf.partition(b"\n")
+            obj = json.loads(line)
+            (self.pushes if obj.get("event") == "push" else self.replies).append(obj)
+
+    def request(self, obj, timeout=10):
+        self.sock.sendall((json.dumps(obj) + "\n").encode())
+        deadline = time.monotonic() + timeout
+        while not self.replies:
+            left = deadline - time.monotonic()
+            check(left > 0, "no answer from the fake's control port to %r" % obj)
+            self._pump(left)
+        reply = self.replies.pop(0)
+        check(reply.get("ok"), "control request %r refused: %r" % (obj, reply))
+        return reply
+
+    def subscribe(self, token, topic=None, project=None):
+        req = {"op": "subscribe", "token": token}
+        if topic:
+            req["topic"] = topic
+        if project:
+            req["project"] = project
+        self.request(req)
+
+    def script(self, token, responses):
+        self.request({"op": "script", "token": token, "responses": responses})
+
+    def stats(self):
+        return self.request({"op": "stats"})
+
+    def seen(self, token, event=None):
+        return [p for p in self.pushes if p.get("token") == token and
+                (event is None or field(p.get("payload"), "event") == event)]
+
+    def wait_push(self, token, event="call", timeout=20):
+        """The first push the fake accepted for `token` whose payload event is `event`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.seen(token, event)
+            if got:
+                return got[0]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Fail("no %s push for token %s… within %ss (pushes seen: %r)"
+                           % (event, token[:8], timeout, [(p.get("token", "")[:8],
+                                                          field(p.get("payload"), "event"))
+                                                         for p in self.pushes]))
+            self._pump(left)
+
+    def drain(self):
+        self._pump(0)
+
+    def close(self):
+        self.sock.close()
+
+
+def check_call_push(push, provider, token, call_id, voip=True, ring_timeout=None):
+    """The fake's record of a call push: right service, token, type/topic, call fields."""
+    check(push["provider"] == provider and push["token"] == token, "push %r" % push)
+    payload, headers = push.get("payload") or {}, push.get("headers") or {}
+    if provider == "apns":
+        want_type, want_topic = ("voip", BUNDLE + ".voip") if voip else ("alert", BUNDLE)
+        check(headers.get("apns-push-type") == want_type and
+              headers.get("apns-topic") == want_topic and headers.get("apns-priority") == "10",
+              "APNs headers %r, want type %s topic %s priority 10" % (headers, want_type,
+                                                                       want_topic))
+        check(voip == ("alert" not in (payload.get("aps") or {})), "APNs payload %r" % payload)
+    else:
+        check(payload.get("token") == token, "FCM message token %r" % payload.get("token"))
+        android = payload.get("android") or {}
+        check(android.get("priority") == "high", "FCM android %r" % android)
+        if ring_timeout:
+            check(android.get("ttl") == "%ds" % ring_timeout, "FCM ttl %r" % android)
+        check("notification" not in payload and isinstance(payload.get("data"), dict),
+              "FCM message is not data-only: %r" % payload)
+    check(field(payload, "event") == "call", "push event %r" % field(payload, "event"))
+    check(field(payload, "call_id") == call_id, "push call_id %r, INVITE Call-ID %s"
+          % (field(payload, "call_id"), call_id))
+    check("alice@127.0.0.1" in (field(payload, "callee_aor") or ""), "callee_aor %r"
+          % field(payload, "callee_aor"))
+    check("bob@" in (field(payload, "caller_uri") or ""), "caller_uri %r"
+          % field(payload, "caller_uri"))
+    check(re.match(r"^[0-9a-f-]{36}$", field(payload, "call_uuid") or ""), "call_uuid %r"
+          % field(payload, "call_uuid"))
+
+
+# ---------------------------------------------------------------------------------------------
+# One sipwake with an APNs and an FCM app, both pointed at one fake.
+
+
+class Rig:
+    def __init__(self, ctx, ring_timeout=15, users=("alice", "bob", "carol"), algorithms=None):
+        if not ctx.fakepns or not os.access(ctx.fakepns, os.X_OK):
+            raise Skip("sipwake-fakepns not given (--fakepns)")
+        if not shutil.which("openssl"):
+            raise Skip("openssl CLI missing")
+        self.ctx, self.ring_timeout = ctx, ring_timeout
+        self.server = self.fake = self.watch = None
+        self.phones, self.callers = [], []
+        ph.make_keys(ctx)
+        port = ph.free_port()  # the service account's token_uri names the fake's port
+        sa = ph.make_service_account(ctx, port)
+        self.fake = ph.FakePns(ctx, port, sa)
+        try:
+            push = ("\n[push]\nring_timeout = %d\n\n"
+                    "[[push.app]]\nprovider = \"apns\"\nid = \"%s\"\nteam_id = \"%s\"\n"
+                    "key_id = \"%s\"\nkey_file = \"%s\"\nendpoint = \"https://127.0.0.1:%d\"\n"
+                    "ca_file = \"%s\"\n\n"
+                    "[[push.app]]\nprovider = \"fcm\"\nid = \"%s\"\nservice_account_file = \"%s\"\n"
+                    "endpoint = \"https://127.0.0.1:%d\"\nca_file = \"%s\"\n"
+                    % (ring_timeout, BUNDLE, ph.TEAM_ID, ph.KEY_ID, ctx.work + "/apns.p8",
+                       self.fake.port, self.fake.ca, PROJECT, sa, self.fake.port, self.fake.ca))
+            self.config = ph.server_config(ctx, algorithms or ["MD5", "SHA-256"], push)
+            for u in users:
+                it.add_user(ctx, "%s@127.0.0.1" % u, u + "-pw")
+            self.server, self.ports = it.start_server(ctx, ["--config", self.config])
+            self.watch = Watch(self.fake.control)
+        except BaseException:
+            self.close(failed=True)
+            raise
+
+    @property
+    def udp(self):
+        return self.ports[0]
+
+    def phone(self, name, user, args, control=True):
+        base = ["--server", "tcp:127.0.0.1:%d" % self.ports[1], "--user", user + "@127.0.0.1",
+                "--password", user + "-pw", "--team", ph.TEAM_ID]
+        if control:
+            base += ["--fakepns-control", self.fake.control]
+        p = ph.PhoneProc(self.ctx, name, base + list(args))
+        self.phones.append(p)
+        return p
+
+    def caller(self, callee="alice"):
+        c = ph.Caller(self.ctx, self.udp, "bob", "bob-pw", callee + "@127.0.0.1")
+        self.callers.append(c)
+        return c
+
+    def restart(self, sig=signal.SIGKILL):
+        """Stops sipwake with `sig` and starts it again on the same ports and store."""
+        self.server.stop(sig)
+        self.server = it.Sipwake(self.ctx, it.listen_args(*self.ports) + ["--config", self.config],
+                                 name="sipwake-restarted")
+        self.server.start()
+
+    def server_alive(self):
+        check(self.server.alive(), "sipwake died:\n" + self.server.log()[-3000:])
+
+    def close(self, failed=False):
+        for p in self.phones:
+            p.kill()
+        for c in self.callers:
+            c.close()
+        if self.watch:
+            self.watch.close()
+        code = self.server.stop() if self.server else 0
+        if self.fake:
+            self.fake.stop()
+        if not failed:
+            check(code == 0, "sipwake exited with %s after SIGTERM:\n%s"
+                  % (code, self.server.log()[-3000:]))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close(failed=exc_type is not None)
+        return False
+
+
+def phone_order(p, order):
+    seen = [e for e in names(read_events(p.events)) if e in order]
+    check(seen == order, "phone events %r, expected %r" % (seen, order))
+
+
+def check_forwarded_invite(p):
+    invites = [e for e in read_events(p.events) if e["event"] == "invite_received"]
+    check(len(invites) == 1, "INVITE reached the phone %d times" % len(invites))
+    ruri = invites[0]["ruri"].lower()
+    check(not any(m in ruri for m in PUSH_PARAM_MARKS),
+          "push params leaked into the forwarded Request-URI: %s" % ruri)
+    return invites[0]
+
+
+WAKE_ORDER = ["registered", "backgrounded", "push_received", "reregistered", "invite_received",
+              "answered", "ack_received", "bye", "done"]
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Each dialect end to end
+
+
+def wake_dialect(ctx, dialect, provider, token, extra=(), subscribe_topic=None, voip=True,
+                 marker=None):
+    """register with `dialect` params → background → INVITE → the right push on the fake's
+    record → re-REGISTER → INVITE without push params → 200 / ACK / BYE."""
+    with Rig(ctx) as rig:
+        if provider == "apns":
+            rig.watch.subscribe(token, topic=subscribe_topic)
+        else:
+            rig.watch.subscribe(token, project=PROJECT)
+        p = rig.phone("wake", "alice", ["--dialect", dialect, "--provider", provider,
+                                        "--token", token, "--background-after-register",
+                                        "--calls", "1", "--on-call", "answer",
+                                        "--answer-after-ms", "100"] + list(extra))
+        reg = p.wait_event("registered")
+        mine = [c for c in reg["contacts"] if reg["local"] in c]
+        check(len(mine) == 1 and marker in mine[0], "binding without %s: %r" % (marker, mine))
+        want_caps = '+sip.pns="%s"' % provider
+        check(any(want_caps in c for c in reg["feature_caps"]),
+              "200 OK Feature-Caps %r, want %s" % (reg["feature_caps"], want_caps))
+        p.wait_event("backgrounded")
+        caller = rig.caller()
+        final = caller.invite(timeout=25)
+        it.expect_code(final, 200, "INVITE to the woken phone")
+        it.expect_code(caller.ack_and_bye(final), 200, "BYE")
+        check_call_push(rig.watch.wait_push(token), provider, token, caller.call_id, voip=voip,
+                        ring_timeout=rig.ring_timeout)
+        code = p.wait()
+        check(code == 0, "phone exit %d:\n%s" % (code, p.log()))
+        phone_order(p, WAKE_ORDER)
+        check_forwarded_invite(p)
+        check(len(rig.watch.seen(token, "call")) == 1, "more than one call push: %r"
+              % rig.watch.seen(token))
+        rig.server_alive()
+
+
+def test_wake_abto_fcm(ctx):
+    """ABTO SDK: push-token-type=firebase, push-token-app, push-token-id with ':' as %3a."""
+    tok = fcm_token()
+    wake_dialect(ctx, "abto", "fcm", tok, ["--app", PROJECT], marker="push-token-id=")
+
+
+def test_wake_abto_apns(ctx):
+    """ABTO SDK: push-token-type=apple, push-token-app = bundle id → VoIP push."""
+    tok = apns_token()
+    wake_dialect(ctx, "abto", "apns", tok, ["--app", BUNDLE], subscribe_topic=BUNDLE + ".voip",
+                 marker="push-token-type=apple")
+
+
+def test_wake_pjsip_apns(ctx):
+    """react-native-pjsip: app-id, pn-voip-tok (the call push goes there), pn-im-tok."""
+    tok, im = apns_token(), apns_token()
+    wake_dialect(ctx, "pjsip", "apns", tok, ["--app", BUNDLE, "--im-token", im],
+                 subscribe_topic=BUNDLE + ".voip", marker="pn-voip-tok=")
+
+
+def test_wake_linphone_apns(ctx):
+    """Linphone legacy: pn-type=apple, app-id=<bundle>.voip.prod → PushKit token, VoIP push."""
+    tok = apns_token()
+    wake_dialect(ctx, "linphone", "apns", tok, ["--app", BUNDLE + ".voip", "--no-subscribe-topic"],
+                 subscribe_topic=BUNDLE + ".voip", marker="pn-tok=")
+
+
+def test_wake_linphone_apns_dev_remote(ctx):
+    """Linphone legacy: app-id=<bundle>.dev (sandbox, remote token) → the call is an alert push
+    on the bundle topic (no PushKit token to send a VoIP push to)."""
+    tok = apns_token()
+    wake_dialect(ctx, "linphone", "apns", tok, ["--app", BUNDLE, "--sandbox",
+                                                "--no-subscribe-topic"],
+                 subscribe_topic=BUNDLE, voip=False, marker="app-id=%s.dev" % BUNDLE)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Scenarios
+
+
+def sleeping_phone(rig, name, user, token, args=(), dialect="rfc8599", provider="fcm"):
+    """A phone that registers, goes to the background and exits: nothing will wake it."""
+    app = PROJECT if provider == "fcm" else BUNDLE
+    p = rig.phone(name, user, ["--dialect", dialect, "--provider", provider, "--app", app,
+                               "--token", token, "--background-after-register", "--calls", "0"]
+                  + list(args), control=False)
+    code = p.wait()
+    check(code == 0, "%s exit %d:\n%s" % (name, code, p.log()))
+    check(names(read_events(p.events))[:3] == ["start", "registered", "backgrounded"],
+          "%s events %r" % (name, names(read_events(p.events))))
+    return p
+
+
+def call_failing(rig, code, what, callee="alice"):
+    """An INVITE whose final answer must be `code` (ACKed); returns (caller, seconds taken)."""
+    caller = rig.caller(callee)
+    start = time.monotonic()
+    final = caller.invite(timeout=25)
+    took = time.monotonic() - start
+    it.expect_code(final, code, what)
+    caller.ack_non2xx(final)
+    return caller, took
+
+
+def test_wake_cancel_callkit(ctx):
+    """Caller CANCEL while the phone sleeps: 487 to the caller, a missed-call alert push; the iOS
+    app registering afterwards (it reported the call to CallKit) gets NO INVITE but the cancel
+    push again, same call UUID (docs/life-of-a-call.md, CallKit rule)."""
+    voip, im = apns_token(), apns_token()
+    with Rig(ctx) as rig:
+        rig.watch.subscribe(voip, topic=BUNDLE + ".voip")
+        rig.watch.subscribe(im, topic=BUNDLE)
+        instance = "urn:uuid:%s" % uuid.uuid4()
+        args = ["--instance", instance, "--im-token", im]
+        sleeping_phone(rig, "sleep", "alice", voip, args, dialect="pjsip", provider="apns")
+        caller = rig.caller()
+        pushed = {}
+
+        def cancel_after_push(c):
+            pushed["call"] = rig.watch.wait_push(voip, "call")
+            c.cancel()
+        final = caller.invite(timeout=25, on_trying=cancel_after_push)
+        it.expect_code(final, 487, "INVITE cancelled by the caller")
+        caller.ack_non2xx(final)
+        check(any(r.code == 200 and "CANCEL" in (r.header("cseq") or "") for r in caller.other),
+              "no 200 to the CANCEL: %r" % caller.other)
+        call = pushed["call"]
+        check_call_push(call, "apns", voip, caller.call_id)
+        uuid_ = field(call["payload"], "call_uuid")
+        missed = rig.watch.wait_push(im, "missed")
+        check(missed["headers"].get("apns-push-type") == "alert" and
+              missed["headers"].get("apns-topic") == BUNDLE, "missed push %r" % missed)
+        check(field(missed["payload"], "call_uuid") == uuid_, "missed push for another call")
+        # The app, woken by the VoIP push, registers only now.
+        late = rig.phone("late", "alice", ["--dialect", "pjsip", "--provider", "apns", "--app",
+                                           BUNDLE, "--token", voip] + args + ["--calls", "1"],
+                         control=False)
+        late.wait_event("registered")
+        again = rig.watch.wait_push(im, "cancel")
+        # Never VoIP (PushKit would make the app report a new call): a background push, which
+        # the now running app receives (docs/push.md: kCancel → background, priority 5).
+        check(again["headers"].get("apns-push-type") == "background" and
+              again["headers"].get("apns-priority") == "5", "late cancel push %r" % again)
+        check(field(again["payload"], "call_uuid") == uuid_, "cancel push for another call %r"
+              % again)
+        # The INVITE, had it been sent, would have been sent with the cancel push (same event).
+        # A bounded look for it: two seconds, then the phone must still be waiting.
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            check("invite_received" not in names(read_events(late.events)),
+                  "the late-registering phone got an INVITE for a cancelled call")
+            time.sleep(0.05)  # bounded negative check
+        check(late.proc.poll() is None, "late phone exited:\n" + late.log())
+        check(len(rig.watch.seen(voip, "call")) == 1, "call pushed again: %r" % rig.watch.pushes)
+        rig.server_alive()
+
+
+def test_wake_answered_elsewhere(ctx):
+    """Two sleeping devices of alice (APNs and FCM) are woken; the first answers → the other
+    gets a CANCEL if it was already ringing, and in every case an answered_elsewhere push."""
+    t1, t2 = apns_token(), fcm_token()
+    with Rig(ctx) as rig:
+        rig.watch.subscribe(t1)
+        rig.watch.subscribe(t2)
+        d1 = rig.phone("d1", "alice", ["--dialect", "rfc8599", "--provider", "apns", "--app",
+                                       BUNDLE, "--token", t1, "--background-after-register",
+                                       "--calls", "1", "--on-call", "answer",
+                                       "--answer-after-ms", "1500"])
+        d2 = rig.phone("d2", "alice", ["--dialect", "abto", "--provider", "fcm", "--app", PROJECT,
+                                       "--token", t2, "--background-after-register", "--calls",
+                                       "1", "--on-call", "ignore"])
+        d1.wait_event("backgrounded")
+        d2.wait_event("backgrounded")
+        caller = rig.caller()
+        final = caller.invite(timeout=25)
+        it.expect_code(final, 200, "INVITE answered by d1")
+        it.expect_code(caller.ack_and_bye(final), 200, "BYE")
+        check(d1.wait() == 0, "d1 exit:\n" + d1.log())
+        check_call_push(rig.watch.wait_push(t1), "apns", t1, caller.call_id)
+        check_call_push(rig.watch.wait_push(t2), "fcm", t2, caller.call_id)
+        elsewhere = rig.watch.wait_push(t2, "answered_elsewhere")
+        check(field(elsewhere["payload"], "call_id") == caller.call_id, "push %r" % elsewhere)
+        check(not rig.watch.seen(t1, "answered_elsewhere"), "the answering device got a cancel")
+        d2_events = names(read_events(d2.events))
+        if "invite_received" in d2_events:  # it woke before d1 answered: it was ringing
+            d2.wait_event("cancel_received")
+            check(d2.wait() == 0, "d2 exit:\n" + d2.log())
+        ctx.note("d2 events: %r" % names(read_events(d2.events)))
+        rig.server_alive()
+
+
+def test_wake_ring_timeout(ctx):
+    """Nobody wakes: 480 after the configured ring timeout (3 s), a missed-call push."""
+    tok = fcm_token()
+    with Rig(ctx, ring_timeout=3) as rig:
+        rig.watch.subscribe(tok, project=PROJECT)
+        sleeping_phone(rig, "sleep", "alice", tok)
+        caller, took = call_failing(rig, 480, "INVITE nobody answered")
+        check(2.9 <= took <= 15, "480 after %.1fs, ring timeout 3s" % took)
+        check_call_push(rig.watch.wait_push(tok), "fcm", tok, caller.call_id, ring_timeout=3)
+        missed = rig.watch.wait_push(tok, "missed")
+        check(field(missed["payload"], "call_id") == caller.call_id, "missed %r" % missed)
+        check(100 in caller.provisional, "no 100 Trying while waiting: %r" % caller.provisional)
+        rig.server_alive()
+
+
+def test_wake_410_removes_binding(ctx):
+    """The fake answers 410 Unregistered → the caller gets 480 at once, the push binding is
+    gone: the next INVITE sends no push and gets 480."""
+    tok = apns_token()
+    with Rig(ctx, ring_timeout=20) as rig:
+        rig.watch.subscribe(tok, topic=BUNDLE + ".voip")
+        rig.watch.script(tok, [{"status": 410, "reason": "Unregistered"}])
+        sleeping_phone(rig, "sleep", "alice", tok, provider="apns")
+        # sipwake keeps a binding registered at or after the 410's timestamp, both in whole
+        # seconds: let the wall clock leave the second of the last REGISTER (bounded, <= 1 s).
+        registered = int(time.time())
+        while int(time.time()) <= registered:
+            time.sleep(0.02)
+        _, took = call_failing(rig, 480, "INVITE to a dead token")
+        check(took < 15, "480 after %.1fs: not at once on the 410 (ring timeout 20 s)" % took)
+        stats = rig.watch.stats()
+        check(stats["rejected"].get("apns:Unregistered") == 1 and stats["accepted"] == 0,
+              "fake stats %r" % stats)
+        call_failing(rig, 480, "second INVITE")
+        stats2 = rig.watch.stats()
+        check(stats2["accepted"] == 0 and stats2["rejected_total"] == stats["rejected_total"],
+              "a push was attempted for the removed binding: %r → %r" % (stats, stats2))
+        rig.server_alive()
+
+
+def retry_then_wake(ctx, provider, failure, rejected_key):
+    """The fake answers `failure` to the first push → sipwake retries within the ring window →
+    the phone wakes and the call completes."""
+    tok = apns_token() if provider == "apns" else fcm_token()
+    app = BUNDLE if provider == "apns" else PROJECT
+    with Rig(ctx, ring_timeout=20) as rig:
+        rig.watch.subscribe(tok)
+        rig.watch.script(tok, [failure])
+        p = rig.phone("wake", "alice", ["--dialect", "rfc8599", "--provider", provider, "--app",
+                                        app, "--token", tok, "--background-after-register",
+                                        "--calls", "1", "--answer-after-ms", "100"])
+        p.wait_event("backgrounded")
+        caller = rig.caller()
+        final = caller.invite(timeout=25)
+        it.expect_code(final, 200, "INVITE after a %r" % failure)
+        it.expect_code(caller.ack_and_bye(final), 200, "BYE")
+        check_call_push(rig.watch.wait_push(tok), provider, tok, caller.call_id)
+        stats = rig.watch.stats()
+        check(stats["rejected"] == {rejected_key: 1} and stats["accepted"] >= 1,
+              "fake stats %r, want exactly one %s then an accepted push" % (stats, rejected_key))
+        check(p.wait() == 0, "phone exit:\n" + p.log())
+        phone_order(p, WAKE_ORDER)
+        rig.server_alive()
+
+
+def test_wake_429_retry_apns(ctx):
+    """APNs 429 TooManyRequests, then success: retried (backoff) within the ring window."""
+    retry_then_wake(ctx, "apns", {"status": 429}, "apns:TooManyRequests")
+
+
+def test_wake_503_retry_fcm(ctx):
+    """FCM 503 UNAVAILABLE, then success: retried within the ring window. (An FCM 429 is
+    QUOTA_EXCEEDED, retried only after >= 60 s: docs/push.md — longer than any ring window.)"""
+    retry_then_wake(ctx, "fcm", {"status": 503}, "fcm:UNAVAILABLE")
+
+
+def test_wake_token_moved(ctx):
+    """The same token registered under carol moves there: an INVITE for alice (its former
+    owner) sends no push and gets 480; an INVITE for carol wakes the phone."""
+    tok = apns_token()
+    with Rig(ctx, ring_timeout=5) as rig:
+        rig.watch.subscribe(tok, topic=BUNDLE + ".voip")
+        sleeping_phone(rig, "alice-phone", "alice", tok, provider="apns")
+        p = rig.phone("carol-phone", "carol", ["--dialect", "rfc8599", "--provider", "apns",
+                                               "--app", BUNDLE, "--token", tok,
+                                               "--background-after-register", "--calls", "1",
+                                               "--answer-after-ms", "100"])
+        p.wait_event("backgrounded")
+        call_failing(rig, 480, "INVITE for the token's former owner")
+        stats = rig.watch.stats()
+        check(stats["accepted"] == 0 and stats["rejected_total"] == 0,
+              "alice's INVITE pushed the moved token: %r" % stats)
+        caller2 = rig.caller("carol")
+        final = caller2.invite(timeout=20)
+        it.expect_code(final, 200, "INVITE for the token's new owner")
+        it.expect_code(caller2.ack_and_bye(final), 200, "BYE")
+        push = rig.watch.wait_push(tok)
+        check("carol@127.0.0.1" in field(push["payload"], "callee_aor"), "push %r" % push)
+        check(p.wait() == 0, "carol's phone exit:\n" + p.log())
+        check(len(rig.watch.seen(tok, "call")) == 1, "pushes %r" % rig.watch.pushes)
+        rig.server_alive()
+
+
+def test_wake_kill9_restart(ctx):
+    """kill -9 sipwake after the phone went to the background, start it again on the same store:
+    the push binding survived, the INVITE pushes, the phone wakes and answers."""
+    tok = apns_token()
+    with Rig(ctx) as rig:
+        rig.watch.subscribe(tok, topic=BUNDLE + ".voip")
+        p = rig.phone("wake", "alice", ["--dialect", "rfc8599", "--provider", "apns", "--app",
+                                        BUNDLE, "--token", tok, "--background-after-register",
+                                        "--calls", "1", "--answer-after-ms", "100"])
+        p.wait_event("backgrounded")
+        rig.restart(signal.SIGKILL)
+        check(rig.server.proc is not None, "no restarted sipwake")
+        caller = rig.caller()
+        final = caller.invite(timeout=25)
+        it.expect_code(final, 200, "INVITE after kill -9 and restart")
+        it.expect_code(caller.ack_and_bye(final), 200, "BYE")
+        check_call_push(rig.watch.wait_push(tok), "apns", tok, caller.call_id)
+        check(p.wait() == 0, "phone exit:\n" + p.log())
+        phone_order(p, WAKE_ORDER)
+        rig.server_alive()
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. A real third-party client (baresip 1.0, Debian package baresip-core) woken by a push
+
+
+def start_baresip(ctx, name, rig, values):
+    """calls_it.Baresip with the account of baresip-wake/ (push params in its Contact) and 20 s
+    of audio to send (at its end baresip hangs up: "audio error: end of file")."""
+    b = calls_it.Baresip(ctx, name, "alice", rig.udp, template="baresip-wake",
+                         extra_values=values)
+    with wave.open(os.path.join(b.dir, "source.wav"), "wb") as w:  # read when a call starts
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * 160000)
+    return b
+
+
+def alice_contacts(udp):
+    """alice's SIP contacts, asked of the registrar (an authenticated REGISTER query)."""
+    c = it.UdpClient(("127.0.0.1", udp))
+    try:
+        r = it.Registration(c, udp, "alice", "alice-pw").send([], algorithm="MD5")
+        check(r is not None and r.code == 200, "registrar query: %r" % r)
+        return it.contacts_of(r)
+    finally:
+        c.close()
+
+
+def wait_contacts(udp, pred, what, timeout=15):
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = alice_contacts(udp)
+        if pred(seen):
+            return seen
+        check(time.monotonic() < deadline, "%s: alice's contacts %r" % (what, seen))
+        time.sleep(0.05)  # polling the registrar, bounded by the deadline
+
+
+def test_wake_baresip(ctx):
+    """A real client: baresip registers with RFC 8599 push params (header params of its Contact),
+    then the app goes away (baresip quits: un-REGISTER with the params, process gone). bob calls
+    alice → sipwake pushes through the fake APNs → the app glue (this test, subscribed to the
+    fake) starts baresip again on the push → it registers, gets the parked INVITE and answers
+    automatically → 200 / ACK / BYE."""
+    if calls_it.Baresip.binary() is None:
+        raise Skip("baresip not installed (Debian package baresip-core)")
+    tok = apns_token()
+    # baresip 1.0 (libre) fails a registration outright when any challenge uses SHA-256.
+    with Rig(ctx, ring_timeout=20, algorithms=["MD5"]) as rig:
+        rig.watch.subscribe(tok, topic=BUNDLE + ".voip")
+        values = {"TEAM": ph.TEAM_ID, "BUNDLE": BUNDLE, "TOKEN": tok}
+        first = start_baresip(ctx, "first", rig, values)
+        try:
+            first.connect()
+            seen = wait_contacts(rig.udp, lambda cs: any("pn-prid=" + tok in c for c in cs),
+                                 "baresip's binding with push params")
+            check(len(seen) == 1, "contacts %r" % seen)
+            first.command("quit")  # the app goes away: un-REGISTER, then exit
+            check(first.proc.wait(timeout=15) == 0, "baresip exit:\n" + first.log())
+        finally:
+            first.stop()
+        wait_contacts(rig.udp, lambda cs: not cs, "after baresip's un-REGISTER")
+        woken = []
+
+        def wake_on_push(caller):
+            rig.watch.wait_push(tok)  # the app glue: a VoIP push starts the app
+            b = start_baresip(ctx, "woken", rig, values)
+            woken.append(b)
+            b.connect()
+        caller = rig.caller()
+        try:
+            final = caller.invite(timeout=30, on_trying=wake_on_push)
+            check(woken, "baresip was not started on the push")
+            it.expect_code(final, 200, "INVITE answered by the woken baresip")
+            check("alice-0x" in (final.header("contact") or ""), "200 not from baresip: %s"
+                  % final.header("contact"))
+            it.expect_code(caller.ack_and_bye(final), 200, "BYE")
+            woken[0].wait_event("CALL_ESTABLISHED")  # on the ACK
+            closed = woken[0].wait_event("CALL_CLOSED")  # on the BYE
+            check("end of file" not in str(closed.get("param")), "closed by baresip: %r" % closed)
+        finally:
+            for b in woken:
+                b.stop()
+        check_call_push(rig.watch.wait_push(tok), "apns", tok, caller.call_id)
+        check(len(rig.watch.seen(tok, "call")) == 1, "pushes %r" % rig.watch.pushes)
+        rig.server_alive()
+
+
+# ---------------------------------------------------------------------------------------------
+
+TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
+
+
+def main():
+    return ph.main(TESTS, __doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
