@@ -88,7 +88,7 @@ class MemoryPushBindingStore final : public PushBindingStore {
     std::lock_guard lock(mu_);
     const PushRecord* r = index_.find(key);
     if (r == nullptr) return false;
-    if (unless_after && r->registered_at >= *unless_after) return false;
+    if (unless_after && r->registered_at > *unless_after) return false;
     index_.erase(key);
     return true;
   }
@@ -178,7 +178,7 @@ class SqlitePushBindingStore final : public PushBindingStore {
     std::lock_guard lock(mu_);
     const PushRecord* r = index_.find(key);
     if (r == nullptr) return false;
-    if (unless_after && r->registered_at >= *unless_after) return false;
+    if (unless_after && r->registered_at > *unless_after) return false;
     if (Status s = deleteKey(key); !s) return s;
     index_.erase(key);
     return true;

@@ -55,7 +55,10 @@ class PushBindingStore {
   virtual Result<std::vector<PushRecord>> upsert(PushRecord record) = 0;
 
   // Removes the record of `device_key`. With `unless_registered_after` set, keeps it when it was
-  // registered at or after that instant (APNs 410 timestamp). Returns whether one was removed.
+  // registered strictly after that instant (APNs 410 timestamp). Both are whole seconds, so a
+  // REGISTER in the same second as the 410's timestamp does not save the binding: otherwise a dead
+  // token registered in that second would be pushed (and rejected) for ever. Returns whether one
+  // was removed.
   virtual Result<bool> remove(std::string_view device_key,
                               std::optional<SysSeconds> unless_registered_after = std::nullopt) = 0;
   // Removes the record of device `identity` in `aor` (opt-out); whether one was removed.
