@@ -88,6 +88,10 @@ class UserStore::Impl {
         {&update_,
          "UPDATE users SET ha1_md5 = ?3, ha1_sha256 = ?4 WHERE user = ?1 AND domain = ?2"},
         {&select_all_, "SELECT user, domain, ha1_md5, ha1_sha256 FROM users ORDER BY domain, user"},
+        {&upsert_,
+         "INSERT INTO users (user, domain, ha1_md5, ha1_sha256) VALUES (?1, ?2, ?3, ?4) "
+         "ON CONFLICT (user, domain) DO UPDATE SET ha1_md5 = excluded.ha1_md5, "
+         "ha1_sha256 = excluded.ha1_sha256"},
     };
     for (const auto& s : statements) {
       Result<sqlite::Statement> st = sqlite::Statement::prepare(db_.get(), s.sql);
@@ -124,6 +128,48 @@ class UserStore::Impl {
     std::lock_guard lock(db_mu_);
     bindCredentials(update_, user, domain, password);
     return changeOne(update_, user, domain, "set password");
+  }
+
+  Status importUsers(const std::vector<NewUser>& users, bool replace, std::size_t* bad_index) {
+    // Every entry is checked before the transaction starts: a bad one writes nothing.
+    std::unordered_map<std::string, std::size_t> seen;
+    seen.reserve(users.size());
+    for (std::size_t i = 0; i < users.size(); ++i) {
+      const NewUser& u = users[i];
+      Status s = validateName("user", u.user);
+      if (s) s = validateName("domain", u.domain);
+      if (s) s = validatePassword(u.password);
+      if (s && !seen.emplace(mapKey(u.user, u.domain), i).second) {
+        s = invalidArgument(fmt::format("user {}@{} is listed twice", u.user, u.domain));
+      }
+      if (!s) {
+        if (bad_index != nullptr) *bad_index = i;
+        return s;
+      }
+    }
+    std::lock_guard lock(db_mu_);
+    // IMMEDIATE: take the write lock now, so no other writer can slip in between our rows.
+    if (Status s = sqlite::exec(db_.get(), "BEGIN IMMEDIATE"); !s) return s;
+    sqlite::Statement& st = replace ? upsert_ : insert_;
+    for (std::size_t i = 0; i < users.size(); ++i) {
+      const NewUser& u = users[i];
+      bindCredentials(st, u.user, u.domain, u.password);
+      int rc = st.step();
+      st.reset();
+      if (rc == SQLITE_DONE) continue;
+      Status error = rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT
+                         ? Status(StatusCode::kAlreadyExists,
+                                  fmt::format("user {}@{} already exists", u.user, u.domain))
+                         : sqlite::sqliteError(db_.get(), "import users");
+      if (error.code() == StatusCode::kAlreadyExists && bad_index != nullptr) *bad_index = i;
+      (void)sqlite::exec(db_.get(), "ROLLBACK");
+      return error;
+    }
+    if (Status s = sqlite::exec(db_.get(), "COMMIT"); !s) {
+      (void)sqlite::exec(db_.get(), "ROLLBACK");
+      return s;
+    }
+    return reloadLocked();
   }
 
   Result<std::vector<UserEntry>> list() {
@@ -201,7 +247,7 @@ class UserStore::Impl {
   const std::string path_;
   std::mutex db_mu_;  // serialises the connection and its statements
   sqlite::DbHandle db_;
-  sqlite::Statement insert_, delete_, update_, select_all_;
+  sqlite::Statement insert_, delete_, update_, select_all_, upsert_;
   mutable std::mutex map_mu_;  // guards the pointer only; the map it points to is immutable
   std::shared_ptr<const Map> map_ = std::make_shared<const Map>();
 };
@@ -224,6 +270,10 @@ Status UserStore::remove(std::string_view user, std::string_view domain) {
 Status UserStore::setPassword(std::string_view user, std::string_view domain,
                               std::string_view password) {
   return impl_->setPassword(user, domain, password);
+}
+Status UserStore::importUsers(const std::vector<NewUser>& users, bool replace,
+                              std::size_t* bad_index) {
+  return impl_->importUsers(users, replace, bad_index);
 }
 Result<std::vector<UserEntry>> UserStore::list() const { return impl_->list(); }
 std::optional<UserCredentials> UserStore::lookup(std::string_view user,

@@ -33,6 +33,13 @@ struct UserCredentials {
   std::string ha1_sha256;  // hex
 };
 
+// One user for UserStore::importUsers().
+struct NewUser {
+  std::string user;
+  std::string domain;
+  std::string password;
+};
+
 struct UserEntry {
   std::string user;
   std::string domain;
@@ -54,6 +61,13 @@ class UserStore {
   Status remove(std::string_view user, std::string_view domain);  // kNotFound if absent
   Status setPassword(std::string_view user, std::string_view domain,
                      std::string_view password);  // kNotFound if absent
+  // Adds every user of `users` in ONE transaction: all of them or, on any error, none. An
+  // existing user is an error (kAlreadyExists) unless `replace`, which sets its password. A
+  // user listed twice is kInvalidArgument. On an error that one entry caused (bad field,
+  // duplicate, existing user) `*bad_index` (if given) is set to its index in `users`; a storage
+  // error leaves it untouched. Fields are validated like add() does.
+  Status importUsers(const std::vector<NewUser>& users, bool replace,
+                     std::size_t* bad_index = nullptr);
   // Every user, sorted by (domain, user), read from the database (not the cached copy).
   Result<std::vector<UserEntry>> list() const;
 

@@ -1,5 +1,7 @@
 #include "server/cli.h"
 
+#include <fmt/format.h>
+
 #include <CLI/CLI.hpp>
 #include <cctype>
 #include <sstream>
@@ -10,7 +12,65 @@
 
 namespace sipwake::server {
 
+namespace {
+
+std::string lowerCase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// "user@domain" → (user, lower-cased domain); the last '@' splits, so the user may hold one.
+bool splitAor(std::string_view aor, std::string& user, std::string& domain) {
+  auto at = aor.rfind('@');
+  if (at == std::string_view::npos || at == 0 || at + 1 == aor.size()) return false;
+  user = std::string(aor.substr(0, at));
+  domain = lowerCase(aor.substr(at + 1));
+  return true;
+}
+
+}  // namespace
+
 std::string_view versionString() { return SIPWAKE_VERSION; }
+
+Result<std::vector<ImportLine>> parseUserImport(std::string_view text, std::string_view name) {
+  std::vector<ImportLine> out;
+  std::size_t line_no = 0;
+  while (!text.empty()) {
+    ++line_no;
+    std::size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    std::vector<std::string_view> fields;
+    for (std::size_t i = 0; i < line.size();) {
+      if (line[i] == ' ' || line[i] == '\t') {
+        ++i;
+        continue;
+      }
+      std::size_t end = line.find_first_of(" \t", i);
+      if (end == std::string_view::npos) end = line.size();
+      fields.push_back(line.substr(i, end - i));
+      i = end;
+    }
+    if (fields.empty() || fields.front().front() == '#') continue;
+    auto bad = [&](std::string_view what) {
+      return invalidArgument(fmt::format("{}:{}: {}", name, line_no, what));
+    };
+    if (fields.size() != 2) {
+      return bad(fmt::format("expected \"USER@DOMAIN PASSWORD\", got {} field{}", fields.size(),
+                             fields.size() == 1 ? "" : "s"));
+    }
+    ImportLine entry;
+    entry.line = line_no;
+    if (!splitAor(fields[0], entry.user, entry.domain)) {
+      return bad(fmt::format("expected USER@DOMAIN, got \"{}\"", fields[0]));
+    }
+    entry.password = std::string(fields[1]);
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
 
 CommandLine parseCommandLine(int argc, const char* const* argv) {
   CommandLine cl;
@@ -72,7 +132,18 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
   user_passwd->add_option("USER@DOMAIN", user_aor)->required();
   CLI::App* user_list = user->add_subcommand("list", "List users, of DOMAIN only if given");
   user_list->add_option("DOMAIN", list_domain);
-  for (CLI::App* sub : {user, user_add, user_del, user_passwd, user_list}) sub->fallthrough();
+  std::string import_path;
+  bool import_replace = false;
+  CLI::App* user_import = user->add_subcommand(
+      "import",
+      "Add many users in one transaction (all or none) from FILE, or stdin if FILE is -: one\n"
+      "\"USER@DOMAIN PASSWORD\" per line; blank lines and # comments are ignored");
+  user_import->add_option("FILE", import_path)->required();
+  user_import->add_flag("--replace", import_replace,
+                        "Set the password of users that exist already (default: an error)");
+  for (CLI::App* sub : {user, user_add, user_del, user_passwd, user_list, user_import}) {
+    sub->fallthrough();
+  }
 
   std::ostringstream out;
   std::ostringstream err;
@@ -112,26 +183,25 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
     cl.action = CommandLine::Action::kUser;
     if (user_list->parsed()) {
       cl.user_command = CommandLine::UserCommand::kList;
-      for (char& c : list_domain)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      cl.user_domain = list_domain;
+      cl.user_domain = lowerCase(list_domain);
+      return cl;
+    }
+    if (user_import->parsed()) {
+      cl.user_command = CommandLine::UserCommand::kImport;
+      cl.import_path = import_path;
+      cl.import_replace = import_replace;
       return cl;
     }
     cl.user_command = user_add->parsed()   ? CommandLine::UserCommand::kAdd
                       : user_del->parsed() ? CommandLine::UserCommand::kDel
                                            : CommandLine::UserCommand::kPasswd;
-    auto at = user_aor.rfind('@');
-    if (at == std::string::npos || at == 0 || at + 1 == user_aor.size()) {
+    if (!splitAor(user_aor, cl.user, cl.user_domain)) {
       cl.action = CommandLine::Action::kExit;
       cl.exit_code = 2;
       cl.output = "sipwake: expected USER@DOMAIN, got \"" + user_aor + "\"\n";
       cl.output_is_error = true;
       return cl;
     }
-    cl.user = user_aor.substr(0, at);
-    cl.user_domain = user_aor.substr(at + 1);
-    for (char& c : cl.user_domain)
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return cl;
   }
   for (const auto& d : domains) {
@@ -142,9 +212,7 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
       cl.output_is_error = true;
       return cl;
     }
-    std::string lower = d;
-    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    cl.domains.push_back(lower);
+    cl.domains.push_back(lowerCase(d));
   }
   for (const auto& spec : listen_specs) {
     auto l = parseListenSpec(spec);

@@ -1,12 +1,16 @@
 // The command line: `sipwake [--config FILE] [--listen SPEC]... [--domain NAME]... [--store PATH]
 // [--log-level L]`, `sipwake check-config FILE`, `sipwake user add|del|passwd USER@DOMAIN`,
-// `sipwake user list [DOMAIN]`, `--help`, `--version`. Parsing only; run.h acts on the result.
+// `sipwake user list [DOMAIN]`, `sipwake user import [--replace] FILE|-`, `--help`,
+// `--version`. Parsing only (also of the import file); run.h acts on the result.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "common/status.h"
 #include "server/config.h"
 
 namespace sipwake::server {
@@ -31,10 +35,12 @@ struct CommandLine {
   std::optional<std::string> store_path;   // --store, overrides [store] path
 
   // kUser (also uses config_path and store_path to find the store)
-  enum class UserCommand { kAdd, kDel, kList, kPasswd };
+  enum class UserCommand { kAdd, kDel, kList, kPasswd, kImport };
   UserCommand user_command = UserCommand::kList;
   std::string user;         // kAdd, kDel, kPasswd: the user part (as typed)
   std::string user_domain;  // kAdd, kDel, kPasswd: the domain (lower-cased); kList: filter or ""
+  std::string import_path;  // kImport: the file, "-" for stdin
+  bool import_replace = false;  // kImport: --replace (set the password of existing users)
 
   // kCheckConfig
   std::string check_config_path;
@@ -47,6 +53,20 @@ struct CommandLine {
 
 // Never throws; every CLI11 exception becomes Action::kExit with a message.
 CommandLine parseCommandLine(int argc, const char* const* argv);
+
+// One user line of a `user import` file.
+struct ImportLine {
+  std::size_t line = 0;  // 1-based
+  std::string user;
+  std::string domain;  // lower-cased, as `user add` stores it
+  std::string password;
+};
+
+// Parses a `user import` file: one "USER@DOMAIN PASSWORD" per line (separated by spaces or
+// tabs; so a password cannot contain either), blank lines and lines starting with '#' ignored.
+// The first bad line fails the whole file: kInvalidArgument "NAME:LINE: what is wrong" (the
+// password itself is never quoted). `name` is the file name used in messages.
+Result<std::vector<ImportLine>> parseUserImport(std::string_view text, std::string_view name);
 
 // Applies the command-line overrides to a loaded configuration.
 void applyOverrides(const CommandLine& cli, Config& config);

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <optional>
 
 #include "common/log.h"
@@ -74,6 +76,66 @@ Result<std::string> readNewPassword() {
   return *a;
 }
 
+void warnUnknownDomain(const std::string& domain) {
+  print(stderr, "sipwake: warning: " + domain +
+                    " is not one of the configured domains; its users cannot register until it "
+                    "is (see [server] domains or --domain)\n");
+}
+
+// `user import FILE|-`: every line or none (one transaction).
+int importUsers(const CommandLine& cli, location::UserStore& users,
+                const std::vector<std::string>& domains) {
+  const bool from_stdin = cli.import_path == "-";
+  const std::string name = from_stdin ? "stdin" : cli.import_path;
+  std::FILE* in = from_stdin ? stdin : std::fopen(cli.import_path.c_str(), "rb");
+  if (in == nullptr) {
+    print(stderr, "sipwake: cannot open " + name + ": " + std::strerror(errno) + "\n");
+    return 1;
+  }
+  std::string text;
+  char buf[65536];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) text.append(buf, n);
+  const bool read_failed = std::ferror(in) != 0;
+  if (!from_stdin) std::fclose(in);
+  if (read_failed) {
+    print(stderr, "sipwake: cannot read " + name + "\n");
+    return 1;
+  }
+  auto lines = parseUserImport(text, name);
+  std::fill(text.begin(), text.end(), '\0');  // it held passwords
+  if (!lines.isOk()) {
+    print(stderr, "sipwake: " + lines.status().message() + "; nothing imported\n");
+    return 1;
+  }
+  std::vector<location::NewUser> entries;
+  entries.reserve(lines->size());
+  std::vector<std::string> unknown_domains;
+  for (ImportLine& l : *lines) {
+    if (std::find(domains.begin(), domains.end(), l.domain) == domains.end() &&
+        std::find(unknown_domains.begin(), unknown_domains.end(), l.domain) ==
+            unknown_domains.end()) {
+      unknown_domains.push_back(l.domain);
+    }
+    entries.push_back({std::move(l.user), std::move(l.domain), std::move(l.password)});
+  }
+  std::size_t bad = entries.size();
+  Status s = users.importUsers(entries, cli.import_replace, &bad);
+  for (auto& e : entries) std::fill(e.password.begin(), e.password.end(), '\0');
+  if (!s) {
+    std::string where;
+    if (bad < lines->size()) where = name + ":" + std::to_string((*lines)[bad].line) + ": ";
+    std::string hint = s.code() == StatusCode::kAlreadyExists && !cli.import_replace
+                           ? " (--replace sets the password of existing users)"
+                           : "";
+    print(stderr, "sipwake: " + where + s.message() + hint + "; nothing imported\n");
+    return 1;
+  }
+  for (const std::string& d : unknown_domains) warnUnknownDomain(d);
+  print(stdout, std::to_string(entries.size()) + " user(s) imported from " + name + "\n");
+  return 0;
+}
+
 int userCommand(const CommandLine& cli) {
   // The store: --store, else the configuration's [store] path, else the default.
   std::string path = Config{}.store.path;
@@ -111,6 +173,8 @@ int userCommand(const CommandLine& cli) {
       print(stdout, out);
       return 0;
     }
+    case CommandLine::UserCommand::kImport:
+      return importUsers(cli, users, domains);
     case CommandLine::UserCommand::kDel:
       result = users.remove(cli.user, cli.user_domain);
       break;
@@ -141,9 +205,7 @@ int userCommand(const CommandLine& cli) {
   }
   if (cli.user_command == CommandLine::UserCommand::kAdd &&
       std::find(domains.begin(), domains.end(), cli.user_domain) == domains.end()) {
-    print(stderr, "sipwake: warning: " + cli.user_domain +
-                      " is not one of the configured domains; the user cannot register until "
-                      "it is (see [server] domains or --domain)\n");
+    warnUnknownDomain(cli.user_domain);
   }
   const char* done = cli.user_command == CommandLine::UserCommand::kAdd   ? "added"
                      : cli.user_command == CommandLine::UserCommand::kDel ? "deleted"

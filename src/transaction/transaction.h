@@ -197,6 +197,11 @@ class ClientTransaction {
   bool cancel_requested_ = false;
   bool cancel_sent_ = false;
   transport::SendTarget target_;
+  // The TCP/TLS connection the request was written to, and this transaction's links in the
+  // layer's list of transactions on that flow (failed when the flow closes, §8.1.3.1).
+  transport::FlowId flow_ = 0;
+  ClientTransaction* flow_prev_ = nullptr;
+  ClientTransaction* flow_next_ = nullptr;
   TimerService::TimerId retransmit_timer_ = 0;  // A, E
   TimerService::TimerId timeout_timer_ = 0;     // B, F, cancel wait
   TimerService::TimerId linger_timer_ = 0;      // D, K, M

@@ -43,6 +43,11 @@ std::string toTagOf(const sip::Message& m) {
 
 Counter* counter(const char* name) { return &Stats::global().counter(name); }
 
+// A client transaction still waiting for its final response (a transport failure matters).
+bool awaitingFinal(ClientState s) {
+  return s == ClientState::kCalling || s == ClientState::kTrying || s == ClientState::kProceeding;
+}
+
 }  // namespace
 
 TransactionLayer::TransactionLayer(TimerService& timers, transport::Transport& transport,
@@ -436,16 +441,68 @@ Status TransactionLayer::cancel(ClientTransaction& tx, std::string_view reason) 
 
 void TransactionLayer::sendForServer(ServerTransaction& tx, std::string bytes) {
   std::uint64_t serial = tx.serial_;
-  transport_.send(tx.target_, std::move(bytes), [this, serial](Status s) {
+  // sendOnFlow: the transport's native completion type, no wrapper on this hot path.
+  transport_.sendOnFlow(tx.target_, std::move(bytes), [this, serial](Status s, transport::FlowId) {
     if (!s.isOk()) serverSendFailed(serial, std::move(s));
   });
 }
 
 void TransactionLayer::sendForClient(ClientTransaction& tx, std::string bytes) {
   std::uint64_t serial = tx.serial_;
-  transport_.send(tx.target_, std::move(bytes), [this, serial](Status s) {
-    if (!s.isOk()) clientSendFailed(serial, std::move(s));
-  });
+  transport_.sendOnFlow(tx.target_, std::move(bytes),
+                        [this, serial](Status s, transport::FlowId flow) {
+                          if (!s.isOk()) {
+                            clientSendFailed(serial, std::move(s));
+                          } else if (flow != 0) {
+                            clientSentOn(serial, flow);
+                          }
+                        });
+}
+
+void TransactionLayer::clientSentOn(std::uint64_t serial, transport::FlowId flow) {
+  auto it = live_clients_.find(serial);
+  if (it == live_clients_.end()) return;
+  ClientTransaction& tx = *it->second;
+  // Only a request still waiting for its final response cares (the ACK of a non-2xx is sent
+  // later on the same transaction and needs nothing).
+  if (tx.flow_ == flow || !awaitingFinal(tx.state())) return;
+  unlinkFlow(tx);
+  tx.flow_ = flow;
+  ClientTransaction*& head = flow_clients_[flow];
+  tx.flow_next_ = head;
+  if (head != nullptr) head->flow_prev_ = &tx;
+  head = &tx;
+}
+
+void TransactionLayer::unlinkFlow(ClientTransaction& tx) {
+  if (tx.flow_ == 0) return;
+  if (tx.flow_next_ != nullptr) tx.flow_next_->flow_prev_ = tx.flow_prev_;
+  if (tx.flow_prev_ != nullptr) {
+    tx.flow_prev_->flow_next_ = tx.flow_next_;
+  } else if (tx.flow_next_ != nullptr) {
+    flow_clients_[tx.flow_] = tx.flow_next_;
+  } else {
+    flow_clients_.erase(tx.flow_);
+  }
+  tx.flow_ = 0;
+  tx.flow_prev_ = tx.flow_next_ = nullptr;
+}
+
+void TransactionLayer::onFlowClosed(transport::FlowId flow, const Status& why) {
+  auto it = flow_clients_.find(flow);
+  if (it == flow_clients_.end()) return;
+  ClientTransaction* tx = it->second;
+  flow_clients_.erase(it);
+  while (tx != nullptr) {
+    ClientTransaction* next = tx->flow_next_;
+    tx->flow_ = 0;
+    tx->flow_prev_ = tx->flow_next_ = nullptr;
+    if (awaitingFinal(tx->state_)) {
+      clientSendFailed(tx->serial_, unavailable("connection closed after the request was sent: " +
+                                                why.message()));
+    }
+    tx = next;
+  }
 }
 
 // Transport completions may run inside send(), i.e. inside a TU call; errors are handled from
@@ -489,8 +546,7 @@ void TransactionLayer::reportFailedSends() {
       if (it == live_clients_.end()) continue;
       ClientTransaction& tx = *it->second;
       stats_.transport_errors->inc();
-      bool report = tx.state_ == ClientState::kCalling || tx.state_ == ClientState::kTrying ||
-                    tx.state_ == ClientState::kProceeding;
+      bool report = awaitingFinal(tx.state_);
       ClientTransactionUser* user = tx.user_;
       terminate(tx);
       if (report && user != nullptr) user->onTransportError(tx, f.error);
@@ -521,6 +577,7 @@ void TransactionLayer::terminate(ClientTransaction& tx) {
   if (tx.linger_timer_) timers_.cancel(std::exchange(tx.linger_timer_, 0));
   (tx.invite_ ? stats_.client_invite_terminated : stats_.client_non_invite_terminated)->inc();
   live_clients_.erase(tx.serial_);
+  unlinkFlow(tx);
   auto it = clients_.find(std::string_view(tx.key_));
   SIPWAKE_CHECK(it != clients_.end() && it->second.get() == &tx);
   dead_clients_.push_back(std::move(it->second));

@@ -129,6 +129,12 @@ class TransactionLayer {
   // (stateless UAS behaviour, e.g. errors for requests the TU will not keep state for).
   void sendStatelessResponse(const transport::ReceivedMessage& request, sip::Message&& response);
 
+  // A TCP/TLS connection closed (any loop's; the transport tells every loop). Every client
+  // transaction whose request was written to it and that has no final response yet fails as
+  // a transport error (§8.1.3.1, §17.1.4: the TU sees onTransportError, i.e. a 503) from a
+  // zero-delay timer, instead of waiting for Timer B/F. Unknown flows are ignored.
+  void onFlowClosed(transport::FlowId flow, const Status& why);
+
   std::size_t serverTransactionCount() const { return servers_.size(); }
   std::size_t clientTransactionCount() const { return clients_.size(); }
   // Fresh values for branches (with the magic cookie) and To/From tags.
@@ -196,6 +202,8 @@ class TransactionLayer {
   void sendForClient(ClientTransaction& tx, std::string bytes);
   void serverSendFailed(std::uint64_t serial, Status error);
   void clientSendFailed(std::uint64_t serial, Status error);
+  void clientSentOn(std::uint64_t serial, transport::FlowId flow);  // links tx to the flow
+  void unlinkFlow(ClientTransaction& tx);
   void reportFailedSends();
 
   TimerService& timers_;
@@ -209,6 +217,8 @@ class TransactionLayer {
   // Serial -> live transaction, for transport completions that may arrive after termination.
   std::unordered_map<std::uint64_t, ServerTransaction*> live_servers_;
   std::unordered_map<std::uint64_t, ClientTransaction*> live_clients_;
+  // Flow -> first client transaction written to it (intrusive list via flow_prev_/flow_next_).
+  std::unordered_map<transport::FlowId, ClientTransaction*> flow_clients_;
   std::vector<std::unique_ptr<ServerTransaction>> dead_servers_;
   std::vector<std::unique_ptr<ClientTransaction>> dead_clients_;
   TimerService::TimerId reap_timer_ = 0;

@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -66,6 +67,16 @@ class Transport {
   // the event loop that called send().
   virtual void send(const SendTarget& target, std::string bytes,
                     std::function<void(Status)> on_done = {}) = 0;
+  // Like send(), but a successful completion also names the TCP/TLS connection the bytes were
+  // written to (0 for UDP), so the caller can react when that flow closes (§8.1.3.1, §18.4).
+  // The default serves transports that always use target.flow.
+  using FlowCompletion = std::function<void(Status, FlowId)>;
+  virtual void sendOnFlow(const SendTarget& target, std::string bytes, FlowCompletion on_done) {
+    send(target, std::move(bytes), [done = std::move(on_done), flow = target.flow](Status s) {
+      FlowId used = s.isOk() ? flow : 0;
+      done(std::move(s), used);
+    });
+  }
   // The address to put in our Via / Record-Route for this protocol (the listener's address).
   virtual Result<Address> localAddressFor(Protocol protocol, bool v6) const = 0;
 };

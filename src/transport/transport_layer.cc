@@ -194,6 +194,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     queue_.clear();
     // In-flight writes complete with operation_aborted in onWritten.
     layer_.unregisterConnection(*this);
+    layer_.notifyFlowClosed(flow_, why);
   }
 
  protected:
@@ -253,7 +254,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         ec ? unavailable("write to " + remote_.toString() + ": " + ec.message()) : Status::ok();
     for (auto& p : inflight_) {
       if (!ec) layer_.counters_->sent[protoIndex(protocol_)]->inc();
-      TransportLayer::complete(p.done, p.origin, st, true);
+      TransportLayer::complete(p.done, p.origin, st, true, ec ? 0 : flow_);
     }
     inflight_.clear();
     buffers_.clear();
@@ -768,14 +769,29 @@ void TransportLayer::unregisterConnection(detail::Connection& conn) {
 }
 
 void TransportLayer::complete(Completion& done, EventLoop* origin, Status status,
-                              bool may_run_inline) {
+                              bool may_run_inline, FlowId flow) {
   if (!done) return;
   if (origin == nullptr || (may_run_inline && origin->isCurrent())) {
-    done(std::move(status));
+    done(std::move(status), flow);
     return;
   }
-  origin->post(
-      [done = std::move(done), status = std::move(status)]() mutable { done(std::move(status)); });
+  origin->post([done = std::move(done), status = std::move(status), flow]() mutable {
+    done(std::move(status), flow);
+  });
+}
+
+void TransportLayer::setFlowClosedHandler(FlowClosedHandler handler) {
+  SIPWAKE_CHECK(!started_.load());
+  flow_closed_ = handler ? std::make_shared<FlowClosedHandler>(std::move(handler)) : nullptr;
+}
+
+// Runs on the connection's loop. Posted to every loop (also this one, so the handler never runs
+// inside close(), which may be deep in a send or a read callback). Rare: once per connection.
+void TransportLayer::notifyFlowClosed(FlowId flow, const Status& why) {
+  if (!flow_closed_ || stopped_.load(std::memory_order_relaxed)) return;
+  for (std::size_t i = 0; i < loops_.size(); ++i) {
+    loops_.at(i).post([h = flow_closed_, flow, why] { (*h)(flow, why); });
+  }
 }
 
 void TransportLayer::onParsed(EventLoop& loop, sip::ParseOutcome po, Protocol protocol,
@@ -831,6 +847,13 @@ void TransportLayer::dispatch(ReceivedMessage msg) {
 
 void TransportLayer::send(const SendTarget& target, std::string bytes,
                           std::function<void(Status)> on_done) {
+  Completion done;
+  if (on_done) done = [f = std::move(on_done)](Status s, FlowId) { f(std::move(s)); };
+  sendOnFlow(target, std::move(bytes), std::move(done));
+}
+
+void TransportLayer::sendOnFlow(const SendTarget& target, std::string bytes,
+                                FlowCompletion on_done) {
   EventLoop* origin = EventLoop::current();
   if (stopped_.load(std::memory_order_relaxed) || !started_.load(std::memory_order_relaxed)) {
     counters_->send_errors.inc();

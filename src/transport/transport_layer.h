@@ -103,6 +103,14 @@ class TransportLayer final : public Transport {
 
   void send(const SendTarget& target, std::string bytes,
             std::function<void(Status)> on_done = {}) override;
+  // A successful completion names the connection written to (0 for UDP).
+  void sendOnFlow(const SendTarget& target, std::string bytes, FlowCompletion on_done) override;
+  // Called when a TCP/TLS connection closes for any reason (peer close, reset, read or write
+  // error, idle or connect timeout, write queue overflow), once on EVERY loop (posted), with
+  // the flow and why; not while stop() runs. Transaction layers live per loop and any of them
+  // may have written on the flow. REQUIRES: set before start(); callable concurrently.
+  using FlowClosedHandler = std::function<void(FlowId flow, const Status& why)>;
+  void setFlowClosedHandler(FlowClosedHandler handler);
   // The bound address of the first listener of that protocol and family (the real port when
   // configured with port 0). An unspecified address (0.0.0.0 / ::) is returned as bound; the
   // server substitutes its advertised address for Via/Record-Route.
@@ -146,7 +154,7 @@ class TransportLayer final : public Transport {
     std::unordered_map<Address, std::uint32_t, AddressHash> inbound_per_ip;  // port = 0
   };
   static constexpr std::size_t kShards = 16;
-  using Completion = std::function<void(Status)>;
+  using Completion = FlowCompletion;
 
   Status openListener(std::size_t listener_index);
   void onParsed(EventLoop& loop, sip::ParseOutcome outcome, Protocol protocol,
@@ -162,11 +170,14 @@ class TransportLayer final : public Transport {
   bool admitInbound(const Address& remote);  // per-IP and total caps; counts on success
   void registerConnection(const std::shared_ptr<detail::Connection>& conn);
   void unregisterConnection(detail::Connection& conn);
-  static void complete(Completion& done, EventLoop* origin, Status status, bool may_run_inline);
+  static void complete(Completion& done, EventLoop* origin, Status status, bool may_run_inline,
+                       FlowId flow = 0);
+  void notifyFlowClosed(FlowId flow, const Status& why);
 
   LoopPool& loops_;
   TransportConfig config_;
   std::shared_ptr<MessageHandler> handler_;
+  std::shared_ptr<FlowClosedHandler> flow_closed_;  // null: nobody listens
   std::vector<Listener> listeners_;
   std::vector<std::unique_ptr<detail::LoopState>> states_;  // index = loop index
   std::unique_ptr<detail::TlsContexts> tls_;

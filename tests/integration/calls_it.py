@@ -244,21 +244,24 @@ class RawUdpUa:
         self.c.send(("\r\n".join(lines) + "\r\n\r\n").encode())
 
 
-def test_call_cancel_dead_flow(ctx):
-    """bob has a UDP binding that rings and a TCP binding whose connection is gone. alice's
-    CANCEL gets 200 at once and her INVITE a 487 within a few seconds: the dead flow's branch
-    fails at once (§8.1.3.1) and must not hold up the answer until Timer B."""
+def call_with_dead_tcp_binding(ctx, close_before_invite, finish):
+    """bob has a UDP binding (answered by the test) and a TCP binding whose device dies: it
+    closes its connection before the call (`close_before_invite`) or right after its INVITE
+    arrived, without any response (the closed flow fails that branch, §8.1.3.1). alice (UDP) calls bob
+    with digest auth; once the UDP branch has its INVITE, `finish(alice, ringer, forwarded,
+    cancel_request)` plays the rest."""
     add_users(ctx)
     server, (udp, tcp, _) = it.start_server(ctx, ["--config", call_config(ctx, ["MD5"])])
     with server:
         ringer = RawUdpUa(udp)
-        it.expect_code(it.Registration(ringer.c, udp, "bob", PASSWORD["bob"])
-                       .send(algorithm="MD5"), 200, "bob's UDP REGISTER")
         gone = it.StreamClient(("127.0.0.1", tcp))
-        it.expect_code(it.Registration(gone, udp, "bob", PASSWORD["bob"], proto="TCP")
-                       .send(algorithm="MD5"), 200, "bob's TCP REGISTER")
-        gone.close()
+        for client, proto in ((ringer.c, "UDP"), (gone, "TCP")):
+            reg = it.Registration(client, udp, "bob", PASSWORD["bob"], proto=proto)
+            it.expect_code(reg.send(["Contact: " + reg.contact], algorithm="MD5"), 200,
+                           "bob's %s REGISTER" % proto)
         wait_bindings(udp, "bob", 2)
+        if close_before_invite:
+            gone.close()
 
         alice = RawUdpUa(udp)
         ruri = "sip:bob@127.0.0.1:%d" % udp
@@ -266,44 +269,73 @@ def test_call_cancel_dead_flow(ctx):
         call_id, tag = "%s@it" % uuid.uuid4().hex, uuid.uuid4().hex[:10]
         branch = "z9hG4bK" + uuid.uuid4().hex
 
-        def invite(cseq, auth=None):
-            lines = ["INVITE %s SIP/2.0" % ruri,
-                     "Via: SIP/2.0/UDP %s:%d;branch=%s%d" % (host, port, branch, cseq),
-                     "Max-Forwards: 70", "From: <sip:alice@127.0.0.1>;tag=" + tag,
-                     "To: <sip:bob@127.0.0.1>", "Call-ID: " + call_id,
-                     "CSeq: %d INVITE" % cseq, "Contact: <sip:alice@%s:%d>" % (host, port)]
-            if auth:
-                lines.append("Proxy-Authorization: " + auth)
+        def request(method, cseq, extra=(), to="<sip:bob@127.0.0.1>", branch_of=None):
+            lines = ["%s %s SIP/2.0" % (method, ruri),
+                     "Via: SIP/2.0/UDP %s:%d;branch=%s%d" % (host, port, branch, branch_of or cseq),
+                     "Max-Forwards: 70", "From: <sip:alice@127.0.0.1>;tag=" + tag, "To: " + to,
+                     "Call-ID: " + call_id, "CSeq: %d %s" % (cseq, method)] + list(extra)
             return ("\r\n".join(lines + ["Content-Length: 0"]) + "\r\n\r\n").encode()
 
-        alice.c.send(invite(1))
+        contact = "Contact: <sip:alice@%s:%d>" % (host, port)
+        alice.c.send(request("INVITE", 1, [contact]))
         challenge = alice.wait_for("407", 5)
-        alice.c.send(("ACK %s SIP/2.0\r\nVia: SIP/2.0/UDP %s:%d;branch=%s1\r\nMax-Forwards: 70\r\n"
-                      "From: <sip:alice@127.0.0.1>;tag=%s\r\nTo: %s\r\nCall-ID: %s\r\n"
-                      "CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
-                      % (ruri, host, port, branch, tag, challenge[1]["to"][0], call_id)).encode())
+        alice.c.send(request("ACK", 1, to=challenge[1]["to"][0]))
         auth = it.digest_authorization(challenge[1]["proxy-authenticate"], "INVITE", ruri,
                                        "alice", PASSWORD["alice"], "MD5")
-        alice.c.send(invite(2, auth))
+        alice.c.send(request("INVITE", 2, [contact, "Proxy-Authorization: " + auth]))
         forwarded = ringer.wait_for("INVITE", 5)
+        if not close_before_invite:
+            deadline = time.monotonic() + 5
+            while b"INVITE " not in gone.buf and gone._read_more(deadline):
+                pass
+            check(b"INVITE " in gone.buf, "the INVITE never reached the TCP binding")
+            gone.close()
+        finish(alice, ringer, forwarded, request("CANCEL", 2))
+        check(server.alive(), "sipwake died:\n" + server.log()[-3000:])
+
+
+def test_call_cancel_dead_flow(ctx):
+    """The TCP device dies right after its INVITE arrived; the UDP one rings. alice's CANCEL
+    gets 200 at once and her INVITE a 487 as soon as the ringing branch ends: the silent branch
+    must not hold the 487 until its Timer B (32 s)."""
+    def finish(alice, ringer, forwarded, cancel_request):
         ringer.reply(forwarded, 180, "Ringing")
         alice.wait_for("180", 5)
-
-        alice.c.send(("CANCEL %s SIP/2.0\r\nVia: SIP/2.0/UDP %s:%d;branch=%s2\r\n"
-                      "Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=%s\r\n"
-                      "To: <sip:bob@127.0.0.1>\r\nCall-ID: %s\r\nCSeq: 2 CANCEL\r\n"
-                      "Content-Length: 0\r\n\r\n" % (ruri, host, port, branch, tag, call_id))
-                     .encode())
-        ok = alice.wait_for("SIP/2.0", 2)
+        alice.c.send(cancel_request)
+        ok = alice.wait_for("SIP/2.0", 2)  # 200 for the CANCEL
         check(ok[0].startswith("SIP/2.0 200") and "CANCEL" in ok[1]["cseq"][0],
               "CANCEL not answered 200 at once: %r" % (ok[0],))
         cancel = ringer.wait_for("CANCEL", 5)
         ringer.reply(cancel, 200, "OK")
         ringer.reply(forwarded, 487, "Request Terminated")
         started = time.monotonic()
-        final = alice.wait_for("487", 8)
+        alice.wait_for("487", 5)  # Timer B would be 32 s
         ctx.note("487 %.2fs after the ringing branch ended" % (time.monotonic() - started))
-        check(server.alive(), "sipwake died:\n" + server.log()[-3000:])
+    call_with_dead_tcp_binding(ctx, False, finish)
+
+
+def test_call_closed_flow_busy(ctx):
+    """The TCP device closed its connection before the call: that branch fails at once
+    (connection refused: a transport error, treated as 503 per §8.1.3.1), so when the UDP
+    device answers 486 alice gets the 486 at once (not after Timer B)."""
+    def finish(alice, ringer, forwarded, _):
+        ringer.reply(forwarded, 486, "Busy Here")
+        alice.wait_for("SIP/2.0 486", 5)  # after Timer B (32 s) if that branch hung on
+    call_with_dead_tcp_binding(ctx, True, finish)
+
+
+def test_call_dead_flow_busy(ctx):
+    """The TCP device closes its connection right AFTER its INVITE arrived (no response on it).
+    Closing the flow is a transport error for that branch's client transaction (§8.1.3.1,
+    §17.1.4: 503 to the proxy), so when the UDP device answers 486 alice gets the 486 within a
+    few seconds instead of after that branch's Timer B (32 s)."""
+    def finish(alice, ringer, forwarded, _):
+        ringer.reply(forwarded, 486, "Busy Here")
+        started = time.monotonic()
+        final = alice.wait_for("SIP/2.0 4", 5)  # Timer B would be 32 s
+        check(final[0].startswith("SIP/2.0 486"), "expected the 486, got %r" % (final[0],))
+        ctx.note("486 %.2fs after the UDP branch answered" % (time.monotonic() - started))
+    call_with_dead_tcp_binding(ctx, False, finish)
 
 
 class Baresip:
@@ -312,16 +344,18 @@ class Baresip:
 
     def __init__(self, ctx, name, user, server_port, template="baresip", extra_values=()):
         """`template`: the folder (next to this file) of config.in / accounts.in; `extra_values`:
-        more @VARS@ for them."""
+        more @VARS@ for them (for "baresip": TRANSPORT "tls" and TLS_CONFIG "sip_cafile PATH"
+        register and call over TLS). SIP messages are traced to the log (-s)."""
         self.ctx, self.name = ctx, name
         self.dir = os.path.join(ctx.work, "baresip-" + name)
         os.makedirs(self.dir, exist_ok=True)
         self.ctrl_port = it.free_port()
         rtp = it.free_port(socket.SOCK_DGRAM) & ~1
-        values = {"SIP_PORT": str(it.free_port(socket.SOCK_DGRAM)),
+        values = {"SIP_PORT": str(self.sip_port_pair()),
                   "CTRL_PORT": str(self.ctrl_port), "WORK": self.dir, "NAME": name,
                   "RTP_MIN": str(rtp), "RTP_MAX": str(rtp + 10), "USER": user,
-                  "PASSWORD": PASSWORD[user], "SERVER_PORT": str(server_port)}
+                  "PASSWORD": PASSWORD[user], "SERVER_PORT": str(server_port),
+                  "TRANSPORT": "udp", "TLS_CONFIG": ""}
         values.update(extra_values)
         src = os.path.join(os.path.dirname(os.path.abspath(__file__)), template)
         for f in ("config", "accounts"):
@@ -339,7 +373,7 @@ class Baresip:
             w.writeframes(b"\0\0" * 16000)
         self.log_path = os.path.join(ctx.work, "baresip-%s.log" % name)
         self.log_file = open(self.log_path, "wb")
-        cmd = [self.binary(), "-f", self.dir, "-t", "100"]
+        cmd = [self.binary(), "-f", self.dir, "-t", "100", "-s"]
         ctx.note("running: " + " ".join(cmd))
         self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=self.dir)
@@ -350,6 +384,19 @@ class Baresip:
     @staticmethod
     def binary():
         return shutil.which("baresip")
+
+    @staticmethod
+    def sip_port_pair():
+        """A port P free for UDP and TCP with P+1 free for TCP: baresip listens TLS on P+1."""
+        for _ in range(50):
+            port = it.free_port(socket.SOCK_DGRAM)
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+        raise Fail("no free port pair for baresip")
 
     def log(self):
         with open(self.log_path, "rb") as f:
@@ -426,6 +473,28 @@ class Baresip:
         self.log_file.close()
 
 
+def baresip_call(ctx, server, udp, server_port, dial, extra_values=()):
+    """Two baresip (alice, bob) register at sipwake's `server_port`; alice dials `dial`, bob
+    answers automatically, alice hangs up. Returns (alice, bob, {user: contacts registered})."""
+    bob = Baresip(ctx, "bob", "bob", server_port, extra_values=extra_values)
+    alice = Baresip(ctx, "alice", "alice", server_port, extra_values=extra_values)
+    try:
+        bob.connect()
+        alice.connect()
+        # Registration may finish before the control connection exists: ask the registrar.
+        contacts = {user: wait_bindings(udp, user, 1) for user in ("bob", "alice")}
+        alice.command("dial", dial)
+        alice.wait_event("CALL_ESTABLISHED")
+        bob.wait_event("CALL_ESTABLISHED")
+        alice.command("hangup")
+        bob.wait_event("CALL_CLOSED")
+    finally:
+        alice.stop()
+        bob.stop()
+    check(server.alive(), "sipwake died:\n" + server.log()[-3000:])
+    return alice, bob, contacts
+
+
 def test_call_baresip(ctx):
     """Two real clients (baresip) register with digest auth and call each other through
     sipwake: alice dials bob, bob answers automatically, alice hangs up."""
@@ -435,24 +504,128 @@ def test_call_baresip(ctx):
     # baresip 1.0 (libre) fails a registration outright when any challenge uses SHA-256.
     server, (udp, _, _) = it.start_server(ctx, ["--config", call_config(ctx, ["MD5"])])
     with server:
-        bob = Baresip(ctx, "bob", "bob", udp)
-        alice = Baresip(ctx, "alice", "alice", udp)
-        try:
-            bob.connect()
-            alice.connect()
-            # Registration may finish before the control connection exists: ask the registrar.
-            wait_bindings(udp, "bob", 1)
-            wait_bindings(udp, "alice", 1)
-            alice.command("dial", "sip:bob@127.0.0.1:%d" % udp)
-            alice.wait_event("CALL_ESTABLISHED")
-            bob.wait_event("CALL_ESTABLISHED")
-            alice.command("hangup")
-            bob.wait_event("CALL_CLOSED")
-        finally:
-            alice.stop()
-            bob.stop()
-        log = server.log()
-        check(server.alive(), "sipwake died:\n" + log[-3000:])
+        baresip_call(ctx, server, udp, udp, "sip:bob@127.0.0.1:%d" % udp)
+
+
+def make_test_pki(ctx):
+    """A throw-away CA and a certificate for 127.0.0.1/localhost signed by it (openssl CLI).
+    Returns (ca.pem, server.pem, server.key)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise Skip("openssl command not installed")
+    d = os.path.join(ctx.work, "pki")
+    os.makedirs(d, exist_ok=True)
+    ca, ca_key = os.path.join(d, "ca.pem"), os.path.join(d, "ca.key")
+    crt, key, csr = (os.path.join(d, n) for n in ("server.pem", "server.key", "server.csr"))
+    ext = os.path.join(d, "server.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                "extendedKeyUsage=serverAuth,clientAuth\n")
+    for cmd in ([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                 "-subj", "/CN=sipwake test CA", "-keyout", ca_key, "-out", ca],
+                [openssl, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                 "-keyout", key, "-out", csr],
+                [openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+                 "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", crt]):
+        code, out, err = it.run_cmd(cmd, cwd=d)
+        check(code == 0, "%s failed: %s%s" % (" ".join(cmd), out, err))
+    return ca, crt, key
+
+
+def sip_trace(log):
+    """The SIP messages of a baresip -s trace as (transport, from, to, message), each message
+    from its start line to the blank line after the headers."""
+    return re.findall(r"(?ms)^(UDP|TCP|TLS) (\S+) -> (\S+)\r?\n"
+                      r"((?:[A-Z]+ sips?:\S+ SIP/2\.0|SIP/2\.0 \d{3})\b.*?)(?=^\s*$)", log)
+
+
+def test_call_baresip_tls(ctx):
+    """test_call_baresip over TLS: both baresip register over transport=tls to sipwake's TLS
+    listener, whose certificate is signed by a test CA that baresip is given as sip_cafile;
+    alice dials bob, bob answers, alice hangs up. The clients' SIP traces show the INVITE, its
+    200 (with sipwake's TLS Record-Route), the ACK and the BYE coming through sipwake over TLS."""
+    if Baresip.binary() is None:
+        raise Skip("baresip not installed (Debian package baresip-core)")
+    ca, crt, key = make_test_pki(ctx)
+    add_users(ctx)
+    config = call_config(ctx, ["MD5"])
+    with open(config, "a") as f:
+        f.write('\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n' % (crt, key))
+    server, (udp, _, tls) = it.start_server(ctx, ["--config", config])
+    tls_values = {"TRANSPORT": "tls", "TLS_CONFIG": "sip_cafile\t\t" + ca}
+    with server:
+        alice, bob, contacts = baresip_call(ctx, server, udp, tls,
+                                            "sip:bob@127.0.0.1:%d;transport=tls" % tls, tls_values)
+    for user, registered in contacts.items():
+        check(all("transport=tls" in c.lower() for c in registered),
+              "%s's binding is not over TLS: %r" % (user, registered))
+    # Received from sipwake's TLS listener: by bob the INVITE, ACK and BYE (sipwake's TLS Via on
+    # top); by alice the INVITE's 200. The INVITE and its 200 carry sipwake's TLS Record-Route.
+    sipwake = "127.0.0.1:%d" % tls
+    rr = re.compile(r"(?im)^Record-Route:[^\r\n]*127\.0\.0\.1:%d;transport=tls;lr" % tls)
+    via = re.compile(r"(?im)^Via: SIP/2\.0/TLS 127\.0\.0\.1:%d;" % tls)
+    invite_200 = re.compile(r"(?ms)\ASIP/2\.0 200 .*^CSeq:\s*\d+ INVITE")
+    traces = {"alice": sip_trace(alice.log()), "bob": sip_trace(bob.log())}
+    for who, what, patterns in (("bob", r"INVITE sip:", (via, rr)),
+                                ("alice", invite_200, (rr,)),
+                                ("bob", r"ACK sip:", (via,)), ("bob", r"BYE sip:", (via,))):
+        msgs = [m for proto, src, _, m in traces[who]
+                if proto == "TLS" and src == sipwake and re.match(what, m)]
+        check(any(all(p.search(m) for p in patterns) for m in msgs),
+              "%s's SIP trace has no %s from sipwake over TLS with %s (%d without):\n%s"
+              % (who, getattr(what, "pattern", what), " and ".join(p.pattern for p in patterns),
+                 len(msgs), ("\n\n".join(msgs) or (alice if who == "alice" else bob).log())
+                 [-3000:]))
+
+
+def test_user_import(ctx):
+    """`sipwake user import`: a bad line or an existing user fails the whole file naming
+    FILE:LINE and imports nothing; a good file (comments, blank lines) imports every user, who
+    can then register; --replace changes existing passwords."""
+    def sipwake_user(*args, stdin=None):
+        p = subprocess.run([ctx.sipwake, "user"] + list(args) + ["--store", "sipwake.db"],
+                           input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30, cwd=ctx.work)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+    def listed():
+        code, out, err = sipwake_user("list")
+        check(code == 0, "user list: exit %d: %s" % (code, err))
+        return out.split()
+
+    path = os.path.join(ctx.work, "users.txt")
+    with open(path, "w") as f:
+        f.write("# test users\nalice@127.0.0.1 alice-pw\n\n  bob@127.0.0.1\tbob-pw  \n"
+                "carol@127.0.0.1\n")
+    code, _, err = sipwake_user("import", path)
+    check(code == 1 and "%s:5: expected \"USER@DOMAIN PASSWORD\", got 1 field" % path in err,
+          "bad line 5: exit %d, stderr %r" % (code, err))
+    check(listed() == [], "a failed import added users: %r" % listed())
+
+    it.add_user(ctx, "bob@127.0.0.1", "old-pw")
+    with open(path, "w") as f:
+        f.write("# test users\nalice@127.0.0.1 alice-pw\n\n  bob@127.0.0.1\tbob-pw  \n")
+    code, _, err = sipwake_user("import", path)
+    check(code == 1 and "%s:4: user bob@127.0.0.1 already exists" % path in err,
+          "existing user on line 4: exit %d, stderr %r" % (code, err))
+    check(listed() == ["bob@127.0.0.1"], "a failed import added users: %r" % listed())
+
+    with open(path, "rb") as f:
+        code, out, err = sipwake_user("import", "--replace", "-", stdin=f.read())
+    check(code == 0 and "2 user(s) imported from stdin" in out,
+          "import --replace from stdin: exit %d, %r %r" % (code, out, err))
+    check(listed() == ["alice@127.0.0.1", "bob@127.0.0.1"], "after import: %r" % listed())
+
+    server, (udp, _, _) = it.start_server(ctx, ["--config", call_config(ctx, ["MD5"])])
+    with server:
+        for user in ("alice", "bob"):  # the imported (and replaced) passwords work
+            c = it.UdpClient(("127.0.0.1", udp))
+            try:
+                reg = it.Registration(c, udp, user, PASSWORD[user])
+                it.expect_code(reg.send(["Contact: " + reg.contact], algorithm="MD5"), 200,
+                               "%s's REGISTER with the imported password" % user)
+            finally:
+                c.close()
 
 
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}

@@ -81,6 +81,73 @@ TEST_F(UserStoreTest, RejectsBadInput) {
   EXPECT_EQ(users_->size(), 0u);
 }
 
+TEST_F(UserStoreTest, ImportAddsEveryUserInOneGo) {
+  std::vector<NewUser> batch;
+  for (int i = 0; i < 500; ++i) {
+    // Appending (not "u" + std::to_string(i)) avoids GCC 12's false -Wrestrict at -O3.
+    std::string user = "u", password = "pw";
+    user += std::to_string(i);
+    password += std::to_string(i);
+    batch.push_back({user, i % 2 ? "example.com" : "example.org", password});
+  }
+  std::size_t bad = 999;
+  ASSERT_TRUE(users_->importUsers(batch, false, &bad).isOk());
+  EXPECT_EQ(bad, 999u);  // untouched on success
+  EXPECT_EQ(users_->size(), 500u);
+  auto c = users_->lookup("u7", "example.com");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->ha1_md5, computeHa1(DigestAlgorithm::kMd5, "u7", "example.com", "pw7"));
+  EXPECT_EQ(c->ha1_sha256, computeHa1(DigestAlgorithm::kSha256, "u7", "example.com", "pw7"));
+  auto again = UserStore::open(path_);  // durable, not just cached
+  ASSERT_TRUE(again.isOk());
+  EXPECT_EQ((*again)->size(), 500u);
+}
+
+TEST_F(UserStoreTest, ImportIsAllOrNothing) {
+  ASSERT_TRUE(users_->add("carol", "example.com", "old").isOk());
+  const std::string old_ha1 = users_->lookup("carol", "example.com")->ha1_md5;
+  std::vector<NewUser> batch{{"alice", "example.com", "a"},
+                             {"bob", "example.com", "b"},
+                             {"carol", "example.com", "new"},
+                             {"dave", "example.com", "d"}};
+  // An existing user fails the import at its entry, after rows were already written: rolled back.
+  std::size_t bad = 999;
+  Status s = users_->importUsers(batch, false, &bad);
+  EXPECT_EQ(s.code(), StatusCode::kAlreadyExists);
+  EXPECT_NE(s.message().find("carol@example.com"), std::string::npos) << s.message();
+  EXPECT_EQ(bad, 2u);
+  EXPECT_EQ(users_->size(), 1u);
+  ASSERT_TRUE(users_->reload().isOk());
+  EXPECT_EQ(users_->size(), 1u);
+  EXPECT_FALSE(users_->lookup("alice", "example.com").has_value());
+
+  // A bad field is found before anything is written.
+  std::vector<NewUser> invalid = batch;
+  invalid[3].password.clear();
+  EXPECT_EQ(users_->importUsers(invalid, true, &bad).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad, 3u);
+  invalid[3] = {"a:b", "example.com", "x"};
+  EXPECT_EQ(users_->importUsers(invalid, true, &bad).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad, 3u);
+  // So is the same user twice.
+  std::vector<NewUser> twice = batch;
+  twice.push_back({"bob", "example.com", "b2"});
+  EXPECT_EQ(users_->importUsers(twice, true, &bad).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad, 4u);
+  EXPECT_EQ(users_->size(), 1u);
+  EXPECT_EQ(users_->lookup("carol", "example.com")->ha1_md5, old_ha1);
+
+  // --replace: existing users get the new password, the others are added.
+  ASSERT_TRUE(users_->importUsers(batch, true, &bad).isOk());
+  EXPECT_EQ(users_->size(), 4u);
+  EXPECT_EQ(users_->lookup("carol", "example.com")->ha1_md5,
+            computeHa1(DigestAlgorithm::kMd5, "carol", "example.com", "new"));
+  // The connection is usable after the rollbacks.
+  ASSERT_TRUE(users_->add("erin", "example.com", "e").isOk());
+  EXPECT_TRUE(users_->importUsers({}, false).isOk());
+  EXPECT_EQ(users_->size(), 5u);
+}
+
 TEST_F(UserStoreTest, ReloadSeesEditsFromAnotherConnection) {
   ASSERT_TRUE(users_->add("alice", "example.com", "pw").isOk());
   {

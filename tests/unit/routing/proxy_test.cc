@@ -292,6 +292,36 @@ TEST_F(ProxyTest, CancelCancelsEveryBranchAnd487IsForwarded) {
   EXPECT_EQ(codes[4], 487);
 }
 
+// A branch that never answered (e.g. its TCP flow died after the INVITE was written) must not
+// hold up the caller's 487 until Timer B; if it rings after all, it is CANCELled then.
+TEST_F(ProxyTest, CancelDoesNotWaitForABranchThatNeverAnswered) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.3:5070", bob2_);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  answer(bob_, "INVITE", 180, "Ringing", "t1");
+  deliver(request("CANCEL", "sip:bob@example.com"), alice_);
+  EXPECT_EQ(requestsTo(bob_.address, "CANCEL").size(), 1u);
+  EXPECT_EQ(requestsTo(bob2_.address, "CANCEL").size(), 0u);  // §9.1: not before a provisional
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{100, 180, 200}));
+  answer(bob_, "INVITE", 487, "Request Terminated", "t1");
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{100, 180, 200, 487}));  // no timer ran
+
+  answer(bob2_, "INVITE", 180, "Ringing", "t2");  // late: gets its CANCEL, the caller nothing
+  EXPECT_EQ(requestsTo(bob2_.address, "CANCEL").size(), 1u);
+  answer(bob2_, "INVITE", 487, "Request Terminated", "t2");
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{100, 180, 200, 487}));
+}
+
+// The only branch has not answered yet: the caller's CANCEL gets its 487 at once.
+TEST_F(ProxyTest, CancelBeforeAnyResponseIs487AtOnce) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  deliver(request("CANCEL", "sip:bob@example.com"), alice_);
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{100, 200, 487}));
+  answer(bob_, "INVITE", 100, "Trying");
+  EXPECT_EQ(requestsTo(bob_.address, "CANCEL").size(), 1u);
+}
+
 TEST_F(ProxyTest, TimerCCancelsARingingBranch) {
   ProxyConfig config;
   config.timer_c = seconds(200);

@@ -161,6 +161,67 @@ TEST(CommandLineTest, UserCommands) {
   }
   EXPECT_EQ(parse({"user"}).exit_code, 2);
   EXPECT_EQ(parse({"user", "add"}).exit_code, 2);
+
+  CommandLine import = parse({"user", "import", "users.txt", "--store", "u.db"});
+  ASSERT_EQ(import.action, CommandLine::Action::kUser);
+  EXPECT_EQ(import.user_command, CommandLine::UserCommand::kImport);
+  EXPECT_EQ(import.import_path, "users.txt");
+  EXPECT_FALSE(import.import_replace);
+  EXPECT_EQ(import.store_path, std::optional<std::string>("u.db"));
+  CommandLine replace = parse({"user", "import", "--replace", "-"});
+  EXPECT_EQ(replace.user_command, CommandLine::UserCommand::kImport);
+  EXPECT_EQ(replace.import_path, "-");
+  EXPECT_TRUE(replace.import_replace);
+  EXPECT_EQ(parse({"user", "import"}).exit_code, 2);
+}
+
+TEST(UserImportTest, ParsesLinesCommentsAndBlanks) {
+  auto lines = parseUserImport(
+      "# users for the load test\n"
+      "alice@Example.COM  s3cret\n"
+      "\n"
+      "   \t \r\n"
+      "  # indented comment\n"
+      "\tb@b@example.org\tpw#not-a-comment \r\n"
+      "carol@example.com x",  // no newline at the end
+      "users.txt");
+  ASSERT_TRUE(lines.isOk()) << lines.status().toString();
+  ASSERT_EQ(lines->size(), 3u);
+  EXPECT_EQ((*lines)[0].line, 2u);
+  EXPECT_EQ((*lines)[0].user, "alice");
+  EXPECT_EQ((*lines)[0].domain, "example.com");
+  EXPECT_EQ((*lines)[0].password, "s3cret");
+  EXPECT_EQ((*lines)[1].line, 6u);
+  EXPECT_EQ((*lines)[1].user, "b@b");
+  EXPECT_EQ((*lines)[1].domain, "example.org");
+  EXPECT_EQ((*lines)[1].password, "pw#not-a-comment");
+  EXPECT_EQ((*lines)[2].line, 7u);
+  EXPECT_EQ((*lines)[2].password, "x");
+  EXPECT_TRUE(parseUserImport("", "empty").isOk());
+  EXPECT_TRUE(parseUserImport("", "empty")->empty());
+}
+
+TEST(UserImportTest, FirstBadLineIsNamed) {
+  struct Case {
+    const char* text;
+    const char* message;
+  } const cases[] = {
+      {"a@x p\nb@x\n", "f.txt:2: expected \"USER@DOMAIN PASSWORD\", got 1 field"},
+      {"a@x p\n\n# c\nb@x p q\n", "f.txt:4: expected \"USER@DOMAIN PASSWORD\", got 3 fields"},
+      {"bob pw\n", "f.txt:1: expected USER@DOMAIN, got \"bob\""},
+      {"a@x p\r\n@x pw\n", "f.txt:2: expected USER@DOMAIN, got \"@x\""},
+      {"a@ pw\n", "f.txt:1: expected USER@DOMAIN, got \"a@\""},
+  };
+  for (const Case& c : cases) {
+    auto r = parseUserImport(c.text, "f.txt");
+    ASSERT_FALSE(r.isOk()) << c.text;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(r.status().message(), c.message);
+  }
+  // The password of a bad line is never echoed.
+  auto r = parseUserImport("a@x secret-one extra\n", "f.txt");
+  ASSERT_FALSE(r.isOk());
+  EXPECT_EQ(r.status().message().find("secret-one"), std::string::npos);
 }
 
 }  // namespace

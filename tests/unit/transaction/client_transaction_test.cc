@@ -395,5 +395,102 @@ TEST_F(ClientTransactionTest, CustomTimerValues) {
   EXPECT_EQ(client_.timeouts, 1);
 }
 
+// §8.1.3.1 / §17.1.4: a TCP/TLS connection that closes after the request was written is a
+// transport error for every transaction still waiting for a final response on it, reported at
+// once (the TU's 503), not after Timer B / F.
+class FlowClosedTest : public ClientTransactionTest {
+ protected:
+  ClientTransaction* startOnFlow(const Msg& m, transport::FlowId flow,
+                                 ClientTransactionUser* user) {
+    transport::SendTarget target;
+    target.protocol = Protocol::kTcp;
+    target.remote = testing::FakeTransport::address(203, 0, 113, 5, 5060);
+    target.flow = flow;  // the fake reports this flow as the one written to
+    RequestOptions options;
+    options.user = user;
+    auto tx = layer_->sendRequest(parse(m.request()), target, options);
+    EXPECT_TRUE(tx.isOk()) << tx.status().toString();
+    return tx.isOk() ? *tx : nullptr;
+  }
+};
+
+TEST_F(FlowClosedTest, InviteAndNonInviteOnClosedFlowFailAtOnce) {
+  Msg invite;
+  Msg options;
+  options.method = "OPTIONS";
+  options.call_id = "call-2";
+  RecordingClient invite_user;
+  RecordingClient options_user;
+  ClientTransaction* inv = startOnFlow(invite, 0x105, &invite_user);
+  ClientTransaction* opt = startOnFlow(options, 0x105, &options_user);
+  ASSERT_TRUE(inv && opt);
+  timers_.advance(seconds(1));
+  EXPECT_EQ(invite_user.transport_errors + options_user.transport_errors, 0);
+  std::size_t sends = sentCount();
+
+  layer_->onFlowClosed(0x105, unavailable("peer closed"));
+  EXPECT_EQ(invite_user.transport_errors, 0);  // never from inside the call
+  timers_.advance(Duration::zero());
+  EXPECT_EQ(invite_user.transport_errors, 1);
+  EXPECT_EQ(options_user.transport_errors, 1);
+  EXPECT_EQ(invite_user.timeouts + options_user.timeouts, 0);
+  EXPECT_EQ(layer_->clientTransactionCount(), 0u);
+  EXPECT_EQ(invite_user.terminated, 1);
+  EXPECT_EQ(options_user.terminated, 1);
+  EXPECT_EQ(sentCount(), sends);  // nothing is sent on a closed flow (no ACK, no CANCEL)
+  timers_.advance(seconds(40));
+  EXPECT_EQ(invite_user.transport_errors + options_user.transport_errors, 2);
+  EXPECT_EQ(invite_user.timeouts + options_user.timeouts, 0);
+  layer_->onFlowClosed(0x105, unavailable("peer closed"));  // again: nothing left to fail
+  timers_.advance(Duration::zero());
+  EXPECT_EQ(invite_user.transport_errors + options_user.transport_errors, 2);
+}
+
+TEST_F(FlowClosedTest, ProceedingInviteFailsButFinishedAndOtherFlowsDoNot) {
+  Msg ringing;
+  Msg answered;
+  answered.call_id = "call-2";
+  Msg elsewhere;
+  elsewhere.call_id = "call-3";
+  RecordingClient ringing_user;
+  RecordingClient answered_user;
+  RecordingClient elsewhere_user;
+  ClientTransaction* a = startOnFlow(ringing, 0x205, &ringing_user);
+  ClientTransaction* b = startOnFlow(answered, 0x205, &answered_user);
+  ClientTransaction* c = startOnFlow(elsewhere, 0x305, &elsewhere_user);
+  ASSERT_TRUE(a && b && c);
+  deliver(responseTo(*a, ringing, 180, "Ringing"), Protocol::kTcp);
+  deliver(responseTo(*b, answered, 200, "OK"), Protocol::kTcp);
+  EXPECT_EQ(a->state(), ClientState::kProceeding);
+  EXPECT_EQ(b->state(), ClientState::kAccepted);
+
+  layer_->onFlowClosed(0x205, unavailable("connection reset"));
+  layer_->onFlowClosed(0x999, unavailable("never used"));
+  timers_.advance(Duration::zero());
+  EXPECT_EQ(ringing_user.transport_errors, 1);
+  EXPECT_EQ(answered_user.transport_errors, 0);  // has its final: Timer M runs on
+  EXPECT_EQ(b->state(), ClientState::kAccepted);
+  EXPECT_EQ(elsewhere_user.transport_errors, 0);
+  EXPECT_EQ(c->state(), ClientState::kCalling);
+  EXPECT_EQ(layer_->clientTransactionCount(), 2u);
+  // The other flow's transaction still fails when its own flow goes.
+  layer_->onFlowClosed(0x305, unavailable("idle timeout"));
+  timers_.advance(Duration::zero());
+  EXPECT_EQ(elsewhere_user.transport_errors, 1);
+  EXPECT_EQ(elsewhere_user.timeouts, 0);
+}
+
+TEST_F(FlowClosedTest, UdpAndUnknownFlowTransactionsAreUntouched) {
+  Msg invite;
+  ClientTransaction* udp = start(invite);  // UDP: no flow
+  ASSERT_TRUE(udp);
+  layer_->onFlowClosed(0, unavailable("no such flow"));
+  timers_.advance(Duration::zero());
+  EXPECT_EQ(client_.transport_errors, 0);
+  EXPECT_EQ(udp->state(), ClientState::kCalling);
+  timers_.advance(seconds(32));  // Timer B still governs it
+  EXPECT_EQ(client_.timeouts, 1);
+}
+
 }  // namespace
 }  // namespace sipwake::transaction

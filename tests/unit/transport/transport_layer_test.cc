@@ -7,8 +7,11 @@
 #include <filesystem>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/stats.h"
 #include "test_util.h"
@@ -293,6 +296,61 @@ TEST_F(TransportLayerTest, SendReusesInboundFlow) {
   ASSERT_TRUE(done2.wait().has_value());
   EXPECT_EQ(phone.recvAtLeast(second.size()), second);
   EXPECT_EQ(t.connectionCount(), 1u);
+}
+
+// §8.1.3.1 / §18.4: the transaction layer must learn which flow a request went out on and when
+// that flow dies. The completion names the connection; its close is announced on every loop.
+TEST_F(TransportLayerTest, SendOnFlowNamesConnectionAndCloseIsAnnouncedOnEveryLoop) {
+  std::mutex mu;
+  std::vector<std::pair<FlowId, std::size_t>> closed;  // flow, loop index
+  std::string why;
+  layers_.push_back(std::make_unique<TransportLayer>(
+      pool_, config({Protocol::kTcp}), [this](ReceivedMessage m) { inbox_.push(std::move(m)); }));
+  TransportLayer& t = *layers_.back();
+  t.setFlowClosedHandler([&](FlowId flow, const Status& status) {
+    std::lock_guard lock(mu);
+    EventLoop* loop = EventLoop::current();
+    closed.emplace_back(flow, loop == nullptr ? 99 : loop->index());
+    why = status.message();
+  });
+  ASSERT_TRUE(t.start().isOk());
+  FlowId flow = 0;
+  {
+    RawSocket phone = RawSocket::tcpConnect(*t.localAddressFor(Protocol::kTcp, false));
+    ASSERT_TRUE(
+        phone.send(request("REGISTER", "reg-1", "SIP/2.0/TCP 10.0.0.5:5060;branch=z9hG4bKr")));
+    auto reg = inbox_.pop();
+    ASSERT_TRUE(reg.has_value());
+    flow = reg->msg.flow;
+    ASSERT_NE(flow, 0u);
+    // No flow given: the transport picks the phone's connection and says so.
+    std::string invite = request("INVITE", "inv-1", "SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKi");
+    std::promise<std::pair<Status, FlowId>> sent;
+    t.sendOnFlow({Protocol::kTcp, reg->msg.remote, 0, {}}, invite, [&sent](Status s, FlowId used) {
+      sent.set_value({std::move(s), used});
+    });
+    auto f = sent.get_future();
+    ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+    auto [status, used] = f.get();
+    EXPECT_TRUE(status.isOk()) << status.toString();
+    EXPECT_EQ(used, flow);
+    EXPECT_EQ(phone.recvAtLeast(invite.size()), invite);
+    std::lock_guard lock(mu);
+    EXPECT_TRUE(closed.empty());
+  }  // the phone goes away after receiving the INVITE
+  ASSERT_TRUE(waitUntil([&] {
+    std::lock_guard lock(mu);
+    return closed.size() >= pool_.size();
+  }));
+  std::lock_guard lock(mu);
+  ASSERT_EQ(closed.size(), pool_.size());
+  std::set<std::size_t> loops;
+  for (auto& [f, loop] : closed) {
+    EXPECT_EQ(f, flow);
+    loops.insert(loop);
+  }
+  EXPECT_EQ(loops.size(), pool_.size());  // once on each loop, on that loop
+  EXPECT_TRUE(why == "peer closed" || why.rfind("read: ", 0) == 0) << why;
 }
 
 TEST_F(TransportLayerTest, WriteQueueOverflowClosesConnection) {
