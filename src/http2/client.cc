@@ -16,6 +16,7 @@
 #include <unordered_set>
 
 #include "common/log.h"
+#include "http2/http1.h"
 #include "http2/nghttp2_util.h"
 #include "http2/tls.h"
 #include "transport/event_loop.h"
@@ -25,6 +26,7 @@ namespace {
 
 constexpr std::size_t kMaxResponseBody = 1 << 20;
 constexpr std::size_t kWriteChunk = 64 * 1024;
+constexpr int32_t kHttp1Stream = 1;  // key of the in-flight HTTP/1.1 request in Conn::streams
 
 using detail::makeNv;
 
@@ -46,6 +48,9 @@ class Http2Client::Impl : public std::enable_shared_from_this<Http2Client::Impl>
     nghttp2_session* session = nullptr;
     bool established = false;
     bool settings_received = false;
+    // HTTP/1.1 (ALPN fallback): the one request in flight is streams[kHttp1Stream].
+    bool http1 = false;
+    std::unique_ptr<http1::Parser> h1_parser;
     bool had_success = false;  // a 2xx arrived on this connection
     bool ping_outstanding = false;
     TimePoint last_activity{};
@@ -72,7 +77,8 @@ class Http2Client::Impl : public std::enable_shared_from_this<Http2Client::Impl>
   Impl(transport::EventLoop& loop, ClientOptions options)
       : loop_(loop), options_(std::move(options)), rng_(std::random_device{}()) {
     auto ctx =
-        makeClientTlsContext(options_.ca_file, options_.client_cert_file, options_.client_key_file);
+        makeClientTlsContext(options_.ca_file, options_.client_cert_file, options_.client_key_file,
+                             options_.allow_http1 ? AlpnProtocols::kH2OrHttp1 : AlpnProtocols::kH2);
     if (!ctx) {
       status_ = ctx.status();
     } else {
@@ -161,7 +167,12 @@ class Http2Client::Impl : public std::enable_shared_from_this<Http2Client::Impl>
     }
     complete(id, Status(StatusCode::kTimedOut, "HTTP/2 request timed out"));
     if (c != nullptr) {
-      if (auto sp = findConn(c)) flush(sp);
+      auto sp = findConn(c);
+      if (sp && sp->http1) {
+        retireHttp1(sp);  // the late answer would be taken for the next request's
+      } else if (sp) {
+        flush(sp);
+      }
     }
   }
 
@@ -186,6 +197,10 @@ class Http2Client::Impl : public std::enable_shared_from_this<Http2Client::Impl>
     }
     Conn& c = *active_;
     if (!c.established || !c.settings_received || c.goaway || c.closed) return;
+    if (c.http1) {
+      if (c.streams.empty() && !c.writing) startHttp1(active_);
+      return;
+    }
     std::uint32_t limit = std::min<std::uint32_t>(
         options_.max_streams,
         nghttp2_session_get_remote_settings(c.session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS));
@@ -293,10 +308,12 @@ class Http2Client::Impl : public std::enable_shared_from_this<Http2Client::Impl>
       const unsigned char* alpn = nullptr;
       unsigned int alpn_len = 0;
       SSL_get0_alpn_selected(c->tls.native_handle(), &alpn, &alpn_len);
-      if (alpn_len != 2 || std::memcmp(alpn, "h2", 2) != 0) {
-        return self->connectFailed(c, "server did not select ALPN h2");
+      const std::string_view selected(reinterpret_cast<const char*>(alpn), alpn_len);
+      if (selected == "h2") return self->startSession(c);
+      if (self->options_.allow_http1 && (selected == "http/1.1" || selected.empty())) {
+        return self->startHttp1Session(c);
       }
-      self->startSession(c);
+      return self->connectFailed(c, "server did not select ALPN h2");
     });
   }
 
@@ -316,6 +333,95 @@ class Http2Client::Impl : public std::enable_shared_from_this<Http2Client::Impl>
     if (options_.idle_ping > Duration::zero()) armPing(c, options_.idle_ping);
     flush(c);
     read(c);
+  }
+
+  // ---- HTTP/1.1 fallback ----
+  void startHttp1Session(const std::shared_ptr<Conn>& c) {
+    c->http1 = true;
+    c->h1_parser =
+        std::make_unique<http1::Parser>(http1::Parser::Kind::kResponse, kMaxResponseBody);
+    c->established = true;
+    c->settings_received = true;  // nothing to negotiate
+    if (c->connect_timer != 0) loop_.timers().cancel(c->connect_timer);
+    c->connect_timer = 0;
+    backoff_ = Duration::zero();
+    stats_.connects.inc();
+    stats_.http1_connects.inc();
+    SW_LOG_DEBUG("http2: connected to {}:{} (HTTP/1.1)", options_.host, options_.port);
+    readHttp1(c);
+    pump();
+  }
+
+  void startHttp1(const std::shared_ptr<Conn>& c) {
+    while (!queue_.empty()) {
+      std::uint64_t id = queue_.front();
+      queue_.pop_front();
+      auto it = reqs_.find(id);
+      if (it == reqs_.end()) continue;
+      Pending& p = it->second;
+      p.conn = c.get();
+      p.stream_id = kHttp1Stream;
+      p.resp = Response{};
+      c->streams[kHttp1Stream] = id;
+      std::string authority = p.req.authority;
+      if (authority.empty()) {
+        authority = options_.host.find(':') != std::string::npos ? "[" + options_.host + "]"
+                                                                 : options_.host;
+        if (options_.port != 443) authority += ":" + std::to_string(options_.port);
+      }
+      for (auto& h : p.req.headers) {
+        for (auto& ch : h.name)
+          ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      }
+      c->wbuf = http1::serializeRequest(p.req, authority);
+      // pump() afterwards: an early answer may have freed the connection meanwhile.
+      return writeBuffer(c, &Impl::pump);
+    }
+  }
+
+  void readHttp1(const std::shared_ptr<Conn>& c) {
+    auto self = shared_from_this();
+    c->tls.async_read_some(asio::buffer(c->rbuf), [self, c](const asio::error_code& ec,
+                                                            std::size_t n) {
+      if (c->closed) return;
+      http1::Parser& parser = *c->h1_parser;
+      http1::Parser::State st =
+          ec ? parser.finish()
+             : parser.feed(std::string_view(reinterpret_cast<const char*>(c->rbuf.data()), n));
+      if (st == http1::Parser::State::kError) {
+        return self->connectionLost(c, "HTTP/1.1 error: " + parser.error());
+      }
+      if (st == http1::Parser::State::kComplete) {
+        auto it = c->streams.find(kHttp1Stream);
+        if (it == c->streams.end()) {
+          return self->connectionLost(c, "HTTP/1.1 response without a request");
+        }
+        std::uint64_t id = it->second;
+        c->streams.erase(it);
+        Response resp = std::move(parser.response());
+        const bool keep = parser.keepAlive() && !ec;
+        self->complete(id, std::move(resp));
+        if (!keep) return self->retireHttp1(c);
+        if (parser.next() != http1::Parser::State::kIncomplete || !parser.idle()) {
+          return self->connectionLost(c, "HTTP/1.1 bytes after the response");
+        }
+        self->pump();
+      } else if (ec) {
+        // Closed while idle (keep-alive timeout of the server): clean; else the request is lost.
+        if (c->streams.empty()) return self->retireHttp1(c);
+        return self->connectionLost(c, ec == asio::error::eof ? "closed by peer" : ec.message());
+      }
+      if (!c->closed) self->readHttp1(c);
+    });
+  }
+
+  // Closes an HTTP/1.1 connection that cannot carry another request; no backoff.
+  void retireHttp1(const std::shared_ptr<Conn>& c) {
+    if (c->closed) return;
+    stats_.disconnects.inc();
+    closeConn(c);
+    failInFlight(c.get(), "HTTP/1.1 connection closed");
+    pump();
   }
 
   // Keep-alive: PING after idle_ping without input; no ACK within connect_timeout = dead.
@@ -439,13 +545,19 @@ class Http2Client::Impl : public std::enable_shared_from_this<Http2Client::Impl>
       maybeRetire(c);
       return;
     }
+    writeBuffer(c, nullptr);
+  }
+
+  // Writes c->wbuf; then runs `then` (nullptr: flush(c) for more HTTP/2 output).
+  void writeBuffer(const std::shared_ptr<Conn>& c, void (Impl::*then)()) {
     c->writing = true;
     auto self = shared_from_this();
     asio::async_write(c->tls, asio::buffer(c->wbuf),
-                      [self, c](const asio::error_code& ec, std::size_t) {
+                      [self, c, then](const asio::error_code& ec, std::size_t) {
                         c->writing = false;
                         if (c->closed) return;
                         if (ec) return self->connectionLost(c, ec.message());
+                        if (then != nullptr) return (self.get()->*then)();
                         self->flush(c);
                       });
   }

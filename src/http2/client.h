@@ -1,7 +1,10 @@
 // Http2Client: one long-lived, multiplexed HTTP/2-over-TLS connection to one origin.
 //
 //   * TLS peer verification is always on (CA file or the system store; the certificate must name
-//     the host, DNS or IP); ALPN must select "h2"; SNI = host.
+//     the host, DNS or IP); ALPN must select "h2"; SNI = host. With options.allow_http1 the client
+//     also offers "http/1.1" and, when the server picks it (or sends no ALPN), speaks HTTP/1.1
+//     over the same TLS connection: keep-alive, one request at a time (no pipelining); a request
+//     that times out in flight closes that connection (HTTP/1.1 cannot cancel one).
 //   * Requests are multiplexed on one connection, never more in flight than the peer's
 //     SETTINGS_MAX_CONCURRENT_STREAMS (and options.max_streams); the rest wait in a queue.
 //   * The queue is bounded (options.max_queued): beyond it submit() answers kUnavailable at once.
@@ -43,6 +46,8 @@ struct ClientOptions {
   std::string client_cert_file;  // optional (APNs certificate auth), PEM chain
   std::string client_key_file;   // empty = the key is in client_cert_file
   std::size_t max_queued = 1000;
+  // Accept an HTTP/1.1 server (webhooks): see the file comment. APNs/FCM leave it false.
+  bool allow_http1 = false;
   std::uint32_t max_streams = 1000;  // our own cap on top of the peer's setting
   // APNs token auth: "until a provider token is accepted on a connection, only one stream".
   // When set, a new connection carries one stream until a 2xx response arrived on it.
@@ -58,7 +63,8 @@ struct ClientOptions {
 
 // Monotonic counters, readable from any thread.
 struct ClientStats {
-  Counter connects;          // TLS+h2 established
+  Counter connects;          // TLS+h2 (or TLS+HTTP/1.1) established
+  Counter http1_connects;    // of which HTTP/1.1
   Counter connect_failures;  // resolve/TCP/TLS/ALPN failures
   Counter disconnects;       // established connections that ended (error, EOF, GOAWAY)
   Counter goaways;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "http2/http1.h"
 #include "http2/nghttp2_util.h"
 #include "http2/tls.h"
 #include "transport/event_loop.h"
@@ -67,7 +68,12 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
       const unsigned char* alpn = nullptr;
       unsigned int alpn_len = 0;
       SSL_get0_alpn_selected(self->tls_.native_handle(), &alpn, &alpn_len);
-      if (alpn_len != 2 || std::memcmp(alpn, "h2", 2) != 0) {
+      const std::string_view selected(reinterpret_cast<const char*>(alpn), alpn_len);
+      if (self->options_.protocols != AlpnProtocols::kH2 &&
+          (selected == "http/1.1" || selected.empty())) {
+        return self->startHttp1();
+      }
+      if (selected != "h2") {
         self->stats_.tls_failures.inc();
         return self->close();
       }
@@ -96,6 +102,10 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
     Stream* s = find(stream_id);
     if (s == nullptr || s->answered || closed_) return;
     s->answered = true;
+    if (http1_) {
+      streams_.erase(stream_id);
+      return writeHttp1(http1::serializeResponse(response, h1_keep_alive_), !h1_keep_alive_);
+    }
     std::vector<std::string> storage;
     storage.reserve(1 + 2 * response.headers.size());
     std::vector<nghttp2_nv> nva;
@@ -117,6 +127,7 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   }
 
   void goaway(int32_t stream_id) {
+    if (http1_) return close();
     if (closed_ || session_ == nullptr) return;
     Stream* s = find(stream_id);
     if (s != nullptr) s->answered = true;
@@ -130,12 +141,79 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   void reset(int32_t stream_id) {
     Stream* s = find(stream_id);
     if (s == nullptr || s->answered || closed_) return;
+    if (http1_) return close();
     s->answered = true;
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_INTERNAL_ERROR);
     flush();
   }
 
  private:
+  // ---- HTTP/1.1 mode: read one request, hand it to the handler, write its answer, repeat ----
+  void startHttp1() {
+    http1_ = true;
+    h1_parser_ =
+        std::make_unique<http1::Parser>(http1::Parser::Kind::kRequest, options_.max_request_body);
+    stats_.connections.inc();
+    processHttp1();
+  }
+
+  void processHttp1() {
+    if (closed_ || h1_awaiting_) return;
+    switch (h1_parser_->state()) {
+      case http1::Parser::State::kError: {
+        SW_LOG_DEBUG("http2 server: bad HTTP/1.1 request: {}", h1_parser_->error());
+        Response bad;
+        bad.status = 400;
+        bad.headers.push_back({"content-type", "text/plain"});
+        bad.body = h1_parser_->error() + "\n";
+        h1_awaiting_ = true;
+        return writeHttp1(http1::serializeResponse(bad, false), true);
+      }
+      case http1::Parser::State::kComplete: {
+        h1_awaiting_ = true;
+        h1_keep_alive_ = h1_parser_->keepAlive();
+        const int32_t id = ++h1_seq_;
+        Stream& s = streams_[id];
+        s.req = std::move(h1_parser_->request());
+        s.req.connection_id = id_;
+        s.req.authority = std::string(s.req.header("host"));
+        s.dispatched = true;
+        stats_.requests.inc();
+        if (handler_) handler_(s.req, Responder(weak_from_this(), id));
+        return;
+      }
+      case http1::Parser::State::kIncomplete:
+        return readHttp1();
+    }
+  }
+
+  void readHttp1() {
+    auto self = shared_from_this();
+    tls_.async_read_some(asio::buffer(rbuf_), [self](const asio::error_code& ec, std::size_t n) {
+      if (self->closed_) return;
+      if (ec) return self->close();
+      self->h1_parser_->feed(
+          std::string_view(reinterpret_cast<const char*>(self->rbuf_.data()), n));
+      self->processHttp1();
+    });
+  }
+
+  void writeHttp1(std::string data, bool close_after) {
+    if (closed_) return;
+    wbuf_ = std::move(data);
+    writing_ = true;
+    auto self = shared_from_this();
+    asio::async_write(tls_, asio::buffer(wbuf_),
+                      [self, close_after](const asio::error_code& ec, std::size_t) {
+                        self->writing_ = false;
+                        if (self->closed_) return;
+                        if (ec || close_after) return self->close();
+                        self->h1_awaiting_ = false;
+                        self->h1_parser_->next();
+                        self->processHttp1();
+                      });
+  }
+
   Stream* find(int32_t id) {
     auto it = streams_.find(id);
     return it == streams_.end() ? nullptr : &it->second;
@@ -288,6 +366,11 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   nghttp2_session* session_ = nullptr;
   bool closed_ = false;
   bool writing_ = false;
+  bool http1_ = false;
+  std::unique_ptr<http1::Parser> h1_parser_;
+  bool h1_awaiting_ = false;  // a request is with the handler (or its answer being written)
+  bool h1_keep_alive_ = true;
+  int32_t h1_seq_ = 0;
   std::array<uint8_t, 16384> rbuf_{};
   std::string wbuf_;
   std::map<int32_t, Stream> streams_;
@@ -324,7 +407,7 @@ class Http2Server::Impl : public std::enable_shared_from_this<Http2Server::Impl>
         acceptor_(loop.io()) {}
 
   Status start(std::uint16_t& port_out) {
-    auto ctx = makeServerTlsContext(options_.cert_file, options_.key_file);
+    auto ctx = makeServerTlsContext(options_.cert_file, options_.key_file, options_.protocols);
     if (!ctx) return ctx.status();
     tls_ = *ctx;
     asio::error_code ec;

@@ -1,4 +1,7 @@
 // Http2Server: a small HTTP/2-over-TLS server (ALPN h2) for the fake push services and tests.
+// With ServerOptions::protocols it also (or only) speaks HTTP/1.1 over TLS (ALPN "http/1.1", or
+// no ALPN): keep-alive, requests answered one at a time in order; there Responder::goaway() and
+// reset() close the connection without an answer.
 //
 // Thread: the server and all its connections live on one EventLoop; the handler runs there.
 // A Responder may be used from any thread and at any later time (slow answers): it posts to the
@@ -13,6 +16,7 @@
 #include "common/stats.h"
 #include "common/status.h"
 #include "http2/message.h"
+#include "http2/tls.h"
 
 namespace sipwake::transport {
 class EventLoop;
@@ -26,7 +30,8 @@ struct ServerOptions {
   std::string cert_file;                       // PEM chain
   std::string key_file;                        // PEM private key
   std::uint32_t max_concurrent_streams = 100;  // advertised in SETTINGS
-  std::size_t max_request_body = 1 << 20;      // larger bodies: stream reset
+  std::size_t max_request_body = 1 << 20;      // larger bodies: stream reset (HTTP/1.1: 400)
+  AlpnProtocols protocols = AlpnProtocols::kH2;
 };
 
 struct ServerStats {

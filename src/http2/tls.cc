@@ -9,29 +9,45 @@
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
 
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <string_view>
 
 namespace sipwake::http2 {
 namespace {
 
 constexpr unsigned char kAlpnH2[] = {2, 'h', '2'};
+constexpr unsigned char kAlpnH2Http1[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+constexpr unsigned char kAlpnHttp1[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 
-int selectH2(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-             unsigned int inlen, void*) {
-  // `in` is a list of length-prefixed protocol names.
+// Finds `proto` in the client's list of length-prefixed protocol names.
+bool offered(const unsigned char* in, unsigned int inlen, std::string_view proto,
+             const unsigned char** out, unsigned char* outlen) {
   for (unsigned int i = 0; i < inlen;) {
     unsigned int len = in[i];
     if (i + 1 + len > inlen) break;
-    if (len == 2 && std::memcmp(in + i + 1, "h2", 2) == 0) {
+    if (len == proto.size() && std::memcmp(in + i + 1, proto.data(), len) == 0) {
       *out = in + i + 1;
-      *outlen = 2;
-      return SSL_TLSEXT_ERR_OK;
+      *outlen = static_cast<unsigned char>(len);
+      return true;
     }
     i += 1 + len;
   }
-  return SSL_TLSEXT_ERR_ALERT_FATAL;  // HTTP/2 only
+  return false;
+}
+
+int selectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+               unsigned int inlen, void* arg) {
+  const auto alpn = static_cast<AlpnProtocols>(reinterpret_cast<std::uintptr_t>(arg));
+  if (alpn != AlpnProtocols::kHttp1 && offered(in, inlen, "h2", out, outlen)) {
+    return SSL_TLSEXT_ERR_OK;
+  }
+  if (alpn != AlpnProtocols::kH2 && offered(in, inlen, "http/1.1", out, outlen)) {
+    return SSL_TLSEXT_ERR_OK;
+  }
+  return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
 std::string sslErrorText(const asio::error_code& ec) { return ec.message(); }
@@ -40,7 +56,8 @@ std::string sslErrorText(const asio::error_code& ec) { return ec.message(); }
 
 Result<std::shared_ptr<asio::ssl::context>> makeClientTlsContext(const std::string& ca_file,
                                                                  const std::string& cert_file,
-                                                                 const std::string& key_file) {
+                                                                 const std::string& key_file,
+                                                                 AlpnProtocols alpn) {
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
   SSL_CTX* raw = ctx->native_handle();
   SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
@@ -59,14 +76,21 @@ Result<std::shared_ptr<asio::ssl::context>> makeClientTlsContext(const std::stri
     ctx->use_private_key_file(key_file.empty() ? cert_file : key_file, asio::ssl::context::pem, ec);
     if (ec) return invalidArgument("client key: " + sslErrorText(ec));
   }
-  if (SSL_CTX_set_alpn_protos(raw, kAlpnH2, sizeof(kAlpnH2)) != 0) {
+  const unsigned char* protos = alpn == AlpnProtocols::kH2          ? kAlpnH2
+                                : alpn == AlpnProtocols::kH2OrHttp1 ? kAlpnH2Http1
+                                                                    : kAlpnHttp1;
+  const unsigned len = alpn == AlpnProtocols::kH2          ? sizeof(kAlpnH2)
+                       : alpn == AlpnProtocols::kH2OrHttp1 ? sizeof(kAlpnH2Http1)
+                                                           : sizeof(kAlpnHttp1);
+  if (SSL_CTX_set_alpn_protos(raw, protos, len) != 0) {
     return internalError("TLS ALPN set-up failed");
   }
   return ctx;
 }
 
 Result<std::shared_ptr<asio::ssl::context>> makeServerTlsContext(const std::string& cert_file,
-                                                                 const std::string& key_file) {
+                                                                 const std::string& key_file,
+                                                                 AlpnProtocols alpn) {
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
   SSL_CTX* raw = ctx->native_handle();
   SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
@@ -75,7 +99,8 @@ Result<std::shared_ptr<asio::ssl::context>> makeServerTlsContext(const std::stri
   if (ec) return invalidArgument("certificate '" + cert_file + "': " + sslErrorText(ec));
   ctx->use_private_key_file(key_file, asio::ssl::context::pem, ec);
   if (ec) return invalidArgument("key '" + key_file + "': " + sslErrorText(ec));
-  SSL_CTX_set_alpn_select_cb(raw, selectH2, nullptr);
+  SSL_CTX_set_alpn_select_cb(raw, selectAlpn,
+                             reinterpret_cast<void*>(static_cast<std::uintptr_t>(alpn)));
   return ctx;
 }
 

@@ -174,6 +174,11 @@ struct App {
   std::optional<OAuthTokenCache> oauth;
   bool fetching = false;
   std::vector<std::function<void(Result<std::string>)>> token_waiters;
+  // After a failed token fetch no new fetch starts before token_retry_at; sends needing a token
+  // fail fast (kTransient, retry_after = what is left). The backoff doubles per failure from
+  // kTokenBackoffInitial to kTokenBackoffMax and resets on success.
+  TimePoint token_retry_at{};
+  Duration token_backoff{};
 
   // Webhook
   Url webhook_url;
@@ -230,6 +235,8 @@ Result<std::unique_ptr<http2::Http2Client>> makeClient(transport::EventLoop& loo
     o.client_key_file = cfg.cert_key_file;
   }
   o.max_queued = cfg.max_queued;
+  // Operators' webhook servers are often HTTP/1.1 only; APNs and FCM speak h2.
+  o.allow_http1 = cfg.provider == PushService::kWebhook;
   o.single_stream_until_success = single_stream;
   o.request_timeout = cfg.request_timeout;
   o.idle_ping = std::chrono::seconds(60);
@@ -240,9 +247,31 @@ Result<std::unique_ptr<http2::Http2Client>> makeClient(transport::EventLoop& loo
   return client;
 }
 
+constexpr Duration kTokenBackoffInitial = std::chrono::seconds(1);
+constexpr Duration kTokenBackoffMax = std::chrono::minutes(5);
+
+// Time left before the next token fetch may start (zero: now).
+Duration tokenBackoffLeft(const App& app) {
+  const TimePoint now = app.clock->monotonicNow();
+  return app.token_retry_at > now ? app.token_retry_at - now : Duration::zero();
+}
+
 // Hands the fetch result to everyone waiting for a token. REQUIRES: on the sender's loop.
 void completeTokenFetch(App& app, const Result<std::string>& r) {
   app.fetching = false;
+  if (r) {
+    app.token_backoff = Duration::zero();
+    app.token_retry_at = TimePoint{};
+  } else {
+    app.token_backoff = app.token_backoff == Duration::zero()
+                            ? kTokenBackoffInitial
+                            : std::min(app.token_backoff * 2, kTokenBackoffMax);
+    app.token_retry_at = app.clock->monotonicNow() + app.token_backoff;
+    Stats::global().counter("push.oauth_token_failures.fcm").inc();
+    SW_LOG_WARN("fcm app '{}': access token fetch failed ({}); next attempt in {} ms", app.cfg.id,
+                r.status().message(),
+                std::chrono::duration_cast<std::chrono::milliseconds>(app.token_backoff).count());
+  }
   auto waiters = std::move(app.token_waiters);
   app.token_waiters.clear();
   for (auto& w : waiters) w(r);
@@ -256,12 +285,16 @@ void withAccessToken(const std::shared_ptr<App>& app, std::function<void(Result<
     return;
   }
   // Still valid but due for refresh: use it now and refresh in the background.
+  const Duration backoff_left = tokenBackoffLeft(*app);
   if (auto tok = app->oauth->accessToken()) {
     cb(std::move(*tok));
+  } else if (backoff_left > Duration::zero() && !app->fetching) {
+    cb(Status(StatusCode::kUnavailable, "token endpoint backing off"));
+    return;
   } else {
     app->token_waiters.push_back(std::move(cb));
   }
-  if (app->fetching) return;
+  if (app->fetching || backoff_left > Duration::zero()) return;
   app->fetching = true;
   auto assertion = makeFcmAssertion(app->sa, app->clock->unixSeconds());
   if (!assertion) {
@@ -285,9 +318,7 @@ void withAccessToken(const std::shared_ptr<App>& app, std::function<void(Result<
     }
     auto tok = parseOAuthTokenResponse(r->status, r->body);
     if (!tok) {
-      SW_LOG_WARN("fcm app '{}': token endpoint answered {}: {}", app->cfg.id, r->status,
-                  tok.status().message());
-      completeTokenFetch(*app, tok.status());
+      completeTokenFetch(*app, tok.status());  // 429/5xx: kUnavailable (transient)
       return;
     }
     std::string access = tok->access_token;
@@ -311,6 +342,11 @@ struct Job {
   bool retried = false;
 };
 
+// The binding can be reached by VoIP pushes only (no remote token for alert/background pushes).
+bool voipOnly(const PushAppConfig& cfg, const PushBinding& b) {
+  return cfg.use_voip && b.callsUseVoip() && b.message_token.empty();
+}
+
 void sendApns(const std::shared_ptr<App>& app, Job job) {
   const PushBinding& b = job.target.binding;
   apns::RequestOptions opt;
@@ -322,10 +358,21 @@ void sendApns(const std::shared_ptr<App>& app, Job job) {
       opt.expiration_unix = now + app->cfg.ring_time.count();
       break;
     case PushKind::kCancel:
-      opt.type = apns::PushType::kBackground;
+      // A device that gave only a VoIP token (PushKit) can hear of the call's end only through a
+      // VoIP push: the app reports the call UUID to CallKit and ends it at once, which PushKit
+      // accepts. With a remote token it is a background push, which need not report a call.
+      opt.type = voipOnly(app->cfg, b) ? apns::PushType::kVoip : apns::PushType::kBackground;
       opt.expiration_unix = now + app->cfg.ring_time.count();
       break;
     case PushKind::kMissedCall:
+      if (voipOnly(app->cfg, b)) {  // no alert possible: stop the ringing (see kCancel)
+        opt.type = apns::PushType::kVoip;
+        opt.expiration_unix = now + app->cfg.ring_time.count();
+        break;
+      }
+      opt.type = apns::PushType::kAlert;
+      opt.expiration_unix = now + 24 * 3600;  // worth showing when the phone comes back
+      break;
     case PushKind::kMessage:
       opt.type = apns::PushType::kAlert;
       opt.expiration_unix = now + 24 * 3600;  // worth showing when the phone comes back
@@ -361,17 +408,29 @@ void sendApns(const std::shared_ptr<App>& app, Job job) {
     std::vector<HttpHeader> headers;
     for (const auto& h : r->headers) headers.push_back({h.name, h.value});
     apns::Response resp = apns::parseResponse(r->status, r->body, headers);
-    if (resp.action == PushAction::kRefreshToken && !job.retried && app->apns_jwt) {
+    if (resp.action == PushAction::kRefreshToken && app->apns_jwt) {
+      // Always marked stale (the next push renews it as soon as APNs' 20-minute floor allows);
+      // this push is retried once.
       app->apns_jwt->invalidate(used_jwt);
-      job.retried = true;
-      sendApns(app, std::move(job));
-      return;
+      if (!job.retried) {
+        job.retried = true;
+        sendApns(app, std::move(job));
+        return;
+      }
     }
     PushOutcome o = outcome(kindForAction(resp.action), resp.reason, resp.status);
     if (o.kind == Kind::kRemoveBinding && resp.timestamp_ms) {
       o.invalid_since = std::chrono::sys_seconds(std::chrono::seconds(*resp.timestamp_ms / 1000));
     }
-    if (o.kind != Kind::kOk) {
+    if (resp.status == 403 && resp.action == PushAction::kFatalConfig) {
+      // The provider token or certificate itself is refused: every push of this app will fail
+      // until the operator fixes the credentials. Names the key, never its material or the JWT.
+      SW_LOG_WARN(
+          "apns app '{}': APNs refused our credentials ({}): check key_file/key_id '{}'/team_id "
+          "'{}' (or cert_file); {} push for device {} failed permanently",
+          app->cfg.id, resp.reason, app->cfg.key_id, app->cfg.team_id, pushKindName(job.kind),
+          job.target.device_key);
+    } else if (o.kind != Kind::kOk) {
       SW_LOG_INFO("apns app '{}': {} push for device {} (token {}): {} {}", app->cfg.id,
                   pushKindName(job.kind), job.target.device_key,
                   redactToken(job.target.binding.callToken()), resp.status, resp.reason);
@@ -393,8 +452,9 @@ void sendFcm(const std::shared_ptr<App>& app, Job job) {
                        token.status().code() == StatusCode::kInvalidArgument
                    ? Kind::kPermanent
                    : Kind::kTransient;
-      SW_LOG_WARN("fcm app '{}': no access token: {}", app->cfg.id, token.status().message());
-      return app->finish(outcome(k, "oauth_token"), job.done);
+      PushOutcome o = outcome(k, "oauth_token");
+      o.retry_after = std::chrono::ceil<std::chrono::milliseconds>(tokenBackoffLeft(*app));
+      return app->finish(std::move(o), job.done);
     }
     fcm::RequestOptions opt;
     opt.project_id = app->project;

@@ -1,7 +1,8 @@
 // Http2PushSender: the real PushSender. APNs (token auth with a .p8 key, or a TLS client
 // certificate), FCM HTTP v1 (service account → OAuth2 access token) and the generic webhook, all
 // over HTTP/2 + TLS with Http2Client (one long-lived multiplexed connection per endpoint and
-// credentials, bounded queue, reconnect with backoff, peer verification always on).
+// credentials, bounded queue, reconnect with backoff, peer verification always on). Webhooks
+// may also be HTTP/1.1-only servers (ALPN fallback, keep-alive, one request at a time).
 //
 // Thread: send() may be called from any thread. All sender state (token caches, clients) lives on
 // the EventLoop given to create(); `done` runs on that loop (or inline on the caller's thread when
@@ -54,7 +55,8 @@ struct PushAppConfig {
   // FCM: the Google service-account JSON (client_email, private_key, token_uri).
   std::string service_account_file;
 
-  // Webhook: https URL of the operator's push service; it must speak HTTP/2 over TLS (h2).
+  // Webhook: https URL of the operator's push service: HTTP/2 (h2) when the server offers it,
+  // else HTTP/1.1 with keep-alive, over TLS either way.
   std::string url;
   // Webhook: optional file holding a bearer secret ("authorization: Bearer <secret>").
   std::string secret_file;
@@ -87,7 +89,9 @@ class Http2PushSender final : public PushSender {
 
   // See PushSender. Picks the app by the binding's provider + app/bundle/project id; none →
   // kPermanent "no push app configured for <provider> <id>". APNs 403 ExpiredProviderToken and
-  // FCM 401 renew the auth token and retry once; other failures are reported, not retried.
+  // FCM 401 renew the auth token and retry once; other failures are reported, not retried. A
+  // failed OAuth2 token fetch backs off (1 s doubling to 5 min): FCM sends meanwhile fail fast
+  // with kTransient "oauth_token" and retry_after = the time left.
   void send(const PushTarget& target, const CallEvent& event, PushKind kind, Done done) override;
 
   class Impl;

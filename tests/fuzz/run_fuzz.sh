@@ -14,7 +14,7 @@ gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSIPWAKE_BUILD_FUZZ=ON -DSIPWAKE_BUILD_TESTS=OFF -DSIPWAKE_BUILD_BENCH=OFF >/dev/null
-cmake --build "$build" --target fuzz_message fuzz_digest fuzz_push_params -j "$(nproc)"
+cmake --build "$build" --target fuzz_message fuzz_digest fuzz_push_params fuzz_http1 -j "$(nproc)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp -r "$root/tests/fuzz/corpus/." "$work/"
@@ -28,9 +28,9 @@ echo "fuzzing fuzz_message for ${seconds}s"
 echo "fuzz_message: no crash in ${seconds}s"
 
 # The other parsers of untrusted bytes get a third of the time each: digest credentials
-# (Authorization headers) and Contact push parameters.
+# (Authorization headers), Contact push parameters and the webhook HTTP/1.1 codec.
 short=$(( seconds / 3 > 5 ? seconds / 3 : 5 ))
-for target in fuzz_digest fuzz_push_params; do
+for target in fuzz_digest fuzz_push_params fuzz_http1; do
   corpus="$work/$target"
   mkdir -p "$corpus"
   [ "$target" = fuzz_push_params ] && cp -r "$root/tests/data/push/fuzz_corpus/." "$corpus/" 2>/dev/null || true

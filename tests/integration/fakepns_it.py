@@ -26,17 +26,19 @@ FCM_TOKEN = "fcm-registration-token-" + "x" * 40
 
 
 class Fake:
-    def __init__(self, args, work, port):
+    def __init__(self, args, work, port, extra=()):
         self.args = args
         self.work = work
         self.port = port
+        self.extra = list(extra)
         self.proc = None
 
     def start(self):
         cmd = [self.args.fakepns, "--listen", "127.0.0.1:%d" % self.port, "--make-cert", self.work + "/cert",
                "--apns-key", "%s:%s:%s" % (KEY_ID, TEAM_ID, self.work + "/apns.pub"),
                "--apns-topic", BUNDLE, "--fcm-service-account", self.work + "/sa.json",
-               "--control", "127.0.0.1:0"]
+               "--webhook-secret-file", self.work + "/webhook.secret",
+               "--control", "127.0.0.1:0"] + self.extra
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, bufsize=0,
                                      stderr=open(self.work + "/fake.log", "w"))
         fd = self.proc.stdout.fileno()
@@ -140,6 +142,29 @@ def reason(resp):
     return json.loads(resp["body"]).get("reason")
 
 
+def send(args, fake, *extra):
+    """Pushes through sipwake's own Http2PushSender (sipwake-pushprobe send): returns the
+    per-attempt lines and the summary."""
+    cmd = [args.probe, "--ca", fake.ca, "send"] + list(extra)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, (out.returncode, out.stdout, out.stderr)
+    lines = [json.loads(l) for l in out.stdout.splitlines() if l.startswith("{")]
+    return [l for l in lines if l["step"] == "push"], lines[-1]
+
+
+def send_webhook(args, fake, *extra, secret="webhook.secret"):
+    return send(args, fake, "--service", "webhook",
+                "--url", "https://127.0.0.1:%d/webhook" % fake.port,
+                "--secret-file", fake.work + "/" + secret,
+                "--bundle", BUNDLE, "--team-id", TEAM_ID, "--token", TOKEN, *extra)
+
+
+def send_fcm(args, fake, *extra):
+    return send(args, fake, "--service", "fcm", "--endpoint", "https://127.0.0.1:%d" % fake.port,
+                "--service-account", fake.work + "/sa.json", "--project", PROJECT,
+                "--token", FCM_TOKEN, *extra)
+
+
 # ---- tests -------------------------------------------------------------------------------
 
 def t_apns_voip_accepted(args, fake, ctl):
@@ -240,6 +265,73 @@ def t_fcm_scripted_unregistered(args, fake, ctl):
     assert r["fcm"]["status"] == 404 and err["details"][0]["errorCode"] == "UNREGISTERED", r
 
 
+def check_sender_webhook(args, fake, ctl):
+    """sender → fakepns webhook: 5xx with Retry-After, then success on the caller's retry; a 4xx
+    is permanent; a wrong bearer secret is refused."""
+    ctl.op({"op": "subscribe", "token": TOKEN})
+    ctl.op({"op": "script", "token": TOKEN,
+            "responses": [{"status": 503, "retry_after": 1}, {}, {"status": 400}]})
+    pushes, summary = send_webhook(args, fake, "--retry-transient", "2")
+    assert [(p["outcome"], p["status"]) for p in pushes] == [("transient", 503), ("ok", 200)], pushes
+    assert pushes[0]["retry_after_ms"] == 1000, pushes
+    ev = ctl.line()
+    assert ev["event"] == "push" and ev["provider"] == "webhook", ev
+    body = ev["payload"]
+    assert body["version"] == 1 and body["event"] == "call", body
+    assert body["tokens"]["voip"] == TOKEN and body["app"]["apns_topic"] == BUNDLE + ".voip", body
+    assert "authorization" not in ev["headers"], ev
+    pushes, _ = send_webhook(args, fake, "--retry-transient", "2")
+    assert [(p["outcome"], p["status"]) for p in pushes] == [("permanent", 400)], pushes
+    with open(fake.work + "/wrong.secret", "w") as f:
+        f.write("not-the-secret\n")
+    pushes, _ = send_webhook(args, fake, secret="wrong.secret")
+    assert [(p["outcome"], p["status"]) for p in pushes] == [("permanent", 401)], pushes
+    stats = ctl.op({"op": "stats"})
+    assert stats["accepted_webhook"] == 1, stats
+    assert stats["rejected"].get("webhook:unauthorized") == 1, stats
+
+
+def t_sender_webhook_h2(args, fake, ctl):
+    check_sender_webhook(args, fake, ctl)
+
+
+def t_sender_webhook_http1(args, fake, ctl):
+    # The fake speaks only HTTP/1.1 (see FAKE_ARGS): the sender falls back over the same TLS.
+    check_sender_webhook(args, fake, ctl)
+    # The one-shot APNs probe insists on h2 and is refused by this server.
+    cmd = [args.probe, "--target", "127.0.0.1:%d" % fake.port, "--ca", fake.ca, "apns",
+           "--key-file", fake.work + "/apns.p8", "--key-id", KEY_ID, "--team-id", TEAM_ID,
+           "--bundle", BUNDLE, "--token", TOKEN]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, (out.returncode, out.stdout)
+
+
+def t_sender_fcm_auth_paths(args, fake, ctl):
+    """OAuth2 token endpoint failure → transient with a backoff, then success; FCM 401
+    UNAUTHENTICATED → access token refreshed and the push retried once."""
+    ctl.op({"op": "script_token_endpoint", "responses": [{"status": 503}]})
+    pushes, _ = send_fcm(args, fake, "--retry-transient", "3")
+    # Timers may fire a hair before the backoff ends: then the sender answers transient again
+    # without asking the token endpoint; only two token requests are ever made.
+    assert pushes[-1]["outcome"] == "ok", pushes
+    assert all(p["outcome"] == "transient" and p["reason"] == "oauth_token"
+               for p in pushes[:-1]) and len(pushes) >= 2, pushes
+    assert 0 < pushes[0]["retry_after_ms"] <= 1000, pushes
+    stats = ctl.op({"op": "stats"})
+    assert stats["token_requests"] == 2 and stats["tokens_issued"] == 1, stats
+    ctl.op({"op": "script", "token": FCM_TOKEN,
+            "responses": [{"status": 401, "reason": "UNAUTHENTICATED"}]})
+    pushes, _ = send_fcm(args, fake)
+    assert [p["outcome"] for p in pushes] == ["ok"], pushes
+    stats = ctl.op({"op": "stats"})
+    assert stats["tokens_issued"] == 3, stats  # one per process, one more after the 401
+    assert stats["rejected"].get("fcm:UNAUTHENTICATED") == 1, stats
+    assert stats["accepted_fcm"] == 2, stats
+
+
+# Extra sipwake-fakepns flags per test.
+FAKE_ARGS = {"sender_webhook_http1": ["--http1-only"]}
+
 TESTS = {name[2:]: fn for name, fn in globals().items() if name.startswith("t_")}
 
 
@@ -262,7 +354,9 @@ def main():
     port = s.getsockname()[1]
     s.close()
     write_service_account(work, port)
-    fake = Fake(args, work, port)
+    with open(work + "/webhook.secret", "w") as f:
+        f.write("hook-secret-%d\n" % port)
+    fake = Fake(args, work, port, FAKE_ARGS.get(args.test, ()))
     ok = False
     try:
         fake.start()

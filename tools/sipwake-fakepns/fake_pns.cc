@@ -142,6 +142,9 @@ std::string requiredSuffix(const std::string& type) {
   return "";
 }
 
+// Script key of the OAuth2 token endpoint (device tokens never contain spaces).
+const std::string kTokenEndpointScript = "token endpoint";
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -177,9 +180,14 @@ class ControlConnection : public std::enable_shared_from_this<ControlConnection>
                              std::string line = self->in_.substr(0, n);
                              self->in_.erase(0, n);
                              json op = json::parse(line, nullptr, false);
-                             json reply = op.is_discarded() || !op.is_object()
-                                              ? json{{"ok", false}, {"error", "not a JSON object"}}
-                                              : self->owner_.handleControl(op, self);
+                             json reply;
+                             try {
+                               reply = op.is_discarded() || !op.is_object()
+                                           ? json{{"ok", false}, {"error", "not a JSON object"}}
+                                           : self->owner_.handleControl(op, self);
+                             } catch (const json::exception& e) {  // a field of the wrong type
+                               reply = {{"ok", false}, {"error", e.what()}};
+                             }
                              self->send(reply);
                              self->read();
                            });
@@ -222,6 +230,7 @@ Status FakePns::start(const std::string& host, std::uint16_t port, const std::st
   o.cert_file = cert_file;
   o.key_file = key_file;
   o.max_concurrent_streams = 1000;
+  o.protocols = config_.protocols;
   server_ = std::make_unique<http2::Http2Server>(
       loop_, o,
       [this](const http2::Request& req, http2::Responder r) { onRequest(req, std::move(r)); });
@@ -283,16 +292,37 @@ json FakePns::handleControl(const json& op, const std::shared_ptr<ControlConnect
     if (op.contains("project") && op["project"].is_string()) token_project_[token] = op["project"];
     return {{"ok", true}};
   }
-  if (name == "script") {
-    std::string token = op.value("token", "");
-    if (token.empty() || !op.contains("responses") || !op["responses"].is_array()) {
-      return {{"ok", false}, {"error", "script needs token and responses[]"}};
+  if (name == "script" || name == "script_token_endpoint") {
+    const bool endpoint = name == "script_token_endpoint";
+    const std::string key = endpoint ? kTokenEndpointScript : op.value("token", "");
+    if (key.empty() || !op.contains("responses") || !op["responses"].is_array()) {
+      return {{"ok", false},
+              {"error", endpoint ? "script_token_endpoint needs responses[]"
+                                 : "script needs token and responses[]"}};
     }
     for (const auto& r : op["responses"]) {
       if (!r.is_object()) return {{"ok", false}, {"error", "each response is an object"}};
-      scripts_[token].push_back(r);
+      scripts_[key].push_back(r);
     }
-    return {{"ok", true}, {"queued", scripts_[token].size()}};
+    return {{"ok", true}, {"queued", scripts_[key].size()}};
+  }
+  if (name == "expire_provider_tokens") {
+    // Every APNs provider token seen so far is now older than an hour: the next request bearing
+    // one gets 403 ExpiredProviderToken, and its connection may take a new token at once.
+    std::size_t n = 0;
+    for (auto& [conn, auth] : apns_conn_auth_) {
+      if (!auth.token.empty()) {
+        expired_jwts_.insert(auth.token);
+        ++n;
+      }
+      auth = ConnAuth{};
+    }
+    return {{"ok", true}, {"expired", n}};
+  }
+  if (name == "expire_access_tokens") {
+    // Every OAuth2 access token issued so far expires now: FCM answers 401 UNAUTHENTICATED.
+    for (auto& [token, at] : access_tokens_) at.expires_unix = 0;
+    return {{"ok", true}, {"expired", access_tokens_.size()}};
   }
   if (name == "stats") {
     json rejected = json::object();
@@ -302,10 +332,12 @@ json FakePns::handleControl(const json& op, const std::shared_ptr<ControlConnect
       total += n;
     }
     return {{"ok", true},
-            {"accepted", accepted_apns_ + accepted_fcm_},
+            {"accepted", accepted_apns_ + accepted_fcm_ + accepted_webhook_},
             {"accepted_apns", accepted_apns_},
             {"accepted_fcm", accepted_fcm_},
+            {"accepted_webhook", accepted_webhook_},
             {"tokens_issued", tokens_issued_},
+            {"token_requests", token_requests_},
             {"rejected_total", total},
             {"rejected", rejected}};
   }
@@ -336,6 +368,9 @@ void FakePns::onRequest(const http2::Request& req, http2::Responder responder) {
   static const std::string kApns = "/3/device/";
   static const std::regex kFcm("^/v1/projects/([^/]+)/messages:send$");
   std::smatch m;
+  if (!config_.webhook_path.empty() && req.path == config_.webhook_path) {
+    return handleWebhook(req, responder);
+  }
   if (req.path.rfind(kApns, 0) == 0 || req.path == "/3/device") {
     std::string token = req.path.size() > kApns.size() ? req.path.substr(kApns.size()) : "";
     return handleApns(req, responder, std::move(token));
@@ -384,6 +419,15 @@ void FakePns::handleApns(const http2::Request& req, const http2::Responder& r, s
   if (auth.empty()) return fail(403, "MissingProviderToken");
   if (lower(auth.substr(0, 7)) != "bearer ") return fail(403, "InvalidProviderToken");
   std::string jwt = auth.substr(7);
+  const std::int64_t now = nowUnix();
+  // The token this connection already proved (signature, claims): only its age is re-checked,
+  // as APNs validates a provider token once per connection.
+  if (auto known = apns_conn_auth_.find(req.connection_id); known != apns_conn_auth_.end() &&
+                                                            !known->second.token.empty() &&
+                                                            known->second.token == jwt) {
+    if (known->second.iat < now - 3600) return fail(403, "ExpiredProviderToken");
+    return checkApnsRequest(req, r, std::move(token), reply_id, jwt);
+  }
   auto jwt_header = peekJwtPart(jwt, 0);
   if (!jwt_header || !(*jwt_header)["kid"].is_string()) return fail(403, "InvalidProviderToken");
   const std::string kid = (*jwt_header)["kid"];
@@ -403,9 +447,8 @@ void FakePns::handleApns(const http2::Request& req, const http2::Responder& r, s
     return fail(403, "InvalidProviderToken");
   }
   const std::int64_t iat = claims["iat"].get<std::int64_t>();
-  const std::int64_t now = nowUnix();
   if (iat > now + 60) return fail(403, "InvalidProviderToken");  // issued in the future
-  if (iat < now - 3600) return fail(403, "ExpiredProviderToken");
+  if (iat < now - 3600 || expired_jwts_.contains(jwt)) return fail(403, "ExpiredProviderToken");
   ConnAuth& ca = apns_conn_auth_[req.connection_id];
   if (ca.token != jwt) {
     if (!ca.token.empty() && now - ca.since_unix < 20 * 60) {
@@ -413,7 +456,18 @@ void FakePns::handleApns(const http2::Request& req, const http2::Responder& r, s
     }
     ca.token = jwt;
     ca.since_unix = now;
+    ca.iat = iat;
   }
+  checkApnsRequest(req, r, std::move(token), reply_id, jwt);
+}
+
+// Everything after the provider token: topic, push type, headers, payload, scripts.
+void FakePns::checkApnsRequest(const http2::Request& req, const http2::Responder& r,
+                               std::string token, const std::string& reply_id,
+                               const std::string& jwt) {
+  auto fail = [&](int status, const std::string& reason) {
+    apnsError(r, reply_id, status, reason, token);
+  };
 
   // Topic and push type.
   const std::string topic(req.header("apns-topic"));
@@ -482,9 +536,8 @@ void FakePns::handleApns(const http2::Request& req, const http2::Responder& r, s
     notify("apns", token, headers, payload);
   };
   // Scripted behaviour for this device token.
-  if (auto it = scripts_.find(token); it != scripts_.end() && !it->second.empty()) {
-    json step = it->second.front();
-    it->second.pop_front();
+  if (auto next = nextScriptStep(token)) {
+    const json& step = *next;
     if (step.value("goaway", false)) {
       reject("apns", "goaway", token);
       return r.goaway();
@@ -498,6 +551,11 @@ void FakePns::handleApns(const http2::Request& req, const http2::Responder& r, s
                  : status == 503 ? "ServiceUnavailable"
                  : status == 403 ? "InvalidProviderToken"
                                  : "BadDeviceToken";
+      }
+      if (reason == "ExpiredProviderToken") {
+        // As if the token had aged: it stays refused, and a new one may replace it at once.
+        expired_jwts_.insert(jwt);
+        apns_conn_auth_.erase(req.connection_id);
       }
       return fail(status, reason);
     }
@@ -670,10 +728,8 @@ void FakePns::handleFcm(const http2::Request& req, const http2::Responder& r, st
                            std::to_string(++message_seq_)}}));
     if (!token.empty()) notify("fcm", token, headers, msg);
   };
-  if (auto it = scripts_.find(token);
-      !token.empty() && it != scripts_.end() && !it->second.empty()) {
-    json step = it->second.front();
-    it->second.pop_front();
+  if (auto next = token.empty() ? std::nullopt : nextScriptStep(token)) {
+    const json& step = *next;
     if (step.value("goaway", false)) {
       reject("fcm", "goaway", token);
       return r.goaway();
@@ -712,6 +768,12 @@ void FakePns::handleFcm(const http2::Request& req, const http2::Responder& r, st
           break;
       }
       if (status == 410) status = 404;  // FCM's "unregistered" is 404
+      if (status == 401 && code == "UNAUTHENTICATED") {
+        // As Google answers a dead access token: no FcmError detail, and the token stays dead.
+        access_tokens_.erase(access);
+        return fcmError(r, 401, "UNAUTHENTICATED",
+                        "Request had invalid authentication credentials.", "", token);
+      }
       return fcmError(
           r, status, rpc,
           code == "UNREGISTERED" ? "Requested entity was not found." : "Scripted failure", code,
@@ -730,6 +792,7 @@ void FakePns::handleToken(const http2::Request& req, const http2::Responder& r) 
     reject("oauth", error, "");
     r.respond(jsonResponse(status, {{"error", error}, {"error_description", description}}));
   };
+  token_requests_++;
   if (req.method != "POST") return oauthError(405, "invalid_request", "POST required");
   std::string ctype = lower(req.header("content-type"));
   if (ctype.rfind("application/x-www-form-urlencoded", 0) != 0) {
@@ -781,12 +844,175 @@ void FakePns::handleToken(const http2::Request& req, const http2::Responder& r) 
                       "Invalid JWT: Token must be a short-lived token (60 minutes) and in a "
                       "reasonable timeframe. Check your iat and exp values in the JWT claim.");
   }
-  std::string token = "ya29.fake-" + randomHex(24);
-  access_tokens_[token] = AccessToken{sa->project_id, now + 3599};
-  tokens_issued_++;
-  SW_LOG_INFO("fakepns: issued an access token to {}", sa->client_email);
-  r.respond(
-      jsonResponse(200, {{"access_token", token}, {"expires_in", 3599}, {"token_type", "Bearer"}}));
+  auto issue = [this, r, project = sa->project_id, email = sa->client_email] {
+    std::string token = "ya29.fake-" + randomHex(24);
+    access_tokens_[token] = AccessToken{project, nowUnix() + 3599};
+    tokens_issued_++;
+    SW_LOG_INFO("fakepns: issued an access token to {}", email);
+    r.respond(jsonResponse(
+        200, {{"access_token", token}, {"expires_in", 3599}, {"token_type", "Bearer"}}));
+  };
+  // Scripted behaviour of the token endpoint (after the checks: a bad assertion stays an error).
+  if (auto step = nextScriptStep(kTokenEndpointScript)) {
+    if (int status = step->value("status", 200); status != 200) {
+      std::string error = step->value("reason", "");
+      if (error.empty()) error = status >= 500 ? "internal_failure" : "invalid_grant";
+      return oauthError(status, error, "Scripted failure");
+    }
+    if (int delay = step->value("delay_ms", 0); delay > 0) {
+      loop_.timers().schedule(std::chrono::milliseconds(delay), issue);
+      return;
+    }
+  }
+  issue();
+}
+
+std::optional<json> FakePns::nextScriptStep(const std::string& key) {
+  auto it = scripts_.find(key);
+  if (it == scripts_.end() || it->second.empty()) return std::nullopt;
+  json step = std::move(it->second.front());
+  it->second.pop_front();
+  return step;
+}
+
+// ---------------------------------------------------------------------------------------------
+// sipwake's generic webhook (docs/push.md#webhook): the body must be exactly the documented
+// schema, the bearer secret right when one is configured.
+
+namespace {
+
+// Why `body` is not a valid webhook body, or "" when it is.
+std::string webhookBodyError(const json& body) {
+  if (!body.is_object()) return "body is not a JSON object";
+  struct Field {
+    const char* name;
+    json::value_t type;
+  };
+  static const Field kTop[] = {{"version", json::value_t::number_unsigned},
+                               {"event", json::value_t::string},
+                               {"call_id", json::value_t::string},
+                               {"call_uuid", json::value_t::string},
+                               {"caller", json::value_t::object},
+                               {"callee_aor", json::value_t::string},
+                               {"provider", json::value_t::string},
+                               {"sandbox", json::value_t::boolean},
+                               {"app", json::value_t::object},
+                               {"tokens", json::value_t::object},
+                               {"device_key", json::value_t::string},
+                               {"sent_at", json::value_t::number_unsigned}};
+  auto checkObject = [](const json& obj, const std::string& where, auto begin,
+                        auto end) -> std::string {
+    for (auto it = begin; it != end; ++it) {
+      if (!obj.contains(it->name)) return "missing " + where + it->name;
+      const json& v = obj[it->name];
+      const bool int_ok = it->type == json::value_t::number_unsigned && v.is_number_integer() &&
+                          v.get<std::int64_t>() >= 0;
+      if (v.type() != it->type && !int_ok) return "wrong type of " + where + it->name;
+    }
+    for (auto& [k, v] : obj.items()) {
+      bool known = false;
+      for (auto it = begin; it != end; ++it) known = known || k == it->name;
+      if (!known) return "unknown field " + where + k;
+    }
+    return "";
+  };
+  if (auto e = checkObject(body, "", std::begin(kTop), std::end(kTop)); !e.empty()) return e;
+  static const Field kCaller[] = {{"uri", json::value_t::string},
+                                  {"display_name", json::value_t::string}};
+  if (auto e = checkObject(body["caller"], "caller.", std::begin(kCaller), std::end(kCaller));
+      !e.empty())
+    return e;
+  static const Field kApp[] = {{"id", json::value_t::string},
+                               {"team_id", json::value_t::string},
+                               {"project_id", json::value_t::string},
+                               {"apns_topic", json::value_t::string}};
+  if (auto e = checkObject(body["app"], "app.", std::begin(kApp), std::end(kApp)); !e.empty())
+    return e;
+  static const Field kTokens[] = {{"voip", json::value_t::string},
+                                  {"message", json::value_t::string}};
+  if (auto e = checkObject(body["tokens"], "tokens.", std::begin(kTokens), std::end(kTokens));
+      !e.empty())
+    return e;
+  if (body["version"] != 1) return "version must be 1";
+  static const std::set<std::string> kEvents{"call", "cancel", "missed", "answered_elsewhere"};
+  if (!kEvents.contains(body["event"].get<std::string>())) return "unknown event";
+  const std::string call_id = body["call_id"];
+  if (call_id.empty() || call_id.size() > 512) return "call_id empty or over 512 bytes";
+  if (!isUuid(body["call_uuid"].get<std::string>())) return "call_uuid is not a UUID";
+  if (body["caller"]["display_name"].get<std::string>().size() > 128)
+    return "caller.display_name over 128 bytes";
+  if (body["caller"]["uri"].get<std::string>().size() > 512) return "caller.uri over 512 bytes";
+  if (body["callee_aor"].get<std::string>().empty()) return "callee_aor empty";
+  const std::string provider = body["provider"];
+  if (provider != "apns" && provider != "fcm" && provider != "webpush") return "unknown provider";
+  const std::string voip = body["tokens"]["voip"], message = body["tokens"]["message"];
+  if (voip.empty() && message.empty()) return "no device token";
+  const std::string topic = body["app"]["apns_topic"];
+  if (provider != "apns" && !topic.empty()) return "app.apns_topic set for a non-APNs device";
+  if (provider == "apns" && topic.empty()) return "app.apns_topic missing for an APNs device";
+  const std::string key = body["device_key"];
+  if (key.size() != provider.size() + 33 || key.compare(0, provider.size() + 1, provider + ":") ||
+      !isHex(key.substr(provider.size() + 1))) {
+    return "device_key is not <provider>:<32 hex>";
+  }
+  if (body["sent_at"].get<std::int64_t>() < 1'000'000'000'000) return "sent_at is not unix ms";
+  return "";
+}
+
+}  // namespace
+
+void FakePns::handleWebhook(const http2::Request& req, const http2::Responder& r) {
+  auto fail = [&](int status, const std::string& error) {
+    reject("webhook", error.substr(0, error.find(' ')), "");
+    SW_LOG_WARN("fakepns: webhook request refused: {} {}", status, error);
+    r.respond(jsonResponse(status, {{"error", error}}));
+  };
+  if (req.method != "POST") return fail(405, "method_not_allowed");
+  if (lower(req.header("content-type")).rfind("application/json", 0) != 0) {
+    return fail(415, "unsupported_media_type");
+  }
+  if (!config_.webhook_secret.empty()) {
+    std::string auth(req.header("authorization"));
+    if (req.headerCount("authorization") != 1 || auth != "Bearer " + config_.webhook_secret) {
+      return fail(401, "unauthorized");
+    }
+  }
+  json body = json::parse(req.body, nullptr, false);
+  if (body.is_discarded()) return fail(400, "bad_body: not JSON");
+  if (std::string why = webhookBodyError(body); !why.empty()) return fail(400, "bad_body: " + why);
+  const std::string voip = body["tokens"]["voip"];
+  const std::string token = voip.empty() ? body["tokens"]["message"].get<std::string>() : voip;
+  json headers = json::object();
+  for (const auto& h : req.headers) {
+    if (h.name != "authorization") headers[h.name] = h.value;
+  }
+  auto accept = [this, r, token, headers, body] {
+    accepted_webhook_++;
+    SW_LOG_INFO("fakepns: accepted webhook {} push for {}", body.value("event", ""),
+                push::redactToken(token));
+    r.respond(jsonResponse(200, {{"ok", true}}));
+    notify("webhook", token, headers, body);
+  };
+  if (auto step = nextScriptStep(token)) {
+    if (step->value("goaway", false)) {
+      reject("webhook", "goaway", token);
+      return r.goaway();
+    }
+    if (int status = step->value("status", 200); status != 200) {
+      reject("webhook", "http_" + std::to_string(status), token);
+      http2::Response resp =
+          jsonResponse(status, {{"error", step->value("reason", "scripted failure")}});
+      if (step->contains("retry_after")) {
+        resp.headers.push_back({"retry-after", std::to_string(step->value("retry_after", 1))});
+      }
+      return r.respond(std::move(resp));
+    }
+    if (int delay = step->value("delay_ms", 0); delay > 0) {
+      loop_.timers().schedule(std::chrono::milliseconds(delay), accept);
+      return;
+    }
+  }
+  accept();
 }
 
 }  // namespace sipwake::tools

@@ -1,5 +1,6 @@
-// The strict fake push service behind sipwake-fakepns: APNs provider API, FCM HTTP v1 and the
-// OAuth2 token endpoint on one HTTP/2 server, plus a line-JSON control port (tools/README.md).
+// The strict fake push service behind sipwake-fakepns: APNs provider API, FCM HTTP v1, the
+// OAuth2 token endpoint and sipwake's generic webhook (docs/push.md#webhook) on one HTTP/2 (or
+// HTTP/1.1) server, plus a line-JSON control port (tools/README.md).
 //
 // Thread: everything (HTTP/2 handler, control connections, timers) runs on one EventLoop, so the
 // state below needs no locks.
@@ -11,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -35,7 +37,10 @@ struct FakePnsConfig {
   std::vector<ApnsKey> apns_keys;
   std::set<std::string> apns_topics;  // allowed bundle ids (".voip" etc. are derived)
   std::vector<push::ServiceAccount> service_accounts;
-  std::set<std::string> fcm_projects;  // extra known projects (the accounts' are known anyway)
+  std::set<std::string> fcm_projects;     // extra known projects (the accounts' are known anyway)
+  std::string webhook_path = "/webhook";  // POSTs here are checked as sipwake webhook bodies
+  std::string webhook_secret;             // non-empty: "authorization: Bearer <secret>" required
+  http2::AlpnProtocols protocols = http2::AlpnProtocols::kH2;
 };
 
 class ControlConnection;
@@ -65,8 +70,13 @@ class FakePns {
   };
   void onRequest(const http2::Request& req, http2::Responder responder);
   void handleApns(const http2::Request& req, const http2::Responder& responder, std::string token);
+  void checkApnsRequest(const http2::Request& req, const http2::Responder& responder,
+                        std::string token, const std::string& reply_id, const std::string& jwt);
   void handleFcm(const http2::Request& req, const http2::Responder& responder, std::string project);
   void handleToken(const http2::Request& req, const http2::Responder& responder);
+  void handleWebhook(const http2::Request& req, const http2::Responder& responder);
+  // Pops the next scripted step for `key` (a device token, or kTokenEndpointScript).
+  std::optional<nlohmann::json> nextScriptStep(const std::string& key);
 
   void apnsError(const http2::Responder& r, const std::string& apns_id, int status,
                  const std::string& reason, const std::string& token);
@@ -88,6 +98,7 @@ class FakePns {
   struct ConnAuth {  // APNs: provider token in use on one connection
     std::string token;
     std::int64_t since_unix = 0;
+    std::int64_t iat = 0;
   };
   std::map<std::uint64_t, ConnAuth> apns_conn_auth_;
   struct AccessToken {
@@ -95,13 +106,16 @@ class FakePns {
     std::int64_t expires_unix = 0;
   };
   std::map<std::string, AccessToken> access_tokens_;
+  std::set<std::string> expired_jwts_;  // provider tokens answered with ExpiredProviderToken
   std::map<std::string, std::deque<nlohmann::json>> scripts_;  // device token → responses
   std::multimap<std::string, std::weak_ptr<ControlConnection>> subscribers_;
   std::map<std::string, std::string> token_topic_;  // subscribe "topic": for DeviceTokenNotForTopic
   std::map<std::string, std::string> token_project_;  // subscribe "project": SENDER_ID_MISMATCH
   std::uint64_t accepted_apns_ = 0;
   std::uint64_t accepted_fcm_ = 0;
+  std::uint64_t accepted_webhook_ = 0;
   std::uint64_t tokens_issued_ = 0;
+  std::uint64_t token_requests_ = 0;
   std::uint64_t message_seq_ = 0;
   std::map<std::string, std::uint64_t> rejected_;
 };

@@ -1,7 +1,9 @@
-// sipwake-fakepns: a strict fake APNs + FCM v1 + OAuth2 token endpoint (see tools/README.md).
+// sipwake-fakepns: a strict fake APNs + FCM v1 + OAuth2 token endpoint + sipwake webhook (see
+// tools/README.md).
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <future>
@@ -40,7 +42,8 @@ std::optional<std::string> readFile(const std::string& path) {
 
 int run(int argc, char** argv) {
   CLI::App app{
-      "sipwake-fakepns: strict fake APNs / FCM v1 / OAuth2 token endpoint over HTTP/2+TLS"};
+      "sipwake-fakepns: strict fake APNs / FCM v1 / OAuth2 token endpoint / sipwake webhook over "
+      "HTTP/2+TLS"};
   std::string listen = "127.0.0.1:0", control, cert, key, make_cert, log_level = "info";
   std::vector<std::string> apns_keys, apns_topics, service_accounts, fcm_projects;
   app.add_option("--listen", listen, "HOST:PORT for the HTTP/2+TLS port (port 0 = any)");
@@ -54,6 +57,14 @@ int run(int argc, char** argv) {
                  "service-account JSON whose assertions /token accepts (repeatable)");
   app.add_option("--fcm-project", fcm_projects, "extra known FCM project id (repeatable)");
   app.add_option("--control", control, "HOST:PORT for the line-JSON control port");
+  std::string webhook_path = "/webhook", webhook_secret_file;
+  bool http1_only = false, allow_http1 = false;
+  app.add_option("--webhook-path", webhook_path,
+                 "path of the sipwake webhook endpoint (default /webhook; empty = none)");
+  app.add_option("--webhook-secret-file", webhook_secret_file,
+                 "file holding the webhook bearer secret (then required on every webhook POST)");
+  app.add_flag("--http1-only", http1_only, "speak only HTTP/1.1 over TLS (ALPN http/1.1)");
+  app.add_flag("--allow-http1", allow_http1, "also speak HTTP/1.1 to clients that do not offer h2");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off");
   CLI11_PARSE(app, argc, argv);
 
@@ -104,6 +115,32 @@ int run(int argc, char** argv) {
     config.service_accounts.push_back(std::move(*sa));
   }
   config.fcm_projects.insert(fcm_projects.begin(), fcm_projects.end());
+  if (!webhook_path.empty() && webhook_path.front() != '/') {
+    std::cerr << "--webhook-path must start with /\n";
+    return 2;
+  }
+  config.webhook_path = webhook_path;
+  if (!webhook_secret_file.empty()) {
+    auto secret = readFile(webhook_secret_file);
+    if (!secret) {
+      std::cerr << "cannot read " << webhook_secret_file << "\n";
+      return 2;
+    }
+    while (!secret->empty() && std::isspace(static_cast<unsigned char>(secret->back())))
+      secret->pop_back();
+    if (secret->empty()) {
+      std::cerr << webhook_secret_file << " is empty\n";
+      return 2;
+    }
+    config.webhook_secret = *secret;
+  }
+  if (http1_only && allow_http1) {
+    std::cerr << "--http1-only and --allow-http1 exclude each other\n";
+    return 2;
+  }
+  config.protocols = http1_only    ? http2::AlpnProtocols::kHttp1
+                     : allow_http1 ? http2::AlpnProtocols::kH2OrHttp1
+                                   : http2::AlpnProtocols::kH2;
 
   std::string host, control_host;
   std::uint16_t port = 0, control_port = 0;

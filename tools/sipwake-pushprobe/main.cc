@@ -5,13 +5,21 @@
 //   sipwake-pushprobe apns --key-file AuthKey.p8 --key-id K --team-id T --bundle com.ex.app
 //                          --token HEX [--type voip|alert|background] [--sandbox]
 //   sipwake-pushprobe fcm  --service-account sa.json --token TOKEN [--project ID]
+//   sipwake-pushprobe send --service apns|fcm|webhook ... --count N --concurrency C
+//     (through Http2PushSender, exactly sipwake's sending path; prints each outcome and a
+//     summary with pushes/s and CPU seconds per 1000 pushes)
 // --target HOST:PORT overrides the endpoint (TLS name = --host, default the target's host);
 // --ca FILE the CA bundle. Exit: 0 = an HTTP answer was printed, 1 = no answer, 2 = usage.
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -19,6 +27,7 @@
 #include "http2/client.h"
 #include "push/apns.h"
 #include "push/fcm.h"
+#include "push/http2_sender.h"
 #include "push/jwt.h"
 #include "push/payload.h"
 #include "push/token_cache.h"
@@ -120,6 +129,154 @@ push::CallEvent probeEvent() {
   return ev;
 }
 
+double cpuSeconds() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  auto sec = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+  };
+  return sec(ru.ru_utime) + sec(ru.ru_stime);
+}
+
+struct SendOptions {
+  std::string service = "apns";  // which PushAppConfig: apns | fcm | webhook
+  std::string device;            // binding provider: apns | fcm (default: by service)
+  std::string endpoint, url, secret_file, ca;
+  std::string key_file, key_id, team_id, bundle, sa_file, project, token;
+  std::string kind = "call";
+  int count = 1;
+  int concurrency = 1;
+  int retry_transient = 0;  // per push: resend after retry_after (or 200 ms), like the caller
+  bool quiet = false;       // summary only
+};
+
+// Pushes through the real sender; one JSON line per outcome, then a summary.
+int runSend(transport::EventLoop& loop, const SendOptions& so) {
+  push::PushAppConfig app;
+  const std::string device = so.device.empty()
+                                 ? (so.service == "fcm" ? std::string("fcm") : std::string("apns"))
+                                 : so.device;
+  if (so.service == "apns") {
+    app.provider = push::PushService::kApns;
+    app.id = so.bundle;
+    app.key_file = so.key_file;
+    app.key_id = so.key_id;
+    app.team_id = so.team_id;
+  } else if (so.service == "fcm") {
+    app.provider = push::PushService::kFcm;
+    app.id = so.project;
+    app.service_account_file = so.sa_file;
+  } else {
+    app.provider = push::PushService::kWebhook;
+    app.id = "*";
+    app.url = so.url;
+    app.secret_file = so.secret_file;
+  }
+  app.endpoint = so.endpoint;
+  app.ca_file = so.ca;
+  app.max_queued = static_cast<std::size_t>(std::max(so.concurrency, 1)) + 16;
+  auto sender = push::Http2PushSender::create({app}, loop);
+  if (!sender) return std::cerr << sender.status().toString() << "\n", 2;
+
+  push::PushTarget target;
+  push::PushBinding& b = target.binding;
+  if (device == "fcm") {
+    b.provider = push::Provider::kFcm;
+    b.project_id = so.project;
+    b.message_token = so.token;
+  } else {
+    b.provider = push::Provider::kApns;
+    b.app_id = so.bundle;
+    b.team_id = so.team_id;
+    (so.kind == "call" ? b.voip_token : b.message_token) = so.token;
+  }
+  target.aor = "sip:device@sipwake.invalid";
+  target.device_key = b.deviceKey();
+  const push::PushKind kind = so.kind == "call"     ? push::PushKind::kCall
+                              : so.kind == "cancel" ? push::PushKind::kCancel
+                                                    : push::PushKind::kMissedCall;
+  push::CallEvent ev = probeEvent();
+  if (kind != push::PushKind::kCall) ev.kind = push::CallEventKind::kCancel;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  int started = 0, finished = 0;
+  std::map<std::string, int> by_kind;
+  std::function<void(int, int)> sendOne;  // (push number, attempt)
+  sendOne = [&](int n, int attempt) {
+    (*sender)->send(target, ev, kind, [&, n, attempt](push::PushOutcome o) {
+      if (o.kind == push::PushOutcome::Kind::kTransient && attempt < so.retry_transient) {
+        auto delay = o.retry_after > std::chrono::milliseconds::zero()
+                         ? o.retry_after
+                         : std::chrono::milliseconds(200);
+        if (!so.quiet) {
+          std::cout << json{{"step", "push"},
+                            {"n", n},
+                            {"attempt", attempt},
+                            {"outcome", "transient"},
+                            {"status", o.provider_status},
+                            {"reason", o.reason},
+                            {"retry_after_ms", delay.count()}}
+                           .dump()
+                    << std::endl;
+        }
+        loop.timers().schedule(delay, [&, n, attempt] { sendOne(n, attempt + 1); });
+        return;
+      }
+      bool more = false;
+      {
+        std::lock_guard lock(mu);
+        ++finished;
+        ++by_kind[std::string(push::pushOutcomeName(o.kind))];
+        if (!so.quiet) {
+          json line = {{"step", "push"},
+                       {"n", n},
+                       {"attempt", attempt},
+                       {"outcome", push::pushOutcomeName(o.kind)},
+                       {"status", o.provider_status},
+                       {"reason", o.reason},
+                       {"retry_after_ms", o.retry_after.count()}};
+          std::cout << line.dump() << std::endl;
+        }
+        more = started < so.count;
+        if (more) ++started;
+      }
+      if (more) sendOne(started, 0);
+      cv.notify_all();
+    });
+  };
+  const double cpu0 = cpuSeconds();
+  const auto t0 = std::chrono::steady_clock::now();
+  const int first = std::min(so.concurrency, so.count);
+  {
+    std::lock_guard lock(mu);
+    started = first;
+  }
+  for (int i = 1; i <= first; ++i) sendOne(i, 0);
+  {
+    std::unique_lock lock(mu);
+    const auto bound = std::chrono::seconds(60) + std::chrono::milliseconds(so.count);
+    if (!cv.wait_for(lock, bound, [&] { return finished >= so.count; })) {
+      std::cerr << "timed out with " << finished << " of " << so.count << " pushes done\n";
+    }
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double cpu = cpuSeconds() - cpu0;
+  json summary = {{"step", "summary"},
+                  {"count", so.count},
+                  {"concurrency", so.concurrency},
+                  {"outcomes", by_kind},
+                  {"seconds", seconds},
+                  {"pushes_per_s", seconds > 0 ? finished / seconds : 0.0},
+                  {"cpu_seconds", cpu},
+                  {"cpu_s_per_1000", finished > 0 ? cpu * 1000.0 / finished : 0.0}};
+  std::cout << summary.dump() << std::endl;
+  sender->reset();
+  std::lock_guard lock(mu);
+  return finished >= so.count ? 0 : 1;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"sipwake-pushprobe: send one push as sipwake would and print the answer"};
   app.require_subcommand(1);
@@ -154,6 +311,31 @@ int run(int argc, char** argv) {
   fcm->add_option("--token-target", token_target,
                   "HOST:PORT for the token endpoint (default: token_uri's)");
   fcm->add_flag("--bad-data", bad_data, "test: send a non-string data value");
+
+  SendOptions so;
+  auto* send = app.add_subcommand("send", "N pushes through sipwake's Http2PushSender");
+  send->add_option("--service", so.service, "apns|fcm|webhook")
+      ->check(CLI::IsMember({"apns", "fcm", "webhook"}));
+  send->add_option("--device", so.device, "binding provider apns|fcm (default: by service)")
+      ->check(CLI::IsMember({"apns", "fcm"}));
+  send->add_option("--endpoint", so.endpoint, "https://HOST:PORT replacing APNs/FCM's host");
+  send->add_option("--url", so.url, "webhook URL (https://...)");
+  send->add_option("--secret-file", so.secret_file, "webhook bearer secret file");
+  send->add_option("--key-file", so.key_file, "APNs .p8 key");
+  send->add_option("--key-id", so.key_id);
+  send->add_option("--team-id", so.team_id);
+  send->add_option("--bundle", so.bundle, "APNs bundle id");
+  send->add_option("--service-account", so.sa_file, "FCM service-account JSON");
+  send->add_option("--project", so.project, "FCM project id");
+  send->add_option("--token", so.token, "device token")->required();
+  send->add_option("--kind", so.kind, "call|cancel|missed")
+      ->check(CLI::IsMember({"call", "cancel", "missed"}));
+  send->add_option("--count", so.count, "pushes to send")->check(CLI::Range(1, 10'000'000));
+  send->add_option("--concurrency", so.concurrency, "pushes in flight")
+      ->check(CLI::Range(1, 100'000));
+  send->add_option("--retry-transient", so.retry_transient,
+                   "resend a push up to N times after a transient outcome (after retry_after)");
+  send->add_flag("--quiet", so.quiet, "print the summary only");
   CLI11_PARSE(app, argc, argv);
   configureLogging(log_level, "text");
 
@@ -163,6 +345,11 @@ int run(int argc, char** argv) {
     transport::EventLoop& l;
     ~Stopper() { l.stop(); }
   } stopper{loop};
+
+  if (*send) {
+    if (so.ca.empty()) so.ca = ca;
+    return runSend(loop, so);
+  }
 
   if (*apns) {
     auto pem = readFile(key_file);

@@ -67,8 +67,10 @@ class Http2Test : public ::testing::Test {
   }
 
   Status startServer(Http2Server::Handler handler, std::uint16_t port = 0,
-                     std::uint32_t max_streams = 100) {
+                     std::uint32_t max_streams = 100,
+                     AlpnProtocols protocols = AlpnProtocols::kH2) {
     ServerOptions o;
+    o.protocols = protocols;
     o.port = port;
     o.cert_file = dir_ + "/good/cert.pem";
     o.key_file = dir_ + "/good/key.pem";
@@ -349,6 +351,153 @@ TEST_F(Http2Test, IdlePingKeepsConnection) {
   EXPECT_GE(client_->stats().pings.value(), 3u);
   ASSERT_TRUE(call(*client_, post("/2")).isOk());
   EXPECT_EQ(client_->stats().connects.value(), 1u);
+}
+
+// Failed connection attempts are spaced by the backoff: requests submitted meanwhile wait for
+// the next attempt instead of each opening (and failing) a connection of their own.
+TEST_F(Http2Test, BackoffSpacesReconnectAttempts) {
+  asio::io_context io;
+  asio::ip::tcp::acceptor probe(io, {asio::ip::make_address("127.0.0.1"), 0});
+  const std::uint16_t port = probe.local_endpoint().port();
+  probe.close();  // nothing listens there now: every connect is refused
+  auto opts = clientOptions(port);
+  opts.backoff_initial = 300ms;
+  opts.backoff_max = 300ms;
+  client_ = std::make_unique<Http2Client>(client_loop_, opts);
+  EXPECT_EQ(call(*client_, post("/first")).status().code(), StatusCode::kUnavailable);
+  std::vector<std::future<Result<Response>>> futures;
+  for (int i = 0; i < 5; ++i) {
+    auto p = std::make_shared<std::promise<Result<Response>>>();
+    futures.push_back(p->get_future());
+    client_->submit(post("/later"), [p](Result<Response> r) { p->set_value(std::move(r)); });
+  }
+  for (auto& f : futures) {
+    ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+    EXPECT_EQ(f.get().status().code(), StatusCode::kUnavailable);
+  }
+  EXPECT_EQ(client_->stats().connect_failures.value(), 2u);  // not 6
+}
+
+// ---- HTTP/1.1 fallback (webhook servers without h2) ----
+
+ClientOptions withHttp1(ClientOptions o) {
+  o.allow_http1 = true;
+  return o;
+}
+
+TEST_F(Http2Test, Http1OnlyServerKeepAlive) {
+  ASSERT_TRUE(startServer(echo(), 0, 100, AlpnProtocols::kHttp1).isOk());
+  client_ = std::make_unique<Http2Client>(client_loop_, withHttp1(clientOptions(server_->port())));
+  auto r = call(*client_, post("/hook", "{\"a\":1}"));
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "POST /hook {\"a\":1}");
+  std::string big(300'000, 'y');
+  auto r2 = call(*client_, post("/big", big));
+  ASSERT_TRUE(r2.isOk()) << r2.status().toString();
+  EXPECT_EQ(r2->body, "POST /big " + big);
+  EXPECT_EQ(r2->header("x-conn"), r->header("x-conn"));  // kept alive
+  EXPECT_EQ(client_->stats().connects.value(), 1u);
+  EXPECT_EQ(client_->stats().http1_connects.value(), 1u);
+}
+
+TEST_F(Http2Test, Http1RequestsAreSerialisedOnOneConnection) {
+  std::mutex mu;
+  int in_handler = 0, max_in_handler = 0;
+  std::string host_seen;
+  ASSERT_TRUE(startServer(
+                  [&](const Request& req, Responder r) {
+                    std::lock_guard lock(mu);
+                    host_seen = req.authority;
+                    max_in_handler = std::max(max_in_handler, ++in_handler);
+                    --in_handler;  // answered below; the next request comes after it
+                    r.respond(Response{204, {}, ""});
+                  },
+                  0, 100, AlpnProtocols::kHttp1)
+                  .isOk());
+  client_ = std::make_unique<Http2Client>(client_loop_, withHttp1(clientOptions(server_->port())));
+  std::vector<std::future<Result<Response>>> futures;
+  for (int i = 0; i < 8; ++i) {
+    auto p = std::make_shared<std::promise<Result<Response>>>();
+    futures.push_back(p->get_future());
+    client_->submit(post("/s/" + std::to_string(i)),
+                    [p](Result<Response> r) { p->set_value(std::move(r)); });
+  }
+  for (auto& f : futures) {
+    ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+    auto r = f.get();
+    ASSERT_TRUE(r.isOk()) << r.status().toString();
+    EXPECT_EQ(r->status, 204);
+  }
+  EXPECT_EQ(client_->stats().connects.value(), 1u);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(max_in_handler, 1);
+  EXPECT_EQ(host_seen, "127.0.0.1:" + std::to_string(server_->port()));
+}
+
+TEST_F(Http2Test, Http1ServerRefusedWithoutOptIn) {
+  ASSERT_TRUE(startServer(echo(), 0, 100, AlpnProtocols::kHttp1).isOk());
+  client_ = std::make_unique<Http2Client>(client_loop_, clientOptions(server_->port()));
+  auto r = call(*client_, post("/hook"));
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().toString();
+  EXPECT_EQ(client_->stats().connects.value(), 0u);
+}
+
+TEST_F(Http2Test, H2PreferredWhenServerSpeaksBoth) {
+  ASSERT_TRUE(startServer(echo(), 0, 100, AlpnProtocols::kH2OrHttp1).isOk());
+  client_ = std::make_unique<Http2Client>(client_loop_, withHttp1(clientOptions(server_->port())));
+  auto r = call(*client_, post("/x"));
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  EXPECT_EQ(client_->stats().connects.value(), 1u);
+  EXPECT_EQ(client_->stats().http1_connects.value(), 0u);
+}
+
+TEST_F(Http2Test, Http1VerifiesPeerCertificate) {
+  ASSERT_TRUE(startServer(echo(), 0, 100, AlpnProtocols::kHttp1).isOk());
+  auto opts = withHttp1(clientOptions(server_->port()));
+  opts.ca_file = dir_ + "/other/cert.pem";
+  client_ = std::make_unique<Http2Client>(client_loop_, opts);
+  auto r = call(*client_, post("/x"));
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.status().message().find("TLS handshake"), std::string::npos) << r.status().toString();
+}
+
+// A timed-out HTTP/1.1 request closes its connection (its late answer must not be taken for the
+// next request's); the next request gets a new connection. A server that closes the connection
+// instead of answering (Responder::goaway in HTTP/1.1) fails the request as kUnavailable.
+TEST_F(Http2Test, Http1TimeoutAndServerCloseUseNewConnection) {
+  std::mutex mu;
+  std::vector<Responder> held;
+  ASSERT_TRUE(startServer(
+                  [&](const Request& req, Responder r) {
+                    if (req.path == "/slow") {
+                      std::lock_guard lock(mu);
+                      held.push_back(r);  // answered too late, below
+                    } else if (req.path == "/drop") {
+                      r.goaway();
+                    } else {
+                      r.respond(Response{200, {}, req.path});
+                    }
+                  },
+                  0, 100, AlpnProtocols::kHttp1)
+                  .isOk());
+  client_ = std::make_unique<Http2Client>(client_loop_, withHttp1(clientOptions(server_->port())));
+  Request slow = post("/slow");
+  slow.timeout = 200ms;
+  EXPECT_EQ(call(*client_, slow).status().code(), StatusCode::kTimedOut);
+  {
+    std::lock_guard lock(mu);
+    for (auto& h : held) h.respond(Response{200, {}, "/slow"});
+  }
+  auto ok = call(*client_, post("/fast"));
+  ASSERT_TRUE(ok.isOk()) << ok.status().toString();
+  EXPECT_EQ(ok->body, "/fast");
+  EXPECT_EQ(client_->stats().connects.value(), 2u);
+  auto dropped = call(*client_, post("/drop"));
+  EXPECT_EQ(dropped.status().code(), StatusCode::kUnavailable) << dropped.status().toString();
+  auto again = call(*client_, post("/again"));
+  ASSERT_TRUE(again.isOk()) << again.status().toString();
+  EXPECT_EQ(again->body, "/again");
 }
 
 }  // namespace

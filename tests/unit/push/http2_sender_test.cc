@@ -19,8 +19,10 @@
 #include <future>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "common/stats.h"
 #include "push/jwt.h"
 #include "push/payload.h"
 #include "transport/event_loop.h"
@@ -121,6 +123,16 @@ class Control {
   std::string buf_;
 };
 
+// One sipwake-fakepns child process.
+struct FakeProc {
+  std::vector<std::string> args;  // after argv[0]
+  pid_t pid = -1;
+  int out_fd = -1;
+  std::string ca;
+  int port = 0;
+  int control_port = 0;
+};
+
 class Http2SenderTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -143,25 +155,41 @@ class Http2SenderTest : public ::testing::Test {
                {"token_uri", "https://127.0.0.1:" + std::to_string(port_) + "/token"}};
     writeFile(dir_ + "/sa.json", sa.dump());
 
+    writeFile(dir_ + "/webhook.secret", "hook-secret-123\n");
+    main_.args = {"--listen",
+                  "127.0.0.1:" + std::to_string(port_),
+                  "--make-cert",
+                  dir_ + "/cert",
+                  "--apns-key",
+                  std::string(kKeyId) + ":" + kTeamId + ":" + dir_ + "/apns.pub",
+                  "--apns-topic",
+                  kBundle,
+                  "--fcm-service-account",
+                  dir_ + "/sa.json",
+                  "--webhook-path",
+                  "/hooks/push",
+                  "--webhook-secret-file",
+                  dir_ + "/webhook.secret",
+                  "--control",
+                  "127.0.0.1:0"};
+    ASSERT_NO_FATAL_FAILURE(startFake(main_, dir_ + "/fake.log"));
+    port_ = main_.port;
+    control_port_ = main_.control_port;
+    ca_ = main_.ca;
+    // An HTTP/1.1-only webhook server (ALPN http/1.1), without a secret.
+    h1_.args = {"--listen",       "127.0.0.1:0", "--make-cert", dir_ + "/cert1", "--http1-only",
+                "--webhook-path", "/hook",       "--control",   "127.0.0.1:0"};
+    ASSERT_NO_FATAL_FAILURE(startFake(h1_, dir_ + "/fake1.log"));
+  }
+
+  static void startFake(FakeProc& f, const std::string& log) {
     int out[2];
     ASSERT_EQ(::pipe(out), 0);
-    std::vector<std::string> args = {SIPWAKE_FAKEPNS_PATH,
-                                     "--listen",
-                                     "127.0.0.1:" + std::to_string(port_),
-                                     "--make-cert",
-                                     dir_ + "/cert",
-                                     "--apns-key",
-                                     std::string(kKeyId) + ":" + kTeamId + ":" + dir_ + "/apns.pub",
-                                     "--apns-topic",
-                                     kBundle,
-                                     "--fcm-service-account",
-                                     dir_ + "/sa.json",
-                                     "--control",
-                                     "127.0.0.1:0"};
-    std::string log = dir_ + "/fake.log";
-    pid_ = ::fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
+    std::vector<std::string> args = {SIPWAKE_FAKEPNS_PATH};
+    args.insert(args.end(), f.args.begin(), f.args.end());
+    f.pid = ::fork();
+    ASSERT_GE(f.pid, 0);
+    if (f.pid == 0) {
       ::dup2(out[1], 1);
       int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       if (err >= 0) ::dup2(err, 2);
@@ -173,35 +201,42 @@ class Http2SenderTest : public ::testing::Test {
       ::_exit(127);
     }
     ::close(out[1]);
-    out_fd_ = out[0];
+    f.out_fd = out[0];
     std::string buf, line;
     bool ready = false;
-    while (!ready && readLine(out_fd_, buf, line, kWait)) {
+    while (!ready && readLine(f.out_fd, buf, line, kWait)) {
       auto sp = line.find(' ');
       std::string word = line.substr(0, sp);
       std::string rest = sp == std::string::npos ? "" : line.substr(sp + 1);
-      if (word == "ca") ca_ = rest;
-      if (word == "control") control_port_ = std::stoi(rest.substr(rest.rfind(':') + 1));
-      if (word == "listening") port_ = std::stoi(rest.substr(rest.rfind(':') + 1));
+      if (word == "ca") f.ca = rest;
+      if (word == "control") f.control_port = std::stoi(rest.substr(rest.rfind(':') + 1));
+      if (word == "listening") f.port = std::stoi(rest.substr(rest.rfind(':') + 1));
       if (word == "ready") ready = true;
     }
     ASSERT_TRUE(ready) << "sipwake-fakepns did not start; see " << log;
-    ASSERT_FALSE(ca_.empty());
+    ASSERT_FALSE(f.ca.empty());
+  }
+
+  static void stopFake(FakeProc& f) {
+    if (f.pid > 0) {
+      ::kill(f.pid, SIGTERM);
+      ::waitpid(f.pid, nullptr, 0);
+      f.pid = -1;
+    }
+    if (f.out_fd >= 0) ::close(f.out_fd);
+    f.out_fd = -1;
   }
 
   static void TearDownTestSuite() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-    if (out_fd_ >= 0) ::close(out_fd_);
+    stopFake(main_);
+    stopFake(h1_);
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
 
   void SetUp() override {
-    ASSERT_GT(pid_, 0);
+    ASSERT_GT(main_.pid, 0);
+    ASSERT_GT(h1_.pid, 0);
     loop_.start();
     ASSERT_TRUE(ctl_.connect(static_cast<std::uint16_t>(control_port_)));
   }
@@ -280,13 +315,42 @@ class Http2SenderTest : public ::testing::Test {
   }
 
   std::uint64_t tokensIssued() { return ctl_.op({{"op", "stats"}}).value("tokens_issued", 0u); }
+  std::uint64_t fakeStat(const std::string& name) {
+    return ctl_.op({{"op", "stats"}}).value(name, 0u);
+  }
+  std::uint64_t fakeRejected(const std::string& key) {
+    return ctl_.op({{"op", "stats"}})["rejected"].value(key, 0u);
+  }
+  static std::uint64_t counter(const std::string& name) {
+    return Stats::global().counter(name).value();
+  }
+
+  PushAppConfig webhookApp(bool http1) const {
+    PushAppConfig c;
+    c.provider = PushService::kWebhook;
+    c.id = "*";
+    if (http1) {
+      c.url = "https://127.0.0.1:" + std::to_string(h1_.port) + "/hook";
+      c.ca_file = h1_.ca;
+    } else {
+      c.url = endpoint() + "/hooks/push";
+      c.ca_file = ca_;
+      c.secret_file = dir_ + "/webhook.secret";
+    }
+    return c;
+  }
+  void makeWebhookSender(bool http1) {
+    auto s = Http2PushSender::create({webhookApp(http1)}, loop_);
+    ASSERT_TRUE(s) << s.status().toString();
+    sender_ = std::move(*s);
+  }
 
   static inline std::string dir_;
   static inline std::string ca_;
   static inline int port_ = 0;
   static inline int control_port_ = 0;
-  static inline pid_t pid_ = -1;
-  static inline int out_fd_ = -1;
+  static inline FakeProc main_;
+  static inline FakeProc h1_;
 
   transport::EventLoop loop_{0};
   Control ctl_;
@@ -324,6 +388,23 @@ TEST_F(Http2SenderTest, ApnsCancelIsNotVoip) {
   EXPECT_EQ((*ev)["headers"]["apns-topic"], kBundle);
   EXPECT_NE((*ev)["headers"]["apns-push-type"], "voip");
   EXPECT_EQ((*ev)["headers"]["apns-priority"], "5");
+}
+
+TEST_F(Http2SenderTest, ApnsCancelAndMissedCallGoAsVoipWhenTheDeviceHasOnlyAVoipToken) {
+  makeSender();
+  std::string voip = hexToken('9');
+  ASSERT_EQ(ctl_.op({{"op", "subscribe"}, {"token", voip}})["ok"], true);
+  for (auto [ev_kind, push_kind] : {std::pair{CallEventKind::kCancel, PushKind::kCancel},
+                                    std::pair{CallEventKind::kMissed, PushKind::kMissedCall}}) {
+    auto o = sendAndWait(apnsTarget(voip, ""), event(ev_kind), push_kind);
+    ASSERT_TRUE(o);
+    EXPECT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+    auto ev = ctl_.pushFor(voip);
+    ASSERT_TRUE(ev);
+    EXPECT_EQ((*ev)["headers"]["apns-topic"], std::string(kBundle) + ".voip");
+    EXPECT_EQ((*ev)["headers"]["apns-push-type"], "voip");
+    EXPECT_EQ((*ev)["headers"]["apns-collapse-id"], event(ev_kind).call_uuid);
+  }
 }
 
 TEST_F(Http2SenderTest, ApnsScriptedFailures) {
@@ -434,6 +515,214 @@ TEST_F(Http2SenderTest, BadKeyFileNamedByCreate) {
   auto s2 = Http2PushSender::create({f}, loop_);
   ASSERT_FALSE(s2);
   EXPECT_NE(s2.status().message().find(f.service_account_file), std::string::npos);
+}
+
+// ---- webhook: documented body over h2 (with the bearer secret) and over HTTP/1.1 ----
+
+TEST_F(Http2SenderTest, WebhookOverH2CarriesDocumentedBodyAndSecret) {
+  makeWebhookSender(false);
+  std::string tok = hexToken('1');
+  ASSERT_EQ(ctl_.op({{"op", "subscribe"}, {"token", tok}})["ok"], true);
+  std::uint64_t before = fakeStat("accepted_webhook");
+  auto o = sendAndWait(apnsTarget(tok, ""), event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+  EXPECT_EQ(o->provider_status, 200);
+  auto ev = ctl_.pushFor(tok);
+  ASSERT_TRUE(ev);
+  EXPECT_EQ((*ev)["provider"], "webhook");
+  const json& body = (*ev)["payload"];  // the fake checked it against the documented schema
+  EXPECT_EQ(body["event"], "call");
+  EXPECT_EQ(body["call_id"], "call-1@example.com");
+  EXPECT_EQ(body["app"]["apns_topic"], std::string(kBundle) + ".voip");
+  EXPECT_EQ(body["tokens"]["voip"], tok);
+  EXPECT_FALSE((*ev)["headers"].contains("authorization"));  // never echoed
+  EXPECT_EQ(fakeStat("accepted_webhook") - before, 1u);
+}
+
+TEST_F(Http2SenderTest, WebhookWrongSecretIsPermanent) {
+  writeFile(dir_ + "/wrong.secret", "not-the-secret");
+  PushAppConfig c = webhookApp(false);
+  c.secret_file = dir_ + "/wrong.secret";
+  auto s = Http2PushSender::create({c}, loop_);
+  ASSERT_TRUE(s) << s.status().toString();
+  sender_ = std::move(*s);
+  std::uint64_t before = fakeRejected("webhook:unauthorized");
+  auto o = sendAndWait(fcmTarget("fcm-webhook-token-" + std::string(30, 'w')),
+                       event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kPermanent);
+  EXPECT_EQ(o->provider_status, 401);
+  EXPECT_EQ(fakeRejected("webhook:unauthorized") - before, 1u);
+}
+
+TEST_F(Http2SenderTest, WebhookOverHttp1RetryAfter5xxThenSuccessAnd4xxPermanent) {
+  makeWebhookSender(true);
+  Control h1ctl;
+  ASSERT_TRUE(h1ctl.connect(static_cast<std::uint16_t>(h1_.control_port)));
+  std::string tok = "fcm-http1-token-" + std::string(30, 'h');
+  ASSERT_EQ(h1ctl.op({{"op", "subscribe"}, {"token", tok}})["ok"], true);
+  ASSERT_EQ(h1ctl.op({{"op", "script"},
+                      {"token", tok},
+                      {"responses", json::array({{{"status", 503}, {"retry_after", 2}},
+                                                 json::object(),
+                                                 {{"status", 400}},
+                                                 {{"status", 410}}})}})["ok"],
+            true);
+  auto target = fcmTarget(tok);
+  auto o = sendAndWait(target, event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kTransient);
+  EXPECT_EQ(o->provider_status, 503);
+  EXPECT_EQ(o->retry_after, 2s);
+  // The caller retries after retry_after (not waited here: the fake does not hold it to it).
+  o = sendAndWait(target, event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+  auto ev = h1ctl.pushFor(tok);
+  ASSERT_TRUE(ev);
+  EXPECT_EQ((*ev)["payload"]["provider"], "fcm");
+  EXPECT_EQ((*ev)["payload"]["tokens"]["message"], tok);
+  o = sendAndWait(target, event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kPermanent);
+  EXPECT_EQ(o->reason, "http_400");
+  o = sendAndWait(target, event(CallEventKind::kCancel), PushKind::kCancel);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kRemoveBinding);
+  EXPECT_EQ(h1ctl.op({{"op", "stats"}}).value("accepted_webhook", 0u), 1u);
+}
+
+// ---- auth renewal paths ----
+
+// APNs renews a provider token at most once per 20 minutes: the sender's clock says the token is
+// 25 minutes old (renewal allowed, but not yet due by age) when APNs calls it expired.
+TEST_F(Http2SenderTest, ApnsExpiredProviderTokenIsRenewedAndRetriedOnce) {
+  FakePushClock clock(std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count());
+  auto s = Http2PushSender::create({apnsApp()}, loop_, &clock);
+  ASSERT_TRUE(s) << s.status().toString();
+  sender_ = std::move(*s);
+  std::string tok = hexToken('2');
+  auto target = apnsTarget(tok, "");
+  auto o = sendAndWait(target, event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  ASSERT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+  clock.advance(25min);  // monotonic only: the wall clock stays the fake's
+  clock.jumpWall(-std::chrono::duration_cast<std::chrono::milliseconds>(25min));
+  std::uint64_t expired_before = fakeRejected("apns:ExpiredProviderToken");
+  ASSERT_EQ(ctl_.op({{"op", "expire_provider_tokens"}})["ok"], true);
+  ASSERT_EQ(ctl_.op({{"op", "subscribe"}, {"token", tok}})["ok"], true);
+  o = sendAndWait(target, event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;  // new JWT, same push
+  EXPECT_TRUE(ctl_.pushFor(tok));
+  EXPECT_EQ(fakeRejected("apns:ExpiredProviderToken") - expired_before, 1u);
+  EXPECT_EQ(fakeRejected("apns:TooManyProviderTokenUpdates"), 0u);
+
+  // Still expired after the renewal (scripted twice): reported, not retried again.
+  clock.advance(25min);
+  clock.jumpWall(-std::chrono::duration_cast<std::chrono::milliseconds>(25min));
+  ASSERT_EQ(
+      ctl_.op({{"op", "script"},
+               {"token", tok},
+               {"responses", json::array({{{"status", 403}, {"reason", "ExpiredProviderToken"}},
+                                          {{"status", 403}, {"reason", "ExpiredProviderToken"}},
+                                          {{"status", 410}}})}})["ok"],
+      true);
+  o = sendAndWait(target, event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kTransient);
+  EXPECT_EQ(o->reason, "ExpiredProviderToken");
+  clock.advance(25min);  // the token stays marked stale: renewed once the floor allows
+  clock.jumpWall(-std::chrono::duration_cast<std::chrono::milliseconds>(25min));
+  o = sendAndWait(target, event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kRemoveBinding);  // the third step was left for us
+  sender_.reset();                                        // before `clock`
+}
+
+TEST_F(Http2SenderTest, ApnsInvalidProviderTokenIsPermanentAndCounted) {
+  makeSender();
+  std::string tok = hexToken('3');
+  ASSERT_EQ(
+      ctl_.op({{"op", "script"},
+               {"token", tok},
+               {"responses", json::array({{{"status", 403}, {"reason", "InvalidProviderToken"}},
+                                          {{"status", 410}}})}})["ok"],
+      true);
+  const std::uint64_t before = counter("push.failed.apns.InvalidProviderToken");
+  auto target = apnsTarget(tok, "");
+  auto o = sendAndWait(target, event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kPermanent);
+  EXPECT_EQ(o->reason, "InvalidProviderToken");
+  EXPECT_EQ(o->provider_status, 403);
+  EXPECT_EQ(counter("push.failed.apns.InvalidProviderToken") - before, 1u);
+  o = sendAndWait(target, event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kRemoveBinding);  // not consumed by a retry
+}
+
+TEST_F(Http2SenderTest, FcmUnauthenticatedRefreshesAccessTokenAndRetriesOnce) {
+  makeSender();
+  std::string tok = "fcm-expiring-token-" + std::string(30, 'e');
+  auto o = sendAndWait(fcmTarget(tok), event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  ASSERT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+  const std::uint64_t issued = tokensIssued();
+  const std::uint64_t unauth = fakeRejected("fcm:UNAUTHENTICATED");
+  ASSERT_EQ(ctl_.op({{"op", "expire_access_tokens"}})["ok"], true);
+  o = sendAndWait(fcmTarget(tok), event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+  EXPECT_EQ(tokensIssued() - issued, 1u);
+  EXPECT_EQ(fakeRejected("fcm:UNAUTHENTICATED") - unauth, 1u);
+}
+
+TEST_F(Http2SenderTest, OAuthTokenEndpointFailureIsCountedAndRetriedWithBackoff) {
+  makeSender();
+  ASSERT_EQ(ctl_.op({{"op", "script_token_endpoint"},
+                     {"responses", json::array({{{"status", 503}}})}})["ok"],
+            true);
+  const std::uint64_t requests = fakeStat("token_requests");
+  const std::uint64_t failures = counter("push.oauth_token_failures.fcm");
+  std::string tok = "fcm-backoff-token-" + std::string(30, 'b');
+  auto o = sendAndWait(fcmTarget(tok), event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kTransient);
+  EXPECT_EQ(o->reason, "oauth_token");
+  EXPECT_GT(o->retry_after.count(), 0);
+  EXPECT_LE(o->retry_after, 1000ms);
+  EXPECT_EQ(counter("push.oauth_token_failures.fcm") - failures, 1u);
+  // Within the backoff: fails fast without asking the endpoint again.
+  o = sendAndWait(fcmTarget(tok), event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kTransient);
+  EXPECT_EQ(fakeStat("token_requests") - requests, 1u);
+  // After it: one new fetch, and the push goes through (bounded wait for the backoff to pass).
+  auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (o->kind != PushOutcome::Kind::kOk && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::max<std::chrono::milliseconds>(o->retry_after, 20ms));
+    o = sendAndWait(fcmTarget(tok), event(CallEventKind::kCall), PushKind::kCall);
+    ASSERT_TRUE(o);
+  }
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+  EXPECT_EQ(fakeStat("token_requests") - requests, 2u);
+}
+
+TEST_F(Http2SenderTest, OAuthInvalidGrantIsPermanent) {
+  makeSender();
+  ASSERT_EQ(
+      ctl_.op({{"op", "script_token_endpoint"},
+               {"responses", json::array({{{"status", 400}, {"reason", "invalid_grant"}}})}})["ok"],
+      true);
+  auto o = sendAndWait(fcmTarget("fcm-grant-token-" + std::string(30, 'g')),
+                       event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kPermanent);
+  EXPECT_EQ(o->reason, "oauth_token");
 }
 
 }  // namespace

@@ -103,6 +103,36 @@ TEST(Webhook, StatusActions) {
   EXPECT_EQ(webhook::actionForStatus(429), PushAction::kRetry);
   EXPECT_EQ(webhook::actionForStatus(503), PushAction::kRetry);
   EXPECT_EQ(webhook::actionForStatus(400), PushAction::kDrop);
+  EXPECT_EQ(webhook::actionForStatus(403), PushAction::kFatalConfig);
+  EXPECT_EQ(webhook::actionForStatus(408), PushAction::kRetry);
+  EXPECT_EQ(webhook::actionForStatus(500), PushAction::kRetry);
+  EXPECT_EQ(webhook::actionForStatus(422), PushAction::kDrop);
+  EXPECT_EQ(webhook::actionForStatus(299), PushAction::kOk);
+  EXPECT_EQ(webhook::actionForStatus(301), PushAction::kDrop);  // redirects are not followed
+}
+
+TEST(Webhook, FcmBodyHasNoApnsTopicAndTruncatesLongFields) {
+  auto r = testing::parse(";pn-provider=fcm;pn-param=my-project;pn-prid=fcm-token-" +
+                          std::string(40, 'q'));
+  ASSERT_TRUE(r.isOk());
+  const PushBinding& b = *r.value();
+  CallEvent ev;
+  ev.kind = CallEventKind::kAnsweredElsewhere;
+  ev.call_id = "c2@host";
+  ev.call_uuid = deriveCallUuid(ev.call_id, "sip:bob@example.com");
+  ev.caller_uri = "sip:" + std::string(600, 'u') + "@example.com";
+  ev.caller_display_name = std::string(127, 'n') + "\xc3\xa9";  // é straddles byte 128
+  ev.callee_aor = "sip:bob@example.com";
+  ev.sent_at_ms = 1700000000999;
+  Json body = Json::parse(webhook::buildBody(b, ev));
+  EXPECT_EQ(body["event"], "answered_elsewhere");
+  EXPECT_EQ(body["provider"], "fcm");
+  EXPECT_EQ(body["app"]["project_id"], "my-project");
+  EXPECT_EQ(body["app"]["apns_topic"], "");
+  EXPECT_EQ(body["tokens"]["voip"], "");
+  EXPECT_EQ(body["tokens"]["message"], "fcm-token-" + std::string(40, 'q'));
+  EXPECT_EQ(body["caller"]["uri"].get<std::string>().size(), 512u);
+  EXPECT_EQ(body["caller"]["display_name"], std::string(127, 'n'));  // no half character
 }
 
 }  // namespace
