@@ -139,6 +139,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
     std::size_t n = std::min(resolution.targets.size(), proxy_.config_.max_forks);
     for (std::size_t i = 0; i < n; ++i) startBranch(std::move(resolution.targets[i]));
     starting_ = false;
+    if (invite_ && resolution.provisional != 0) sendOwnProvisional(resolution.provisional);
     maybeSendBest();
     maybeRetire();
   }
@@ -169,6 +170,37 @@ class ProxyContext final : public transaction::ServerTransactionUser,
     return n;
   }
 
+  BranchProgress progress(std::string_view binding_key) const {
+    BranchProgress best = BranchProgress::kNone;
+    for (const auto& b : branches_) {
+      if (b->target.binding_key != binding_key) continue;
+      BranchProgress p = b->reached                        ? BranchProgress::kReached
+                         : b->state == BranchState::kFinal ? BranchProgress::kUnreached
+                                                           : BranchProgress::kPending;
+      best = std::max(best, p);
+    }
+    return best;
+  }
+
+  // No maybeSendBest(): the replacement branch is added next (Proxy::supersedeBranches).
+  std::size_t supersedeBranches(std::string_view binding_key) {
+    std::size_t n = 0;
+    for (auto& b : branches_) {
+      if (b->target.binding_key != binding_key || b->state == BranchState::kFinal || b->reached) {
+        continue;
+      }
+      b->superseded = true;
+      if (b->state == BranchState::kResolving) {
+        setFinal(*b);
+        b->pending.reset();
+      } else if (invite_ && b->tx != nullptr) {
+        (void)proxy_.deps_.layer->cancel(*b->tx);
+      }
+      ++n;
+    }
+    return n;
+  }
+
   // ---- ClientTransactionUser ----
 
   void onResponse(transaction::ClientTransaction& tx,
@@ -176,6 +208,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
     Branch* b = branchOf(tx);
     if (b == nullptr) return;
     const int code = response.message.statusCode();
+    if (code > 100) b->reached = true;
     if (code < 200) {
       if (b->state == BranchState::kCalling) b->state = BranchState::kProceeding;
       if (code == 100) return;  // hop by hop (§16.7 step 5)
@@ -198,6 +231,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
       return;
     }
     if (!first_final || final_sent_) return;
+    if (b->superseded) return maybeSendBest();  // replaced by the device's new registration
     if (code >= 600) {
       // §16.7 step 5: cancel the others and create no new branches.
       no_new_branches_ = true;
@@ -212,6 +246,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
     Branch* b = branchOf(tx);
     if (b == nullptr || b->state == BranchState::kFinal) return;
     setFinal(*b);
+    if (b->superseded) return maybeSendBest();
     consider(408, "Request Timeout", nullptr);  // §16.7 step 2 / §16.8
     maybeSendBest();
   }
@@ -222,6 +257,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
     SW_LOG_DEBUG("proxy: branch {} of context {}: transport error: {}", b->index, id_,
                  error.toString());
     setFinal(*b);
+    if (b->superseded) return maybeSendBest();
     consider(503, "Service Unavailable", nullptr);  // §16.9: as if a 503 was received
     maybeSendBest();
   }
@@ -253,6 +289,16 @@ class ProxyContext final : public transaction::ServerTransactionUser,
     // 487s); the final response will be 487 unless a branch's 2xx crosses the CANCEL.
     notifyEnd(487, {});
     cancelPending({});
+    // A branch without any response yet cannot be CANCELled (§9.1: its transaction sends the
+    // CANCEL if a provisional still comes) and may never answer: over a TCP/TLS flow that died
+    // after the INVITE was written no transport error comes, only Timer B (32 s). The caller's
+    // 487 does not wait for it: it ends here, as Timer C ends such a branch (§16.8), while its
+    // client transaction runs on silently (a late 2xx is still forwarded, §16.7 step 5).
+    for (auto& b : branches_) {
+      if (b->state != BranchState::kCalling) continue;
+      setFinal(*b);
+      consider(487, "Request Terminated", nullptr);
+    }
     maybeSendBest();
     maybeRetire();
   }
@@ -311,6 +357,8 @@ class ProxyContext final : public transaction::ServerTransactionUser,
     transaction::ClientTransaction* tx = nullptr;  // until onTerminated
     TimerService::TimerId timer_c = 0;
     std::optional<sip::Message> pending;  // built, waiting for DNS
+    bool reached = false;     // a response other than 100 arrived: the UA has seen the request
+    bool superseded = false;  // replaced by a woken device's new binding: its final is ignored
   };
 
   Branch* branchOf(transaction::ClientTransaction& tx) {
@@ -572,12 +620,25 @@ class ProxyContext final : public transaction::ServerTransactionUser,
       respond(std::move(response));
       return;
     }
-    sip::Message response =
-        sip::makeResponseTo(request_, code, reason, proxy_.deps_.layer->newTag());
+    respond(ownResponse(code, reason));
+  }
+
+  // A response the proxy generates itself. Its To-tag is that of our own provisional, if any.
+  sip::Message ownResponse(int code, std::string_view reason) {
+    sip::Message response = sip::makeResponseTo(
+        request_, code, reason, own_tag_.empty() ? proxy_.deps_.layer->newTag() : own_tag_);
     if (!proxy_.config_.server_header.empty()) {
       response.appendHeader("Server", proxy_.config_.server_header);
     }
-    respond(std::move(response));
+    return response;
+  }
+
+  // Push wake-up: ringback (180) or early progress (183) while the parked phone wakes. Its To-tag
+  // is ours; a final response we generate later carries the same tag.
+  void sendOwnProvisional(int code) {
+    if (final_sent_ || server_ == nullptr) return;
+    if (own_tag_.empty()) own_tag_ = proxy_.deps_.layer->newTag();
+    respond(ownResponse(code, code == 180 ? "Ringing" : "Session Progress"));
   }
 
   void forward(transport::ReceivedMessage&& response) {
@@ -638,6 +699,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
   std::string best_detail_;
   std::optional<sip::Message> best_;
   std::vector<std::pair<sip::HeaderId, std::string>> challenges_;
+  std::string own_tag_;  // To-tag of the provisional we generated (push wake-up), if any
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -716,6 +778,16 @@ void Proxy::noMoreBranches(ContextId id) {
 std::size_t Proxy::cancelBranches(ContextId id, std::string_view binding_key) {
   ProxyContext* ctx = find(id);
   return ctx == nullptr ? 0 : ctx->cancelBranches(binding_key);
+}
+
+BranchProgress Proxy::branchProgress(ContextId id, std::string_view binding_key) {
+  ProxyContext* ctx = find(id);
+  return ctx == nullptr ? BranchProgress::kNone : ctx->progress(binding_key);
+}
+
+std::size_t Proxy::supersedeBranches(ContextId id, std::string_view binding_key) {
+  ProxyContext* ctx = find(id);
+  return ctx == nullptr ? 0 : ctx->supersedeBranches(binding_key);
 }
 
 void Proxy::ensureLocalPorts() {

@@ -85,6 +85,15 @@ struct ProxyDeps {
 
 class ProxyContext;
 
+// What the branches of a context sent to one binding have heard (push layer). Ordered: the
+// "most alive" of several branches wins.
+enum class BranchProgress : std::uint8_t {
+  kNone,       // no branch to that binding (or no such context)
+  kUnreached,  // ended without any response but 100 (timeout, transport error, DNS)
+  kPending,    // sent, no response other than 100 yet
+  kReached,    // a response other than 100 arrived: the UA rang (or declined) — it saw the call
+};
+
 class Proxy {
  public:
   // REQUIRES: deps.layer, deps.transport, deps.targets and deps.is_local_host set.
@@ -114,6 +123,13 @@ class Proxy {
   // Cancels the branches of `id` that were sent to `binding_key` (push layer: a device declined
   // or a different device of the same instance answered). Returns how many were cancelled.
   std::size_t cancelBranches(ContextId id, std::string_view binding_key);
+  // Push layer: a device that had a live contact (so its branch went there) was pushed anyway
+  // and registered again. Its old branches that the UA has not answered yet (kPending) are
+  // CANCELled (INVITE) and their final responses ignored; the caller adds the branch to the new
+  // binding right after.
+  BranchProgress branchProgress(ContextId id, std::string_view binding_key);
+  std::size_t supersedeBranches(ContextId id, std::string_view binding_key);
+  bool hasContext(ContextId id) const { return contexts_.count(id) != 0; }
 
   std::size_t contextCount() const { return contexts_.size(); }
 

@@ -46,6 +46,9 @@ struct Resolution {
   // True: further targets may be added later with ProxyContext::addBranch() (e.g. a phone woken
   // by push registers); the context waits for Proxy::noMoreBranches() before giving up.
   bool more_may_come = false;
+  // INVITE only: when not 0 (180 or 183), the proxy sends the caller this provisional response at
+  // once, with a To-tag of its own (push wake-up: ringback while the parked phone wakes up).
+  int provisional = 0;
 };
 
 // How a context that was resolved with `more_may_come` ended (push wake-up bookkeeping).

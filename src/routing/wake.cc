@@ -119,6 +119,14 @@ struct WakeAndWait::Device {
   TimePoint pushed_at{};
   TimerService::TimerId retry_timer = 0;
   std::string branch_key;  // kForked: Target::binding_key of its branch
+  // push_connected_devices: binding keys of the live contacts the request was forked to at once.
+  std::vector<std::string> live_keys;
+
+  bool answered(const ContextEnd& end) const {
+    if (end.answered_by.empty()) return false;
+    if (state == State::kForked && branch_key == end.answered_by) return true;
+    return std::find(live_keys.begin(), live_keys.end(), end.answered_by) != live_keys.end();
+  }
 };
 
 struct WakeAndWait::Parked {
@@ -150,7 +158,8 @@ WakeAndWait::WakeAndWait(WakeConfig config, Deps deps)
       forked_(Stats::global().counter("wake.forked_to_woken_device")),
       duplicate_registers_(Stats::global().counter("wake.duplicate_registers")),
       ring_timeouts_(Stats::global().counter("wake.ring_timeouts")),
-      late_registers_(Stats::global().counter("wake.late_registers")) {
+      late_registers_(Stats::global().counter("wake.late_registers")),
+      superseded_(Stats::global().counter("wake.superseded_live_branches")) {
   SIPWAKE_CHECK(deps_.inner != nullptr && deps_.push_store != nullptr && deps_.sender != nullptr &&
                 deps_.hub != nullptr && deps_.post != nullptr && deps_.timers != nullptr);
   if (!deps_.wall_clock) deps_.wall_clock = registrar::systemWallClock;
@@ -213,12 +222,14 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
     }
     const std::string instance =
         rec.identity.starts_with("i:") ? rec.identity.substr(2) : std::string();
-    bool connected = std::any_of(r.targets.begin(), r.targets.end(), [&](const Target& t) {
-      return t.binding_key == rec.binding_key ||
-             (!instance.empty() && t.binding_key.starts_with("i:" + instance + "\n"));
-    });
-    if (connected && !config_.push_connected_devices) continue;
     Device d;
+    for (const Target& t : r.targets) {
+      if (t.binding_key == rec.binding_key ||
+          (!instance.empty() && t.binding_key.starts_with("i:" + instance + "\n"))) {
+        d.live_keys.push_back(t.binding_key);
+      }
+    }
+    if (!d.live_keys.empty() && !config_.push_connected_devices) continue;
     d.target.binding = std::move(*pb);
     d.target.aor = *aor;
     d.target.device_key = rec.device_key;
@@ -259,6 +270,7 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
   }
   r.outcome = Resolution::Outcome::kTargets;
   r.more_may_come = true;
+  if (invite) r.provisional = config_.parked_provisional;  // the pushes are with the sender
   return r;
 }
 
@@ -351,18 +363,26 @@ void WakeAndWait::onRingTimeout(ContextId id) {
     if (d.retry_timer != 0) deps_.timers->cancel(d.retry_timer);
     d.retry_timer = 0;
   }
-  // If the proxy never created the context (it answered the request itself after resolving),
-  // nothing will end it: drop the state after Timer C's worth of time.
+  scheduleCleanup(p);
+  if (proxy_ != nullptr) proxy_->noMoreBranches(id);  // may end the context
+}
+
+// Branches forked before the ring timeout may ring on (Timer C restarts with each provisional),
+// and the context tells us when it ends. Only if the proxy has no such context (it answered
+// the request itself after resolving) would nothing end it: then the state is dropped.
+void WakeAndWait::scheduleCleanup(Parked& p) {
   std::weak_ptr<bool> alive = alive_;
+  const ContextId id = p.id;
   p.cleanup_timer = deps_.timers->schedule(seconds(200), [this, alive, id] {
     if (alive.expired()) return;
     auto found = parked_.find(id);
     if (found == parked_.end()) return;
-    found->second->cleanup_timer = 0;
-    forgetKeys(*found->second);
+    Parked& parked = *found->second;
+    parked.cleanup_timer = 0;
+    if (proxy_ != nullptr && proxy_->hasContext(id)) return scheduleCleanup(parked);
+    forgetKeys(parked);
     parked_.erase(found);
   });
-  if (proxy_ != nullptr) proxy_->noMoreBranches(id);  // may end the context
 }
 
 void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
@@ -397,7 +417,22 @@ void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
     duplicate_registers_.inc();  // once per device, never per REGISTER
     return;
   }
-  if (!p.waiting || proxy_ == nullptr) return;
+  // After the ring timeout the call may still ring on other branches: the device is still
+  // offered the call (the proxy refuses the branch once the request is over).
+  if (proxy_ == nullptr) return;
+  const bool late = !p.waiting;
+  // push_connected_devices: the request already went to this device's old contact.
+  for (const std::string& live : d.live_keys) {
+    // It rang (or was declined) there: the user has seen this call on this device.
+    if (proxy_->branchProgress(id, live) != BranchProgress::kReached) continue;
+    mark(p, "REGISTER from " + shortKey(d.target.device_key) + " (reached on its old contact)");
+    d.state = Device::State::kForked;
+    d.branch_key = live;
+    if (d.retry_timer != 0) deps_.timers->cancel(d.retry_timer);
+    d.retry_timer = 0;
+    maybeStopWaiting(p);  // may end the context: `p` must not be used afterwards
+    return;
+  }
   std::vector<Target> targets = targetsFromBindings({binding});
   if (targets.empty()) return;
   Target t = std::move(targets.front());
@@ -409,11 +444,17 @@ void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
       break;
     }
   }
-  mark(p, "REGISTER from " + shortKey(d.target.device_key));
+  mark(p, "REGISTER from " + shortKey(d.target.device_key) + (late ? " after ring timeout" : ""));
   d.state = Device::State::kForked;
   d.branch_key = t.binding_key;
   if (d.retry_timer != 0) deps_.timers->cancel(d.retry_timer);
   d.retry_timer = 0;
+  for (const std::string& live : d.live_keys) {
+    // Not rung yet: the old contact is probably a dead connection; one INVITE per device.
+    if (proxy_->supersedeBranches(id, live) == 0) continue;
+    superseded_.inc();
+    mark(p, "CANCEL to old contact of " + shortKey(d.target.device_key));
+  }
   Status s = proxy_->addBranch(id, std::move(t));
   if (!s) {
     SW_LOG_DEBUG("wake: context {}: branch to woken device not added: {}", id, s.toString());
@@ -442,7 +483,7 @@ void WakeAndWait::onContextEnded(ContextId id, const ContextEnd& end) {
   auto ended = std::make_unique<Ended>();
   ended->event = p->event;
   for (Device& d : p->devices) {
-    bool keep = p->invite && d.target.binding.callsUseVoip() &&
+    bool keep = p->invite && d.target.binding.callsUseVoip() && !d.answered(end) &&
                 (d.state == Device::State::kWaiting || d.state == Device::State::kPushing);
     if (keep) {
       ended->devices.push_back(d);
@@ -472,10 +513,7 @@ void WakeAndWait::cancelPushes(Parked& p, const ContextEnd& end) {
   const push::PushKind kind = answered ? push::PushKind::kCancel : push::PushKind::kMissedCall;
   for (const Device& d : p.devices) {
     if (d.state == Device::State::kFailed) continue;
-    if (d.state == Device::State::kForked && !end.answered_by.empty() &&
-        d.branch_key == end.answered_by) {
-      continue;  // the device that answered
-    }
+    if (d.answered(end)) continue;  // the device that answered
     mark(p, "push " + std::string(push::pushKindName(kind)) + " sent to " +
                 shortKey(d.target.device_key));
     const std::string provider(push::providerName(d.target.binding.provider));

@@ -3,8 +3,18 @@
 // devices are pushed, and the request is parked in its ProxyContext (Resolution::more_may_come).
 // When a pushed device's REGISTER gets its 200 OK, the registrar's observer (WakeHub) finds the
 // parked request and the request is forked to the new binding: once per device, never per
-// REGISTER attempt. The ring timeout (or every push failing) ends the wait: the proxy then sends
-// the best response (480 when nothing answered).
+// REGISTER attempt. The caller gets a provisional response with a proxy To-tag as soon as the
+// pushes are handed to the sender (WakeConfig::parked_provisional, default 180: ringback while
+// the phone wakes). The ring timeout (or every push failing) ends the wait for sleeping devices
+// only: the proxy then sends the best response once the branches already forked (live contacts,
+// woken devices) have finished — they ring on until their own answer, CANCEL or Timer C; with
+// nothing ringing the caller gets 480 at once. A pushed device that registers after the ring
+// timeout while the call still rings elsewhere is still forked to (once).
+//
+// push_connected_devices: a device with a live contact gets the INVITE there AND a push. When it
+// registers again, it gets one INVITE, not two: if the device already answered its old branch
+// (any response but 100: it rang or declined), nothing more is forked; otherwise the old branch
+// is CANCELled (its final response ignored) and the request is forked to the new binding.
 //
 // Pieces:
 //   WakeAndWait  one per event loop; the Proxy's TargetResolver (wraps the location lookup). Owns
@@ -61,6 +71,7 @@ struct WakeConfig {
   bool push_connected_devices = false;  // also push devices that have a live contact (iOS)
   Duration late_register_grace = seconds(30);
   Duration retry_backoff = seconds(1);  // first retry of a transient push failure; doubles
+  int parked_provisional = 180;         // to the caller of a parked INVITE: 180, 183 or 0 (none)
   std::string uuid_salt;                // push::deriveCallUuid salt (per deployment)
 };
 
@@ -138,6 +149,7 @@ class WakeAndWait final : public TargetResolver {
   void sendPush(ContextId id, std::size_t device, push::PushKind kind);
   void onPushDone(ContextId id, std::size_t device, push::PushKind kind, push::PushOutcome out);
   void onRingTimeout(ContextId id);
+  void scheduleCleanup(Parked& p);
   void maybeStopWaiting(Parked& p);
   void cancelPushes(Parked& p, const ContextEnd& end);
   void forgetKeys(const Parked& p);
@@ -155,6 +167,7 @@ class WakeAndWait final : public TargetResolver {
   Counter& duplicate_registers_;
   Counter& ring_timeouts_;
   Counter& late_registers_;
+  Counter& superseded_;
   std::vector<std::pair<std::int64_t, Counter*>> latency_buckets_;  // wake latency histogram
 };
 

@@ -672,6 +672,18 @@ void parsePush(const toml::table& t, Config& c, Checker& check) {
                    p.ring_timeout_s = static_cast<std::uint32_t>(*v);
                }},
               {"push_connected_devices", boolean(p.push_connected_devices)},
+              {"parked_provisional",
+               [&](const toml::node& n, const std::string& w) {
+                 const auto* i = n.as_integer();
+                 const auto* str = n.as_string();
+                 if (i != nullptr && (i->get() == 180 || i->get() == 183)) {
+                   p.parked_provisional = static_cast<int>(i->get());
+                 } else if (str != nullptr && str->get() == "none") {
+                   p.parked_provisional = 0;
+                 } else {
+                   check.error(n, w, "expected 180, 183 or \"none\", got " + describe(n));
+                 }
+               }},
               {"call_uuid_salt",
                [&](const toml::node& n, const std::string& w) {
                  if (auto v = check.string(n, w, true)) p.call_uuid_salt = *v;

@@ -191,7 +191,7 @@ TEST_F(WakeTest, SleepingDeviceIsPushedThenGetsTheInviteOnceAndAnswers) {
   Device d = device('a', bob_);
   sleeping(d);
   invite();
-  EXPECT_EQ(codesTo(alice_.address), std::vector<int>{100});  // at once
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{100, 180}));  // at once
   ASSERT_EQ(sender_.pushes.size(), 1u);
   EXPECT_EQ(sender_.pushes[0].kind, push::PushKind::kCall);
   EXPECT_EQ(sender_.pushes[0].event.callee_aor, "sip:bob@example.com");
@@ -211,6 +211,209 @@ TEST_F(WakeTest, SleepingDeviceIsPushedThenGetsTheInviteOnceAndAnswers) {
   EXPECT_TRUE(has(codesTo(alice_.address), 200));
   EXPECT_EQ(sender_.count(push::PushKind::kCancel), 0u);  // the answering device is not told
   EXPECT_EQ(wake_->parkedCount(), 0u);
+}
+
+std::string toTagOf(const sip::Message& m) {
+  auto to = m.to();
+  return to ? std::string(to->tag()) : std::string();
+}
+
+// Issue 4: "the caller gets a provisional response at once" — ringback while the phone wakes.
+TEST_F(WakeTest, ParkedInviteGivesTheCallerOneRingingWithAProxyTagNotOnePerPush) {
+  sleeping(device('a', bob_));
+  sleeping(device('b', bob2_));
+  sender_.script.push_back(outcome(push::PushOutcome::Kind::kTransient, "ServiceUnavailable", 503));
+  invite();
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 2u);
+  timers_.advance(seconds(1));  // the transient failure is retried: still one 180
+  drain();
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 3u);
+  std::vector<sip::Message> ringing;
+  for (sip::Message& m : sentTo(alice_.address)) {
+    if (m.isResponse() && m.statusCode() == 180) ringing.push_back(std::move(m));
+  }
+  ASSERT_EQ(ringing.size(), 1u);
+  const std::string tag = toTagOf(ringing[0]);
+  EXPECT_FALSE(tag.empty());
+  timers_.advance(seconds(30));  // nobody wakes: our 480 carries the To-tag of our 180
+  drain();
+  auto sent = sentTo(alice_.address);
+  const sip::Message& last = sent.back();
+  ASSERT_EQ(last.statusCode(), 480);
+  EXPECT_EQ(toTagOf(last), tag);
+}
+
+TEST_F(WakeTest, NoProxyProvisionalWhenTheInviteOnlyForksToLiveContacts) {
+  Device awake = device('a', bob_);
+  sleeping(awake);
+  wakes(awake);  // a push binding, but connected: no push
+  invite();
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+  EXPECT_TRUE(sender_.pushes.empty());
+  EXPECT_EQ(codesTo(alice_.address), std::vector<int>{100});
+  answer(bob_, "INVITE", 180, "Ringing");  // the phone's own 180 is forwarded, with its tag
+  auto codes = codesTo(alice_.address);
+  EXPECT_EQ(codes, (std::vector<int>{100, 180}));
+  EXPECT_EQ(toTagOf(sentTo(alice_.address).back()), "bt");
+}
+
+TEST_F(WakeTest, ParkedProvisionalIsConfigurable) {
+  WakeConfig c;
+  c.parked_provisional = 183;
+  configure(c);
+  sleeping(device('a', bob_));
+  invite();
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{100, 183}));
+
+  c.parked_provisional = 0;  // none
+  configure(c);
+  deliver(request("INVITE", "sip:bob@example.com", "", alice_, "call-2"), alice_);
+  drain();
+  std::vector<int> second;
+  for (sip::Message& m : sentTo(alice_.address)) {
+    if (m.isResponse() && m.callId() == "call-2") second.push_back(m.statusCode());
+  }
+  EXPECT_EQ(second, std::vector<int>{100});
+}
+
+TEST_F(WakeTest, MessageForASleepingDeviceGetsNoProvisional) {
+  sleeping(device('a', bob_));
+  deliver(request("MESSAGE", "sip:bob@example.com"), alice_);
+  drain();
+  EXPECT_TRUE(codesTo(alice_.address).empty());
+}
+
+// Ring timeout: it bounds the wait for sleeping devices, not branches that already ring.
+TEST_F(WakeTest, RingTimeoutLeavesTheWokenDevicesRingingBranchAlone) {
+  Device d = device('a', bob_);
+  sleeping(d);
+  invite();
+  timers_.advance(seconds(20));
+  wakes(d);
+  answer(bob_, "INVITE", 180, "Ringing");
+  timers_.advance(seconds(15));  // the ring timeout (30 s) passes while it rings
+  drain();
+  EXPECT_TRUE(requestsTo(bob_.address, "CANCEL").empty());
+  for (int code : codesTo(alice_.address)) EXPECT_LT(code, 200);
+  EXPECT_EQ(sender_.count(push::PushKind::kMissedCall), 0u);
+  answer(bob_, "INVITE", 200, "OK");
+  drain();
+  EXPECT_EQ(codesTo(alice_.address).back(), 200);
+  EXPECT_EQ(wake_->parkedCount(), 0u);
+}
+
+TEST_F(WakeTest, RingTimeoutLeavesLiveContactsRingingAndALateDeviceStillGetsTheCall) {
+  Device awake = device('a', bob_);
+  Device asleep = device('b', bob2_);
+  sleeping(awake);
+  wakes(awake);
+  sleeping(asleep);
+  invite();
+  answer(bob_, "INVITE", 180, "Ringing");
+  timers_.advance(seconds(31));
+  drain();
+  EXPECT_TRUE(requestsTo(bob_.address, "CANCEL").empty());
+  for (int code : codesTo(alice_.address)) EXPECT_LT(code, 200);
+  // Past the ring timeout, while the call still rings on the live contact: offered once.
+  wakes(asleep);
+  wakes(asleep);
+  EXPECT_EQ(requestsTo(bob2_.address, "INVITE").size(), 1u);
+  answer(bob2_, "INVITE", 180, "Ringing", "b2");
+  // Timer C (180 s) is restarted by each provisional: both ring on past 200 s.
+  timers_.advance(seconds(100));
+  answer(bob_, "INVITE", 180, "Ringing");
+  answer(bob2_, "INVITE", 180, "Ringing", "b2");
+  timers_.advance(seconds(100));
+  drain();
+  EXPECT_TRUE(requestsTo(bob_.address, "CANCEL").empty());
+  EXPECT_EQ(wake_->parkedCount(), 1u);
+  answer(bob2_, "INVITE", 200, "OK", "b2");
+  drain();
+  EXPECT_EQ(codesTo(alice_.address).back(), 200);
+  EXPECT_EQ(requestsTo(bob_.address, "CANCEL").size(), 1u);
+  EXPECT_EQ(sender_.count(push::PushKind::kCancel), 0u);  // the device that answered
+  EXPECT_EQ(wake_->parkedCount(), 0u);
+}
+
+TEST_F(WakeTest, RingTimeoutWithNothingRingingGives480AtOnce) {
+  Device awake = device('a', bob_);
+  sleeping(awake);
+  wakes(awake);
+  sleeping(device('b', bob2_));
+  invite();
+  answer(bob_, "INVITE", 486, "Busy Here");  // the live contact declined before the timeout
+  EXPECT_EQ(codesTo(alice_.address).back(), 180);
+  timers_.advance(seconds(31));
+  drain();
+  EXPECT_EQ(codesTo(alice_.address).back(), 486);
+}
+
+// push_connected_devices: one INVITE per device, whichever binding it ends up on.
+TEST_F(WakeTest, ConnectedDeviceWhoseOldBranchRangIsNotForkedAgain) {
+  WakeConfig c;
+  c.push_connected_devices = true;
+  configure(c);
+  Device d = device('a', bob_, false, "<urn:uuid:00000000-0000-0000-0000-0000000000c1>");
+  sleeping(d);
+  wakes(d);
+  invite();
+  ASSERT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 1u);
+  answer(bob_, "INVITE", 180, "Ringing");
+  Device rereg = d;  // the pushed app registers again over a new socket
+  rereg.ua = Ua{addr(10, 0, 0, 2, 6000)};
+  rereg.contact = "sip:bob@" + rereg.ua.address.toString();
+  wakes(rereg);
+  EXPECT_TRUE(requestsTo(rereg.ua.address, "INVITE").empty());
+  EXPECT_TRUE(requestsTo(bob_.address, "CANCEL").empty());
+  answer(bob_, "INVITE", 200, "OK");
+  drain();
+  EXPECT_EQ(codesTo(alice_.address).back(), 200);
+  EXPECT_EQ(sender_.count(push::PushKind::kCancel), 0u);  // it answered: no "elsewhere"
+}
+
+TEST_F(WakeTest, ConnectedDeviceThatDeclinedOnItsOldContactIsNotForkedAgain) {
+  WakeConfig c;
+  c.push_connected_devices = true;
+  configure(c);
+  Device d = device('a', bob_);
+  Device other = device('b', bob2_);
+  sleeping(d);
+  wakes(d);
+  sleeping(other);  // keeps the call waiting after bob's decline
+  invite();
+  answer(bob_, "INVITE", 603, "Decline");
+  Device rereg = d;
+  rereg.ua = Ua{addr(10, 0, 0, 2, 6000)};
+  rereg.contact = "sip:bob@" + rereg.ua.address.toString() + ";pn-provider=fcm";
+  wakes(rereg);  // the user saw the call and said no: not offered again
+  EXPECT_TRUE(requestsTo(rereg.ua.address, "INVITE").empty());
+}
+
+TEST_F(WakeTest, ConnectedDeviceWhoseOldBranchIsSilentMovesToTheNewBinding) {
+  WakeConfig c;
+  c.push_connected_devices = true;
+  configure(c);
+  Device d = device('a', bob_);  // no +sip.instance: matched by its push token
+  sleeping(d);
+  wakes(d);
+  invite();
+  ASSERT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+  Device rereg = d;
+  rereg.ua = Ua{addr(10, 0, 0, 2, 6000)};
+  rereg.contact = "sip:bob@" + rereg.ua.address.toString() + ";pn-provider=fcm";
+  wakes(rereg);
+  ASSERT_EQ(requestsTo(rereg.ua.address, "INVITE").size(), 1u);
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+  wakes(rereg);  // a refresh: still one INVITE
+  EXPECT_EQ(requestsTo(rereg.ua.address, "INVITE").size(), 1u);
+  // The old branch is CANCELled (sent once it answers at all, §9.1); its 487 does not count.
+  answer(bob_, "INVITE", 100, "Trying");
+  EXPECT_EQ(requestsTo(bob_.address, "CANCEL").size(), 1u);
+  answer(bob_, "INVITE", 487, "Request Terminated");
+  answer(rereg.ua, "INVITE", 486, "Busy Here", "b2");
+  drain();
+  EXPECT_EQ(codesTo(alice_.address).back(), 486);
 }
 
 TEST_F(WakeTest, MatchesTheWokenDeviceByInstanceToo) {

@@ -400,6 +400,17 @@ TEST(ConfigTest, PushAppErrorsNameKeyAndLine) {
             "test.toml:6: [[push.app]] #1 use_voip: expected true or false, got \"yes\"");
 }
 
+TEST(ConfigTest, ParkedProvisional) {
+  EXPECT_EQ(parseOk("").push.parked_provisional, 180);
+  EXPECT_EQ(parseOk("[push]\nparked_provisional = 183\n").push.parked_provisional, 183);
+  EXPECT_EQ(parseOk("[push]\nparked_provisional = \"none\"\n").push.parked_provisional, 0);
+  EXPECT_EQ(parseError("[push]\nparked_provisional = 200\n"),
+            "test.toml:2: [push] parked_provisional: expected 180, 183 or \"none\", got 200");
+  EXPECT_EQ(parseError("[push]\nparked_provisional = \"180 Ringing\"\n"),
+            "test.toml:2: [push] parked_provisional: expected 180, 183 or \"none\", got "
+            "\"180 Ringing\"");
+}
+
 TEST(AddressTest, Literals) {
   EXPECT_TRUE(isIpLiteral("127.0.0.1"));
   EXPECT_TRUE(isIpLiteral("::1"));
