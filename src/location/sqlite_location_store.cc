@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <condition_variable>
-#include <deque>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -113,6 +112,10 @@ class SqliteLocationStore::Impl {
       if (!st) return st.status();
       *s.st = std::move(st).value();
     }
+    // Replaces SQLite's automatic checkpoint, which would run (with its fsyncs) inside whichever
+    // COMMIT crosses the threshold - possibly an inline commit on an I/O loop. The hook only
+    // flags; the writer thread checkpoints.
+    sqlite3_wal_hook(db_.get(), &Impl::onWalCommit, this);
     return Status::ok();
   }
 
@@ -178,12 +181,19 @@ class SqliteLocationStore::Impl {
 
   void enqueue(RegistrationChange change, Executor reply_on, Done done) {
     Status refused;
+    bool commit_here = false;
     {
       std::lock_guard lock(mu_);
       if (!loaded_.load()) {
         refused = {StatusCode::kFailedPrecondition, "location store used before load()"};
       } else if (stopping_) {
         refused = unavailable("location store is shutting down");
+      } else if (options_.commit_inline_when_idle && queue_.empty() &&
+                 std::this_thread::get_id() != writer_.get_id() && db_mu_.try_lock()) {
+        // Nothing queued and the connection free: commit on the caller's thread. Taken under
+        // mu_ (as the writer takes db_mu_ under mu_ when it dequeues), so a change queued before
+        // this one is always committed before it.
+        commit_here = true;
       } else if (queue_.size() >= options_.max_queue) {
         queue_full_.inc();
         refused = unavailable(
@@ -194,6 +204,10 @@ class SqliteLocationStore::Impl {
     }
     if (!refused.isOk()) {
       reply_on([done = std::move(done), refused = std::move(refused)] { done(refused); });
+      return;
+    }
+    if (commit_here) {
+      commitInline({std::move(change), std::move(reply_on), std::move(done)});
       return;
     }
     cv_.notify_one();
@@ -215,20 +229,65 @@ class SqliteLocationStore::Impl {
   BindingIndex index_;
 
  private:
-  // Writer thread: group commit until stopped and drained.
+  // WAL frames after which the writer checkpoints (SQLite's own default threshold).
+  static constexpr int kCheckpointFrames = 1000;
+
+  static int onWalCommit(void* self, sqlite3*, const char*, int frames) {
+    if (frames >= kCheckpointFrames) {
+      static_cast<Impl*>(self)->checkpoint_wanted_.store(true, std::memory_order_relaxed);
+    }
+    return SQLITE_OK;
+  }
+
+  // Caller holds db_mu_ (adopted here). Commits one change on the calling thread without
+  // waiting for another process's lock: if the database is busy, the change goes to the writer,
+  // which waits up to busy_timeout_ms as usual.
+  void commitInline(RegistrationJob job) {
+    std::unique_lock db(db_mu_, std::adopt_lock);
+    sqlite3_busy_timeout(db_.get(), 0);
+    int rc = begin_.step();
+    begin_.reset();
+    sqlite3_busy_timeout(db_.get(), options_.busy_timeout_ms);
+    if (rc == SQLITE_DONE) {
+      std::vector<RegistrationJob> one;
+      one.push_back(std::move(job));
+      commitBatch(one, /*begun=*/true);
+      inline_commits_.inc();
+      db.unlock();
+      if (!checkpoint_wanted_.load(std::memory_order_relaxed)) return;
+      std::lock_guard lock(mu_);  // after db_mu_ is released: lock order is mu_, then db_mu_
+    } else {
+      db.unlock();
+      std::lock_guard lock(mu_);
+      queue_.push_back(std::move(job));  // was empty a moment ago: within max_queue
+    }
+    cv_.notify_one();
+  }
+
+  // Writer thread: group commit until stopped and drained; checkpoints when the WAL is long.
   void run() {
     for (;;) {
-      std::deque<RegistrationJob> batch;
+      std::vector<RegistrationJob> batch;
       std::vector<SweepJob*> sweeps;
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !queue_.empty() || !sweeps_.empty(); });
-        if (queue_.empty() && sweeps_.empty()) return;  // stopping, and nothing left to commit
-        batch.swap(queue_);
-        sweeps.swap(sweeps_);
-      }
-      if (!batch.empty()) commitBatch(batch);
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] {
+        return stopping_ || !queue_.empty() || !sweeps_.empty() ||
+               checkpoint_wanted_.load(std::memory_order_relaxed);
+      });
+      if (stopping_ && queue_.empty() && sweeps_.empty()) return;  // nothing left to commit
+      batch.swap(queue_);
+      sweeps.swap(sweeps_);
+      std::unique_lock db(db_mu_);  // before mu_ is released: see enqueue()
+      lock.unlock();
+      if (!batch.empty()) commitBatch(batch, /*begun=*/false);
       for (SweepJob* s : sweeps) s->result.set_value(runSweep(s->now));
+      if (checkpoint_wanted_.exchange(false, std::memory_order_relaxed)) {
+        int rc = sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                           nullptr);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+          SW_LOG_WARN("location: WAL checkpoint: {}", sqlite3_errmsg(db_.get()));
+        }
+      }
     }
   }
 
@@ -275,12 +334,13 @@ class SqliteLocationStore::Impl {
 
   // One transaction for the whole batch. Later changes to the same AOR see earlier ones through
   // `overlay`; memory is updated only after COMMIT succeeded, so a failed batch changes nothing.
-  void commitBatch(std::deque<RegistrationJob>& batch) {
+  // `begun`: the caller already ran BEGIN IMMEDIATE successfully. Caller holds db_mu_.
+  void commitBatch(std::vector<RegistrationJob>& batch, bool begun) {
     batches_.inc();
     std::vector<Result<std::vector<Binding>>> outcomes;
     outcomes.reserve(batch.size());
     std::unordered_map<std::string, BindingIndex::Snapshot> overlay;
-    Status failure = stepOnce(begin_, "begin transaction");
+    Status failure = begun ? Status::ok() : stepOnce(begin_, "begin transaction");
     for (RegistrationJob& job : batch) {
       if (!failure.isOk()) {
         outcomes.emplace_back(failure);
@@ -344,6 +404,11 @@ class SqliteLocationStore::Impl {
   const SqliteLocationOptions options_;
   sqlite::DbHandle db_;  // declared before the statements: closed after they are finalized
   sqlite::Statement begin_, commit_, rollback_, upsert_, delete_, sweep_;
+  // Guards db_ and the statements: held by the writer for a batch, sweep or checkpoint, and by
+  // a caller of applyRegistration() committing inline. Lock order: mu_, then db_mu_.
+  std::mutex db_mu_;
+  std::atomic<bool> checkpoint_wanted_{false};
+  Counter& inline_commits_ = Stats::global().counter("location.inline_commits");
 
   Counter& batches_;
   Counter& committed_;
@@ -356,7 +421,7 @@ class SqliteLocationStore::Impl {
   std::mutex mu_;  // guards the fields below
   std::condition_variable cv_;
   bool stopping_ = false;
-  std::deque<RegistrationJob> queue_;
+  std::vector<RegistrationJob> queue_;
   std::vector<SweepJob*> sweeps_;
 
   std::thread writer_;  // last: started in load(), joined in ~Impl before anything is destroyed

@@ -3,6 +3,8 @@
 // Write path: applyRegistration() queues the change (bounded) and returns. One writer thread owns
 // the SQLite connection; it drains everything queued, applies the whole batch in ONE transaction
 // (group commit), publishes the new AOR snapshots to memory, and only then posts every `done`.
+// When the queue is empty and the connection free, the caller commits its change itself instead
+// (SqliteLocationOptions::commit_inline_when_idle), with the same guarantees.
 // So a 200 OK is sent only for bindings that are committed, and a burst of REGISTERs costs one
 // commit per batch rather than one per request. Lookups never touch the database.
 #pragma once
@@ -22,6 +24,13 @@ struct SqliteLocationOptions {
   std::size_t max_queue = 10000;
   // How long a write waits for a lock held by another process (the user CLI) before failing.
   int busy_timeout_ms = 5000;
+  // When nothing is queued and the connection is free, applyRegistration() commits on the
+  // calling thread (an I/O loop) instead of waking the writer thread: no thread hand-off, no
+  // context switches, same durability (COMMIT has returned before `done` is posted). It never
+  // waits for another process's lock (the change then goes to the writer) and never
+  // checkpoints (the writer does). Under load the connection is busy and changes queue for the
+  // writer's group commit as before.
+  bool commit_inline_when_idle = true;
 };
 
 class SqliteLocationStore final : public LocationStore {

@@ -7,6 +7,7 @@
 #include <shared_mutex>
 
 #include "auth/authenticator.h"
+#include "common/allocator.h"
 #include "common/log.h"
 #include "location/push_binding_store.h"
 #include "location/sqlite_location_store.h"
@@ -144,7 +145,10 @@ std::vector<push::PushAppConfig> pushAppConfigs(const PushSettings& settings) {
 
 }  // namespace
 
-Server::Server(Config config) : config_(std::move(config)) {}
+Server::Server(Config config) : config_(std::move(config)) {
+  // Before the store's writer and the loops exist (see common/allocator.h).
+  if (!tuneAllocatorForServer()) SW_LOG_DEBUG("allocator tuning not available");
+}
 
 Server::~Server() { stop(); }
 
@@ -296,6 +300,7 @@ Status Server::start() {
   routing::WakeConfig wc;
   wc.ring_timeout = seconds(config_.push.ring_timeout_s);
   wc.push_connected_devices = config_.push.push_connected_devices;
+  wc.parked_provisional = config_.push.parked_provisional;
   wc.uuid_salt = config_.push.call_uuid_salt;
   maintenance_->add({"push sweep", seconds(config_.registrar.sweep_interval_s), [push] {
                        std::size_t n = push->store->sweepExpired(registrar::systemWallClock());
@@ -324,6 +329,13 @@ Status Server::start() {
         SIPWAKE_CHECK(loop != nullptr && loop->index() < per_loop_.size());
         per_loop_[loop->index()]->transactions->receive(std::move(msg));
       });
+  // Runs on every loop when a TCP/TLS connection closes: that loop's client transactions
+  // written to it fail now (503 to the TU, §8.1.3.1) instead of waiting for Timer B/F.
+  transport_->setFlowClosedHandler([this](transport::FlowId flow, const Status& why) {
+    transport::EventLoop* loop = transport::EventLoop::current();
+    SIPWAKE_CHECK(loop != nullptr && loop->index() < per_loop_.size());
+    per_loop_[loop->index()]->transactions->onFlowClosed(flow, why);
+  });
   for (std::size_t i = 0; i < loops_->size(); ++i) {
     // RFC 3263 resolver on this loop (before anything that would have to be unwound).
     routing::CaresResolver::Options dns;

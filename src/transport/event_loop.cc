@@ -28,10 +28,17 @@ void AsioTimerService::clear() {
 TimerService::TimerId AsioTimerService::schedule(Duration delay, std::function<void()> fn) {
   TimerId id = ++next_id_;
   TimePoint deadline = Clock::now() + delay;
+  TimePoint fire_at = deadline;
+  if (delay >= kCoalesceMinDelay) {
+    const auto grain = std::chrono::duration_cast<Clock::duration>(kCoalesceGrain).count();
+    const auto t = deadline.time_since_epoch().count();
+    const auto rem = t % grain;
+    if (rem != 0) fire_at = TimePoint(Clock::duration(t - rem + (t < 0 ? 0 : grain)));
+  }
   callbacks_.emplace(id, std::move(fn));
-  heap_.push_back(Entry{deadline, id});
+  heap_.push_back(Entry{fire_at, deadline, id});
   std::push_heap(heap_.begin(), heap_.end(), std::greater<>());
-  if (!armed_for_ || deadline < *armed_for_) arm();
+  if (!armed_for_ || fire_at < *armed_for_) arm();
   return id;
 }
 
@@ -59,7 +66,7 @@ void AsioTimerService::arm() {
     armed_for_.reset();
     return;
   }
-  TimePoint deadline = heap_.front().deadline;
+  TimePoint deadline = heap_.front().fire_at;
   if (armed_for_ && *armed_for_ == deadline) return;
   armed_for_ = deadline;
   std::uint64_t gen = ++generation_;
@@ -74,7 +81,7 @@ void AsioTimerService::onTimer(std::uint64_t generation) {
   if (generation != generation_) return;
   armed_for_.reset();
   TimePoint now = Clock::now();
-  while (!heap_.empty() && heap_.front().deadline <= now) {
+  while (!heap_.empty() && heap_.front().fire_at <= now) {
     Entry e = heap_.front();
     std::pop_heap(heap_.begin(), heap_.end(), std::greater<>());
     heap_.pop_back();

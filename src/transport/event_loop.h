@@ -26,6 +26,12 @@ class EventLoop;
 // (armed for the earliest deadline). schedule() is O(log n) and allocation-light; cancel() is
 // O(1) (the heap entry is skipped lazily when it surfaces; the heap is compacted when cancelled
 // entries dominate).
+// Coalescing: a timer of kCoalesceMinDelay or more fires at its deadline rounded UP to the next
+// multiple of kCoalesceGrain, so that the many SIP transaction timers (T1 = 500 ms retransmits,
+// 32 s Timer J/H/F...) started within one grain share one wake-up of the loop instead of one
+// each. Timers never fire early, and at most one grain late; shorter timers (and zero-delay
+// "run soon" timers) fire at their exact deadline. Order: by firing time, then deadline, then
+// scheduling order.
 // Thread: every method must be called on the owning loop's thread; callbacks run there.
 class AsioTimerService final : public TimerService {
  public:
@@ -33,6 +39,9 @@ class AsioTimerService final : public TimerService {
   ~AsioTimerService() override;
   AsioTimerService(const AsioTimerService&) = delete;
   AsioTimerService& operator=(const AsioTimerService&) = delete;
+
+  static constexpr Duration kCoalesceGrain = std::chrono::milliseconds(16);
+  static constexpr Duration kCoalesceMinDelay = std::chrono::milliseconds(200);
 
   TimePoint now() const override { return Clock::now(); }
   TimerId schedule(Duration delay, std::function<void()> fn) override;
@@ -43,9 +52,11 @@ class AsioTimerService final : public TimerService {
 
  private:
   struct Entry {
-    TimePoint deadline;
+    TimePoint fire_at;   // deadline, or deadline rounded up to the grain (coalesced)
+    TimePoint deadline;  // never fired before this
     TimerId id;
     bool operator>(const Entry& o) const {
+      if (fire_at != o.fire_at) return fire_at > o.fire_at;
       return deadline != o.deadline ? deadline > o.deadline : id > o.id;
     }
   };

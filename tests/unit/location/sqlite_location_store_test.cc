@@ -4,6 +4,10 @@
 #include <sqlite3.h>
 
 #include <memory>
+#include <optional>
+#include <thread>
+
+#include "common/stats.h"
 
 #include "test_util.h"
 
@@ -98,7 +102,7 @@ TEST_F(SqliteLocationStoreTest, UseBeforeLoadFails) {
 }
 
 TEST_F(SqliteLocationStoreTest, QueuedChangesToOneAorApplyInOrder) {
-  auto store = openStore(path_);
+  auto store = openStore(path_, {.commit_inline_when_idle = false});
   ASSERT_TRUE(store->load(kNow).isOk());
   // Fired back to back, these mostly land in the same batch: each must see the one before.
   constexpr std::uint32_t kCount = 200;
@@ -124,7 +128,7 @@ TEST_F(SqliteLocationStoreTest, QueuedChangesToOneAorApplyInOrder) {
 }
 
 TEST_F(SqliteLocationStoreTest, FullQueueFailsFastWithUnavailable) {
-  auto store = openStore(path_, {.max_queue = 2});
+  auto store = openStore(path_, {.max_queue = 2, .commit_inline_when_idle = false});
   ASSERT_TRUE(store->load(kNow).isOk());
   // The first change's reply executor parks the writer thread until released, so the next
   // changes stay queued.
@@ -167,7 +171,7 @@ TEST_F(SqliteLocationStoreTest, FullQueueFailsFastWithUnavailable) {
 TEST_F(SqliteLocationStoreTest, DestructionCommitsWhatIsQueued) {
   std::atomic<int> acknowledged{0};
   {
-    auto store = openStore(path_);
+    auto store = openStore(path_, {.commit_inline_when_idle = false});
     ASSERT_TRUE(store->load(kNow).isOk());
     for (int i = 0; i < 100; ++i) {
       store->applyRegistration(
@@ -181,6 +185,68 @@ TEST_F(SqliteLocationStoreTest, DestructionCommitsWhatIsQueued) {
   auto report = store->load(kNow);
   ASSERT_TRUE(report.isOk());
   EXPECT_EQ(report->bindings, 100u);
+}
+
+TEST_F(SqliteLocationStoreTest, IdleStoreCommitsOnTheCallersThreadAndDurably) {
+  Counter& inline_commits = Stats::global().counter("location.inline_commits");
+  const std::uint64_t before = inline_commits.value();
+  {
+    auto store = openStore(path_);
+    ASSERT_TRUE(store->load(kNow).isOk());
+    // Nothing queued: the change is committed by this thread, so `done` (run by the inline
+    // executor on the committing thread) has run when applyRegistration returns.
+    std::optional<Result<std::vector<Binding>>> result;
+    std::thread::id ran_on;
+    store->applyRegistration(reg("sip:a@x", "c1", 1, {contact("sip:a@h", 60)}),
+                             testing::inlineExecutor(), [&](Result<std::vector<Binding>> r) {
+                               ran_on = std::this_thread::get_id();
+                               result = std::move(r);
+                             });
+    ASSERT_TRUE(result.has_value());
+    ASSERT_TRUE(result->isOk()) << result->status().toString();
+    EXPECT_EQ(ran_on, std::this_thread::get_id());
+    EXPECT_EQ(inline_commits.value(), before + 1);
+    ASSERT_EQ(store->lookup("sip:a@x", kNow).size(), 1u);
+    // A later, older CSeq is still refused (the inline path applies the same rules).
+    auto replay = applySync(*store, reg("sip:a@x", "c1", 1, {contact("sip:a@h", 5)}));
+    EXPECT_FALSE(replay.isOk());
+  }
+  auto store = openStore(path_);
+  auto report = store->load(kNow);
+  ASSERT_TRUE(report.isOk());
+  EXPECT_EQ(report->bindings, 1u);  // committed, not just in memory
+}
+
+TEST_F(SqliteLocationStoreTest, InlineCommitNeverWaitsForAnotherProcessAndKeepsOrder) {
+  auto store = openStore(path_);
+  ASSERT_TRUE(store->load(kNow).isOk());
+  // Another connection (as the user CLI would) holds the write lock.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+
+  std::promise<Status> first, second;
+  store->applyRegistration(reg("sip:a@x", "c1", 1, {contact("sip:a@h", 60)}),
+                           testing::inlineExecutor(),
+                           [&](Result<std::vector<Binding>> r) { first.set_value(r.status()); });
+  store->applyRegistration(reg("sip:a@x", "c1", 2, {contact("sip:a@h", 120)}),
+                           testing::inlineExecutor(),
+                           [&](Result<std::vector<Binding>> r) { second.set_value(r.status()); });
+  auto f1 = first.get_future();
+  auto f2 = second.get_future();
+  // Neither call waited for the lock: both went to the writer, which waits (busy timeout).
+  EXPECT_EQ(f1.wait_for(0s), std::future_status::timeout);
+  EXPECT_EQ(f2.wait_for(0s), std::future_status::timeout);
+
+  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  ASSERT_EQ(f1.wait_for(10s), std::future_status::ready);
+  ASSERT_EQ(f2.wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(f1.get().isOk());
+  EXPECT_TRUE(f2.get().isOk());  // CSeq 2 after CSeq 1: committed in the order given
+  auto b = store->lookup("sip:a@x", kNow);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].cseq, 2u);
 }
 
 TEST_F(SqliteLocationStoreTest, NewerSchemaIsRefused) {

@@ -63,26 +63,43 @@ TEST(LoopPoolTest, StopWithPendingWorkDoesNotHang) {
   SUCCEED();
 }
 
-TEST(AsioTimerServiceTest, FiresInDeadlineOrder) {
+// Records the order in which timers ran; finish() ends the test's wait.
+struct OrderProbe {
+  std::string order;
+  std::promise<std::string> done;
+  void add(char c) { order += c; }
+  void finish(char c) {
+    order += c;
+    done.set_value(order);
+  }
+};
+
+// Schedules timers with `setup(timers, probe)` on a one-loop pool and returns the order they
+// ran in, once one of them called probe.finish() ("timeout" after 5 s).
+template <typename Setup>
+std::string runTimers(Setup setup) {
   LoopPool pool(1);
   pool.start();
   EventLoop& loop = pool.at(0);
-  std::promise<std::string> done;
-  std::string order;
+  OrderProbe probe;
+  auto f = probe.done.get_future();
   runOn(loop, [&] {
-    auto& t = loop.timers();
-    t.schedule(milliseconds(30), [&] {
-      order += "c";
-      done.set_value(order);
-    });
-    t.schedule(milliseconds(10), [&] { order += "a"; });
-    t.schedule(milliseconds(20), [&] { order += "b"; });
+    setup(loop.timers(), probe);
     return 0;
   });
-  auto f = done.get_future();
-  ASSERT_EQ(f.wait_for(std::chrono::seconds(5)), std::future_status::ready);
-  EXPECT_EQ(f.get(), "abc");
+  std::string out = "timeout";
+  if (f.wait_for(std::chrono::seconds(5)) == std::future_status::ready) out = f.get();
   pool.stop();
+  return out;
+}
+
+TEST(AsioTimerServiceTest, FiresInDeadlineOrder) {
+  EXPECT_EQ(runTimers([](AsioTimerService& t, OrderProbe& p) {
+              t.schedule(milliseconds(30), [&p] { p.finish('c'); });
+              t.schedule(milliseconds(10), [&p] { p.add('a'); });
+              t.schedule(milliseconds(20), [&p] { p.add('b'); });
+            }),
+            "abc");
 }
 
 TEST(AsioTimerServiceTest, CancelledTimerDoesNotFire) {
@@ -120,6 +137,35 @@ TEST(AsioTimerServiceTest, CallbackMaySchedule) {
   });
   ASSERT_EQ(done.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
   pool.stop();
+}
+
+TEST(AsioTimerServiceTest, CoalescedTimersNeverFireEarlyAndKeepDeadlineOrder) {
+  // Both are long enough to be coalesced; scheduled later-deadline first. Whether or not they
+  // share a grain, the earlier deadline runs first and neither runs before its deadline.
+  bool early = false;
+  EXPECT_EQ(runTimers([&early](AsioTimerService& t, OrderProbe& p) {
+              const TimePoint b_deadline = Clock::now() + milliseconds(210);
+              t.schedule(milliseconds(210), [&early, &p, b_deadline] {
+                early = early || Clock::now() < b_deadline;
+                p.finish('b');
+              });
+              const TimePoint a_deadline = Clock::now() + milliseconds(200);
+              t.schedule(milliseconds(200), [&early, &p, a_deadline] {
+                early = early || Clock::now() < a_deadline;
+                p.add('a');
+              });
+            }),
+            "ab");
+  EXPECT_FALSE(early);
+}
+
+TEST(AsioTimerServiceTest, ZeroDelayTimerIsNotHeldBackByCoalescing) {
+  // A "run soon" timer scheduled after a coalesced one still runs first.
+  EXPECT_EQ(runTimers([](AsioTimerService& t, OrderProbe& p) {
+              t.schedule(milliseconds(300), [&p] { p.finish('b'); });
+              t.schedule(milliseconds(0), [&p] { p.add('a'); });
+            }),
+            "ab");
 }
 
 TEST(AsioTimerServiceTest, ManyCancelledTimersStayBounded) {
