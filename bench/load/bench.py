@@ -155,6 +155,7 @@ class Server:
 
 class Sipwake(Server):
     name = "sipwake"
+    extra_config = ""  # appended to sipwake.toml (the wake workload's [push] section)
 
     def start(self):
         store = os.path.join(self.work, "sipwake.db")
@@ -167,8 +168,8 @@ class Sipwake(Server):
             f.write('[server]\nworkers = %d\nlog_level = "warn"\ndomains = ["127.0.0.1"]\n\n'
                     '[[listen]]\ntransport = "udp"\naddress = "127.0.0.1"\nport = %d\n\n'
                     '[store]\npath = "%s"\n\n'
-                    '[auth]\nalgorithms = ["MD5"]\nmax_failures = 0\n'
-                    % (self.args.cores, self.port, store))
+                    '[auth]\nalgorithms = ["MD5"]\nmax_failures = 0\n%s'
+                    % (self.args.cores, self.port, store, self.extra_config))
         self.log = os.path.join(self.work, "sipwake.log")
         self.proc = spawn([self.args.sipwake, "--config", cfg], self.log, cwd=self.work)
         self.wait_up()
@@ -345,6 +346,115 @@ def measure(args, server, rep_dir):
     return out
 
 
+# ---------------------------------------------------------------- wake path (sipwake only)
+
+BUNDLE, TEAM, KEY_ID = "com.example.phone", "TEAM123456", "ABCDE12345"
+
+
+class FakePns:
+    """sipwake-fakepns on free loopback ports, with a self-signed cert and one APNs key."""
+
+    def __init__(self, args, work):
+        self.work = work
+        key = os.path.join(work, "apns.p8")
+        if not os.path.exists(key):
+            for cmd in (["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                         "ec_paramgen_curve:P-256", "-out", key],
+                        ["openssl", "pkey", "-in", key, "-pubout", "-out", key + ".pub"]):
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=60)
+        self.key = key
+        self.log = os.path.join(work, "fakepns.log")
+        self.proc = subprocess.Popen(
+            [args.fakepns, "--listen", "127.0.0.1:0", "--make-cert", os.path.join(work, "cert"),
+             "--apns-key", "%s:%s:%s" % (KEY_ID, TEAM, key + ".pub"), "--apns-topic", BUNDLE,
+             "--control", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=open(self.log, "wb"), stdin=subprocess.DEVNULL,
+            start_new_session=True, text=True)
+        CHILDREN.append(self.proc)
+        self.port = self.control = self.ca = None
+        end = time.time() + 20
+        while time.time() < end:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            word, _, rest = line.strip().partition(" ")
+            if word == "ca":
+                self.ca = rest
+            elif word == "listening":
+                self.port = int(rest.rsplit(":", 1)[1])
+            elif word == "control":
+                self.control = rest
+            elif word == "ready":
+                return
+        stop(self.proc)
+        raise SystemExit("sipwake-fakepns did not start (log: %s)" % self.log)
+
+    def push_config(self):
+        return ('\n[push]\nring_timeout = 10\n\n[[push.app]]\nprovider = "apns"\nid = "%s"\n'
+                'team_id = "%s"\nkey_id = "%s"\nkey_file = "%s"\n'
+                'endpoint = "https://127.0.0.1:%d"\nca_file = "%s"\n'
+                % (BUNDLE, TEAM, KEY_ID, self.key, self.port, self.ca))
+
+
+def measure_wake(args, rep_dir):
+    """The wake path: INVITE -> push -> REGISTER -> INVITE forwarded -> 200 (wakefarm.py), at the
+    fixed wake rate, then stepping up; a fresh sipwake with [push] and a fresh fake APNs."""
+    d = os.path.join(rep_dir, "sipwake", "wake")
+    os.makedirs(d, exist_ok=True)
+    fake = FakePns(args, d)
+    srv = Sipwake(args, d)
+    srv.extra_config = fake.push_config()
+    try:
+        srv.start()
+        runs = ["%dx%d" % (args.wake_rate, args.duration)] + \
+               ["%dx%d" % (r, args.step_duration) for r in args.wake_steps]
+        bound = 60 + args.duration + len(args.wake_steps) * (args.step_duration + 15)
+        out_path = os.path.join(d, "wakefarm.jsonl")
+        farm = spawn([sys.executable, os.path.join(HERE, "wakefarm.py"),
+                      "--server", "127.0.0.1:%d" % srv.port, "--control", fake.control,
+                      "--devices", str(min(args.wake_devices, args.users)),
+                      "--runs", ",".join(runs), "--stop-on-fail",
+                      "--server-pid", str(srv.proc.pid), "--fakepns-pid", str(fake.proc.pid)],
+                     out_path, cwd=d)
+        try:
+            farm.wait(bound)
+        except subprocess.TimeoutExpired:
+            stop(farm)
+        lines = []
+        with open(out_path) as f:
+            for line in f:
+                try:
+                    lines.append(json.loads(line))
+                except ValueError:
+                    pass
+        runs_out = [r for r in lines if "rate" in r]
+        if not runs_out:
+            raise SystemExit("wakefarm produced no run (see %s)" % out_path)
+        fixed, steps = runs_out[0], runs_out[1:]
+        best = 0
+        for r in steps:
+            r["sustained"] = sustained({"fail_ratio": r["fail_ratio"], "ok": r["ok"],
+                                        "count": r["offered"], "elapsed_s": r["offered_s"]},
+                                       args.step_duration)
+            log("  sipwake wake @%d/s: ok=%d failed=%d -> %s" % (
+                r["rate"], r["ok"], r["failed"],
+                "sustained" if r["sustained"] else "NOT sustained"))
+            if not r["sustained"]:
+                break
+            best = r["rate"]
+        log("  sipwake wake %d @%d/s: ok=%d failed=%d cpu=%.2fs INVITE->push p50/p99=%s/%s ms "
+            "REG200->INVITE p50/p99=%s/%s ms" % (
+                fixed["offered"], args.wake_rate, fixed["ok"], fixed["failed"],
+                fixed["server_cpu_s"], fixed["invite_to_push"]["p50_ms"],
+                fixed["invite_to_push"]["p99_ms"], fixed["reg200_to_invite"]["p50_ms"],
+                fixed["reg200_to_invite"]["p99_ms"]))
+        return {"wake_fixed": fixed, "wake_steps": steps, "wake_max": best}
+    finally:
+        srv.stop()
+        stop(fake.proc)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sipwake", required=True)
@@ -361,21 +471,31 @@ def main():
     ap.add_argument("--step-duration", type=int, default=10)
     ap.add_argument("--steps", default="500,1000,2000,4000,8000")
     ap.add_argument("--servers", default="sipwake,kamailio")
+    ap.add_argument("--fakepns", help="sipwake-fakepns binary (wake workload; none: skipped)")
+    ap.add_argument("--wake-rate", type=int, default=100, help="fixed wake load (calls/s)")
+    ap.add_argument("--wake-steps", default="100,200,400")
+    ap.add_argument("--wake-devices", type=int, default=1000)
+    ap.add_argument("--only-wake", action="store_true", help="skip the sipp workloads")
     ap.add_argument("--cores", type=int, default=os.cpu_count())
     args = ap.parse_args()
     args.steps = [int(x) for x in args.steps.split(",")]
+    args.wake_steps = [int(x) for x in args.wake_steps.split(",") if x]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         for rep in range(1, args.reps + 1):
             rep_dir = os.path.join(args.work, "rep%d" % rep)
             os.makedirs(rep_dir, exist_ok=True)
-            result = {"rep": rep, "rate": args.rate, "duration": args.duration,
+            result = {"rep": rep, "rate": args.rate, "wake_rate": args.wake_rate,
+                      "duration": args.duration,
                       "users": args.users, "cores": args.cores, "servers": {}}
             for name in args.servers.split(","):
                 args.reg_port = free_port()
                 srv = (Sipwake if name == "sipwake" else Kamailio)(args, rep_dir)
                 log("rep %d/%d: %s on udp:127.0.0.1:%d" % (rep, args.reps, name, srv.port))
-                result["servers"][name] = measure(args, srv, rep_dir)
+                result["servers"][name] = {} if args.only_wake else measure(args, srv, rep_dir)
+                if name == "sipwake" and args.fakepns:
+                    log("rep %d/%d: sipwake wake path" % (rep, args.reps))
+                    result["servers"][name].update(measure_wake(args, rep_dir))
             with open(os.path.join(args.work, "rep%d.json" % rep), "w") as f:
                 json.dump(result, f, indent=1)
     finally:

@@ -16,6 +16,7 @@ def main():
     if not reps:
         sys.exit("report.py: no rep*.json in %s" % run)
     rate = reps[0]["rate"]
+    wrate = reps[0].get("wake_rate")
 
     def fig(server, fn):
         out = []
@@ -41,13 +42,39 @@ def main():
         ("Call setup p50 (ms, auth INVITE->200) @%d/s" % rate,
          lambda s: s["call_fixed"]["p50_ms"], "%.1f"),
         ("Call setup p99 (ms) @%d/s" % rate, lambda s: s["call_fixed"]["p99_ms"], "%.1f"),
-        ("Wake path", None, None),
+    ]
+    # The wake path (sipwake only: INVITE -> push to sipwake-fakepns -> REGISTER -> INVITE
+    # forwarded -> 200, bench/load/wakefarm.py). Latencies are the farm's receive timestamps.
+    wake = lambda key, q: (lambda s: s["wake_fixed"][key][q])
+    rows += [
+        ("Wake path max sustained rate (calls/s)", lambda s: s["wake_max"], "%.0f", True),
+        ("Wake server CPU s / 1000 woken calls @%s/s" % wrate,
+         lambda s: s["wake_fixed"]["cpu_s_per_1000"], "%.3f", True),
+        ("Wake INVITE in -> push received p50 (ms) @%s/s" % wrate,
+         wake("invite_to_push", "p50_ms"), "%.2f", True),
+        ("Wake INVITE in -> push received p99 (ms) @%s/s" % wrate,
+         wake("invite_to_push", "p99_ms"), "%.2f", True),
+        ("Wake REGISTER 200 -> INVITE out p50 (ms) @%s/s" % wrate,
+         wake("reg200_to_invite", "p50_ms"), "%.2f", True),
+        ("Wake REGISTER 200 -> INVITE out p99 (ms) @%s/s" % wrate,
+         wake("reg200_to_invite", "p99_ms"), "%.2f", True),
+        ("Wake call setup p50 / p99 (ms, auth INVITE->200) @%s/s" % wrate,
+         lambda s: (s["wake_fixed"]["call_setup"]["p50_ms"],
+                    s["wake_fixed"]["call_setup"]["p99_ms"]), "%.1f / %.1f", True),
     ]
     table, result = [], {}
-    for label, fn, fmt in rows:
-        if fn is None:
-            table.append((label, "n/a", "n/a", "n/a"))
-            result[label] = None
+    for row in rows:
+        label, fn, fmt = row[:3]
+        if len(row) > 3:  # sipwake only
+            vals = [fn(r["servers"]["sipwake"]) for r in reps
+                    if "wake_fixed" in r["servers"].get("sipwake", {})]
+            if vals and isinstance(vals[0], tuple):  # pairs: median of each member
+                a = tuple(med([v[i] for v in vals]) for i in range(len(vals[0])))
+                a = None if None in a else a
+            else:
+                a = med(vals)
+            result[label] = {"sipwake": a, "kamailio": None, "ratio": None}
+            table.append((label, fmt % a if a is not None else "-", "n/a", "n/a"))
             continue
         a, b = fig("sipwake", fn), fig("kamailio", fn)
         ratio = (a / b) if (a is not None and b) else None
@@ -62,12 +89,14 @@ def main():
     md = [line(head), "|" + "|".join("-" * (x + 2) for x in w) + "|"] + [line(r) for r in table]
     text = "\n".join(md)
     print(text)
-    print("ms figures come from sipp's millisecond-resolution response times; "
-          "the machine's load skews every figure (see bench/load/README.md).")
+    print("REGISTER/call ms figures come from sipp's millisecond-resolution response times; wake "
+          "latencies from wakefarm.py's clock (include loopback hops and the fake APNs); the "
+          "machine's load skews every figure (see bench/load/README.md).")
     with open(os.path.join(run, "result.md"), "w") as f:
         f.write(text + "\n")
     with open(os.path.join(run, "result.json"), "w") as f:
-        json.dump({"reps": len(reps), "rate": rate, "figures": result}, f, indent=1)
+        json.dump({"reps": len(reps), "rate": rate, "wake_rate": wrate, "figures": result}, f,
+                  indent=1)
     print("results: %s/result.md, result.json (raw: rep*.json, sipp logs per run)" % run)
 
 

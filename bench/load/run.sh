@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # sipwake vs Kamailio under the same sipp load, on loopback; prints one table.
 #   bench/load/run.sh [--quick] [--reps N] [--rate R] [--duration S] [--step-duration S]
-#                     [--steps 500,1000,...] [--users N] [--work DIR]
-# Installs kamailio and sip-tester (apt-get) if missing, builds sipwake Release into
-# build-release/ if needed, provisions the users once (cached in the work directory).
+#                     [--steps 500,1000,...] [--users N] [--work DIR] [--build DIR] [--no-build]
+#                     [--wake-rate R] [--wake-steps 100,200,...] [--no-wake]
+# Installs kamailio and sip-tester (apt-get) if missing, builds (incrementally) sipwake and
+# sipwake-fakepns Release in build-release/ (or --build DIR), provisions the users once (cached
+# in the work directory).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 REPS=3 RATE=500 DURATION=20 STEP_DURATION=10 STEPS=500,1000,2000,4000,8000 USERS=10000
+WAKE_RATE=100 WAKE_STEPS=100,150,200,300,400 WAKE=1 BUILD="" DO_BUILD=1
 WORK="${BENCH_WORK:-/tmp/sipwake-bench}"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) REPS=1 DURATION=8 STEP_DURATION=4 STEPS=1000,2000,4000; shift ;;
+    --quick) REPS=1 DURATION=8 STEP_DURATION=4 STEPS=1000,2000,4000 WAKE_STEPS=100,200; shift ;;
     --reps) REPS="$2"; shift 2 ;;
     --rate) RATE="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
@@ -19,7 +22,12 @@ while [ $# -gt 0 ]; do
     --steps) STEPS="$2"; shift 2 ;;
     --users) USERS="$2"; shift 2 ;;
     --work) WORK="$2"; shift 2 ;;
-    -h|--help) sed -n 2,6p "$0"; exit 0 ;;
+    --build) BUILD="$2"; shift 2 ;;
+    --no-build) DO_BUILD=0; shift ;;
+    --wake-rate) WAKE_RATE="$2"; shift 2 ;;
+    --wake-steps) WAKE_STEPS="$2"; shift 2 ;;
+    --no-wake) WAKE=0; shift ;;
+    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -36,12 +44,19 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # The Debian package enables a kamailio service on 5060; the bench starts its own instances.
 
-BIN="$ROOT/build-release/sipwake"
-if [ ! -x "$BIN" ]; then
+BUILD="${BUILD:-$ROOT/build-release}"
+BIN="$BUILD/sipwake" FAKEPNS="$BUILD/sipwake-fakepns"
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   [ -x "$ROOT/scripts/install-deps.sh" ] && "$ROOT/scripts/install-deps.sh"
-  cmake -S "$ROOT" -B "$ROOT/build-release" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSIPWAKE_BUILD_TESTS=OFF
-  cmake --build "$ROOT/build-release" -j"$(nproc)" --target sipwake
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSIPWAKE_BUILD_TESTS=OFF
 fi
+if [ "$DO_BUILD" = 1 ] || [ ! -x "$BIN" ] || { [ "$WAKE" = 1 ] && [ ! -x "$FAKEPNS" ]; }; then
+  targets=(sipwake); [ "$WAKE" = 1 ] && targets+=(sipwake-fakepns)
+  cmake --build "$BUILD" -j"$(nproc)" --target "${targets[@]}"
+fi
+command -v openssl >/dev/null || WAKE=0  # the wake workload makes its APNs key with openssl
+WAKE_ARGS=()
+[ "$WAKE" = 1 ] && WAKE_ARGS=(--fakepns "$FAKEPNS" --wake-rate "$WAKE_RATE" --wake-steps "$WAKE_STEPS")
 
 mkdir -p "$WORK"
 RUN="$WORK/run-$(date +%Y%m%d-%H%M%S)"
@@ -61,16 +76,24 @@ with open(os.path.join(work, "callee.csv"), "w") as f:
     f.write("SEQUENTIAL\ncallee;pwcallee;[authentication username=callee password=pwcallee]\n")
 PY
 
-# sipwake's users go through its own CLI (`sipwake user add`), 4 at a time; done once per
-# user count and kept as a template store that every run copies.
+# sipwake's users go through its own CLI, done once per user count and kept as a template store
+# that every run copies: `sipwake user import` (one transaction, seconds for 10k users) when this
+# build has it, else `sipwake user add`, 4 at a time (~10/s).
 STORE="$WORK/users-$USERS.db"
 if [ ! -f "$STORE" ]; then
-  echo "[bench] provisioning $USERS users into $STORE with 'sipwake user add' (once, a few minutes)"
   rm -f "$STORE.tmp" "$STORE.tmp-wal" "$STORE.tmp-shm"
-  echo pwcallee | "$BIN" --store "$STORE.tmp" user add callee@127.0.0.1 >/dev/null
-  seq 0 $((USERS - 1)) | xargs -P 4 -I{} sh -c \
-    'i=$(printf %05d {}); echo pw$i | "$0" --store "$1" user add u$i@127.0.0.1 >/dev/null' \
-    "$BIN" "$STORE.tmp"
+  if "$BIN" user import --help >/dev/null 2>&1; then
+    echo "[bench] provisioning $USERS users into $STORE with 'sipwake user import'"
+    { echo "callee@127.0.0.1 pwcallee"
+      seq 0 $((USERS - 1)) | awk '{ printf "u%05d@127.0.0.1 pw%05d\n", $1, $1 }'; } |
+      "$BIN" --store "$STORE.tmp" user import - >/dev/null
+  else
+    echo "[bench] provisioning $USERS users into $STORE with 'sipwake user add' (once, a few minutes)"
+    echo pwcallee | "$BIN" --store "$STORE.tmp" user add callee@127.0.0.1 >/dev/null
+    seq 0 $((USERS - 1)) | xargs -P 4 -I{} sh -c \
+      'i=$(printf %05d {}); echo pw$i | "$0" --store "$1" user add u$i@127.0.0.1 >/dev/null' \
+      "$BIN" "$STORE.tmp"
+  fi
   got=$("$BIN" --store "$STORE.tmp" user list | wc -l)
   [ "$got" -ge $((USERS + 1)) ] || { echo "[bench] only $got users provisioned" >&2; exit 1; }
   mv "$STORE.tmp" "$STORE"
@@ -79,5 +102,5 @@ fi
 python3 "$HERE/bench.py" --sipwake "$BIN" --sipwake-users "$STORE" \
   --users-csv "$WORK/users.csv" --callee-csv "$WORK/callee.csv" --users "$USERS" \
   --work "$RUN" --reps "$REPS" --rate "$RATE" --duration "$DURATION" \
-  --step-duration "$STEP_DURATION" --steps "$STEPS"
+  --step-duration "$STEP_DURATION" --steps "$STEPS" "${WAKE_ARGS[@]}"
 python3 "$HERE/report.py" "$RUN"

@@ -13,6 +13,7 @@
 #include <future>
 #include <random>
 
+#include "bench_bindings.h"
 #include "common/log.h"
 #include "location/binding_index.h"
 #include "location/sqlite_location_store.h"
@@ -20,49 +21,9 @@
 namespace sipwake::location {
 namespace {
 
-const SysSeconds kNow{std::chrono::seconds(1'700'000'000)};
+using namespace bench;  // NOLINT: the shared synthetic bindings
+
 constexpr int kBindings = 100'000;
-
-std::string aorFor(int i) { return "sip:user" + std::to_string(100000 + i) + "@example.com"; }
-
-// A binding as a mobile client behind an edge proxy registers it (RFC 5626 + Path).
-Binding realisticBinding(int i) {
-  Binding b;
-  b.aor = aorFor(i);
-  b.contact_uri = "sip:user" + std::to_string(100000 + i) + "@198.51.100." +
-                  std::to_string(i % 250) + ":" + std::to_string(40000 + i % 20000) +
-                  ";transport=tls;ob";
-  b.instance_id = "<urn:uuid:6f2b3c1e-8a4d-4e5f-9b7a-" + std::to_string(100000000000 + i) + ">";
-  b.reg_id = 1;
-  b.call_id = "a84b4c76e66710-" + std::to_string(i) + "@198.51.100.1";
-  b.cseq = 1;
-  b.expires_at = kNow + std::chrono::hours(1);
-  b.q_milli = 1000;
-  b.path = {"<sip:edge1.example.com;lr;ob>"};
-  b.received = {"tls", "198.51.100." + std::to_string(i % 250),
-                static_cast<std::uint16_t>(40000 + i % 20000), "tls:192.0.2.1:5061",
-                static_cast<std::uint64_t>(i)};
-  b.user_agent = "Linphone/5.2.0 (iPhone) LinphoneSDK/5.3";
-  b.registered_at = kNow;
-  return b;
-}
-
-RegistrationChange changeFor(int i) {
-  RegistrationChange c;
-  c.aor = aorFor(i);
-  c.call_id = "a84b4c76e66710-" + std::to_string(i) + "@198.51.100.1";
-  c.cseq = 1;
-  c.now = kNow;
-  c.upserts = {realisticBinding(i)};
-  return c;
-}
-
-std::size_t rssBytes() {
-  std::ifstream statm("/proc/self/statm");
-  std::size_t size = 0, resident = 0;
-  statm >> size >> resident;
-  return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-}
 
 void populate(BindingIndex& index, int n) {
   for (int i = 0; i < n; ++i) {
@@ -145,24 +106,6 @@ std::string benchDir() {
     return templ;
   }();
   return dir;
-}
-
-// Writes n registrations through the store with up to `window` in flight; returns when all done.
-void writeMany(SqliteLocationStore& store, int first, int n, int window) {
-  std::atomic<int> in_flight{0}, done{0};
-  std::promise<void> all;
-  for (int i = first; i < first + n; ++i) {
-    while (in_flight.load() >= window) std::this_thread::yield();
-    ++in_flight;
-    store.applyRegistration(
-        changeFor(i), [](std::function<void()> f) { f(); },
-        [&, n](Result<std::vector<Binding>> r) {
-          if (!r) std::abort();
-          --in_flight;
-          if (++done == n) all.set_value();
-        });
-  }
-  all.get_future().wait();
 }
 
 // Group-committed REGISTER throughput; arg 0 = synchronous NORMAL, 1 = FULL.
