@@ -1,5 +1,8 @@
-// SIP message layer micro-benchmarks: parse, parse+serialize, parse+proxy edits+serialize for a
-// typical INVITE (with SDP) and a typical REGISTER (push parameters + Authorization), URI parse.
+// SIP message layer micro-benchmarks: parse, parse+serialize, parse+proxy edits+serialize,
+// serialize alone (unchanged / edited) for a typical INVITE (with SDP) and a typical REGISTER
+// (push parameters + Authorization), parse + a registrar's typed reads, URI parse, framing.
+// The other micro-benchmarks of this binary: bench_transaction.cc, bench_location_lookup.cc,
+// bench_push.cc; digest/nonce figures are in bench/auth (bench_auth).
 // Each parse iteration includes copying the wire bytes into the std::string parseMessage()
 // takes ownership of, as a transport does for every datagram.
 // Run: build (Release) then ./bench/micro/sipwake_bench_micro --benchmark_filter=Parse
@@ -110,14 +113,40 @@ void BM_ParseEditSerialize(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// Serialisation alone (the message parsed once, outside the loop): an unchanged message is
+// copied range by range; an edited one (new top Via, Record-Route, Max-Forwards decremented, as
+// the proxy forwards it) splices the owned values between the unchanged byte ranges.
+void BM_Serialize(benchmark::State& state) {
+  const Message m = parseOrDie(message(static_cast<int>(state.range(0))));
+  for (auto _ : state) {
+    std::string out = m.serialize();
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetLabel(label(static_cast<int>(state.range(0))));
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_SerializeEdited(benchmark::State& state) {
+  Message m = parseOrDie(message(static_cast<int>(state.range(0))));
+  m.pushVia("SIP/2.0/TLS 203.0.113.5:5061;branch=z9hG4bK-sipwake-7f3a9c21");
+  m.prependHeader(HeaderId::kRecordRoute, "<sip:203.0.113.5:5061;transport=tls;lr>");
+  m.decrementMaxForwards();
+  for (auto _ : state) {
+    std::string out = m.serialize();
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetLabel(label(static_cast<int>(state.range(0))));
+  state.SetItemsProcessed(state.iterations());
+}
+
 // Parse + the typed reads a registrar makes on a REGISTER.
 void BM_ParseRegisterTypedReads(benchmark::State& state) {
   const std::string& wire = registerMessage();
   for (auto _ : state) {
     Message m = parseOrDie(wire);
-    auto via = m.topVia();
-    auto to = m.to();
-    auto contacts = m.contacts();
+    const auto& via = m.topVia();
+    const auto& to = m.to();
+    const auto& contacts = m.contacts();
     auto expires = m.expires();
     benchmark::DoNotOptimize(via);
     benchmark::DoNotOptimize(to);
@@ -155,6 +184,8 @@ void BM_StreamFramer(benchmark::State& state) {
 BENCHMARK(BM_Parse)->Arg(0)->Arg(1);
 BENCHMARK(BM_ParseSerialize)->Arg(0)->Arg(1);
 BENCHMARK(BM_ParseEditSerialize)->Arg(0)->Arg(1);
+BENCHMARK(BM_Serialize)->Arg(0)->Arg(1);
+BENCHMARK(BM_SerializeEdited)->Arg(0)->Arg(1);
 BENCHMARK(BM_ParseRegisterTypedReads);
 BENCHMARK(BM_ParseUri);
 BENCHMARK(BM_StreamFramer);

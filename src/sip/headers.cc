@@ -167,8 +167,8 @@ std::string_view unquote(std::string_view v) {
 
 namespace detail {
 
-Status parseViaAt(Cursor& c, Via& v, bool collect, bool sent_by_only, std::string_view* branch) {
-  v = Via{};
+Status parseViaAt(Cursor& c, Via& v, bool collect, bool sent_by_only) {
+  resetForParse(v);
   c.skipLws();
   const char* start = c.p;
   v.protocol_name = c.takeWhile(kToken);
@@ -187,8 +187,7 @@ Status parseViaAt(Cursor& c, Via& v, bool collect, bool sent_by_only, std::strin
   if (!sent_by_only) {
     Status s = parseHeaderParams(c, [&](const Param& p) -> Status {
       if (Status e = checkViaParam(p); !e) return e;
-      if (branch && iequals(p.name, "branch")) *branch = p.value;
-      if (collect) v.params.push_back(p);
+      if (collect) appendParam(v.params, p);
       return Status::ok();
     });
     if (!s) return s;
@@ -198,7 +197,7 @@ Status parseViaAt(Cursor& c, Via& v, bool collect, bool sent_by_only, std::strin
 }
 
 Status parseNameAddrAt(Cursor& c, NameAddr& na, bool collect, bool in_list) {
-  na = NameAddr{};
+  resetForParse(na);
   c.skipLws();
   const char* start = c.p;
   if (c.at('"')) {
@@ -250,7 +249,7 @@ Status parseNameAddrAt(Cursor& c, NameAddr& na, bool collect, bool in_list) {
     if (iequals(p.name, "tag") && (!p.has_value || !allOf(p.value, kToken))) {
       return bad("invalid tag");
     }
-    if (collect) na.params.push_back(p);
+    if (collect) appendParam(na.params, p);
     return Status::ok();
   });
   if (!s) return s;
@@ -258,28 +257,18 @@ Status parseNameAddrAt(Cursor& c, NameAddr& na, bool collect, bool in_list) {
   return Status::ok();
 }
 
-Status validateViaList(std::string_view value, std::string_view* top_branch) {
+Status validateViaList(std::string_view value, Via* top) {
   Cursor c(value);
   Via v;
   bool first = true;
   while (true) {
-    Status s =
-        parseViaAt(c, v, /*collect=*/false, /*sent_by_only=*/false, first ? top_branch : nullptr);
-    if (!s) return s;
+    const bool collect = first && top != nullptr;
+    if (Status s = parseViaAt(c, collect ? *top : v, collect); !s) return s;
     first = false;
     const ListNext next = nextListElement(c);
     if (next == ListNext::kError) return bad("unexpected character after Via value");
     if (next == ListNext::kEnd) return Status::ok();
   }
-}
-
-Status validateNameAddr(std::string_view value) {
-  Cursor c(value);
-  NameAddr na;
-  if (Status s = parseNameAddrAt(c, na, /*collect=*/false, /*in_list=*/false); !s) return s;
-  c.skipLws();
-  if (!c.done()) return bad("unexpected characters after address");
-  return Status::ok();
 }
 
 Status validateNameAddrList(std::string_view value, bool allow_star) {
@@ -302,11 +291,20 @@ Status validateTokenList(std::string_view value) {
 Status validateCallId(std::string_view value) {
   const std::string_view v = trimLws(value);
   if (v.empty()) return bad("empty Call-ID");
-  const std::size_t at = v.find('@');
-  if (!allOf(v.substr(0, at), kWord)) return bad("invalid character in Call-ID");
-  if (at != std::string_view::npos && !allOf(v.substr(at + 1), kWord)) {
-    return bad("invalid character in Call-ID");
+  // word [ "@" word ], in one pass.
+  bool seen_at = false;
+  std::size_t word_length = 0;
+  for (char ch : v) {
+    if (is(ch, kWord)) {
+      ++word_length;
+    } else if (ch == '@' && !seen_at && word_length > 0) {
+      seen_at = true;
+      word_length = 0;
+    } else {
+      return bad("invalid character in Call-ID");
+    }
   }
+  if (word_length == 0) return bad("invalid character in Call-ID");
   return Status::ok();
 }
 
@@ -402,12 +400,17 @@ Result<std::vector<NameAddr>> parseNameAddrList(std::string_view value) {
   }
 }
 
-Result<NameAddr> parseNameAddr(std::string_view value) {
+Status detail::parseSingleNameAddr(std::string_view value, NameAddr& na) {
   Cursor c(value);
-  NameAddr na;
   if (Status s = detail::parseNameAddrAt(c, na, /*collect=*/true, /*in_list=*/false); !s) return s;
   c.skipLws();
   if (!c.done()) return bad("unexpected characters after address");
+  return Status::ok();
+}
+
+Result<NameAddr> parseNameAddr(std::string_view value) {
+  NameAddr na;
+  if (Status s = detail::parseSingleNameAddr(value, na); !s) return s;
   return na;
 }
 

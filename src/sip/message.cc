@@ -2,6 +2,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstring>
 
 #include "sip/chars.h"
 #include "sip/parse_internal.h"
@@ -75,6 +76,49 @@ constexpr auto kNameBuckets = [] {
   }
   return t;
 }();
+// Canonical names lower-cased and zero-padded, for comparing several bytes at a time.
+constexpr auto kLowerNames = [] {
+  std::array<std::array<char, kMaxNameLength>, kHeaderNames.size()> t{};
+  for (std::size_t i = 0; i < kHeaderNames.size(); ++i) {
+    for (std::size_t k = 0; k < kHeaderNames[i].size(); ++k)
+      t[i][k] = detail::toLower(kHeaderNames[i][k]);
+  }
+  return t;
+}();
+
+template <typename Word>
+Word loadWord(const char* p) {
+  Word w;
+  std::memcpy(&w, p, sizeof(w));
+  return w;
+}
+
+// name == lower (same length n, 2 <= n < kMaxNameLength) ignoring ASCII case. Canonical names
+// hold only letters and '-' (which has bit 0x20 set): OR-ing 0x20 into every byte of `name`
+// folds case, and the only other byte that folds onto '-' is CR, which a field name cannot hold.
+bool foldedEquals(std::string_view name, const char* lower) {
+  const char* a = name.data();
+  const std::size_t n = name.size();
+  if (n >= 8) {
+    constexpr std::uint64_t kFold = 0x2020202020202020ull;
+    for (std::size_t i = 0; i + 8 < n; i += 8) {
+      if ((loadWord<std::uint64_t>(a + i) | kFold) != loadWord<std::uint64_t>(lower + i)) {
+        return false;
+      }
+    }
+    return (loadWord<std::uint64_t>(a + n - 8) | kFold) == loadWord<std::uint64_t>(lower + n - 8);
+  }
+  if (n >= 4) {
+    constexpr std::uint32_t kFold = 0x20202020u;
+    return (loadWord<std::uint32_t>(a) | kFold) == loadWord<std::uint32_t>(lower) &&
+           (loadWord<std::uint32_t>(a + n - 4) | kFold) == loadWord<std::uint32_t>(lower + n - 4);
+  }
+  for (std::size_t k = 0; k < n; ++k) {
+    if ((a[k] | 0x20) != lower[k]) return false;
+  }
+  return true;
+}
+
 static_assert([] {  // every canonical name found a slot
   std::size_t n = 0;
   for (const auto& by_letter : kNameBuckets)
@@ -177,17 +221,12 @@ HeaderId headerIdFromName(std::string_view name) {
         return HeaderId::kOther;
     }
   }
-  if (name.size() >= kMaxNameLength) return HeaderId::kOther;
+  if (name.empty() || name.size() >= kMaxNameLength) return HeaderId::kOther;
   const unsigned letter = static_cast<unsigned>((name[0] | 0x20) - 'a');
   if (letter >= 26) return HeaderId::kOther;
   for (std::uint8_t i : kNameBuckets[name.size()][letter]) {
     if (i == 0) break;
-    // Canonical names hold only letters and '-' (which has bit 0x20 set): OR-ing 0x20 folds
-    // case, and the only other byte that folds onto '-' is CR, which a field name cannot hold.
-    const std::string_view canonical = kHeaderNames[i];
-    std::size_t k = 1;
-    while (k < name.size() && (name[k] | 0x20) == (canonical[k] | 0x20)) ++k;
-    if (k == name.size()) return static_cast<HeaderId>(i);
+    if (foldedEquals(name, kLowerNames[i].data())) return static_cast<HeaderId>(i);
   }
   return HeaderId::kOther;
 }
@@ -232,6 +271,28 @@ HeaderField Message::makeField(HeaderId id, std::string_view name, std::string v
   f.name = name.empty() ? canonicalHeaderName(id) : name;
   f.value = owned_.emplace_front(std::move(value));
   return f;
+}
+
+void Message::forgetParsed(HeaderId id) {
+  switch (id) {
+    case HeaderId::kVia:
+      top_via_.reset();
+      break;
+    case HeaderId::kFrom:
+      from_.reset();
+      break;
+    case HeaderId::kTo:
+      to_.reset();
+      break;
+    case HeaderId::kCSeq:
+      cseq_.reset();
+      break;
+    case HeaderId::kContact:
+      contacts_.reset();
+      break;
+    default:
+      break;
+  }
 }
 
 std::size_t Message::firstIndexOf(HeaderId id) const {
@@ -301,25 +362,31 @@ Result<std::vector<Via>> Message::vias() const {
   return out;
 }
 
-Result<Via> Message::topVia() const {
+const Result<Via>& Message::topVia() const {
+  if (top_via_) return *top_via_;
   const HeaderField* h = find(HeaderId::kVia);
-  if (!h) return notFound("no Via header field");
-  detail::Cursor c(h->value);
-  Via v;
-  if (Status s = detail::parseViaAt(c, v, /*collect=*/true); !s) return s;
-  return v;
+  if (!h) return top_via_.emplace(notFound("no Via header field"));
+  return detail::parseIntoCache(top_via_, [h](Via& out) {
+    detail::Cursor c(h->value);
+    return detail::parseViaAt(c, out, /*collect=*/true);
+  });
 }
 
-Result<NameAddr> Message::from() const {
-  const HeaderField* h = find(HeaderId::kFrom);
-  if (!h) return notFound("no From header field");
-  return parseNameAddr(h->value);
+namespace {
+const Result<NameAddr>& cachedNameAddr(std::optional<Result<NameAddr>>& cache, const HeaderField* h,
+                                       const char* missing) {
+  if (!h) return cache.emplace(notFound(missing));
+  return detail::parseIntoCache(
+      cache, [h](NameAddr& out) { return detail::parseSingleNameAddr(h->value, out); });
+}
+}  // namespace
+
+const Result<NameAddr>& Message::from() const {
+  return from_ ? *from_ : cachedNameAddr(from_, find(HeaderId::kFrom), "no From header field");
 }
 
-Result<NameAddr> Message::to() const {
-  const HeaderField* h = find(HeaderId::kTo);
-  if (!h) return notFound("no To header field");
-  return parseNameAddr(h->value);
+const Result<NameAddr>& Message::to() const {
+  return to_ ? *to_ : cachedNameAddr(to_, find(HeaderId::kTo), "no To header field");
 }
 
 std::string_view Message::callId() const {
@@ -327,10 +394,12 @@ std::string_view Message::callId() const {
   return h ? h->value : std::string_view();
 }
 
-Result<CSeq> Message::cseq() const {
-  const HeaderField* h = find(HeaderId::kCSeq);
-  if (!h) return notFound("no CSeq header field");
-  return parseCSeq(h->value);
+const Result<CSeq>& Message::cseq() const {
+  if (!cseq_) {
+    const HeaderField* h = find(HeaderId::kCSeq);
+    cseq_.emplace(h ? parseCSeq(h->value) : Result<CSeq>(notFound("no CSeq header field")));
+  }
+  return *cseq_;
 }
 
 Result<int> Message::maxForwards() const {
@@ -339,15 +408,20 @@ Result<int> Message::maxForwards() const {
   return parseMaxForwards(h->value);
 }
 
-Result<std::vector<ContactValue>> Message::contacts() const {
+const Result<std::vector<ContactValue>>& Message::contacts() const {
+  if (contacts_) return *contacts_;
   std::vector<ContactValue> out;
   for (const HeaderField& h : headers_) {
     if (h.removed || h.id != HeaderId::kContact) continue;
     Result<std::vector<ContactValue>> part = parseContactList(h.value);
-    if (!part) return part.status();
-    for (ContactValue& v : *part) out.push_back(std::move(v));
+    if (!part) return contacts_.emplace(part.status());
+    if (out.empty()) {
+      out = std::move(*part);
+    } else {
+      for (ContactValue& v : *part) out.push_back(std::move(v));
+    }
   }
-  return out;
+  return contacts_.emplace(std::move(out));
 }
 
 namespace {
@@ -399,6 +473,7 @@ Result<std::vector<std::string_view>> Message::optionTags(HeaderId id) const {
 // ---- edits -----------------------------------------------------------------------------
 
 void Message::pushVia(std::string value) {
+  forgetParsed(HeaderId::kVia);
   HeaderField f = makeField(HeaderId::kVia, {}, std::move(value));
   const std::size_t i = firstIndexOf(HeaderId::kVia);
   headers_.insert(headers_.begin() + static_cast<std::ptrdiff_t>(i < headers_.size() ? i : 0), f);
@@ -407,6 +482,7 @@ void Message::pushVia(std::string value) {
 void Message::popVia() {
   const std::size_t i = firstIndexOf(HeaderId::kVia);
   if (i == headers_.size()) return;
+  forgetParsed(HeaderId::kVia);
   HeaderField& f = headers_[i];
   const std::size_t comma = firstListComma(f.value);
   if (comma == std::string_view::npos) {
@@ -420,6 +496,7 @@ void Message::popVia() {
 }
 
 void Message::prependHeader(HeaderId id, std::string value) {
+  forgetParsed(id);
   HeaderField f = makeField(id, {}, std::move(value));
   headers_.insert(headers_.begin() + static_cast<std::ptrdiff_t>(firstIndexOf(id)), f);
 }
@@ -429,10 +506,12 @@ void Message::appendHeader(std::string_view name, std::string value) {
   const std::string_view stored_name = id != HeaderId::kOther && canonicalHeaderName(id) == name
                                            ? canonicalHeaderName(id)
                                            : owned_.emplace_front(name);
+  forgetParsed(id);
   headers_.push_back(makeField(id, stored_name, std::move(value)));
 }
 
 void Message::removeHeaders(HeaderId id) {
+  forgetParsed(id);
   for (HeaderField& h : headers_) {
     if (h.id == id) h.removed = true;
   }
@@ -544,7 +623,7 @@ Message makeResponseTo(const Message& request, int status_code, std::string_view
   }
   if (const HeaderField* h = request.find(HeaderId::kFrom)) copy(*h);
   if (const HeaderField* h = request.find(HeaderId::kTo)) {
-    Result<NameAddr> to = parseNameAddr(h->value);
+    const Result<NameAddr>& to = request.to();
     if (!to_tag.empty() && to.isOk() && to->tag().empty()) {
       std::string v(detail::trimLws(h->value));
       v.append(";tag=").append(to_tag);

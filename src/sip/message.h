@@ -159,15 +159,21 @@ class Message {
       HeaderId id) const;  // every field value of that header, in order
   std::size_t count(HeaderId id) const;
 
-  // Typed access (parsed on demand from the views; errors are Status with a precise message).
+  // Typed access (errors are Status with a precise message).
+  // Parsed once: for a message that parsed kOk, parseMessage() already filled the top Via,
+  // From, To and CSeq while validating them; Contact is parsed on the first contacts() call.
+  // A returned reference points into this Message object: it stays valid until the Message is
+  // moved or destroyed or that header is edited (pushVia/popVia for the top Via). Copy the
+  // Result (`auto v = m.topVia();`) to keep it across a move.
+  const Result<Via>& topVia() const;
+  const Result<NameAddr>& from() const;
+  const Result<NameAddr>& to() const;
+  const Result<CSeq>& cseq() const;
+  const Result<std::vector<ContactValue>>& contacts() const;  // "*": one value with star=true
+  // Parsed on every call.
   Result<std::vector<Via>> vias() const;  // all Via values, comma lists split, top first
-  Result<Via> topVia() const;
-  Result<NameAddr> from() const;
-  Result<NameAddr> to() const;
-  std::string_view callId() const;  // "" if absent
-  Result<CSeq> cseq() const;
-  Result<int> maxForwards() const;                     // kNotFound status if absent
-  Result<std::vector<ContactValue>> contacts() const;  // "*" is one ContactValue with star=true
+  std::string_view callId() const;        // "" if absent
+  Result<int> maxForwards() const;        // kNotFound status if absent
   Result<std::vector<NameAddr>> routes() const;
   Result<std::vector<NameAddr>> recordRoutes() const;
   Result<std::vector<NameAddr>> paths() const;
@@ -217,6 +223,13 @@ class Message {
   std::vector<HeaderField> headers_;
   std::string_view body_;
   mutable std::optional<Uri> request_uri_;
+  // Typed values parsed once (see topVia()); views into buffer_/owned_, so moves keep them valid.
+  mutable std::optional<Result<Via>> top_via_;
+  mutable std::optional<Result<NameAddr>> from_;
+  mutable std::optional<Result<NameAddr>> to_;
+  mutable std::optional<Result<CSeq>> cseq_;
+  mutable std::optional<Result<std::vector<ContactValue>>> contacts_;
+  void forgetParsed(HeaderId id);  // drops the cached value of that header after an edit
 };
 
 // Outcome of parsing bytes from the network.

@@ -93,7 +93,12 @@ class Parser {
     bool terminated;
   };
 
-  Line nextLine(const char* p);
+  Line nextLine(const char* p) {
+    const char* q = findCrOrLf(p, end_);
+    if (q + 1 < end_ && q[0] == '\r' && q[1] == '\n') return Line{p, q, q + 2, true};
+    return lineEndingOddly(p, q);
+  }
+  Line lineEndingOddly(const char* p, const char* q);  // at the end of the bytes or a bare CR/LF
   void parseStartLine(std::string_view sl);
   void parseHeaders(const char*& p, bool* terminated);
   void finishField(std::size_t index, const char* value_begin, const char* raw_end);
@@ -128,16 +133,9 @@ class Parser {
   bool stopped_ = false;  // a limit stopped the header scan
 };
 
-Parser::Line Parser::nextLine(const char* p) {
-  Line l{p, end_, end_, false};
-  const char* q = findCrOrLf(p, end_);
-  l.e = q;
+Parser::Line Parser::lineEndingOddly(const char* p, const char* q) {
+  Line l{p, q, end_, false};
   if (q == end_) return l;  // unterminated last line
-  if (*q == '\r' && q + 1 < end_ && q[1] == '\n') {
-    l.next = q + 2;
-    l.terminated = true;
-    return l;
-  }
   // A bare CR or LF: never guess where the line ends (header-injection risk downstream).
   // Keep cutting lines at LF so that the rest can still be read to answer the request.
   structural(badRequest("Malformed line ending", *q == '\r' ? "bare CR" : "bare LF"));
@@ -201,7 +199,7 @@ void Parser::parseStartLine(std::string_view sl) {
   }
 }
 
-void Parser::finishField(std::size_t index, const char* value_begin, const char* raw_end) {
+inline void Parser::finishField(std::size_t index, const char* value_begin, const char* raw_end) {
   HeaderField& f = m_.headers_[index];
   f.raw = std::string_view(f.name.data(), static_cast<std::size_t>(raw_end - f.name.data()));
   f.value = detail::trimLws(
@@ -279,7 +277,10 @@ void Parser::parseBody(const char* body_begin, bool terminated) {
   const std::size_t available = static_cast<std::size_t>(end_ - body_begin);
   bool have_length = false;
   std::size_t length = 0;
-  for (const HeaderField& h : m_.headers_) {
+  const auto cl = static_cast<std::size_t>(HeaderId::kContentLength);
+  const std::size_t from = count_[cl] == 0 ? m_.headers_.size() : first_[cl];
+  for (std::size_t i = from; i < m_.headers_.size(); ++i) {
+    const HeaderField& h = m_.headers_[i];
     if (h.id != HeaderId::kContentLength) continue;
     std::size_t n = 0;
     bool negative = false;
@@ -347,16 +348,21 @@ Defect Parser::validateSingle(HeaderId id, std::string_view name, bool required)
       s = detail::validateCallId(h->value);
       break;
     case HeaderId::kFrom:
-    case HeaderId::kTo:
-      s = detail::validateNameAddr(h->value);
+    case HeaderId::kTo: {
+      // Parsed with parameters: the accessors reuse it (parse once).
+      const Result<NameAddr>& na = detail::parseIntoCache(
+          id == HeaderId::kFrom ? m_.from_ : m_.to_,
+          [&](NameAddr& out) { return detail::parseSingleNameAddr(h->value, out); });
+      if (!na) s = na.status();
       break;
+    }
     case HeaderId::kMaxForwards: {
       int v = 0;
       s = detail::parseMaxForwardsValue(h->value, &v);
       break;
     }
     case HeaderId::kCSeq: {
-      Result<CSeq> cs = parseCSeq(h->value);
+      const Result<CSeq>& cs = m_.cseq_.emplace(parseCSeq(h->value));
       if (!cs) {
         s = cs.status();
       } else if (m_.is_request_ && cs->method_text != m_.method_text_) {
@@ -378,18 +384,28 @@ Defect Parser::validateSingle(HeaderId id, std::string_view name, bool required)
 }
 
 Defect Parser::validateCommon(bool is_request) {
-  // Via: every value of every field, and the top branch (RFC 4475 §3.2.1).
+  // Via: every value of every field, and the top branch (RFC 4475 §3.2.1). The top via-parm
+  // is kept with its parameters for topVia() (parse once).
   bool top = true;
   for (const HeaderField& h : m_.headers_) {
     if (h.id != HeaderId::kVia) continue;
-    std::string_view top_branch;
-    if (Status s = detail::validateViaList(h.value, top ? &top_branch : nullptr); !s) {
-      return badRequest("Malformed Via", s.message());
-    }
-    if (top && is_request && top_branch == "z9hG4bK") {
-      return badRequest("Empty Via branch", "branch is only the magic cookie");
+    if (!top) {
+      if (Status s = detail::validateViaList(h.value, nullptr); !s) {
+        return badRequest("Malformed Via", s.message());
+      }
+      continue;
     }
     top = false;
+    const Result<Via>& top_via = detail::parseIntoCache(
+        m_.top_via_, [&](Via& out) { return detail::validateViaList(h.value, &out); });
+    if (!top_via) {
+      Defect d = badRequest("Malformed Via", top_via.status().message());
+      m_.top_via_.reset();  // the defect may lie after the top via-parm: topVia() parses alone
+      return d;
+    }
+    if (is_request && top_via->branch() == "z9hG4bK") {
+      return badRequest("Empty Via branch", "branch is only the magic cookie");
+    }
   }
   if (top) return badRequest("Missing Via");
   if (Defect d = validateSingle(HeaderId::kCSeq, "CSeq", true)) return d;
@@ -426,30 +442,26 @@ Defect Parser::validateRequest() {
   if (Defect d = validateCommon(true)) return d;
   if (Defect d = validateSingle(HeaderId::kMaxForwards, "Max-Forwards", false)) return d;
   if (Defect d = validateSingle(HeaderId::kExpires, "Expires", false)) return d;
-  struct ListCheck {
-    HeaderId id;
-    std::string_view name;
-  };
-  static constexpr ListCheck kAddressLists[] = {{HeaderId::kContact, "Contact"},
-                                                {HeaderId::kRoute, "Route"},
-                                                {HeaderId::kRecordRoute, "Record-Route"},
-                                                {HeaderId::kPath, "Path"}};
-  static constexpr ListCheck kTokenLists[] = {{HeaderId::kRequire, "Require"},
-                                              {HeaderId::kProxyRequire, "Proxy-Require"},
-                                              {HeaderId::kSupported, "Supported"}};
+  // Address lists (Contact, Route, Record-Route, Path) and option-tag lists (Require,
+  // Proxy-Require, Supported), in wire order.
   for (const HeaderField& h : m_.headers_) {
-    for (const ListCheck& lc : kAddressLists) {
-      if (h.id != lc.id) continue;
-      if (Status s = detail::validateNameAddrList(h.value, h.id == HeaderId::kContact); !s) {
-        return badRequest("Malformed " + std::string(lc.name), s.message());
-      }
+    Status s;
+    switch (h.id) {
+      case HeaderId::kContact:
+      case HeaderId::kRoute:
+      case HeaderId::kRecordRoute:
+      case HeaderId::kPath:
+        s = detail::validateNameAddrList(h.value, h.id == HeaderId::kContact);
+        break;
+      case HeaderId::kRequire:
+      case HeaderId::kProxyRequire:
+      case HeaderId::kSupported:
+        s = detail::validateTokenList(h.value);
+        break;
+      default:
+        continue;
     }
-    for (const ListCheck& lc : kTokenLists) {
-      if (h.id != lc.id) continue;
-      if (Status s = detail::validateTokenList(h.value); !s) {
-        return badRequest("Malformed " + std::string(lc.name), s.message());
-      }
-    }
+    if (!s) return badRequest("Malformed " + std::string(canonicalHeaderName(h.id)), s.message());
   }
   return {};
 }

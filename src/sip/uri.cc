@@ -35,14 +35,19 @@ Status detail::checkHost(std::string_view host) {
     if (!parseIpv6Address(host.substr(1, host.size() - 2))) return bad("invalid IPv6 reference");
     return Status::ok();
   }
-  bool numeric = true;
+  // Branch-free over the characters: the AND of their classes says whether all are host
+  // characters, the OR whether any is a letter-like one.
+  std::uint32_t all = ~0u;
+  std::uint32_t any = 0;
   for (char c : host) {
-    if (!is(c, detail::kHost)) return bad("invalid character in host");
-    numeric = numeric && (detail::isDigit(c) || c == '.');
+    const std::uint32_t cls = detail::kCharTable[static_cast<unsigned char>(c)];
+    all &= cls;
+    any |= cls;
   }
+  if (!(all & detail::kHost)) return bad("invalid character in host");
   // A host made only of digits and dots must be a valid IPv4 address (a toplabel starts
   // with a letter, RFC 3261 §25.1).
-  if (numeric && !isIpv4Address(host)) return bad("invalid IPv4 address");
+  if (!(any & detail::kHostName) && !isIpv4Address(host)) return bad("invalid IPv4 address");
   return Status::ok();
 }
 
@@ -84,7 +89,7 @@ Status parseUriParams(Cursor& c, std::vector<Param>* out) {
     } else if (!c.done() && !c.at(';') && !c.at('?')) {
       return bad("invalid character in URI parameter");
     }
-    if (out) out->push_back(p);
+    if (out) detail::appendParam(*out, p);
   }
   return Status::ok();
 }
@@ -106,7 +111,7 @@ Status parseUriHeaders(Cursor& c, std::vector<Param>* out) {
     p.value = c.since(v);
     p.has_value = true;
     if (!c.done() && !c.at('&')) return bad("invalid URI header value");
-    if (out) out->push_back(p);
+    if (out) detail::appendParam(*out, p);
     if (!c.consume('&')) break;
   }
   return Status::ok();
@@ -363,8 +368,15 @@ std::optional<std::array<std::uint8_t, 16>> parseIpv6Address(std::string_view s)
 namespace detail {
 
 Status parseUriInto(std::string_view text, Uri& u, bool collect) {
-  u = Uri{};
+  resetForParse(u);
   u.text = text;
+  // Fast path for the scheme nearly every URI has.
+  if (text.size() >= 4 && (text[0] | 0x20) == 's' && (text[1] | 0x20) == 'i' &&
+      (text[2] | 0x20) == 'p' && text[3] == ':') {
+    u.scheme = Uri::Scheme::kSip;
+    u.scheme_text = text.substr(0, 3);
+    return parseSipRest(text.substr(4), u, collect);
+  }
   Cursor c(text);
   const char* s = c.p;
   if (!is(c.peek(), kAlpha)) return bad("missing URI scheme");
