@@ -11,42 +11,50 @@ std::int64_t unixSecs(SysSeconds t) { return t.time_since_epoch().count(); }
 SysSeconds fromUnix(std::int64_t s) { return SysSeconds{std::chrono::seconds(s)}; }
 
 // The in-memory index shared by both implementations. Not locked: the owner locks.
+// Records by device_key, plus the device keys of each AOR (a handful per AOR), so the per-call
+// lookup and the per-REGISTER upsert cost O(devices of the AOR), not O(all push bindings).
 class Index {
  public:
   // Returns the records `r` displaces (same device_key or same (aor, identity)), removing them.
   std::vector<PushRecord> displaced(const PushRecord& r) {
     std::vector<PushRecord> out;
-    for (auto it = by_device_.begin(); it != by_device_.end();) {
-      const PushRecord& o = it->second;
-      bool same_device = o.device_key == r.device_key;
-      bool same_identity = o.aor == r.aor && o.identity == r.identity;
-      if (same_device || same_identity) {
-        out.push_back(o);
-        it = by_device_.erase(it);
-      } else {
-        ++it;
-      }
+    if (const PushRecord* same_device = find(r.device_key)) out.push_back(*same_device);
+    for (const PushRecord* o : ofAor(r.aor)) {
+      if (o->identity == r.identity && o->device_key != r.device_key) out.push_back(*o);
     }
+    for (const PushRecord& o : out) erase(o.device_key);
     return out;
   }
-  void put(PushRecord r) { by_device_[r.device_key] = std::move(r); }
+  void put(PushRecord r) {
+    erase(r.device_key);
+    keys_by_aor_[r.aor].push_back(r.device_key);
+    std::string key = r.device_key;
+    by_device_.insert_or_assign(std::move(key), std::move(r));
+  }
   const PushRecord* find(std::string_view key) const {
     auto it = by_device_.find(std::string(key));
     return it == by_device_.end() ? nullptr : &it->second;
   }
-  void erase(std::string_view key) { by_device_.erase(std::string(key)); }
-  // Linear scans: push bindings number in the thousands per node, lookups happen per call.
-  // TODO(wake): an aor → keys index when this shows up in profiles.
+  void erase(std::string_view key) {
+    auto it = by_device_.find(std::string(key));
+    if (it == by_device_.end()) return;
+    auto a = keys_by_aor_.find(it->second.aor);
+    if (a != keys_by_aor_.end()) {
+      std::erase(a->second, it->first);
+      if (a->second.empty()) keys_by_aor_.erase(a);
+    }
+    by_device_.erase(it);
+  }
   std::vector<PushRecord> byAor(std::string_view aor, SysSeconds now) const {
     std::vector<PushRecord> out;
-    for (const auto& [k, r] : by_device_) {
-      if (r.aor == aor && r.expires_at > now) out.push_back(r);
+    for (const PushRecord* r : ofAor(aor)) {
+      if (r->expires_at > now) out.push_back(*r);
     }
     return out;
   }
   std::optional<std::string> keyOfIdentity(std::string_view aor, std::string_view identity) const {
-    for (const auto& [k, r] : by_device_) {
-      if (r.aor == aor && r.identity == identity) return k;
+    for (const PushRecord* r : ofAor(aor)) {
+      if (r->identity == identity) return r->device_key;
     }
     return std::nullopt;
   }
@@ -60,7 +68,16 @@ class Index {
   std::size_t size() const { return by_device_.size(); }
 
  private:
+  std::vector<const PushRecord*> ofAor(std::string_view aor) const {
+    std::vector<const PushRecord*> out;
+    auto a = keys_by_aor_.find(std::string(aor));
+    if (a == keys_by_aor_.end()) return out;
+    for (const std::string& k : a->second) out.push_back(&by_device_.at(k));
+    return out;
+  }
+
   std::unordered_map<std::string, PushRecord> by_device_;
+  std::unordered_map<std::string, std::vector<std::string>> keys_by_aor_;  // insertion order
 };
 
 std::vector<PushRecord> moves(const PushRecord& r, const std::vector<PushRecord>& displaced) {

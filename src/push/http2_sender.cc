@@ -47,7 +47,9 @@ struct Url {
 Result<Url> parseHttpsUrl(std::string_view text) {
   constexpr std::string_view kScheme = "https://";
   if (text.substr(0, kScheme.size()) != kScheme) {
-    return invalidArgument("'" + std::string(text) + "' is not an https:// URL");
+    std::string msg(1, '\'');  // appended: "'" + std::string(...) trips GCC 12's -Wrestrict
+    msg.append(text).append("' is not an https:// URL");
+    return invalidArgument(msg);
   }
   std::string_view rest = text.substr(kScheme.size());
   std::size_t slash = rest.find('/');

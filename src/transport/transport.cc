@@ -111,7 +111,13 @@ std::string Address::ip() const {
   return buf;
 }
 
-std::string Address::hostForUri() const { return v6 ? "[" + ip() + "]" : ip(); }
+std::string Address::hostForUri() const {
+  if (!v6) return ip();
+  std::string out(1, '[');  // appended, not "[" + ip(): GCC 12 warns -Wrestrict at -O3 (PR105651)
+  out += ip();
+  out += ']';
+  return out;
+}
 
 std::string Address::toString() const { return hostForUri() + ":" + std::to_string(port); }
 
