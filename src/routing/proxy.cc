@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "common/log.h"
+#include "transport/event_loop.h"
 #include "transport/response_routing.h"
 
 namespace sipwake::routing {
@@ -460,8 +461,8 @@ class ProxyContext final : public transaction::ServerTransactionUser,
   void sendBranch(Branch& b, sip::Message&& msg, const transport::SendTarget& hop) {
     if (record_route_) addRecordRoute(msg, b, hop);
     std::string branch;
-    branch.reserve(7 + 16 + 1 + 16);
-    branch.append("z9hG4bK");
+    branch.reserve(7 + 4 + 16 + 1 + 16);
+    transport::appendBranchCookie(branch);
     branch.append(loop_hash_);
     branch.push_back('.');
     branch.append(proxy_.deps_.layer->newTag());

@@ -321,7 +321,7 @@ Status Server::start() {
       SW_LOG_INFO("push: {} app '{}' configured", a.provider, a.id);
     }
   }
-  // The handler runs on the loop that owns the message's Call-ID; that loop's transaction
+  // The handler runs on the loop the transport picked for the message; that loop's transaction
   // layer takes it from there. per_loop_ is complete before start() lets any message in.
   transport_ = std::make_unique<transport::TransportLayer>(
       *loops_, std::move(tc), [this](transport::ReceivedMessage msg) {

@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "sip/headers.h"
+#include "transport/event_loop.h"
 #include "transport/response_routing.h"
 
 namespace sipwake::transaction {
@@ -95,8 +96,8 @@ TransactionLayer::~TransactionLayer() {
 
 std::string TransactionLayer::newBranch() {
   std::string b;
-  b.reserve(7 + 16);
-  b.append("z9hG4bK");
+  b.reserve(7 + 4 + 16);
+  transport::appendBranchCookie(b);
   appendHex(b, splitmix64(id_seed_ + ++id_counter_));
   return b;
 }
@@ -301,6 +302,10 @@ ServerTransaction* TransactionLayer::createServer(transport::ReceivedMessage& re
   tx->target_ = routeResponse(request, via);
   tx->user_ = &tu_;
   if (tx->rfc2543_) tx->request_to_tag_ = toTagOf(m);
+  if (tx->invite_ && !tx->rfc2543_) {
+    tx->pin_key_ = transport::inviteAffinityKey(via);
+    transport_.pinInvite(tx->pin_key_);
+  }
   servers_.emplace(tx->key_, std::move(owned));
   live_servers_.emplace(tx->serial_, tx);
   if (tx->invite_) {
@@ -561,6 +566,7 @@ void TransactionLayer::terminate(ServerTransaction& tx) {
   if (tx.retransmit_timer_) timers_.cancel(std::exchange(tx.retransmit_timer_, 0));
   if (tx.timeout_timer_) timers_.cancel(std::exchange(tx.timeout_timer_, 0));
   (tx.invite_ ? stats_.server_invite_terminated : stats_.server_non_invite_terminated)->inc();
+  if (!tx.pin_key_.empty()) transport_.unpinInvite(tx.pin_key_);
   live_servers_.erase(tx.serial_);
   auto it = servers_.find(std::string_view(tx.key_));
   SIPWAKE_CHECK(it != servers_.end() && it->second.get() == &tx);

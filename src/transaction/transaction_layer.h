@@ -3,8 +3,9 @@
 // runs the timers, absorbs retransmissions and reports to the transaction user (TU).
 //
 // Thread: owned by one loop. Every method, and every callback into the TU, runs on that loop.
-// Deliver 5 of issue 2: one TransactionLayer per loop, messages sharded by Call-ID, so that all
-// messages of a transaction reach the same layer; there is no lock anywhere in here.
+// One TransactionLayer per loop; the transport hands every message of a transaction to the same
+// layer (see transport_layer.h: receiving loop, branch-named loop for responses, pinned INVITEs),
+// so there is no lock anywhere in here.
 //
 // Ownership: the layer owns every transaction; the TU gets non-owning references whose lifetime
 // is described in transaction.h. The TimerService, Transport and TransactionUser must outlive the

@@ -149,6 +149,32 @@ void LoopPool::stop() {
   for (auto& l : loops_) l->stop();
 }
 
+void appendBranchCookie(std::string& out) {
+  out.append("z9hG4bK");
+  EventLoop* loop = EventLoop::current();
+  if (loop == nullptr || loop->index() > 0xfff) return;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::size_t i = loop->index();
+  out.push_back('w');
+  out.push_back(kHex[(i >> 8) & 0xf]);
+  out.push_back(kHex[(i >> 4) & 0xf]);
+  out.push_back(kHex[i & 0xf]);
+}
+
+std::optional<std::size_t> loopOfBranch(std::string_view branch) {
+  static constexpr std::string_view kPrefix = "z9hG4bKw";
+  if (branch.size() < kPrefix.size() + 3 || branch.substr(0, kPrefix.size()) != kPrefix) {
+    return std::nullopt;
+  }
+  std::size_t i = 0;
+  for (char c : branch.substr(kPrefix.size(), 3)) {
+    int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+    if (d < 0) return std::nullopt;
+    i = (i << 4) | static_cast<std::size_t>(d);
+  }
+  return i;
+}
+
 std::size_t LoopPool::indexForCallId(std::string_view call_id) const {
   std::uint64_t h = 1469598103934665603ull;
   for (unsigned char c : call_id) {

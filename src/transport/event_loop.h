@@ -1,7 +1,7 @@
-// Event loops: one asio::io_context per thread, one thread per core. Work is sharded by Call-ID
-// (LoopPool::forCallId) so that everything about one call/transaction runs on one loop without
-// locks; the only cross-loop traffic is a post() when a message arrives on a loop that does not
-// own its Call-ID.
+// Event loops: one asio::io_context per thread, one thread per core. A message is handled on the
+// loop that received it (see TransportLayer::dispatch for the few that are not): a transaction,
+// its CANCEL/ACK and its forwarded branches live on one loop without locks, and the branches we
+// generate name their loop (appendBranchCookie) so that their responses come back to it.
 #pragma once
 
 #include <asio.hpp>
@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
@@ -119,6 +120,13 @@ class EventLoop {
   std::thread thread_;
 };
 
+// Appends the RFC 3261 magic cookie "z9hG4bK" and, on a loop thread, "w" + the loop's index in
+// three hex digits: a branch built from it tells every loop which one owns the client
+// transaction (loopOfBranch), so a response costs no cross-loop lookup.
+void appendBranchCookie(std::string& out);
+// The loop index a branch of ours names, or nullopt (not ours, or built off a loop thread).
+std::optional<std::size_t> loopOfBranch(std::string_view branch);
+
 // N event loops (N = configured workers; 0 means one per hardware core).
 class LoopPool {
  public:
@@ -133,7 +141,9 @@ class LoopPool {
 
   std::size_t size() const { return loops_.size(); }
   EventLoop& at(std::size_t i) { return *loops_[i]; }
-  // Stable (FNV-1a, same across runs) Call-ID → loop mapping. Thread-safe (no state).
+  // Stable (FNV-1a, same across runs) Call-ID → loop mapping, for requests that carry no
+  // RFC 3261 branch (RFC 2543 clients: their transactions are matched on Call-ID and friends).
+  // Thread-safe (no state).
   EventLoop& forCallId(std::string_view call_id) { return *loops_[indexForCallId(call_id)]; }
   std::size_t indexForCallId(std::string_view call_id) const;
 

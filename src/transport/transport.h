@@ -79,6 +79,27 @@ class Transport {
   }
   // The address to put in our Via / Record-Route for this protocol (the listener's address).
   virtual Result<Address> localAddressFor(Protocol protocol, bool v6) const = 0;
+
+  // INVITE server transaction affinity. A transport with several loops hands a request to the
+  // loop that received it; an INVITE's CANCEL, ACK or retransmission normally arrives the same
+  // way (same UDP 4-tuple, same connection), but when it does not (a new connection, a changed
+  // source port) it must still reach the loop holding the INVITE. The transaction layer pins
+  // each RFC 3261 INVITE server transaction (key: inviteAffinityKey) while it lives. Callable
+  // from any loop. Default: nothing to do (one loop).
+  virtual void pinInvite(std::string_view /*key*/) {}
+  virtual void unpinInvite(std::string_view /*key*/) {}
 };
+
+// branch + sent-by of a request's top Via, the §17.2.3 match without the method.
+inline std::string inviteAffinityKey(const sip::Via& via) {
+  std::string k;
+  k.reserve(via.branch().size() + via.host.size() + 8);
+  k.append(via.branch());
+  k.push_back('\n');
+  k.append(via.host);
+  k.push_back(':');
+  k.append(std::to_string(via.port));
+  return k;
+}
 
 }  // namespace sipwake::transport

@@ -836,13 +836,67 @@ void TransportLayer::onParsed(EventLoop& loop, sip::ParseOutcome po, Protocol pr
 }
 
 void TransportLayer::dispatch(ReceivedMessage msg) {
-  EventLoop& owner = loops_.forCallId(msg.message.callId());
+  EventLoop& owner = ownerOf(msg);
   if (owner.isCurrent()) {
     (*handler_)(std::move(msg));
     return;
   }
   counters_->cross_loop_dispatch.inc();
   owner.post([h = handler_, msg = std::move(msg)]() mutable { (*h)(std::move(msg)); });
+}
+
+EventLoop& TransportLayer::ownerOf(const ReceivedMessage& msg) {
+  const std::size_t n = loops_.size();
+  if (n == 1) return loops_.at(0);
+  EventLoop* here = EventLoop::current();
+  if (here != nullptr && (here->index() >= n || &loops_.at(here->index()) != here)) {
+    here = nullptr;
+  }
+  const sip::Message& m = msg.message;
+  EventLoop& fallback = here != nullptr ? *here : loops_.forCallId(m.callId());
+  const Result<sip::Via>& via = m.topVia();
+  if (!via.isOk()) return fallback;  // the transaction layer drops it, wherever
+  if (m.isResponse()) {
+    if (auto i = loopOfBranch(via->branch()); i && *i < n) return loops_.at(*i);
+    return fallback;  // not from one of our client transactions: a stray response
+  }
+  if (!via->hasMagicCookie()) return loops_.forCallId(m.callId());
+  switch (m.method()) {
+    case sip::Method::kInvite:
+    case sip::Method::kAck:
+    case sip::Method::kCancel: {
+      std::string key = inviteAffinityKey(*via);
+      PinShard& sh = pins_[std::hash<std::string>()(key) % kShards];
+      std::lock_guard lock(sh.mu);
+      auto it = sh.loop_of.find(key);
+      if (it != sh.loop_of.end() && it->second < n) return loops_.at(it->second);
+      break;
+    }
+    default:
+      break;
+  }
+  return fallback;
+}
+
+void TransportLayer::pinInvite(std::string_view key) {
+  EventLoop* here = EventLoop::current();
+  if (loops_.size() <= 1 || here == nullptr) return;
+  std::string k(key);
+  PinShard& sh = pins_[std::hash<std::string>()(k) % kShards];
+  std::lock_guard lock(sh.mu);
+  sh.loop_of[std::move(k)] = here->index();
+}
+
+void TransportLayer::unpinInvite(std::string_view key) {
+  if (loops_.size() <= 1) return;
+  std::string k(key);
+  PinShard& sh = pins_[std::hash<std::string>()(k) % kShards];
+  std::lock_guard lock(sh.mu);
+  auto it = sh.loop_of.find(k);
+  if (it != sh.loop_of.end() && EventLoop::current() != nullptr &&
+      it->second == EventLoop::current()->index()) {
+    sh.loop_of.erase(it);
+  }
 }
 
 void TransportLayer::send(const SendTarget& target, std::string bytes,

@@ -5,7 +5,9 @@
 
 #include <cstddef>
 #include <functional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -36,6 +38,9 @@ class FakeTransport final : public transport::Transport {
     return local;
   }
 
+  void pinInvite(std::string_view key) override { pinned.insert(std::string(key)); }
+  void unpinInvite(std::string_view key) override { pinned.erase(std::string(key)); }
+
   static transport::Address address(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d,
                                     std::uint16_t port) {
     transport::Address addr;
@@ -48,6 +53,7 @@ class FakeTransport final : public transport::Transport {
   }
 
   std::vector<Sent> sent;
+  std::set<std::string> pinned;  // INVITE server transactions pinned (affinity keys)
   int fail_sends = 0;  // the next `fail_sends` sends report an error
   transport::Address local = address(192, 0, 2, 1, 5060);
 };

@@ -144,6 +144,28 @@ TEST_F(ServerTransactionTest, AckForNonTwoXxIsAbsorbedAndConfirms) {
   EXPECT_TRUE(tu_.ack_timeouts.empty());
 }
 
+// The transport keeps an INVITE's CANCEL/ACK on the INVITE's loop while the transaction lives.
+TEST_F(ServerTransactionTest, InviteIsPinnedOnTheTransportWhileItLives) {
+  answerWith(486, "Busy Here");
+  Msg invite;
+  deliver(invite.request());
+  ASSERT_EQ(transport_.pinned.size(), 1u);
+  EXPECT_EQ(*transport_.pinned.begin(), invite.branch + "\n" + invite.sent_by)
+      << "key = branch + sent-by";
+  Msg options = invite;
+  options.method = "OPTIONS";
+  options.branch = "z9hG4bKopt";
+  deliver(options.request());  // non-INVITE: not pinned
+  EXPECT_EQ(transport_.pinned.size(), 1u);
+  Msg ack = invite;
+  ack.method = "ACK";
+  ack.to_tag = "uas-tag";
+  deliver(ack.request());
+  timers_.advance(seconds(5));  // Timer I
+  EXPECT_EQ(layer_->serverTransactionCount(), 1u);  // the OPTIONS (Timer J) still lives
+  EXPECT_TRUE(transport_.pinned.empty());
+}
+
 TEST_F(ServerTransactionTest, RetransmittedInviteInCompletedResendsFinal) {
   answerWith(404, "Not Found");
   Msg invite;

@@ -147,14 +147,16 @@ class Inbox {
  public:
   struct Item {
     ReceivedMessage msg;
-    bool on_owner_loop = false;
+    bool on_call_id_loop = false;  // the loop LoopPool::forCallId names
+    std::size_t loop = SIZE_MAX;   // the loop that ran the handler
   };
   explicit Inbox(LoopPool& pool) : pool_(pool) {}
 
   void push(ReceivedMessage m) {
-    bool owner = EventLoop::current() == &pool_.forCallId(m.message.callId());
+    EventLoop* here = EventLoop::current();
+    bool owner = here == &pool_.forCallId(m.message.callId());
     std::lock_guard lock(mu_);
-    items_.push_back(Item{std::move(m), owner});
+    items_.push_back(Item{std::move(m), owner, here != nullptr ? here->index() : SIZE_MAX});
     cv_.notify_all();
   }
   std::optional<Item> pop(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {

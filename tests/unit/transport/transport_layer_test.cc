@@ -108,12 +108,14 @@ TEST_F(TransportLayerTest, BindConflictIsAnError) {
   EXPECT_FALSE(t.start().isOk());
 }
 
-TEST_F(TransportLayerTest, UdpOptionsIsStampedAndDeliveredOnOwnerLoop) {
+TEST_F(TransportLayerTest, UdpOptionsIsStampedAndHandledOnTheReceivingLoop) {
   auto& t = startLayer(config({Protocol::kUdp}));
   Address server = *t.localAddressFor(Protocol::kUdp, false);
   RawSocket client = RawSocket::udp(loopback4());
   Address me = client.localAddress();
   std::uint64_t before = counter("transport.udp.received");
+  std::uint64_t crossed = counter("transport.cross_loop_dispatch");
+  std::set<std::size_t> loops;
   for (int i = 0; i < 8; ++i) {
     ASSERT_TRUE(client.sendTo(
         server, request("OPTIONS", "udp-" + std::to_string(i),
@@ -122,7 +124,7 @@ TEST_F(TransportLayerTest, UdpOptionsIsStampedAndDeliveredOnOwnerLoop) {
   for (int i = 0; i < 8; ++i) {
     auto item = inbox_.pop();
     ASSERT_TRUE(item.has_value());
-    EXPECT_TRUE(item->on_owner_loop);
+    loops.insert(item->loop);
     const ReceivedMessage& rm = item->msg;
     EXPECT_EQ(rm.protocol, Protocol::kUdp);
     EXPECT_EQ(rm.remote, me);
@@ -136,6 +138,84 @@ TEST_F(TransportLayerTest, UdpOptionsIsStampedAndDeliveredOnOwnerLoop) {
     EXPECT_EQ(via->rport()->value, std::to_string(me.port));
   }
   EXPECT_GE(counter("transport.udp.received") - before, 8u);
+  // One source: one SO_REUSEPORT socket, one loop, and no hand-off whatever the Call-IDs.
+  EXPECT_EQ(loops.size(), 1u);
+  EXPECT_EQ(counter("transport.cross_loop_dispatch"), crossed);
+}
+
+// A response goes to the loop its top Via branch names (our client transactions' branches),
+// whichever socket received it; a foreign branch stays where it arrived.
+TEST_F(TransportLayerTest, ResponseIsHandledOnTheLoopItsBranchNames) {
+  auto& t = startLayer(config({Protocol::kUdp}));
+  Address server = *t.localAddressFor(Protocol::kUdp, false);
+  RawSocket client = RawSocket::udp(loopback4());
+  auto response = [](std::string_view branch, std::string_view call_id) {
+    return std::string("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=") +
+           std::string(branch) + "\r\nFrom: <sip:a@example.com>;tag=1\r\n" +
+           "To: <sip:b@example.com>;tag=2\r\nCall-ID: " + std::string(call_id) +
+           "\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+  };
+  for (int round = 0; round < 4; ++round) {
+    for (std::size_t loop : {0u, 1u}) {
+      std::string branch = "z9hG4bKw00" + std::to_string(loop) + "abc" + std::to_string(round);
+      ASSERT_TRUE(client.sendTo(server, response(branch, "r-" + std::to_string(round))));
+      auto item = inbox_.pop();
+      ASSERT_TRUE(item.has_value());
+      EXPECT_EQ(item->loop, loop) << branch;
+    }
+  }
+  // Not one of ours (no loop mark, or a loop that does not exist): handled where received.
+  ASSERT_TRUE(client.sendTo(server, response("z9hG4bKforeign", "f-1")));
+  auto a = inbox_.pop();
+  ASSERT_TRUE(a.has_value());
+  ASSERT_TRUE(client.sendTo(server, response("z9hG4bKw7ffabc", "f-2")));
+  auto b = inbox_.pop();
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(a->loop, b->loop);
+}
+
+// An INVITE server transaction pinned on a loop gets its CANCEL/ACK/retransmission there even
+// when they come from another source (another socket, maybe another loop); other requests and
+// RFC 2543 requests (no magic cookie: matched by Call-ID) follow their own rules.
+TEST_F(TransportLayerTest, PinnedInviteDrawsItsCancelAndAckFromAnySource) {
+  auto& t = startLayer(config({Protocol::kUdp}));
+  Address server = *t.localAddressFor(Protocol::kUdp, false);
+  const std::string via = "SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bKpinned1";
+  auto parsed = sip::parseMessage(request("INVITE", "pin-1", via), sip::ParseLimits{});
+  ASSERT_TRUE(parsed.message);
+  std::string key = inviteAffinityKey(*parsed.message->topVia());
+  for (std::size_t pinned_on : {0u, 1u}) {
+    std::promise<void> pinned;
+    pool_.at(pinned_on).post([&] {
+      t.pinInvite(key);
+      pinned.set_value();
+    });
+    pinned.get_future().wait();
+    for (int i = 0; i < 6; ++i) {  // several sources: the kernel spreads them over both sockets
+      RawSocket client = RawSocket::udp(loopback4());
+      for (const char* method : {"CANCEL", "ACK", "INVITE"}) {
+        ASSERT_TRUE(client.sendTo(server, request(method, "pin-1", via)));
+        auto item = inbox_.pop();
+        ASSERT_TRUE(item.has_value());
+        EXPECT_EQ(item->loop, pinned_on) << method << " from source " << i;
+      }
+    }
+    std::promise<void> unpinned;
+    pool_.at(pinned_on).post([&] {
+      t.unpinInvite(key);
+      unpinned.set_value();
+    });
+    unpinned.get_future().wait();
+  }
+  // A request without the magic cookie goes to the loop of its Call-ID.
+  for (int i = 0; i < 6; ++i) {
+    RawSocket client = RawSocket::udp(loopback4());
+    ASSERT_TRUE(client.sendTo(
+        server, request("OPTIONS", "legacy-" + std::to_string(i), "SIP/2.0/UDP 192.0.2.7:5062")));
+    auto item = inbox_.pop();
+    ASSERT_TRUE(item.has_value());
+    EXPECT_TRUE(item->on_call_id_loop);
+  }
 }
 
 TEST_F(TransportLayerTest, UdpSendReachesPeer) {
@@ -213,7 +293,10 @@ TEST_F(TransportLayerTest, TcpFramesCoalescedAndSplitMessages) {
   EXPECT_EQ(a->msg.flow, d->msg.flow);
   EXPECT_EQ(d->msg.protocol, Protocol::kTcp);
   EXPECT_EQ(d->msg.remote, c.localAddress());
-  EXPECT_TRUE(a->on_owner_loop && b->on_owner_loop && d->on_owner_loop);
+  // Everything read from a connection is handled on the loop that owns it (FlowId low bits).
+  EXPECT_EQ(a->loop, a->msg.flow & 0xff);
+  EXPECT_EQ(b->loop, a->loop);
+  EXPECT_EQ(d->loop, a->loop);
 }
 
 TEST_F(TransportLayerTest, CrlfPingGetsPong) {
