@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "sip/stream_framer.h"
 #include "transport/response_routing.h"
+#include "transport/reuseport_steer.h"
 
 namespace sipwake::transport {
 
@@ -669,6 +670,13 @@ Status TransportLayer::openListener(std::size_t index) {
       states_[i]->acceptors.push_back(
           std::make_unique<detail::Acceptor>(*this, loop, std::move(a), l.protocol, bound));
       l.bound = bound;
+    }
+  }
+  if (l.protocol == Protocol::kUdp && loops_.size() > 1) {
+    // Responses to the loop named in their branch, by the kernel (reuseport_steer.h).
+    if (Status s = attachResponseSteering(states_[0]->udp.back()->socket.native_handle()); !s) {
+      SW_LOG_INFO("udp {}: responses not steered by the kernel ({}); dispatch posts them",
+                  l.bound.toString(), s.message());
     }
   }
   SW_LOG_DEBUG("listening on {} {} ({} loops)", protocolName(l.protocol), l.bound.toString(),

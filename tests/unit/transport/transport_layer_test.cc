@@ -155,6 +155,7 @@ TEST_F(TransportLayerTest, ResponseIsHandledOnTheLoopItsBranchNames) {
            "To: <sip:b@example.com>;tag=2\r\nCall-ID: " + std::string(call_id) +
            "\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
   };
+  std::uint64_t crossed = counter("transport.cross_loop_dispatch");
   for (int round = 0; round < 4; ++round) {
     for (std::size_t loop : {0u, 1u}) {
       std::string branch = "z9hG4bKw00" + std::to_string(loop) + "abc" + std::to_string(round);
@@ -164,6 +165,8 @@ TEST_F(TransportLayerTest, ResponseIsHandledOnTheLoopItsBranchNames) {
       EXPECT_EQ(item->loop, loop) << branch;
     }
   }
+  // The kernel delivered each to its loop's socket (reuseport_steer.h): nothing was posted.
+  EXPECT_EQ(counter("transport.cross_loop_dispatch"), crossed);
   // Not one of ours (no loop mark, or a loop that does not exist): handled where received.
   ASSERT_TRUE(client.sendTo(server, response("z9hG4bKforeign", "f-1")));
   auto a = inbox_.pop();
