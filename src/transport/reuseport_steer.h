@@ -1,25 +1,35 @@
-// Kernel-side steering of UDP responses to the loop that owns their client transaction.
+// Kernel-side steering of UDP datagrams to loops, so that the traffic of a single source (an
+// SBC, a trunk, a load generator) is spread over the cores without a cross-loop hand-off.
 //
-// Every UDP listener exists once per loop (SO_REUSEPORT); the kernel picks the socket by a hash
-// of the 4-tuple. A response from a peer (a UAS, a trunk) lands on whichever socket that peer's
-// 4-tuple hashes to, which for half of the peers is not the loop that sent the request; the
-// transport then posts it across (a futex and a wake-up). Our branches name their loop
-// ("z9hG4bKw" + 3 hex digits, appendBranchCookie), so a classic BPF program attached to the
-// reuseport group (SO_ATTACH_REUSEPORT_CBPF, unprivileged) reads that index straight from the
-// datagram and the kernel delivers the response to the owning loop's socket.
-//
-// The program: a datagram that does not start with "SIP/" (a request, a keep-alive) → the
-// kernel's own hash, as without the program. A response: the first "z9hG4bKw" within the first
-// kSteerWindow bytes (the top Via's branch: Via comes first in every response we have seen) →
-// its 3 hex digits are the socket index; no cookie there ("z9hG4bK" with another 8th byte) →
-// the hash. A response shorter than the window and without the cookie ends on an out-of-bounds
-// load, which classic BPF answers with 0: loop 0 (the transport still dispatches by branch).
-// The socket index equals the loop index because every loop binds its socket of a listener in
-// loop order and none is closed before stop(). An index beyond the group falls back to the hash.
+// Every UDP listener exists once per loop (SO_REUSEPORT); without help the kernel picks the
+// socket by a hash of the 4-tuple, so all of one peer's datagrams land on one loop: one core
+// does all of its work, and responses from a peer whose 4-tuple hashes elsewhere than the loop
+// that sent the request are posted across (a futex and a wake-up each). A classic BPF program
+// attached to the reuseport group (SO_ATTACH_REUSEPORT_CBPF, unprivileged) picks the socket
+// index, which is the loop index (every loop binds its socket of a listener in loop order and
+// none is closed before stop()):
+//  * a response ("SIP/" first): the loop named by our branch cookie ("z9hG4bKw" + 3 hex digits,
+//    appendBranchCookie), searched for in the first kSteerBranchWindow bytes (the top Via comes
+//    first in a response): the loop that owns the client transaction;
+//  * a request, when spreading (`spread_requests`): a hash of the first 16 bytes of the Call-ID
+//    value (steeredLoopForCallId), the header searched for as "Call-ID: " / "Call-Id: " in the
+//    first kSteerCallIdWindow bytes: every request of a call (INVITE, retransmissions, CANCEL,
+//    ACK) lands on one loop, whatever the source, and a single source's calls are spread over
+//    all loops. Not spreading, a request takes the kernel's 4-tuple hash: one source, one loop.
+//    Spreading costs ~20% more CPU per REGISTER at a low rate (two threads wake instead of one)
+//    and is what lets a single source use every core; the transport switches between the two
+//    by the UDP rate (TransportConfig::udp_steering);
+//  * anything else (no cookie, a compact "i:" header, the header beyond the window, a datagram
+//    too short): the kernel's own 4-tuple hash, as without the program.
+// The transport handles a request on the loop that received it (TransportLayer::dispatch), so
+// the program only decides where work runs; correctness never depends on it (a response is still
+// dispatched by its branch, an INVITE's CANCEL/ACK by its pin). Cost: ~2 BPF instructions per
+// byte offset searched, run in the kernel's receive path (JIT-compiled where enabled).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -28,14 +38,20 @@ struct sock_filter;
 
 namespace sipwake::transport {
 
-// Bytes of a response searched for our branch cookie.
-inline constexpr std::size_t kSteerWindow = 700;
+// Bytes of a response searched for our branch cookie, of a request for its Call-ID header.
+inline constexpr std::uint32_t kSteerBranchWindow = 200;
+inline constexpr std::uint32_t kSteerCallIdWindow = 600;
+// Bytes of the Call-ID value hashed (fewer if it is shorter).
+inline constexpr std::uint32_t kSteerCallIdBytes = 16;
 
-// The classic BPF program described above (for tests and for attachResponseSteering).
-std::vector<sock_filter> responseSteeringProgram();
+// The classic BPF program described above for a group of `loops` sockets.
+std::vector<sock_filter> steeringProgram(std::size_t loops, bool spread_requests);
+
+// The loop the program picks for a request whose Call-ID value is `call_id`. For tests.
+std::size_t steeredLoopForCallId(std::string_view call_id, std::size_t loops);
 
 // Attaches the program to the reuseport group of `fd` (a bound UDP socket). Errors are returned
-// (the caller logs and goes on without steering: dispatch still routes by branch).
-Status attachResponseSteering(int fd);
+// (the caller logs and goes on without steering: dispatch still routes by branch and pin).
+Status attachSteering(int fd, std::size_t loops, bool spread_requests);
 
 }  // namespace sipwake::transport

@@ -90,6 +90,7 @@ struct TransportLayer::Counters {
   Counter& keepalive_pongs = Stats::global().counter("transport.keepalive_pongs");
   Counter& send_errors = Stats::global().counter("transport.send_errors");
   Counter& udp_oversize = Stats::global().counter("transport.udp_oversize_sends");
+  Counter& steering_switches = Stats::global().counter("transport.udp_steering_switches");
   Counter& write_queue_overflows = Stats::global().counter("transport.write_queue_overflows");
   Counter& cross_loop_dispatch = Stats::global().counter("transport.cross_loop_dispatch");
   Counter& tls_handshake_failures = Stats::global().counter("transport.tls_handshake_failures");
@@ -438,6 +439,7 @@ struct UdpEndpoint {
   }
 
   void handleDatagram(std::size_t n) {
+    datagrams.store(datagrams.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (n == 0 || onlyWhitespace(buf.data(), n)) return;  // NAT keep-alive noise
     Address remote = fromEndpoint(sender);
     sip::ParseOutcome po = sip::parseMessage(std::string(buf.data(), n), layer.config_.limits);
@@ -449,6 +451,7 @@ struct UdpEndpoint {
   udp::socket socket;
   Address local;
   udp::endpoint sender;
+  std::atomic<std::uint64_t> datagrams{0};  // written by this loop only; read by loop 0
   std::array<char, 65536> buf;
 };
 
@@ -592,7 +595,45 @@ Status TransportLayer::start() {
       for (auto& a : st->acceptors) a->startAccept();
     });
   }
+  if (!steering_.group_fds.empty() &&
+      config_.udp_steering == TransportConfig::UdpSteering::kAdaptive) {
+    loops_.at(0).post([this] {
+      if (stopped_.load()) return;
+      steering_.timer = loops_.at(0).timers().schedule(seconds(1), [this] { steeringTick(); });
+    });
+  }
   return Status::ok();
+}
+
+void TransportLayer::steeringTick() {
+  steering_.timer = 0;
+  if (stopped_.load()) return;
+  std::uint64_t count = 0;
+  for (auto& st : states_) {
+    for (auto& u : st->udp) count += u->datagrams.load(std::memory_order_relaxed);
+  }
+  std::uint64_t rate = count - steering_.last_count;  // per second
+  steering_.last_count = count;
+  if (!steering_.spreading && rate > config_.spread_above) {
+    SW_LOG_INFO("udp: {} datagrams/s: requests spread over {} loops by Call-ID", rate,
+                loops_.size());
+    applySteering(true);
+  } else if (steering_.spreading && rate < config_.spread_below) {
+    SW_LOG_INFO("udp: {} datagrams/s: requests handled on the loop of their source", rate);
+    applySteering(false);
+  }
+  steering_.timer = loops_.at(0).timers().schedule(seconds(1), [this] { steeringTick(); });
+}
+
+void TransportLayer::applySteering(bool spread) {
+  for (int fd : steering_.group_fds) {
+    if (Status s = attachSteering(fd, loops_.size(), spread); !s) {
+      SW_LOG_WARN("udp: steering not changed: {}", s.message());
+      return;
+    }
+  }
+  steering_.spreading = spread;
+  counters_->steering_switches.inc();
 }
 
 namespace {
@@ -673,14 +714,19 @@ Status TransportLayer::openListener(std::size_t index) {
     }
   }
   if (l.protocol == Protocol::kUdp && loops_.size() > 1) {
-    // Responses to the loop named in their branch, by the kernel (reuseport_steer.h).
-    if (Status s = attachResponseSteering(states_[0]->udp.back()->socket.native_handle()); !s) {
-      SW_LOG_INFO("udp {}: responses not steered by the kernel ({}); dispatch posts them",
+    // Responses by the loop in their branch, requests by 4-tuple or Call-ID (reuseport_steer.h).
+    int fd = states_[0]->udp.back()->socket.native_handle();
+    bool spread = config_.udp_steering == TransportConfig::UdpSteering::kSpread;
+    if (Status s = attachSteering(fd, loops_.size(), spread); !s) {
+      SW_LOG_INFO("udp {}: datagrams not steered by the kernel ({}): by 4-tuple hash",
                   l.bound.toString(), s.message());
+    } else {
+      steering_.group_fds.push_back(fd);
+      steering_.spreading = spread;
     }
   }
   SW_LOG_DEBUG("listening on {} {} ({} loops)", protocolName(l.protocol), l.bound.toString(),
-              loops_.size());
+               loops_.size());
   return Status::ok();
 }
 
@@ -690,7 +736,8 @@ void TransportLayer::stop() {
   for (std::size_t i = 0; i < loops_.size(); ++i) {
     EventLoop& loop = loops_.at(i);
     detail::LoopState* st = states_[i].get();
-    auto shutdown = [st] {
+    auto shutdown = [this, st, i] {
+      if (i == 0 && steering_.timer != 0) loops_.at(0).timers().cancel(steering_.timer);
       asio::error_code ec;
       for (auto& u : st->udp) u->socket.close(ec);
       for (auto& a : st->acceptors) a->acceptor.close(ec);

@@ -74,10 +74,19 @@ struct TransportConfig {
   // the connection is closed (every queued send reports kUnavailable).
   std::size_t max_write_queue_bytes = 4u << 20;
   sip::ParseLimits limits;
+  // How the kernel picks the loop of a UDP datagram when there are several (reuseport_steer.h).
+  // Responses always go to the loop named in their branch. Requests: kAffinity, the kernel's
+  // 4-tuple hash (one source, one loop: fewest wake-ups per message); kSpread, a hash of the
+  // Call-ID (a single busy source uses every loop); kAdaptive, affinity until the UDP rate
+  // passes spread_above datagrams/s, back below spread_below (checked every second).
+  enum class UdpSteering { kAdaptive, kAffinity, kSpread };
+  UdpSteering udp_steering = UdpSteering::kAdaptive;
+  std::uint64_t spread_above = 6000;
+  std::uint64_t spread_below = 3000;
 };
 
 // Called with every message received (requests with the top Via already stamped), on the loop
-// that owns its Call-ID (LoopPool::forCallId).
+// the transport picked for it (see dispatch above).
 using MessageHandler = std::function<void(ReceivedMessage msg)>;
 
 namespace detail {
@@ -169,6 +178,9 @@ class TransportLayer final : public Transport {
                 const Address& remote, const Address& local, FlowId flow);
   void dispatch(ReceivedMessage msg);
   EventLoop& ownerOf(const ReceivedMessage& msg);
+  // UDP steering (reuseport_steer.h); loop 0 only once started.
+  void applySteering(bool spread);
+  void steeringTick();
   void sendUdp(EventLoop& loop, const SendTarget& target, std::string bytes, Completion done,
                EventLoop* origin);
   void sendStreamOnLoop(EventLoop& loop, SendTarget target, FlowId flow, std::string bytes,
@@ -191,6 +203,13 @@ class TransportLayer final : public Transport {
   std::vector<std::unique_ptr<detail::LoopState>> states_;  // index = loop index
   std::unique_ptr<detail::TlsContexts> tls_;
   std::array<Shard, kShards> shards_;
+  struct Steering {
+    std::vector<int> group_fds;  // one socket of each UDP listener's reuseport group
+    bool spreading = false;
+    std::uint64_t last_count = 0;
+    TimerService::TimerId timer = 0;
+  };
+  Steering steering_;
   struct PinShard {
     std::mutex mu;
     std::unordered_map<std::string, std::size_t> loop_of;  // inviteAffinityKey -> loop index

@@ -54,7 +54,7 @@ class FakeTransport final : public transport::Transport {
 
   std::vector<Sent> sent;
   std::set<std::string> pinned;  // INVITE server transactions pinned (affinity keys)
-  int fail_sends = 0;  // the next `fail_sends` sends report an error
+  int fail_sends = 0;            // the next `fail_sends` sends report an error
   transport::Address local = address(192, 0, 2, 1, 5060);
 };
 

@@ -161,7 +161,7 @@ TEST_F(ServerTransactionTest, InviteIsPinnedOnTheTransportWhileItLives) {
   ack.method = "ACK";
   ack.to_tag = "uas-tag";
   deliver(ack.request());
-  timers_.advance(seconds(5));  // Timer I
+  timers_.advance(seconds(5));                      // Timer I
   EXPECT_EQ(layer_->serverTransactionCount(), 1u);  // the OPTIONS (Timer J) still lives
   EXPECT_TRUE(transport_.pinned.empty());
 }

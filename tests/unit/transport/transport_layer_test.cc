@@ -1,6 +1,7 @@
 #include "transport/transport_layer.h"
 
 #include <gtest/gtest.h>
+#include <linux/filter.h>
 #include <stdlib.h>
 
 #include <cstdlib>
@@ -15,6 +16,7 @@
 
 #include "common/stats.h"
 #include "test_util.h"
+#include "transport/reuseport_steer.h"
 
 namespace sipwake::transport {
 namespace {
@@ -180,6 +182,93 @@ TEST_F(TransportLayerTest, ResponseIsHandledOnTheLoopItsBranchNames) {
 // An INVITE server transaction pinned on a loop gets its CANCEL/ACK/retransmission there even
 // when they come from another source (another socket, maybe another loop); other requests and
 // RFC 2543 requests (no magic cookie: matched by Call-ID) follow their own rules.
+// Spreading (reuseport_steer.h): the kernel puts each request on the loop its Call-ID hashes
+// to, whatever the source: one source's calls use both loops, and no message is posted across.
+TEST_F(TransportLayerTest, SpreadSteeringPutsEachCallIdOnItsLoopWhateverTheSource) {
+  TransportConfig c = config({Protocol::kUdp});
+  c.udp_steering = TransportConfig::UdpSteering::kSpread;
+  auto& t = startLayer(c);
+  Address server = *t.localAddressFor(Protocol::kUdp, false);
+  std::uint64_t crossed = counter("transport.cross_loop_dispatch");
+  RawSocket client = RawSocket::udp(loopback4());
+  std::set<std::size_t> used;
+  for (int i = 0; i < 16; ++i) {
+    std::string call_id = "spread-" + std::to_string(1000 + i * 7) + "@host";
+    ASSERT_TRUE(client.sendTo(
+        server, request("OPTIONS", call_id,
+                        "SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKsp" + std::to_string(i))));
+    auto item = inbox_.pop();
+    ASSERT_TRUE(item.has_value());
+    EXPECT_EQ(item->loop, steeredLoopForCallId(call_id, 2)) << call_id;
+    used.insert(item->loop);
+  }
+  EXPECT_EQ(used.size(), 2u);
+  // The same Call-ID from several sources (several 4-tuples): always the same loop.
+  const std::string call_id = "same-call-from-everywhere";
+  for (int i = 0; i < 6; ++i) {
+    RawSocket other = RawSocket::udp(loopback4());
+    ASSERT_TRUE(other.sendTo(
+        server, request("OPTIONS", call_id,
+                        "SIP/2.0/UDP 127.0.0.1:5998;branch=z9hG4bKsame" + std::to_string(i))));
+    auto item = inbox_.pop();
+    ASSERT_TRUE(item.has_value());
+    EXPECT_EQ(item->loop, steeredLoopForCallId(call_id, 2));
+  }
+  EXPECT_EQ(counter("transport.cross_loop_dispatch"), crossed);
+}
+
+// Adaptive: above spread_above datagrams/s the transport switches to spreading, below
+// spread_below back to the source's loop (checked every second).
+TEST_F(TransportLayerTest, AdaptiveSteeringSpreadsABusySourceAndComesBack) {
+  TransportConfig c = config({Protocol::kUdp});
+  c.spread_above = 30;
+  c.spread_below = 5;
+  auto& t = startLayer(c);
+  Address server = *t.localAddressFor(Protocol::kUdp, false);
+  RawSocket client = RawSocket::udp(loopback4());
+  std::uint64_t switches = counter("transport.udp_steering_switches");
+  auto burst = [&](const std::string& prefix, int n) {
+    std::set<std::size_t> loops;
+    for (int i = 0; i < n; ++i) {
+      std::string call_id = prefix + std::to_string(10000 + i * 13) + "@h";
+      EXPECT_TRUE(client.sendTo(server, request("OPTIONS", call_id,
+                                                "SIP/2.0/UDP 127.0.0.1:5997;branch=z9hG4bKad" +
+                                                    prefix + std::to_string(i))));
+      auto item = inbox_.pop();
+      EXPECT_TRUE(item.has_value());
+      if (item) loops.insert(item->loop);
+    }
+    return loops;
+  };
+  EXPECT_EQ(burst("quiet-", 8).size(), 1u);  // affinity: one source, one loop
+  // Busy: keep the rate above 30/s until the next check has switched.
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        burst("busy-", 20);
+        return counter("transport.udp_steering_switches") > switches;
+      },
+      std::chrono::seconds(5)));
+  EXPECT_EQ(burst("spread-", 16).size(), 2u);
+  // Quiet again: back to the source's loop after a check below 5/s.
+  EXPECT_TRUE(waitUntil([&] { return counter("transport.udp_steering_switches") > switches + 1; },
+                        std::chrono::seconds(5)));
+  EXPECT_EQ(burst("calm-", 8).size(), 1u);
+}
+
+TEST(SteeringProgramTest, FitsTheClassicBpfLimitAndHashesEveryLoop) {
+  for (std::size_t loops : {2u, 3u, 8u, 64u}) {
+    EXPECT_LE(steeringProgram(loops, true).size(), 4096u);
+    EXPECT_LT(steeringProgram(loops, false).size(), steeringProgram(loops, true).size());
+    std::set<std::size_t> seen;
+    for (int i = 0; i < 2000; ++i) {
+      std::size_t l = steeredLoopForCallId(std::to_string(100000 + i) + "-77@127.0.0.1", loops);
+      EXPECT_LT(l, loops);
+      seen.insert(l);
+    }
+    EXPECT_EQ(seen.size(), loops);  // sipp-like Call-IDs reach every loop
+  }
+}
+
 TEST_F(TransportLayerTest, PinnedInviteDrawsItsCancelAndAckFromAnySource) {
   auto& t = startLayer(config({Protocol::kUdp}));
   Address server = *t.localAddressFor(Protocol::kUdp, false);
