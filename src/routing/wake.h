@@ -153,6 +153,7 @@ class WakeAndWait final : public TargetResolver {
   void maybeStopWaiting(Parked& p);
   void cancelPushes(Parked& p, const ContextEnd& end);
   void forgetKeys(const Parked& p);
+  static bool timelineOn();
   void mark(Parked& p, std::string what);
   Counter& counter(const std::string& name);
 
