@@ -6,14 +6,17 @@ the background (un-REGISTER, push parameters kept), and the farm subscribes each
 on sipwake-fakepns's control port. Load: calls at a fixed rate, each to an idle device:
 
   caller INVITE -> 407 -> ACK, INVITE with Proxy-Authorization          (t_invite: sent)
-  sipwake pushes (APNs, HTTP/2) to sipwake-fakepns -> control-port event  (t_push: received)
+  sipwake pushes (APNs, HTTP/2) to sipwake-fakepns -> control-port event  (t_push: received;
+                                  t_push_rx: the fake's stamp when the request was complete)
   device REGISTER -> 401 -> REGISTER with Authorization -> 200            (t_reg200: received)
   sipwake forwards the parked INVITE to the device                        (t_inv_out: received)
   device 200 -> caller 200, ACK, BYE -> 200; the device un-REGISTERs (background again).
 
 Latencies are the farm's own clock (time.monotonic_ns) on receipt, so each includes a loopback
 hop and Python's scheduling: INVITE->push also includes sipwake-fakepns (TLS, HTTP/2, its checks
-and the control-port line). They are upper bounds of what sipwake adds. Server CPU is read from
+and the control-port line); INVITE->push at the fake (t_push_rx, the fake's CLOCK_MONOTONIC stamp
+before its checks) leaves those out but still includes two loopback hops and the fake's TLS and
+HTTP/2 decoding. They are upper bounds of what sipwake adds. Server CPU is read from
 /proc/PID/stat over each load run only (not the setup). One JSON object per run on stdout.
 
     wakefarm.py --server 127.0.0.1:PORT --control 127.0.0.1:CPORT --devices 1000 \
@@ -182,14 +185,16 @@ class Device:
 
 
 class Call:
-    __slots__ = ("dev", "call_id", "tag", "t_invite", "t_push", "t_reg200", "t_inv_out", "t_200",
+    __slots__ = ("dev", "call_id", "tag", "t_invite", "t_push", "t_push_rx", "t_reg200",
+                 "t_inv_out", "t_200",
                  "done", "fut", "auth_sent")
 
     def __init__(self, dev):
         self.dev = dev
         self.call_id = "wake-%s" % secrets.token_hex(8)
         self.tag = secrets.token_hex(4)
-        self.t_invite = self.t_push = self.t_reg200 = self.t_inv_out = self.t_200 = None
+        self.t_invite = self.t_push = self.t_push_rx = self.t_reg200 = self.t_inv_out = None
+        self.t_200 = None
         self.done = False
         self.auth_sent = False
         self.fut = None
@@ -318,6 +323,10 @@ class Farm:
                 continue
             if d.call.t_push is None:
                 d.call.t_push = now_ns()
+                # The fake's own CLOCK_MONOTONIC stamp when the request was complete, before
+                # its checks and its control-port write (same clock as time.monotonic_ns).
+                if isinstance(obj.get("rx_mono_ns"), int) and obj["rx_mono_ns"] > 0:
+                    d.call.t_push_rx = obj["rx_mono_ns"]
                 asyncio.ensure_future(self.wake(d))
 
     async def subscribe(self):
@@ -463,6 +472,7 @@ class Farm:
                 "farm_cpu_s": own1 - own0,
                 "cpu_s_per_1000": 1000.0 * (cpu1 - cpu0) / len(ok) if ok else None,
                 "invite_to_push": lat("t_invite", "t_push"),
+                "invite_to_push_rx": lat("t_invite", "t_push_rx"),
                 "reg200_to_invite": lat("t_reg200", "t_inv_out"),
                 "call_setup": lat("t_invite", "t_200"), "stray_invites": self.stray}
 

@@ -353,11 +353,8 @@ void FakePns::reject(const std::string& provider, const std::string& reason,
 
 void FakePns::notify(const std::string& provider, const std::string& token, const json& headers,
                      const json& payload) {
-  json ev = {{"event", "push"},
-             {"provider", provider},
-             {"token", token},
-             {"headers", headers},
-             {"payload", payload}};
+  json ev = {{"event", "push"},    {"provider", provider}, {"token", token},
+             {"headers", headers}, {"payload", payload},   {"rx_mono_ns", current_rx_ns_}};
   auto range = subscribers_.equal_range(token);
   for (auto it = range.first; it != range.second; ++it) {
     if (auto c = it->second.lock(); c && !c->closed()) c->send(ev);
@@ -365,6 +362,9 @@ void FakePns::notify(const std::string& provider, const std::string& token, cons
 }
 
 void FakePns::onRequest(const http2::Request& req, http2::Responder responder) {
+  current_rx_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::steady_clock::now().time_since_epoch())
+                       .count();
   static const std::string kApns = "/3/device/";
   static const std::regex kFcm("^/v1/projects/([^/]+)/messages:send$");
   std::smatch m;

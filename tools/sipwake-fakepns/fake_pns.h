@@ -64,6 +64,11 @@ class FakePns {
   void dropSubscriber(ControlConnection* conn);
 
  private:
+  // CLOCK_MONOTONIC (steady_clock) ns when the request being handled was complete in the fake,
+  // before any check: sent with each control-port push event as "rx_mono_ns", so a client on
+  // the same machine can time "its request → the push reached the fake" without the fake's
+  // JWT/payload checks and its control-port write.
+  std::int64_t current_rx_ns_ = 0;
   struct Verdict {
     int status = 200;
     std::string reason;  // APNs reason or FCM errorCode/rpc status
