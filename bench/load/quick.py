@@ -40,6 +40,7 @@ def main():
     a = ap.parse_args()
     if a.server == "sipwake" and not a.binary:
         ap.error("sipwake needs its binary")
+    a.binary = os.path.abspath(a.binary) if a.binary else ""
     users_db = os.path.join(a.work, "users-%d.db" % a.users)
     for need in ("users.csv", "callee.csv"):
         if not os.path.exists(os.path.join(a.work, need)):
