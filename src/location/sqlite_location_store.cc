@@ -93,6 +93,14 @@ class SqliteLocationStore::Impl {
       cv_.notify_one();
       writer_.join();
     }
+    if (checkpointer_.joinable()) {
+      {
+        std::lock_guard lock(ckpt_mu_);
+        ckpt_stop_ = true;
+      }
+      ckpt_cv_.notify_one();
+      checkpointer_.join();
+    }
   }
 
   Status init() {
@@ -114,11 +122,10 @@ class SqliteLocationStore::Impl {
     }
     // Replaces SQLite's automatic checkpoint, which would run (with its fsyncs) inside whichever
     // COMMIT crosses the threshold - possibly an inline commit on an I/O loop. The hook only
-    // flags; the writer thread checkpoints.
+    // flags; the checkpointer thread checkpoints, on a connection of its own (checkpoint()):
+    // the bulk of the copy and its fsyncs run without db_mu_, so REGISTERs keep committing
+    // meanwhile instead of waiting for the whole checkpoint.
     sqlite3_wal_hook(db_.get(), &Impl::onWalCommit, this);
-    // The writer checkpoints on a connection of its own (checkpoint()): the bulk of the copy
-    // and its fsyncs run without db_mu_, so REGISTERs keep committing meanwhile instead of
-    // waiting for the whole checkpoint as they did when it ran on this connection.
     Result<sqlite::DbHandle> ckpt =
         sqlite::openDatabase(path_, {.synchronous_full = options_.synchronous_full,
                                      .busy_timeout_ms = options_.busy_timeout_ms});
@@ -182,6 +189,7 @@ class SqliteLocationStore::Impl {
     SW_LOG_INFO("location: loaded {} bindings of {} AORs from {} in {} ms ({} expired skipped)",
                 report.bindings, report.aors, path_, report.duration.count() / 1000,
                 report.expired_skipped);
+    checkpointer_ = std::thread([this] { runCheckpointer(); });
     writer_ = std::thread([this] { run(); });
     loaded_.store(true);  // after writer_ is set: sweep() reads writer_ once it sees loaded_
     return report;
@@ -237,7 +245,7 @@ class SqliteLocationStore::Impl {
   BindingIndex index_;
 
  private:
-  // WAL frames after which the writer checkpoints (SQLite's own default threshold).
+  // WAL frames after which the checkpointer checkpoints (SQLite's own default threshold).
   static constexpr int kCheckpointFrames = 1000;
 
   static int onWalCommit(void* self, sqlite3*, const char*, int frames) {
@@ -262,8 +270,8 @@ class SqliteLocationStore::Impl {
       commitBatch(one, /*begun=*/true);
       inline_commits_.inc();
       db.unlock();
-      if (!checkpoint_wanted_.load(std::memory_order_relaxed)) return;
-      std::lock_guard lock(mu_);  // after db_mu_ is released: lock order is mu_, then db_mu_
+      wakeCheckpointer();
+      return;
     } else {
       db.unlock();
       std::lock_guard lock(mu_);
@@ -272,16 +280,13 @@ class SqliteLocationStore::Impl {
     cv_.notify_one();
   }
 
-  // Writer thread: group commit until stopped and drained; checkpoints when the WAL is long.
+  // Writer thread: group commit until stopped and drained.
   void run() {
     for (;;) {
       std::vector<RegistrationJob> batch;
       std::vector<SweepJob*> sweeps;
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [this] {
-        return stopping_ || !queue_.empty() || !sweeps_.empty() ||
-               checkpoint_wanted_.load(std::memory_order_relaxed);
-      });
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty() || !sweeps_.empty(); });
       if (stopping_ && queue_.empty() && sweeps_.empty()) return;  // nothing left to commit
       batch.swap(queue_);
       sweeps.swap(sweeps_);
@@ -290,12 +295,36 @@ class SqliteLocationStore::Impl {
       if (!batch.empty()) commitBatch(batch, /*begun=*/false);
       for (SweepJob* s : sweeps) s->result.set_value(runSweep(s->now));
       db.unlock();
-      if (checkpoint_wanted_.exchange(false, std::memory_order_relaxed)) checkpoint();
+      wakeCheckpointer();
     }
   }
 
-  // Writer thread. Two PASSIVE passes on the checkpoint connection: the first, without db_mu_,
-  // copies the bulk of the WAL into the database (and does the fsyncs) while REGISTERs keep
+  // After a commit: if the WAL hook asked for a checkpoint, wake the checkpointer.
+  void wakeCheckpointer() {
+    if (!checkpoint_wanted_.load(std::memory_order_relaxed)) return;
+    { std::lock_guard lock(ckpt_mu_); }  // no lost wake-up between its check and its wait
+    ckpt_cv_.notify_one();
+  }
+
+  // Checkpointer thread: its own thread so that the writer keeps committing while the bulk of a
+  // checkpoint is copied and fsynced (on the writer, every REGISTER queued behind it waited for
+  // the whole checkpoint).
+  void runCheckpointer() {
+    std::unique_lock lock(ckpt_mu_);
+    for (;;) {
+      ckpt_cv_.wait(lock, [this] {
+        return ckpt_stop_ || checkpoint_wanted_.load(std::memory_order_relaxed);
+      });
+      if (ckpt_stop_) return;
+      checkpoint_wanted_.store(false, std::memory_order_relaxed);
+      lock.unlock();
+      checkpoint();
+      lock.lock();
+    }
+  }
+
+  // Checkpointer thread. Two PASSIVE passes on the checkpoint connection: the first, without
+  // db_mu_, copies the bulk of the WAL into the database (and does the fsyncs) while REGISTERs keep
   // committing; the second, with db_mu_, copies only what was appended meanwhile, so the WAL is
   // then fully backfilled and the next commit starts it over (a WAL that is never fully
   // checkpointed never restarts: it grows without bound and every commit sees it as "long",
@@ -425,7 +454,7 @@ class SqliteLocationStore::Impl {
 
   const std::string path_;
   const SqliteLocationOptions options_;
-  sqlite::DbHandle checkpoint_db_;  // writer thread only
+  sqlite::DbHandle checkpoint_db_;  // checkpointer thread only
   sqlite::DbHandle db_;  // declared before the statements: closed after they are finalized
   sqlite::Statement begin_, commit_, rollback_, upsert_, delete_, sweep_;
   // Guards db_ and the statements: held by the writer for a batch, sweep or checkpoint, and by
@@ -448,7 +477,13 @@ class SqliteLocationStore::Impl {
   std::vector<RegistrationJob> queue_;
   std::vector<SweepJob*> sweeps_;
 
-  std::thread writer_;  // last: started in load(), joined in ~Impl before anything is destroyed
+  std::mutex ckpt_mu_;
+  std::condition_variable ckpt_cv_;
+  bool ckpt_stop_ = false;  // guarded by ckpt_mu_
+
+  // Last: started in load(), joined in ~Impl (writer first) before anything is destroyed.
+  std::thread checkpointer_;
+  std::thread writer_;
 };
 
 Result<std::unique_ptr<SqliteLocationStore>> SqliteLocationStore::open(

@@ -28,8 +28,8 @@ struct SqliteLocationOptions {
   // calling thread (an I/O loop) instead of waking the writer thread: no thread hand-off, no
   // context switches, same durability (COMMIT has returned before `done` is posted). It never
   // waits for another process's lock (the change then goes to the writer) and never
-  // checkpoints (the writer does). Under load the connection is busy and changes queue for the
-  // writer's group commit as before.
+  // checkpoints (a checkpointer thread does). Under load the connection is busy and changes queue
+  // for the writer's group commit as before.
   bool commit_inline_when_idle = true;
 };
 

@@ -686,6 +686,10 @@ Status TransportLayer::openListener(std::size_t index) {
       if (ec) return fail("open");
       if (want.v6) s.set_option(asio::ip::v6_only(true), ec);
       s.set_option(ReusePort(true), ec);
+      if (config_.udp_receive_buffer > 0) {
+        asio::error_code ignored;  // capped by the kernel, never an error worth failing for
+        s.set_option(asio::socket_base::receive_buffer_size(config_.udp_receive_buffer), ignored);
+      }
       s.bind(ep, ec);
       if (ec) return fail("bind");
       s.non_blocking(true, ec);  // the drain loop in startReceive relies on would_block
