@@ -58,18 +58,13 @@ def main():
         ("Wake path max sustained rate (calls/s)", lambda s: s["wake_max"], "%.0f", True),
         ("Wake server CPU s / 1000 woken calls @%s/s" % wrate,
          lambda s: s["wake_fixed"]["cpu_s_per_1000"], "%.3f", True),
-        ("Wake INVITE in -> push received p50 (ms) @%s/s" % wrate,
-         wake("invite_to_push", "p50_ms"), "%.2f", True),
-        ("Wake INVITE in -> push received p99 (ms) @%s/s" % wrate,
-         wake("invite_to_push", "p99_ms"), "%.2f", True),
-        ("Wake INVITE in -> push at the fake p50 (ms) @%s/s" % wrate,
-         wake("invite_to_push_rx", "p50_ms"), "%.2f", True),
-        ("Wake INVITE in -> push at the fake p99 (ms) @%s/s" % wrate,
-         wake("invite_to_push_rx", "p99_ms"), "%.2f", True),
-        ("Wake REGISTER 200 -> INVITE out p50 (ms) @%s/s" % wrate,
-         wake("reg200_to_invite", "p50_ms"), "%.2f", True),
-        ("Wake REGISTER 200 -> INVITE out p99 (ms) @%s/s" % wrate,
-         wake("reg200_to_invite", "p99_ms"), "%.2f", True),
+    ]
+    for label, key in (("INVITE in -> push received", "invite_to_push"),
+                       ("INVITE in -> push at the fake", "invite_to_push_rx"),
+                       ("REGISTER 200 -> INVITE out", "reg200_to_invite")):
+        rows += [("Wake %s %s (ms) @%s/s" % (label, q[:3], wrate), wake(key, q), "%.2f", True)
+                 for q in ("p50_ms", "p99_ms")]
+    rows += [
         ("Wake call setup p50 / p99 (ms, auth INVITE->200) @%s/s" % wrate,
          lambda s: (s["wake_fixed"]["call_setup"]["p50_ms"],
                     s["wake_fixed"]["call_setup"]["p99_ms"]), "%.1f / %.1f", True),
