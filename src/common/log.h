@@ -7,6 +7,11 @@
 
 namespace sipwake {
 
+// Appends `text` to `out` as the logs show it: control bytes (\n \r \t, else \xNN; \u00NN in
+// JSON) and bytes that are not UTF-8 escaped; in JSON also '"' and '\\'. Every log line's message
+// goes through this, so raw bytes from the network never reach a terminal or a log parser.
+void appendEscapedForLog(std::string_view text, bool json, spdlog::memory_buf_t& out);
+
 // Sets level ("trace".."off") and format ("text" or "json"). Returns false for an unknown level.
 bool configureLogging(std::string_view level, std::string_view format);
 

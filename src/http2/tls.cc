@@ -15,6 +15,8 @@
 #include <fstream>
 #include <string_view>
 
+#include "common/tls_policy.h"
+
 namespace sipwake::http2 {
 namespace {
 
@@ -61,6 +63,9 @@ Result<std::shared_ptr<asio::ssl::context>> makeClientTlsContext(const std::stri
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
   SSL_CTX* raw = ctx->native_handle();
   SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
+  if (SSL_CTX_set_cipher_list(raw, kDefaultTls12Ciphers) != 1) {
+    return internalError("TLS cipher list rejected by OpenSSL");
+  }
   asio::error_code ec;
   ctx->set_verify_mode(asio::ssl::verify_peer, ec);
   if (ec) return internalError("TLS verify mode: " + sslErrorText(ec));
@@ -94,6 +99,9 @@ Result<std::shared_ptr<asio::ssl::context>> makeServerTlsContext(const std::stri
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
   SSL_CTX* raw = ctx->native_handle();
   SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
+  if (SSL_CTX_set_cipher_list(raw, kDefaultTls12Ciphers) != 1) {
+    return internalError("TLS cipher list rejected by OpenSSL");
+  }
   asio::error_code ec;
   ctx->use_certificate_chain_file(cert_file, ec);
   if (ec) return invalidArgument("certificate '" + cert_file + "': " + sslErrorText(ec));

@@ -1,8 +1,15 @@
 #include "location/sqlite_db.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <iterator>
+
+#include "common/log.h"
 
 namespace sipwake::location::sqlite {
 namespace {
@@ -149,7 +156,38 @@ Status sqliteError(sqlite3* db, std::string_view what) {
   return unavailable(fmt::format("{}: {}", what, sqlite3_errmsg(db)));
 }
 
+namespace {
+
+// The store holds HA1 digests and push tokens: the database and its -wal/-shm are private to the
+// server's user whatever the umask. SQLite gives the -wal/-shm it creates the main file's mode, so
+// creating the main file 0600 covers them; files left by an earlier run with a wider mode are
+// narrowed (and said so once).
+Status makePrivate(const std::string& path) {
+  if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0) return Status::ok();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    return unavailable(fmt::format("open {}: {}", path, std::strerror(errno)));
+  }
+  ::close(fd);
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    const std::string file = path + suffix;
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if ((st.st_mode & 077) == 0) continue;
+    if (::chmod(file.c_str(), st.st_mode & 0700) != 0) {
+      return unavailable(fmt::format("{} is readable by others (mode {:04o}) and chmod failed: {}",
+                                     file, st.st_mode & 07777, std::strerror(errno)));
+    }
+    SW_LOG_WARN("store: {} was mode {:04o}; now {:04o} (it holds password digests and push tokens)",
+                file, st.st_mode & 07777, st.st_mode & 0700);
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
 Result<DbHandle> openDatabase(const std::string& path, const OpenOptions& options) {
+  if (Status s = makePrivate(path); !s) return s;
   sqlite3* raw = nullptr;
   // NOMUTEX: each connection is used by one thread at a time (its owner serialises access).
   int rc =

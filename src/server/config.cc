@@ -1,6 +1,8 @@
 #include "server/config.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include <optional>
 #include <sstream>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include "auth/trusted_peers.h"
@@ -145,6 +148,35 @@ class Checker {
     return s;
   }
 
+  // A file holding a secret (private key, credentials): its mode is checked once the whole file
+  // is parsed ([server] key_file_permissions may come later in the file).
+  void noteSecretFile(std::uint32_t line, std::string where, std::string path) {
+    secret_files_.push_back({line, std::move(where), std::move(path)});
+  }
+
+  // Refuses (error) or reports (warning) the noted secret files that others can write or read.
+  // A file that does not exist is left to whoever reads it.
+  void checkSecretFiles(std::string_view policy, std::vector<std::string>& warnings) {
+    for (const SecretFile& f : secret_files_) {
+      struct stat st {};
+      if (::stat(f.path.c_str(), &st) != 0) continue;
+      const bool writable = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+      const bool readable = (st.st_mode & S_IROTH) != 0;
+      if (!writable && !readable) continue;
+      std::string what = "\"" + f.path + "\" (mode " + fmt::format("{:04o}", st.st_mode & 07777) +
+                         ") can be " + (writable ? "written by group or others" : "read by others") +
+                         "; chmod 600 it";
+      const bool refuse = policy == "strict" || (policy == "standard" && writable);
+      if (refuse) {
+        error(f.line, f.where, what + " (or set [server] key_file_permissions = \"warn\")");
+      } else {
+        std::string text = source_;
+        if (f.line > 0) text += ":" + std::to_string(f.line);
+        warnings.push_back(text + ": " + f.where + ": " + what);
+      }
+    }
+  }
+
   using KeyHandler = std::function<void(const toml::node&, const std::string& where)>;
 
   // Dispatches every key of `table` to its handler; unknown keys are errors.
@@ -169,8 +201,14 @@ class Checker {
   }
 
  private:
+  struct SecretFile {
+    std::uint32_t line;
+    std::string where;
+    std::string path;
+  };
   std::string source_;
   std::vector<std::pair<std::uint32_t, std::string>> errors_;
+  std::vector<SecretFile> secret_files_;
 };
 
 // Where in the file cross-key problems should point.
@@ -223,6 +261,22 @@ void parseServer(const toml::table& t, Config& c, Checker& check) {
               {"log_format",
                [&](const toml::node& n, const std::string& w) {
                  if (auto v = check.choice(n, w, {"text", "json"})) c.log_format = *v;
+               }},
+              {"server_header",
+               [&](const toml::node& n, const std::string& w) {
+                 auto v = check.string(n, w, true);
+                 if (!v) return;
+                 if (v->find_first_of("\r\n") != std::string::npos) {
+                   check.error(n, w, "must be one line");
+                   return;
+                 }
+                 c.server_header = *v;
+               }},
+              {"key_file_permissions",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.choice(n, w, {"standard", "strict", "warn"})) {
+                   c.key_file_permissions = *v;
+                 }
                }},
               {"domains", [&](const toml::node& n, const std::string& w) {
                  const auto* arr = n.as_array();
@@ -315,7 +369,14 @@ void parseTls(const toml::table& t, Config& c, Checker& check) {
                }},
               {"private_key",
                [&](const toml::node& n, const std::string& w) {
-                 if (auto v = check.file(n, w)) c.tls.private_key = *v;
+                 if (auto v = check.file(n, w)) {
+                   c.tls.private_key = *v;
+                   check.noteSecretFile(n.source().begin.line, w, *v);
+                 }
+               }},
+              {"ciphers",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.string(n, w)) c.tls.ciphers = *v;
                }},
               {"ca_file",
                [&](const toml::node& n, const std::string& w) {
@@ -730,6 +791,21 @@ void parsePush(const toml::table& t, Config& c, Checker& check) {
                    }
                    app.line = entry.source().begin.line;
                    checkPushApp(app, pos, section, check);
+                   // cert_file holds the key too when there is no cert_key_file.
+                   const std::string no_file;
+                   using SecretKey = std::tuple<const std::string*, std::uint32_t, const char*>;
+                   for (auto [path, line, key] :
+                        {SecretKey{&app.key_file, pos.key_file, "key_file"},
+                         {&app.cert_key_file, pos.cert_key_file, "cert_key_file"},
+                         {app.cert_key_file.empty() ? &app.cert_file : &no_file, pos.cert_file,
+                          "cert_file"},
+                         {&app.service_account_file, pos.service_account_file,
+                          "service_account_file"},
+                         {&app.secret_file, pos.secret_file, "secret_file"}}) {
+                     if (!path->empty() && line != 0) {
+                       check.noteSecretFile(line, section + " " + key, *path);
+                     }
+                   }
                    p.apps.push_back(std::move(app));
                  }
                }}});
@@ -870,6 +946,8 @@ Result<Config> parseConfig(std::string_view toml_text, std::string_view source_n
                   "[store], [registrar], [auth], [proxy], [push])");
     }
   }
+  if (!check.ok()) return check.firstError();
+  check.checkSecretFiles(c.key_file_permissions, c.warnings);
   if (!check.ok()) return check.firstError();
   if (!listeners_given) c.listeners = defaultListeners();
   crossCheck(c, &lines, check);

@@ -9,11 +9,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/status.h"
+#include "common/tls_policy.h"
 #include "transport/transport.h"
 
 namespace sipwake::server {
@@ -44,6 +46,7 @@ struct TlsConfig {
   std::string private_key;
   std::string ca_file;  // trust anchors for verifying peers; empty = system default store
   TlsVerify verify = TlsVerify::kNone;
+  std::string ciphers = kDefaultTls12Ciphers;  // TLS 1.2 suites, OpenSSL syntax
 };
 
 struct LimitsConfig {
@@ -139,6 +142,15 @@ struct Config {
   std::string log_level = "info";
   std::string log_format = "text";  // "text" | "json"
   std::vector<std::string> domains = {"localhost", "127.0.0.1"};
+  // Server header of the responses sipwake makes; nullopt: "sipwake/<version>"; "": none.
+  std::optional<std::string> server_header;
+  // Key files (TLS private key, APNs .p8 / certificate key, FCM service account, webhook secret)
+  // that others may read or write: "standard" refuses group/other-writable ones and warns about
+  // other-readable ones, "strict" refuses both, "warn" only warns.
+  std::string key_file_permissions = "standard";
+  // Problems that do not stop the server, found while parsing: logged at start-up, printed by
+  // check-config.
+  std::vector<std::string> warnings;
 
   std::vector<ListenerConfig> listeners;  // [[listen]]; defaults: see defaultListeners()
   TlsConfig tls;

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "common/log.h"
 #include "registrar/registrar.h"
@@ -89,8 +90,9 @@ bool Identity::isForServer(const sip::Uri& uri) const {
   return uri.isSipOrSips() && uri.user.empty() && isLocalHost(uri.host);
 }
 
-CoreHandler::CoreHandler(const Identity& identity)
+CoreHandler::CoreHandler(const Identity& identity, std::string server_header)
     : identity_(identity),
+      server_header_(std::move(server_header)),
       options_answered_(Stats::global().counter("core.options_answered")),
       method_not_allowed_(Stats::global().counter("core.method_not_allowed")),
       not_implemented_(Stats::global().counter("core.not_implemented")),
@@ -114,7 +116,7 @@ void CoreHandler::respond(transaction::ServerTransaction& tx, const sip::Message
   std::string tag = code > 100 && layer_ != nullptr ? layer_->newTag() : std::string();
   sip::Message response = sip::makeResponseTo(request, code, reason, tag);
   for (const auto& [name, value] : extra) response.appendHeader(name, value);
-  response.appendHeader("Server", std::string(serverHeader()));
+  if (!server_header_.empty()) response.appendHeader("Server", server_header_);
   if (Status s = tx.respond(std::move(response)); !s) {
     SW_LOG_DEBUG("core: cannot send {} for {} (Call-ID {}): {}", code, request.methodText(),
                  request.callId(), s.toString());

@@ -48,7 +48,9 @@ class Identity {
 class CoreHandler final : public transaction::TransactionUser {
  public:
   // `identity` must outlive the handler. attach() must be called before any message arrives.
-  explicit CoreHandler(const Identity& identity);
+  // `server_header`: the Server header of our responses ("" = none).
+  explicit CoreHandler(const Identity& identity,
+                       std::string server_header = std::string(serverHeader()));
 
   // The layer this handler is the TU of (for fresh To-tags and stateless responses).
   void attach(transaction::TransactionLayer& layer) { layer_ = &layer; }
@@ -69,7 +71,7 @@ class CoreHandler final : public transaction::TransactionUser {
   // Header values we advertise, exposed for tests.
   static std::string_view allowHeader();      // methods we implement
   static std::string_view supportedHeader();  // option tags we implement
-  static std::string_view serverHeader();     // "sipwake/<version>"
+  static std::string_view serverHeader();     // the default: "sipwake/<version>"
 
  private:
   // Builds and sends a response on `tx` with our Server header and (for non-100) a To-tag.
@@ -79,6 +81,7 @@ class CoreHandler final : public transaction::TransactionUser {
   void handleForServer(transaction::ServerTransaction& tx, const sip::Message& request);
 
   const Identity& identity_;
+  const std::string server_header_;
   transaction::TransactionLayer* layer_ = nullptr;
   registrar::Registrar* registrar_ = nullptr;
   routing::Proxy* proxy_ = nullptr;

@@ -220,6 +220,7 @@ int checkConfig(const std::string& path) {
     print(stderr, config.status().message() + "\n");
     return 1;
   }
+  for (const std::string& w : config->warnings) print(stderr, "warning: " + w + "\n");
   print(stdout, path + ": OK\n");
   return 0;
 }
@@ -261,6 +262,7 @@ int run(const CommandLine& cli) {
   } else {
     SW_LOG_INFO("configuration: built-in defaults (no --config)");
   }
+  for (const std::string& w : config.warnings) SW_LOG_WARN("configuration: {}", w);
 
   Server server(std::move(config));
   if (Status s = server.start(); !s) {

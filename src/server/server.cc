@@ -210,6 +210,7 @@ Status Server::start() {
   tc.tls.private_key_file = config_.tls.private_key;
   tc.tls.ca_file = config_.tls.ca_file;
   tc.tls.verify = toTransportVerify(config_.tls.verify);
+  tc.tls.ciphers = config_.tls.ciphers;
   if (config_.hasTlsListener() && config_.tls.certificate.empty()) {
     // validateConfig() guarantees every TLS listener is on loopback here.
     auto cert = EphemeralCertificate::generate({"localhost"}, {"127.0.0.1", "::1"});
@@ -243,7 +244,9 @@ Status Server::start() {
   rc.default_expires = config_.registrar.default_expires;
   rc.max_contacts_per_aor = config_.registrar.max_contacts_per_aor;
   rc.require_auth = config_.auth.require_auth_for_register;
-  rc.server_header = std::string(CoreHandler::serverHeader());
+  const std::string server_header =
+      config_.server_header ? *config_.server_header : std::string(CoreHandler::serverHeader());
+  rc.server_header = server_header;
 
   routing::ProxyConfig pc;
   pc.timer_c = seconds(config_.proxy.timer_c_s);
@@ -251,7 +254,7 @@ Status Server::start() {
                                                : routing::RecordRouteMode::kNever;
   pc.max_forks = config_.proxy.max_forks;
   pc.advertised_host = config_.proxy.advertised_host;
-  pc.server_header = std::string(CoreHandler::serverHeader());
+  pc.server_header = server_header;
   if (!config_.proxy.outbound_proxy.empty()) {
     auto uri = routing::outboundProxyUri(config_.proxy.outbound_proxy);
     if (!uri) {
@@ -353,7 +356,7 @@ Status Server::start() {
     }
     auto pl = std::make_unique<PerLoop>();
     pl->push = push;
-    pl->core = std::make_unique<CoreHandler>(*identity_);
+    pl->core = std::make_unique<CoreHandler>(*identity_, server_header);
     pl->transactions = std::make_unique<transaction::TransactionLayer>(loops_->at(i).timers(),
                                                                        *transport_, *pl->core, lc);
     pl->core->attach(*pl->transactions);

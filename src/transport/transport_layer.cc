@@ -542,7 +542,15 @@ Status TransportLayer::start() {
     }
     return Status::ok();
   };
+  auto setCiphers = [&](asio::ssl::context& ctx) -> Status {
+    if (SSL_CTX_set_cipher_list(ctx.native_handle(), tc.ciphers.c_str()) != 1) {
+      return invalidArgument("[tls] ciphers \"" + tc.ciphers +
+                             "\": OpenSSL knows none of these TLS 1.2 cipher suites");
+    }
+    return Status::ok();
+  };
   tls_->client.set_options(options, ec);
+  if (Status s = setCiphers(tls_->client); !s) return s;
   if (Status s = loadCa(tls_->client); !s) return s;
   tls_->client.set_verify_mode(
       tc.verify == TlsConfig::Verify::kNone ? asio::ssl::verify_none : asio::ssl::verify_peer, ec);
@@ -558,6 +566,7 @@ Status TransportLayer::start() {
     tls_->server.emplace(asio::ssl::context::tls_server);
     auto& ctx = *tls_->server;
     ctx.set_options(options, ec);
+    if (Status s = setCiphers(ctx); !s) return s;
     ctx.use_certificate_chain_file(tc.certificate_file, ec);
     if (ec) {
       return invalidArgument("TLS certificate file '" + tc.certificate_file + "': " + ec.message());

@@ -37,6 +37,7 @@
 #include "common/clock.h"
 #include "common/stats.h"
 #include "common/status.h"
+#include "common/tls_policy.h"
 #include "sip/message.h"
 #include "transport/event_loop.h"
 #include "transport/transport.h"
@@ -58,6 +59,8 @@ struct TlsConfig {
   //        cert.
   enum class Verify : std::uint8_t { kNone, kPeer, kRequire };
   Verify verify = Verify::kPeer;
+  // TLS 1.2 cipher list (OpenSSL syntax) for listeners and outgoing connections.
+  std::string ciphers = kDefaultTls12Ciphers;
 };
 
 struct TransportConfig {

@@ -696,6 +696,74 @@ def test_malformed_udp(ctx):
         check(server.alive(), "sipwake died")
 
 
+def test_secrets_at_rest(ctx):
+    """The store is 0600 whatever the umask, a key file others can write is refused at start-up
+    (key and line named), control bytes from the network are escaped in the debug log, and
+    server_header = "" sends no Server header."""
+    key = os.path.join(ctx.work, "key.pem")
+    cert = os.path.join(ctx.work, "cert.pem")
+    code, out, err = run_cmd(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                              "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                              "-days", "1", "-subj", "/CN=localhost"], cwd=ctx.work)
+    check(code == 0, "openssl req failed: %s" % err)
+    os.chmod(key, 0o666)
+    config = os.path.join(ctx.work, "secrets.toml")
+    with open(config, "w") as f:
+        f.write('[server]\nlog_level = "debug"\nserver_header = ""\n\n'
+                '[tls]\ncertificate = "%s"\nprivate_key = "%s"\n' % (cert, key))
+    code, out, err = run_cmd([ctx.sipwake, "check-config", config], cwd=ctx.work)
+    check(code != 0 and "secrets.toml:7: [tls] private_key" in err
+          and "written by group or others" in err,
+          "check-config accepted a world-writable key: exit %d %s %s" % (code, out, err))
+    os.chmod(key, 0o644)
+    code, out, err = run_cmd([ctx.sipwake, "check-config", config], cwd=ctx.work)
+    check(code == 0 and "warning:" in err and "read by others" in err,
+          "check-config on a 0644 key: exit %d, %s %s" % (code, out, err))
+    os.chmod(key, 0o600)
+
+    old_umask = os.umask(0)
+    try:
+        server, (udp, tcp, _) = start_server(ctx, ["--config", config, "--store", "private.db"])
+    finally:
+        os.umask(old_umask)
+    with server:
+        c = UdpClient(("127.0.0.1", udp))
+        try:
+            me = "sip:127.0.0.1:%d" % udp
+            r = c.exchange(build_request("OPTIONS", me, "UDP", c.local))
+            expect_options_200(r, "OPTIONS")
+            check(r.header("server") is None, "server_header = \"\" but got Server: %s"
+                  % r.header("server"))
+            # Attacker bytes: ESC, BEL, NUL and DEL in places that reach debug log lines.
+            nasty = "\x1b[31m\x07\x7f"
+            c.send(build_request("OPTIONS", me, "UDP", c.local, cseq="1" + nasty))
+            c.send(("INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP " + nasty +
+                    "\r\n\r\n").encode() + b"\x00\x1b")
+            c.send(b"\x1b]0;pwned\x07 garbage\r\n\r\n")
+            c.send(build_request("MESSAGE", "sip:bob" + nasty + "@127.0.0.1", "UDP", c.local))
+            c.exchange(build_request("MESSAGE", "sip:bob%1b%07%00@127.0.0.1", "UDP", c.local))
+            c.exchange(build_request("REGISTER", "sip:127.0.0.1", "UDP", c.local,
+                                     ["Contact: <sip:a%1b%07@127.0.0.1:5999>;+sip.instance=\"<urn:%1b>\"",
+                                      "User-Agent: x\x1b\x07"]))
+            # A REGISTER the registrar refuses is logged with its Call-ID.
+            req = build_request("REGISTER", "sip:example.org", "UDP", c.local,
+                                ["Contact: <sip:a@127.0.0.1:5999>"])
+            c.exchange(re.sub(rb"Call-ID: ([^\r]*)", lambda m: b"Call-ID: " + m.group(1) +
+                              nasty.encode(), req))
+        finally:
+            c.close()
+        options_alive_udp(udp)
+        for suffix in ("", "-wal", "-shm"):
+            path = os.path.join(ctx.work, "private.db" + suffix)
+            if os.path.exists(path):
+                mode = os.stat(path).st_mode & 0o777
+                check(mode == 0o600, "%s is mode %o under umask 0, expected 600" % (path, mode))
+    with open(server.log_path, "rb") as f:
+        raw = f.read()
+    bad = sorted({b for b in raw if (b < 0x20 and b not in (0x0a,)) or b == 0x7f})
+    check(not bad, "raw control bytes %s in the log:\n%s" % (bad, raw[-3000:]))
+
+
 def test_malformed_tcp(ctx):
     server, (udp, tcp, _) = start_server(ctx)
     with server:

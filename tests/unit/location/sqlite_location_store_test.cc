@@ -2,6 +2,7 @@
 #include "location/sqlite_location_store.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <memory>
 #include <optional>
@@ -275,6 +276,31 @@ TEST_F(SqliteLocationStoreTest, OpensInWalMode) {
       &mode, nullptr);
   sqlite3_close(db);
   EXPECT_EQ(mode, "wal");
+}
+
+// The store holds HA1 digests and push tokens: 0600 whatever the umask, -wal/-shm too, and a
+// file an earlier version left 0644 is narrowed.
+TEST_F(SqliteLocationStoreTest, FilesArePrivateWhateverTheUmask) {
+  const mode_t old_umask = ::umask(0);
+  auto store = openStore(path_);
+  ::umask(old_umask);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->load(kNow).isOk());
+  ASSERT_TRUE(applySync(*store, reg("sip:alice@example.com", "c1", 1,
+                                    {contact("sip:alice@192.0.2.1", 600)})));
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    struct stat st {};
+    ASSERT_EQ(::stat((path_ + suffix).c_str(), &st), 0) << suffix;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << path_ + suffix;
+  }
+  store.reset();
+
+  ASSERT_EQ(::chmod(path_.c_str(), 0644), 0);
+  store = openStore(path_);
+  ASSERT_TRUE(store);
+  struct stat st {};
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "server/config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -409,6 +410,47 @@ TEST(ConfigTest, ParkedProvisional) {
   EXPECT_EQ(parseError("[push]\nparked_provisional = \"180 Ringing\"\n"),
             "test.toml:2: [push] parked_provisional: expected 180, 183 or \"none\", got "
             "\"180 Ringing\"");
+}
+
+TEST(ConfigTest, ServerHeaderAndCiphers) {
+  EXPECT_FALSE(parseOk("").server_header.has_value());
+  EXPECT_EQ(parseOk("[server]\nserver_header = \"\"\n").server_header, std::string());
+  EXPECT_EQ(parseOk("[server]\nserver_header = \"edge\"\n").server_header, "edge");
+  EXPECT_EQ(parseOk("").tls.ciphers, kDefaultTls12Ciphers);
+  EXPECT_EQ(parseOk("[tls]\nciphers = \"ECDHE+AESGCM\"\n").tls.ciphers, "ECDHE+AESGCM");
+  EXPECT_NE(parseError("[tls]\nciphers = \"\"\n").find("test.toml:2: [tls] ciphers"),
+            std::string::npos);
+}
+
+TEST(ConfigTest, KeyFilesOthersCanWriteAreRefusedReadableOnesWarned) {
+  TempFile cert("cert");
+  TempFile key("key");
+  const std::string tls = "[tls]\ncertificate = \"" + cert.path() + "\"\nprivate_key = \"" +
+                          key.path() + "\"\n";
+  // 0600 (mkstemp): nothing to say.
+  EXPECT_TRUE(parseOk(tls).warnings.empty());
+
+  ASSERT_EQ(::chmod(key.path().c_str(), 0644), 0);
+  Config c = parseOk(tls);
+  ASSERT_EQ(c.warnings.size(), 1u);
+  EXPECT_NE(c.warnings[0].find("test.toml:3: [tls] private_key"), std::string::npos)
+      << c.warnings[0];
+  EXPECT_NE(c.warnings[0].find("read by others"), std::string::npos);
+  std::string e = parseError("[server]\nkey_file_permissions = \"strict\"\n" + tls);
+  EXPECT_NE(e.find("test.toml:5: [tls] private_key"), std::string::npos) << e;
+
+  ASSERT_EQ(::chmod(key.path().c_str(), 0666), 0);
+  e = parseError(tls + "[server]\nkey_file_permissions = \"standard\"\n");
+  EXPECT_NE(e.find("test.toml:3: [tls] private_key"), std::string::npos) << e;
+  EXPECT_NE(e.find("written by group or others"), std::string::npos) << e;
+  c = parseOk(tls + "[server]\nkey_file_permissions = \"warn\"\n");
+  EXPECT_EQ(c.warnings.size(), 1u);
+
+  // Push credentials: the .p8 key of an APNs app, checked the same way.
+  e = parseError(
+      "[[push.app]]\nprovider = \"apns\"\nid = \"com.example.app\"\nkey_file = \"" +
+      key.path() + "\"\nkey_id = \"ABC123DEFG\"\nteam_id = \"TEAM123456\"\n");
+  EXPECT_NE(e.find("test.toml:4: [[push.app]] #1 key_file"), std::string::npos) << e;
 }
 
 TEST(AddressTest, Literals) {
