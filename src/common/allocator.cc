@@ -21,4 +21,10 @@ bool tuneAllocatorForServer() {
 #endif
 }
 
+void releaseFreeMemory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
 }  // namespace sipwake

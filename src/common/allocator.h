@@ -16,4 +16,9 @@ namespace sipwake {
 // allocator refused a setting (or is not glibc).
 bool tuneAllocatorForServer();
 
+// Hands free heap pages back to the kernel (glibc malloc_trim), e.g. after a burst of
+// connections is gone: the trim threshold above keeps them otherwise. Costs a walk of the free
+// lists: call it after bursts, not per operation.
+void releaseFreeMemory();
+
 }  // namespace sipwake

@@ -403,7 +403,11 @@ void parseLimits(const toml::table& t, Config& c, Checker& check) {
               {"max_headers", u32(c.limits.max_headers, 1, kU32Max)},
               {"max_line_bytes", u32(c.limits.max_line_bytes, 256, 16 * 1024 * 1024)},
               {"max_connections_per_ip", u32(c.limits.max_connections_per_ip, 1, kU32Max)},
-              {"connection_idle_timeout", u32(c.limits.connection_idle_timeout_s, 1, 86400)}});
+              {"connection_idle_timeout", u32(c.limits.connection_idle_timeout_s, 1, 86400)},
+              {"message_timeout", u32(c.limits.message_timeout_s, 0, 3600)},
+              {"max_connections", u32(c.limits.max_connections, 0, kU32Max)},
+              {"max_tls_handshakes", u32(c.limits.max_tls_handshakes, 0, kU32Max)},
+              {"max_tls_handshakes_per_ip", u32(c.limits.max_tls_handshakes_per_ip, 0, kU32Max)}});
 }
 
 void parseTimers(const toml::table& t, Config& c, Checker& check) {

@@ -55,6 +55,10 @@ struct LimitsConfig {
   std::uint32_t max_line_bytes = 8192;
   std::uint32_t max_connections_per_ip = 256;
   std::uint32_t connection_idle_timeout_s = 300;  // TCP/TLS connection with no traffic is closed
+  std::uint32_t message_timeout_s = 20;  // a started message must be complete by then; 0 = off
+  std::uint32_t max_connections = 0;     // all TCP/TLS connections; 0 = from RLIMIT_NOFILE
+  std::uint32_t max_tls_handshakes = 512;        // in progress at once; 0 = no cap
+  std::uint32_t max_tls_handshakes_per_ip = 16;  // ... from one source IP; 0 = no cap
 };
 
 // RFC 3261 §17 timer base values.

@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <future>
@@ -30,6 +32,32 @@
 namespace sipwake::server {
 
 namespace {
+
+// Connections are file descriptors: raises the soft open-file limit to the hard one and returns
+// the connection cap, `configured` or (0) the limit less what listeners, the store, DNS and push
+// connections need.
+std::size_t connectionCap(std::uint32_t configured) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return configured != 0 ? configured : 1024;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  constexpr rlim_t kReserve = 128;
+  const rlim_t files = rl.rlim_cur == RLIM_INFINITY ? rlim_t{1} << 20 : rl.rlim_cur;
+  const std::size_t from_limit =
+      static_cast<std::size_t>(files > 2 * kReserve ? files - kReserve : files / 2);
+  const std::size_t cap = configured != 0 ? configured : from_limit;
+  if (cap > from_limit) {
+    SW_LOG_WARN(
+        "[limits] max_connections = {} but the open-file limit is {}: accept(2) will fail with "
+        "EMFILE before the cap is reached (raise the hard limit, e.g. LimitNOFILE=)",
+        cap, files);
+  }
+  SW_LOG_INFO("open-file limit {}: at most {} TCP/TLS connections", files, cap);
+  return cap;
+}
 
 // The sender every loop calls: forwards to the real one until shutdown() destroys it (while the
 // loops still run, as Http2PushSender requires); later pushes fail at once, inline.
@@ -224,6 +252,10 @@ Status Server::start() {
   }
   tc.idle_timeout = seconds(config_.limits.connection_idle_timeout_s);
   tc.max_connections_per_ip = config_.limits.max_connections_per_ip;
+  tc.max_connections = connectionCap(config_.limits.max_connections);
+  tc.message_timeout = seconds(config_.limits.message_timeout_s);
+  tc.max_tls_handshakes = config_.limits.max_tls_handshakes;
+  tc.max_tls_handshakes_per_ip = config_.limits.max_tls_handshakes_per_ip;
   tc.limits.max_message_bytes = config_.limits.max_message_bytes;
   tc.limits.max_headers = config_.limits.max_headers;
   tc.limits.max_line_bytes = config_.limits.max_line_bytes;

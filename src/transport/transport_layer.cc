@@ -2,13 +2,18 @@
 
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <array>
 #include <asio/ssl.hpp>
 #include <cctype>
+#include <cerrno>
 #include <deque>
 #include <future>
+#include <optional>
 #include <type_traits>
+#include <utility>
 
+#include "common/allocator.h"
 #include "common/log.h"
 #include "sip/stream_framer.h"
 #include "transport/response_routing.h"
@@ -94,6 +99,10 @@ struct TransportLayer::Counters {
   Counter& write_queue_overflows = Stats::global().counter("transport.write_queue_overflows");
   Counter& cross_loop_dispatch = Stats::global().counter("transport.cross_loop_dispatch");
   Counter& tls_handshake_failures = Stats::global().counter("transport.tls_handshake_failures");
+  Counter& tls_handshakes_refused = Stats::global().counter("transport.tls_handshakes_refused");
+  Counter& message_timeouts = Stats::global().counter("transport.message_timeouts");
+  Counter& accept_errors = Stats::global().counter("transport.accept_errors");
+  Counter& memory_releases = Stats::global().counter("transport.memory_releases");
 
   Counters() {
     for (Protocol p : {Protocol::kUdp, Protocol::kTcp, Protocol::kTls}) {
@@ -139,8 +148,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const Address& remote() const { return remote_; }
   bool closed() const { return closed_; }
 
-  // Server side: TLS handshake (if TLS), then reading.
-  void startAccepted() {
+  // Server side: TLS handshake (if TLS), then reading. `counted_handshake`: the layer admitted
+  // this connection's handshake (admitHandshake); it is released once the handshake ends.
+  void startAccepted(bool counted_handshake = false) {
+    counted_handshake_ = counted_handshake;
     armIdleTimer();
     startHandshakeOrRead(/*client=*/false);
   }
@@ -189,6 +200,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     auto self = shared_from_this();  // the table may hold the last reference
     SW_LOG_DEBUG("closing {} connection {} to {}: {}", protocolName(protocol_), flow_,
                  remote_.toString(), why.message());
+    endHandshake();
     asio::error_code ignored;
     idle_timer_.cancel();
     socket().close(ignored);
@@ -247,6 +259,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       break;
     }
+    // More than a pending CRLF keep-alive is buffered: part of a message, which must be complete
+    // within message_timeout of its first byte, however slowly the rest trickles in.
+    const bool partial = framer_.buffered() > 3;
+    if (partial && !partial_since_) {
+      partial_since_ = last_activity_;
+      if (layer_.config_.message_timeout > Duration::zero()) armIdleTimer();
+    } else if (!partial) {
+      partial_since_.reset();
+    }
     asyncRead();
   }
 
@@ -271,6 +292,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void onHandshake(const asio::error_code& ec) {
     if (closed_) return;
+    endHandshake();
     if (ec) {
       layer_.counters_->tls_handshake_failures.inc();
       close(unavailable("TLS handshake with " + remote_.toString() + " failed: " + ec.message()));
@@ -298,21 +320,46 @@ class Connection : public std::enable_shared_from_this<Connection> {
     asyncWrite();
   }
 
-  void armIdleTimer() {
+  // The earlier of the idle (or connect/handshake) deadline and the deadline of the partial
+  // message being received.
+  TimePoint deadline() const {
     Duration limit = established_ ? layer_.config_.idle_timeout : layer_.config_.connect_timeout;
-    idle_timer_.expires_at(last_activity_ + limit);
+    TimePoint at = last_activity_ + limit;
+    if (partial_since_ && layer_.config_.message_timeout > Duration::zero()) {
+      at = std::min(at, *partial_since_ + layer_.config_.message_timeout);
+    }
+    return at;
+  }
+
+  void armIdleTimer() {
+    idle_timer_.expires_at(deadline());
     auto self = shared_from_this();
     idle_timer_.async_wait([self](const asio::error_code& ec) {
       if (ec || self->closed_) return;
-      Duration limit = self->established_ ? self->layer_.config_.idle_timeout
-                                          : self->layer_.config_.connect_timeout;
-      if (Clock::now() - self->last_activity_ >= limit) {
-        self->layer_.counters_->idle_closes.inc();
-        self->close(unavailable(self->established_ ? "idle timeout" : "connect/handshake timeout"));
+      const TimePoint now = Clock::now();
+      if (now < self->deadline()) {
+        self->armIdleTimer();
         return;
       }
-      self->armIdleTimer();
+      const Duration message_timeout = self->layer_.config_.message_timeout;
+      if (self->partial_since_ && message_timeout > Duration::zero() &&
+          now - *self->partial_since_ >= message_timeout) {
+        self->layer_.counters_->message_timeouts.inc();
+        self->close(unavailable(
+            "no complete message within " +
+            std::to_string(std::chrono::duration_cast<milliseconds>(message_timeout).count()) +
+            " ms of its first byte"));
+        return;
+      }
+      self->layer_.counters_->idle_closes.inc();
+      self->close(unavailable(self->established_ ? "idle timeout" : "connect/handshake timeout"));
     });
+  }
+
+  void endHandshake() {
+    if (!counted_handshake_) return;
+    counted_handshake_ = false;
+    layer_.endHandshake(remote_);
   }
 
   TransportLayer& layer_;
@@ -325,6 +372,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   sip::StreamFramer framer_;
   asio::steady_timer idle_timer_;
   TimePoint last_activity_;
+  std::optional<TimePoint> partial_since_;  // first byte of the message being received
+  bool counted_handshake_ = false;
   bool established_ = false;
   bool closed_ = false;
   bool writing_ = false;
@@ -463,7 +512,21 @@ struct Acceptor {
   void startAccept() {
     acceptor.async_accept(loop.io(), [this](const asio::error_code& ec, tcp::socket s) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-      if (!ec) onAccepted(std::move(s));
+      if (ec) {
+        // Out of file descriptors: the connection stays in the backlog and the socket stays
+        // readable, so an immediate retry would spin. Wait, doubling, then try again.
+        backoff = layer.onAcceptError(ec, protocol, backoff);
+        if (backoff > Duration::zero()) {
+          retry_timer.expires_after(backoff);
+          retry_timer.async_wait([this](const asio::error_code& wec) {
+            if (!wec && acceptor.is_open()) startAccept();
+          });
+          return;
+        }
+      } else {
+        backoff = Duration::zero();
+        onAccepted(std::move(s));
+      }
       startAccept();
     });
   }
@@ -480,6 +543,18 @@ struct Acceptor {
       s.close(ec);
       return;
     }
+    bool counted_handshake = false;
+    if (protocol == Protocol::kTls) {
+      if (!layer.admitHandshake(remote)) {
+        layer.counters_->tls_handshakes_refused.inc();
+        SW_LOG_DEBUG("refusing TLS connection from {}: too many TLS handshakes in progress",
+                     remote.toString());
+        layer.releaseInbound(remote);
+        s.close(ec);
+        return;
+      }
+      counted_handshake = true;
+    }
     s.set_option(tcp::no_delay(true), ec);
     FlowId flow = layer.newFlowId(loop.index());
     std::shared_ptr<Connection> conn;
@@ -490,7 +565,7 @@ struct Acceptor {
       conn = std::make_shared<TcpConnection>(std::move(s), layer, loop, flow, true, remote, local);
     }
     layer.registerConnection(conn);
-    conn->startAccepted();
+    conn->startAccepted(counted_handshake);
   }
 
   TransportLayer& layer;
@@ -498,6 +573,8 @@ struct Acceptor {
   tcp::acceptor acceptor;
   Protocol protocol;
   Address local;
+  asio::steady_timer retry_timer{loop.io()};
+  Duration backoff = Duration::zero();
 };
 
 struct LoopState {
@@ -550,6 +627,8 @@ Status TransportLayer::start() {
     return Status::ok();
   };
   tls_->client.set_options(options, ec);
+  // Idle connections give their 2 x ~34 kB record buffers back (SSL_MODE_RELEASE_BUFFERS).
+  SSL_CTX_set_mode(tls_->client.native_handle(), SSL_MODE_RELEASE_BUFFERS);
   if (Status s = setCiphers(tls_->client); !s) return s;
   if (Status s = loadCa(tls_->client); !s) return s;
   tls_->client.set_verify_mode(
@@ -566,6 +645,7 @@ Status TransportLayer::start() {
     tls_->server.emplace(asio::ssl::context::tls_server);
     auto& ctx = *tls_->server;
     ctx.set_options(options, ec);
+    SSL_CTX_set_mode(ctx.native_handle(), SSL_MODE_RELEASE_BUFFERS);
     if (Status s = setCiphers(ctx); !s) return s;
     ctx.use_certificate_chain_file(tc.certificate_file, ec);
     if (ec) {
@@ -805,6 +885,90 @@ bool TransportLayer::admitInbound(const Address& remote) {
   return true;
 }
 
+void TransportLayer::releaseInbound(const Address& remote) {
+  Address ip = ipOnly(remote);
+  Shard& sh = shards_[AddressHash()(ip) % kShards];
+  std::lock_guard lock(sh.mu);
+  auto it = sh.inbound_per_ip.find(ip);
+  if (it != sh.inbound_per_ip.end() && --it->second == 0) sh.inbound_per_ip.erase(it);
+}
+
+bool TransportLayer::admitHandshake(const Address& remote) {
+  if (config_.max_tls_handshakes > 0 &&
+      tls_handshakes_.fetch_add(1, std::memory_order_relaxed) >= config_.max_tls_handshakes) {
+    tls_handshakes_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  if (config_.max_tls_handshakes == 0) tls_handshakes_.fetch_add(1, std::memory_order_relaxed);
+  Address ip = ipOnly(remote);
+  Shard& sh = shards_[AddressHash()(ip) % kShards];
+  std::lock_guard lock(sh.mu);
+  std::uint32_t& n = sh.handshakes_per_ip[ip];
+  if (config_.max_tls_handshakes_per_ip > 0 && n >= config_.max_tls_handshakes_per_ip) {
+    if (n == 0) sh.handshakes_per_ip.erase(ip);
+    tls_handshakes_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  ++n;
+  return true;
+}
+
+void TransportLayer::endHandshake(const Address& remote) {
+  tls_handshakes_.fetch_sub(1, std::memory_order_relaxed);
+  Address ip = ipOnly(remote);
+  Shard& sh = shards_[AddressHash()(ip) % kShards];
+  std::lock_guard lock(sh.mu);
+  auto it = sh.handshakes_per_ip.find(ip);
+  if (it != sh.handshakes_per_ip.end() && --it->second == 0) sh.handshakes_per_ip.erase(it);
+}
+
+Duration TransportLayer::onAcceptError(const std::error_code& ec, Protocol protocol,
+                                       Duration previous_backoff) {
+  counters_->accept_errors.inc();
+  const int e = ec.value();
+  const bool out_of_resources = ec.category() == std::system_category() &&
+                                (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM);
+  Duration backoff = Duration::zero();
+  if (out_of_resources) {
+    backoff = previous_backoff > Duration::zero()
+                  ? std::min(previous_backoff * 2, config_.accept_backoff_max)
+                  : config_.accept_backoff;
+  }
+  std::uint64_t failures = 0;
+  {
+    std::lock_guard lock(accept_log_mu_);
+    ++accept_failures_unlogged_;
+    const TimePoint now = Clock::now();
+    if (accept_log_at_ != TimePoint{} && now - accept_log_at_ < config_.accept_log_interval) {
+      return backoff;
+    }
+    accept_log_at_ = now;
+    failures = std::exchange(accept_failures_unlogged_, 0);
+  }
+  SW_LOG_WARN(
+      "{} accept failed: {} ({} failure(s) since the last report){}", protocolName(protocol),
+      ec.message(), failures,
+      out_of_resources
+          ? "; new connections wait, retrying with back-off up to 1 s (raise the open-file limit, "
+            "ulimit -n, or lower [limits] max_connections_per_ip)"
+          : "");
+  return backoff;
+}
+
+void TransportLayer::maybeReleaseMemory() {
+  // After a burst (many connections closed, fewer than half of the peak left) the heap the burst
+  // used would stay with the process: the allocator keeps up to its trim threshold.
+  constexpr std::size_t kBurst = 256;
+  const std::size_t closed = closed_since_trim_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (closed < kBurst) return;
+  const std::size_t live = total_connections_.load(std::memory_order_relaxed);
+  if (live * 2 > closed) return;
+  std::size_t expected = closed;
+  if (!closed_since_trim_.compare_exchange_strong(expected, 0)) return;  // another thread trims
+  counters_->memory_releases.inc();
+  releaseFreeMemory();
+}
+
 void TransportLayer::registerConnection(const std::shared_ptr<detail::Connection>& conn) {
   total_connections_.fetch_add(1, std::memory_order_relaxed);
   counters_->connections_opened.inc();
@@ -825,13 +989,8 @@ void TransportLayer::unregisterConnection(detail::Connection& conn) {
     auto it = sh.by_remote.find(key);
     if (it != sh.by_remote.end() && it->second == conn.flow()) sh.by_remote.erase(it);
   }
-  if (conn.inbound()) {
-    Address ip = ipOnly(conn.remote());
-    Shard& sh = shards_[AddressHash()(ip) % kShards];
-    std::lock_guard lock(sh.mu);
-    auto it = sh.inbound_per_ip.find(ip);
-    if (it != sh.inbound_per_ip.end() && --it->second == 0) sh.inbound_per_ip.erase(it);
-  }
+  if (conn.inbound()) releaseInbound(conn.remote());
+  maybeReleaseMemory();
   // Last: may drop the table's reference (callers hold their own shared_ptr).
   states_[conn.flow() & 0xff]->connections.erase(conn.flow());
 }

@@ -73,6 +73,19 @@ struct TransportConfig {
   Duration connect_timeout = seconds(10);   // TCP connect + TLS handshake (both directions)
   std::size_t max_connections_per_ip = 64;  // inbound connections per source IP
   std::size_t max_connections = 65536;      // all connections, inbound + outbound
+  // A stream connection that holds part of a message for this long without completing it is
+  // closed, however slowly bytes keep coming (slowloris). Zero: no deadline.
+  Duration message_timeout = seconds(20);
+  // Inbound TLS handshakes in progress at once, in total and per source IP (~70 kB each until
+  // done); a new TLS connection beyond either is closed at once. Zero: no cap.
+  std::size_t max_tls_handshakes = 512;
+  std::size_t max_tls_handshakes_per_ip = 16;
+  // An accept(2) that fails for want of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM) is retried
+  // after this delay, doubling up to accept_backoff_max; the failures are logged once per
+  // accept_log_interval.
+  Duration accept_backoff = milliseconds(10);
+  Duration accept_backoff_max = seconds(1);
+  Duration accept_log_interval = seconds(10);
   // Bytes queued on one connection but not yet written; beyond this the peer is not reading and
   // the connection is closed (every queued send reports kUnavailable).
   std::size_t max_write_queue_bytes = 4u << 20;
@@ -176,6 +189,7 @@ class TransportLayer final : public Transport {
     std::mutex mu;
     std::unordered_map<RemoteKey, FlowId, RemoteKeyHash> by_remote;
     std::unordered_map<Address, std::uint32_t, AddressHash> inbound_per_ip;  // port = 0
+    std::unordered_map<Address, std::uint32_t, AddressHash> handshakes_per_ip;  // port = 0
   };
   static constexpr std::size_t kShards = 16;
   using Completion = FlowCompletion;
@@ -196,6 +210,15 @@ class TransportLayer final : public Transport {
   FlowId newFlowId(std::size_t loop_index);
   // Connection table maintenance; called on the connection's loop.
   bool admitInbound(const Address& remote);  // per-IP and total caps; counts on success
+  void releaseInbound(const Address& remote);  // undoes admitInbound
+  // TLS handshake caps (total and per IP); counts on success. endHandshake undoes it once.
+  bool admitHandshake(const Address& remote);
+  void endHandshake(const Address& remote);
+  // An accept(2) failed: counted, logged at most once per accept_log_interval. Returns the delay
+  // before the acceptor may try again (zero for errors that do not mean "out of resources").
+  Duration onAcceptError(const std::error_code& ec, Protocol protocol, Duration previous_backoff);
+  // After a burst of closed connections, free heap goes back to the kernel.
+  void maybeReleaseMemory();
   void registerConnection(const std::shared_ptr<detail::Connection>& conn);
   void unregisterConnection(detail::Connection& conn);
   static void complete(Completion& done, EventLoop* origin, Status status, bool may_run_inline,
@@ -224,6 +247,12 @@ class TransportLayer final : public Transport {
   std::array<PinShard, kShards> pins_;
   std::atomic<std::uint64_t> next_flow_seq_{1};
   std::atomic<std::size_t> total_connections_{0};
+  std::atomic<std::size_t> tls_handshakes_{0};
+  // Connections closed since free memory was last handed back to the kernel (after a burst).
+  std::atomic<std::size_t> closed_since_trim_{0};
+  std::mutex accept_log_mu_;
+  TimePoint accept_log_at_{};
+  std::uint64_t accept_failures_unlogged_ = 0;
   std::atomic<bool> started_{false};
   std::atomic<bool> stopped_{false};
   std::unique_ptr<Counters> counters_;
