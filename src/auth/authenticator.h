@@ -85,7 +85,7 @@ struct AuthConfig {
   // Names this server, for UriCheck::kEquivalent; empty: no uri counts as naming the server.
   // Must be thread-safe; may be set before what it reads exists (it is called per request only).
   LocalHostCheck is_local_host;
-  std::string secret;        // nonce secret; empty: random per process (RAND_bytes)
+  std::string secret;  // nonce secret; empty: random per process (RAND_bytes)
 };
 
 // The AOR a REGISTER is for (the To URI): user part still %-escaped as in the message.
@@ -103,7 +103,7 @@ struct AuthRequest {
   std::string_view source_ip;  // address text of the transport source
   bool is_proxy = false;       // false: 401/WWW-Authenticate, true: 407/Proxy-Authenticate
   TimePoint now{};
-  std::optional<AorRef> must_own;  // when set, the authenticated user must own this AOR
+  std::optional<AorRef> must_own;              // when set, the authenticated user must own this AOR
   std::optional<std::string_view> user_agent;  // the User-Agent value; nullopt when absent
 };
 

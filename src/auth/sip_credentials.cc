@@ -38,8 +38,8 @@ std::size_t consumeCredentials(sip::Message& request, const LocalHostCheck& is_o
   const std::vector<sip::HeaderField>& fields = request.headers();
   for (std::size_t i = 0; i < fields.size(); ++i) {
     const sip::HeaderField& f = fields[i];
-    if (f.removed || (f.id != sip::HeaderId::kAuthorization &&
-                      f.id != sip::HeaderId::kProxyAuthorization)) {
+    if (f.removed ||
+        (f.id != sip::HeaderId::kAuthorization && f.id != sip::HeaderId::kProxyAuthorization)) {
       continue;
     }
     // Other schemes fail to parse as Digest and are kept.

@@ -300,7 +300,7 @@ TEST_F(AuthenticatorTest, ProvisionedWithoutThatAlgorithmLooksUnknown) {
   call.nonce = md5_only.nonces().generate(kRealm, kT0);
   std::string h = authorization(call);
   std::vector<std::string_view> v{h};
-  AuthRequest r{"REGISTER", kUri, v, kRealm, "192.0.2.1", false, kT0, std::nullopt};
+  AuthRequest r{"REGISTER", kUri, v, kRealm, "192.0.2.1", false, kT0, std::nullopt, "phone/1"};
   AuthResult res = md5_only.authenticate(r);
   ASSERT_TRUE(std::holds_alternative<Challenge>(res));
   EXPECT_FALSE(std::get<Challenge>(res).stale);
@@ -388,7 +388,7 @@ TEST_P(UriCheckTest, EachUriFormPerMode) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.uri);
     const bool accepted = !(c.lenient_only && mode == UriCheck::kStrict);
-    const char* counter = !accepted                  ? "auth.uri_check.rejected"
+    const char* counter = !accepted                                  ? "auth.uri_check.rejected"
                           : mode == UriCheck::kOff && c.lenient_only ? "auth.uri_check.unchecked"
                                                                      : c.counter;
     const std::uint64_t before = counterValue(counter);

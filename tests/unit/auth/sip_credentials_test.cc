@@ -32,8 +32,7 @@ TEST(MatchDigestUri, EquivalentSpellingsAreTheSame) {
 TEST(MatchDigestUri, RequestUriHostWithAnotherPortOrTransport) {
   // Not §19.1.4-equal (an explicit default port or transport differs from an absent one).
   EXPECT_EQ(match("sip:127.0.0.1:5060", "sip:127.0.0.1"), DigestUriMatch::kOtherPort);
-  EXPECT_EQ(match("sip:example.com", "sip:example.com;transport=udp"),
-            DigestUriMatch::kOtherPort);
+  EXPECT_EQ(match("sip:example.com", "sip:example.com;transport=udp"), DigestUriMatch::kOtherPort);
   EXPECT_EQ(match("sip:bob@example.com:5070", "sip:bob@example.com"), DigestUriMatch::kOtherPort);
   EXPECT_EQ(match("sips:example.com", "sip:example.com"), DigestUriMatch::kOtherPort);
   // A foreign domain: only its own host counts, not ours.

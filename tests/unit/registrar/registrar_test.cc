@@ -232,8 +232,9 @@ class RegistrarTest : public ::testing::Test, public transaction::TransactionUse
 
 TEST_F(RegistrarTest, BaresipIsChallengedWithMd5Alone) {
   make();
-  sip::Message c = reg("User-Agent: baresip v1.0.0 (x86_64/linux)\r\n"
-                       "Contact: <sip:alice@198.51.100.7:5060>\r\n");
+  sip::Message c =
+      reg("User-Agent: baresip v1.0.0 (x86_64/linux)\r\n"
+          "Contact: <sip:alice@198.51.100.7:5060>\r\n");
   ASSERT_EQ(c.statusCode(), 401);
   auto challenges = c.values(sip::HeaderId::kWwwAuthenticate);
   ASSERT_EQ(challenges.size(), 1u);
