@@ -63,9 +63,9 @@ void BM_Authenticate(benchmark::State& state, DigestAlgorithm a) {
       state.ResumeTiming();
     }
     std::string_view v = headers[i++];
-    AuthRequest r{"REGISTER", kUri,        std::span<const std::string_view>(&v, 1),
-                  kRealm,     "192.0.2.1", false,
-                  kNow,       std::nullopt};
+    AuthRequest r{"REGISTER", kUri,         std::span<const std::string_view>(&v, 1),
+                  kRealm,     "192.0.2.1",  false,
+                  kNow,       std::nullopt, "bench/1.0"};
     AuthResult res = auth.authenticate(r);
     ok += std::holds_alternative<Authenticated>(res);
   }

@@ -70,9 +70,17 @@ Authenticator::Authenticator(AuthConfig config, CredentialLookup lookup, Trusted
       nonces_(secretOrRandom(config_.secret), config_.nonce),
       limiter_(config_.rate_limit),
       dummy_{randomHex(16), randomHex(32)},
-      stats_{Stats::global().counter("auth.challenges"), Stats::global().counter("auth.success"),
-             Stats::global().counter("auth.failures"), Stats::global().counter("auth.stale"),
-             Stats::global().counter("auth.rate_limited")} {
+      stats_{Stats::global().counter("auth.challenges"),
+             Stats::global().counter("auth.success"),
+             Stats::global().counter("auth.failures"),
+             Stats::global().counter("auth.stale"),
+             Stats::global().counter("auth.rate_limited"),
+             Stats::global().counter("auth.md5_only_challenges"),
+             Stats::global().counter("auth.uri_check.same"),
+             Stats::global().counter("auth.uri_check.other_port"),
+             Stats::global().counter("auth.uri_check.server"),
+             Stats::global().counter("auth.uri_check.unchecked"),
+             Stats::global().counter("auth.uri_check.rejected")} {
   SIPWAKE_CHECK(!config_.algorithms.empty());
   SIPWAKE_CHECK(lookup_ != nullptr);
 }
@@ -84,9 +92,31 @@ bool Authenticator::algorithmEnabled(DigestAlgorithm a) const {
   return false;
 }
 
+bool Authenticator::md5Only(const AuthRequest& req) const {
+  if (!algorithmEnabled(DigestAlgorithm::kMd5)) return false;
+  if (!req.user_agent) return config_.md5_only_without_user_agent;
+  for (const std::string& prefix : config_.md5_only_user_agents) {
+    if (req.user_agent->size() >= prefix.size() &&
+        iequals(req.user_agent->substr(0, prefix.size()), prefix)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 Challenge Authenticator::challenge(std::string_view realm, bool is_proxy, bool stale,
                                    TimePoint now) {
+  return makeChallenge(realm, is_proxy, stale, now, false);
+}
+
+Challenge Authenticator::challengeFor(const AuthRequest& req, bool stale) {
+  return makeChallenge(req.realm, req.is_proxy, stale, req.now, md5Only(req));
+}
+
+Challenge Authenticator::makeChallenge(std::string_view realm, bool is_proxy, bool stale,
+                                       TimePoint now, bool md5_only) {
   stats_.challenges.inc();
+  if (md5_only) stats_.md5_only.inc();
   Challenge c;
   c.status = is_proxy ? 407 : 401;
   c.header_name = is_proxy ? "Proxy-Authenticate" : "WWW-Authenticate";
@@ -94,6 +124,7 @@ Challenge Authenticator::challenge(std::string_view realm, bool is_proxy, bool s
   std::string nonce = nonces_.generate(realm, now);
   c.values.reserve(config_.algorithms.size());
   for (DigestAlgorithm a : config_.algorithms) {
+    if (md5_only && a != DigestAlgorithm::kMd5) continue;
     ChallengeParams p;
     p.realm = realm;
     p.nonce = nonce;
@@ -103,6 +134,33 @@ Challenge Authenticator::challenge(std::string_view realm, bool is_proxy, bool s
     c.values.push_back(buildChallenge(p));
   }
   return c;
+}
+
+bool Authenticator::uriAccepted(std::string_view digest_uri, std::string_view request_uri) {
+  const DigestUriMatch m = matchDigestUri(digest_uri, request_uri, config_.is_local_host);
+  if (m == DigestUriMatch::kSame) {
+    stats_.uri_same.inc();
+    return true;
+  }
+  switch (config_.uri_check) {
+    case UriCheck::kOff:
+      stats_.uri_unchecked.inc();
+      return true;
+    case UriCheck::kStrict:
+      break;
+    case UriCheck::kEquivalent:
+      if (m == DigestUriMatch::kOtherPort) {
+        stats_.uri_other_port.inc();
+        return true;
+      }
+      if (m == DigestUriMatch::kThisServer) {
+        stats_.uri_server.inc();
+        return true;
+      }
+      break;
+  }
+  stats_.uri_rejected.inc();
+  return false;
 }
 
 AuthResult Authenticator::fail(const AuthRequest& req, AuthResult answer) {
@@ -136,17 +194,17 @@ AuthResult Authenticator::authenticate(const AuthRequest& req) {
   }
   if (!chosen) {
     if (!first_error.isOk()) return fail(req, BadRequest{first_error.message()});
-    return challenge(req.realm, req.is_proxy, false, req.now);
+    return challengeFor(req, false);
   }
   const DigestCredentials& c = *chosen;
   if (!algorithmEnabled(c.algorithm) || (c.qop == Qop::kNone && !config_.allow_no_qop)) {
     // Not an attack signal: the client picked something we do not offer; offer again.
-    return challenge(req.realm, req.is_proxy, false, req.now);
+    return challengeFor(req, false);
   }
-  if (config_.check_uri && c.uri != req.request_uri) {
-    return fail(req,
-                BadRequest{req.is_proxy ? "Proxy-Authorization uri does not match the Request-URI"
-                                        : "Authorization uri does not match the Request-URI"});
+  if (!uriAccepted(c.uri, req.request_uri)) {
+    // Not counted as a failure: no password was tried (see the header).
+    return BadRequest{req.is_proxy ? "Proxy-Authorization uri does not match the Request-URI"
+                                   : "Authorization uri does not match the Request-URI"};
   }
 
   NonceCheck nonce = nonces_.check(c.nonce, req.realm, req.now);
@@ -163,13 +221,13 @@ AuthResult Authenticator::authenticate(const AuthRequest& req) {
     }
   }
   const bool digest_ok = verifyResponse(c, req.method, ha1->view());
-  if (!digest_ok || !known) return fail(req, challenge(req.realm, req.is_proxy, false, req.now));
+  if (!digest_ok || !known) return fail(req, challengeFor(req, false));
 
   // The client knows the password; a nonce problem only needs a new nonce (stale=true).
   if (nonce.status != NonceStatus::kValid ||
       nonces_.recordUse(nonce, c.qop, c.nc, req.now) == NonceUse::kReplay) {
     stats_.stale.inc();
-    return challenge(req.realm, req.is_proxy, true, req.now);
+    return challengeFor(req, true);
   }
   if (req.must_own && !ownsAor(c.username, req.realm, *req.must_own)) {
     stats_.failures.inc();

@@ -5,25 +5,39 @@
 //  * Authenticated - a valid response from a known user with a fresh, unreplayed nonce.
 //  * Challenge     - 401 WWW-Authenticate (registrar) or 407 Proxy-Authenticate (proxy), one
 //                    header value per offered algorithm, SHA-256 first (RFC 7616 §3.7, RFC 8760).
+//                    MD5 alone (when configured at all) for a client the MD5-only policy names:
+//                    its User-Agent starts with one of md5_only_user_agents, or it sent none and
+//                    md5_only_without_user_agent is set (see AuthConfig).
 //                    An unknown user and a wrong password get the same fresh challenge after the
 //                    same hashing work (a dummy HA1 stands in for the missing user), so neither the
 //                    answer nor its timing tells whether a user exists. stale=true when the digest
 //                    was right but the nonce expired, was replayed, or came from another secret.
-//  * BadRequest    - 400: credentials for our realm that do not parse, or whose uri is not the
-//                    Request-URI (RFC 2617 §3.2.2.5). The reason names the bad parameter.
+//  * BadRequest    - 400: credentials for our realm that do not parse, or whose uri the
+//                    configured UriCheck refuses (RFC 2617 §3.2.2.5). The reason names the bad
+//                    parameter.
 //  * Forbidden     - 403: authenticated, but not the owner of the AOR the caller required.
 //  * RateLimited   - 403 "Too Many Failed Attempts" with Retry-After. Not 429: in SIP, 429 is
 //                    "Provide Referrer Identity" (RFC 3892), and 503 would make RFC 3263 clients
 //                    fail over to (or blacklist) the whole server. While a source is blocked every
 //                    request from it gets this answer, without any hashing.
 // Failures counted against the source (rate limiter, auth.failures): wrong digest (wrong password
-// or unknown user), malformed credentials, uri mismatch. A stale/replayed nonce with a correct
-// digest is not a failure.
+// or unknown user), malformed credentials. Not failures: a stale/replayed nonce with a correct
+// digest, and a uri the UriCheck refuses (a client or an SBC writing another URI there is an
+// interop problem, not a password guess; counted in auth.uri_check.rejected).
+//
+// The digest uri (UriCheck, counters auth.uri_check.*, see sip_credentials.h):
+//  * kEquivalent - accepts the Request-URI (§19.1.4 equivalence: "same"), the Request-URI's host
+//                  with another port/parameters ("other_port"), or a URI naming this server
+//                  ("server"); anything else is "rejected".
+//  * kStrict     - only "same"; everything else is "rejected".
+//  * kOff        - accepts any uri; one that is not "same" is counted "unchecked".
+// The response hash always covers the uri the client sent.
 //
 // Thread: authenticate() may be called concurrently from any number of event loops. The
 // CredentialLookup must be safe to call the same way.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <span>
@@ -35,6 +49,7 @@
 #include "auth/digest.h"
 #include "auth/nonce.h"
 #include "auth/rate_limiter.h"
+#include "auth/sip_credentials.h"
 #include "auth/trusted_peers.h"
 #include "common/clock.h"
 #include "common/stats.h"
@@ -52,14 +67,25 @@ struct UserHa1 {
 using CredentialLookup =
     std::function<std::optional<UserHa1>(std::string_view user, std::string_view realm)>;
 
+enum class UriCheck : std::uint8_t { kEquivalent, kStrict, kOff };
+
 struct AuthConfig {
   // Offered in challenges in this order and the only ones accepted.
   std::vector<DigestAlgorithm> algorithms = {DigestAlgorithm::kSha256, DigestAlgorithm::kMd5};
   NonceConfig nonce;
   RateLimiterConfig rate_limit;
   bool allow_no_qop = true;  // accept RFC 2069 responses (no qop, no nc); see nonce.h
-  bool check_uri = true;     // credentials uri must equal the Request-URI text
-  std::string secret;        // nonce secret; empty: random per process (RAND_bytes)
+  // Clients that fail on any SHA-256 challenge, even beside an MD5 one (baresip 1.0 / libre),
+  // or that only read the first challenge and only know MD5 (sipp 3.6, which sends no
+  // User-Agent) are challenged with MD5 alone. Prefixes of the User-Agent value, compared
+  // case-insensitively. Everyone else gets `algorithms` in order.
+  std::vector<std::string> md5_only_user_agents = {"baresip"};
+  bool md5_only_without_user_agent = true;
+  UriCheck uri_check = UriCheck::kEquivalent;
+  // Names this server, for UriCheck::kEquivalent; empty: no uri counts as naming the server.
+  // Must be thread-safe; may be set before what it reads exists (it is called per request only).
+  LocalHostCheck is_local_host;
+  std::string secret;  // nonce secret; empty: random per process (RAND_bytes)
 };
 
 // The AOR a REGISTER is for (the To URI): user part still %-escaped as in the message.
@@ -77,7 +103,8 @@ struct AuthRequest {
   std::string_view source_ip;  // address text of the transport source
   bool is_proxy = false;       // false: 401/WWW-Authenticate, true: 407/Proxy-Authenticate
   TimePoint now{};
-  std::optional<AorRef> must_own;  // when set, the authenticated user must own this AOR
+  std::optional<AorRef> must_own;              // when set, the authenticated user must own this AOR
+  std::optional<std::string_view> user_agent;  // the User-Agent value; nullopt when absent
 };
 
 struct Authenticated {
@@ -134,9 +161,24 @@ class Authenticator {
     Counter& failures;
     Counter& stale;
     Counter& rate_limited;
+    Counter& md5_only;
+    Counter& uri_same;
+    Counter& uri_other_port;
+    Counter& uri_server;
+    Counter& uri_unchecked;
+    Counter& uri_rejected;
   };
 
+  // True when the credentials' uri passes config_.uri_check; counts the outcome.
+  bool uriAccepted(std::string_view digest_uri, std::string_view request_uri);
+
   bool algorithmEnabled(DigestAlgorithm a) const;
+  // True when the MD5-only policy applies to this request (and MD5 is enabled).
+  bool md5Only(const AuthRequest& req) const;
+  // challenge() with the algorithms this request's client is offered.
+  Challenge challengeFor(const AuthRequest& req, bool stale);
+  Challenge makeChallenge(std::string_view realm, bool is_proxy, bool stale, TimePoint now,
+                          bool md5_only);
   AuthResult fail(const AuthRequest& req, AuthResult answer);
 
   AuthConfig config_;

@@ -284,6 +284,7 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
     ar.is_proxy = false;
     ar.now = layer_.timers().now();
     ar.must_own = auth::AorRef{to->uri.user, to->uri.host};
+    if (const sip::HeaderField* ua = req.find(sip::HeaderId::kUserAgent)) ar.user_agent = ua->value;
     auth::AuthResult result = services_.authenticator.authenticate(ar);
     if (auto* c = std::get_if<auth::Challenge>(&result)) {
       stats_.challenged.inc();

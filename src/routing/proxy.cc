@@ -5,6 +5,7 @@
 #include <utility>
 #include <variant>
 
+#include "auth/sip_credentials.h"
 #include "common/log.h"
 #include "transport/event_loop.h"
 #include "transport/response_routing.h"
@@ -1043,6 +1044,9 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
     ar.is_proxy = true;
     ar.now = deps_.layer->timers().now();
     ar.must_own = auth::AorRef{from->uri.user, from->uri.host};
+    if (const sip::HeaderField* ua = request.find(sip::HeaderId::kUserAgent)) {
+      ar.user_agent = ua->value;
+    }
     auth::AuthResult result = deps_.authenticator->authenticate(ar);
     if (auto* c = std::get_if<auth::Challenge>(&result)) {
       stats_.challenged.inc();
@@ -1064,7 +1068,7 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
       return;
     }
     if (auto* b = std::get_if<auth::BadRequest>(&result)) {
-      respondError(tx, request, 400, b->reason);
+      respondError(tx, request, 400, "Bad Request - " + b->reason);
       return;
     }
     authorized = true;  // Authenticated or TrustedPeer
@@ -1113,6 +1117,8 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
   } else {
     request.setHeader(sip::HeaderId::kMaxForwards, "70");
   }
+  // §22.3: credentials for our realm end here.
+  auth::consumeCredentials(request, deps_.is_local_host);
   if (tx.isInvite() && config_.immediate_trying) {
     (void)tx.respond(sip::makeResponseTo(request, 100, "Trying"));
   }
@@ -1225,6 +1231,7 @@ void Proxy::onAck(transport::ReceivedMessage&& received) {
   } else {
     ack.setHeader(sip::HeaderId::kMaxForwards, "70");
   }
+  auth::consumeCredentials(ack, deps_.is_local_host);  // §22.3, as for the INVITE
   if (forwardStateless(std::move(ack), hop)) {
     stats_.acks_forwarded.inc();
   } else {

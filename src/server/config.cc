@@ -105,6 +105,16 @@ class Checker {
     return v->get();
   }
 
+  // Accepts true or false; otherwise records an error.
+  std::optional<bool> boolean(const toml::node& n, std::string_view where) {
+    const auto* b = n.as_boolean();
+    if (b == nullptr) {
+      error(n, where, "expected true or false, got " + describe(n));
+      return std::nullopt;
+    }
+    return b->get();
+  }
+
   // Accepts a string (non-empty unless allow_empty); otherwise records an error.
   std::optional<std::string> string(const toml::node& n, std::string_view where,
                                     bool allow_empty = false) {
@@ -530,12 +540,22 @@ void parseAuth(const toml::table& t, Config& c, Checker& check) {
                }},
               {"require_auth_for_register",
                [&](const toml::node& n, const std::string& w) {
-                 const auto* b = n.as_boolean();
-                 if (b == nullptr) {
-                   check.error(n, w, "expected true or false, got " + describe(n));
-                   return;
+                 if (auto b = check.boolean(n, w)) a.require_auth_for_register = *b;
+               }},
+              {"md5_only_user_agents",
+               [&](const toml::node& n, const std::string& w) {
+                 // strings() refuses "" (a prefix that would match every client).
+                 if (auto list = strings(n, w)) a.md5_only_user_agents = std::move(*list);
+               }},
+              {"md5_only_without_user_agent",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto b = check.boolean(n, w)) a.md5_only_without_user_agent = *b;
+               }},
+              {"uri_check",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.choice(n, w, {"equivalent", "strict", "off"})) {
+                   a.uri_check = *v;
                  }
-                 a.require_auth_for_register = b->get();
                }},
               {"max_failures", u32(a.max_failures, 0, 1000000)},
               {"failure_window", u32(a.failure_window_s, 1, 86400)},

@@ -88,6 +88,13 @@ struct AuthSettings {
   std::uint32_t nonce_ttl_s = 300;
   std::vector<std::string> trusted_peers;  // IP or CIDR; requests from them skip authentication
   bool require_auth_for_register = true;
+  // Challenged with MD5 alone (see auth::AuthConfig): User-Agent prefixes, and clients without
+  // a User-Agent.
+  std::vector<std::string> md5_only_user_agents = {"baresip"};
+  bool md5_only_without_user_agent = true;
+  // The credentials' uri against the Request-URI: "equivalent" | "strict" | "off"
+  // (see auth::UriCheck).
+  std::string uri_check = "equivalent";
   std::uint32_t max_failures = 10;      // failed attempts per source before it is blocked; 0 off
   std::uint32_t failure_window_s = 60;  // ... counted within this window
   std::uint32_t block_s = 60;           // ... and blocked for this long

@@ -126,6 +126,11 @@ auth::AuthConfig authConfigFrom(const AuthSettings& a) {
   for (const auto& name : a.algorithms) {
     if (auto alg = auth::parseAlgorithm(name)) c.algorithms.push_back(*alg);
   }
+  c.md5_only_user_agents = a.md5_only_user_agents;
+  c.md5_only_without_user_agent = a.md5_only_without_user_agent;
+  c.uri_check = a.uri_check == "strict" ? auth::UriCheck::kStrict
+                : a.uri_check == "off"  ? auth::UriCheck::kOff
+                                        : auth::UriCheck::kEquivalent;
   c.nonce.lifetime = seconds(a.nonce_ttl_s);
   c.rate_limit.max_failures = a.max_failures;
   c.rate_limit.window = seconds(a.failure_window_s);
@@ -198,8 +203,13 @@ Status Server::openStores() {
 
   auto trusted = auth::TrustedPeers::parse(config_.auth.trusted_peers);
   if (!trusted.isOk()) return trusted.status();
+  auth::AuthConfig auth_config = authConfigFrom(config_.auth);
+  // start() makes identity_ before calling openStores(); stop() resets it after the loops end.
+  auth_config.is_local_host = [this](std::string_view host) {
+    return identity_->isLocalHost(host);
+  };
   authenticator_ = std::make_unique<auth::Authenticator>(
-      authConfigFrom(config_.auth), registrar::credentialLookup(*users_), std::move(*trusted));
+      std::move(auth_config), registrar::credentialLookup(*users_), std::move(*trusted));
   services_ = std::make_unique<registrar::Services>(
       registrar::Services{*locations_, *authenticator_,
                           [this](std::string_view host) { return identity_->isLocalHost(host); }});

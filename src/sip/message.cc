@@ -517,6 +517,12 @@ void Message::removeHeaders(HeaderId id) {
   }
 }
 
+void Message::removeHeaderAt(std::size_t index) {
+  SIPWAKE_CHECK(index < headers_.size());
+  forgetParsed(headers_[index].id);
+  headers_[index].removed = true;
+}
+
 void Message::setHeader(HeaderId id, std::string value) {
   const std::size_t i = firstIndexOf(id);
   HeaderField f = makeField(id, {}, std::move(value));

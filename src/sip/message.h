@@ -189,6 +189,9 @@ class Message {
                      std::string value);  // e.g. Record-Route; placed before the first of its kind
   void appendHeader(std::string_view name, std::string value);
   void removeHeaders(HeaderId id);
+  // Removes the one field at `index` of headers() (e.g. one of several credentials).
+  // REQUIRES: index < headers().size().
+  void removeHeaderAt(std::size_t index);
   void setHeader(HeaderId id, std::string value);  // replaces every field of that id with one
   void decrementMaxForwards();                     // REQUIRES: Max-Forwards present, valid and > 0
   void setBody(std::string content_type, std::string body);  // also fixes Content-Length

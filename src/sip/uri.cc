@@ -437,6 +437,8 @@ bool uriEquivalent(const Uri& a, const Uri& b) {
   return headersEquivalent(a.headers, b.headers);
 }
 
+bool hostEquivalent(std::string_view a, std::string_view b) { return hostEqual(a, b); }
+
 Result<std::string> unescape(std::string_view s) {
   std::string out;
   out.reserve(s.size());

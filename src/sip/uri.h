@@ -60,6 +60,8 @@ bool isIpv4Address(std::string_view text);
 
 // RFC 3261 §19.1.4 URI comparison (escapes, case rules, parameter rules).
 bool uriEquivalent(const Uri& a, const Uri& b);
+// The host rule of §19.1.4: case-insensitive; IPv6 references ("[...]") compared as addresses.
+bool hostEquivalent(std::string_view a, std::string_view b);
 
 // %-decoding of a URI component; InvalidArgument on a bad escape.
 Result<std::string> unescape(std::string_view s);

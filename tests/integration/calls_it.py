@@ -33,12 +33,14 @@ PASSWORD = {"alice": "alice-pw", "bob": "bob-pw"}
 
 def call_config(ctx, algorithms=("MD5", "SHA-256")):
     """MD5 offered first: Debian's sipp 3.6 only does MD5, and only reads the first challenge.
-    SIPWAKE_IT_LOG_LEVEL=debug in the environment turns on sipwake's debug log."""
+    algorithms=None: the default [auth] settings. SIPWAKE_IT_LOG_LEVEL=debug in the environment
+    turns on sipwake's debug log."""
     path = os.path.join(ctx.work, "calls.toml")
     with open(path, "w") as f:
-        f.write("[server]\nworkers = 2\nlog_level = \"%s\"\n\n[auth]\nalgorithms = [%s]\n"
-                % (os.environ.get("SIPWAKE_IT_LOG_LEVEL", "info"),
-                   ", ".join('"%s"' % a for a in algorithms)))
+        f.write("[server]\nworkers = 2\nlog_level = \"%s\"\n"
+                % os.environ.get("SIPWAKE_IT_LOG_LEVEL", "info"))
+        if algorithms is not None:
+            f.write("\n[auth]\nalgorithms = [%s]\n" % ", ".join('"%s"' % a for a in algorithms))
     return path
 
 
@@ -120,9 +122,12 @@ def wait_bindings(udp_port, user, count):
                % (user, len(seen), REGISTER_WAIT, count, seen))
 
 
-def run_call(ctx, callees, caller_scenario, transport, target, udp_port, ruri_host):
+def run_call(ctx, callees, caller_scenario, transport, target, udp_port, ruri_host,
+             stock_auth=False):
     """Starts the callees (name, scenario), waits for their bindings, runs the caller, whose
-    Request-URI is sip:bob@<ruri_host>. Returns the Sipp objects (caller last)."""
+    Request-URI is sip:bob@<ruri_host>. stock_auth: the caller's digest uri is sipp's own
+    (sip:<server ip>:<server port>), else the Request-URI. Returns the Sipp objects (caller
+    last)."""
     cid = "call-%s@it" % uuid.uuid4().hex
     procs = []
     try:
@@ -130,10 +135,9 @@ def run_call(ctx, callees, caller_scenario, transport, target, udp_port, ruri_ho
             procs.append(Sipp(ctx, name, scenario, target, transport, "bob", "bob", cid,
                               keys=[("reg1", 10 * i + 1), ("reg2", 10 * i + 2)]))
             wait_bindings(udp_port, "bob", i + 1)
-        # sipp's digest uri defaults to remote_ip:port; ours must be the Request-URI.
         caller = Sipp(ctx, "caller", caller_scenario, target, transport, "bob", "alice", cid,
                       keys=[("caller", "alice"), ("ruri_host", ruri_host)],
-                      extra=["-auth_uri", "bob@" + ruri_host])
+                      extra=[] if stock_auth else ["-auth_uri", "bob@" + ruri_host])
         procs.append(caller)
         caller.wait()
         for p in procs[:-1]:
@@ -501,8 +505,8 @@ def test_call_baresip(ctx):
     if Baresip.binary() is None:
         raise Skip("baresip not installed (Debian package baresip-core)")
     add_users(ctx)
-    # baresip 1.0 (libre) fails a registration outright when any challenge uses SHA-256.
-    server, (udp, _, _) = it.start_server(ctx, ["--config", call_config(ctx, ["MD5"])])
+    # The default [auth]: baresip 1.0 (libre) fails on any SHA-256 challenge and gets MD5 alone.
+    server, (udp, _, _) = it.start_server(ctx, ["--config", call_config(ctx, None)])
     with server:
         baresip_call(ctx, server, udp, udp, "sip:bob@127.0.0.1:%d" % udp)
 
@@ -548,7 +552,7 @@ def test_call_baresip_tls(ctx):
         raise Skip("baresip not installed (Debian package baresip-core)")
     ca, crt, key = make_test_pki(ctx)
     add_users(ctx)
-    config = call_config(ctx, ["MD5"])
+    config = call_config(ctx, None)
     with open(config, "a") as f:
         f.write('\n[tls]\ncertificate = "%s"\nprivate_key = "%s"\n' % (crt, key))
     server, (udp, _, tls) = it.start_server(ctx, ["--config", config])

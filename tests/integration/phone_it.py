@@ -101,10 +101,13 @@ class PhoneProc:
 
 
 def server_config(ctx, algorithms, extra=""):
+    """algorithms=None: the default [auth] algorithms."""
     path = os.path.join(ctx.work, "phone.toml")
     with open(path, "w") as f:
-        f.write("[server]\nworkers = 2\n\n[auth]\nalgorithms = [%s]\n%s"
-                % (", ".join('"%s"' % a for a in algorithms), extra))
+        f.write("[server]\nworkers = 2\n\n[auth]\n")
+        if algorithms is not None:
+            f.write("algorithms = [%s]\n" % ", ".join('"%s"' % a for a in algorithms))
+        f.write(extra)
     return path
 
 

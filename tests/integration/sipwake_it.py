@@ -909,7 +909,9 @@ class Registration:
                  "From: <sip:%s@%s>;tag=%s" % (self.user, self.domain, self.tag),
                  "To: <sip:%s@%s>" % (self.user, self.domain),
                  "Call-ID: %s" % self.call_id,
-                 "CSeq: %d REGISTER" % cseq] + list(headers) + ["Content-Length: 0"]
+                 "CSeq: %d REGISTER" % cseq,
+                 # A client that knows SHA-256 (without a User-Agent it gets MD5 only).
+                 "User-Agent: sipwake-it"] + list(headers) + ["Content-Length: 0"]
         return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
     def send(self, headers=(), cseq=None, password=None, algorithm="SHA-256"):
@@ -1199,6 +1201,15 @@ def test_check_config_registrar(ctx):
 
 
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
+
+
+def run_module_tests(namespace):
+    """main() for another test module: its test_* functions (from `namespace`, its globals())
+    replace this module's table; same command line."""
+    TESTS.clear()
+    TESTS.update({name[len("test_"):]: fn for name, fn in namespace.items()
+                  if name.startswith("test_")})
+    return main()
 
 
 def main():

@@ -54,22 +54,24 @@ std::string authorization(const ClientCall& c) {
   return h;
 }
 
+// alice / wonderland in kRealm, both algorithms provisioned.
+CredentialLookup aliceLookup() {
+  return [](std::string_view user, std::string_view realm) -> std::optional<UserHa1> {
+    if (user != "alice" || realm != kRealm) return std::nullopt;
+    return UserHa1{computeHa1(DigestAlgorithm::kMd5, "alice", kRealm, "wonderland"),
+                   computeHa1(DigestAlgorithm::kSha256, "alice", kRealm, "wonderland")};
+  };
+}
+
 class AuthenticatorTest : public ::testing::Test {
  protected:
-  AuthenticatorTest() : auth_(makeConfig(), lookup(), TrustedPeers()) {}
+  AuthenticatorTest() : auth_(makeConfig(), aliceLookup(), TrustedPeers()) {}
 
   static AuthConfig makeConfig() {
     AuthConfig c;
     c.secret = kSecret;
     c.rate_limit.max_failures = 5;
     return c;
-  }
-  static CredentialLookup lookup() {
-    return [](std::string_view user, std::string_view realm) -> std::optional<UserHa1> {
-      if (user != "alice" || realm != kRealm) return std::nullopt;
-      return UserHa1{computeHa1(DigestAlgorithm::kMd5, "alice", kRealm, "wonderland"),
-                     computeHa1(DigestAlgorithm::kSha256, "alice", kRealm, "wonderland")};
-    };
   }
 
   AuthResult run(std::vector<std::string> headers, TimePoint now = kT0,
@@ -87,6 +89,7 @@ class AuthenticatorTest : public ::testing::Test {
     r.is_proxy = proxy;
     r.now = now;
     r.must_own = aor;
+    r.user_agent = user_agent_;
     return auth_.authenticate(r);
   }
 
@@ -97,6 +100,7 @@ class AuthenticatorTest : public ::testing::Test {
   }
 
   Authenticator auth_;
+  std::optional<std::string_view> user_agent_ = "unit-test/1.0";
   std::vector<std::string> storage_;
   std::vector<std::string_view> views_;
 };
@@ -116,6 +120,65 @@ TEST_F(AuthenticatorTest, NoCredentialsGivesChallengeSha256First) {
   EXPECT_EQ(paramOf(c->values[0], "nonce"), paramOf(c->values[1], "nonce"));
   EXPECT_EQ(paramOf(c->values[0], "opaque"), auth_.nonces().opaque());
   EXPECT_EQ(c->values[0].find("stale"), std::string::npos);
+}
+
+std::vector<std::string> algorithmsOffered(const AuthResult& r) {
+  std::vector<std::string> out;
+  if (const Challenge* c = std::get_if<Challenge>(&r)) {
+    for (const std::string& v : c->values) {
+      std::size_t p = v.find("algorithm=");
+      out.push_back(p == std::string::npos ? "" : v.substr(p + 10, v.find(',', p) - p - 10));
+    }
+  }
+  return out;
+}
+
+TEST_F(AuthenticatorTest, Md5OnlyForBaresipAndClientsWithoutUserAgent) {
+  using V = std::vector<std::string>;
+  const std::uint64_t md5_only = Stats::global().counter("auth.md5_only_challenges").value();
+  EXPECT_EQ(algorithmsOffered(run({})), (V{"SHA-256", "MD5"}));
+  user_agent_ = "baresip v1.0.0 (x86_64/linux)";
+  EXPECT_EQ(algorithmsOffered(run({})), (V{"MD5"}));
+  user_agent_ = "BareSIP/2.0";
+  EXPECT_EQ(algorithmsOffered(run({})), (V{"MD5"}));
+  user_agent_ = "Linphonec/5.1.65 (belle-sip/5.1.64)";
+  EXPECT_EQ(algorithmsOffered(run({})), (V{"SHA-256", "MD5"}));
+  user_agent_ = "my baresip fork";  // a prefix, not a substring
+  EXPECT_EQ(algorithmsOffered(run({})), (V{"SHA-256", "MD5"}));
+  user_agent_ = std::nullopt;  // sipp 3.6 sends none
+  EXPECT_EQ(algorithmsOffered(run({})), (V{"MD5"}));
+  EXPECT_EQ(Stats::global().counter("auth.md5_only_challenges").value() - md5_only, 3u);
+
+  // The client then answers MD5 and is authenticated as usual.
+  ClientCall call;
+  call.algorithm = DigestAlgorithm::kMd5;
+  call.nonce = freshNonce();
+  EXPECT_TRUE(std::holds_alternative<Authenticated>(run({authorization(call)})));
+}
+
+TEST(AuthenticatorMd5Only, PolicyOffOrMd5NotConfigured) {
+  using V = std::vector<std::string>;
+  AuthRequest r;
+  r.method = "REGISTER";
+  r.request_uri = kUri;
+  r.realm = kRealm;
+  r.source_ip = "192.0.2.1";
+  r.now = kT0;
+  r.user_agent = "baresip v1.0.0";
+  AuthConfig off;
+  off.secret = kSecret;
+  off.md5_only_user_agents.clear();
+  off.md5_only_without_user_agent = false;
+  Authenticator a(off, aliceLookup(), TrustedPeers());
+  EXPECT_EQ(algorithmsOffered(a.authenticate(r)), (V{"SHA-256", "MD5"}));
+  r.user_agent = std::nullopt;
+  EXPECT_EQ(algorithmsOffered(a.authenticate(r)), (V{"SHA-256", "MD5"}));
+  // Without MD5 in `algorithms` the policy cannot apply: SHA-256 is all there is.
+  AuthConfig sha_only;
+  sha_only.secret = kSecret;
+  sha_only.algorithms = {DigestAlgorithm::kSha256};
+  Authenticator b(sha_only, aliceLookup(), TrustedPeers());
+  EXPECT_EQ(algorithmsOffered(b.authenticate(r)), (V{"SHA-256"}));
 }
 
 TEST_F(AuthenticatorTest, ProxyGets407) {
@@ -237,7 +300,7 @@ TEST_F(AuthenticatorTest, ProvisionedWithoutThatAlgorithmLooksUnknown) {
   call.nonce = md5_only.nonces().generate(kRealm, kT0);
   std::string h = authorization(call);
   std::vector<std::string_view> v{h};
-  AuthRequest r{"REGISTER", kUri, v, kRealm, "192.0.2.1", false, kT0, std::nullopt};
+  AuthRequest r{"REGISTER", kUri, v, kRealm, "192.0.2.1", false, kT0, std::nullopt, "phone/1"};
   AuthResult res = md5_only.authenticate(r);
   ASSERT_TRUE(std::holds_alternative<Challenge>(res));
   EXPECT_FALSE(std::get<Challenge>(res).stale);
@@ -272,6 +335,96 @@ TEST_F(AuthenticatorTest, UriMismatchIs400) {
   ASSERT_NE(b, nullptr);
   EXPECT_NE(b->reason.find("uri"), std::string::npos);
 }
+
+// sipp's stock [authentication]: REGISTER sip:example.com with uri="sip:<server ip>:<port>".
+class UriCheckTest : public ::testing::TestWithParam<UriCheck> {
+ protected:
+  UriCheckTest() : auth_(config(GetParam()), aliceLookup(), TrustedPeers()) {}
+
+  static AuthConfig config(UriCheck mode) {
+    AuthConfig c;
+    c.secret = kSecret;
+    c.rate_limit.max_failures = 2;
+    c.uri_check = mode;
+    c.is_local_host = [](std::string_view host) { return host == "192.0.2.5"; };
+    return c;
+  }
+
+  // One authenticated REGISTER whose credentials carry `uri`.
+  AuthResult registerWithUri(const std::string& uri) {
+    ClientCall call;
+    call.nonce = auth_.nonces().generate(kRealm, kT0);
+    call.uri = uri;
+    std::string header = authorization(call);
+    std::string_view view = header;
+    AuthRequest r;
+    r.method = "REGISTER";
+    r.request_uri = kUri;
+    r.credentials = std::span<const std::string_view>(&view, 1);
+    r.realm = kRealm;
+    r.source_ip = "192.0.2.10";
+    r.now = kT0;
+    return auth_.authenticate(r);
+  }
+
+  Authenticator auth_;
+};
+
+std::uint64_t counterValue(const char* name) { return Stats::global().counter(name).value(); }
+
+TEST_P(UriCheckTest, EachUriFormPerMode) {
+  const UriCheck mode = GetParam();
+  struct Case {
+    std::string uri;
+    const char* counter;  // when accepted (kStrict: only "same" is)
+    bool lenient_only;
+  };
+  const Case cases[] = {
+      {"sip:EXAMPLE.com", "auth.uri_check.same", false},
+      {"sip:example.com:5060", "auth.uri_check.other_port", true},
+      {"sip:example.com;transport=udp", "auth.uri_check.other_port", true},
+      {"sip:192.0.2.5:5060", "auth.uri_check.server", true},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.uri);
+    const bool accepted = !(c.lenient_only && mode == UriCheck::kStrict);
+    const char* counter = !accepted                                  ? "auth.uri_check.rejected"
+                          : mode == UriCheck::kOff && c.lenient_only ? "auth.uri_check.unchecked"
+                                                                     : c.counter;
+    const std::uint64_t before = counterValue(counter);
+    AuthResult r = registerWithUri(c.uri);
+    if (accepted) {
+      EXPECT_TRUE(std::holds_alternative<Authenticated>(r));
+    } else {
+      const BadRequest* b = std::get_if<BadRequest>(&r);
+      ASSERT_NE(b, nullptr);
+      EXPECT_EQ(b->reason, "Authorization uri does not match the Request-URI");
+    }
+    EXPECT_EQ(counterValue(counter) - before, 1u) << counter;
+  }
+}
+
+TEST_P(UriCheckTest, ForeignUriRejectedUnlessOffAndNeverAFailure) {
+  const std::uint64_t failures = counterValue("auth.failures");
+  const std::uint64_t rejected = counterValue("auth.uri_check.rejected");
+  // More mismatches than max_failures: the source is never blocked for them.
+  for (int i = 0; i < 4; ++i) {
+    AuthResult r = registerWithUri("sip:evil.example.org");
+    if (GetParam() == UriCheck::kOff) {
+      EXPECT_TRUE(std::holds_alternative<Authenticated>(r));
+    } else {
+      EXPECT_TRUE(std::holds_alternative<BadRequest>(r));
+    }
+  }
+  EXPECT_EQ(counterValue("auth.failures"), failures);
+  EXPECT_EQ(counterValue("auth.uri_check.rejected") - rejected,
+            GetParam() == UriCheck::kOff ? 0u : 4u);
+  EXPECT_TRUE(std::holds_alternative<Authenticated>(registerWithUri(std::string(kUri))));
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, UriCheckTest,
+                         ::testing::Values(UriCheck::kEquivalent, UriCheck::kStrict,
+                                           UriCheck::kOff));
 
 TEST_F(AuthenticatorTest, UnofferedAlgorithmRechallenged) {
   ClientCall call;

@@ -81,6 +81,8 @@ class RegistrarTest : public ::testing::Test, public transaction::TransactionUse
   void make(RegistrarConfig config = {}, std::vector<std::string> trusted = {}) {
     auth::AuthConfig ac;
     ac.rate_limit.max_failures = 3;
+    // These REGISTERs mostly carry no User-Agent and answer SHA-256: offer it to them too.
+    ac.md5_only_without_user_agent = false;
     auto peers = auth::TrustedPeers::parse(trusted);
     ASSERT_TRUE(peers.isOk());
     authenticator_ = std::make_unique<auth::Authenticator>(
@@ -227,6 +229,17 @@ class RegistrarTest : public ::testing::Test, public transaction::TransactionUse
 };
 
 // --- authentication --------------------------------------------------------------------------
+
+TEST_F(RegistrarTest, BaresipIsChallengedWithMd5Alone) {
+  make();
+  sip::Message c =
+      reg("User-Agent: baresip v1.0.0 (x86_64/linux)\r\n"
+          "Contact: <sip:alice@198.51.100.7:5060>\r\n");
+  ASSERT_EQ(c.statusCode(), 401);
+  auto challenges = c.values(sip::HeaderId::kWwwAuthenticate);
+  ASSERT_EQ(challenges.size(), 1u);
+  EXPECT_NE(challenges[0].find("algorithm=MD5"), std::string_view::npos);
+}
 
 TEST_F(RegistrarTest, ChallengeThenAuthenticatedRegisterIs200ListingTheBinding) {
   make();

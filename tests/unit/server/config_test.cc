@@ -266,6 +266,9 @@ TEST(ConfigTest, RegistrarAuthStoreProxyDefaults) {
   EXPECT_TRUE(c.auth.require_auth_for_register);
   EXPECT_EQ(c.auth.max_failures, 10u);
   EXPECT_EQ(c.auth.user_reload_interval_s, 5u);
+  EXPECT_EQ(c.auth.md5_only_user_agents, (std::vector<std::string>{"baresip"}));
+  EXPECT_TRUE(c.auth.md5_only_without_user_agent);
+  EXPECT_EQ(c.auth.uri_check, "equivalent");
   EXPECT_EQ(c.store.path, "sipwake.db");
   EXPECT_FALSE(c.store.synchronous_full);
   EXPECT_TRUE(c.proxy.outbound_proxy.empty());
@@ -277,7 +280,8 @@ TEST(ConfigTest, RegistrarAuthStoreProxyKeys) {
       "max_contacts_per_aor = 0\nsweep_interval = 10\n"
       "[auth]\nalgorithms = [\"md5\"]\nnonce_ttl = 60\ntrusted_peers = [\"10.0.0.0/8\", \"::1\"]\n"
       "require_auth_for_register = false\nmax_failures = 0\nfailure_window = 30\nblock = 300\n"
-      "user_reload_interval = 0\n"
+      "user_reload_interval = 0\nmd5_only_user_agents = [\"MicroSIP/3.\", \"baresip\"]\n"
+      "md5_only_without_user_agent = false\nuri_check = \"strict\"\n"
       "[store]\npath = \"/var/lib/sipwake/s.db\"\nsynchronous = \"full\"\n"
       "[proxy]\noutbound_proxy = \"sip:proxy.example.net;lr\"\n");
   EXPECT_EQ(c.registrar.min_expires, 30u);
@@ -293,6 +297,9 @@ TEST(ConfigTest, RegistrarAuthStoreProxyKeys) {
   EXPECT_EQ(c.auth.failure_window_s, 30u);
   EXPECT_EQ(c.auth.block_s, 300u);
   EXPECT_EQ(c.auth.user_reload_interval_s, 0u);
+  EXPECT_EQ(c.auth.md5_only_user_agents, (std::vector<std::string>{"MicroSIP/3.", "baresip"}));
+  EXPECT_FALSE(c.auth.md5_only_without_user_agent);
+  EXPECT_EQ(c.auth.uri_check, "strict");
   EXPECT_EQ(c.store.path, "/var/lib/sipwake/s.db");
   EXPECT_TRUE(c.store.synchronous_full);
   EXPECT_EQ(c.proxy.outbound_proxy, "sip:proxy.example.net;lr");
@@ -319,6 +326,13 @@ TEST(ConfigTest, RegistrarAuthErrorsNameKeyAndLine) {
             "test.toml:2: [auth] algorithms: algorithm \"MD5\" listed twice");
   EXPECT_EQ(parseError("[auth]\nalgorithms = \"MD5\"\n"),
             "test.toml:2: [auth] algorithms: expected an array of strings, got \"MD5\"");
+  EXPECT_EQ(parseError("[auth]\nuri_check = \"loose\"\n"),
+            "test.toml:2: [auth] uri_check: expected one of \"equivalent\", \"strict\", \"off\", "
+            "got \"loose\"");
+  EXPECT_EQ(parseError("[auth]\nmd5_only_user_agents = [\"\"]\n"),
+            "test.toml:2: [auth] md5_only_user_agents: must not be empty");
+  EXPECT_EQ(parseError("[auth]\nmd5_only_without_user_agent = 1\n"),
+            "test.toml:2: [auth] md5_only_without_user_agent: expected true or false, got 1");
   EXPECT_NE(parseError("[auth]\ntrusted_peers = [\"10.0.0.0/40\"]\n")
                 .find("test.toml:2: [auth] trusted_peers: "),
             std::string::npos);
