@@ -64,4 +64,11 @@ bool uriEquivalent(const Uri& a, const Uri& b);
 // %-decoding of a URI component; InvalidArgument on a bad escape.
 Result<std::string> unescape(std::string_view s);
 
+// Names the parameters an edit removes (compare case-insensitively).
+using ParamFilter = bool (*)(std::string_view name);
+
+// `uri` without the uri-parameters `drop` names; every other byte stays as written. Returned
+// unchanged when it does not parse.
+std::string eraseUriParams(std::string_view uri, ParamFilter drop);
+
 }  // namespace sipwake::sip
