@@ -111,7 +111,7 @@ def in_dialog(sender, receiver, call_id, method):
 
 def dialog_same_host(ctx, proto):
     """alice and bob (raw UAs on 127.0.0.1, `proto`) and sipwake share the host. A call is set
-    up through sipwake (Record-Route); then re-INVITE, MESSAGE, INFO from alice to bob's
+    up through sipwake (alice's INVITE has a pre-loaded Route to it; Record-Route); then re-INVITE, MESSAGE, INFO from alice to bob's
     contact "sip:127.0.0.1:<port>;transport=<proto>" with sipwake's Record-Route as Route,
     MESSAGE and INFO from bob to alice, and BYE: each reaches the other side and the 200 comes
     back. Every Contact carries linphone's push params; none reaches the other side."""
@@ -131,14 +131,16 @@ def dialog_same_host(ctx, proto):
         invite_contact = "Contact: <%s%s>;+sip.instance=\"<urn:uuid:%s>\";pn-prid=alice-hdr" % (
             alice.contact_uri, PUSH_URI_PARAMS % "alice-token", uuid.uuid4())
         ruri = "sip:bob@127.0.0.1"
-        alice.request("INVITE", call_id, cseq=1, extra=[invite_contact], ruri=ruri,
+        # alice uses sipwake as her outbound proxy: a pre-loaded Route to it.
+        outbound = "Route: <sip:127.0.0.1:%d;transport=%s;lr>" % (port, proto.lower())
+        alice.request("INVITE", call_id, cseq=1, extra=[outbound, invite_contact], ruri=ruri,
                       to_tag=False)
         challenge = alice.ua.wait_for("407", WAIT)
         alice.ua.c.send(ack_for(challenge, ruri))
         auth = it.digest_authorization(challenge[1]["proxy-authenticate"], "INVITE", ruri,
                                        "alice", PASSWORD["alice"], "MD5")
         alice.request("INVITE", call_id, cseq=2, ruri=ruri, to_tag=False,
-                      extra=[invite_contact, "Proxy-Authorization: " + auth])
+                      extra=[outbound, invite_contact, "Proxy-Authorization: " + auth])
         alice.cseq = 2
         invite = bob.ua.wait_for("INVITE ", WAIT)
         no_push_params(invite, "the INVITE bob received")
