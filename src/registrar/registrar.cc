@@ -84,24 +84,7 @@ std::string deviceIdentity(const Binding& b) {
 }  // namespace
 
 std::string stripPushUriParams(std::string_view uri) {
-  auto parsed = sip::parseUri(uri);
-  if (!parsed) return std::string(uri);
-  const char* base = parsed->text.data();
-  std::string out;
-  std::size_t at = 0;
-  for (const sip::Param& p : parsed->params) {
-    if (!push::isPushParamName(p.name)) continue;
-    std::size_t begin = static_cast<std::size_t>(p.name.data() - base);
-    if (begin == 0 || uri[begin - 1] != ';') continue;  // not the form we can cut safely
-    --begin;
-    const std::string_view last = p.has_value ? p.value : p.name;
-    std::size_t end = static_cast<std::size_t>(last.data() + last.size() - base);
-    if (begin < at || end > uri.size()) continue;
-    out.append(uri.substr(at, begin - at));
-    at = end;
-  }
-  out.append(uri.substr(at));
-  return out;
+  return sip::eraseUriParams(uri, push::isPushParamName);
 }
 
 location::SysSeconds systemWallClock() {

@@ -7,6 +7,7 @@
 
 #include "auth/sip_credentials.h"
 #include "common/log.h"
+#include "push/push_params.h"
 #include "transport/event_loop.h"
 #include "transport/response_routing.h"
 
@@ -93,6 +94,38 @@ std::string angleUri(std::string_view uri) {
   s.append(uri);
   s.push_back('>');
   return s;
+}
+
+// Removes push parameters (push::isPushParamName: RFC 8599 pn-* and the other dialects) from the
+// Contact of a message we forward, URI and header parameters alike: a device's push token is for
+// the registrar and its push service, never for the other party of a dialog (docs/push.md).
+// True if anything was removed.
+bool stripPushContactParams(sip::Message& m) {
+  if (m.find(sip::HeaderId::kContact) == nullptr) return false;
+  std::vector<std::string_view> values = m.values(sip::HeaderId::kContact);
+  std::vector<std::string> stripped;
+  stripped.reserve(values.size());
+  bool changed = false;
+  for (std::string_view v : values) {
+    stripped.push_back(sip::eraseNameAddrParams(v, push::isPushParamName));
+    changed = changed || stripped.back().size() != v.size();
+  }
+  if (changed) m.setHeader(sip::HeaderId::kContact, joinRoutes(stripped));
+  return changed;
+}
+
+// Event packages whose state lives on a server for the user's AOR (presence server, voicemail,
+// registrar event server), not on the user's devices. sipwake serves none of them, and PUBLISH
+// (RFC 3903) always goes to such a server.
+bool isServerSideEvent(std::string_view event) {
+  // Event: package[.template][;id=...]: the package is what we compare.
+  std::size_t end = event.find_first_of("; \t");
+  std::string package(event.substr(0, end));
+  for (char& c : package) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+  for (std::string_view known : {"presence", "presence.winfo", "message-summary", "reg"}) {
+    if (package == known) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -650,6 +683,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
 
   void respond(sip::Message&& response) {
     if (server_ == nullptr) return;
+    if (stripPushContactParams(response)) proxy_.stats_.push_params_stripped.inc();
     int code = response.statusCode();
     if (Status s = server_->respond(std::move(response)); !s) {
       SW_LOG_DEBUG("proxy: context {}: {} not forwarded: {}", id_, code, s.toString());
@@ -734,7 +768,9 @@ Proxy::Proxy(ProxyDeps deps, ProxyConfig config)
              counter("proxy.acks_forwarded"),
              counter("proxy.acks_dropped"),
              counter("proxy.stray_responses_forwarded"),
-             counter("proxy.stray_responses_dropped")},
+             counter("proxy.stray_responses_dropped"),
+             counter("proxy.bad_event"),
+             counter("proxy.push_params_stripped")},
       alive_(std::make_shared<bool>(true)) {
   SIPWAKE_CHECK(deps_.layer != nullptr && deps_.transport != nullptr && deps_.targets != nullptr &&
                 deps_.is_local_host);
@@ -1024,8 +1060,24 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
     return;
   }
 
-  // §16.3 step 6 (proxy authorization): requests of our users that start something new.
   const bool in_dialog = !toTag(request).empty();
+  // Event state of our users (PUBLISH, SUBSCRIBE to presence / message-summary / reg) has no
+  // server here: answered at once (RFC 3903 §6, RFC 6665 §4.2.1.1) rather than forked to the
+  // user's own devices, which cannot serve it either. No Allow-Events: we serve no package.
+  if (!in_dialog && request.find(sip::HeaderId::kRoute) == nullptr &&
+      isLocalDomainUri(request.requestUri())) {
+    const sip::Method m = request.method();
+    const sip::HeaderField* event = request.find(sip::HeaderId::kEvent);
+    if (m == sip::Method::kPublish ||
+        (m == sip::Method::kSubscribe && event != nullptr && isServerSideEvent(event->value))) {
+      stats_.bad_event.inc();
+      respondError(tx, request, 489, "Bad Event");
+      return;
+    }
+  }
+  if (stripPushContactParams(request)) stats_.push_params_stripped.inc();
+
+  // §16.3 step 6 (proxy authorization): requests of our users that start something new.
   bool authorized = deps_.authenticator == nullptr ||
                     (deps_.trusted != nullptr && deps_.trusted->contains(received.remote.ip()));
   auto from = request.from();
@@ -1277,6 +1329,7 @@ void Proxy::onStrayResponse(transport::ReceivedMessage&& received) {
     return;
   }
   response.popVia();
+  if (stripPushContactParams(response)) stats_.push_params_stripped.inc();
   deps_.transport->send(*target, response.serialize());
   stats_.stray_forwarded.inc();
 }

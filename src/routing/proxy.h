@@ -3,6 +3,8 @@
 // for our domains, the Request-URI — via the outbound proxy or RFC 3263 — for other domains),
 // forks to every target in parallel (§16.6), aggregates the responses (§16.7), handles CANCEL
 // (§16.10), Timer C (§16.8) and forwards ACKs for 2xx and stray 2xx retransmissions statelessly.
+// It answers 489 to PUBLISH / server-side SUBSCRIBE for our users (we serve no event state) and
+// removes push parameters from the Contact of everything it forwards.
 //
 // One Proxy per event loop. The core handler (src/server) hands it every request that is not for
 // the server itself and not a REGISTER, and every ACK / response the transaction layer did not
@@ -157,6 +159,8 @@ class Proxy {
     Counter& acks_dropped;
     Counter& stray_forwarded;
     Counter& stray_dropped;
+    Counter& bad_event;
+    Counter& push_params_stripped;
   };
 
   // Where a request goes after §16.4 processing.

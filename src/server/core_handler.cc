@@ -9,8 +9,10 @@
 
 #include "common/log.h"
 #include "registrar/registrar.h"
+#include "routing/next_hop.h"
 #include "routing/proxy.h"
 #include "server/cli.h"
+#include "transport/response_routing.h"
 
 namespace sipwake::server {
 namespace {
@@ -66,7 +68,9 @@ void addInterfaceAddresses(int family, std::vector<std::string>& out) {
 }  // namespace
 
 Identity::Identity(const std::vector<std::string>& domains,
-                   const std::vector<std::string>& addresses) {
+                   const std::vector<std::string>& addresses, std::vector<std::uint16_t> ports)
+    : ports_(std::move(ports)) {
+  std::sort(ports_.begin(), ports_.end());
   for (const auto& d : domains) names_.push_back(canonicalHost(d));
   for (const auto& a : addresses) {
     std::string c = canonicalHost(a);
@@ -86,8 +90,27 @@ bool Identity::isLocalHost(std::string_view host) const {
   return std::binary_search(names_.begin(), names_.end(), canonicalHost(host));
 }
 
-bool Identity::isForServer(const sip::Uri& uri) const {
-  return uri.isSipOrSips() && uri.user.empty() && isLocalHost(uri.host);
+bool Identity::isSelfUri(const sip::Uri& uri) const {
+  if (!uri.isSipOrSips() || !isLocalHost(uri.host)) return false;
+  const bool ip_literal = sip::isIpv4Address(uri.host) || uri.host.starts_with('[');
+  // Our domain name without a port: whichever port RFC 3263 (SRV) finds for it is ours.
+  if (!uri.has_port && !ip_literal) return true;
+  std::uint16_t port = uri.port;
+  if (!uri.has_port) {
+    auto protocol = routing::uriProtocol(uri, transport::Protocol::kUdp);
+    port = transport::defaultPort(protocol ? *protocol : transport::Protocol::kUdp);
+  }
+  return std::binary_search(ports_.begin(), ports_.end(), port);
+}
+
+bool Identity::isForServer(const sip::Message& request) const {
+  const sip::Uri& uri = request.requestUri();
+  if (!uri.user.empty() || !isSelfUri(uri)) return false;
+  if (request.find(sip::HeaderId::kRoute) == nullptr) return true;
+  auto routes = request.routes();
+  if (!routes) return false;  // the proxy answers a malformed Route (400)
+  return std::all_of(routes->begin(), routes->end(),
+                     [this](const sip::NameAddr& r) { return isSelfUri(r.uri); });
 }
 
 CoreHandler::CoreHandler(const Identity& identity, std::string server_header)
@@ -138,7 +161,7 @@ void CoreHandler::onRequest(transaction::ServerTransaction& tx,
     registrar_->handle(tx, std::move(received));
     return;
   }
-  if (identity_.isForServer(uri)) {
+  if (identity_.isForServer(request)) {
     handleForServer(tx, request);
     return;
   }

@@ -1,13 +1,14 @@
 // The core transaction user: what sipwake does with a request once the transaction layer has
 // matched it. Every REGISTER goes to the registrar (when one is attached); otherwise the UAS
-// behaviour of RFC 3261 §8.2 for requests addressed to the server itself (OPTIONS → 200, other
-// methods → 405/501, unsupported Require → 420) and 404 for everything else; the proxy core
-// plugs in here.
+// behaviour of RFC 3261 §8.2 for requests addressed to the server itself (Identity::isForServer:
+// OPTIONS → 200, other methods → 405/501, unsupported Require → 420); everything else goes to the
+// proxy core (404 when none is attached).
 //
 // Thread: one CoreHandler per event loop, used only on that loop (like its TransactionLayer).
 // The Identity it reads is immutable and shared by all loops.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -31,18 +32,27 @@ class Identity {
  public:
   // `domains`: host names / IP literals (any case; IPv6 with or without brackets).
   // `addresses`: listener IP literals; wildcard ones (0.0.0.0, ::) are expanded to the
-  // addresses of the local interfaces.
-  Identity(const std::vector<std::string>& domains, const std::vector<std::string>& addresses);
+  // addresses of the local interfaces. `ports`: the listeners' ports (all transports).
+  Identity(const std::vector<std::string>& domains, const std::vector<std::string>& addresses,
+           std::vector<std::uint16_t> ports);
 
   // True if `host` (as in a URI: IPv6 with brackets) names this server.
   bool isLocalHost(std::string_view host) const;
-  // True if the request is addressed to the server itself rather than to a user or another
-  // domain: a sip/sips Request-URI without user part whose host is ours (RFC 3261 §11 OPTIONS
-  // "sip:example.com", REGISTER's "sip:registrar-domain").
-  bool isForServer(const sip::Uri& request_uri) const;
+  // True if `uri` reaches one of our listeners: a sip/sips URI whose host is ours and whose port
+  // is one of ours. Without a port, one of our domain names is us (RFC 3263 finds the port), an
+  // IP literal has the default port of its transport (5060, or 5061 for sips: and
+  // transport=tls). A UA on our host at another port is not us.
+  bool isSelfUri(const sip::Uri& uri) const;
+  // True if the request is addressed to the server itself rather than to a user, a UA sharing
+  // our host or another domain: a Request-URI without user part that isSelfUri() (RFC 3261 §11
+  // OPTIONS "sip:example.com", REGISTER's "sip:registrar-domain"), and no Route value that is not
+  // ours (§16.4: none remains once our own are removed). Everything else is the proxy's: an
+  // in-dialog request to "sip:127.0.0.1:16080" with our Record-Route as Route is loose-routed.
+  bool isForServer(const sip::Message& request) const;
 
  private:
-  std::vector<std::string> names_;  // lower case; IP literals in canonical inet_ntop form
+  std::vector<std::string> names_;    // lower case; IP literals in canonical inet_ntop form
+  std::vector<std::uint16_t> ports_;  // sorted
 };
 
 class CoreHandler final : public transaction::TransactionUser {

@@ -237,11 +237,13 @@ Status Server::reloadUsers() {
 Status Server::start() {
   transport::TransportConfig tc;
   std::vector<std::string> addresses;
+  std::vector<std::uint16_t> ports;
   for (const auto& l : config_.listeners) {
     auto addr = transport::Address::parse(l.address, l.port);
     if (!addr.isOk()) return invalidArgument(l.toString() + ": " + addr.status().message());
     tc.listeners.push_back({l.protocol, *addr});
     addresses.push_back(l.address);
+    ports.push_back(l.port);
   }
 
   tc.tls.certificate_file = config_.tls.certificate;
@@ -275,7 +277,7 @@ Status Server::start() {
   lc.timers.t2 = milliseconds(config_.timers.t2_ms);
   lc.timers.t4 = milliseconds(config_.timers.t4_ms);
 
-  identity_ = std::make_unique<Identity>(config_.domains, addresses);
+  identity_ = std::make_unique<Identity>(config_.domains, addresses, std::move(ports));
   if (Status s = openStores(); !s) {
     stop();
     return s;

@@ -506,4 +506,23 @@ std::vector<std::string_view> splitHeaderList(std::string_view value) {
   return out;
 }
 
+std::string eraseNameAddrParams(std::string_view value, ParamFilter drop) {
+  auto list = parseNameAddrList(value);
+  if (!list) return std::string(value);
+  std::string out;
+  std::size_t at = 0;
+  for (const NameAddr& na : *list) {
+    // Each element is cut on its own text, so the separators between elements stay as written.
+    std::size_t begin = static_cast<std::size_t>(na.text.data() - value.data());
+    if (na.text.data() < value.data() || begin < at || begin + na.text.size() > value.size()) {
+      return std::string(value);
+    }
+    out.append(value.substr(at, begin - at));
+    out.append(detail::eraseParamsFrom(na.text, {&na.uri.params, &na.params}, drop));
+    at = begin + na.text.size();
+  }
+  out.append(value.substr(at));
+  return out;
+}
+
 }  // namespace sipwake::sip

@@ -72,6 +72,11 @@ Result<int> parseMaxForwards(std::string_view value);             // 1*DIGIT, 0.
 Result<std::vector<std::string_view>> parseTokenList(
     std::string_view value);  // Require, Supported, Allow
 
+// A name-addr list value (Contact, Route, ...) without the URI parameters and header parameters
+// `drop` names; every other byte stays as written. Returned unchanged when it does not parse
+// (a "*" Contact among them).
+std::string eraseNameAddrParams(std::string_view value, ParamFilter drop);
+
 // Generic comma splitting that respects quotes and <...>.
 std::vector<std::string_view> splitHeaderList(std::string_view value);
 

@@ -3,7 +3,9 @@
 // vectors, so parseMessage() validates a message without a heap allocation per header.
 #pragma once
 
+#include <initializer_list>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -68,6 +70,12 @@ inline void resetForParse(Via& v) {
   v.params.clear();
   v.text = {};
 }
+
+// `text` without each ";name[=value]" of `lists` that `drop` names. Every Param must view into
+// `text`; one that does not (or is not preceded by ';') is kept.
+std::string eraseParamsFrom(std::string_view text,
+                            std::initializer_list<const std::vector<Param>*> lists,
+                            ParamFilter drop);
 
 // Parses straight into a Message's cache slot (no moves of the parsed value): `parse` fills
 // the value and returns a Status; on failure the slot holds that Status instead.

@@ -456,4 +456,46 @@ Result<std::string> unescape(std::string_view s) {
   return out;
 }
 
+std::string detail::eraseParamsFrom(std::string_view text,
+                                    std::initializer_list<const std::vector<Param>*> lists,
+                                    ParamFilter drop) {
+  // [begin, end) of each ";name[=value]" to cut, in text order.
+  std::vector<std::pair<std::size_t, std::size_t>> cuts;
+  const char* base = text.data();
+  for (const std::vector<Param>* list : lists) {
+    for (const Param& p : *list) {
+      if (!drop(p.name)) continue;
+      if (p.name.data() < base || p.name.data() > base + text.size()) continue;
+      const std::size_t name_at = static_cast<std::size_t>(p.name.data() - base);
+      std::size_t begin = name_at;
+      while (begin > 0 && isLws(text[begin - 1])) --begin;  // header params allow "; name"
+      if (begin == 0 || text[begin - 1] != ';') continue;   // not the form we can cut safely
+      const std::string_view last = p.has_value ? p.value : p.name;
+      std::size_t end = static_cast<std::size_t>(last.data() + last.size() - base);
+      if (end > text.size() || end < name_at) continue;
+      --begin;                                              // the ';'
+      while (begin > 0 && isLws(text[begin - 1])) --begin;  // and the LWS before it
+      cuts.emplace_back(begin, end);
+    }
+  }
+  if (cuts.empty()) return std::string(text);
+  std::sort(cuts.begin(), cuts.end());
+  std::string out;
+  out.reserve(text.size());
+  std::size_t at = 0;
+  for (const auto& [begin, end] : cuts) {
+    if (begin < at) continue;
+    out.append(text.substr(at, begin - at));
+    at = end;
+  }
+  out.append(text.substr(at));
+  return out;
+}
+
+std::string eraseUriParams(std::string_view uri, ParamFilter drop) {
+  auto parsed = parseUri(uri);
+  if (!parsed) return std::string(uri);
+  return detail::eraseParamsFrom(uri, {&parsed->params}, drop);
+}
+
 }  // namespace sipwake::sip

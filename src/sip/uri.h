@@ -66,4 +66,11 @@ bool hostEquivalent(std::string_view a, std::string_view b);
 // %-decoding of a URI component; InvalidArgument on a bad escape.
 Result<std::string> unescape(std::string_view s);
 
+// Names the parameters an edit removes (compare case-insensitively).
+using ParamFilter = bool (*)(std::string_view name);
+
+// `uri` without the uri-parameters `drop` names; every other byte stays as written. Returned
+// unchanged when it does not parse.
+std::string eraseUriParams(std::string_view uri, ParamFilter drop);
+
 }  // namespace sipwake::sip

@@ -155,7 +155,22 @@ inline void exercise(const std::uint8_t* data, std::size_t size) {
     SIPWAKE_FUZZ_CHECK(m2.body() == m.body());
     SIPWAKE_FUZZ_CHECK(m2.callId() == m.callId());
     SIPWAKE_FUZZ_CHECK(m2.isRequest() == m.isRequest());
-    // Proxy edits keep a valid message valid.
+    // Proxy edits keep a valid message valid: removing Contact params (push params), a Via, a
+    // Record-Route, Max-Forwards.
+    ParamFilter drop = [](std::string_view n) {
+      return !n.empty() && (n[0] == 'p' || n[0] == 'P' || n[0] == 'x' || n[0] == 'q');
+    };
+    if (m2.count(HeaderId::kContact) == 1) {
+      const std::string_view contact = m2.find(HeaderId::kContact)->value;
+      std::string erased = eraseNameAddrParams(contact, drop);
+      SIPWAKE_FUZZ_CHECK(erased.size() <= contact.size());
+      if (erased.size() != contact.size()) m2.setHeader(HeaderId::kContact, std::move(erased));
+    }
+    if (m2.isRequest()) {
+      std::string ruri = eraseUriParams(m2.requestUriText(), drop);
+      SIPWAKE_FUZZ_CHECK(ruri.size() <= m2.requestUriText().size());
+      SIPWAKE_FUZZ_CHECK(parseUri(ruri).isOk() == parseUri(m2.requestUriText()).isOk());
+    }
     m2.pushVia("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKfuzz;rport");
     m2.prependHeader(HeaderId::kRecordRoute, "<sip:proxy.example.com;lr>");
     if (m2.isRequest()) {

@@ -203,21 +203,39 @@ def test_call_fork(ctx):
               "RFC 3326 Reason:\n" + ringer[-3000:])
 
 
-class RawUdpUa:
-    """A UDP UA on a raw socket that answers requests itself (sipp cannot mix in a dead TCP
-    binding)."""
+class RawUa:
+    """A UA on a raw UDP socket or TCP connection to sipwake that answers requests itself (sipp
+    cannot mix in a dead TCP binding, nor send in-dialog requests to a URI of its choice)."""
 
-    def __init__(self, server_port):
-        self.c = it.UdpClient(("127.0.0.1", server_port))
+    def __init__(self, server_port, proto="UDP"):
+        self.proto = proto
+        server = ("127.0.0.1", server_port)
+        self.c = it.UdpClient(server) if proto == "UDP" else it.StreamClient(server)
         self.local = self.c.local
+
+    def _next_frame(self, timeout):
+        if self.proto == "UDP":
+            import select
+            r, _, _ = select.select([self.c.sock], [], [], timeout)
+            return self.c.sock.recv(65535) if r else None
+        deadline = time.monotonic() + timeout
+        while True:
+            self.c.buf = self.c.buf.lstrip(b"\r\n")
+            end = self.c.buf.find(b"\r\n\r\n")
+            if end >= 0:
+                m = re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)", self.c.buf[:end])
+                total = end + 4 + (int(m.group(1)) if m else 0)
+                if len(self.c.buf) >= total:
+                    data, self.c.buf = self.c.buf[:total], self.c.buf[total:]
+                    return data
+            if not self.c._read_more(deadline):
+                return None
 
     def recv_message(self, timeout):
         """Next SIP message (start line, {lower-case name: [values]}, raw bytes) or None."""
-        import select
-        r, _, _ = select.select([self.c.sock], [], [], timeout)
-        if not r:
+        data = self._next_frame(timeout)
+        if data is None:
             return None
-        data = self.c.sock.recv(65535)
         head = data.decode("utf-8", "replace").split("\r\n\r\n", 1)[0].split("\r\n")
         headers = {}
         for line in head[1:]:
@@ -239,12 +257,12 @@ class RawUdpUa:
             if what in m[0]:
                 return m
 
-    def reply(self, request, code, reason, to_tag="callee"):
+    def reply(self, request, code, reason, to_tag="callee", extra=()):
         _, h, _ = request
         to = h["to"][0] if "tag=" in h["to"][0] else "%s;tag=%s" % (h["to"][0], to_tag)
         lines = ["SIP/2.0 %d %s" % (code, reason)] + ["Via: " + v for v in h["via"]] + [
             "From: " + h["from"][0], "To: " + to, "Call-ID: " + h["call-id"][0],
-            "CSeq: " + h["cseq"][0], "Content-Length: 0"]
+            "CSeq: " + h["cseq"][0]] + list(extra) + ["Content-Length: 0"]
         self.c.send(("\r\n".join(lines) + "\r\n\r\n").encode())
 
 
@@ -257,7 +275,7 @@ def call_with_dead_tcp_binding(ctx, close_before_invite, finish):
     add_users(ctx)
     server, (udp, tcp, _) = it.start_server(ctx, ["--config", call_config(ctx, ["MD5"])])
     with server:
-        ringer = RawUdpUa(udp)
+        ringer = RawUa(udp)
         gone = it.StreamClient(("127.0.0.1", tcp))
         for client, proto in ((ringer.c, "UDP"), (gone, "TCP")):
             reg = it.Registration(client, udp, "bob", PASSWORD["bob"], proto=proto)
@@ -267,7 +285,7 @@ def call_with_dead_tcp_binding(ctx, close_before_invite, finish):
         if close_before_invite:
             gone.close()
 
-        alice = RawUdpUa(udp)
+        alice = RawUa(udp)
         ruri = "sip:bob@127.0.0.1:%d" % udp
         host, port = alice.local
         call_id, tag = "%s@it" % uuid.uuid4().hex, uuid.uuid4().hex[:10]

@@ -83,6 +83,91 @@ TEST_F(ProxyTest, PushParamsAreStrippedFromTheForwardedRequestUri) {
   EXPECT_EQ(invites[0].requestUriText(), "sip:bob@10.0.0.2:5060;transport=udp");
 }
 
+// Linphone's dialog Contact: RFC 8599 params as URI params, one more as a header param.
+constexpr std::string_view kPushContact =
+    "<sip:10.0.0.2:5060;transport=udp;pn-provider=apns;pn-param=TEAM.org.app.voip;"
+    "pn-prid=00fc13adff78;pn-silent=1>;+sip.instance=\"<urn:uuid:1>\";pn-timeout=0";
+
+std::string withContact(std::string request, std::string_view contact) {
+  std::size_t at = request.find("Contact: ");
+  std::size_t end = request.find("\r\n", at);
+  return request.replace(at, end - at, "Contact: " + std::string(contact));
+}
+
+TEST_F(ProxyTest, PushParamsAreStrippedFromContactsBothWays) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  deliver(withContact(request("INVITE", "sip:bob@example.com"), kPushContact), alice_);
+  auto invites = requestsTo(bob_.address, "INVITE");
+  ASSERT_EQ(invites.size(), 1u);
+  EXPECT_EQ(header(invites[0], sip::HeaderId::kContact),
+            "<sip:10.0.0.2:5060;transport=udp>;+sip.instance=\"<urn:uuid:1>\"");
+  answer(bob_, "INVITE", 180, "Ringing", "bt", "Contact: " + std::string(kPushContact));
+  answer(bob_, "INVITE", 200, "OK", "bt", "Contact: " + std::string(kPushContact));
+  auto to_alice = sentTo(alice_.address);
+  ASSERT_EQ(to_alice.size(), 3u);
+  for (std::size_t i : {1u, 2u}) {
+    EXPECT_EQ(header(to_alice[i], sip::HeaderId::kContact),
+              "<sip:10.0.0.2:5060;transport=udp>;+sip.instance=\"<urn:uuid:1>\"")
+        << to_alice[i].statusCode();
+  }
+  // In-dialog, in both directions (the Route is our Record-Route).
+  std::string route = "Route: " + std::string(to_alice[2].recordRoutes()->front().text) + "\r\n";
+  deliver(withContact(request("INFO", "sip:bob@10.0.0.2:5060", route, alice_, "call-1", 2, "bt",
+                              "z9hG4bKi1"),
+                      kPushContact),
+          alice_);
+  auto infos = requestsTo(bob_.address, "INFO");
+  ASSERT_EQ(infos.size(), 1u);
+  EXPECT_EQ(header(infos[0], sip::HeaderId::kContact).find("pn-"), std::string::npos);
+  answer(bob_, "INFO", 200, "OK", "bt", "Contact: " + std::string(kPushContact));
+  EXPECT_EQ(header(sentTo(alice_.address).back(), sip::HeaderId::kContact).find("pn-"),
+            std::string::npos);
+  EXPECT_EQ(Stats::global().counter("proxy.push_params_stripped").value() > 0, true);
+}
+
+TEST_F(ProxyTest, InDialogRequestToAUaOnOurHostIsLooseRouted) {
+  // The callee shares our address (192.0.2.1) on another port; the caller's BYE carries our
+  // Record-Route as Route.
+  deliver(request("BYE", "sip:192.0.2.1:16080;transport=UDP", "Route: <sip:192.0.2.1:5060;lr>\r\n",
+                  alice_, "call-1", 2, "bt"),
+          alice_);
+  auto byes = requestsTo(addr(192, 0, 2, 1, 16080), "BYE");
+  ASSERT_EQ(byes.size(), 1u);
+  EXPECT_EQ(byes[0].requestUriText(), "sip:192.0.2.1:16080;transport=UDP");
+  EXPECT_EQ(byes[0].find(sip::HeaderId::kRoute), nullptr);
+}
+
+TEST_F(ProxyTest, EventStateOfOurUsersIsNotServedHere) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  Counter& bad_event = Stats::global().counter("proxy.bad_event");
+  const auto before = bad_event.value();
+  deliver(request("PUBLISH", "sip:bob@example.com", "Event: presence\r\n"), alice_);
+  deliver(request("SUBSCRIBE", "sip:bob@example.com", "Event: message-summary\r\n", alice_,
+                  "call-2", 1, "", "z9hG4bKs2"),
+          alice_);
+  deliver(request("SUBSCRIBE", "sip:bob@example.com", "o: Presence;id=7\r\n", alice_, "call-3", 1,
+                  "", "z9hG4bKs3"),
+          alice_);
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{489, 489, 489}));
+  EXPECT_EQ(sentTo(alice_.address)[0].find("Allow-Events"), nullptr);
+  EXPECT_EQ(bad_event.value() - before, 3u);
+  EXPECT_TRUE(sentTo(bob_.address).empty());
+  // A package a UA serves itself (RFC 4235 dialog), another domain, and in-dialog requests go on.
+  deliver(request("SUBSCRIBE", "sip:bob@example.com", "Event: dialog\r\n", alice_, "call-4", 1, "",
+                  "z9hG4bKs4"),
+          alice_);
+  EXPECT_EQ(requestsTo(bob_.address, "SUBSCRIBE").size(), 1u);
+  deliver(request("SUBSCRIBE", "sip:carol@10.0.0.9", "Event: presence\r\n", alice_, "call-5", 1, "",
+                  "z9hG4bKs5"),
+          alice_);
+  EXPECT_EQ(requestsTo(addr(10, 0, 0, 9, 5060), "SUBSCRIBE").size(), 1u);
+  deliver(request("NOTIFY", "sip:bob@10.0.0.2:5060",
+                  "Event: presence\r\nRoute: <sip:192.0.2.1:5060;lr>\r\n", alice_, "call-6", 1,
+                  "bt", "z9hG4bKs6"),
+          alice_);
+  EXPECT_EQ(requestsTo(bob_.address, "NOTIFY").size(), 1u);
+}
+
 TEST_F(ProxyTest, TooManyHops) {
   std::string r = request("MESSAGE", "sip:bob@example.com");
   r.replace(r.find("Max-Forwards: 70"), 16, "Max-Forwards: 0");

@@ -33,7 +33,7 @@ class FakeTransport final : public transport::Transport {
 class CoreHandlerTest : public ::testing::Test {
  protected:
   CoreHandlerTest()
-      : identity_({"localhost", "example.org"}, {"127.0.0.1", "::1"}),
+      : identity_({"localhost", "example.org"}, {"127.0.0.1", "::1"}, {5060, 5061}),
         core_(identity_),
         layer_(timers_, transport_, core_) {
     core_.attach(layer_);
@@ -144,6 +144,29 @@ TEST_F(CoreHandlerTest, OtherTargetsAre404Or483) {
   EXPECT_EQ(deliver(text).statusCode(), 483);
 }
 
+// Without a proxy attached, what is not for the server is 404: that shows the decision.
+TEST_F(CoreHandlerTest, UaOnOurHostAtAnotherPortIsNotTheServer) {
+  EXPECT_EQ(exchange("BYE", "sip:127.0.0.1:16080;transport=UDP").statusCode(), 404);
+  EXPECT_EQ(exchange("OPTIONS", "sip:localhost:7000").statusCode(), 404);
+  EXPECT_EQ(exchange("BYE", "sip:127.0.0.1:5060").statusCode(), 405);
+  EXPECT_EQ(exchange("OPTIONS", "sip:127.0.0.1;transport=tls").statusCode(), 200);  // 5061
+}
+
+TEST_F(CoreHandlerTest, RouteToAnotherHopIsNotTheServer) {
+  // In-dialog request to our own address with a Route beyond us: loose routing (proxy).
+  EXPECT_EQ(exchange("INFO", "sip:127.0.0.1:5060",
+                     "Route: <sip:tok@127.0.0.1:5060;lr>, <sip:10.9.9.9;lr>\r\n")
+                .statusCode(),
+            404);
+  // Only our own Route values (a phone using us as outbound proxy): for the server.
+  EXPECT_EQ(exchange("OPTIONS", "sip:127.0.0.1", "Route: <sip:127.0.0.1:5060;lr>\r\n").statusCode(),
+            200);
+  EXPECT_EQ(exchange("OPTIONS", "sip:localhost:5060",
+                     "Route: <sip:127.0.0.1;lr>, <sip:[::1]:5061;transport=tls;lr>\r\n")
+                .statusCode(),
+            200);
+}
+
 TEST_F(CoreHandlerTest, TelUriIs416) {
   EXPECT_EQ(exchange("OPTIONS", "tel:+15551234567").statusCode(), 416);
 }
@@ -167,7 +190,7 @@ TEST_F(CoreHandlerTest, AckIsAbsorbed) {
 }
 
 TEST(IdentityTest, Matching) {
-  Identity id({"Example.COM", "[::1]"}, {"10.1.2.3"});
+  Identity id({"Example.COM", "[::1]"}, {"10.1.2.3"}, {5060});
   EXPECT_TRUE(id.isLocalHost("example.com"));
   EXPECT_TRUE(id.isLocalHost("EXAMPLE.com"));
   EXPECT_TRUE(id.isLocalHost("[::1]"));
@@ -176,9 +199,28 @@ TEST(IdentityTest, Matching) {
   EXPECT_FALSE(id.isLocalHost("example.org"));
   EXPECT_FALSE(id.isLocalHost("10.1.2.4"));
   // A wildcard listener stands for the local interface addresses, loopback included.
-  Identity any({}, {"0.0.0.0"});
+  Identity any({}, {"0.0.0.0"}, {5060});
   EXPECT_TRUE(any.isLocalHost("127.0.0.1"));
   EXPECT_FALSE(any.isLocalHost("0.0.0.0"));
+}
+
+TEST(IdentityTest, SelfUriNeedsOneOfOurPorts) {
+  Identity id({"example.com"}, {"127.0.0.1"}, {5061, 5070});
+  auto self = [&](std::string_view text) {
+    auto uri = sip::parseUri(text);
+    EXPECT_TRUE(uri.isOk()) << text;
+    return uri.isOk() && id.isSelfUri(*uri);
+  };
+  EXPECT_TRUE(self("sip:127.0.0.1:5070"));
+  EXPECT_TRUE(self("sip:example.com:5061;transport=tcp"));
+  EXPECT_TRUE(self("sip:example.com"));  // a name without port: RFC 3263 finds our port
+  EXPECT_TRUE(self("sips:127.0.0.1"));   // an IP literal without port: 5061 by default
+  EXPECT_TRUE(self("sip:127.0.0.1;transport=TLS"));
+  EXPECT_FALSE(self("sip:127.0.0.1"));  // 5060 by default: not ours
+  EXPECT_FALSE(self("sip:example.com:5060"));
+  EXPECT_FALSE(self("sip:127.0.0.1:16080;transport=UDP"));
+  EXPECT_FALSE(self("sip:10.0.0.1:5070"));
+  EXPECT_FALSE(self("tel:+15551234567"));
 }
 
 }  // namespace

@@ -345,5 +345,31 @@ TEST(TortureValuesTest, IntmethEscapesAndLongreq) {
   EXPECT_EQ(re.contacts()->front().addr.uri.headers.front().name, "Route");
 }
 
+bool isXParam(std::string_view name) {
+  return name.size() >= 2 && (name[0] == 'x' || name[0] == 'X') && name[1] == '-';
+}
+
+TEST(EraseParamsTest, UriKeepsEverythingElseAsWritten) {
+  EXPECT_EQ(eraseUriParams("sip:bob@h:5060;x-a=1;transport=udp;X-B;lr", isXParam),
+            "sip:bob@h:5060;transport=udp;lr");
+  EXPECT_EQ(eraseUriParams("sip:bob@h;transport=tcp", isXParam), "sip:bob@h;transport=tcp");
+  EXPECT_EQ(eraseUriParams("sip:bob@h;x-a=1?X-h=2", isXParam), "sip:bob@h?X-h=2");
+  EXPECT_EQ(eraseUriParams("not a uri;x-a=1", isXParam), "not a uri;x-a=1");
+}
+
+TEST(EraseParamsTest, NameAddrListUriAndHeaderParams) {
+  EXPECT_EQ(
+      eraseNameAddrParams(
+          "\"Bob\" <sip:b@h;x-tok=ab;transport=udp;x-flag>;+sip.instance=\"<urn:x>\" ; x-h=1;q=0.5",
+          isXParam),
+      "\"Bob\" <sip:b@h;transport=udp>;+sip.instance=\"<urn:x>\";q=0.5");
+  // addr-spec form: the params belong to the header.
+  EXPECT_EQ(eraseNameAddrParams("sip:b@h;x-a=1;expires=60, <sip:c@h;x-b=2>", isXParam),
+            "sip:b@h;expires=60, <sip:c@h>");
+  EXPECT_EQ(eraseNameAddrParams("<sip:c@h>;x-q=\"a;b\"", isXParam), "<sip:c@h>");
+  EXPECT_EQ(eraseNameAddrParams("*", isXParam), "*");
+  EXPECT_EQ(eraseNameAddrParams("<sip:c@h;x-a", isXParam), "<sip:c@h;x-a");
+}
+
 }  // namespace
 }  // namespace sipwake::sip
