@@ -208,11 +208,12 @@ Status parseViaAt(Cursor& c, Via& v, bool collect, bool sent_by_only) {
   if (!c.skipLws()) return bad("missing sent-by");
   if (Status s = parseSentBy(c, &v.host, &v.port, &v.has_port); !s) return s;
   if (!sent_by_only) {
-    Status s = parseHeaderParams(c, /*spaced_values=*/false, nullptr, [&](const Param& p) -> Status {
-      if (Status e = checkViaParam(p); !e) return e;
-      if (collect) appendParam(v.params, p);
-      return Status::ok();
-    });
+    Status s =
+        parseHeaderParams(c, /*spaced_values=*/false, nullptr, [&](const Param& p) -> Status {
+          if (Status e = checkViaParam(p); !e) return e;
+          if (collect) appendParam(v.params, p);
+          return Status::ok();
+        });
     if (!s) return s;
   }
   v.text = c.since(start);
@@ -270,13 +271,14 @@ Status parseNameAddrAt(Cursor& c, NameAddr& na, bool collect, NameAddrSyntax syn
     }
     return s;
   }
-  Status s = parseHeaderParams(c, syntax.spaced_param_values, bad_param, [&](const Param& p) -> Status {
-    if (iequals(p.name, "tag") && (!p.has_value || !allOf(p.value, kToken))) {
-      return bad("invalid tag");
-    }
-    if (collect) appendParam(na.params, p);
-    return Status::ok();
-  });
+  Status s =
+      parseHeaderParams(c, syntax.spaced_param_values, bad_param, [&](const Param& p) -> Status {
+        if (iequals(p.name, "tag") && (!p.has_value || !allOf(p.value, kToken))) {
+          return bad("invalid tag");
+        }
+        if (collect) appendParam(na.params, p);
+        return Status::ok();
+      });
   if (!s) return s;
   na.text = c.since(start);
   return Status::ok();
@@ -443,8 +445,7 @@ Result<NameAddr> parseNameAddr(std::string_view value) {
 
 Result<std::vector<ContactValue>> parseContactList(std::string_view value) {
   std::vector<ContactValue> out;
-  if (Status s = parseNameAddrListImpl(value, /*allow_star=*/true, /*collect=*/true, &out,
-                                       nullptr);
+  if (Status s = parseNameAddrListImpl(value, /*allow_star=*/true, /*collect=*/true, &out, nullptr);
       !s) {
     return s;
   }

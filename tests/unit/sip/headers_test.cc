@@ -231,8 +231,7 @@ TEST(ContactTest, MalformedParamsAreStillRefusedAndNamed) {
   EXPECT_EQ(err("<sip:a@b>;app=\"open"), "app: unterminated quoted string");
   EXPECT_EQ(err("<sip:a@b>; ;x=1"), ": empty parameter");
   // A folded line inside a value is not a blank of the value.
-  EXPECT_EQ(err("<sip:a@b>;app=hero\r\n voip"),
-            "app: unexpected character after parameter 'app'");
+  EXPECT_EQ(err("<sip:a@b>;app=hero\r\n voip"), "app: unexpected character after parameter 'app'");
   EXPECT_EQ(err("<sip:a@b>;app=hero\r\n ;x=1"), "ok");
   EXPECT_EQ(err("<sip:a@b> x"), "(none): unexpected character after address");
 }
