@@ -1,5 +1,6 @@
 #include "push/http2_sender.h"
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <optional>
@@ -169,7 +170,6 @@ struct App {
 
   // FCM
   ServiceAccount sa;
-  std::string project;
   std::unique_ptr<http2::Http2Client> fcm_client;
   std::unique_ptr<http2::Http2Client> token_client;  // null when token_uri is the FCM origin
   Url token_url;
@@ -211,6 +211,13 @@ class Http2PushSender::Impl {
 
   Status addApp(PushAppConfig cfg);
   std::shared_ptr<App> findApp(const PushBinding& b) const;
+  // Whether an id = "*" app of this provider (APNs / FCM) is configured.
+  bool servesAnyApp(Provider p) const {
+    const PushService want = p == Provider::kApns ? PushService::kApns : PushService::kFcm;
+    return std::any_of(apps_.begin(), apps_.end(), [want](const std::shared_ptr<App>& a) {
+      return a->cfg.provider == want && a->cfg.id == "*";
+    });
+  }
 
   transport::EventLoop& loop_;
   SystemPushClock system_clock_;
@@ -391,6 +398,7 @@ void sendApns(const std::shared_ptr<App>& app, Job job) {
     }
     opt.bearer_jwt = std::move(*jwt);
   }
+  job.event.sent_at_ms = app->clock->unixMillis();  // this attempt's hand-over to the connection
   auto req = apns::buildRequest(b, job.event, opt);
   if (!req) {
     SW_LOG_WARN("apns app '{}': cannot build {} push for device {}: {}", app->cfg.id,
@@ -444,6 +452,15 @@ void sendApns(const std::shared_ptr<App>& app, Job job) {
   });
 }
 
+// The project an FCM push goes to: the binding's own (RFC 8599 pn-param; the app matched it by id
+// or, for "*", by its service account's project), else the service account's project (the app
+// was matched by the name the client sent, e.g. ABTO "push-token-app=hero voip"), else the id.
+std::string fcmProject(const App& app, const PushBinding& b) {
+  if (!b.project_id.empty()) return b.project_id;
+  if (!app.sa.project_id.empty()) return app.sa.project_id;
+  return app.cfg.id;
+}
+
 void sendFcm(const std::shared_ptr<App>& app, Job job) {
   std::weak_ptr<App> weak = app;
   withAccessToken(app, [weak, job = std::move(job)](Result<std::string> token) mutable {
@@ -459,9 +476,10 @@ void sendFcm(const std::shared_ptr<App>& app, Job job) {
       return app->finish(std::move(o), job.done);
     }
     fcm::RequestOptions opt;
-    opt.project_id = app->project;
+    opt.project_id = fcmProject(*app, job.target.binding);
     opt.access_token = std::move(*token);
     opt.ttl = app->cfg.ring_time;
+    job.event.sent_at_ms = app->clock->unixMillis();  // this attempt's hand-over
     auto req = fcm::buildRequest(job.target.binding, job.event, opt);
     if (!req) {
       return app->finish(outcome(Kind::kPermanent, req.status().message()), job.done);
@@ -497,6 +515,7 @@ void sendFcm(const std::shared_ptr<App>& app, Job job) {
 }
 
 void sendWebhook(const std::shared_ptr<App>& app, Job job) {
+  job.event.sent_at_ms = app->clock->unixMillis();  // this attempt's hand-over
   PushRequest req =
       webhook::buildRequest(job.target.binding, job.event, app->webhook_url.authority(),
                             app->webhook_url.path, app->webhook_secret);
@@ -552,6 +571,10 @@ Status Http2PushSender::Impl::addApp(PushAppConfig cfg) {
         }
         app->apns_jwt.emplace(std::move(*key), cfg.key_id, cfg.team_id, *clock_);
       } else if (!cfg.cert_file.empty()) {
+        if (cfg.id == "*") {
+          return appError(cfg, invalidArgument("id \"*\" needs token auth (key_file + key_id + "
+                                               "team_id): a certificate is issued for one app"));
+        }
         if (auto r = readSecretFile(cfg.cert_file, "cert_file"); !r)
           return appError(cfg, r.status());
         if (!cfg.cert_key_file.empty()) {
@@ -590,9 +613,14 @@ Status Http2PushSender::Impl::addApp(PushAppConfig cfg) {
         return appError(cfg, invalidArgument("service_account_file '" + cfg.service_account_file +
                                              "': token_uri: " + tu.status().message()));
       }
+      if (cfg.id == "*" && sa->project_id.empty()) {
+        return appError(cfg, invalidArgument("id \"*\" needs a service_account_file with a "
+                                             "project_id ('" +
+                                             cfg.service_account_file +
+                                             "' has none): it picks the credentials by project"));
+      }
       app->sa = std::move(*sa);
       app->token_url = *tu;
-      app->project = cfg.id;
       Url fcm_url = endpoint ? *endpoint : Url{std::string(fcm::kHost), 443, "/"};
       auto c = makeClient(loop_, cfg, fcm_url, false);
       if (!c) return appError(cfg, c.status());
@@ -629,6 +657,9 @@ Status Http2PushSender::Impl::addApp(PushAppConfig cfg) {
   return Status::ok();
 }
 
+// Order: an app named by the binding's id (APNs / FCM, then webhook), then a "*" APNs / FCM app
+// (the binding's own topic / project with the credentials of its team / project; a binding that
+// names no team / project takes the first), then a "*" webhook.
 std::shared_ptr<App> Http2PushSender::Impl::findApp(const PushBinding& b) const {
   for (const auto& app : apps_) {
     const PushAppConfig& c = app->cfg;
@@ -638,14 +669,24 @@ std::shared_ptr<App> Http2PushSender::Impl::findApp(const PushBinding& b) const 
         (c.id == b.project_id || (b.project_id.empty() && c.id == b.app_id)))
       return app;
   }
-  std::string_view key = b.appKey();
-  std::shared_ptr<App> wildcard;
+  const std::string_view key = b.appKey();
   for (const auto& app : apps_) {
-    if (app->cfg.provider != PushService::kWebhook) continue;
-    if (app->cfg.id == key) return app;
-    if (app->cfg.id == "*" && !wildcard) wildcard = app;
+    if (app->cfg.provider == PushService::kWebhook && app->cfg.id == key) return app;
   }
-  return wildcard;
+  for (const auto& app : apps_) {
+    const PushAppConfig& c = app->cfg;
+    if (c.id != "*") continue;
+    if (b.provider == Provider::kApns && c.provider == PushService::kApns && !b.app_id.empty() &&
+        (b.team_id.empty() || b.team_id == c.team_id))
+      return app;
+    if (b.provider == Provider::kFcm && c.provider == PushService::kFcm &&
+        (b.project_id.empty() || b.project_id == app->sa.project_id))
+      return app;
+  }
+  for (const auto& app : apps_) {
+    if (app->cfg.provider == PushService::kWebhook && app->cfg.id == "*") return app;
+  }
+  return nullptr;
 }
 
 Http2PushSender::Http2PushSender(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -668,9 +709,12 @@ void Http2PushSender::send(const PushTarget& target, const CallEvent& event, Pus
   if (!app) {
     const PushBinding& b = target.binding;
     std::string id(b.appKey());
-    PushOutcome o = outcome(Kind::kPermanent, "no push app configured for " +
-                                                  std::string(providerName(b.provider)) + " " +
-                                                  (id.empty() ? "(no app id)" : id));
+    std::string what =
+        std::string(providerName(b.provider)) + " " + (id.empty() ? "(no app id)" : id);
+    if (!b.team_id.empty() && b.provider == Provider::kApns && impl_->servesAnyApp(b.provider)) {
+      what += " (team " + b.team_id + ")";  // why the "*" app did not take it
+    }
+    PushOutcome o = outcome(Kind::kPermanent, "no push app configured for " + what);
     Stats::global()
         .counter("push.failed." + std::string(providerName(b.provider)) + ".no_app")
         .inc();

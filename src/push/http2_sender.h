@@ -35,9 +35,12 @@ std::string_view pushServiceName(PushService s);  // "apns", "fcm", "webhook"
 struct PushAppConfig {
   PushService provider = PushService::kApns;
   // APNs: the bundle id (matched against PushBinding::app_id). FCM: the Firebase project id
-  // (matched against the binding's project_id, else app_id; used in the send URL). Webhook: a
-  // name matched against PushBinding::appKey() of bindings no APNs/FCM app serves; "*" serves
-  // every such binding.
+  // (matched against the binding's project_id, else app_id: the name an ABTO / legacy client
+  // sends). Webhook: a name matched against PushBinding::appKey().
+  // "*": APNs (token auth only) serves any bundle id, as its topic, of a binding whose team id is
+  // team_id or unknown; FCM serves any binding whose project id is the service account's
+  // project_id or unknown (the service account must name its project).
+  // FCM sends to the binding's project id, else the service account's project_id, else `id`.
   std::string id;
 
   // APNs token auth (preferred): the .p8 file, its 10-character key id and the team id.
@@ -87,8 +90,10 @@ class Http2PushSender final : public PushSender {
   Http2PushSender(const Http2PushSender&) = delete;
   Http2PushSender& operator=(const Http2PushSender&) = delete;
 
-  // See PushSender. Picks the app by the binding's provider + app/bundle/project id; none →
-  // kPermanent "no push app configured for <provider> <id>". APNs 403 ExpiredProviderToken and
+  // See PushSender. Picks the app by the binding's provider + app/bundle/project id, then a "*"
+  // app (PushAppConfig::id); none → kPermanent "no push app configured for <provider> <id>".
+  // Each attempt stamps CallEvent::sent_at_ms with the clock's unixMillis() as the request is
+  // handed to the connection (a caller's retry is a new attempt). APNs 403 ExpiredProviderToken and
   // FCM 401 renew the auth token and retry once; other failures are reported, not retried. A
   // failed OAuth2 token fetch backs off (1 s doubling to 5 min): FCM sends meanwhile fail fast
   // with kTransient "oauth_token" and retry_after = the time left.

@@ -26,7 +26,9 @@ struct CallEvent {
   std::string caller_uri;
   std::string caller_display_name;  // may be empty
   std::string callee_aor;
-  std::int64_t sent_at_ms = 0;  // unix milliseconds
+  // Unix milliseconds at which this push request was handed to the connection: set by the
+  // sender for each attempt (retries included), not by the caller.
+  std::int64_t sent_at_ms = 0;
 };
 
 // RFC 9562 version-8 UUID from SHA-256(salt | 0 | call_id | 0 | callee_aor).

@@ -258,8 +258,6 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
     p->event.caller_uri = std::string(from->uri.text);
     p->event.caller_display_name = std::string(from->display_name);
   }
-  p->event.sent_at_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
   if (timelineOn())
     mark(*p, std::string(invite ? "INVITE" : "MESSAGE") + " in (" +
                  std::to_string(r.targets.size()) + " live contacts)");

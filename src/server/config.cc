@@ -661,7 +661,7 @@ void parseProxy(const toml::table& t, Config& c, Checker& check) {
 
 // Lines of the [[push.app]] credential keys (0 = absent), for the per-provider checks.
 struct PushAppLines {
-  std::uint32_t key_file = 0, key_id = 0, team_id = 0, cert_file = 0, cert_key_file = 0,
+  std::uint32_t id = 0, key_file = 0, key_id = 0, team_id = 0, cert_file = 0, cert_key_file = 0,
                 service_account_file = 0, url = 0, secret_file = 0, endpoint = 0, ca_file = 0;
 };
 
@@ -700,6 +700,10 @@ void checkPushApp(const PushApp& app, const PushAppLines& pos, const std::string
       missing("key cert_file with cert_key_file");
     } else if (!cert) {
       missing("key_file + key_id + team_id (token auth) or cert_file [+ cert_key_file]");
+    } else if (app.id == "*") {
+      check.error(pos.id, section + " id",
+                  "\"*\" needs token auth (key_file + key_id + team_id): a certificate is "
+                  "issued for one app");
     }
   } else if (app.provider == "fcm") {
     foreign(pos.key_file, "key_file");
@@ -796,6 +800,7 @@ void parsePush(const toml::table& t, Config& c, Checker& check) {
                                {"id",
                                 [&](const toml::node& pn, const std::string& pw) {
                                   if (auto v = check.string(pn, pw, true)) app.id = *v;
+                                  pos.id = pn.source().begin.line;
                                 }},
                                {"key_file", text(app.key_file, pos.key_file)},
                                {"key_id", text(app.key_id, pos.key_id)},

@@ -45,8 +45,12 @@ Status skipQuotedString(Cursor& c) {
 
 // *( SEMI generic-param ). gen-value = token / host / quoted-string; the quoted form is kept
 // with its quotes. Leaves the cursor before any trailing LWS that is not followed by ';'.
+// With `spaced_values` (Contact), an unquoted value also takes SP/HT followed by more gen-value
+// characters (not a folded line), and each param must be followed by ';', ',' or the end.
+// On a defect inside a param, `*bad_param` (if given) is set to its name.
 template <typename OnParam>
-Status parseHeaderParams(Cursor& c, OnParam&& on_param) {
+Status parseHeaderParams(Cursor& c, bool spaced_values, std::string_view* bad_param,
+                         OnParam&& on_param) {
   while (true) {
     const char* save = c.p;
     c.skipLws();
@@ -57,24 +61,41 @@ Status parseHeaderParams(Cursor& c, OnParam&& on_param) {
     c.skipLws();
     Param p;
     p.name = c.takeWhile(detail::kToken);
-    if (p.name.empty()) return bad("empty parameter");
+    auto fail = [&](std::string message) {
+      if (bad_param != nullptr) *bad_param = p.name;
+      return bad(std::move(message));
+    };
+    if (p.name.empty()) return fail("empty parameter");
     const char* after_name = c.p;
     c.skipLws();
     if (c.consume('=')) {
       c.skipLws();
+      const char* v = c.p;
       if (c.at('"')) {
-        const char* q = c.p;
-        if (Status s = skipQuotedString(c); !s) return s;
-        p.value = c.since(q);
-      } else {
-        p.value = c.takeWhile(detail::kGenValue);
-        if (p.value.empty()) return bad("empty value for parameter '" + std::string(p.name) + "'");
+        if (Status s = skipQuotedString(c); !s) return fail(s.message());
+      } else if (c.takeWhile(detail::kGenValue).empty()) {
+        return fail("empty value for parameter '" + std::string(p.name) + "'");
+      } else if (spaced_values) {
+        while (true) {
+          Cursor t = c;
+          while (t.at(' ') || t.at('\t')) ++t.p;
+          if (t.p == c.p || t.takeWhile(detail::kGenValue).empty()) break;
+          c = t;
+        }
       }
+      p.value = c.since(v);
       p.has_value = true;
     } else {
       c.p = after_name;
     }
-    if (Status s = on_param(p); !s) return s;
+    if (spaced_values) {
+      Cursor t = c;
+      t.skipLws();
+      if (!t.done() && !t.at(';') && !t.at(',')) {
+        return fail("unexpected character after parameter '" + std::string(p.name) + "'");
+      }
+    }
+    if (Status s = on_param(p); !s) return fail(s.message());
   }
 }
 
@@ -131,8 +152,9 @@ ListNext nextListElement(Cursor& c) {
   return c.consume(',') ? ListNext::kMore : ListNext::kError;
 }
 
+// Contact values (allow_star): param values may hold blanks (NameAddrSyntax).
 Status parseNameAddrListImpl(std::string_view value, bool allow_star, bool collect,
-                             std::vector<ContactValue>* out) {
+                             std::vector<ContactValue>* out, std::string_view* bad_param) {
   const std::string_view trimmed = detail::trimLws(value);
   if (trimmed.empty()) return bad("empty header value");
   if (trimmed == "*") {
@@ -144,7 +166,8 @@ Status parseNameAddrListImpl(std::string_view value, bool allow_star, bool colle
   ContactValue scratch;
   while (true) {
     ContactValue& cv = out ? out->emplace_back() : scratch;
-    if (Status s = detail::parseNameAddrAt(c, cv.addr, collect, /*in_list=*/true); !s) return s;
+    const detail::NameAddrSyntax syntax{/*in_list=*/true, /*spaced_param_values=*/allow_star};
+    if (Status s = detail::parseNameAddrAt(c, cv.addr, collect, syntax, bad_param); !s) return s;
     const ListNext next = nextListElement(c);
     if (next == ListNext::kError) return bad("unexpected character after address");
     if (next == ListNext::kEnd) return Status::ok();
@@ -185,18 +208,21 @@ Status parseViaAt(Cursor& c, Via& v, bool collect, bool sent_by_only) {
   if (!c.skipLws()) return bad("missing sent-by");
   if (Status s = parseSentBy(c, &v.host, &v.port, &v.has_port); !s) return s;
   if (!sent_by_only) {
-    Status s = parseHeaderParams(c, [&](const Param& p) -> Status {
-      if (Status e = checkViaParam(p); !e) return e;
-      if (collect) appendParam(v.params, p);
-      return Status::ok();
-    });
+    Status s =
+        parseHeaderParams(c, /*spaced_values=*/false, nullptr, [&](const Param& p) -> Status {
+          if (Status e = checkViaParam(p); !e) return e;
+          if (collect) appendParam(v.params, p);
+          return Status::ok();
+        });
     if (!s) return s;
   }
   v.text = c.since(start);
   return Status::ok();
 }
 
-Status parseNameAddrAt(Cursor& c, NameAddr& na, bool collect, bool in_list) {
+Status parseNameAddrAt(Cursor& c, NameAddr& na, bool collect, NameAddrSyntax syntax,
+                       std::string_view* bad_param) {
+  const bool in_list = syntax.in_list;
   resetForParse(na);
   c.skipLws();
   const char* start = c.p;
@@ -245,13 +271,14 @@ Status parseNameAddrAt(Cursor& c, NameAddr& na, bool collect, bool in_list) {
     }
     return s;
   }
-  Status s = parseHeaderParams(c, [&](const Param& p) -> Status {
-    if (iequals(p.name, "tag") && (!p.has_value || !allOf(p.value, kToken))) {
-      return bad("invalid tag");
-    }
-    if (collect) appendParam(na.params, p);
-    return Status::ok();
-  });
+  Status s =
+      parseHeaderParams(c, syntax.spaced_param_values, bad_param, [&](const Param& p) -> Status {
+        if (iequals(p.name, "tag") && (!p.has_value || !allOf(p.value, kToken))) {
+          return bad("invalid tag");
+        }
+        if (collect) appendParam(na.params, p);
+        return Status::ok();
+      });
   if (!s) return s;
   na.text = c.since(start);
   return Status::ok();
@@ -271,8 +298,8 @@ Status validateViaList(std::string_view value, Via* top) {
   }
 }
 
-Status validateNameAddrList(std::string_view value, bool allow_star) {
-  return parseNameAddrListImpl(value, allow_star, /*collect=*/false, nullptr);
+Status validateNameAddrList(std::string_view value, bool allow_star, std::string_view* bad_param) {
+  return parseNameAddrListImpl(value, allow_star, /*collect=*/false, nullptr, bad_param);
 }
 
 Status validateTokenList(std::string_view value) {
@@ -391,7 +418,7 @@ Result<std::vector<NameAddr>> parseNameAddrList(std::string_view value) {
   Cursor c(value);
   while (true) {
     NameAddr& na = out.emplace_back();
-    if (Status s = detail::parseNameAddrAt(c, na, /*collect=*/true, /*in_list=*/true); !s) {
+    if (Status s = detail::parseNameAddrAt(c, na, /*collect=*/true, {/*in_list=*/true}); !s) {
       return s;
     }
     const ListNext next = nextListElement(c);
@@ -402,7 +429,9 @@ Result<std::vector<NameAddr>> parseNameAddrList(std::string_view value) {
 
 Status detail::parseSingleNameAddr(std::string_view value, NameAddr& na) {
   Cursor c(value);
-  if (Status s = detail::parseNameAddrAt(c, na, /*collect=*/true, /*in_list=*/false); !s) return s;
+  if (Status s = detail::parseNameAddrAt(c, na, /*collect=*/true, {/*in_list=*/false}); !s) {
+    return s;
+  }
   c.skipLws();
   if (!c.done()) return bad("unexpected characters after address");
   return Status::ok();
@@ -416,7 +445,8 @@ Result<NameAddr> parseNameAddr(std::string_view value) {
 
 Result<std::vector<ContactValue>> parseContactList(std::string_view value) {
   std::vector<ContactValue> out;
-  if (Status s = parseNameAddrListImpl(value, /*allow_star=*/true, /*collect=*/true, &out); !s) {
+  if (Status s = parseNameAddrListImpl(value, /*allow_star=*/true, /*collect=*/true, &out, nullptr);
+      !s) {
     return s;
   }
   return out;

@@ -29,9 +29,20 @@ Status checkHost(std::string_view host);
 // Parses one via-parm at the cursor (which may sit on leading LWS). Stops before the ',' that
 // separates it from the next one. With sent_by_only, stops after sent-by (for "can we answer").
 Status parseViaAt(Cursor& c, Via& out, bool collect, bool sent_by_only = false);
-// Parses one name-addr / addr-spec with its header params at the cursor. `in_list`: a ','
-// ends an addr-spec (Contact, Route); otherwise the caller checks that nothing follows.
-Status parseNameAddrAt(Cursor& c, NameAddr& out, bool collect, bool in_list);
+// How the header params after a name-addr are read.
+struct NameAddrSyntax {
+  // A ',' ends an addr-spec (Contact, Route); otherwise the caller checks that nothing follows.
+  bool in_list = false;
+  // Contact: an unquoted param value may hold SP/HT between gen-value words, up to the next ';',
+  // ',' or the end ("push-token-app=hero voip", sent by the ABTO SDK). The value keeps its inner
+  // blanks; anything else after a value is a defect named after that param.
+  bool spaced_param_values = false;
+};
+
+// Parses one name-addr / addr-spec with its header params at the cursor. When the defect lies in
+// a header param, `*bad_param` (if given) is set to that param's name (empty for a nameless one).
+Status parseNameAddrAt(Cursor& c, NameAddr& out, bool collect, NameAddrSyntax syntax,
+                       std::string_view* bad_param = nullptr);
 
 // Reset a value before parsing into it, keeping the capacity of its vectors (assigning a
 // temporary costs a construction, a deallocation and a destruction per call). Each lists every
@@ -93,7 +104,10 @@ Status parseSingleNameAddr(std::string_view value, NameAddr& out);
 // Validates every via-parm of a Via field value; `top`, if given, receives the first one with
 // its parameters.
 Status validateViaList(std::string_view value, Via* top);
-Status validateNameAddrList(std::string_view value, bool allow_star);
+// Contact (allow_star) is read with NameAddrSyntax::spaced_param_values; `bad_param` as in
+// parseNameAddrAt.
+Status validateNameAddrList(std::string_view value, bool allow_star,
+                            std::string_view* bad_param = nullptr);
 Status validateTokenList(std::string_view value);
 Status validateCallId(std::string_view value);
 Status parseMaxForwardsValue(std::string_view value, int* out);

@@ -44,6 +44,9 @@ bool isSipVersion(std::string_view v) {
          detail::allOf(num.substr(dot + 1), detail::kDigit);
 }
 
+// Longest param name a reason phrase repeats (a name is a token of any length).
+constexpr std::size_t kMaxNamedParam = 64;
+
 // After isSipVersion() passed: is it 2.0?
 bool isSip20(std::string_view v) { return v.size() == 7 && v.substr(4) == "2.0"; }
 
@@ -446,12 +449,13 @@ Defect Parser::validateRequest() {
   // Proxy-Require, Supported), in wire order.
   for (const HeaderField& h : m_.headers_) {
     Status s;
+    std::string_view bad_param;
     switch (h.id) {
       case HeaderId::kContact:
       case HeaderId::kRoute:
       case HeaderId::kRecordRoute:
       case HeaderId::kPath:
-        s = detail::validateNameAddrList(h.value, h.id == HeaderId::kContact);
+        s = detail::validateNameAddrList(h.value, h.id == HeaderId::kContact, &bad_param);
         break;
       case HeaderId::kRequire:
       case HeaderId::kProxyRequire:
@@ -461,7 +465,13 @@ Defect Parser::validateRequest() {
       default:
         continue;
     }
-    if (!s) return badRequest("Malformed " + std::string(canonicalHeaderName(h.id)), s.message());
+    if (!s) {
+      std::string what = "Malformed " + std::string(canonicalHeaderName(h.id));
+      if (!bad_param.empty()) {  // a token: safe in a reason phrase once bounded
+        what.append(" Parameter ").append(bad_param.substr(0, kMaxNamedParam));
+      }
+      return badRequest(what, s.message());
+    }
   }
   return {};
 }

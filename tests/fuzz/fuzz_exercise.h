@@ -80,6 +80,21 @@ inline void touchAccessors(const Message& m) {
   for (const HeaderField& h : m.headers()) (void)splitHeaderList(h.value);
 }
 
+// An unquoted Contact param value may hold blanks (the ABTO "push-token-app=hero voip"), but
+// only SP/HT between gen-value characters: never at either end, never a line break, ';' or ','.
+inline void checkContactParams(const ContactValue& cv) {
+  if (cv.star) return;
+  for (const Param& p : cv.addr.params) {
+    SIPWAKE_FUZZ_CHECK(!p.name.empty());
+    if (!p.has_value || p.value.empty() || p.value.front() == '"') continue;
+    SIPWAKE_FUZZ_CHECK(p.value.front() != ' ' && p.value.front() != '\t');
+    SIPWAKE_FUZZ_CHECK(p.value.back() != ' ' && p.value.back() != '\t');
+    for (char ch : p.value) {
+      SIPWAKE_FUZZ_CHECK(ch != '\r' && ch != '\n' && ch != ';' && ch != ',' && ch != '"');
+    }
+  }
+}
+
 // What kOk promises: every field that validation looked at is readable through the typed API.
 inline void checkOkMessage(const Message& m) {
   SIPWAKE_FUZZ_CHECK(m.vias().isOk());
@@ -91,6 +106,7 @@ inline void checkOkMessage(const Message& m) {
   if (m.isRequest()) {
     SIPWAKE_FUZZ_CHECK(m.requestUri().scheme != Uri::Scheme::kOther);
     SIPWAKE_FUZZ_CHECK(m.contacts().isOk());
+    for (const ContactValue& cv : *m.contacts()) checkContactParams(cv);
     SIPWAKE_FUZZ_CHECK(m.routes().isOk());
     SIPWAKE_FUZZ_CHECK(m.recordRoutes().isOk());
     SIPWAKE_FUZZ_CHECK(m.paths().isOk());

@@ -13,6 +13,7 @@ Exit status: 0 pass, 1 fail, 77 skipped (CTest SKIP_RETURN_CODE).
 """
 
 import json
+import math
 import os
 import re
 import secrets
@@ -22,6 +23,7 @@ import signal
 import socket
 import sys
 import time
+import urllib.parse
 import uuid
 import wave
 
@@ -78,7 +80,8 @@ class Watch:
         while b"\n" in self.buf:
             line, _, self.buf = self.buf.partition(b"\n")
             obj = json.loads(line)
-            (self.pushes if obj.get("event") == "push" else self.replies).append(obj)
+            # "refused": a scripted failure recorded on request (see retry_then_wake)
+            (self.pushes if obj.get("event") in ("push", "refused") else self.replies).append(obj)
 
     def request(self, obj, timeout=10):
         self.sock.sendall((json.dumps(obj) + "\n").encode())
@@ -124,6 +127,17 @@ class Watch:
                                                          for p in self.pushes]))
             self._pump(left)
 
+    def wait_pushes(self, token, n, event="call", timeout=20):
+        """The first `n` pushes for `token` with payload event `event` (refused ones recorded by
+        a script step with "record" included), once that many arrived."""
+        deadline = time.monotonic() + timeout
+        while len(self.seen(token, event)) < n:
+            left = deadline - time.monotonic()
+            check(left > 0, "%d %s pushes for token %s… expected, got %r"
+                  % (n, event, token[:8], self.seen(token, event)))
+            self._pump(left)
+        return self.seen(token, event)[:n]
+
     def drain(self):
         self._pump(0)
 
@@ -166,9 +180,13 @@ def check_call_push(push, provider, token, call_id, voip=True, ring_timeout=None
 
 
 class Rig:
+    """`algorithms`: [auth] algorithms (None: the default); `apns_id` / `fcm_id`: the
+    [[push.app]] ids; `domains`: served domains (default the built-in ones); `aors`: more users
+    as (user@domain, password)."""
+
     def __init__(self, ctx, ring_timeout=15, users=("alice", "bob", "carol"),
-                 algorithms=("MD5", "SHA-256")):
-        """algorithms=None: the default [auth] algorithms."""
+                 algorithms=("MD5", "SHA-256"), apns_id=BUNDLE, fcm_id=PROJECT, domains=(),
+                 aors=()):
         if not ctx.fakepns or not os.access(ctx.fakepns, os.X_OK):
             raise Skip("sipwake-fakepns not given (--fakepns)")
         if not shutil.which("openssl"):
@@ -187,12 +205,18 @@ class Rig:
                     "ca_file = \"%s\"\n\n"
                     "[[push.app]]\nprovider = \"fcm\"\nid = \"%s\"\nservice_account_file = \"%s\"\n"
                     "endpoint = \"https://127.0.0.1:%d\"\nca_file = \"%s\"\n"
-                    % (ring_timeout, BUNDLE, ph.TEAM_ID, ph.KEY_ID, ctx.work + "/apns.p8",
-                       self.fake.port, self.fake.ca, PROJECT, sa, self.fake.port, self.fake.ca))
+                    % (ring_timeout, apns_id, ph.TEAM_ID, ph.KEY_ID, ctx.work + "/apns.p8",
+                       self.fake.port, self.fake.ca, fcm_id, sa, self.fake.port, self.fake.ca))
             self.config = ph.server_config(ctx, algorithms, push)
             for u in users:
                 it.add_user(ctx, "%s@127.0.0.1" % u, u + "-pw")
-            self.server, self.ports = it.start_server(ctx, ["--config", self.config])
+            for aor, password in aors:
+                it.add_user(ctx, aor, password)
+            args = ["--config", self.config]
+            for d in domains:
+                args += ["--domain", d]
+            self.server_args = args
+            self.server, self.ports = it.start_server(ctx, args)
             self.watch = Watch(self.fake.control)
         except BaseException:
             self.close(failed=True)
@@ -212,14 +236,16 @@ class Rig:
         return p
 
     def caller(self, callee="alice"):
-        c = ph.Caller(self.ctx, self.udp, "bob", "bob-pw", callee + "@127.0.0.1")
+        """bob@127.0.0.1 calling `callee` (a user of 127.0.0.1, or user@domain)."""
+        aor = callee if "@" in callee else callee + "@127.0.0.1"
+        c = ph.Caller(self.ctx, self.udp, "bob", "bob-pw", aor)
         self.callers.append(c)
         return c
 
     def restart(self, sig=signal.SIGKILL):
         """Stops sipwake with `sig` and starts it again on the same ports and store."""
         self.server.stop(sig)
-        self.server = it.Sipwake(self.ctx, it.listen_args(*self.ports) + ["--config", self.config],
+        self.server = it.Sipwake(self.ctx, it.listen_args(*self.ports) + self.server_args,
                                  name="sipwake-restarted")
         self.server.start()
 
@@ -271,10 +297,10 @@ WAKE_ORDER = ["registered", "backgrounded", "push_received", "reregistered", "in
 
 
 def wake_dialect(ctx, dialect, provider, token, extra=(), subscribe_topic=None, voip=True,
-                 marker=None):
+                 marker=None, rig_args=None):
     """register with `dialect` params → background → INVITE → the right push on the fake's
     record → re-REGISTER → INVITE without push params → 200 / ACK / BYE."""
-    with Rig(ctx) as rig:
+    with Rig(ctx, **(rig_args or {})) as rig:
         if provider == "apns":
             rig.watch.subscribe(token, topic=subscribe_topic)
         else:
@@ -496,23 +522,46 @@ def test_wake_410_removes_binding(ctx):
         rig.server_alive()
 
 
+def unix_ms():
+    return time.time() * 1000
+
+
+def check_sent_at(push, before_ms, after_ms):
+    """`sent_at` in the payload is unix ms within [before_ms, after_ms]; returns it."""
+    sent_at = int(field(push["payload"], "sent_at"))
+    check(math.floor(before_ms) <= sent_at <= math.ceil(after_ms),
+          "sent_at %d not within [%d, %d] (the push request's own send time in ms)"
+          % (sent_at, before_ms, after_ms))
+    return sent_at
+
+
 def retry_then_wake(ctx, provider, failure, rejected_key):
     """The fake answers `failure` to the first push → sipwake retries within the ring window →
-    the phone wakes and the call completes."""
+    the phone wakes and the call completes. Each attempt carries its own sent_at (the fake
+    records the refused one too)."""
     tok = apns_token() if provider == "apns" else fcm_token()
     app = BUNDLE if provider == "apns" else PROJECT
     with Rig(ctx, ring_timeout=20) as rig:
         rig.watch.subscribe(tok)
-        rig.watch.script(tok, [failure])
+        rig.watch.script(tok, [dict(failure, record=True)])
         p = rig.phone("wake", "alice", ["--dialect", "rfc8599", "--provider", provider, "--app",
                                         app, "--token", tok, "--background-after-register",
                                         "--calls", "1", "--answer-after-ms", "100"])
         p.wait_event("backgrounded")
         caller = rig.caller()
+        before = unix_ms()
         final = caller.invite(timeout=25)
         it.expect_code(final, 200, "INVITE after a %r" % failure)
         it.expect_code(caller.ack_and_bye(final), 200, "BYE")
-        check_call_push(rig.watch.wait_push(tok), provider, tok, caller.call_id)
+        after = unix_ms()
+        attempts = rig.watch.wait_pushes(tok, 2)
+        check(len(rig.watch.seen(tok, "call")) == 2 and attempts[0].get("scripted_status") == failure["status"]
+              and "scripted_status" not in attempts[1],
+              "want the refused attempt then the accepted one: %r" % attempts)
+        check_call_push(attempts[1], provider, tok, caller.call_id)
+        first, second = (check_sent_at(a, before, after) for a in attempts)
+        check(second > first, "the retry's sent_at %d is not later than the first attempt's %d"
+              % (second, first))
         stats = rig.watch.stats()
         check(stats["rejected"] == {rejected_key: 1} and stats["accepted"] >= 1,
               "fake stats %r, want exactly one %s then an accepted push" % (stats, rejected_key))
@@ -530,6 +579,105 @@ def test_wake_503_retry_fcm(ctx):
     """FCM 503 UNAVAILABLE, then success: retried within the ring window. (An FCM 429 is
     QUOTA_EXCEEDED, retried only after >= 60 s: docs/push.md — longer than any ring window.)"""
     retry_then_wake(ctx, "fcm", {"status": 503}, "fcm:UNAVAILABLE")
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. The ABTO SDK's documented REGISTER, byte for byte; id = "*" apps
+
+
+ABTO_SEED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "push",
+                         "abto-seed-register.sip")
+ABTO_DOMAIN = "172.30.30.150"  # the seed's Request-URI and To domain
+
+
+def seed_register(client, msg, password):
+    """Sends `msg` over `client`; answers a 401 as a SIP UA does: the same bytes with a new Via
+    branch, CSeq + 1 and an Authorization header (MD5) before Content-Length. The final
+    response. The responses come back to the socket (the Via has rport: RFC 3581)."""
+    r = client.exchange(msg)
+    check(r is not None, "no response to the ABTO REGISTER (rport ignored?)")
+    if r.code != 401:
+        return r
+    ruri = msg.split(b" ", 2)[1].decode()
+    user = re.search(rb"From: <sip:([^@]+)@", msg).group(1).decode()
+    auth = it.digest_authorization(r.headers.get("www-authenticate", []), "REGISTER", ruri, user,
+                                   password, want="MD5")
+    cseq = int(re.search(rb"CSeq: (\d+) ", msg).group(1))
+    again = re.sub(rb"(branch=z9hG4bK[^;\r]+)", rb"\1-auth", msg, count=1)
+    again = again.replace(b"CSeq: %d " % cseq, b"CSeq: %d " % (cseq + 1), 1)
+    again = again.replace(b"Content-Length:", b"Authorization: " + auth.encode() +
+                          b"\r\nContent-Length:", 1)
+    r = client.exchange(again)
+    check(r is not None, "no response to the authenticated ABTO REGISTER")
+    return r
+
+
+def test_wake_abto_seed_register(ctx):
+    """The REGISTER of the ABTO SDK's push document (tests/data/push/abto-seed-register.sip,
+    `push-token-app=hero voip` with its space), byte for byte, sent from loopback to a sipwake
+    serving 172.30.30.150 with user 404 and an FCM app whose id is the app name "hero voip":
+    401 answered → 200 with Feature-Caps; the app going to the background (the same REGISTER,
+    Expires: 0) keeps the push binding; a call to 404 pushes through the fake FCM to the service
+    account's project, sent_at being that request's send time in ms."""
+    with open(ABTO_SEED, "rb") as f:
+        seed = f.read()
+    token = urllib.parse.unquote(re.search(rb"push-token-id=([^;\r]+)", seed).group(1).decode())
+    with Rig(ctx, ring_timeout=10, fcm_id="hero voip", domains=("127.0.0.1", ABTO_DOMAIN),
+             aors=[("404@" + ABTO_DOMAIN, "404-pw")]) as rig:
+        rig.watch.subscribe(token, project=PROJECT)
+        phone = it.UdpClient(("127.0.0.1", rig.udp))
+        try:
+            ok = it.expect_code(seed_register(phone, seed, "404-pw"), 200,
+                                "the ABTO SDK's REGISTER")
+            mine = [c for c in it.contacts_of(ok) if "172.30.20.68:5061" in c]
+            check(len(mine) == 1 and "push-token-app=hero voip" in mine[0],
+                  "200 OK Contacts %r" % it.contacts_of(ok))
+            check(any('+sip.pns="fcm"' in v for v in ok.headers.get("feature-caps", [])),
+                  "200 OK Feature-Caps %r" % ok.headers.get("feature-caps"))
+            background = re.sub(rb"(branch=z9hG4bK[^;\r]+)", rb"\1-bg", seed, count=1)
+            background = background.replace(b"CSeq: 36698 ", b"CSeq: 36700 ", 1)
+            background = background.replace(b"Expires: 100\r\n", b"Expires: 0\r\n", 1)
+            gone = it.expect_code(seed_register(phone, background, "404-pw"), 200,
+                                  "the ABTO REGISTER with Expires: 0")
+            check(not any("172.30.20.68" in c for c in it.contacts_of(gone)),
+                  "contact still bound: %r" % it.contacts_of(gone))
+        finally:
+            phone.close()
+        caller = rig.caller("404@" + ABTO_DOMAIN)
+        pushed = {}
+
+        def cancel_after_push(c):
+            pushed["call"] = rig.watch.wait_push(token, "call")
+            pushed["after"] = unix_ms()
+            c.cancel()
+        before = unix_ms()
+        final = caller.invite(timeout=25, on_trying=cancel_after_push)
+        it.expect_code(final, 487, "INVITE to 404, cancelled after the push")
+        caller.ack_non2xx(final)
+        push = pushed["call"]
+        check(push["provider"] == "fcm" and push["payload"].get("token") == token,
+              "push %r" % push)
+        check(field(push["payload"], "call_id") == caller.call_id and
+              "404@" + ABTO_DOMAIN in (field(push["payload"], "callee_aor") or ""),
+              "push payload %r" % push["payload"])
+        check_sent_at(push, before, pushed["after"])
+        rig.server_alive()
+
+
+def test_wake_wildcard_apns(ctx):
+    """[[push.app]] id = "*" for APNs (token auth): an RFC 8599 binding of the key's team is
+    pushed with its own bundle id as topic; the phone wakes and answers."""
+    tok = apns_token()
+    wake_dialect(ctx, "rfc8599", "apns", tok, ["--app", BUNDLE], subscribe_topic=BUNDLE + ".voip",
+                 marker="pn-provider=apns", rig_args={"apns_id": "*"})
+
+
+def test_wake_wildcard_fcm(ctx):
+    """[[push.app]] id = "*" for FCM: an ABTO binding naming its app "hero voip" (no project id)
+    is pushed to the service account's project; the phone wakes and answers."""
+    tok = fcm_token()
+    wake_dialect(ctx, "abto", "fcm", tok, ["--app", "hero voip", "--no-subscribe-topic"],
+                 marker="push-token-id=", rig_args={"fcm_id": "*"})
 
 
 def test_wake_token_moved(ctx):

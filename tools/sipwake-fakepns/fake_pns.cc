@@ -352,9 +352,13 @@ void FakePns::reject(const std::string& provider, const std::string& reason,
 }
 
 void FakePns::notify(const std::string& provider, const std::string& token, const json& headers,
-                     const json& payload) {
+                     const json& payload, int scripted_status) {
   json ev = {{"event", "push"},    {"provider", provider}, {"token", token},
              {"headers", headers}, {"payload", payload},   {"rx_mono_ns", current_rx_ns_}};
+  if (scripted_status != 0) {  // not a "push": a phone listening for its token must not wake
+    ev["event"] = "refused";
+    ev["scripted_status"] = scripted_status;
+  }
   auto range = subscribers_.equal_range(token);
   for (auto it = range.first; it != range.second; ++it) {
     if (auto c = it->second.lock(); c && !c->closed()) c->send(ev);
@@ -557,6 +561,7 @@ void FakePns::checkApnsRequest(const http2::Request& req, const http2::Responder
         expired_jwts_.insert(jwt);
         apns_conn_auth_.erase(req.connection_id);
       }
+      if (step.value("record", false)) notify("apns", token, headers, payload, status);
       return fail(status, reason);
     }
     if (int delay = step.value("delay_ms", 0); delay > 0) {
@@ -768,6 +773,7 @@ void FakePns::handleFcm(const http2::Request& req, const http2::Responder& r, st
           break;
       }
       if (status == 410) status = 404;  // FCM's "unregistered" is 404
+      if (step.value("record", false)) notify("fcm", token, headers, msg, status);
       if (status == 401 && code == "UNAUTHENTICATED") {
         // As Google answers a dead access token: no FcmError detail, and the token stays dead.
         access_tokens_.erase(access);

@@ -89,8 +89,11 @@ class FakePns {
                 const std::string& message, const std::string& error_code,
                 const std::string& token);
   void reject(const std::string& provider, const std::string& reason, const std::string& token);
+  // Tells the token's subscribers about a push ("event":"push"); `scripted_status` != 0: a
+  // scripted failure the script step asked to record ("record": true), sent as "event":"refused"
+  // with that status.
   void notify(const std::string& provider, const std::string& token, const nlohmann::json& headers,
-              const nlohmann::json& payload);
+              const nlohmann::json& payload, int scripted_status = 0);
   void acceptControl();
 
   transport::EventLoop& loop_;

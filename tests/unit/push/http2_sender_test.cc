@@ -517,6 +517,143 @@ TEST_F(Http2SenderTest, BadKeyFileNamedByCreate) {
   EXPECT_NE(s2.status().message().find(f.service_account_file), std::string::npos);
 }
 
+// ---- sent_at: the clock at each hand-over to the connection, not the caller's value ----
+
+TEST_F(Http2SenderTest, SentAtIsTheClockAtEachAttemptInMilliseconds) {
+  FakePushClock clock(std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count() +
+                      123);  // not a whole second
+  auto s = Http2PushSender::create({apnsApp(), fcmApp()}, loop_, &clock);
+  ASSERT_TRUE(s) << s.status().toString();
+  sender_ = std::move(*s);
+  const CallEvent ev = event(CallEventKind::kCall);  // carries sent_at_ms 1'700'000'000'000
+  std::string apns_tok = hexToken('5');
+  std::string fcm_tok = "fcm-sent-at-token-" + std::string(30, 's');
+  ASSERT_EQ(ctl_.op({{"op", "subscribe"}, {"token", apns_tok}})["ok"], true);
+  ASSERT_EQ(ctl_.op({{"op", "subscribe"}, {"token", fcm_tok}})["ok"], true);
+  for (int attempt = 0; attempt < 2; ++attempt) {  // a caller's retry is a new attempt
+    const std::string want = std::to_string(clock.unixMillis());
+    auto o = sendAndWait(apnsTarget(apns_tok, ""), ev, PushKind::kCall);
+    ASSERT_TRUE(o);
+    ASSERT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+    auto pushed = ctl_.pushFor(apns_tok);
+    ASSERT_TRUE(pushed);
+    EXPECT_EQ((*pushed)["payload"]["sent_at"], want) << attempt;
+    o = sendAndWait(fcmTarget(fcm_tok), ev, PushKind::kCall);
+    ASSERT_TRUE(o);
+    ASSERT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+    pushed = ctl_.pushFor(fcm_tok);
+    ASSERT_TRUE(pushed);
+    EXPECT_EQ((*pushed)["payload"]["data"]["sent_at"], want) << attempt;
+    clock.advance(1501ms);
+  }
+  sender_.reset();  // before `clock`
+}
+
+// ---- id = "*" for APNs / FCM ----
+
+TEST_F(Http2SenderTest, WildcardApnsAppServesAnyBundleOfItsTeam) {
+  PushAppConfig c = apnsApp();
+  c.id = "*";
+  auto s = Http2PushSender::create({c}, loop_);
+  ASSERT_TRUE(s) << s.status().toString();
+  sender_ = std::move(*s);
+  std::string tok = hexToken('6');
+  ASSERT_EQ(ctl_.op({{"op", "subscribe"}, {"token", tok}})["ok"], true);
+  auto o = sendAndWait(apnsTarget(tok, ""), event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+  auto pushed = ctl_.pushFor(tok);
+  ASSERT_TRUE(pushed);
+  EXPECT_EQ((*pushed)["headers"]["apns-topic"], std::string(kBundle) + ".voip");
+
+  auto no_team = apnsTarget(tok, "");  // dialects other than RFC 8599 carry no team id
+  no_team.binding.team_id.clear();
+  o = sendAndWait(no_team, event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+
+  auto other_team = apnsTarget(tok, "");  // this key cannot sign for another team's app
+  other_team.binding.team_id = "OTHERTEAM9";
+  o = sendAndWait(other_team, event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kPermanent);
+  EXPECT_EQ(o->reason,
+            std::string("no push app configured for apns ") + kBundle + " (team OTHERTEAM9)");
+}
+
+TEST_F(Http2SenderTest, WildcardFcmAppServesItsServiceAccountsProject) {
+  PushAppConfig c = fcmApp();
+  c.id = "*";
+  auto s = Http2PushSender::create({c}, loop_);
+  ASSERT_TRUE(s) << s.status().toString();
+  sender_ = std::move(*s);
+  std::string tok = "fcm-wildcard-token-" + std::string(30, 'w');
+  ASSERT_EQ(ctl_.op({{"op", "subscribe"}, {"token", tok}, {"project", kProject}})["ok"], true);
+  auto o = sendAndWait(fcmTarget(tok), event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+  EXPECT_TRUE(ctl_.pushFor(tok));
+
+  auto by_name = fcmTarget(tok);  // ABTO: an app name, no project id
+  by_name.binding.project_id.clear();
+  by_name.binding.app_id = "hero voip";
+  o = sendAndWait(by_name, event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+
+  auto other = fcmTarget(tok);
+  other.binding.project_id = "another-project";
+  o = sendAndWait(other, event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kPermanent);
+  EXPECT_EQ(o->reason, "no push app configured for fcm another-project");
+}
+
+TEST_F(Http2SenderTest, FcmAppNamedByTheClientsAppNameSendsToTheServiceAccountsProject) {
+  PushAppConfig c = fcmApp();
+  c.id = "hero voip";  // ABTO push-token-app as the client sends it
+  auto s = Http2PushSender::create({c}, loop_);
+  ASSERT_TRUE(s) << s.status().toString();
+  sender_ = std::move(*s);
+  std::string tok = "fcm-hero-voip-token-" + std::string(30, 'h');
+  ASSERT_EQ(ctl_.op({{"op", "subscribe"}, {"token", tok}, {"project", kProject}})["ok"], true);
+  auto t = fcmTarget(tok);
+  t.binding.project_id.clear();
+  t.binding.app_id = "hero voip";
+  auto o = sendAndWait(t, event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+  EXPECT_TRUE(ctl_.pushFor(tok));
+}
+
+TEST_F(Http2SenderTest, WildcardAppsCreateRefusesWhatCannotWork) {
+  PushAppConfig a = apnsApp();
+  a.id = "*";
+  a.key_file.clear();
+  a.key_id.clear();
+  a.team_id.clear();
+  a.cert_file = dir_ + "/apns.p8";  // never read: refused first
+  auto s = Http2PushSender::create({a}, loop_);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.status().message().find("needs token auth"), std::string::npos)
+      << s.status().toString();
+
+  json sa = json::parse(std::ifstream(dir_ + "/sa.json"));
+  sa.erase("project_id");
+  writeFile(dir_ + "/sa-no-project.json", sa.dump());
+  PushAppConfig f = fcmApp();
+  f.id = "*";
+  f.service_account_file = dir_ + "/sa-no-project.json";
+  s = Http2PushSender::create({f}, loop_);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.status().message().find("project_id"), std::string::npos) << s.status().toString();
+  f.id = kProject;  // a named app sends to its id
+  s = Http2PushSender::create({f}, loop_);
+  EXPECT_TRUE(s) << s.status().toString();
+}
+
 // ---- webhook: documented body over h2 (with the bearer secret) and over HTTP/1.1 ----
 
 TEST_F(Http2SenderTest, WebhookOverH2CarriesDocumentedBodyAndSecret) {

@@ -415,6 +415,20 @@ TEST(ConfigTest, PushAppErrorsNameKeyAndLine) {
             "test.toml:6: [[push.app]] #1 use_voip: expected true or false, got \"yes\"");
 }
 
+TEST(ConfigTest, WildcardApnsAppNeedsTokenAuth) {
+  // A certificate is issued for one bundle id: "*" cannot work with it.
+  EXPECT_EQ(parseError("[push]\n[[push.app]]\nprovider = \"apns\"\nid = \"*\"\n"
+                       "cert_file = \"c.pem\"\n"),
+            "test.toml:4: [[push.app]] #1 id: \"*\" needs token auth (key_file + key_id + "
+            "team_id): a certificate is issued for one app");
+  const Config c = parseOk(
+      "[push]\n[[push.app]]\nprovider = \"apns\"\nid = \"*\"\nkey_file = \"k.p8\"\n"
+      "key_id = \"K\"\nteam_id = \"T\"\n[[push.app]]\nprovider = \"fcm\"\nid = \"*\"\n"
+      "service_account_file = \"sa.json\"\n");
+  ASSERT_EQ(c.push.apps.size(), 2u);
+  EXPECT_EQ(c.push.apps[0].id, "*");
+}
+
 TEST(ConfigTest, ParkedProvisional) {
   EXPECT_EQ(parseOk("").push.parked_provisional, 180);
   EXPECT_EQ(parseOk("[push]\nparked_provisional = 183\n").push.parked_provisional, 183);

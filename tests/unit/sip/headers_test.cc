@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "sip/message.h"
+#include "sip/parse_internal.h"
 #include "test_util.h"
 
 namespace sipwake::sip {
@@ -171,6 +172,68 @@ TEST(ContactTest, PushParamsAsHeaderParams) {
   EXPECT_EQ(a.param("push-token-type")->value, "firebase");
   EXPECT_EQ(a.param("PN-PROVIDER")->value, "fcm");
   EXPECT_EQ(a.uri.param("ob")->has_value, false);
+}
+
+TEST(ContactTest, UnquotedParamValueWithBlanks) {
+  // The ABTO SDK's own example: "push-token-app=hero voip" (a space in an unquoted value). The
+  // value runs to the next ';', ',' or the end and keeps its inner blanks.
+  Result<std::vector<ContactValue>> r = parseContactList(
+      "<sip:404@172.30.20.68:5061>;push-token-type=firebase;push-token-app=hero voip;"
+      "push-token-id=e-3akVQA_Gk%3aAPA91bF");
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  const NameAddr& a = r->front().addr;
+  EXPECT_EQ(a.param("push-token-app")->value, "hero voip");
+  EXPECT_EQ(a.param("push-token-id")->value, "e-3akVQA_Gk%3aAPA91bF");
+
+  // Several blanks and tabs inside, blanks before ';' / ',' / the end are not part of it, and a
+  // ',' ends the value (it separates contacts).
+  r = parseContactList("<sip:a@b>;x=one  two\tthree ;y=4, sip:c@d;z=last word  ");
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[0].addr.param("x")->value, "one  two\tthree");
+  EXPECT_EQ((*r)[0].addr.param("y")->value, "4");
+  EXPECT_EQ((*r)[1].addr.param("z")->value, "last word");
+  EXPECT_EQ((*r)[1].addr.uri.host, "d");
+  r = parseContactList("<sip:a@b>;x=hero voip,<sip:c@d>");
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[0].addr.param("x")->value, "hero voip");
+
+  // Only Contact: Route / From / To keep the strict grammar.
+  EXPECT_FALSE(parseNameAddrList("<sip:p@h;lr>;x=a b").isOk());
+  EXPECT_FALSE(parseNameAddr("<sip:a@b>;x=a b").isOk());
+}
+
+TEST(ContactTest, AbtoSeedRegisterParsesAsWritten) {
+  // The REGISTER of the ABTO SDK's push document, byte for byte.
+  Message m = parseOk(readFile(dataDir() / "push" / "abto-seed-register.sip"));
+  ASSERT_TRUE(m.contacts().isOk()) << m.contacts().status().toString();
+  const NameAddr& a = m.contacts()->front().addr;
+  EXPECT_EQ(a.uri.host, "172.30.20.68");
+  EXPECT_EQ(a.param("push-token-type")->value, "firebase");
+  EXPECT_EQ(a.param("push-token-app")->value, "hero voip");
+  EXPECT_EQ(a.param("push-token-id")->value.substr(0, 13), "e-3akVQA_Gk%3");
+  EXPECT_EQ(a.params.size(), 3u);
+}
+
+TEST(ContactTest, MalformedParamsAreStillRefusedAndNamed) {
+  auto err = [](std::string_view v) {
+    std::string_view bad_param = "(none)";
+    Status s = detail::validateNameAddrList(v, /*allow_star=*/true, &bad_param);
+    EXPECT_EQ(s.isOk(), parseContactList(v).isOk()) << v;  // validation == parsing
+    return s.isOk() ? std::string("ok") : std::string(bad_param) + ": " + s.message();
+  };
+  EXPECT_EQ(err("<sip:a@b>;app=hero <voip>"), "app: unexpected character after parameter 'app'");
+  EXPECT_EQ(err("<sip:a@b>;app=hero voip=x"), "app: unexpected character after parameter 'app'");
+  EXPECT_EQ(err("<sip:a@b>;app=\"q\" x"), "app: unexpected character after parameter 'app'");
+  EXPECT_EQ(err("<sip:a@b>;flag junk"), "flag: unexpected character after parameter 'flag'");
+  EXPECT_EQ(err("<sip:a@b>;app= ;x=1"), "app: empty value for parameter 'app'");
+  EXPECT_EQ(err("<sip:a@b>;app=\"open"), "app: unterminated quoted string");
+  EXPECT_EQ(err("<sip:a@b>; ;x=1"), ": empty parameter");
+  // A folded line inside a value is not a blank of the value.
+  EXPECT_EQ(err("<sip:a@b>;app=hero\r\n voip"), "app: unexpected character after parameter 'app'");
+  EXPECT_EQ(err("<sip:a@b>;app=hero\r\n ;x=1"), "ok");
+  EXPECT_EQ(err("<sip:a@b> x"), "(none): unexpected character after address");
 }
 
 TEST(ContactTest, OutOfRangeValuesAreAbsent) {
