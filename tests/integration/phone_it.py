@@ -103,8 +103,10 @@ class PhoneProc:
 def server_config(ctx, algorithms, extra=""):
     path = os.path.join(ctx.work, "phone.toml")
     with open(path, "w") as f:
-        f.write("[server]\nworkers = 2\n\n[auth]\nalgorithms = [%s]\n%s"
-                % (", ".join('"%s"' % a for a in algorithms), extra))
+        # No algorithms: the server's default `[auth] algorithms`.
+        auth = ("[auth]\nalgorithms = [%s]\n" % ", ".join('"%s"' % a for a in algorithms)
+                if algorithms else "")
+        f.write("[server]\nworkers = 2\n\n%s%s" % (auth, extra))
     return path
 
 

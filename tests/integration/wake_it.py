@@ -166,7 +166,10 @@ def check_call_push(push, provider, token, call_id, voip=True, ring_timeout=None
 
 
 class Rig:
-    def __init__(self, ctx, ring_timeout=15, users=("alice", "bob", "carol"), algorithms=None):
+    def __init__(self, ctx, ring_timeout=15, users=("alice", "bob", "carol"), algorithms=None,
+                 extra_config=""):
+        """`algorithms`: None → MD5 and SHA-256, () → the server's default; `extra_config`: more
+        TOML after the push apps (e.g. a [tls] section)."""
         if not ctx.fakepns or not os.access(ctx.fakepns, os.X_OK):
             raise Skip("sipwake-fakepns not given (--fakepns)")
         if not shutil.which("openssl"):
@@ -187,7 +190,9 @@ class Rig:
                     "endpoint = \"https://127.0.0.1:%d\"\nca_file = \"%s\"\n"
                     % (ring_timeout, BUNDLE, ph.TEAM_ID, ph.KEY_ID, ctx.work + "/apns.p8",
                        self.fake.port, self.fake.ca, PROJECT, sa, self.fake.port, self.fake.ca))
-            self.config = ph.server_config(ctx, algorithms or ["MD5", "SHA-256"], push)
+            self.config = ph.server_config(
+                ctx, ["MD5", "SHA-256"] if algorithms is None else algorithms,
+                push + extra_config)
             for u in users:
                 it.add_user(ctx, "%s@127.0.0.1" % u, u + "-pw")
             self.server, self.ports = it.start_server(ctx, ["--config", self.config])
