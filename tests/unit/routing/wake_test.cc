@@ -170,6 +170,29 @@ class WakeTest : public ProxyTest {
     drain();
   }
 
+  static WakeConfig onlySleepingDevices() {
+    WakeConfig c;
+    c.push_connected_devices = false;
+    return c;
+  }
+
+  static std::string branchOf(const sip::Message& m) {
+    auto via = m.topVia();
+    return via ? std::string(via->branch()) : std::string();
+  }
+
+  // A push-bound device with a live contact at bob_ is called: the INVITE goes there at once
+  // and the device is pushed (RFC 8599 §5.6.2).
+  Device calledWhileConnected(std::string instance = "") {
+    Device d = device('a', bob_, false, std::move(instance));
+    sleeping(d);
+    wakes(d);
+    invite();
+    EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+    EXPECT_EQ(sender_.count(push::PushKind::kCall), 1u);
+    return d;
+  }
+
   void invite() {
     deliver(request("INVITE", "sip:bob@example.com"), alice_);
     drain();
@@ -244,9 +267,10 @@ TEST_F(WakeTest, ParkedInviteGivesTheCallerOneRingingWithAProxyTagNotOnePerPush)
 }
 
 TEST_F(WakeTest, NoProxyProvisionalWhenTheInviteOnlyForksToLiveContacts) {
+  configure(onlySleepingDevices());
   Device awake = device('a', bob_);
   sleeping(awake);
-  wakes(awake);  // a push binding, but connected: no push
+  wakes(awake);  // a push binding, but connected: no push (opted out of RFC 8599 §5.6.2)
   invite();
   EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
   EXPECT_TRUE(sender_.pushes.empty());
@@ -303,6 +327,7 @@ TEST_F(WakeTest, RingTimeoutLeavesTheWokenDevicesRingingBranchAlone) {
 }
 
 TEST_F(WakeTest, RingTimeoutLeavesLiveContactsRingingAndALateDeviceStillGetsTheCall) {
+  configure(onlySleepingDevices());
   Device awake = device('a', bob_);
   Device asleep = device('b', bob2_);
   sleeping(awake);
@@ -336,6 +361,7 @@ TEST_F(WakeTest, RingTimeoutLeavesLiveContactsRingingAndALateDeviceStillGetsTheC
 }
 
 TEST_F(WakeTest, RingTimeoutWithNothingRingingGives480AtOnce) {
+  configure(onlySleepingDevices());
   Device awake = device('a', bob_);
   sleeping(awake);
   wakes(awake);
@@ -348,17 +374,9 @@ TEST_F(WakeTest, RingTimeoutWithNothingRingingGives480AtOnce) {
   EXPECT_EQ(codesTo(alice_.address).back(), 486);
 }
 
-// push_connected_devices: one INVITE per device, whichever binding it ends up on.
+// push_connected_devices (the default): one INVITE per device, whichever binding it ends up on.
 TEST_F(WakeTest, ConnectedDeviceWhoseOldBranchRangIsNotForkedAgain) {
-  WakeConfig c;
-  c.push_connected_devices = true;
-  configure(c);
-  Device d = device('a', bob_, false, "<urn:uuid:00000000-0000-0000-0000-0000000000c1>");
-  sleeping(d);
-  wakes(d);
-  invite();
-  ASSERT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
-  EXPECT_EQ(sender_.count(push::PushKind::kCall), 1u);
+  Device d = calledWhileConnected("<urn:uuid:00000000-0000-0000-0000-0000000000c1>");
   answer(bob_, "INVITE", 180, "Ringing");
   Device rereg = d;  // the pushed app registers again over a new socket
   rereg.ua = Ua{addr(10, 0, 0, 2, 6000)};
@@ -373,9 +391,6 @@ TEST_F(WakeTest, ConnectedDeviceWhoseOldBranchRangIsNotForkedAgain) {
 }
 
 TEST_F(WakeTest, ConnectedDeviceThatDeclinedOnItsOldContactIsNotForkedAgain) {
-  WakeConfig c;
-  c.push_connected_devices = true;
-  configure(c);
   Device d = device('a', bob_);
   Device other = device('b', bob2_);
   sleeping(d);
@@ -391,14 +406,7 @@ TEST_F(WakeTest, ConnectedDeviceThatDeclinedOnItsOldContactIsNotForkedAgain) {
 }
 
 TEST_F(WakeTest, ConnectedDeviceWhoseOldBranchIsSilentMovesToTheNewBinding) {
-  WakeConfig c;
-  c.push_connected_devices = true;
-  configure(c);
-  Device d = device('a', bob_);  // no +sip.instance: matched by its push token
-  sleeping(d);
-  wakes(d);
-  invite();
-  ASSERT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+  Device d = calledWhileConnected();  // no +sip.instance: matched by its push token
   Device rereg = d;
   rereg.ua = Ua{addr(10, 0, 0, 2, 6000)};
   rereg.contact = "sip:bob@" + rereg.ua.address.toString() + ";pn-provider=fcm";
@@ -414,6 +422,47 @@ TEST_F(WakeTest, ConnectedDeviceWhoseOldBranchIsSilentMovesToTheNewBinding) {
   answer(rereg.ua, "INVITE", 486, "Busy Here", "b2");
   drain();
   EXPECT_EQ(codesTo(alice_.address).back(), 486);
+}
+
+// The killed app, started by the push, registers again from the old branch's address (linphone
+// reuses its UDP port): the old branch's INVITE is the INVITE to the woken app. It is sent again
+// at once, and no second INVITE (another branch: a phantom second call) reaches the device.
+TEST_F(WakeTest, ConnectedDeviceReRegisteringFromTheSameAddressTakesOverItsOldBranch) {
+  Device d = calledWhileConnected("<urn:uuid:00000000-0000-0000-0000-0000000000c2>");
+  wakes(d);
+  auto invites = requestsTo(bob_.address, "INVITE");
+  ASSERT_EQ(invites.size(), 2u);  // without waiting for Timer A
+  EXPECT_EQ(branchOf(invites[1]), branchOf(invites[0]));
+  answer(bob_, "INVITE", 180, "Ringing");
+  answer(bob_, "INVITE", 200, "OK");
+  drain();
+  EXPECT_EQ(codesTo(alice_.address).back(), 200);
+  EXPECT_TRUE(requestsTo(bob_.address, "CANCEL").empty());
+  for (const sip::Message& m : requestsTo(bob_.address, "INVITE")) {
+    EXPECT_EQ(branchOf(m), branchOf(invites[0]));
+  }
+  EXPECT_EQ(sender_.count(push::PushKind::kCancel), 0u);  // it answered: no "elsewhere" push
+  // A refresh during the call: nothing more.
+  wakes(d);
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 2u);
+}
+
+// Registered again from another address: the old branch's INVITE retransmissions stop at once,
+// so none can reach an app that later shows up there.
+TEST_F(WakeTest, ConnectedDeviceReRegisteringElsewhereStopsTheOldBranchAtOnce) {
+  Device d = calledWhileConnected();
+  Device rereg = d;
+  rereg.ua = Ua{addr(10, 0, 0, 2, 6000)};
+  rereg.contact = "sip:bob@" + rereg.ua.address.toString() + ";pn-provider=fcm";
+  wakes(rereg);
+  ASSERT_EQ(requestsTo(rereg.ua.address, "INVITE").size(), 1u);
+  timers_.advance(seconds(10));
+  drain();
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);      // no Timer A any more
+  EXPECT_GT(requestsTo(rereg.ua.address, "INVITE").size(), 1u);  // the new branch's runs
+  answer(rereg.ua, "INVITE", 200, "OK", "b2");
+  drain();
+  EXPECT_EQ(codesTo(alice_.address).back(), 200);
 }
 
 TEST_F(WakeTest, MatchesTheWokenDeviceByInstanceToo) {
@@ -486,6 +535,7 @@ TEST_F(WakeTest, TwoDevicesOneAnswersTheOtherIsCancelledAndToldAnsweredElsewhere
 }
 
 TEST_F(WakeTest, LiveContactIsForkedAtOnceAndSleepingOneIsPushed) {
+  configure(onlySleepingDevices());
   Device awake = device('a', bob_);
   Device asleep = device('b', bob2_);
   sleeping(awake);
@@ -497,10 +547,9 @@ TEST_F(WakeTest, LiveContactIsForkedAtOnceAndSleepingOneIsPushed) {
   EXPECT_EQ(sender_.pushes[0].device_key, asleep.binding.deviceKey());
 }
 
-TEST_F(WakeTest, ConnectedDevicesArePushedWhenConfigured) {
-  WakeConfig c;
-  c.push_connected_devices = true;
-  configure(c);
+// RFC 8599 §5.6.2: every request to a push-bound device is pushed, also when its contact looks
+// alive (an app the OS killed leaves such a contact behind).
+TEST_F(WakeTest, ConnectedDevicesArePushedByDefault) {
   Device awake = device('a', bob_);
   sleeping(awake);
   wakes(awake);
