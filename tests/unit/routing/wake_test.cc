@@ -123,9 +123,12 @@ class WakeTest : public ProxyTest {
     b.contact_uri = d.contact;
     b.instance_id = d.instance;
     b.expires_at = kNow + std::chrono::seconds(3600);
-    b.received.protocol = "udp";
+    b.received.protocol = d.ua.protocol == transport::Protocol::kUdp   ? "udp"
+                          : d.ua.protocol == transport::Protocol::kTcp ? "tcp"
+                                                                       : "tls";
     b.received.source_ip = d.ua.address.ip();
     b.received.source_port = d.ua.address.port;
+    b.received.flow_id = d.ua.flow;
     b.push = push::serialize(d.binding);
     b.call_id = "reg-" + d.contact;
     b.cseq = 1;
@@ -291,7 +294,8 @@ TEST_F(WakeTest, ParkedProvisionalIsConfigurable) {
 
   c.parked_provisional = 0;  // none
   configure(c);
-  deliver(request("INVITE", "sip:bob@example.com", "", alice_, "call-2"), alice_);
+  deliver(request("INVITE", "sip:bob@example.com", "", alice_, "call-2", 1, "", "z9hG4bKa2"),
+          alice_);
   drain();
   std::vector<int> second;
   for (sip::Message& m : sentTo(alice_.address)) {
@@ -463,6 +467,31 @@ TEST_F(WakeTest, ConnectedDeviceReRegisteringElsewhereStopsTheOldBranchAtOnce) {
   answer(rereg.ua, "INVITE", 200, "OK", "b2");
   drain();
   EXPECT_EQ(codesTo(alice_.address).back(), 200);
+}
+
+// Over TCP/TLS only the same connection is the same destination: a device that registers again
+// over the connection its INVITE was written to already has it; over a new connection it gets
+// a new branch (the old one is CANCELled once it answers at all).
+TEST_F(WakeTest, ConnectedTcpDeviceKeepsItsBranchOnlyOnTheSameConnection) {
+  Device d = device('a', Ua{addr(10, 0, 0, 2, 40000), transport::Protocol::kTcp, 7});
+  sleeping(d);
+  wakes(d);
+  invite();
+  ASSERT_EQ(requestsTo(d.ua.address, "INVITE").size(), 1u);
+  wakes(d);  // woken by the push, it registers again on the same connection
+  EXPECT_EQ(requestsTo(d.ua.address, "INVITE").size(), 1u);  // reliable: nothing sent again
+  EXPECT_TRUE(requestsTo(d.ua.address, "CANCEL").empty());
+
+  Device other = device('b', Ua{addr(10, 0, 0, 3, 40000), transport::Protocol::kTcp, 8});
+  sleeping(other);
+  wakes(other);
+  deliver(request("INVITE", "sip:bob@example.com", "", alice_, "call-2", 1, "", "z9hG4bKa2"),
+          alice_);
+  drain();
+  Device moved = other;  // the same device, registered again over a new connection
+  moved.ua = Ua{addr(10, 0, 0, 3, 40001), transport::Protocol::kTcp, 9};
+  wakes(moved);
+  EXPECT_EQ(requestsTo(moved.ua.address, "INVITE").size(), 1u);
 }
 
 TEST_F(WakeTest, MatchesTheWokenDeviceByInstanceToo) {
