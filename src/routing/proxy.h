@@ -123,6 +123,7 @@ class Proxy {
   // Cancels the branches of `id` that were sent to `binding_key` (push layer: a device declined
   // or a different device of the same instance answered). Returns how many were cancelled.
   std::size_t cancelBranches(ContextId id, std::string_view binding_key);
+  // Push layer: what the branches of `id` sent to `binding_key` have heard (the most alive).
   BranchProgress branchProgress(ContextId id, std::string_view binding_key);
   // Push layer: a device that had a live contact (so its branch went there) was pushed anyway
   // and registered again as `fresh`. Each branch to `binding_key` that the UA has not answered
