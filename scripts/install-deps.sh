@@ -11,7 +11,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
       openssl ca-certificates)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(libgtest-dev libgmock-dev libbenchmark-dev sip-tester clang-14 libclang-rt-14-dev
-         python3 iproute2 procps baresip-core)
+         python3 iproute2 procps baresip-core linphone-cli)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -217,23 +217,30 @@ class ProxyContext final : public transaction::ServerTransactionUser,
     return best;
   }
 
-  // No maybeSendBest(): the replacement branch is added next (Proxy::supersedeBranches).
-  std::size_t supersedeBranches(std::string_view binding_key) {
-    std::size_t n = 0;
+  // No maybeSendBest(): a superseded branch's replacement is added next (the push layer).
+  Proxy::Handover handOverBranches(std::string_view binding_key, const Target& fresh) {
+    Proxy::Handover h;
     for (auto& b : branches_) {
       if (b->target.binding_key != binding_key || b->state == BranchState::kFinal || b->reached) {
+        continue;
+      }
+      if (b->state == BranchState::kCalling && b->tx != nullptr && sameDestination(*b, fresh)) {
+        b->target.binding_key = fresh.binding_key;
+        proxy_.deps_.layer->retransmitNow(*b->tx);
+        ++h.taken_over;
         continue;
       }
       b->superseded = true;
       if (b->state == BranchState::kResolving) {
         setFinal(*b);
         b->pending.reset();
-      } else if (invite_ && b->tx != nullptr) {
-        (void)proxy_.deps_.layer->cancel(*b->tx);
+      } else if (b->tx != nullptr) {
+        proxy_.deps_.layer->stopRetransmissions(*b->tx);
+        if (invite_) (void)proxy_.deps_.layer->cancel(*b->tx);
       }
-      ++n;
+      ++h.superseded;
     }
-    return n;
+    return h;
   }
 
   // ---- ClientTransactionUser ----
@@ -395,6 +402,16 @@ class ProxyContext final : public transaction::ServerTransactionUser,
     bool reached = false;     // a response other than 100 arrived: the UA has seen the request
     bool superseded = false;  // replaced by a woken device's new binding: its final is ignored
   };
+
+  // Whether the request of `b` (sent, no Path) goes where a branch to `t` would: same transport
+  // and address and, for TCP/TLS, the same connection (a UDP "flow" is only our socket).
+  static bool sameDestination(const Branch& b, const Target& t) {
+    if (!b.target.path.empty() || !t.path.empty() || !t.flow || b.tx == nullptr) return false;
+    const transport::SendTarget& sent = b.tx->target();
+    if (sent.protocol != t.flow->protocol || !(sent.remote == t.flow->remote)) return false;
+    return sent.protocol == transport::Protocol::kUdp ||
+           (sent.flow != 0 && sent.flow == t.flow->flow);
+  }
 
   Branch* branchOf(transaction::ClientTransaction& tx) {
     std::uint64_t i = tx.userData();
@@ -823,9 +840,10 @@ BranchProgress Proxy::branchProgress(ContextId id, std::string_view binding_key)
   return ctx == nullptr ? BranchProgress::kNone : ctx->progress(binding_key);
 }
 
-std::size_t Proxy::supersedeBranches(ContextId id, std::string_view binding_key) {
+Proxy::Handover Proxy::handOverBranches(ContextId id, std::string_view binding_key,
+                                        const Target& fresh) {
   ProxyContext* ctx = find(id);
-  return ctx == nullptr ? 0 : ctx->supersedeBranches(binding_key);
+  return ctx == nullptr ? Handover{} : ctx->handOverBranches(binding_key, fresh);
 }
 
 void Proxy::ensureLocalPorts() {

@@ -125,12 +125,23 @@ class Proxy {
   // Cancels the branches of `id` that were sent to `binding_key` (push layer: a device declined
   // or a different device of the same instance answered). Returns how many were cancelled.
   std::size_t cancelBranches(ContextId id, std::string_view binding_key);
-  // Push layer: a device that had a live contact (so its branch went there) was pushed anyway
-  // and registered again. Its old branches that the UA has not answered yet (kPending) are
-  // CANCELled (INVITE) and their final responses ignored; the caller adds the branch to the new
-  // binding right after.
+  // Push layer: what the branches of `id` sent to `binding_key` have heard (the most alive).
   BranchProgress branchProgress(ContextId id, std::string_view binding_key);
-  std::size_t supersedeBranches(ContextId id, std::string_view binding_key);
+  // Push layer: a device that had a live contact (so its branch went there) was pushed anyway
+  // and registered again as `fresh`. Each branch to `binding_key` that the UA has not answered
+  // (kPending) is either
+  //  - taken over: it still waits for its first response and goes where `fresh` goes (same
+  //    transport and address, for TCP/TLS the same connection, no Path): its client transaction
+  //    IS the request to the woken device. Over UDP the request is retransmitted at once. The
+  //    branch now counts as `fresh`'s (ContextEnd::answered_by).
+  //  - or superseded: its retransmissions stop at once (none may reach the woken app, which
+  //    would see a second call), it is CANCELled as soon as a provisional allows (§9.1), and its
+  //    final response is ignored; the caller adds the branch to `fresh` right after.
+  struct Handover {
+    std::size_t taken_over = 0;
+    std::size_t superseded = 0;
+  };
+  Handover handOverBranches(ContextId id, std::string_view binding_key, const Target& fresh);
   bool hasContext(ContextId id) const { return contexts_.count(id) != 0; }
 
   std::size_t contextCount() const { return contexts_.size(); }

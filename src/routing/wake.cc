@@ -159,7 +159,8 @@ WakeAndWait::WakeAndWait(WakeConfig config, Deps deps)
       duplicate_registers_(Stats::global().counter("wake.duplicate_registers")),
       ring_timeouts_(Stats::global().counter("wake.ring_timeouts")),
       late_registers_(Stats::global().counter("wake.late_registers")),
-      superseded_(Stats::global().counter("wake.superseded_live_branches")) {
+      superseded_(Stats::global().counter("wake.superseded_live_branches")),
+      taken_over_(Stats::global().counter("wake.taken_over_live_branches")) {
   SIPWAKE_CHECK(deps_.inner != nullptr && deps_.push_store != nullptr && deps_.sender != nullptr &&
                 deps_.hub != nullptr && deps_.post != nullptr && deps_.timers != nullptr);
   if (!deps_.wall_clock) deps_.wall_clock = registrar::systemWallClock;
@@ -458,11 +459,24 @@ void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
   d.branch_key = t.binding_key;
   if (d.retry_timer != 0) deps_.timers->cancel(d.retry_timer);
   d.retry_timer = 0;
+  // Not rung yet on its old contact: one INVITE per device. Where the app registered again from
+  // the old branch's address (a UDP port reused, the same connection) that branch is the INVITE
+  // to the woken app; any other old branch is stopped before it can reach it.
+  std::size_t taken_over = 0;
   for (const std::string& live : d.live_keys) {
-    // Not rung yet: the old contact is probably a dead connection; one INVITE per device.
-    if (proxy_->supersedeBranches(id, live) == 0) continue;
-    superseded_.inc();
-    if (timelineOn()) mark(p, "CANCEL to old contact of " + shortKey(d.target.device_key));
+    Proxy::Handover h = proxy_->handOverBranches(id, live, t);
+    taken_over += h.taken_over;
+    if (h.superseded != 0) {
+      superseded_.inc();
+      if (timelineOn()) mark(p, "old contact of " + shortKey(d.target.device_key) + " stopped");
+    }
+  }
+  if (taken_over != 0) {
+    taken_over_.inc();
+    if (timelineOn())
+      mark(p, "INVITE to old contact of " + shortKey(d.target.device_key) + " taken over");
+    maybeStopWaiting(p);  // may end the context: `p` must not be used afterwards
+    return;
   }
   Status s = proxy_->addBranch(id, std::move(t));
   if (!s) {

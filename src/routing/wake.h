@@ -11,10 +11,15 @@
 // nothing ringing the caller gets 480 at once. A pushed device that registers after the ring
 // timeout while the call still rings elsewhere is still forked to (once).
 //
-// push_connected_devices: a device with a live contact gets the INVITE there AND a push. When it
-// registers again, it gets one INVITE, not two: if the device already answered its old branch
-// (any response but 100: it rang or declined), nothing more is forked; otherwise the old branch
-// is CANCELled (its final response ignored) and the request is forked to the new binding.
+// push_connected_devices (default, RFC 8599 §5.6.2): a push-bound device with a live-looking
+// contact gets the INVITE there at once AND a push (an app the OS killed leaves a contact that
+// looks alive and answers nothing). When it registers again, it gets one INVITE, never two: if
+// the device already answered its old branch (any response but 100: it rang or declined),
+// nothing more is forked; if it registered from the old branch's address (same transport,
+// address and port or the same connection) while that branch still waits for a first response,
+// that branch is taken over (retransmitted at once over UDP: it is the INVITE to the woken app);
+// otherwise the old branch's retransmissions stop at once, it is CANCELled once a provisional
+// allows, its final response is ignored, and the request is forked to the new binding.
 //
 // Pieces:
 //   WakeAndWait  one per event loop; the Proxy's TargetResolver (wraps the location lookup). Owns
@@ -68,7 +73,9 @@ struct WakeConfig {
   Duration ring_timeout = seconds(30);  // how long a parked INVITE waits for pushed devices
   // Non-INVITE (MESSAGE) requests must end before the sender's Timer F (32 s).
   Duration non_invite_timeout = seconds(25);
-  bool push_connected_devices = false;  // also push devices that have a live contact (iOS)
+  // RFC 8599 §5.6.2: push every push-bound device, also one with a live-looking contact (the
+  // request goes there too, at once); false: push only devices without a SIP contact.
+  bool push_connected_devices = true;
   Duration late_register_grace = seconds(30);
   Duration retry_backoff = seconds(1);  // first retry of a transient push failure; doubles
   int parked_provisional = 180;         // to the caller of a parked INVITE: 180, 183 or 0 (none)
@@ -169,6 +176,7 @@ class WakeAndWait final : public TargetResolver {
   Counter& ring_timeouts_;
   Counter& late_registers_;
   Counter& superseded_;
+  Counter& taken_over_;
   std::vector<std::pair<std::int64_t, Counter*>> latency_buckets_;  // wake latency histogram
 };
 

@@ -141,7 +141,7 @@ struct PushApp {
 struct PushSettings {
   std::uint32_t push_ttl_s = 30 * 86400;  // push binding lifetime, renewed by each REGISTER
   std::uint32_t ring_timeout_s = 30;      // how long a parked INVITE waits for woken devices
-  bool push_connected_devices = false;    // also push devices with a live contact (iOS)
+  bool push_connected_devices = true;     // RFC 8599 §5.6.2: also push devices with a live contact
   int parked_provisional = 180;           // to the caller of a parked INVITE; 0 = none
   std::string call_uuid_salt;             // secret for the call UUIDs in push payloads
   std::vector<PushApp> apps;              // [[push.app]]

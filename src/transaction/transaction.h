@@ -182,6 +182,9 @@ class ClientTransaction {
   void fireRetransmit();  // A, E
   void fireTimeout();     // B, F, cancel wait
   void fireLinger();      // D, K, M
+  bool awaitingFirstResponse() const {
+    return state_ == ClientState::kCalling || state_ == ClientState::kTrying;
+  }
 
   TransactionLayer& layer_;
   std::uint64_t serial_;

@@ -441,6 +441,17 @@ Status TransactionLayer::cancel(ClientTransaction& tx, std::string_view reason) 
   return Status::ok();
 }
 
+void TransactionLayer::retransmitNow(ClientTransaction& tx) {
+  if (tx.reliable_ || tx.wire_.empty() || !tx.awaitingFirstResponse()) return;
+  stats_.retransmissions_sent->inc();
+  tx.send(tx.wire_);
+}
+
+void TransactionLayer::stopRetransmissions(ClientTransaction& tx) {
+  if (tx.retransmit_timer_ == 0 || !tx.awaitingFirstResponse()) return;
+  timers_.cancel(std::exchange(tx.retransmit_timer_, 0));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sending, termination, reaping.
 

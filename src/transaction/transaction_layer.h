@@ -126,6 +126,15 @@ class TransactionLayer {
   // value. Repeated calls are no-ops. FailedPrecondition if the INVITE already has a final.
   Status cancel(ClientTransaction& invite_tx, std::string_view reason = {});
 
+  // Retransmission control for a client transaction over an unreliable transport that has no
+  // response yet (INVITE Calling, non-INVITE Trying); no-ops otherwise. retransmitNow() sends
+  // the request again at once (the TU learnt that its destination just came up: no need to wait
+  // for Timer A/E), keeping the timer's schedule. stopRetransmissions() stops Timer A/E for
+  // good (the TU no longer wants the request to reach its destination); Timer B/F and response
+  // matching go on unchanged.
+  void retransmitNow(ClientTransaction& tx);
+  void stopRetransmissions(ClientTransaction& tx);
+
   // Sends a response outside any transaction, to where transport::responseTarget() says
   // (stateless UAS behaviour, e.g. errors for requests the TU will not keep state for).
   void sendStatelessResponse(const transport::ReceivedMessage& request, sip::Message&& response);

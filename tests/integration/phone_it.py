@@ -101,11 +101,11 @@ class PhoneProc:
 
 
 def server_config(ctx, algorithms, extra=""):
-    """algorithms=None: the default [auth] algorithms."""
+    """algorithms None or empty: the default [auth] algorithms."""
     path = os.path.join(ctx.work, "phone.toml")
     with open(path, "w") as f:
         f.write("[server]\nworkers = 2\n\n[auth]\n")
-        if algorithms is not None:
+        if algorithms:
             f.write("algorithms = [%s]\n" % ", ".join('"%s"' % a for a in algorithms))
         f.write(extra)
     return path

@@ -180,13 +180,13 @@ def check_call_push(push, provider, token, call_id, voip=True, ring_timeout=None
 
 
 class Rig:
-    """`algorithms`: [auth] algorithms (None: the default); `apns_id` / `fcm_id`: the
+    """`algorithms`: [auth] algorithms (None or (): the default); `apns_id` / `fcm_id`: the
     [[push.app]] ids; `domains`: served domains (default the built-in ones); `aors`: more users
-    as (user@domain, password)."""
+    as (user@domain, password); `extra_config`: more TOML after the push apps (e.g. [tls])."""
 
     def __init__(self, ctx, ring_timeout=15, users=("alice", "bob", "carol"),
                  algorithms=("MD5", "SHA-256"), apns_id=BUNDLE, fcm_id=PROJECT, domains=(),
-                 aors=()):
+                 aors=(), extra_config=""):
         if not ctx.fakepns or not os.access(ctx.fakepns, os.X_OK):
             raise Skip("sipwake-fakepns not given (--fakepns)")
         if not shutil.which("openssl"):
@@ -207,7 +207,7 @@ class Rig:
                     "endpoint = \"https://127.0.0.1:%d\"\nca_file = \"%s\"\n"
                     % (ring_timeout, apns_id, ph.TEAM_ID, ph.KEY_ID, ctx.work + "/apns.p8",
                        self.fake.port, self.fake.ca, fcm_id, sa, self.fake.port, self.fake.ca))
-            self.config = ph.server_config(ctx, algorithms, push)
+            self.config = ph.server_config(ctx, algorithms, push + extra_config)
             for u in users:
                 it.add_user(ctx, "%s@127.0.0.1" % u, u + "-pw")
             for aor, password in aors:

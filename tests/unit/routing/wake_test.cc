@@ -123,9 +123,12 @@ class WakeTest : public ProxyTest {
     b.contact_uri = d.contact;
     b.instance_id = d.instance;
     b.expires_at = kNow + std::chrono::seconds(3600);
-    b.received.protocol = "udp";
+    b.received.protocol = d.ua.protocol == transport::Protocol::kUdp   ? "udp"
+                          : d.ua.protocol == transport::Protocol::kTcp ? "tcp"
+                                                                       : "tls";
     b.received.source_ip = d.ua.address.ip();
     b.received.source_port = d.ua.address.port;
+    b.received.flow_id = d.ua.flow;
     b.push = push::serialize(d.binding);
     b.call_id = "reg-" + d.contact;
     b.cseq = 1;
@@ -168,6 +171,29 @@ class WakeTest : public ProxyTest {
                                    timers_.now()};
     hub_.onRegistered("sip:bob@example.com", b, reg);
     drain();
+  }
+
+  static WakeConfig onlySleepingDevices() {
+    WakeConfig c;
+    c.push_connected_devices = false;
+    return c;
+  }
+
+  static std::string branchOf(const sip::Message& m) {
+    auto via = m.topVia();
+    return via ? std::string(via->branch()) : std::string();
+  }
+
+  // A push-bound device with a live contact at bob_ is called: the INVITE goes there at once
+  // and the device is pushed (RFC 8599 §5.6.2).
+  Device calledWhileConnected(std::string instance = "") {
+    Device d = device('a', bob_, false, std::move(instance));
+    sleeping(d);
+    wakes(d);
+    invite();
+    EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+    EXPECT_EQ(sender_.count(push::PushKind::kCall), 1u);
+    return d;
   }
 
   void invite() {
@@ -244,9 +270,10 @@ TEST_F(WakeTest, ParkedInviteGivesTheCallerOneRingingWithAProxyTagNotOnePerPush)
 }
 
 TEST_F(WakeTest, NoProxyProvisionalWhenTheInviteOnlyForksToLiveContacts) {
+  configure(onlySleepingDevices());
   Device awake = device('a', bob_);
   sleeping(awake);
-  wakes(awake);  // a push binding, but connected: no push
+  wakes(awake);  // a push binding, but connected: no push (opted out of RFC 8599 §5.6.2)
   invite();
   EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
   EXPECT_TRUE(sender_.pushes.empty());
@@ -267,7 +294,8 @@ TEST_F(WakeTest, ParkedProvisionalIsConfigurable) {
 
   c.parked_provisional = 0;  // none
   configure(c);
-  deliver(request("INVITE", "sip:bob@example.com", "", alice_, "call-2"), alice_);
+  deliver(request("INVITE", "sip:bob@example.com", "", alice_, "call-2", 1, "", "z9hG4bKa2"),
+          alice_);
   drain();
   std::vector<int> second;
   for (sip::Message& m : sentTo(alice_.address)) {
@@ -303,6 +331,7 @@ TEST_F(WakeTest, RingTimeoutLeavesTheWokenDevicesRingingBranchAlone) {
 }
 
 TEST_F(WakeTest, RingTimeoutLeavesLiveContactsRingingAndALateDeviceStillGetsTheCall) {
+  configure(onlySleepingDevices());
   Device awake = device('a', bob_);
   Device asleep = device('b', bob2_);
   sleeping(awake);
@@ -336,6 +365,7 @@ TEST_F(WakeTest, RingTimeoutLeavesLiveContactsRingingAndALateDeviceStillGetsTheC
 }
 
 TEST_F(WakeTest, RingTimeoutWithNothingRingingGives480AtOnce) {
+  configure(onlySleepingDevices());
   Device awake = device('a', bob_);
   sleeping(awake);
   wakes(awake);
@@ -348,17 +378,9 @@ TEST_F(WakeTest, RingTimeoutWithNothingRingingGives480AtOnce) {
   EXPECT_EQ(codesTo(alice_.address).back(), 486);
 }
 
-// push_connected_devices: one INVITE per device, whichever binding it ends up on.
+// push_connected_devices (the default): one INVITE per device, whichever binding it ends up on.
 TEST_F(WakeTest, ConnectedDeviceWhoseOldBranchRangIsNotForkedAgain) {
-  WakeConfig c;
-  c.push_connected_devices = true;
-  configure(c);
-  Device d = device('a', bob_, false, "<urn:uuid:00000000-0000-0000-0000-0000000000c1>");
-  sleeping(d);
-  wakes(d);
-  invite();
-  ASSERT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
-  EXPECT_EQ(sender_.count(push::PushKind::kCall), 1u);
+  Device d = calledWhileConnected("<urn:uuid:00000000-0000-0000-0000-0000000000c1>");
   answer(bob_, "INVITE", 180, "Ringing");
   Device rereg = d;  // the pushed app registers again over a new socket
   rereg.ua = Ua{addr(10, 0, 0, 2, 6000)};
@@ -373,9 +395,6 @@ TEST_F(WakeTest, ConnectedDeviceWhoseOldBranchRangIsNotForkedAgain) {
 }
 
 TEST_F(WakeTest, ConnectedDeviceThatDeclinedOnItsOldContactIsNotForkedAgain) {
-  WakeConfig c;
-  c.push_connected_devices = true;
-  configure(c);
   Device d = device('a', bob_);
   Device other = device('b', bob2_);
   sleeping(d);
@@ -391,14 +410,7 @@ TEST_F(WakeTest, ConnectedDeviceThatDeclinedOnItsOldContactIsNotForkedAgain) {
 }
 
 TEST_F(WakeTest, ConnectedDeviceWhoseOldBranchIsSilentMovesToTheNewBinding) {
-  WakeConfig c;
-  c.push_connected_devices = true;
-  configure(c);
-  Device d = device('a', bob_);  // no +sip.instance: matched by its push token
-  sleeping(d);
-  wakes(d);
-  invite();
-  ASSERT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+  Device d = calledWhileConnected();  // no +sip.instance: matched by its push token
   Device rereg = d;
   rereg.ua = Ua{addr(10, 0, 0, 2, 6000)};
   rereg.contact = "sip:bob@" + rereg.ua.address.toString() + ";pn-provider=fcm";
@@ -414,6 +426,72 @@ TEST_F(WakeTest, ConnectedDeviceWhoseOldBranchIsSilentMovesToTheNewBinding) {
   answer(rereg.ua, "INVITE", 486, "Busy Here", "b2");
   drain();
   EXPECT_EQ(codesTo(alice_.address).back(), 486);
+}
+
+// The killed app, started by the push, registers again from the old branch's address (linphone
+// reuses its UDP port): the old branch's INVITE is the INVITE to the woken app. It is sent again
+// at once, and no second INVITE (another branch: a phantom second call) reaches the device.
+TEST_F(WakeTest, ConnectedDeviceReRegisteringFromTheSameAddressTakesOverItsOldBranch) {
+  Device d = calledWhileConnected("<urn:uuid:00000000-0000-0000-0000-0000000000c2>");
+  wakes(d);
+  auto invites = requestsTo(bob_.address, "INVITE");
+  ASSERT_EQ(invites.size(), 2u);  // without waiting for Timer A
+  EXPECT_EQ(branchOf(invites[1]), branchOf(invites[0]));
+  answer(bob_, "INVITE", 180, "Ringing");
+  answer(bob_, "INVITE", 200, "OK");
+  drain();
+  EXPECT_EQ(codesTo(alice_.address).back(), 200);
+  EXPECT_TRUE(requestsTo(bob_.address, "CANCEL").empty());
+  for (const sip::Message& m : requestsTo(bob_.address, "INVITE")) {
+    EXPECT_EQ(branchOf(m), branchOf(invites[0]));
+  }
+  EXPECT_EQ(sender_.count(push::PushKind::kCancel), 0u);  // it answered: no "elsewhere" push
+  // A refresh during the call: nothing more.
+  wakes(d);
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 2u);
+}
+
+// Registered again from another address: the old branch's INVITE retransmissions stop at once,
+// so none can reach an app that later shows up there.
+TEST_F(WakeTest, ConnectedDeviceReRegisteringElsewhereStopsTheOldBranchAtOnce) {
+  Device d = calledWhileConnected();
+  Device rereg = d;
+  rereg.ua = Ua{addr(10, 0, 0, 2, 6000)};
+  rereg.contact = "sip:bob@" + rereg.ua.address.toString() + ";pn-provider=fcm";
+  wakes(rereg);
+  ASSERT_EQ(requestsTo(rereg.ua.address, "INVITE").size(), 1u);
+  timers_.advance(seconds(10));
+  drain();
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);      // no Timer A any more
+  EXPECT_GT(requestsTo(rereg.ua.address, "INVITE").size(), 1u);  // the new branch's runs
+  answer(rereg.ua, "INVITE", 200, "OK", "b2");
+  drain();
+  EXPECT_EQ(codesTo(alice_.address).back(), 200);
+}
+
+// Over TCP/TLS only the same connection is the same destination: a device that registers again
+// over the connection its INVITE was written to already has it; over a new connection it gets
+// a new branch (the old one is CANCELled once it answers at all).
+TEST_F(WakeTest, ConnectedTcpDeviceKeepsItsBranchOnlyOnTheSameConnection) {
+  Device d = device('a', Ua{addr(10, 0, 0, 2, 40000), transport::Protocol::kTcp, 7});
+  sleeping(d);
+  wakes(d);
+  invite();
+  ASSERT_EQ(requestsTo(d.ua.address, "INVITE").size(), 1u);
+  wakes(d);  // woken by the push, it registers again on the same connection
+  EXPECT_EQ(requestsTo(d.ua.address, "INVITE").size(), 1u);  // reliable: nothing sent again
+  EXPECT_TRUE(requestsTo(d.ua.address, "CANCEL").empty());
+
+  Device other = device('b', Ua{addr(10, 0, 0, 3, 40000), transport::Protocol::kTcp, 8});
+  sleeping(other);
+  wakes(other);
+  deliver(request("INVITE", "sip:bob@example.com", "", alice_, "call-2", 1, "", "z9hG4bKa2"),
+          alice_);
+  drain();
+  Device moved = other;  // the same device, registered again over a new connection
+  moved.ua = Ua{addr(10, 0, 0, 3, 40001), transport::Protocol::kTcp, 9};
+  wakes(moved);
+  EXPECT_EQ(requestsTo(moved.ua.address, "INVITE").size(), 1u);
 }
 
 TEST_F(WakeTest, MatchesTheWokenDeviceByInstanceToo) {
@@ -486,6 +564,7 @@ TEST_F(WakeTest, TwoDevicesOneAnswersTheOtherIsCancelledAndToldAnsweredElsewhere
 }
 
 TEST_F(WakeTest, LiveContactIsForkedAtOnceAndSleepingOneIsPushed) {
+  configure(onlySleepingDevices());
   Device awake = device('a', bob_);
   Device asleep = device('b', bob2_);
   sleeping(awake);
@@ -497,10 +576,9 @@ TEST_F(WakeTest, LiveContactIsForkedAtOnceAndSleepingOneIsPushed) {
   EXPECT_EQ(sender_.pushes[0].device_key, asleep.binding.deviceKey());
 }
 
-TEST_F(WakeTest, ConnectedDevicesArePushedWhenConfigured) {
-  WakeConfig c;
-  c.push_connected_devices = true;
-  configure(c);
+// RFC 8599 §5.6.2: every request to a push-bound device is pushed, also when its contact looks
+// alive (an app the OS killed leaves such a contact behind).
+TEST_F(WakeTest, ConnectedDevicesArePushedByDefault) {
   Device awake = device('a', bob_);
   sleeping(awake);
   wakes(awake);

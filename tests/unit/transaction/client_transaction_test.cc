@@ -351,6 +351,41 @@ TEST_F(ClientTransactionTest, CancelledInviteWithoutFinalTimesOutAfter64T1) {
   EXPECT_EQ(layer_->clientTransactionCount(), 0u);
 }
 
+TEST_F(ClientTransactionTest, RetransmitNowSendsAgainAndKeepsTimerA) {
+  Msg invite;
+  ClientTransaction* tx = start(invite);
+  timers_.advance(milliseconds(600));  // Timer A: once at 500 ms
+  ASSERT_EQ(sentCount(), 2u);
+  layer_->retransmitNow(*tx);
+  ASSERT_EQ(sentCount(), 3u);
+  EXPECT_EQ(transport_.sent[2].bytes, transport_.sent[0].bytes);
+  EXPECT_EQ(retransmitTimes(seconds(1)), ms({900}));  // still 1500 ms after the start
+  deliver(responseTo(*tx, invite, 180, "Ringing"));
+  layer_->retransmitNow(*tx);  // it answered: nothing to send again
+  EXPECT_EQ(sentCount(), 4u);
+}
+
+TEST_F(ClientTransactionTest, RetransmitNowIsANoOpOverReliableTransports) {
+  ClientTransaction* tx = start(Msg{}, Protocol::kTcp);
+  layer_->retransmitNow(*tx);
+  EXPECT_EQ(sentCount(), 1u);
+}
+
+TEST_F(ClientTransactionTest, StopRetransmissionsLeavesTimerBAndResponses) {
+  Msg invite;
+  ClientTransaction* tx = start(invite);
+  layer_->stopRetransmissions(*tx);
+  EXPECT_EQ(sendsDuring(seconds(30)), 0u);
+  deliver(responseTo(*tx, invite, 486, "Busy Here"));  // still matched (and ACKed)
+  EXPECT_EQ(client_.codes, std::vector<int>({486}));
+  EXPECT_EQ(lastSent().method(), sip::Method::kAck);
+
+  ClientTransaction* silent = start(Msg{});
+  layer_->stopRetransmissions(*silent);
+  timers_.advance(seconds(32));  // Timer B
+  EXPECT_EQ(client_.timeouts, 1);
+}
+
 TEST_F(ClientTransactionTest, DetachedInviteStillAcksSilently) {
   Msg invite;
   ClientTransaction* tx = start(invite);
