@@ -691,6 +691,10 @@ std::shared_ptr<App> Http2PushSender::Impl::findApp(const PushBinding& b) const 
 
 Http2PushSender::Http2PushSender(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
+bool Http2PushSender::serves(const PushBinding& binding) const {
+  return impl_->findApp(binding) != nullptr;
+}
+
 Http2PushSender::~Http2PushSender() = default;
 
 Result<std::unique_ptr<Http2PushSender>> Http2PushSender::create(std::vector<PushAppConfig> apps,

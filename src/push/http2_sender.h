@@ -98,6 +98,7 @@ class Http2PushSender final : public PushSender {
   // failed OAuth2 token fetch backs off (1 s doubling to 5 min): FCM sends meanwhile fail fast
   // with kTransient "oauth_token" and retry_after = the time left.
   void send(const PushTarget& target, const CallEvent& event, PushKind kind, Done done) override;
+  bool serves(const PushBinding& binding) const override;
 
   class Impl;
 

@@ -632,7 +632,7 @@ PushParamsResult parsePushParams(std::span<const RawParam> params, const ServesF
   if (err) return *err;
   if (auto e = readLinphoneStrings(table, b.linphone)) return *e;
   b.has_pnsreg = pnsreg;
-  if (serves && !serves(b.provider, b.appKey())) return notSupported();
+  if (serves && !serves(b)) return notSupported();
   return std::optional<PushBinding>(std::move(b));
 }
 

@@ -114,9 +114,10 @@ class PushParamsResult {
   std::optional<PushParamError> error_;
 };
 
-// Decides which (provider, app) pairs this deployment pushes for; `app` is PushBinding::appKey().
-// An empty function serves everything. Unserved → 555.
-using ServesFn = std::function<bool(Provider provider, std::string_view app)>;
+// Decides which bindings this deployment can push (PushSender::serves: the sender's own choice
+// of app, so the registrar never accepts a binding the sender would then refuse). An empty
+// function serves everything. Unserved → 555.
+using ServesFn = std::function<bool(const PushBinding& binding)>;
 
 // Parses the push parameters of one Contact. A parameter may appear as URI or header parameter;
 // the same name twice with different values is a 400.

@@ -66,6 +66,9 @@ class PushSender {
   // returns): callers that live on an event loop post it back to their loop themselves.
   // Thread: any; implementations are thread-safe.
   virtual void send(const PushTarget& target, const CallEvent& event, PushKind kind, Done done) = 0;
+  // Whether send() would find an app (credentials, endpoint) for `binding`: the registrar asks
+  // this before it accepts a push binding (else 555). Thread: any.
+  virtual bool serves(const PushBinding& /*binding*/) const { return true; }
 };
 
 // Push not configured: logs once per send ("push not configured") and fails permanently.
@@ -79,6 +82,7 @@ class NullPushSender final : public PushSender {
     out.reason = "push not configured";
     done(std::move(out));
   }
+  bool serves(const PushBinding& /*binding*/) const override { return false; }
 };
 
 inline std::string_view pushKindName(PushKind k) {

@@ -87,9 +87,13 @@ class ShutdownPushSender final : public push::PushSender {
     o.reason = "push sender shut down";
     done(std::move(o));
   }
+  bool serves(const push::PushBinding& binding) const override {
+    std::shared_lock lock(mu_);
+    return inner_ != nullptr && inner_->serves(binding);
+  }
 
  private:
-  std::shared_mutex mu_;
+  mutable std::shared_mutex mu_;
   std::unique_ptr<push::PushSender> inner_;
 };
 
@@ -338,12 +342,8 @@ Status Server::start() {
   registrar::PushCaptureConfig capture;
   capture.enabled = !config_.push.apps.empty();
   capture.ttl = seconds(config_.push.push_ttl_s);
-  capture.serves = [apps = config_.push.apps](push::Provider provider, std::string_view app) {
-    for (const PushApp& a : apps) {
-      if (a.provider == push::providerName(provider) && (a.id == "*" || a.id == app)) return true;
-    }
-    return false;
-  };
+  // The sender decides (its app choice, "*" rules included); it is set before traffic starts.
+  capture.serves = [push](const push::PushBinding& b) { return push->sender.serves(b); };
   routing::WakeConfig wc;
   wc.ring_timeout = seconds(config_.push.ring_timeout_s);
   wc.push_connected_devices = config_.push.push_connected_devices;

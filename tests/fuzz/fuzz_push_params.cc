@@ -68,8 +68,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // The first byte, if any, picks a serves() policy so the 555 path is exercised too.
   ServesFn serves;
   if (size > 0 && (data[0] & 1)) {
-    serves = [](Provider p, std::string_view app) {
-      return p != Provider::kWebpush && !app.empty();
+    serves = [](const PushBinding& b) {
+      return b.provider != Provider::kWebpush && !b.appKey().empty();
     };
   }
   checkParsed(parsePushParams(params, serves));

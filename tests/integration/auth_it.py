@@ -68,11 +68,11 @@ def test_auth_consume_credentials(ctx):
     calls_it.add_users(ctx)
     server, (udp, _, _) = it.start_server(ctx, ["--config", calls_it.call_config(ctx, None)])
     with server:
-        bob = calls_it.RawUdpUa(udp)
+        bob = calls_it.RawUa(udp)
         reg = it.Registration(bob.c, udp, "bob", PASSWORD["bob"])
         it.expect_code(reg.send(["Contact: " + reg.contact]), 200, "bob's REGISTER")
 
-        alice = calls_it.RawUdpUa(udp)
+        alice = calls_it.RawUa(udp)
         ruri = "sip:bob@127.0.0.1:%d" % udp
         host, port = alice.local
         call_id, tag = "%s@it" % uuid.uuid4().hex, uuid.uuid4().hex[:10]

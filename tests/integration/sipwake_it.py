@@ -335,7 +335,9 @@ def options_alive_udp(port, what="server"):
 # sipp
 
 
-def run_sipp(ctx, scenario, target, transport="u1"):
+def run_sipp(ctx, scenario, target, transport="u1", send_to=None):
+    """`send_to`: where sipp sends (-rsa) when that is not `target` (a TlsBridge), so that the
+    scenario's [remote_port] still names sipwake's own listener."""
     check(ctx.sipp and os.access(ctx.sipp, os.X_OK), "sipp not found (Debian package sip-tester)")
     name = os.path.splitext(os.path.basename(scenario))[0]
     err_file = os.path.join(ctx.work, "sipp-%s-%s-errors.log" % (name, transport))
@@ -347,6 +349,8 @@ def run_sipp(ctx, scenario, target, transport="u1"):
                                socket.SOCK_STREAM)),
            "-timeout", "%ds" % (SIPP_TIMEOUT - 5), "-timeout_error", "-recv_timeout", "10000",
            "-trace_err", "-error_file", err_file, "-trace_msg", "-message_file", msg_file]
+    if send_to:
+        cmd += ["-rsa", "%s:%d" % send_to]
     ctx.note("running: " + " ".join(cmd))
     code, out, err = run_cmd(cmd, timeout=SIPP_TIMEOUT, cwd=ctx.work)
     if code != 0:
@@ -572,7 +576,8 @@ def test_options_tls(ctx):
             c.close()
         bridge = TlsBridge(("127.0.0.1", tls))
         try:
-            run_sipp(ctx, "options.xml", ("127.0.0.1", bridge.port), "t1")
+            run_sipp(ctx, "options.xml", ("127.0.0.1", tls), "t1",
+                     send_to=("127.0.0.1", bridge.port))
         finally:
             bridge.close()
 

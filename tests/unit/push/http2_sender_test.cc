@@ -581,6 +581,11 @@ TEST_F(Http2SenderTest, WildcardApnsAppServesAnyBundleOfItsTeam) {
   EXPECT_EQ(o->kind, PushOutcome::Kind::kPermanent);
   EXPECT_EQ(o->reason,
             std::string("no push app configured for apns ") + kBundle + " (team OTHERTEAM9)");
+  // The registrar asks the same question before it accepts such a binding (else 555).
+  EXPECT_TRUE(sender_->serves(apnsTarget(tok, "").binding));
+  EXPECT_TRUE(sender_->serves(no_team.binding));
+  EXPECT_FALSE(sender_->serves(other_team.binding));
+  EXPECT_FALSE(sender_->serves(fcmTarget(tok).binding));
 }
 
 TEST_F(Http2SenderTest, WildcardFcmAppServesItsServiceAccountsProject) {
@@ -609,6 +614,8 @@ TEST_F(Http2SenderTest, WildcardFcmAppServesItsServiceAccountsProject) {
   ASSERT_TRUE(o);
   EXPECT_EQ(o->kind, PushOutcome::Kind::kPermanent);
   EXPECT_EQ(o->reason, "no push app configured for fcm another-project");
+  EXPECT_TRUE(sender_->serves(by_name.binding));
+  EXPECT_FALSE(sender_->serves(other.binding));
 }
 
 TEST_F(Http2SenderTest, FcmAppNamedByTheClientsAppNameSendsToTheServiceAccountsProject) {

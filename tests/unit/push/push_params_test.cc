@@ -260,8 +260,8 @@ TEST(PushParams, UnknownProviderIs555) {
 }
 
 TEST(PushParams, ServesPredicateDecides555) {
-  ServesFn only_fcm = [](Provider p, std::string_view app) {
-    return p == Provider::kFcm && app == "my-project";
+  ServesFn only_fcm = [](const PushBinding& b) {
+    return b.provider == Provider::kFcm && b.appKey() == "my-project";
   };
   std::string fcm = ";pn-provider=fcm;pn-param=my-project;pn-prid=" + std::string(kAbtoFcmToken);
   EXPECT_TRUE(parse(fcm, only_fcm).isOk());

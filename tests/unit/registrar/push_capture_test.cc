@@ -148,7 +148,7 @@ TEST_F(PushCaptureTest, PnsregFeatureTagGetsARefreshInterval) {
 }
 
 TEST_F(PushCaptureTest, UnservedProviderGets555AndNothingIsStored) {
-  make(true, [](push::Provider p, std::string_view) { return p == push::Provider::kApns; });
+  make(true, [](const push::PushBinding& b) { return b.provider == push::Provider::kApns; });
   sip::Message r = reg("<sip:a@198.51.100.7;pn-provider=fcm;pn-param=proj;pn-prid=" + kFcm + ">");
   EXPECT_EQ(r.statusCode(), 555);
   EXPECT_EQ(push_store_->size(), 0u);
