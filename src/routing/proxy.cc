@@ -551,9 +551,8 @@ class ProxyContext final : public transaction::ServerTransactionUser,
       pair.downstream = down;
     }
     auto from = request_.from();
-    std::string token = proxy_.tokens_.encode(pair, request_.callId(),
-                                              from ? from->tag() : std::string_view(),
-                                              proxy_.unixNow());
+    std::string token = proxy_.tokens_.encode(
+        pair, request_.callId(), from ? from->tag() : std::string_view(), proxy_.unixNow());
     // §16.6 step 4: when the transport (or address family) changes, one Record-Route value per
     // side, the one facing the next hop on top.
     if (hop.protocol != arrival_.protocol || hop.remote.v6 != arrival_.v6) {

@@ -677,9 +677,9 @@ void parseProxy(const toml::table& t, Config& c, Checker& check) {
                    p.dns_timeout_ms = static_cast<std::uint32_t>(*v);
                }}});
   if (p.route_key_overlap_s / p.route_key_rotation_s >= kMaxRouteKeyOverlapEpochs) {
-    check.error(overlap_line, "[proxy] route_key_overlap",
-                "must be less than " + std::to_string(kMaxRouteKeyOverlapEpochs) +
-                    " x route_key_rotation");
+    check.error(
+        overlap_line, "[proxy] route_key_overlap",
+        "must be less than " + std::to_string(kMaxRouteKeyOverlapEpochs) + " x route_key_rotation");
   }
 }
 

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
-#include <iterator>
 #include <future>
+#include <iterator>
 #include <mutex>
 #include <shared_mutex>
 

@@ -43,8 +43,9 @@ TEST(FlowToken, RoundTripsAndRejectsTampering) {
   std::string bad = token;
   bad[3] = bad[3] == '0' ? '1' : '0';
   EXPECT_EQ(codec.decode(bad, dialog, kT0).verdict, Verdict::kBadSignature);
-  EXPECT_EQ(FlowTokenCodec(keys("another secret, 32 bytes long...")).decode(token, dialog, kT0).verdict,
-            Verdict::kBadSignature);
+  EXPECT_EQ(
+      FlowTokenCodec(keys("another secret, 32 bytes long...")).decode(token, dialog, kT0).verdict,
+      Verdict::kBadSignature);
   EXPECT_EQ(codec.decode("alice", dialog, kT0).verdict, Verdict::kNotSigned);
   EXPECT_EQ(codec.decode("", dialog, kT0).verdict, Verdict::kNotSigned);
 }

@@ -566,7 +566,8 @@ class RelayTest : public ProxyTest {
   std::string strangers(const std::string& method, const std::string& route,
                         const std::string& call_id, const std::string& branch,
                         const Ua& from = kStranger) {
-    std::string r = request(method, "sip:carol@10.0.0.9:5060", route, from, call_id, 1, "xx", branch);
+    std::string r =
+        request(method, "sip:carol@10.0.0.9:5060", route, from, call_id, 1, "xx", branch);
     const std::string alice = "<sip:alice@example.com>;tag=fa";
     r.replace(r.find(alice), alice.size(), "<sip:mallory@evil.example>;tag=mm");
     return r;
@@ -593,9 +594,10 @@ TEST_F(RelayTest, InDialogRequestThroughAnUnsignedRouteOfOursIs403AndGoesNowhere
   const auto before = rejected.value();
   int n = 0;
   for (const char* method : {"BYE", "MESSAGE", "INVITE", "INFO"}) {
-    for (const char* route : {"Route: <sip:192.0.2.1:5060;lr>\r\n", "Route: <sip:example.com;lr>\r\n",
-                              "Route: <sip:alice@192.0.2.1;lr>\r\n",
-                              "Route: <sip:192.0.2.1;lr>, <sip:example.com;lr>\r\n"}) {
+    for (const char* route :
+         {"Route: <sip:192.0.2.1:5060;lr>\r\n", "Route: <sip:example.com;lr>\r\n",
+          "Route: <sip:alice@192.0.2.1;lr>\r\n",
+          "Route: <sip:192.0.2.1;lr>, <sip:example.com;lr>\r\n"}) {
       std::string branch = "z9hG4bKm" + std::to_string(++n);
       deliver(strangers(method, route, "evil-" + std::to_string(n), branch), kStranger);
       EXPECT_EQ(reasonTo(kStranger.address), "403 Forbidden - Route Not Signed") << method << route;
@@ -657,7 +659,8 @@ TEST_F(RelayTest, AckThroughAForgedOrMissingRouteIsDroppedAndCounted) {
 TEST_F(RelayTest, ADialogThroughUsWorksBothWaysUntilItsKeyExpires) {
   registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
   Ua pbx{addr(10, 0, 0, 50, 5060)};
-  std::string invite = request("INVITE", "sip:bob@example.com", "", pbx, "call-1", 1, "", "z9hG4bKi1");
+  std::string invite =
+      request("INVITE", "sip:bob@example.com", "", pbx, "call-1", 1, "", "z9hG4bKi1");
   deliver(invite, pbx);
   auto inv = requestsTo(bob_.address, "INVITE");
   ASSERT_EQ(inv.size(), 1u);
