@@ -1,5 +1,6 @@
 #include "routing/flow_token.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -12,6 +13,8 @@ namespace sipwake::routing {
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
+// Key ids are epochs modulo this (3 hex digits).
+constexpr std::uint64_t kKeyIds = 4096;
 
 void appendHexBytes(std::string& out, const unsigned char* p, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
@@ -126,17 +129,51 @@ bool FlowRef::matches(transport::Protocol p, const transport::Address& from,
   return remote == from;
 }
 
-FlowTokenCodec::FlowTokenCodec(std::string secret) : secret_(std::move(secret)) {
-  if (secret_.empty()) {
-    secret_.resize(32);
-    SIPWAKE_CHECK(RAND_bytes(reinterpret_cast<unsigned char*>(secret_.data()), 32) == 1);
-  }
+FlowTokenCodec::FlowTokenCodec(RouteKeyConfig keys)
+    : secret_(std::move(keys.secret)),
+      rotation_s_(keys.rotation.count()),
+      overlap_s_(keys.overlap.count()) {
+  SIPWAKE_CHECK(rotation_s_ > 0 && overlap_s_ >= 0 &&
+                overlap_s_ / rotation_s_ < RouteKeyConfig::kMaxOverlapEpochs);
+  if (secret_.empty()) secret_ = randomSecret();
 }
 
-std::string FlowTokenCodec::mac(std::string_view data) const {
+std::string FlowTokenCodec::randomSecret() {
+  std::string secret(32, '\0');
+  SIPWAKE_CHECK(RAND_bytes(reinterpret_cast<unsigned char*>(secret.data()), 32) == 1);
+  return secret;
+}
+
+std::int64_t FlowTokenCodec::epochOf(std::int64_t unix_now) const {
+  // Floor division: a clock before 1970 still maps to one epoch per `rotation`.
+  std::int64_t q = unix_now / rotation_s_;
+  return (unix_now % rotation_s_ < 0) ? q - 1 : q;
+}
+
+std::string FlowTokenCodec::keyFor(std::int64_t epoch) const {
+  std::string label = "sipwake route key " + std::to_string(epoch);
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   SIPWAKE_CHECK(HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
+                     reinterpret_cast<const unsigned char*>(label.data()), label.size(), md,
+                     &len) != nullptr);
+  return std::string(reinterpret_cast<const char*>(md), len);
+}
+
+std::string FlowTokenCodec::mac(const std::string& key, std::string_view body,
+                                std::string_view call_id, std::string_view tag) const {
+  // body, then the Call-ID with its length (so no Call-ID/tag split is ambiguous), then the tag.
+  std::string data;
+  data.reserve(body.size() + call_id.size() + tag.size() + 24);
+  data.append(body);
+  data.push_back('\0');
+  data.append(std::to_string(call_id.size()));
+  data.push_back(':');
+  data.append(call_id);
+  data.append(tag);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  SIPWAKE_CHECK(HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
                      reinterpret_cast<const unsigned char*>(data.data()), data.size(), md,
                      &len) != nullptr);
   std::string out;
@@ -144,39 +181,64 @@ std::string FlowTokenCodec::mac(std::string_view data) const {
   return out;
 }
 
-std::string FlowTokenCodec::encode(const FlowPair& pair) const {
-  if (pair.empty()) return {};
+std::string FlowTokenCodec::encode(const FlowPair& pair, std::string_view call_id,
+                                   std::string_view caller_tag, std::int64_t unix_now) const {
+  const std::int64_t epoch = epochOf(unix_now);
   std::string out;
   out.reserve(96);
   out.append("ft");
   encodeSide(out, pair.upstream);
   out.push_back('.');
   encodeSide(out, pair.downstream);
-  std::string m = mac(out);
   out.push_back('.');
-  out.append(m);
+  const auto kid = static_cast<std::uint64_t>(epoch) % kKeyIds;
+  for (int shift = 8; shift >= 0; shift -= 4) out.push_back(kHex[(kid >> shift) & 0xf]);
+  out.append(mac(keyFor(epoch), out, call_id, caller_tag));
   return out;
 }
 
-std::optional<FlowPair> FlowTokenCodec::decode(std::string_view user) const {
-  if (!user.starts_with("ft") || user.size() > 200) return std::nullopt;
+FlowTokenCodec::Decoded FlowTokenCodec::decode(std::string_view user, const DialogRef& dialog,
+                                               std::int64_t unix_now) const {
+  Decoded d;
+  if (!user.starts_with("ft") || user.size() > 200) return d;
   std::size_t last = user.rfind('.');
-  if (last == std::string_view::npos || user.size() - last - 1 != 16) return std::nullopt;
-  std::string_view body = user.substr(0, last);
-  std::string expected = mac(body);
-  // Constant-time comparison: the MAC is the only secret-dependent part.
-  unsigned diff = 0;
-  for (std::size_t i = 0; i < 16; ++i) {
-    diff |= static_cast<unsigned>(expected[i] ^ user[last + 1 + i]);
+  if (last == std::string_view::npos || user.size() - last - 1 != 3 + 16) return d;
+  std::string_view body = user.substr(0, last + 1 + 3);  // signed part, key id included
+  std::string_view sides = user.substr(2, last - 2);
+  std::size_t dot = sides.find('.');
+  if (dot == std::string_view::npos) return d;
+  if (!decodeSide(sides.substr(0, dot), d.pair.upstream) ||
+      !decodeSide(sides.substr(dot + 1), d.pair.downstream)) {
+    d.pair = {};
+    return d;
   }
-  if (diff != 0) return std::nullopt;
-  body.remove_prefix(2);
-  std::size_t dot = body.find('.');
-  if (dot == std::string_view::npos) return std::nullopt;
-  FlowPair pair;
-  if (!decodeSide(body.substr(0, dot), pair.upstream)) return std::nullopt;
-  if (!decodeSide(body.substr(dot + 1), pair.downstream)) return std::nullopt;
-  return pair;
+  std::uint64_t kid = 0;
+  if (!parseHexNumber(user.substr(last + 1, 3), kid)) return d;
+  // The most recent epoch with that key id, and whether its key still verifies: it signed until
+  // (epoch + 1) * rotation and verifies for `overlap` after that.
+  const std::int64_t now_epoch = epochOf(unix_now);
+  const auto back = static_cast<std::int64_t>(
+      (static_cast<std::uint64_t>(now_epoch) % kKeyIds + kKeyIds - kid) % kKeyIds);
+  const std::int64_t epoch = now_epoch - back;
+  if ((epoch + 1) * rotation_s_ + overlap_s_ <= unix_now) {
+    d.pair = {};
+    d.verdict = Verdict::kExpired;
+    return d;
+  }
+  const std::string key = keyFor(epoch);
+  std::string_view given = user.substr(last + 1 + 3);
+  for (std::string_view tag : {dialog.from_tag, dialog.to_tag}) {
+    std::string expected = mac(key, body, dialog.call_id, tag);
+    // Constant-time comparison: the MAC is the only secret-dependent part.
+    if (CRYPTO_memcmp(expected.data(), given.data(), 16) == 0) {
+      d.verdict = Verdict::kValid;
+      return d;
+    }
+    if (dialog.to_tag.empty() || dialog.to_tag == dialog.from_tag) break;
+  }
+  d.pair = {};
+  d.verdict = Verdict::kBadSignature;
+  return d;
 }
 
 }  // namespace sipwake::routing

@@ -1,12 +1,29 @@
-// Flow tokens in our Record-Route URI (RFC 5626 §5.3 style): the user part of the URI we record
-// names the connection/source address of each side of the dialog that talks to us directly, so
+// The user part of the URI sipwake writes in Record-Route: a flow token (RFC 5626 §5.3 style)
+// naming the connection/source address of each side of the dialog that talks to us directly, so
 // that in-dialog requests reach a UA behind NAT or over its TCP/TLS connection instead of its
-// (unreachable) Contact. HMAC-SHA256 protected (truncated to 64 bits) so a forged token is
-// ignored rather than used to steer traffic.
+// (unreachable) Contact, and a signature that binds the value to one dialog. An in-dialog request
+// is forwarded only along a Route of ours that verifies: without it sipwake would relay a
+// stranger's BYE / MESSAGE / INVITE with a To-tag to any Request-URI (docs/security.md,
+// "Relaying").
+//
+// Signature: HMAC-SHA256 (truncated to 64 bits) over the token body, the Call-ID and the tag of
+// the dialog's caller (the From tag of the dialog-creating request). Requests from the callee
+// carry that tag as their To tag, so decode() accepts either tag of the request.
+//
+// Keys rotate: the key of epoch n = floor(unix time / rotation) is HMAC(secret, epoch), and a
+// token carries n mod 4096 (3 hex digits) as its key id. The key of epoch n signs during
+// [n·rotation, (n+1)·rotation) and still verifies for `overlap` after that, so a Record-Route
+// keeps working for at least `overlap` (longer than any call should last), and a value copied
+// out of one dialog stops working after at most rotation + overlap.
+//
+// Format: "ft" <upstream> "." <downstream> "." <key id: 3 hex> <MAC: 16 hex>, each side "x" or
+// <u|t|s><hex address>-<hex port>-<hex flow id>. Unreserved characters only.
 //
 // Thread: immutable after construction; encode()/decode() may run on any thread.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,20 +49,54 @@ struct FlowPair {
   bool empty() const { return !upstream && !downstream; }
 };
 
+// Key material for the signatures. A secret that survives restarts keeps the Record-Routes of
+// calls set up before a restart valid.
+struct RouteKeyConfig {
+  std::string secret;  // >= 16 bytes; empty: a random one for this codec
+  std::chrono::seconds rotation{3600};
+  std::chrono::seconds overlap{86400};  // REQUIRES: overlap < kMaxOverlapEpochs * rotation
+  static constexpr std::int64_t kMaxOverlapEpochs = 4000;
+};
+
+// The dialog a request belongs to, as the signature sees it.
+struct DialogRef {
+  std::string_view call_id;
+  std::string_view from_tag;
+  std::string_view to_tag;  // empty outside a dialog
+};
+
 class FlowTokenCodec {
  public:
-  // `secret`: at least 16 bytes, or empty for a random per-process secret (tokens then do not
-  // survive a restart, which is fine: the connections they name do not either).
-  explicit FlowTokenCodec(std::string secret = {});
+  explicit FlowTokenCodec(RouteKeyConfig keys = {});
+  // 32 random bytes: a secret for one process, to be shared by all its codecs.
+  static std::string randomSecret();
 
-  // A URI user part (unreserved characters only). Empty for an empty pair.
-  std::string encode(const FlowPair& pair) const;
-  // nullopt when `user` is not a token of ours or fails the MAC check.
-  std::optional<FlowPair> decode(std::string_view user) const;
+  // The URI user part for a Record-Route of the dialog that `call_id` and the caller's tag
+  // `caller_tag` name, signed with the key of `unix_now`'s epoch.
+  std::string encode(const FlowPair& pair, std::string_view call_id, std::string_view caller_tag,
+                     std::int64_t unix_now) const;
+
+  enum class Verdict : std::uint8_t {
+    kValid,
+    kNotSigned,     // not a token at all (no user part, a user name, garbage)
+    kBadSignature,  // a token whose MAC fits neither tag of the request (forged, other dialog)
+    kExpired,       // a token whose key id names no key that verifies at `unix_now`
+  };
+  struct Decoded {
+    Verdict verdict = Verdict::kNotSigned;
+    FlowPair pair;  // when kValid
+  };
+  Decoded decode(std::string_view user, const DialogRef& dialog, std::int64_t unix_now) const;
 
  private:
-  std::string mac(std::string_view data) const;  // 16 lower-case hex chars
+  std::int64_t epochOf(std::int64_t unix_now) const;
+  std::string keyFor(std::int64_t epoch) const;
+  // 16 lower-case hex chars over `body`, `call_id` and `tag`.
+  std::string mac(const std::string& key, std::string_view body, std::string_view call_id,
+                  std::string_view tag) const;
   std::string secret_;
+  std::int64_t rotation_s_;
+  std::int64_t overlap_s_;
 };
 
 }  // namespace sipwake::routing

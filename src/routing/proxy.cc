@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <utility>
 #include <variant>
 
@@ -549,7 +550,9 @@ class ProxyContext final : public transaction::ServerTransactionUser,
       down.flow = b.target.flow->flow;
       pair.downstream = down;
     }
-    std::string token = proxy_.tokens_.encode(pair);
+    auto from = request_.from();
+    std::string token = proxy_.tokens_.encode(
+        pair, request_.callId(), from ? from->tag() : std::string_view(), proxy_.unixNow());
     // §16.6 step 4: when the transport (or address family) changes, one Record-Route value per
     // side, the one facing the next hop on top.
     if (hop.protocol != arrival_.protocol || hop.remote.v6 != arrival_.v6) {
@@ -765,7 +768,7 @@ Counter& counter(const char* name) { return Stats::global().counter(name); }
 Proxy::Proxy(ProxyDeps deps, ProxyConfig config)
     : deps_(std::move(deps)),
       config_(std::move(config)),
-      tokens_(config_.flow_token_secret),
+      tokens_(config_.route_keys),
       stats_{counter("proxy.requests"),
              counter("proxy.forwarded"),
              counter("proxy.branches"),
@@ -784,6 +787,7 @@ Proxy::Proxy(ProxyDeps deps, ProxyConfig config)
              counter("proxy.unroutable"),
              counter("proxy.acks_forwarded"),
              counter("proxy.acks_dropped"),
+             counter("proxy.route_rejected"),
              counter("proxy.stray_responses_forwarded"),
              counter("proxy.stray_responses_dropped"),
              counter("proxy.bad_event"),
@@ -933,9 +937,19 @@ bool Proxy::processRoutes(sip::Message& request, RouteInfo& info, std::string& e
   std::vector<std::string> values;
   values.reserve(routes->size());
   for (const sip::NameAddr& r : *routes) values.emplace_back(r.text);
+  auto from = request.from();
+  auto to = request.to();
+  DialogRef dialog{request.callId(), from ? from->tag() : std::string_view(),
+                   to ? to->tag() : std::string_view()};
+  const std::int64_t now = unixNow();
   auto takeToken = [&](const sip::Uri& uri) {
-    if (uri.user.empty()) return;
-    if (auto pair = tokens_.decode(uri.user)) info.flow_tokens = *pair;
+    FlowTokenCodec::Decoded d = tokens_.decode(uri.user, dialog, now);
+    if (d.verdict == FlowTokenCodec::Verdict::kValid) {
+      info.signed_by_us = true;
+      info.flow_tokens = d.pair;
+    } else if (d.verdict > info.failure) {
+      info.failure = d.verdict;
+    }
   };
   bool changed = false;
   // §16.4: the Request-URI is a value we put in a Record-Route (strict router upstream): the
@@ -970,6 +984,36 @@ bool Proxy::processRoutes(sip::Message& request, RouteInfo& info, std::string& e
     }
   }
   return true;
+}
+
+std::int64_t Proxy::unixNow() const {
+  if (deps_.unix_now) return deps_.unix_now();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool Proxy::isTrustedSource(const transport::ReceivedMessage& request) const {
+  return deps_.trusted != nullptr && deps_.trusted->contains(request.remote.ip());
+}
+
+bool Proxy::mayFollowRoute(const RouteInfo& info, bool in_dialog,
+                           const transport::ReceivedMessage& request) const {
+  if (!in_dialog || !info.popped_self || info.signed_by_us) return true;
+  return isTrustedSource(request);
+}
+
+std::string_view Proxy::rejectionReason(FlowTokenCodec::Verdict verdict) {
+  switch (verdict) {
+    case FlowTokenCodec::Verdict::kBadSignature:
+      return "Forbidden - Route Signature Invalid";
+    case FlowTokenCodec::Verdict::kExpired:
+      return "Forbidden - Route Signature Expired";
+    case FlowTokenCodec::Verdict::kValid:
+    case FlowTokenCodec::Verdict::kNotSigned:
+      break;
+  }
+  return "Forbidden - Route Not Signed";
 }
 
 std::optional<transport::SendTarget> Proxy::tokenFlow(
@@ -1079,6 +1123,15 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
   }
 
   const bool in_dialog = !toTag(request).empty();
+  // No relaying: an in-dialog request follows a Route of ours only along a Record-Route we
+  // signed for its dialog. Out of dialog, a pre-loaded Route to us (outbound proxy) is normal.
+  if (!mayFollowRoute(route_info, in_dialog, received)) {
+    stats_.route_rejected.inc();
+    SW_LOG_DEBUG("proxy: {} (Call-ID {}) from {}: {}", request.methodText(), request.callId(),
+                 received.remote.toString(), rejectionReason(route_info.failure));
+    respondError(tx, request, 403, rejectionReason(route_info.failure));
+    return;
+  }
   // Event state of our users (PUBLISH, SUBSCRIBE to presence / message-summary / reg) has no
   // server here: answered at once (RFC 3903 §6, RFC 6665 §4.2.1.1) rather than forked to the
   // user's own devices, which cannot serve it either. No Allow-Events: we serve no package.
@@ -1283,6 +1336,18 @@ void Proxy::onAck(transport::ReceivedMessage&& received) {
   RouteInfo info;
   std::string error;
   if (!processRoutes(ack, info, error)) {
+    stats_.acks_dropped.inc();
+    return;
+  }
+  // The ACK for a 2xx is in the dialog: it leaves only along a Route of ours signed for that
+  // dialog. Without one it could go anywhere (the Request-URI or a Route the sender chose):
+  // only trusted peers, or anyone when there is no authentication at all, may send it so.
+  if (!mayFollowRoute(info, true, received)) {
+    stats_.route_rejected.inc();
+    stats_.acks_dropped.inc();
+    return;
+  }
+  if (!info.popped_self && deps_.authenticator != nullptr && !isTrustedSource(received)) {
     stats_.acks_dropped.inc();
     return;
   }

@@ -67,8 +67,10 @@ struct ProxyConfig {
   // Send "100 Trying" for an INVITE at once (§16.2) rather than leaving it to the transaction
   // layer's 200 ms timer.
   bool immediate_trying = true;
-  // Secret for the flow tokens in our Record-Route (>= 16 bytes); empty: random per process.
-  std::string flow_token_secret;
+  // Keys that sign our Record-Route values (routing/flow_token.h). Every Proxy of a process must
+  // get the same secret: an in-dialog request may arrive on any loop. Empty secret: a random one
+  // for this Proxy alone (tests).
+  RouteKeyConfig route_keys;
 };
 
 struct ProxyDeps {
@@ -83,6 +85,9 @@ struct ProxyDeps {
   const auth::TrustedPeers* trusted = nullptr;
   // True if `host` (URI form: IPv6 in brackets) is one of our domains or addresses. Required.
   std::function<bool(std::string_view host)> is_local_host;
+  // Wall-clock time in Unix seconds, for the key epochs of signed Record-Routes; nullptr: the
+  // system clock.
+  std::function<std::int64_t()> unix_now;
 };
 
 class ProxyContext;
@@ -168,6 +173,7 @@ class Proxy {
     Counter& unroutable;
     Counter& acks_forwarded;
     Counter& acks_dropped;
+    Counter& route_rejected;
     Counter& stray_forwarded;
     Counter& stray_dropped;
     Counter& bad_event;
@@ -177,7 +183,10 @@ class Proxy {
   // Where a request goes after §16.4 processing.
   struct RouteInfo {
     bool popped_self = false;             // we removed our own Route value(s)
-    std::optional<FlowPair> flow_tokens;  // from our popped Route value (last one with a token)
+    bool signed_by_us = false;            // one of them carries our signature for this dialog
+    // Why none verified (when popped_self && !signed_by_us): the most telling of their verdicts.
+    FlowTokenCodec::Verdict failure = FlowTokenCodec::Verdict::kNotSigned;
+    std::optional<FlowPair> flow_tokens;  // from our popped Route value (last one that verified)
   };
 
   void ensureLocalPorts();
@@ -187,6 +196,13 @@ class Proxy {
   // §16.4: strict-router fix-up and removal of our own Route values. False (with `error` set)
   // if the Route header is malformed.
   bool processRoutes(sip::Message& request, RouteInfo& info, std::string& error);
+  // An in-dialog request (To-tag) may leave along a Route of ours only if that Route carries our
+  // signature for its dialog, unless it comes from a trusted peer (which may relay anyway).
+  bool mayFollowRoute(const RouteInfo& info, bool in_dialog,
+                      const transport::ReceivedMessage& request) const;
+  bool isTrustedSource(const transport::ReceivedMessage& request) const;
+  static std::string_view rejectionReason(FlowTokenCodec::Verdict verdict);
+  std::int64_t unixNow() const;
   // The flow a token says the request should go out on, given where it arrived from.
   std::optional<transport::SendTarget> tokenFlow(const RouteInfo& info,
                                                  const transport::ReceivedMessage& request) const;

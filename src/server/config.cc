@@ -591,6 +591,7 @@ bool isDnsServer(const std::string& s) {
 
 void parseProxy(const toml::table& t, Config& c, Checker& check) {
   auto& p = c.proxy;
+  std::uint32_t overlap_line = 0;
   check.walk(t, "[proxy]",
              {{"outbound_proxy",
                [&](const toml::node& n, const std::string& w) {
@@ -634,6 +635,24 @@ void parseProxy(const toml::table& t, Config& c, Checker& check) {
                [&](const toml::node& n, const std::string& w) {
                  if (auto v = check.string(n, w, true)) p.advertised_host = *v;
                }},
+              {"route_secret_file",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.file(n, w)) {
+                   p.route_secret_file = *v;
+                   check.noteSecretFile(n.source().begin.line, w, *v);
+                 }
+               }},
+              {"route_key_rotation",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.integer(n, w, 60, 31536000))
+                   p.route_key_rotation_s = static_cast<std::uint32_t>(*v);
+               }},
+              {"route_key_overlap",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.integer(n, w, 0, 31536000))
+                   p.route_key_overlap_s = static_cast<std::uint32_t>(*v);
+                 overlap_line = n.source().begin.line;
+               }},
               {"dns_servers",
                [&](const toml::node& n, const std::string& w) {
                  const auto* arr = n.as_array();
@@ -657,6 +676,11 @@ void parseProxy(const toml::table& t, Config& c, Checker& check) {
                  if (auto v = check.integer(n, w, 10, 60000))
                    p.dns_timeout_ms = static_cast<std::uint32_t>(*v);
                }}});
+  if (p.route_key_overlap_s / p.route_key_rotation_s >= kMaxRouteKeyOverlapEpochs) {
+    check.error(
+        overlap_line, "[proxy] route_key_overlap",
+        "must be less than " + std::to_string(kMaxRouteKeyOverlapEpochs) + " x route_key_rotation");
+  }
 }
 
 // Lines of the [[push.app]] credential keys (0 = absent), for the per-provider checks.

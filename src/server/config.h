@@ -102,6 +102,10 @@ struct AuthSettings {
   std::uint32_t user_reload_interval_s = 5;
 };
 
+// A signed Record-Route's key id names one of 4096 epochs (routing::RouteKeyConfig): the keys that
+// verify at once (overlap / rotation) must stay fewer than this.
+inline constexpr std::uint32_t kMaxRouteKeyOverlapEpochs = 4000;
+
 // [proxy]: the stateful proxy core (src/routing).
 struct ProxySettings {
   // Where requests for foreign domains go: "host:port[;transport=tcp]" or a sip:/sips: URI;
@@ -111,6 +115,10 @@ struct ProxySettings {
   bool record_route = true;       // "always" | "never"
   std::uint32_t max_forks = 16;   // bindings tried in parallel for one request
   std::string advertised_host;    // Record-Route host when listening on 0.0.0.0 / ::
+  // Secret (>= 16 bytes) that signs our Record-Route values; empty path = a random one per start.
+  std::string route_secret_file;
+  std::uint32_t route_key_rotation_s = 3600;  // a new signing key this often
+  std::uint32_t route_key_overlap_s = 86400;  // a retired key still verifies for this long
   // RFC 3263 resolution of host names (c-ares): name servers "ip[:port]" / "[v6]:port"; empty =
   // the system's resolv.conf. Timeout per try (2 tries).
   std::vector<std::string> dns_servers;

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <future>
+#include <iterator>
 #include <mutex>
 #include <shared_mutex>
 
@@ -123,6 +125,24 @@ struct Server::PerLoop {
 };
 
 namespace {
+
+// The secret that signs our Record-Route values: the file's bytes, without trailing white space
+// (a newline an editor added), at least 16 of them.
+Result<std::string> readRouteSecret(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return invalidArgument("cannot read \"" + path + "\"");
+  std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r' ||
+                             secret.back() == ' ' || secret.back() == '\t')) {
+    secret.pop_back();
+  }
+  if (secret.size() < 16) {
+    return invalidArgument("\"" + path + "\" holds " + std::to_string(secret.size()) +
+                           " bytes; at least 16 are needed (e.g. head -c 32 /dev/urandom | "
+                           "base64 > file)");
+  }
+  return secret;
+}
 
 auth::AuthConfig authConfigFrom(const AuthSettings& a) {
   auth::AuthConfig c;
@@ -310,6 +330,20 @@ Status Server::start() {
       return invalidArgument("[proxy] outbound_proxy: " + uri.status().message());
     }
     pc.outbound_proxy = *uri;
+  }
+  static_assert(kMaxRouteKeyOverlapEpochs <= routing::RouteKeyConfig::kMaxOverlapEpochs);
+  pc.route_keys.rotation = seconds(config_.proxy.route_key_rotation_s);
+  pc.route_keys.overlap = seconds(config_.proxy.route_key_overlap_s);
+  if (config_.proxy.route_secret_file.empty()) {
+    // One secret for every loop's proxy: an in-dialog request may arrive on any loop.
+    pc.route_keys.secret = routing::FlowTokenCodec::randomSecret();
+  } else {
+    auto secret = readRouteSecret(config_.proxy.route_secret_file);
+    if (!secret) {
+      stop();
+      return invalidArgument("[proxy] route_secret_file: " + secret.status().message());
+    }
+    pc.route_keys.secret = std::move(*secret);
   }
   auto proxy_trusted = auth::TrustedPeers::parse(config_.auth.trusted_peers);
   if (!proxy_trusted) {

@@ -10,6 +10,7 @@ Exit status: 0 pass, 1 fail, 77 skipped (CTest SKIP_RETURN_CODE).
 
 import os
 import re
+import select
 import sys
 import time
 import uuid
@@ -109,66 +110,132 @@ def in_dialog(sender, receiver, call_id, method):
         receiver.ua.wait_for("ACK ", WAIT)
 
 
+def establish_call(port, proto):
+    """bob registers, alice (using sipwake as her outbound proxy: a pre-loaded Route) calls him:
+    407, INVITE with credentials, bob answers 200 with sipwake's Record-Route, ACK. Every
+    Contact carries linphone's push params; none reaches the other side. Returns (alice, bob,
+    call_id, record_route) with each side's route set and remote target set up."""
+    bob = Side(RawUa(port, proto), "sip:bob@127.0.0.1", "bobtag")
+    reg = it.Registration(bob.ua.c, port, "bob", PASSWORD["bob"], proto=proto)
+    it.expect_code(reg.send(["Contact: " + reg.contact], algorithm="MD5"), 200,
+                   "bob's REGISTER")
+    alice = Side(RawUa(port, proto), "sip:alice@127.0.0.1", "alicetag")
+    alice.remote_aor, bob.remote_aor = bob.aor, alice.aor
+    call_id = "%s@it" % uuid.uuid4().hex
+
+    invite_contact = "Contact: <%s%s>;+sip.instance=\"<urn:uuid:%s>\";pn-prid=alice-hdr" % (
+        alice.contact_uri, PUSH_URI_PARAMS % "alice-token", uuid.uuid4())
+    ruri = "sip:bob@127.0.0.1"
+    outbound = "Route: <sip:127.0.0.1:%d;transport=%s;lr>" % (port, proto.lower())
+    alice.request("INVITE", call_id, cseq=1, extra=[outbound, invite_contact], ruri=ruri,
+                  to_tag=False)
+    challenge = alice.ua.wait_for("407", WAIT)
+    alice.ua.c.send(ack_for(challenge, ruri))
+    auth = it.digest_authorization(challenge[1]["proxy-authenticate"], "INVITE", ruri,
+                                   "alice", PASSWORD["alice"], "MD5")
+    alice.request("INVITE", call_id, cseq=2, ruri=ruri, to_tag=False,
+                  extra=[outbound, invite_contact, "Proxy-Authorization: " + auth])
+    alice.cseq = 2
+    invite = bob.ua.wait_for("INVITE ", WAIT)
+    no_push_params(invite, "the INVITE bob received")
+    record_route = split_list(invite[1].get("record-route", []))
+    check(record_route, "the INVITE has no Record-Route:\n%s"
+          % invite[2].decode("utf-8", "replace"))
+    bob.remote_target = uri_of(invite[1]["contact"][0])
+    bob.remote_tag = alice.tag
+    bob.route = list(record_route)
+    bob_contact = "Contact: <%s%s>;+sip.instance=\"<urn:uuid:%s>\";pn-prid=bob-hdr" % (
+        bob.contact_uri, PUSH_URI_PARAMS % "bob-token", uuid.uuid4())
+    bob.ua.reply(invite, 200, "OK", to_tag=bob.tag,
+                 extra=["Record-Route: " + v for v in record_route] + [bob_contact])
+    ok = expect_final(alice, 2, "INVITE")
+    no_push_params(ok, "the 200 alice received")
+    alice.remote_target = uri_of(ok[1]["contact"][0])
+    check(alice.remote_target == bob.contact_uri, "bob's Contact reached alice as %r"
+          % alice.remote_target)
+    alice.remote_tag = bob.tag
+    alice.route = list(reversed(split_list(ok[1].get("record-route", []))))
+    alice.request("ACK", call_id, cseq=2)
+    bob.ua.wait_for("ACK ", WAIT)
+    return alice, bob, call_id, record_route
+
+
 def dialog_same_host(ctx, proto):
     """alice and bob (raw UAs on 127.0.0.1, `proto`) and sipwake share the host. A call is set
-    up through sipwake (alice's INVITE has a pre-loaded Route to it; Record-Route); then re-INVITE, MESSAGE, INFO from alice to bob's
+    up through sipwake (establish_call); then re-INVITE, MESSAGE, INFO from alice to bob's
     contact "sip:127.0.0.1:<port>;transport=<proto>" with sipwake's Record-Route as Route,
     MESSAGE and INFO from bob to alice, and BYE: each reaches the other side and the 200 comes
-    back. Every Contact carries linphone's push params; none reaches the other side."""
+    back."""
     add_users(ctx)
     server, (udp, tcp, _) = it.start_server(ctx, ["--config", call_config(ctx, ["MD5"])])
     port = udp if proto == "UDP" else tcp
     with server:
-        bob = Side(RawUa(port, proto), "sip:bob@127.0.0.1", "bobtag")
-        reg = it.Registration(bob.ua.c, port, "bob", PASSWORD["bob"], proto=proto)
-        it.expect_code(reg.send(["Contact: " + reg.contact], algorithm="MD5"), 200,
-                       "bob's REGISTER")
-        alice = Side(RawUa(port, proto), "sip:alice@127.0.0.1", "alicetag")
-        alice.remote_aor, bob.remote_aor = bob.aor, alice.aor
-        call_id = "%s@it" % uuid.uuid4().hex
-
-        # The call: INVITE (407, then with credentials) -> bob answers 200 -> ACK.
-        invite_contact = "Contact: <%s%s>;+sip.instance=\"<urn:uuid:%s>\";pn-prid=alice-hdr" % (
-            alice.contact_uri, PUSH_URI_PARAMS % "alice-token", uuid.uuid4())
-        ruri = "sip:bob@127.0.0.1"
-        # alice uses sipwake as her outbound proxy: a pre-loaded Route to it.
-        outbound = "Route: <sip:127.0.0.1:%d;transport=%s;lr>" % (port, proto.lower())
-        alice.request("INVITE", call_id, cseq=1, extra=[outbound, invite_contact], ruri=ruri,
-                      to_tag=False)
-        challenge = alice.ua.wait_for("407", WAIT)
-        alice.ua.c.send(ack_for(challenge, ruri))
-        auth = it.digest_authorization(challenge[1]["proxy-authenticate"], "INVITE", ruri,
-                                       "alice", PASSWORD["alice"], "MD5")
-        alice.request("INVITE", call_id, cseq=2, ruri=ruri, to_tag=False,
-                      extra=[outbound, invite_contact, "Proxy-Authorization: " + auth])
-        alice.cseq = 2
-        invite = bob.ua.wait_for("INVITE ", WAIT)
-        no_push_params(invite, "the INVITE bob received")
-        record_route = split_list(invite[1].get("record-route", []))
-        check(record_route, "the INVITE has no Record-Route:\n%s"
-              % invite[2].decode("utf-8", "replace"))
-        bob.remote_target = uri_of(invite[1]["contact"][0])
-        bob.remote_tag = alice.tag
-        bob.route = list(record_route)
-        bob_contact = "Contact: <%s%s>;+sip.instance=\"<urn:uuid:%s>\";pn-prid=bob-hdr" % (
-            bob.contact_uri, PUSH_URI_PARAMS % "bob-token", uuid.uuid4())
-        bob.ua.reply(invite, 200, "OK", to_tag=bob.tag,
-                     extra=["Record-Route: " + v for v in record_route] + [bob_contact])
-        ok = expect_final(alice, 2, "INVITE")
-        no_push_params(ok, "the 200 alice received")
-        alice.remote_target = uri_of(ok[1]["contact"][0])
-        check(alice.remote_target == bob.contact_uri, "bob's Contact reached alice as %r"
-              % alice.remote_target)
-        alice.remote_tag = bob.tag
-        alice.route = list(reversed(split_list(ok[1].get("record-route", []))))
-        alice.request("ACK", call_id, cseq=2)
-        bob.ua.wait_for("ACK ", WAIT)
-
+        alice, bob, call_id, _ = establish_call(port, proto)
         for method in ("INVITE", "MESSAGE", "INFO"):
             in_dialog(alice, bob, call_id, method)
         for method in ("MESSAGE", "INFO"):
             in_dialog(bob, alice, call_id, method)
         in_dialog(alice, bob, call_id, "BYE")
+        check(server.alive(), "sipwake died:\n" + server.log()[-3000:])
+
+
+def no_relay(ctx, proto):
+    """The relay probe: a stranger (mallory@evil.example) sends BYE, MESSAGE, INVITE, INFO with a
+    To-tag and a Route naming sipwake toward a phone on another host (a UDP listener on
+    127.0.0.2): with an unsigned Route, with one that names sipwake's domain, and with the
+    signed Record-Route copied out of a real call (another Call-ID, or the call's own Call-ID
+    with the stranger's tags), and through a Route to another port of the host. Each gets 403
+    with the reason for it; ACKs are dropped; nothing
+    reaches the phone. The real call (alice -> bob through sipwake) still works both ways."""
+    add_users(ctx)
+    server, (udp, tcp, _) = it.start_server(ctx, ["--config", call_config(ctx, ["MD5"])])
+    port = udp if proto == "UDP" else tcp
+    with server:
+        alice, bob, call_id, record_route = establish_call(port, proto)
+        phone = it.UdpClient(("127.0.0.1", port), host="127.0.0.2")
+        target = "sip:carol@%s:%d" % phone.local
+        stranger = Side(RawUa(port, proto), "sip:mallory@evil.example", "mallorytag")
+        stranger.remote_aor, stranger.remote_tag = target, "carol-tag"
+        stranger.remote_target = target
+        evil = lambda: "%s@evil" % uuid.uuid4().hex  # noqa: E731
+        probes = [("<sip:127.0.0.1:%d;transport=%s;lr>" % (port, proto.lower()),
+                   "Forbidden - Route Not Signed", evil()),
+                  ("<sip:127.0.0.1:%d;lr>" % port, "Forbidden - Route Not Signed", evil()),
+                  ("<sip:mallory@127.0.0.1:%d;lr>" % port, "Forbidden - Route Not Signed",
+                   evil()),
+                  # Not our port: a Route to another server, which strangers may not use.
+                  ("<sip:127.0.0.1;lr>", "Relaying Denied", evil()),
+                  (record_route[0], "Forbidden - Route Signature Invalid", evil()),
+                  (record_route[0], "Forbidden - Route Signature Invalid", call_id)]
+        for route, reason, probe_call in probes:
+            stranger.route = [route]
+            for method in ("BYE", "MESSAGE", "INVITE", "INFO", "ACK"):
+                extra = ["Contact: <%s>" % stranger.contact_uri] if method == "INVITE" else []
+                cseq = stranger.request(method, probe_call, extra=extra)
+                if method == "ACK":
+                    continue
+                try:
+                    r = stranger.ua.wait_for("SIP/2.0 ", WAIT)
+                    while r[0].startswith("SIP/2.0 1"):
+                        r = stranger.ua.wait_for("SIP/2.0 ", WAIT)
+                except Fail as e:
+                    relayed = phone.sock.recv(65535) if select.select([phone.sock], [], [],
+                                                                      0)[0] else None
+                    raise Fail("%s through Route %s: %s; relayed to the phone on another host: %r"
+                               % (method, route, e, relayed))
+                check(r[0] == "SIP/2.0 403 " + reason and
+                      r[1]["cseq"][0] == "%d %s" % (cseq, method),
+                      "%s through Route %s (Call-ID %s): %r, expected 403 %s"
+                      % (method, route, probe_call, r[0], reason))
+        # sipwake answered every probe before forwarding anything: a relayed request would
+        # already be on its way to the phone.
+        readable, _, _ = select.select([phone.sock], [], [], 0.5)
+        check(not readable, "the phone on another host got:\n%r"
+              % (phone.sock.recv(65535) if readable else b"",))
+        # The real call is unaffected, in both directions.
+        in_dialog(bob, alice, call_id, "MESSAGE")
+        in_dialog(alice, bob, call_id, "INFO")
+        in_dialog(bob, alice, call_id, "BYE")
         check(server.alive(), "sipwake died:\n" + server.log()[-3000:])
 
 
@@ -187,6 +254,14 @@ def test_dialog_same_host_udp(ctx):
 
 def test_dialog_same_host_tcp(ctx):
     dialog_same_host(ctx, "TCP")
+
+
+def test_no_relay_udp(ctx):
+    no_relay(ctx, "UDP")
+
+
+def test_no_relay_tcp(ctx):
+    no_relay(ctx, "TCP")
 
 
 def test_event_state_not_served(ctx):

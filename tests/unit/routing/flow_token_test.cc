@@ -7,8 +7,20 @@
 namespace sipwake::routing {
 namespace {
 
+RouteKeyConfig keys(std::string secret = "0123456789abcdef0123456789abcdef") {
+  RouteKeyConfig k;
+  k.secret = std::move(secret);
+  k.rotation = std::chrono::seconds(3600);
+  k.overlap = std::chrono::seconds(7200);
+  return k;
+}
+
+constexpr std::int64_t kT0 = 1'700'000'000;  // 40 minutes into an epoch of 3600 s
+
+using Verdict = FlowTokenCodec::Verdict;
+
 TEST(FlowToken, RoundTripsAndRejectsTampering) {
-  FlowTokenCodec codec("0123456789abcdef0123456789abcdef");
+  FlowTokenCodec codec(keys());
   FlowPair pair;
   FlowRef up;
   up.protocol = transport::Protocol::kUdp;
@@ -19,20 +31,62 @@ TEST(FlowToken, RoundTripsAndRejectsTampering) {
   down.remote = *transport::Address::parse("2001:db8::7", 40000);
   down.flow = 0x1234;
   pair.downstream = down;
-  std::string token = codec.encode(pair);
-  auto back = codec.decode(token);
-  ASSERT_TRUE(back.has_value());
-  EXPECT_EQ(back->upstream->remote, up.remote);
-  EXPECT_EQ(back->downstream->remote, down.remote);
-  EXPECT_EQ(back->downstream->flow, 0x1234u);
-  EXPECT_EQ(back->downstream->protocol, transport::Protocol::kTls);
+  std::string token = codec.encode(pair, "call-1", "fa", kT0);
+  const DialogRef dialog{"call-1", "fa", "bt"};
+  auto back = codec.decode(token, dialog, kT0);
+  ASSERT_EQ(back.verdict, Verdict::kValid);
+  EXPECT_EQ(back.pair.upstream->remote, up.remote);
+  EXPECT_EQ(back.pair.downstream->remote, down.remote);
+  EXPECT_EQ(back.pair.downstream->flow, 0x1234u);
+  EXPECT_EQ(back.pair.downstream->protocol, transport::Protocol::kTls);
 
   std::string bad = token;
   bad[3] = bad[3] == '0' ? '1' : '0';
-  EXPECT_FALSE(codec.decode(bad).has_value());
-  EXPECT_FALSE(FlowTokenCodec("another secret, 32 bytes long...").decode(token).has_value());
-  EXPECT_FALSE(codec.decode("alice").has_value());
-  EXPECT_FALSE(codec.decode("").has_value());
+  EXPECT_EQ(codec.decode(bad, dialog, kT0).verdict, Verdict::kBadSignature);
+  EXPECT_EQ(
+      FlowTokenCodec(keys("another secret, 32 bytes long...")).decode(token, dialog, kT0).verdict,
+      Verdict::kBadSignature);
+  EXPECT_EQ(codec.decode("alice", dialog, kT0).verdict, Verdict::kNotSigned);
+  EXPECT_EQ(codec.decode("", dialog, kT0).verdict, Verdict::kNotSigned);
+}
+
+TEST(FlowToken, SignatureBindsTheDialogEitherTagAndNoFlowsIsStillSigned) {
+  FlowTokenCodec codec(keys());
+  std::string token = codec.encode({}, "call-1", "fa", kT0);
+  EXPECT_LE(token.size(), 26u);  // compact: Record-Route size matters over UDP
+  // From the caller (From tag = the caller's tag) and from the callee (To tag = it).
+  EXPECT_EQ(codec.decode(token, {"call-1", "fa", "bt"}, kT0).verdict, Verdict::kValid);
+  EXPECT_EQ(codec.decode(token, {"call-1", "bt", "fa"}, kT0).verdict, Verdict::kValid);
+  EXPECT_TRUE(codec.decode(token, {"call-1", "fa", "bt"}, kT0).pair.empty());
+  // Another dialog: other Call-ID, other tags, a Call-ID/tag split moved.
+  EXPECT_EQ(codec.decode(token, {"call-2", "fa", "bt"}, kT0).verdict, Verdict::kBadSignature);
+  EXPECT_EQ(codec.decode(token, {"call-1", "mm", "xx"}, kT0).verdict, Verdict::kBadSignature);
+  EXPECT_EQ(codec.decode(token, {"call-1f", "a", ""}, kT0).verdict, Verdict::kBadSignature);
+}
+
+TEST(FlowToken, KeysRotateAndTheRetiredKeyVerifiesForTheOverlap) {
+  FlowTokenCodec codec(keys());  // rotation 1 h, overlap 2 h
+  const DialogRef dialog{"call-1", "fa", "bt"};
+  const std::int64_t epoch_start = kT0 - kT0 % 3600;
+  std::string old_token = codec.encode({}, "call-1", "fa", kT0);
+  std::string new_token = codec.encode({}, "call-1", "fa", epoch_start + 3600);
+  EXPECT_NE(old_token, new_token);  // another key (and key id) after the rotation
+  EXPECT_NE(old_token.substr(old_token.size() - 19, 3), new_token.substr(new_token.size() - 19, 3));
+  // The old key verifies until its epoch's end + overlap, not a second longer.
+  EXPECT_EQ(codec.decode(old_token, dialog, epoch_start + 3600).verdict, Verdict::kValid);
+  EXPECT_EQ(codec.decode(old_token, dialog, epoch_start + 3600 + 7199).verdict, Verdict::kValid);
+  EXPECT_EQ(codec.decode(old_token, dialog, epoch_start + 3600 + 7200).verdict, Verdict::kExpired);
+  EXPECT_EQ(codec.decode(new_token, dialog, epoch_start + 3600 + 7200).verdict, Verdict::kValid);
+  // A key id from the future (a forged one) names an epoch 4096 rotations ago.
+  EXPECT_EQ(codec.decode(new_token, dialog, kT0).verdict, Verdict::kExpired);
+  // Without overlap, the key stops at the rotation.
+  RouteKeyConfig strict = keys();
+  strict.overlap = std::chrono::seconds(0);
+  FlowTokenCodec no_overlap(strict);
+  EXPECT_EQ(no_overlap.decode(old_token, dialog, epoch_start + 3599).verdict, Verdict::kValid);
+  EXPECT_EQ(no_overlap.decode(old_token, dialog, epoch_start + 3600).verdict, Verdict::kExpired);
+  // The same secret in another process (after a restart) verifies what this one signed.
+  EXPECT_EQ(FlowTokenCodec(keys()).decode(old_token, dialog, kT0 + 60).verdict, Verdict::kValid);
 }
 
 TEST(NextHop, LiteralTargets) {

@@ -128,8 +128,8 @@ TEST_F(ProxyTest, PushParamsAreStrippedFromContactsBothWays) {
 TEST_F(ProxyTest, InDialogRequestToAUaOnOurHostIsLooseRouted) {
   // The callee shares our address (192.0.2.1) on another port; the caller's BYE carries our
   // Record-Route as Route.
-  deliver(request("BYE", "sip:192.0.2.1:16080;transport=UDP", "Route: <sip:192.0.2.1:5060;lr>\r\n",
-                  alice_, "call-1", 2, "bt"),
+  deliver(request("BYE", "sip:192.0.2.1:16080;transport=UDP", signedRoute("call-1"), alice_,
+                  "call-1", 2, "bt"),
           alice_);
   auto byes = requestsTo(addr(192, 0, 2, 1, 16080), "BYE");
   ASSERT_EQ(byes.size(), 1u);
@@ -161,9 +161,8 @@ TEST_F(ProxyTest, EventStateOfOurUsersIsNotServedHere) {
                   "z9hG4bKs5"),
           alice_);
   EXPECT_EQ(requestsTo(addr(10, 0, 0, 9, 5060), "SUBSCRIBE").size(), 1u);
-  deliver(request("NOTIFY", "sip:bob@10.0.0.2:5060",
-                  "Event: presence\r\nRoute: <sip:192.0.2.1:5060;lr>\r\n", alice_, "call-6", 1,
-                  "bt", "z9hG4bKs6"),
+  deliver(request("NOTIFY", "sip:bob@10.0.0.2:5060", "Event: presence\r\n" + signedRoute("call-6"),
+                  alice_, "call-6", 1, "bt", "z9hG4bKs6"),
           alice_);
   EXPECT_EQ(requestsTo(bob_.address, "NOTIFY").size(), 1u);
 }
@@ -543,6 +542,176 @@ TEST_F(ProxyTest, StrayTwoHundredIsForwardedStatelessly) {
   EXPECT_EQ(layer_->clientTransactionCount(), 0u);
   deliver(sip::makeResponseTo(inv[0], 200, "OK", "bt"), bob_);
   EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{100, 200, 200}));
+}
+
+// No relaying (docs/security.md): the probe of a stranger who sends in-dialog requests (To-tag)
+// through a Route naming us, toward a phone on another host, against a proxy that authenticates
+// its users as the server's does.
+class RelayTest : public ProxyTest {
+ protected:
+  void SetUp() override {
+    ProxyTest::SetUp();
+    auth::AuthConfig ac;
+    ac.secret = "0123456789abcdef0123456789abcdef";
+    auto trusted = auth::TrustedPeers::parse({"10.0.0.50"});
+    ASSERT_TRUE(trusted.isOk());
+    trusted_ = *trusted;
+    authenticator_ = std::make_unique<auth::Authenticator>(
+        ac, [](std::string_view, std::string_view) { return std::optional<auth::UserHa1>(); },
+        trusted_);
+    build({}, nullptr, authenticator_.get(), &trusted_);
+  }
+
+  // A request of mallory@evil.example (the stranger) at `stranger_`.
+  std::string strangers(const std::string& method, const std::string& route,
+                        const std::string& call_id, const std::string& branch,
+                        const Ua& from = kStranger) {
+    std::string r =
+        request(method, "sip:carol@10.0.0.9:5060", route, from, call_id, 1, "xx", branch);
+    const std::string alice = "<sip:alice@example.com>;tag=fa";
+    r.replace(r.find(alice), alice.size(), "<sip:mallory@evil.example>;tag=mm");
+    return r;
+  }
+
+  std::string reasonTo(const transport::Address& remote) {
+    auto out = sentTo(remote);
+    for (auto it = out.rbegin(); it != out.rend(); ++it) {
+      if (it->isResponse() && it->statusCode() >= 200) {
+        return std::to_string(it->statusCode()) + " " + std::string(it->reasonPhrase());
+      }
+    }
+    return "no final response";
+  }
+
+  static inline const Ua kStranger{addr(203, 0, 113, 5, 5060)};
+  const transport::Address carol_ = addr(10, 0, 0, 9, 5060);  // a phone on another host
+  auth::TrustedPeers trusted_;
+  std::unique_ptr<auth::Authenticator> authenticator_;
+};
+
+TEST_F(RelayTest, InDialogRequestThroughAnUnsignedRouteOfOursIs403AndGoesNowhere) {
+  Counter& rejected = Stats::global().counter("proxy.route_rejected");
+  const auto before = rejected.value();
+  int n = 0;
+  for (const char* method : {"BYE", "MESSAGE", "INVITE", "INFO"}) {
+    for (const char* route :
+         {"Route: <sip:192.0.2.1:5060;lr>\r\n", "Route: <sip:example.com;lr>\r\n",
+          "Route: <sip:alice@192.0.2.1;lr>\r\n",
+          "Route: <sip:192.0.2.1;lr>, <sip:example.com;lr>\r\n"}) {
+      std::string branch = "z9hG4bKm" + std::to_string(++n);
+      deliver(strangers(method, route, "evil-" + std::to_string(n), branch), kStranger);
+      EXPECT_EQ(reasonTo(kStranger.address), "403 Forbidden - Route Not Signed") << method << route;
+    }
+  }
+  EXPECT_TRUE(sentTo(carol_).empty());
+  EXPECT_EQ(rejected.value() - before, static_cast<std::uint64_t>(n));
+}
+
+TEST_F(RelayTest, SignatureCopiedFromAnotherDialogOrTamperedIs403) {
+  // A real dialog: alice calls bob; the stranger copies its Record-Route.
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  deliver(request("INVITE", "sip:bob@example.com", "", alice_, "call-1", 1, "", "z9hG4bKi1"),
+          kAlice);  // challenged: alice is ours and must authenticate
+  EXPECT_EQ(codesTo(alice_.address), std::vector<int>{407});
+  Ua pbx{addr(10, 0, 0, 50, 5060)};  // a trusted PBX sets the call up instead
+  deliver(request("INVITE", "sip:bob@example.com", "", pbx, "call-1", 1, "", "z9hG4bKi2"), pbx);
+  auto inv = requestsTo(bob_.address, "INVITE");
+  ASSERT_EQ(inv.size(), 1u);
+  const std::string copied = "Route: " + std::string(inv[0].recordRoutes()->front().text) + "\r\n";
+  ASSERT_NE(copied.find("ft"), std::string::npos);
+
+  Counter& rejected = Stats::global().counter("proxy.route_rejected");
+  const auto before = rejected.value();
+  deliver(strangers("BYE", copied, "evil-call", "z9hG4bKf1"), kStranger);
+  EXPECT_EQ(reasonTo(kStranger.address), "403 Forbidden - Route Signature Invalid");
+  // The right Call-ID, other tags (From and To): still not that dialog.
+  deliver(strangers("MESSAGE", copied, "call-1", "z9hG4bKf2"), kStranger);
+  EXPECT_EQ(reasonTo(kStranger.address), "403 Forbidden - Route Signature Invalid");
+  std::string tampered = copied;
+  std::size_t at = tampered.find('@');
+  tampered[at - 1] = tampered[at - 1] == '0' ? '1' : '0';
+  deliver(strangers("INVITE", tampered, "call-1", "z9hG4bKf3"), kStranger);
+  EXPECT_EQ(reasonTo(kStranger.address), "403 Forbidden - Route Signature Invalid");
+  EXPECT_EQ(codesTo(kStranger.address), (std::vector<int>{403, 403, 403}));
+  EXPECT_EQ(rejected.value() - before, 3u);
+  EXPECT_TRUE(sentTo(carol_).empty());
+}
+
+TEST_F(RelayTest, AckThroughAForgedOrMissingRouteIsDroppedAndCounted) {
+  Counter& dropped = Stats::global().counter("proxy.acks_dropped");
+  Counter& rejected = Stats::global().counter("proxy.route_rejected");
+  const auto dropped_before = dropped.value();
+  const auto rejected_before = rejected.value();
+  deliver(strangers("ACK", "Route: <sip:192.0.2.1:5060;lr>\r\n", "evil-ack", "z9hG4bKa1"),
+          kStranger);
+  deliver(strangers("ACK", signedRoute("another-call"), "evil-ack", "z9hG4bKa2"), kStranger);
+  deliver(strangers("ACK", "", "evil-ack", "z9hG4bKa3"), kStranger);  // no Route at all
+  deliver(strangers("ACK", "Route: <sip:10.0.0.9;lr>\r\n", "evil-ack", "z9hG4bKa4"), kStranger);
+  EXPECT_TRUE(sentTo(carol_).empty());
+  EXPECT_TRUE(sentTo(kStranger.address).empty());
+  EXPECT_EQ(dropped.value() - dropped_before, 4u);
+  EXPECT_EQ(rejected.value() - rejected_before, 2u);
+  // Signed for its dialog, the ACK goes on.
+  deliver(strangers("ACK", signedRoute("evil-ack", "xx"), "evil-ack", "z9hG4bKa5"), kStranger);
+  EXPECT_EQ(requestsTo(carol_, "ACK").size(), 1u);
+}
+
+TEST_F(RelayTest, ADialogThroughUsWorksBothWaysUntilItsKeyExpires) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  Ua pbx{addr(10, 0, 0, 50, 5060)};
+  std::string invite =
+      request("INVITE", "sip:bob@example.com", "", pbx, "call-1", 1, "", "z9hG4bKi1");
+  deliver(invite, pbx);
+  auto inv = requestsTo(bob_.address, "INVITE");
+  ASSERT_EQ(inv.size(), 1u);
+  const std::string route = "Route: " + std::string(inv[0].recordRoutes()->front().text) + "\r\n";
+  answer(bob_, "INVITE", 200, "OK");
+
+  // The callee's requests carry the caller's tag as their To tag.
+  auto fromBob = [&](const std::string& method, int cseq, const std::string& branch) {
+    std::string s = method + " sip:pbx@10.0.0.50:5060 SIP/2.0\r\n";
+    s += "Via: SIP/2.0/UDP 10.0.0.2:5060;branch=" + branch + "\r\n";
+    s += "Max-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=bt\r\n";
+    s += "To: <sip:alice@example.com>;tag=fa\r\nCall-ID: call-1\r\n";
+    s += "CSeq: " + std::to_string(cseq) + " " + method + "\r\n" + route;
+    s += "Content-Length: 0\r\n\r\n";
+    return s;
+  };
+  deliver(fromBob("MESSAGE", 10, "z9hG4bKbm1"), bob_);
+  EXPECT_EQ(requestsTo(pbx.address, "MESSAGE").size(), 1u);
+  deliver(request("INFO", "sip:bob@10.0.0.2:5060", route, pbx, "call-1", 2, "bt", "z9hG4bKpi1"),
+          pbx);
+  EXPECT_EQ(requestsTo(bob_.address, "INFO").size(), 1u);
+
+  // A day and an hour later (rotation 1 h, overlap 24 h by default) its key verifies no more.
+  unix_now_ += 25 * 3600;
+  deliver(fromBob("BYE", 11, "z9hG4bKbb1"), bob_);
+  EXPECT_EQ(reasonTo(bob_.address), "403 Forbidden - Route Signature Expired");
+  EXPECT_EQ(requestsTo(pbx.address, "BYE").size(), 0u);
+}
+
+TEST_F(RelayTest, PreloadedRouteOutOfDialogIsNormalAndTrustedPeersMayUseAnyRoute) {
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  // A phone using us as outbound proxy: pre-loaded Route, no To-tag. Strangers may call our
+  // users; our own users are challenged as usual; nobody may relay elsewhere unauthenticated.
+  std::string call = strangers("INVITE", "Route: <sip:192.0.2.1;lr>\r\n", "out-1", "z9hG4bKo1");
+  call.replace(call.find("sip:carol@10.0.0.9:5060"), 23, "sip:bob@example.com");
+  call.replace(call.find(";tag=xx"), 7, "");  // out of dialog
+  deliver(call, kStranger);
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+  deliver(request("MESSAGE", "sip:carol@10.0.0.9:5060", "Route: <sip:192.0.2.1;lr>\r\n", alice_,
+                  "out-2", 1, "", "z9hG4bKo2"),
+          alice_);
+  EXPECT_EQ(codesTo(alice_.address), std::vector<int>{407});
+  std::string relay = strangers("MESSAGE", "Route: <sip:192.0.2.1;lr>\r\n", "out-3", "z9hG4bKo3");
+  relay.replace(relay.find(";tag=xx"), 7, "");
+  deliver(relay, kStranger);
+  EXPECT_EQ(reasonTo(kStranger.address), "403 Relaying Denied");
+  EXPECT_TRUE(sentTo(carol_).empty());
+  // A trusted peer may relay anyway: its in-dialog requests need no signature.
+  Ua pbx{addr(10, 0, 0, 50, 5060)};
+  deliver(strangers("BYE", "Route: <sip:192.0.2.1;lr>\r\n", "pbx-1", "z9hG4bKo4", pbx), pbx);
+  EXPECT_EQ(requestsTo(carol_, "BYE").size(), 1u);
 }
 
 }  // namespace

@@ -102,7 +102,9 @@ class ProxyTest : public ::testing::Test {
     transaction::LayerConfig lc;
     lc.auto_trying = false;
     layer_ = std::make_unique<transaction::TransactionLayer>(timers_, transport_, tu_, lc);
+    if (config.route_keys.secret.empty()) config.route_keys.secret = kRouteSecret;
     ProxyDeps deps;
+    deps.unix_now = [this] { return unix_now_; };
     deps.layer = layer_.get();
     deps.transport = &transport_;
     deps.targets = resolver != nullptr ? resolver : &locations_;
@@ -213,6 +215,17 @@ class ProxyTest : public ::testing::Test {
     deliver(std::move(resp), ua);
   }
 
+  // "Route: <sip:TOKEN@192.0.2.1:5060;lr>\r\n" with a token we signed for the dialog of
+  // `call_id` whose caller's tag is `caller_tag`, as our Record-Route would carry it.
+  std::string signedRoute(std::string_view call_id, std::string_view caller_tag = "fa") const {
+    RouteKeyConfig keys;
+    keys.secret = kRouteSecret;
+    std::string token = FlowTokenCodec(keys).encode({}, call_id, caller_tag, unix_now_);
+    return "Route: <sip:" + token + "@192.0.2.1:5060;lr>\r\n";
+  }
+
+  static constexpr const char* kRouteSecret = "proxy test route secret, 32 b..";
+  std::int64_t unix_now_ = 1'700'000'000;  // what the proxy reads as wall-clock time
   FakeTimerService timers_;
   FakeTransport transport_;
   ProxyTu tu_;

@@ -183,6 +183,22 @@ TEST(ConfigTest, RangeAndChoiceErrors) {
   EXPECT_EQ(parseError("server = 1\n"), "test.toml:1: server: expected a table ([server]), got 1");
 }
 
+TEST(ConfigTest, RouteKeys) {
+  Config c = parseOk("[proxy]\nroute_key_rotation = 600\nroute_key_overlap = 7200\n");
+  EXPECT_EQ(c.proxy.route_key_rotation_s, 600u);
+  EXPECT_EQ(c.proxy.route_key_overlap_s, 7200u);
+  EXPECT_TRUE(c.proxy.route_secret_file.empty());
+  // A key id names one of 4096 epochs: at most 3999 retired keys may verify at once.
+  EXPECT_EQ(parseError("[proxy]\nroute_key_rotation = 60\nroute_key_overlap = 240000\n"),
+            "test.toml:3: [proxy] route_key_overlap: must be less than 4000 x route_key_rotation");
+  EXPECT_EQ(parseError("[proxy]\nroute_key_rotation = 59\n"),
+            "test.toml:2: [proxy] route_key_rotation: expected an integer from 60 to 31536000, got "
+            "59");
+  EXPECT_NE(parseError("[proxy]\nroute_secret_file = \"/nonexistent/route.secret\"\n")
+                .find("cannot read file"),
+            std::string::npos);
+}
+
 TEST(ConfigTest, ListenErrors) {
   EXPECT_EQ(parseError("[[listen]]\ntransport = \"sctp\"\n"),
             "test.toml:2: [[listen]] #1 transport: expected one of \"udp\", \"tcp\", \"tls\", got "
