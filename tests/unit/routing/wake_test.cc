@@ -897,6 +897,52 @@ TEST_F(WakeFloodTest, LiveContactStillGetsTheRequestWhenThePushIsOverBudget) {
   EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 2u);
 }
 
+TEST(WakeLimitsTest, TrustedPeersAreNotBoundPerSourceOthersAreUntilTheirSlotsGo) {
+  WakeLimitsConfig c;
+  c.max_parked_per_source = 1;
+  c.max_parked_per_aor = 100;
+  WakeLimits limits(c);
+  const std::vector<std::string> keys = {"dev"};
+  WakeLimits::Request r;
+  r.aor = "sip:bob@example.com";
+  r.source_ip = "10.0.0.9";
+  r.trust = RequestOrigin::Trust::kTrusted;
+  r.call_id = "a";
+  WakeLimits::Admission a = limits.admit(r, keys);
+  r.call_id = "b";
+  WakeLimits::Admission b = limits.admit(r, keys);
+  EXPECT_TRUE(a.slot.held() && b.slot.held());
+  r.trust = RequestOrigin::Trust::kAuthenticated;
+  r.call_id = "c";
+  WakeLimits::Admission first = limits.admit(r, keys);
+  EXPECT_TRUE(first.slot.held());
+  r.call_id = "d";
+  WakeLimits::Admission second = limits.admit(r, keys);
+  EXPECT_FALSE(second.slot.held());
+  EXPECT_EQ(second.status, 503);
+  EXPECT_EQ(second.devices, std::vector<WakeLimits::Verdict>{WakeLimits::Verdict::kSkip});
+  first.slot = WakeLimits::Slot();  // that call ended
+  WakeLimits::Admission again = limits.admit(r, keys);
+  EXPECT_TRUE(again.slot.held());
+  EXPECT_EQ(limits.parked(), 3u);
+}
+
+TEST(WakeLimitsTest, ACallIdIsRememberedForTenMinutes) {
+  WakeLimits limits({});
+  const std::vector<std::string> keys = {"dev"};
+  WakeLimits::Request r;
+  r.aor = "sip:bob@example.com";
+  r.call_id = "same";
+  r.trust = RequestOrigin::Trust::kAuthenticated;
+  EXPECT_EQ(limits.admit(r, keys).devices[0], WakeLimits::Verdict::kPush);
+  r.now += std::chrono::minutes(9);
+  EXPECT_EQ(limits.admit(r, keys).devices[0], WakeLimits::Verdict::kWait);
+  EXPECT_TRUE(limits.firstCancel("dev", "same", r.now));
+  EXPECT_FALSE(limits.firstCancel("dev", "same", r.now));
+  r.now += std::chrono::minutes(2);  // forgotten: a replay now costs budget like a new call
+  EXPECT_EQ(limits.admit(r, keys).devices[0], WakeLimits::Verdict::kPush);
+}
+
 // The whole path with the real Registrar on a second transaction layer (as if on another loop):
 // REGISTER with push params, background un-REGISTER, INVITE → push → REGISTER → INVITE out.
 class RegistrarTu final : public transaction::TransactionUser {
