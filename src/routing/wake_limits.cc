@@ -93,10 +93,10 @@ WakeLimits::Admission WakeLimits::admit(const Request& request,
   using Trust = RequestOrigin::Trust;
   Admission a;
   a.devices.assign(device_keys.size(), Verdict::kSkip);
-  const bool allowed = config_.wake_for == WakeFor::kAnyone ||
-                       (config_.wake_for == WakeFor::kAuthenticated &&
-                        request.trust != Trust::kStranger) ||
-                       request.trust == Trust::kTrusted;
+  const bool allowed =
+      config_.wake_for == WakeFor::kAnyone ||
+      (config_.wake_for == WakeFor::kAuthenticated && request.trust != Trust::kStranger) ||
+      request.trust == Trust::kTrusted;
   if (!allowed) {
     not_for_origin_.inc();
     return a;
@@ -223,8 +223,7 @@ void WakeLimits::release(Slot& slot) {
   slot.owner_ = nullptr;
 }
 
-bool WakeLimits::firstCancel(std::string_view device_key, std::string_view call_id,
-                             TimePoint now) {
+bool WakeLimits::firstCancel(std::string_view device_key, std::string_view call_id, TimePoint now) {
   const std::uint64_t call = callHash(call_id);
   std::lock_guard lock(mu_);
   auto it = devices_.find(std::string(device_key));

@@ -157,7 +157,7 @@ struct PushSettings {
   std::uint32_t max_parked = 4096;
   std::uint32_t max_parked_per_source = 32;
   std::uint32_t max_parked_per_aor = 8;
-  std::vector<PushApp> apps;              // [[push.app]]
+  std::vector<PushApp> apps;  // [[push.app]]
 };
 
 struct Config {

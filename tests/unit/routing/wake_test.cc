@@ -681,9 +681,7 @@ class WakeFloodTest : public WakeTest {
     authenticator_.reset();
   }
 
-  void limited(WakeLimitsConfig limits) {
-    configure({}, limits, authenticator_.get(), &trusted_);
-  }
+  void limited(WakeLimitsConfig limits) { configure({}, limits, authenticator_.get(), &trusted_); }
 
   // An INVITE for bob from another domain's user (not authenticated, not a trusted peer).
   std::string strangerInvite(const std::string& call_id, const std::string& branch,
@@ -697,8 +695,7 @@ class WakeFloodTest : public WakeTest {
   std::optional<sip::Message> finalFor(const Ua& ua, const std::string& call_id,
                                        const std::string& branch) {
     for (sip::Message& m : sentTo(ua.address)) {
-      if (m.isResponse() && m.statusCode() >= 200 && m.callId() == call_id &&
-          branchOf(m) == branch)
+      if (m.isResponse() && m.statusCode() >= 200 && m.callId() == call_id && branchOf(m) == branch)
         return std::move(m);
     }
     return std::nullopt;
