@@ -1149,8 +1149,9 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
   if (stripPushContactParams(request)) stats_.push_params_stripped.inc();
 
   // §16.3 step 6 (proxy authorization): requests of our users that start something new.
-  bool authorized = deps_.authenticator == nullptr ||
-                    (deps_.trusted != nullptr && deps_.trusted->contains(received.remote.ip()));
+  const bool trusted_peer =
+      deps_.trusted != nullptr && deps_.trusted->contains(received.remote.ip());
+  bool authorized = deps_.authenticator == nullptr || trusted_peer;
   auto from = request.from();
   const bool from_local = from && from->uri.isSipOrSips() && deps_.is_local_host(from->uri.host);
   if (!authorized && !in_dialog && from_local) {
@@ -1204,7 +1205,12 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
   const bool local = !has_routes && isLocalDomainUri(target_uri);
   Resolution resolution;
   if (local) {
-    resolution = deps_.targets->resolveRequest(id, request);
+    RequestOrigin origin;
+    origin.trust = trusted_peer ? RequestOrigin::Trust::kTrusted
+                   : authorized ? RequestOrigin::Trust::kAuthenticated
+                                : RequestOrigin::Trust::kStranger;
+    origin.source_ip = received.remote.ip();
+    resolution = deps_.targets->resolveRequest(id, request, origin);
     switch (resolution.outcome) {
       case Resolution::Outcome::kUnknownUser:
         stats_.not_found.inc();
@@ -1213,6 +1219,14 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
       case Resolution::Outcome::kNoBinding:
         stats_.unavailable.inc();
         respondError(tx, request, 480, "Temporarily Unavailable");
+        return;
+      case Resolution::Outcome::kRefused:  // counted by the resolver
+        if (resolution.retry_after_s != 0) {
+          respondError(tx, request, resolution.status, resolution.reason,
+                       {{"Retry-After", std::to_string(resolution.retry_after_s)}});
+        } else {
+          respondError(tx, request, resolution.status, resolution.reason);
+        }
         return;
       case Resolution::Outcome::kTargets:
         break;

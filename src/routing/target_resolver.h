@@ -40,6 +40,7 @@ struct Resolution {
     kTargets,      // `targets` (possibly empty when more_may_come) to fork to
     kUnknownUser,  // 404 Not Found
     kNoBinding,    // 480 Temporarily Unavailable: known user, nobody registered
+    kRefused,      // `status` `reason` (+ Retry-After: retry_after_s when not 0); e.g. 503
   };
   Outcome outcome = Outcome::kTargets;
   std::vector<Target> targets;  // highest q first
@@ -49,6 +50,22 @@ struct Resolution {
   // INVITE only: when not 0 (180 or 183), the proxy sends the caller this provisional response at
   // once, with a To-tag of its own (push wake-up: ringback while the parked phone wakes up).
   int provisional = 0;
+  // kRefused only.
+  int status = 0;
+  std::string reason;
+  std::uint32_t retry_after_s = 0;
+};
+
+// Who sent a request, as the proxy established it (RFC 3261 §16.3 step 6), for resolvers whose
+// answer depends on it (push wake-up budgets and wake_for).
+struct RequestOrigin {
+  enum class Trust : std::uint8_t {
+    kStranger,       // neither authenticated nor from a trusted peer (e.g. another domain's user)
+    kAuthenticated,  // our user, digest-authenticated (or the proxy authenticates nobody)
+    kTrusted,        // from an [auth] trusted_peers address
+  };
+  Trust trust = Trust::kStranger;
+  std::string source_ip;  // "192.0.2.7" / "2001:db8::7", no brackets
 };
 
 // How a context that was resolved with `more_may_come` ended (push wake-up bookkeeping).
@@ -65,8 +82,10 @@ class TargetResolver {
   // the proxy context that will fork (for resolvers that add branches later).
   virtual Resolution resolve(ContextId context, const sip::Uri& uri) = 0;
   // The same, for resolvers that need the whole request (caller, Call-ID, method: push
-  // payloads). The proxy calls this one; the default forwards to resolve().
-  virtual Resolution resolveRequest(ContextId context, const sip::Message& request) {
+  // payloads) and who sent it (`origin`). The proxy calls this one; the default forwards to
+  // resolve().
+  virtual Resolution resolveRequest(ContextId context, const sip::Message& request,
+                                    const RequestOrigin& /*origin*/) {
     return resolve(context, request.requestUri());
   }
   // Called once, on the proxy's loop, when a context resolved with more_may_come has chosen its

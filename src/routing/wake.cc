@@ -119,6 +119,9 @@ struct WakeAndWait::Device {
   TimePoint pushed_at{};
   TimerService::TimerId retry_timer = 0;
   std::string branch_key;  // kForked: Target::binding_key of its branch
+  // This request pushed it; false: another copy of the call (same Call-ID) did, this one only
+  // waits for its REGISTER and sends it no missed-call / cancel push.
+  bool pushed = false;
   // push_connected_devices: binding keys of the live contacts the request was forked to at once.
   std::vector<std::string> live_keys;
 
@@ -140,6 +143,7 @@ struct WakeAndWait::Parked {
   TimerService::TimerId cleanup_timer = 0;
   std::vector<Device> devices;
   std::string timeline;
+  WakeLimits::Slot slot;  // its share of the parked bounds
 };
 
 // A finished call whose VoIP-pushed devices never registered (CallKit grace window).
@@ -162,7 +166,8 @@ WakeAndWait::WakeAndWait(WakeConfig config, Deps deps)
       superseded_(Stats::global().counter("wake.superseded_live_branches")),
       taken_over_(Stats::global().counter("wake.taken_over_live_branches")) {
   SIPWAKE_CHECK(deps_.inner != nullptr && deps_.push_store != nullptr && deps_.sender != nullptr &&
-                deps_.hub != nullptr && deps_.post != nullptr && deps_.timers != nullptr);
+                deps_.hub != nullptr && deps_.limits != nullptr && deps_.post != nullptr &&
+                deps_.timers != nullptr);
   if (!deps_.wall_clock) deps_.wall_clock = registrar::systemWallClock;
   for (std::int64_t le : {500, 1000, 2000, 5000, 10000, 30000, -1}) {
     std::string name =
@@ -208,7 +213,8 @@ Resolution WakeAndWait::resolve(ContextId context, const sip::Uri& uri) {
   return r;
 }
 
-Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& request) {
+Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& request,
+                                       const RequestOrigin& origin) {
   const sip::Uri& uri = request.requestUri();
   Resolution r = resolve(context, uri);
   if (r.outcome == Resolution::Outcome::kUnknownUser) return r;
@@ -246,6 +252,36 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
   }
   if (p->devices.empty()) return r;
 
+  WakeLimits::Request ask;
+  ask.aor = *aor;
+  ask.call_id = request.callId();
+  ask.trust = origin.trust;
+  ask.source_ip = origin.source_ip;
+  ask.now = deps_.timers->now();
+  std::vector<std::string> device_keys;
+  device_keys.reserve(p->devices.size());
+  for (const Device& d : p->devices) device_keys.push_back(d.target.device_key);
+  WakeLimits::Admission admitted = deps_.limits->admit(ask, device_keys);
+  std::vector<Device> kept;
+  for (std::size_t i = 0; i < p->devices.size(); ++i) {
+    if (admitted.devices[i] == WakeLimits::Verdict::kSkip) continue;
+    p->devices[i].pushed = admitted.devices[i] == WakeLimits::Verdict::kPush;
+    if (!p->devices[i].pushed) p->devices[i].state = Device::State::kWaiting;
+    kept.push_back(std::move(p->devices[i]));
+  }
+  p->devices = std::move(kept);
+  if (p->devices.empty()) {
+    // Live contacts still get the request; with none, the caller learns which limit it hit.
+    if (!r.targets.empty() || admitted.status == 0) return r;
+    Resolution refused;
+    refused.outcome = Resolution::Outcome::kRefused;
+    refused.status = admitted.status;
+    refused.reason = std::move(admitted.reason);
+    refused.retry_after_s = admitted.retry_after_s;
+    return refused;
+  }
+  p->slot = std::move(admitted.slot);
+
   parked_total_.inc();
   p->id = context;
   p->invite = invite;
@@ -269,9 +305,12 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
   p->ring_timer = deps_.timers->schedule(p->deadline - p->start, [this, alive, context] {
     if (!alive.expired()) onRingTimeout(context);
   });
-  const std::size_t n = p->devices.size();
+  std::vector<std::size_t> to_push;
+  for (std::size_t i = 0; i < p->devices.size(); ++i) {
+    if (p->devices[i].pushed) to_push.push_back(i);
+  }
   parked_[context] = std::move(p);
-  for (std::size_t i = 0; i < n; ++i) {
+  for (std::size_t i : to_push) {
     sendPush(context, i, invite ? push::PushKind::kCall : push::PushKind::kMessage);
   }
   r.outcome = Resolution::Outcome::kTargets;
@@ -448,6 +487,7 @@ void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
   t.uri = registrar::stripPushUriParams(t.uri);
   const std::int64_t latency = msSince(d.pushed_at, deps_.timers->now());
   for (auto& [le, c] : latency_buckets_) {
+    if (!d.pushed) break;  // woken by another copy's push: its latency is counted there
     if (le < 0 || latency <= le) {
       c->inc();
       break;
@@ -507,7 +547,7 @@ void WakeAndWait::onContextEnded(ContextId id, const ContextEnd& end) {
   auto ended = std::make_unique<Ended>();
   ended->event = p->event;
   for (Device& d : p->devices) {
-    bool keep = p->invite && d.target.binding.callsUseVoip() && !d.answered(end) &&
+    bool keep = p->invite && d.pushed && d.target.binding.callsUseVoip() && !d.answered(end) &&
                 (d.state == Device::State::kWaiting || d.state == Device::State::kPushing);
     if (keep) {
       ended->devices.push_back(d);
@@ -535,9 +575,11 @@ void WakeAndWait::cancelPushes(Parked& p, const ContextEnd& end) {
   push::CallEvent ev = p.event;
   ev.kind = answered ? push::CallEventKind::kAnsweredElsewhere : push::CallEventKind::kMissed;
   const push::PushKind kind = answered ? push::PushKind::kCancel : push::PushKind::kMissedCall;
+  const TimePoint now = deps_.timers->now();
   for (const Device& d : p.devices) {
-    if (d.state == Device::State::kFailed) continue;
+    if (!d.pushed || d.state == Device::State::kFailed) continue;
     if (d.answered(end)) continue;  // the device that answered
+    if (!deps_.limits->firstCancel(d.target.device_key, p.event.call_id, now)) continue;
     if (timelineOn())
       mark(p, "push " + std::string(push::pushKindName(kind)) + " sent to " +
                   shortKey(d.target.device_key));

@@ -37,6 +37,14 @@
 // of the same call_uuid: "answered_elsewhere" (another branch sent 2xx), else "missed" (caller
 // CANCEL, ring timeout, every branch failed).
 //
+// Push flood protection (routing/wake_limits.h): before pushing, the request's devices are
+// admitted by the process-wide WakeLimits with the request's origin (RequestOrigin, from the
+// proxy): a device already pushed for this Call-ID is waited for without a new push, devices over
+// their budget (or not pushable for this origin, `wake_for`) are left out, and the parked request
+// holds a slot of the parked bounds until its Parked state goes. With every device left out by a
+// limit and no live contact, the caller gets the limit's answer (480 push budget, 503 parked
+// bound, with Retry-After). The missed-call / cancel push goes once per device per call.
+//
 // CallKit rule for late registrations: an iOS device woken by a VoIP push must report the call to
 // CallKit and will then register. If it registers after its call ended (within
 // `late_register_grace`), it is sent the cancel push again, now that its app runs, so it ends the
@@ -63,6 +71,7 @@
 #include "push/sender.h"
 #include "registrar/registrar.h"
 #include "routing/target_resolver.h"
+#include "routing/wake_limits.h"
 
 namespace sipwake::routing {
 
@@ -121,6 +130,7 @@ class WakeAndWait final : public TargetResolver {
     location::PushBindingStore* push_store = nullptr;  // required
     push::PushSender* sender = nullptr;                // required
     WakeHub* hub = nullptr;                            // required
+    WakeLimits* limits = nullptr;                      // shared by every loop; required
     std::size_t loop = 0;                              // this loop's index in the hub
     location::Executor post;         // runs a closure later on this loop; required
     TimerService* timers = nullptr;  // this loop's timers; required
@@ -139,7 +149,8 @@ class WakeAndWait final : public TargetResolver {
   void setProxy(Proxy* proxy) { proxy_ = proxy; }
 
   Resolution resolve(ContextId context, const sip::Uri& uri) override;
-  Resolution resolveRequest(ContextId context, const sip::Message& request) override;
+  Resolution resolveRequest(ContextId context, const sip::Message& request,
+                            const RequestOrigin& origin) override;
   void onContextEnded(ContextId context, const ContextEnd& end) override;
 
   // From the hub, on this loop: a device this loop waits for under `key` registered `binding`.

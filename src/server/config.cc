@@ -766,6 +766,11 @@ void parsePush(const toml::table& t, Config& c, Checker& check) {
       out = b->get();
     };
   };
+  auto u32 = [&](std::uint32_t& out, std::int64_t lo, std::int64_t hi) {
+    return [&, lo, hi](const toml::node& n, const std::string& w) {
+      if (auto v = check.integer(n, w, lo, hi)) out = static_cast<std::uint32_t>(*v);
+    };
+  };
   // A non-empty string key of [[push.app]]; remembers its line for the cross-key checks.
   auto text = [&](std::string& out, std::uint32_t& line) {
     return [&](const toml::node& n, const std::string& w) {
@@ -801,6 +806,20 @@ void parsePush(const toml::table& t, Config& c, Checker& check) {
                [&](const toml::node& n, const std::string& w) {
                  if (auto v = check.string(n, w, true)) p.call_uuid_salt = *v;
                }},
+              {"wake_for",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.choice(n, w, {"anyone", "authenticated", "trusted"}))
+                   p.wake_for = *v;
+               }},
+              {"device_pushes_per_minute", u32(p.device_pushes_per_minute, 1, 100000)},
+              {"device_push_burst", u32(p.device_push_burst, 1, 100000)},
+              {"aor_pushes_per_minute", u32(p.aor_pushes_per_minute, 1, 100000)},
+              {"aor_push_burst", u32(p.aor_push_burst, 1, 100000)},
+              {"stranger_pushes_per_minute", u32(p.stranger_pushes_per_minute, 1, 100000)},
+              {"stranger_push_burst", u32(p.stranger_push_burst, 1, 100000)},
+              {"max_parked", u32(p.max_parked, 1, 10000000)},
+              {"max_parked_per_source", u32(p.max_parked_per_source, 1, 10000000)},
+              {"max_parked_per_aor", u32(p.max_parked_per_aor, 1, 100000)},
               {"app", [&](const toml::node& n, const std::string& w) {
                  const auto* arr = n.as_array();
                  if (arr == nullptr || !arr->is_array_of_tables()) {

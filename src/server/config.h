@@ -152,7 +152,20 @@ struct PushSettings {
   bool push_connected_devices = true;     // RFC 8599 §5.6.2: also push devices with a live contact
   int parked_provisional = 180;           // to the caller of a parked INVITE; 0 = none
   std::string call_uuid_salt;             // secret for the call UUIDs in push payloads
-  std::vector<PushApp> apps;              // [[push.app]]
+  // Push flood protection (routing::WakeLimitsConfig): whose requests may push
+  // ("anyone" | "authenticated" | "trusted"), token buckets of wake pushes (per minute, burst)
+  // per device, per AOR and per device for strangers, and the parked-request bounds.
+  std::string wake_for = "anyone";
+  std::uint32_t device_pushes_per_minute = 6;
+  std::uint32_t device_push_burst = 6;
+  std::uint32_t aor_pushes_per_minute = 20;
+  std::uint32_t aor_push_burst = 20;
+  std::uint32_t stranger_pushes_per_minute = 2;
+  std::uint32_t stranger_push_burst = 3;
+  std::uint32_t max_parked = 4096;
+  std::uint32_t max_parked_per_source = 32;
+  std::uint32_t max_parked_per_aor = 8;
+  std::vector<PushApp> apps;  // [[push.app]]
 };
 
 struct Config {

@@ -108,6 +108,7 @@ struct PushShared {
   ShutdownPushSender sender;
   transport::EventLoop* sender_loop = nullptr;  // where the real sender lives (if any)
   routing::WakeHub hub;
+  std::unique_ptr<routing::WakeLimits> limits;  // push flood protection, shared by every loop
 };
 
 // The objects that live on one loop. Destroyed only after the loops have stopped.
@@ -172,6 +173,21 @@ transport::TlsConfig::Verify toTransportVerify(TlsVerify v) {
       return transport::TlsConfig::Verify::kRequire;
   }
   return transport::TlsConfig::Verify::kPeer;
+}
+
+routing::WakeLimitsConfig wakeLimitsFrom(const PushSettings& p) {
+  routing::WakeLimitsConfig c;
+  c.wake_for = p.wake_for == "trusted"         ? routing::WakeFor::kTrusted
+               : p.wake_for == "authenticated" ? routing::WakeFor::kAuthenticated
+                                               : routing::WakeFor::kAnyone;
+  c.device = {p.device_pushes_per_minute, p.device_push_burst};
+  c.aor = {p.aor_pushes_per_minute, p.aor_push_burst};
+  c.stranger = {p.stranger_pushes_per_minute, p.stranger_push_burst};
+  c.max_parked = p.max_parked;
+  c.max_parked_per_source = p.max_parked_per_source;
+  c.max_parked_per_aor = p.max_parked_per_aor;
+  c.parked_retry_after_s = p.ring_timeout_s;  // a parked request ends within it
+  return c;
 }
 
 // [[push.app]] → the sender's app configs; every call rings for [push] ring_timeout.
@@ -383,6 +399,7 @@ Status Server::start() {
   wc.push_connected_devices = config_.push.push_connected_devices;
   wc.parked_provisional = config_.push.parked_provisional;
   wc.uuid_salt = config_.push.call_uuid_salt;
+  push->limits = std::make_unique<routing::WakeLimits>(wakeLimitsFrom(config_.push));
   maintenance_->add({"push sweep", seconds(config_.registrar.sweep_interval_s), [push] {
                        std::size_t n = push->store->sweepExpired(registrar::systemWallClock());
                        if (n > 0) SW_LOG_DEBUG("registrar: swept {} expired push bindings", n);
@@ -458,6 +475,7 @@ Status Server::start() {
     wd.push_store = push->store.get();
     wd.sender = &push->sender;
     wd.hub = &push->hub;
+    wd.limits = push->limits.get();
     wd.loop = i;
     wd.post = [loop](std::function<void()> fn) { loop->post(std::move(fn)); };
     wd.timers = &loops_->at(i).timers();

@@ -12,6 +12,7 @@ for the device token and sees exactly what the fake accepted (headers and payloa
 Exit status: 0 pass, 1 fail, 77 skipped (CTest SKIP_RETURN_CODE).
 """
 
+import contextlib
 import json
 import math
 import os
@@ -818,6 +819,225 @@ def test_wake_baresip(ctx):
 
 
 # ---------------------------------------------------------------------------------------------
+
+# ---------------------------------------------------------------------------------------------
+# 3. Push flood (docs/security.md "Push flood"): the issue's first attack row, with the default
+# [push] limits: stranger_push_burst 3, device_push_burst 6, max_parked_per_aor 8 (strangers: 4).
+
+STRANGER_PUSH_BURST, DEVICE_PUSH_BURST = 3, 6
+
+
+class Flooder:
+    """INVITEs from one UDP socket at `callee` (user@127.0.0.1) as fast as asked, each with its own
+    branch; every response is read as it comes and every non-2xx final ACKed (RFC 3261 §17.1.1.3),
+    so sipwake's transactions end as a real UA's would."""
+
+    def __init__(self, udp_port, callee, from_uri):
+        self.c = it.UdpClient(("127.0.0.1", udp_port))
+        self.callee, self.from_uri = callee, from_uri
+        self.tag = uuid.uuid4().hex[:8]
+        self.finals = {}  # branch → Response
+        self.ringing = set()  # branches that got a 180 (parked)
+        self.sent = {}  # branch → Call-ID
+
+    def invite(self, call_id, cseq=1, extra=()):
+        host, port = self.c.local
+        branch = "z9hG4bK" + uuid.uuid4().hex
+        lines = ["INVITE sip:%s SIP/2.0" % self.callee,
+                 "Via: SIP/2.0/UDP %s:%d;branch=%s;rport" % (host, port, branch),
+                 "Max-Forwards: 70", "From: <%s>;tag=%s" % (self.from_uri, self.tag),
+                 "To: <sip:%s>" % self.callee, "Call-ID: " + call_id,
+                 "CSeq: %d INVITE" % cseq, "Contact: <sip:flood@%s:%d>" % (host, port)]
+        lines += list(extra) + ["Content-Length: 0"]
+        self.c.send(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.sent[branch] = call_id
+        return branch
+
+    def _ack(self, r):
+        via = r.header("via")
+        lines = ["ACK sip:%s SIP/2.0" % self.callee, "Via: " + via, "Max-Forwards: 70",
+                 "From: " + r.header("from"), "To: " + r.header("to"),
+                 "Call-ID: " + r.header("call-id"),
+                 "CSeq: %s ACK" % r.header("cseq").split()[0], "Content-Length: 0"]
+        self.c.send(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    def pump(self, timeout=0.0):
+        """Reads whatever responses arrive within `timeout`; returns how many were read."""
+        n = 0
+        while True:
+            ready, _, _ = select.select([self.c.sock], [], [], timeout if n == 0 else 0)
+            if not ready:
+                return n
+            r = it.Response(self.c.sock.recvfrom(65535)[0])
+            n += 1
+            branch = re.search(r"branch=([^;,\s]+)", r.header("via") or "").group(1)
+            if r.code == 180:
+                self.ringing.add(branch)
+            elif r.code >= 200 and branch not in self.finals:
+                self.finals[branch] = r
+                if r.code >= 300:
+                    self._ack(r)
+
+    def flood(self, make_invite, count, seconds):
+        """`count` calls of make_invite(i) spread over `seconds`, reading responses meanwhile."""
+        start = time.monotonic()
+        for i in range(count):
+            make_invite(i)
+            due = start + seconds * (i + 1) / count
+            while True:
+                self.pump(max(0.0, due - time.monotonic()))
+                if time.monotonic() >= due:
+                    break
+
+    def settle(self, branches, timeout):
+        """Waits until each of `branches` has a final response or a 180 (parked)."""
+        deadline = time.monotonic() + timeout
+        while any(b not in self.finals and b not in self.ringing for b in branches):
+            left = deadline - time.monotonic()
+            check(left > 0, "%d INVITEs unanswered after the flood" % sum(
+                1 for b in branches if b not in self.finals and b not in self.ringing))
+            self.pump(left)
+
+    def codes(self):
+        out = {}
+        for r in self.finals.values():
+            out[(r.code, r.reason)] = out.get((r.code, r.reason), 0) + 1
+        return out
+
+    def close(self):
+        self.c.close()
+
+
+def check_refusal(r, code, reason):
+    check(r.code == code and r.reason == reason, "got %r, expected %d %s" % (r, code, reason))
+    retry = r.header("retry-after") or ""
+    check(retry.isdigit() and int(retry) >= 1, "%d without Retry-After: %r" % (code, r.raw))
+
+
+def call_pushes(watch, token, event="call"):
+    return [field(p.get("payload"), "call_id") for p in watch.seen(token, event)]
+
+
+@contextlib.contextmanager
+def flooded_phone(ctx, from_uri):
+    """A Rig (ring_timeout 4 s) where alice sleeps (an FCM token the watch follows) and a Flooder
+    from `from_uri` aimed at her: yields (rig, token, flooder)."""
+    tok = fcm_token()
+    with Rig(ctx, ring_timeout=4) as rig:
+        rig.watch.subscribe(tok, project=PROJECT)
+        sleeping_phone(rig, "sleep", "alice", tok)
+        f = Flooder(rig.udp, "alice@127.0.0.1", from_uri)
+        try:
+            yield rig, tok, f
+        finally:
+            f.close()
+        rig.server_alive()
+
+
+def wait_call_push(watch, token, call_id, event="call", timeout=10):
+    """The Call-IDs of the `event` pushes for `token`, once one for `call_id` arrived."""
+    deadline = time.monotonic() + timeout
+    while call_id not in call_pushes(watch, token, event):
+        left = deadline - time.monotonic()
+        check(left > 0, "no %s push for %s: %r" % (event, call_id, call_pushes(watch, token, event)))
+        watch._pump(left)
+    return call_pushes(watch, token, event)
+
+
+def push_limited(f, at_least, what):
+    """The 480 Push Limit Reached answers of the flood (at least `at_least`)."""
+    limited = [r for r in f.finals.values() if r.code == 480 and "Push Limit" in r.reason]
+    check(len(limited) >= at_least, "480 Push Limit Reached to %d of %s (finals %r)"
+          % (len(limited), what, f.codes()))
+    check_refusal(limited[0], 480, "Temporarily Unavailable - Push Limit Reached")
+    return limited
+
+
+def test_wake_flood_stranger(ctx):
+    """300 INVITEs in 2 s from mallory@evil.example (no account: a stranger) at a sleeping phone,
+    then copies of a pushed call with new branches: at most stranger_push_burst call pushes
+    reach the push service, the rest get 480 ... Push Limit Reached, the copies beyond the
+    strangers' parked share 503 ... Too Many Parked Requests For User, both with Retry-After; one
+    missed-call push per pushed call. A legitimate caller afterwards (bob, authenticated) still
+    gets the phone pushed: strangers spend their own budget."""
+    with flooded_phone(ctx, "sip:mallory@evil.example") as (rig, tok, f):
+        calls = ["%s@evil" % uuid.uuid4().hex for _ in range(300)]
+        f.flood(lambda i: f.invite(calls[i]), 300, 2.0)
+        copies = []
+        f.flood(lambda i: copies.append(f.invite(calls[0])), 20, 0.2)
+        f.settle(list(f.sent), 15)
+        push_limited(f, 300 - STRANGER_PUSH_BURST - 1, "300 calls")
+        busy = [f.finals[b] for b in copies if b in f.finals and f.finals[b].code == 503]
+        check(len(busy) >= 20 - 4, "503 to %d of 20 copies (finals %r)" % (len(busy), f.codes()))
+        check_refusal(busy[0], 503, "Service Unavailable - Too Many Parked Requests For User")
+
+        # The legitimate call: its push arriving means every earlier push has (one sender).
+        caller = rig.caller("alice")
+        final = caller.invite(timeout=25)
+        it.expect_code(final, 480, "a legitimate call to the still sleeping phone")
+        caller.ack_non2xx(final)
+        pushed = wait_call_push(rig.watch, tok, caller.call_id)
+        flood_pushes = [c for c in pushed if c != caller.call_id]
+        check(len(flood_pushes) <= STRANGER_PUSH_BURST and calls[0] in flood_pushes,
+              "%d call pushes for the stranger's calls (budget %d): %r"
+              % (len(flood_pushes), STRANGER_PUSH_BURST, flood_pushes))
+        check(len(set(flood_pushes)) == len(flood_pushes), "a call pushed twice: %r"
+              % flood_pushes)
+        # The legitimate call ended after the flood's parked calls: its missed push comes last.
+        missed = wait_call_push(rig.watch, tok, caller.call_id, "missed")
+        check(sorted(missed) == sorted(flood_pushes + [caller.call_id]),
+              "missed-call pushes %r, expected one per pushed call %r"
+              % (missed, flood_pushes + [caller.call_id]))
+        print("stranger flood: %d INVITEs, %d call + %d missed-call pushes, finals %r"
+              % (len(f.sent), len(flood_pushes), len(missed) - 1, f.codes()))
+
+
+def test_wake_flood_authenticated(ctx):
+    """300 INVITEs in 2 s from an authenticated user (bob, one nonce, nc counting up) at a
+    sleeping phone: at most device_push_burst call pushes (plus what refills meanwhile) reach
+    the push service; beyond, 480 ... Push Limit Reached with Retry-After — also for another
+    caller (carol) right after: the device's budget is spent until it refills (one push per
+    10 s by default)."""
+    with flooded_phone(ctx, "sip:bob@127.0.0.1") as (rig, tok, f):
+        branch = f.invite("challenge@bob")
+        f.settle([branch], 5)
+        challenge = it.expect_code(f.finals[branch], 407, "bob's first INVITE")
+        challenges = challenge.headers.get("proxy-authenticate", [])
+        start = time.monotonic()
+
+        def authenticated(i):
+            auth = it.digest_authorization(challenges, "INVITE", "sip:alice@127.0.0.1", "bob",
+                                           "bob-pw", want="MD5", nc=i + 1)
+            f.invite("%s@bob" % uuid.uuid4().hex, extra=["Proxy-Authorization: " + auth])
+        f.flood(authenticated, 300, 2.0)
+        f.settle(list(f.sent), 15)
+        took = time.monotonic() - start
+        push_limited(f, 250, "300 calls")
+
+        # Another caller right after: the device's budget is spent (Retry-After says when).
+        carol = rig.caller("alice")
+        carol.user, carol.password = "carol", "carol-pw"
+        final = carol.invite(timeout=25)
+        check_refusal(final, 480, "Temporarily Unavailable - Push Limit Reached")
+        check(int(final.header("retry-after")) <= 10, "Retry-After %s"
+              % final.header("retry-after"))
+        carol.ack_non2xx(final)
+
+        # Every flood push was handed over before the flood's last answer; one more push to
+        # another device on the same connection marks the end of them at the fake.
+        mark = fcm_token()
+        rig.watch.subscribe(mark, project=PROJECT)
+        sleeping_phone(rig, "mark", "carol", mark)
+        bob = rig.caller("carol")
+        bob.ack_non2xx(bob.invite(timeout=25))
+        rig.watch.wait_push(mark, "call")
+        pushed = call_pushes(rig.watch, tok)
+        budget = DEVICE_PUSH_BURST + math.ceil(took * DEVICE_PUSH_BURST / 60.0)
+        check(1 <= len(pushed) <= budget, "%d call pushes for the flood (budget %d): %r"
+              % (len(pushed), budget, pushed))
+        print("authenticated flood: %d INVITEs in %.1f s, %d call pushes, finals %r"
+              % (len(f.sent), took, len(pushed), f.codes()))
+
 
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
 

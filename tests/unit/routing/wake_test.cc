@@ -67,26 +67,32 @@ class WakeTest : public ProxyTest {
     configure({});
   }
 
-  void configure(WakeConfig config) {
+  // `authenticator` / `trusted`: the proxy's (nullptr: every request counts as authenticated).
+  void configure(WakeConfig config, WakeLimitsConfig limits = {},
+                 auth::Authenticator* authenticator = nullptr,
+                 const auth::TrustedPeers* trusted = nullptr) {
     proxy_.reset();
     wake_.reset();
+    limits_ = std::make_unique<WakeLimits>(limits);
     WakeAndWait::Deps deps;
     deps.inner = &locations_;
     deps.push_store = push_store_.get();
     deps.sender = &sender_;
     deps.hub = &hub_;
+    deps.limits = limits_.get();
     deps.loop = 0;
     deps.post = [this](std::function<void()> fn) { queue_.push_back(std::move(fn)); };
     deps.timers = &timers_;
     deps.wall_clock = [] { return kNow; };
     wake_ = std::make_unique<WakeAndWait>(std::move(config), std::move(deps));
-    build({}, wake_.get());
+    build({}, wake_.get(), authenticator, trusted);
     wake_->setProxy(proxy_.get());
   }
 
   void TearDown() override {
     proxy_.reset();
     wake_.reset();
+    limits_.reset();
   }
 
   // Runs what was posted to "the loop" until nothing is left.
@@ -209,6 +215,7 @@ class WakeTest : public ProxyTest {
   FakePushSender sender_;
   WakeHub hub_;
   std::deque<std::function<void()>> queue_;
+  std::unique_ptr<WakeLimits> limits_;  // before wake_: its slots go with the parked calls
   std::unique_ptr<WakeAndWait> wake_;
   std::uint32_t reg_cseq_ = 0;
 };
@@ -649,6 +656,288 @@ TEST_F(WakeTest, NoPushBindingMeansPlain480) {
   invite();
   EXPECT_TRUE(has(codesTo(alice_.address), 480));
   EXPECT_TRUE(sender_.pushes.empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Push flood protection (routing/wake_limits.h, docs/security.md "Push flood").
+
+// The proxy authenticates (strangers are told apart) and trusts `kPbx`.
+class WakeFloodTest : public WakeTest {
+ protected:
+  void SetUp() override {
+    WakeTest::SetUp();
+    auto authenticator_peers = auth::TrustedPeers::parse({});
+    authenticator_ = std::make_unique<auth::Authenticator>(
+        auth::AuthConfig{},
+        [](std::string_view, std::string_view) { return std::optional<auth::UserHa1>(); },
+        std::move(*authenticator_peers));
+    auto peers = auth::TrustedPeers::parse({kPbx.address.ip()});
+    ASSERT_TRUE(peers.isOk());
+    trusted_ = std::move(*peers);
+    limited({});
+  }
+  void TearDown() override {
+    WakeTest::TearDown();
+    authenticator_.reset();
+  }
+
+  void limited(WakeLimitsConfig limits) { configure({}, limits, authenticator_.get(), &trusted_); }
+
+  // An INVITE for bob from another domain's user (not authenticated, not a trusted peer).
+  std::string strangerInvite(const std::string& call_id, const std::string& branch,
+                             const Ua& ua = kAlice) {
+    std::string text = request("INVITE", "sip:bob@example.com", "", ua, call_id, 1, "", branch);
+    const std::string from = "From: <sip:alice@example.com>";
+    text.replace(text.find(from), from.size(), "From: <sip:mallory@evil.example>");
+    return text;
+  }
+  // The final response to the INVITE with `call_id` and `branch` sent to `ua`.
+  std::optional<sip::Message> finalFor(const Ua& ua, const std::string& call_id,
+                                       const std::string& branch) {
+    for (sip::Message& m : sentTo(ua.address)) {
+      if (m.isResponse() && m.statusCode() >= 200 && m.callId() == call_id && branchOf(m) == branch)
+        return std::move(m);
+    }
+    return std::nullopt;
+  }
+  static std::string retryAfter(const sip::Message& m) {
+    const sip::HeaderField* h = m.find("Retry-After");
+    return h != nullptr ? std::string(h->value) : std::string();
+  }
+
+  static inline const Ua kPbx{addr(10, 0, 0, 9, 5060)};
+  std::unique_ptr<auth::Authenticator> authenticator_;
+  auth::TrustedPeers trusted_;
+};
+
+// Issue 11, table row 1: the same Call-ID with new branches pushed once per copy.
+TEST_F(WakeFloodTest, CopiesOfACallWithNewBranchesPushOnceAndMissOnce) {
+  Device d = device('a', bob_);
+  sleeping(d);
+  for (int i = 0; i < 3; ++i) {
+    deliver(strangerInvite("flood-1", "z9hG4bKcopy" + std::to_string(i)), alice_);
+    drain();
+  }
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 1u);
+  EXPECT_EQ(wake_->parkedCount(), 3u);  // every copy waits for the device
+  timers_.advance(seconds(31));         // nobody wakes: every copy ends with 480
+  drain();
+  for (int i = 0; i < 3; ++i) {
+    auto final = finalFor(alice_, "flood-1", "z9hG4bKcopy" + std::to_string(i));
+    ASSERT_TRUE(final.has_value()) << i;
+    EXPECT_EQ(final->statusCode(), 480);
+  }
+  EXPECT_EQ(sender_.count(push::PushKind::kMissedCall), 1u);
+  EXPECT_EQ(wake_->parkedCount(), 0u);
+  EXPECT_EQ(limits_->parked(), 0u);
+}
+
+TEST_F(WakeFloodTest, ACopyWaitsForTheDeviceTheFirstCopyWoke) {
+  Device d = device('a', bob_);
+  sleeping(d);
+  deliver(strangerInvite("call-x", "z9hG4bKfirst"), alice_);
+  deliver(strangerInvite("call-x", "z9hG4bKsecond"), alice_);
+  drain();
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 1u);
+  wakes(d);  // both copies reach the woken phone (it answers the merged one itself)
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 2u);
+}
+
+TEST_F(WakeFloodTest, DeviceBudgetBoundsCallPushesThen480WithRetryAfter) {
+  WakeLimitsConfig c;
+  c.device = {6, 3};
+  limited(c);
+  sleeping(device('a', bob_));
+  for (int i = 0; i < 10; ++i) {
+    deliver(request("INVITE", "sip:bob@example.com", "", kPbx, "call-" + std::to_string(i), 1, "",
+                    "z9hG4bKb" + std::to_string(i)),
+            kPbx);
+    drain();
+  }
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 3u);
+  auto refused = finalFor(kPbx, "call-3", "z9hG4bKb3");
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->statusCode(), 480);
+  EXPECT_EQ(refused->reasonPhrase(), "Temporarily Unavailable - Push Limit Reached");
+  EXPECT_EQ(retryAfter(*refused), "10");  // one push per 10 s at 6 a minute
+  timers_.advance(seconds(10));
+  drain();
+  deliver(request("INVITE", "sip:bob@example.com", "", kPbx, "call-later", 1, "", "z9hG4bKl"),
+          kPbx);
+  drain();
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 4u);
+}
+
+TEST_F(WakeFloodTest, AorBudgetCoversAllItsDevices) {
+  WakeLimitsConfig c;
+  c.aor = {20, 3};
+  limited(c);
+  sleeping(device('a', bob_));
+  sleeping(device('b', bob2_));
+  for (int i = 0; i < 3; ++i) {
+    deliver(request("INVITE", "sip:bob@example.com", "", kPbx, "call-" + std::to_string(i), 1, "",
+                    "z9hG4bKa" + std::to_string(i)),
+            kPbx);
+    drain();
+  }
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 3u);  // 2 + 1, then nothing
+  auto refused = finalFor(kPbx, "call-2", "z9hG4bKa2");
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->statusCode(), 480);
+}
+
+// A stranger's flood spends the strangers' budget only: the user's own callers still wake the
+// phone afterwards.
+TEST_F(WakeFloodTest, StrangerFloodLeavesTheDeviceBudgetToTrustedCallers) {
+  sleeping(device('a', bob_));
+  for (int i = 0; i < 20; ++i) {
+    deliver(strangerInvite("evil-" + std::to_string(i), "z9hG4bKe" + std::to_string(i)), alice_);
+    drain();
+  }
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 3u);  // stranger burst
+  auto refused = finalFor(alice_, "evil-5", "z9hG4bKe5");
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->statusCode(), 480);
+  EXPECT_EQ(retryAfter(*refused), "30");  // strangers: 2 a minute
+  deliver(request("INVITE", "sip:bob@example.com", "", kPbx, "friend", 1, "", "z9hG4bKf"), kPbx);
+  drain();
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 4u);
+  ASSERT_FALSE(sender_.pushes.empty());
+  EXPECT_EQ(sender_.pushes.back().event.call_id, "friend");
+}
+
+TEST_F(WakeFloodTest, WakeForAuthenticatedOrTrustedTurnsStrangersPushesOff) {
+  WakeLimitsConfig c;
+  c.wake_for = WakeFor::kAuthenticated;
+  limited(c);
+  sleeping(device('a', bob_));
+  deliver(strangerInvite("evil", "z9hG4bKe"), alice_);
+  drain();
+  EXPECT_TRUE(sender_.pushes.empty());
+  auto final = finalFor(alice_, "evil", "z9hG4bKe");
+  ASSERT_TRUE(final.has_value());
+  EXPECT_EQ(final->statusCode(), 480);  // as for a user with no push binding
+  EXPECT_EQ(final->reasonPhrase(), "Temporarily Unavailable");
+  deliver(request("INVITE", "sip:bob@example.com", "", kPbx, "pbx", 1, "", "z9hG4bKp"), kPbx);
+  drain();
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 1u);
+
+  c.wake_for = WakeFor::kTrusted;
+  limited(c);
+  deliver(request("INVITE", "sip:bob@example.com", "", kPbx, "pbx-2", 1, "", "z9hG4bKq"), kPbx);
+  drain();
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 2u);
+  // Authenticated users (here: a proxy that authenticates nobody) may not push either.
+  configure({}, c);
+  deliver(request("INVITE", "sip:bob@example.com", "", alice_, "user", 1, "", "z9hG4bKu"), alice_);
+  drain();
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 2u);
+}
+
+TEST_F(WakeFloodTest, ParkedBoundsPerAorPerSourceAndInTotalGive503WithRetryAfter) {
+  sleeping(device('a', bob_));
+  // Per AOR: strangers hold at most half of max_parked_per_aor (8).
+  for (int i = 0; i < 5; ++i) {
+    deliver(strangerInvite("same", "z9hG4bKs" + std::to_string(i)), alice_);
+    drain();
+  }
+  EXPECT_EQ(wake_->parkedCount(), 4u);
+  auto refused = finalFor(alice_, "same", "z9hG4bKs4");
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->statusCode(), 503);
+  EXPECT_EQ(refused->reasonPhrase(), "Service Unavailable - Too Many Parked Requests For User");
+  EXPECT_EQ(retryAfter(*refused), "30");
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 1u);
+
+  WakeLimitsConfig c;
+  c.max_parked_per_source = 2;
+  limited(c);
+  for (int i = 0; i < 3; ++i) {
+    deliver(strangerInvite("src", "z9hG4bKt" + std::to_string(i), bob2_), bob2_);
+    drain();
+  }
+  refused = finalFor(bob2_, "src", "z9hG4bKt2");
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->reasonPhrase(), "Service Unavailable - Too Many Parked Requests From Source");
+
+  c = {};
+  c.max_parked = 2;  // trusted peers skip the per-source bound, not the total
+  limited(c);
+  for (int i = 0; i < 3; ++i) {
+    deliver(request("INVITE", "sip:bob@example.com", "", kPbx, "pbx", 1, "",
+                    "z9hG4bKp" + std::to_string(i)),
+            kPbx);
+    drain();
+  }
+  refused = finalFor(kPbx, "pbx", "z9hG4bKp2");
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->reasonPhrase(), "Service Unavailable - Too Many Parked Requests");
+  timers_.advance(seconds(31));  // the parked ones end: their slots are free again
+  drain();
+  EXPECT_EQ(limits_->parked(), 0u);
+  deliver(request("INVITE", "sip:bob@example.com", "", kPbx, "pbx", 1, "", "z9hG4bKp9"), kPbx);
+  drain();
+  EXPECT_EQ(wake_->parkedCount(), 1u);
+}
+
+TEST_F(WakeFloodTest, LiveContactStillGetsTheRequestWhenThePushIsOverBudget) {
+  WakeLimitsConfig c;
+  c.device = {6, 1};
+  limited(c);
+  Device d = device('a', bob_);
+  sleeping(d);
+  wakes(d);  // connected: pushed too by default (RFC 8599 §5.6.2)
+  deliver(request("INVITE", "sip:bob@example.com", "", kPbx, "c1", 1, "", "z9hG4bK1"), kPbx);
+  deliver(request("INVITE", "sip:bob@example.com", "", kPbx, "c2", 1, "", "z9hG4bK2"), kPbx);
+  drain();
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 1u);
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 2u);
+}
+
+TEST(WakeLimitsTest, TrustedPeersAreNotBoundPerSourceOthersAreUntilTheirSlotsGo) {
+  WakeLimitsConfig c;
+  c.max_parked_per_source = 1;
+  c.max_parked_per_aor = 100;
+  WakeLimits limits(c);
+  const std::vector<std::string> keys = {"dev"};
+  WakeLimits::Request r;
+  r.aor = "sip:bob@example.com";
+  r.source_ip = "10.0.0.9";
+  r.trust = RequestOrigin::Trust::kTrusted;
+  r.call_id = "a";
+  WakeLimits::Admission a = limits.admit(r, keys);
+  r.call_id = "b";
+  WakeLimits::Admission b = limits.admit(r, keys);
+  EXPECT_TRUE(a.slot.held() && b.slot.held());
+  r.trust = RequestOrigin::Trust::kAuthenticated;
+  r.call_id = "c";
+  WakeLimits::Admission first = limits.admit(r, keys);
+  EXPECT_TRUE(first.slot.held());
+  r.call_id = "d";
+  WakeLimits::Admission second = limits.admit(r, keys);
+  EXPECT_FALSE(second.slot.held());
+  EXPECT_EQ(second.status, 503);
+  EXPECT_EQ(second.devices, std::vector<WakeLimits::Verdict>{WakeLimits::Verdict::kSkip});
+  first.slot = WakeLimits::Slot();  // that call ended
+  WakeLimits::Admission again = limits.admit(r, keys);
+  EXPECT_TRUE(again.slot.held());
+  EXPECT_EQ(limits.parked(), 3u);
+}
+
+TEST(WakeLimitsTest, ACallIdIsRememberedForTenMinutes) {
+  WakeLimits limits({});
+  const std::vector<std::string> keys = {"dev"};
+  WakeLimits::Request r;
+  r.aor = "sip:bob@example.com";
+  r.call_id = "same";
+  r.trust = RequestOrigin::Trust::kAuthenticated;
+  EXPECT_EQ(limits.admit(r, keys).devices[0], WakeLimits::Verdict::kPush);
+  r.now += std::chrono::minutes(9);
+  EXPECT_EQ(limits.admit(r, keys).devices[0], WakeLimits::Verdict::kWait);
+  EXPECT_TRUE(limits.firstCancel("dev", "same", r.now));
+  EXPECT_FALSE(limits.firstCancel("dev", "same", r.now));
+  r.now += std::chrono::minutes(2);  // forgotten: a replay now costs budget like a new call
+  EXPECT_EQ(limits.admit(r, keys).devices[0], WakeLimits::Verdict::kPush);
 }
 
 // The whole path with the real Registrar on a second transaction layer (as if on another loop):

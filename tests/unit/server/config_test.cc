@@ -405,6 +405,34 @@ TEST(ConfigTest, PushAppsWithCredentials) {
   EXPECT_EQ(c.push.apps[3].secret_file, "/etc/sipwake/hook.secret");
 }
 
+TEST(ConfigTest, PushFloodLimits) {
+  Config d = parseOk("");
+  EXPECT_EQ(d.push.wake_for, "anyone");
+  EXPECT_EQ(d.push.device_pushes_per_minute, 6u);
+  EXPECT_EQ(d.push.stranger_push_burst, 3u);
+  EXPECT_EQ(d.push.max_parked_per_aor, 8u);
+  Config c = parseOk(
+      "[push]\nwake_for = \"trusted\"\ndevice_pushes_per_minute = 10\ndevice_push_burst = 2\n"
+      "aor_pushes_per_minute = 30\naor_push_burst = 5\nstranger_pushes_per_minute = 1\n"
+      "stranger_push_burst = 1\nmax_parked = 100\nmax_parked_per_source = 4\n"
+      "max_parked_per_aor = 3\n");
+  EXPECT_EQ(c.push.wake_for, "trusted");
+  EXPECT_EQ(c.push.device_pushes_per_minute, 10u);
+  EXPECT_EQ(c.push.device_push_burst, 2u);
+  EXPECT_EQ(c.push.aor_pushes_per_minute, 30u);
+  EXPECT_EQ(c.push.aor_push_burst, 5u);
+  EXPECT_EQ(c.push.stranger_pushes_per_minute, 1u);
+  EXPECT_EQ(c.push.stranger_push_burst, 1u);
+  EXPECT_EQ(c.push.max_parked, 100u);
+  EXPECT_EQ(c.push.max_parked_per_source, 4u);
+  EXPECT_EQ(c.push.max_parked_per_aor, 3u);
+  EXPECT_EQ(parseError("[push]\nwake_for = \"friends\"\n"),
+            "test.toml:2: [push] wake_for: expected one of \"anyone\", \"authenticated\", "
+            "\"trusted\", got \"friends\"");
+  EXPECT_EQ(parseError("[push]\ndevice_push_burst = 0\n"),
+            "test.toml:2: [push] device_push_burst: expected an integer from 1 to 100000, got 0");
+}
+
 TEST(ConfigTest, PushAppErrorsNameKeyAndLine) {
   EXPECT_EQ(parseError("[push]\n[[push.app]]\nprovider = \"apns\"\nid = \"a\"\n"
                        "key_file = \"k.p8\"\nteam_id = \"T\"\n"),
