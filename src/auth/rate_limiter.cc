@@ -11,9 +11,9 @@ RateLimiter::RateLimiter(RateLimiterConfig config)
   if (config_.ipv6_prefix < 1 || config_.ipv6_prefix > 128) config_.ipv6_prefix = 64;
 }
 
-RateLimiter::Key RateLimiter::keyOf(std::string_view ip) const {
+SourceKey sourceKeyOf(std::string_view ip, int ipv6_prefix) {
   internal::IpAddress a;
-  Key k;
+  SourceKey k;
   if (!internal::parseIp(ip, &a)) {
     // Not an address (should not come from the transport): FNV-1a keeps distinct junk apart.
     std::uint64_t h = 1469598103934665603ull;
@@ -30,7 +30,7 @@ RateLimiter::Key RateLimiter::keyOf(std::string_view ip) const {
   bool mapped = true;
   for (int i = 0; i < 10; ++i) mapped = mapped && a.bytes[i] == 0;
   mapped = mapped && a.bytes[10] == 0xFF && a.bytes[11] == 0xFF;
-  int prefix = mapped ? 128 : config_.ipv6_prefix;  // ::ffff:a.b.c.d is the IPv4 source itself
+  int prefix = mapped ? 128 : ipv6_prefix;  // ::ffff:a.b.c.d is the IPv4 source itself
   for (int i = 0; i < 16; ++i) {
     int keep = prefix - 8 * i;
     std::uint8_t b = a.bytes[i];

@@ -560,6 +560,13 @@ void parseAuth(const toml::table& t, Config& c, Checker& check) {
               {"max_failures", u32(a.max_failures, 0, 1000000)},
               {"failure_window", u32(a.failure_window_s, 1, 86400)},
               {"block", u32(a.block_s, 1, 86400)},
+              {"user_max_failures", u32(a.user_max_failures, 0, 1000000)},
+              {"user_delay", u32(a.user_delay_s, 1, 86400)},
+              {"user_max_delay", u32(a.user_max_delay_s, 1, 86400)},
+              {"log_failures",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto b = check.boolean(n, w)) a.log_failures = *b;
+               }},
               {"user_reload_interval", u32(a.user_reload_interval_s, 0, 86400)}});
 }
 

@@ -98,6 +98,11 @@ struct AuthSettings {
   std::uint32_t max_failures = 10;      // failed attempts per source before it is blocked; 0 off
   std::uint32_t failure_window_s = 60;  // ... counted within this window
   std::uint32_t block_s = 60;           // ... and blocked for this long
+  // Failed attempts per user (any sources) before it is delayed; 0 off. See auth::UserLimiter.
+  std::uint32_t user_max_failures = 5;
+  std::uint32_t user_delay_s = 60;        // the first delay, doubled by each further failure
+  std::uint32_t user_max_delay_s = 3600;  // ... up to this
+  bool log_failures = false;              // one fail2ban line per failure (docs/security.md)
   // Re-read the users edited by `sipwake user` this often; 0 = only on SIGHUP.
   std::uint32_t user_reload_interval_s = 5;
 };

@@ -135,6 +135,10 @@ auth::AuthConfig authConfigFrom(const AuthSettings& a) {
   c.rate_limit.max_failures = a.max_failures;
   c.rate_limit.window = seconds(a.failure_window_s);
   c.rate_limit.block = seconds(a.block_s);
+  c.user_limit.max_failures = a.user_max_failures;
+  c.user_limit.delay = seconds(a.user_delay_s);
+  c.user_limit.max_delay = seconds(a.user_max_delay_s);
+  c.log_failures = a.log_failures;
   return c;
 }
 

@@ -1,0 +1,123 @@
+// Failed-authentication limiter per user: an exponential delay, not a lock-out.
+//
+// After `max_failures` wrong answers for one user (user name + realm, whether or not such a
+// user exists) within `max_delay`, the user is delayed for `delay`. While delayed, an answer
+// for that user is checked only when it comes from
+//  * a known source: one from which this user authenticated before and that has not failed
+//    for this user since (up to kKnownSources per user, most recent first), or
+//  * the first source of this delay that is neither known nor failing ("the one fresh check":
+//    the real user on a new network still gets in, while a spread attack gets one guess).
+// Every other answer is refused unchecked (see Authenticator: 403 + Retry-After), so it tells
+// the guesser nothing. Each wrong answer once the user has been delayed (during the delay or
+// after it ran out) doubles the delay, up to `max_delay`; a user without failures for
+// `max_delay` after the last delay ended is forgotten. A spread attack therefore gets
+// max_failures guesses, then at most two per delay (one fresh check, one when it runs out):
+// with the defaults 12 in the first hour, then 2 an hour (user_limiter_test.cc).
+//
+// A success from a source makes it known and no longer failing for that user; a failure makes
+// it failing and no longer known. Sources are SourceKey (IPv6 per prefix, as RateLimiter).
+// Memory is bounded: at most `capacity` users with failures and `capacity` users with known
+// sources, each table forgetting its least recently used user first. The known-source table is
+// written only by successes, so a guesser cannot evict it.
+// Thread: sharded, one mutex per shard; every method may be called from any thread.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "auth/rate_limiter.h"
+#include "common/clock.h"
+
+namespace sipwake::auth {
+
+struct UserLimiterConfig {
+  std::uint32_t max_failures = 5;  // 0 disables the limiter
+  Duration delay = seconds(60);    // the first delay; doubled by each further failure
+  Duration max_delay = seconds(3600);
+  std::size_t capacity = 1u << 16;  // users tracked per table, all shards together
+};
+
+class UserLimiter {
+ public:
+  static constexpr std::size_t kKnownSources = 4;
+  static constexpr std::size_t kFailingSources = 8;
+
+  struct Admission {
+    bool check = true;          // false: refuse without checking the answer
+    bool known_source = false;  // checked because the source is known for this user
+    bool fresh_check = false;   // checked as this delay's one fresh check
+    Duration retry_after{0};    // when refused: time left on the delay
+  };
+
+  explicit UserLimiter(UserLimiterConfig config);
+  UserLimiter(const UserLimiter&) = delete;
+  UserLimiter& operator=(const UserLimiter&) = delete;
+
+  // Whether the answer `source` gives for `user`@`realm` at `now` is checked. Uses up the
+  // delay's fresh check when it grants it.
+  Admission admit(std::string_view user, std::string_view realm, const SourceKey& source,
+                  TimePoint now);
+  // True when `user`@`realm` authenticated from `source` before and has not failed from it since.
+  bool knownSource(std::string_view user, std::string_view realm, const SourceKey& source);
+  // Counts one wrong answer; true when it starts or lengthens a delay.
+  bool recordFailure(std::string_view user, std::string_view realm, const SourceKey& source,
+                     TimePoint now);
+  void recordSuccess(std::string_view user, std::string_view realm, const SourceKey& source);
+
+  struct Tracked {
+    std::size_t failing = 0;  // users with failures
+    std::size_t known = 0;    // users with known sources
+  };
+  Tracked tracked() const;
+  const UserLimiterConfig& config() const { return config_; }
+
+ private:
+  static constexpr std::size_t kShards = 16;
+
+  template <typename V>
+  struct LruMap {
+    struct Slot {
+      V value;
+      std::list<std::string>::iterator lru;
+    };
+    std::unordered_map<std::string, Slot> map;
+    std::list<std::string> lru;  // front: least recently used
+  };
+  struct Failing {
+    TimePoint first_failure{};  // start of the count towards the first delay
+    TimePoint last_failure{};
+    TimePoint delay_until{};
+    Duration delay{0};  // length of the last delay; 0: never delayed
+    std::uint32_t failures = 0;
+    bool fresh_used = false;
+    std::array<SourceKey, kFailingSources> sources{};  // ring, `count` valid
+    std::uint8_t count = 0;
+    std::uint8_t next = 0;
+  };
+  struct Known {
+    std::array<SourceKey, kKnownSources> sources{};  // most recent first, `count` valid
+    std::uint8_t count = 0;
+  };
+  struct alignas(64) Shard {
+    std::mutex mu;
+    LruMap<Failing> failing;
+    LruMap<Known> known;
+  };
+
+  static std::string keyOf(std::string_view user, std::string_view realm);
+  Shard& shardOf(const std::string& key);
+  bool idle(const Failing& f, TimePoint now) const;
+
+  UserLimiterConfig config_;
+  std::size_t per_shard_capacity_;
+  std::unique_ptr<Shard[]> shards_;
+};
+
+}  // namespace sipwake::auth
