@@ -6,15 +6,13 @@
 // Thread: sharded, one mutex per shard; every method may be called from any thread.
 #pragma once
 
-#include <array>
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string_view>
-#include <unordered_map>
 
+#include "auth/lru_table.h"
 #include "common/clock.h"
 
 namespace sipwake::auth {
@@ -65,12 +63,10 @@ class RateLimiter {
     TimePoint window_start{};
     TimePoint blocked_until{};
     std::uint32_t failures = 0;
-    std::list<Key>::iterator lru;
   };
   struct alignas(64) Shard {
     std::mutex mu;
-    std::unordered_map<Key, Entry, KeyHash> entries;
-    std::list<Key> lru;  // front: least recently failed
+    LruTable<Key, Entry, KeyHash> entries;  // least recently failed first
   };
 
   Key keyOf(std::string_view ip) const { return sourceKeyOf(ip, config_.ipv6_prefix); }

@@ -6,29 +6,15 @@
 namespace sipwake::auth {
 namespace {
 
-// The slot of `key`, moved to the back of the LRU; created (evicting the least recently used
-// entry when `capacity` is reached) when absent and `create`. nullptr when absent and !create.
-template <typename Map>
-auto* touch(Map& m, const std::string& key, std::size_t capacity, bool create) {
-  auto it = m.map.find(key);
-  if (it != m.map.end()) {
-    m.lru.splice(m.lru.end(), m.lru, it->second.lru);
-    return &it->second.value;
-  }
-  if (!create) return static_cast<decltype(&it->second.value)>(nullptr);
-  if (m.map.size() >= capacity && !m.lru.empty()) {
-    m.map.erase(m.lru.front());
-    m.lru.pop_front();
-  }
-  m.lru.push_back(key);
-  auto& slot = m.map[key];
-  slot.lru = std::prev(m.lru.end());
-  return &slot.value;
-}
-
 template <std::size_t N>
 bool contains(const std::array<SourceKey, N>& a, std::uint8_t count, const SourceKey& k) {
   return std::find(a.begin(), a.begin() + count, k) != a.begin() + count;
+}
+
+// Removes `k` from the first `*count` of `a`, keeping the order of the others.
+template <std::size_t N>
+void remove(std::array<SourceKey, N>& a, std::uint8_t* count, const SourceKey& k) {
+  *count = static_cast<std::uint8_t>(std::remove(a.begin(), a.begin() + *count, k) - a.begin());
 }
 
 }  // namespace
@@ -38,6 +24,10 @@ UserLimiter::UserLimiter(UserLimiterConfig config)
       per_shard_capacity_(config.capacity / kShards > 0 ? config.capacity / kShards : 1),
       shards_(std::make_unique<Shard[]>(kShards)) {
   if (config_.max_delay < config_.delay) config_.max_delay = config_.delay;
+  for (std::size_t i = 0; i < kShards; ++i) {
+    shards_[i].failing.setCapacity(per_shard_capacity_);
+    shards_[i].known.setCapacity(per_shard_capacity_);
+  }
 }
 
 std::string UserLimiter::keyOf(std::string_view user, std::string_view realm) {
@@ -63,11 +53,11 @@ UserLimiter::Admission UserLimiter::admit(std::string_view user, std::string_vie
   const std::string key = keyOf(user, realm);
   Shard& sh = shardOf(key);
   std::lock_guard lock(sh.mu);
-  Failing* f = touch(sh.failing, key, per_shard_capacity_, false);
+  Failing* f = sh.failing.find(key);
   if (f == nullptr || now >= f->delay_until) return a;
   if (contains(f->sources, f->count, source)) {
     a.check = false;
-  } else if (const Known* k = touch(sh.known, key, per_shard_capacity_, false);
+  } else if (const Known* k = sh.known.peek(key);
              k != nullptr && contains(k->sources, k->count, source)) {
     a.known_source = true;
   } else if (!f->fresh_used) {
@@ -85,7 +75,7 @@ bool UserLimiter::knownSource(std::string_view user, std::string_view realm,
   const std::string key = keyOf(user, realm);
   Shard& sh = shardOf(key);
   std::lock_guard lock(sh.mu);
-  const Known* k = touch(sh.known, key, per_shard_capacity_, false);
+  const Known* k = sh.known.peek(key);
   return k != nullptr && contains(k->sources, k->count, source);
 }
 
@@ -95,19 +85,11 @@ bool UserLimiter::recordFailure(std::string_view user, std::string_view realm,
   const std::string key = keyOf(user, realm);
   Shard& sh = shardOf(key);
   std::lock_guard lock(sh.mu);
-  // Each entry is dropped at most once, so this stays O(1) amortised.
-  while (!sh.failing.lru.empty() && sh.failing.lru.front() != key) {
-    auto front = sh.failing.map.find(sh.failing.lru.front());
-    if (!idle(front->second.value, now)) break;
-    sh.failing.map.erase(front);
-    sh.failing.lru.pop_front();
-  }
-  if (Known* k = touch(sh.known, key, per_shard_capacity_, false)) {
-    auto end = std::remove(k->sources.begin(), k->sources.begin() + k->count, source);
-    k->count = static_cast<std::uint8_t>(end - k->sources.begin());
-  }
-  Failing* f = touch(sh.failing, key, per_shard_capacity_, true);
-  if (f->last_failure != TimePoint{} && idle(*f, now)) *f = Failing{};  // forgotten
+  sh.failing.dropIdle(key, [&](const Failing& f) { return idle(f, now); });
+  if (Known* k = sh.known.find(key)) remove(k->sources, &k->count, source);
+  bool created = false;
+  Failing* f = &sh.failing.findOrCreate(key, &created);
+  if (!created && idle(*f, now)) *f = Failing{};  // forgotten: starts again
   if (f->last_failure == TimePoint{}) f->first_failure = now;
   f->last_failure = now;
   if (!contains(f->sources, f->count, source)) {
@@ -138,15 +120,14 @@ void UserLimiter::recordSuccess(std::string_view user, std::string_view realm,
   const std::string key = keyOf(user, realm);
   Shard& sh = shardOf(key);
   std::lock_guard lock(sh.mu);
-  if (Failing* f = touch(sh.failing, key, per_shard_capacity_, false)) {
-    auto end = std::remove(f->sources.begin(), f->sources.begin() + f->count, source);
-    f->count = static_cast<std::uint8_t>(end - f->sources.begin());
+  if (Failing* f = sh.failing.find(key)) {
+    remove(f->sources, &f->count, source);
     f->next = static_cast<std::uint8_t>(f->count % kFailingSources);
   }
-  Known* k = touch(sh.known, key, per_shard_capacity_, true);
+  Known* k = &sh.known.findOrCreate(key);
   // Most recent first: shift the others down, dropping `source` (or the oldest).
-  auto end = std::remove(k->sources.begin(), k->sources.begin() + k->count, source);
-  std::size_t n = std::min<std::size_t>(end - k->sources.begin(), kKnownSources - 1);
+  remove(k->sources, &k->count, source);
+  std::size_t n = std::min<std::size_t>(k->count, kKnownSources - 1);
   std::copy_backward(k->sources.begin(), k->sources.begin() + n, k->sources.begin() + n + 1);
   k->sources[0] = source;
   k->count = static_cast<std::uint8_t>(n + 1);
@@ -154,11 +135,9 @@ void UserLimiter::recordSuccess(std::string_view user, std::string_view realm,
 
 UserLimiter::Tracked UserLimiter::tracked() const {
   Tracked t;
-  for (std::size_t i = 0; i < kShards; ++i) {
-    std::lock_guard lock(shards_[i].mu);
-    t.failing += shards_[i].failing.map.size();
-    t.known += shards_[i].known.map.size();
-  }
+  t.failing =
+      sumOverShards(shards_.get(), kShards, [](const Shard& s) { return s.failing.size(); });
+  t.known = sumOverShards(shards_.get(), kShards, [](const Shard& s) { return s.known.size(); });
   return t;
 }
 

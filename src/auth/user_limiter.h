@@ -24,14 +24,13 @@
 
 #include <array>
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
+#include "auth/lru_table.h"
 #include "auth/rate_limiter.h"
 #include "common/clock.h"
 
@@ -81,15 +80,6 @@ class UserLimiter {
  private:
   static constexpr std::size_t kShards = 16;
 
-  template <typename V>
-  struct LruMap {
-    struct Slot {
-      V value;
-      std::list<std::string>::iterator lru;
-    };
-    std::unordered_map<std::string, Slot> map;
-    std::list<std::string> lru;  // front: least recently used
-  };
   struct Failing {
     TimePoint first_failure{};  // start of the count towards the first delay
     TimePoint last_failure{};
@@ -107,8 +97,8 @@ class UserLimiter {
   };
   struct alignas(64) Shard {
     std::mutex mu;
-    LruMap<Failing> failing;
-    LruMap<Known> known;
+    LruTable<std::string, Failing> failing;
+    LruTable<std::string, Known> known;
   };
 
   static std::string keyOf(std::string_view user, std::string_view realm);

@@ -598,6 +598,11 @@ bool isDnsServer(const std::string& s) {
 
 void parseProxy(const toml::table& t, Config& c, Checker& check) {
   auto& p = c.proxy;
+  auto u32 = [&](std::uint32_t& out, std::int64_t lo, std::int64_t hi) {
+    return [&, lo, hi](const toml::node& n, const std::string& w) {
+      if (auto v = check.integer(n, w, lo, hi)) out = static_cast<std::uint32_t>(*v);
+    };
+  };
   check.walk(t, "[proxy]",
              {{"outbound_proxy",
                [&](const toml::node& n, const std::string& w) {
@@ -660,10 +665,19 @@ void parseProxy(const toml::table& t, Config& c, Checker& check) {
                  }
                  p.dns_servers = std::move(out);
                }},
-              {"dns_timeout_ms", [&](const toml::node& n, const std::string& w) {
+              {"dns_timeout_ms",
+               [&](const toml::node& n, const std::string& w) {
                  if (auto v = check.integer(n, w, 10, 60000))
                    p.dns_timeout_ms = static_cast<std::uint32_t>(*v);
-               }}});
+               }},
+              {"unknown_user_response",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.choice(n, w, {"480", "404", "distinct"})) {
+                   p.unknown_user_response = *v;
+                 }
+               }},
+              {"stranger_rate", u32(p.stranger_rate, 0, 1000000)},
+              {"stranger_burst", u32(p.stranger_burst, 1, 1000000)}});
 }
 
 // Lines of the [[push.app]] credential keys (0 = absent), for the per-provider checks.

@@ -120,6 +120,13 @@ struct ProxySettings {
   // the system's resolv.conf. Timeout per try (2 tries).
   std::vector<std::string> dns_servers;
   std::uint32_t dns_timeout_ms = 2000;
+  // What strangers hear for an unknown user and a known one without bindings: "480" (both),
+  // "404" (both) or "distinct" (404 / 480). See routing::UnknownUserAnswer.
+  std::string unknown_user_response = "480";
+  // Out-of-dialog requests from strangers to our users per source address: a token bucket of
+  // `stranger_burst`, refilled at `stranger_rate` a second (0: no throttle).
+  std::uint32_t stranger_rate = 5;
+  std::uint32_t stranger_burst = 50;
 };
 
 // [push]: push wake-up (issue 4). With no [[push.app]], push is off: push params in REGISTERs
