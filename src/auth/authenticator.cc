@@ -216,15 +216,15 @@ AuthResult Authenticator::authenticate(const AuthRequest& req) {
     chosen.emplace(std::move(parsed).value());
     break;
   }
-  if (!chosen && source_block) {
-    stats_.rate_limited.inc();
-    return refuse(req, {}, "source_blocked", *source_block);
-  }
   if (!chosen) {
-    if (!first_error.isOk()) {
-      return fail(req, source, {}, "malformed_credentials", BadRequest{first_error.message()});
+    // No credentials: a challenge even while the source is blocked, so that a user known there
+    // can answer it (below).
+    if (first_error.isOk()) return challengeFor(req, false);
+    if (source_block) {
+      stats_.rate_limited.inc();
+      return refuse(req, {}, "source_blocked", *source_block);
     }
-    return challengeFor(req, false);
+    return fail(req, source, {}, "malformed_credentials", BadRequest{first_error.message()});
   }
   const DigestCredentials& c = *chosen;
   // A blocked source is refused unchecked, except for a user who authenticated from it before

@@ -20,10 +20,11 @@
 //                    "Provide Referrer Identity" (RFC 3892), and 503 would make RFC 3263 clients
 //                    fail over to (or blacklist) the whole server. The answer is not checked
 //                    (no hashing), so it tells a guesser nothing. Given
-//                    - while the source is blocked (RateLimiter, auth.rate_limited), unless the
-//                      credentials name a user who authenticated from that source before and has
-//                      not failed from it since (the real user behind a NAT address someone else
-//                      guesses from: auth.known_source_checks);
+//                    - while the source is blocked (RateLimiter, auth.rate_limited), to requests
+//                      with credentials, unless they name a user who authenticated from that
+//                      source before and has not failed from it since (the real user behind a
+//                      NAT address someone else guesses from: auth.known_source_checks).
+//                      Requests without credentials get their Challenge;
 //                    - while the user is delayed (UserLimiter, auth.user_delayed), to sources
 //                      that are failing for that user, and to any other source that is not known
 //                      for it once the delay's one fresh check is used (auth.fresh_source_checks).
