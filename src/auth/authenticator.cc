@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "auth/hash_internal.h"
+#include "common/log.h"
 
 namespace sipwake::auth {
 namespace {
@@ -69,12 +70,17 @@ Authenticator::Authenticator(AuthConfig config, CredentialLookup lookup, Trusted
       trusted_(std::move(trusted)),
       nonces_(secretOrRandom(config_.secret), config_.nonce),
       limiter_(config_.rate_limit),
+      users_(config_.user_limit),
       dummy_{randomHex(16), randomHex(32)},
       stats_{Stats::global().counter("auth.challenges"),
              Stats::global().counter("auth.success"),
              Stats::global().counter("auth.failures"),
              Stats::global().counter("auth.stale"),
              Stats::global().counter("auth.rate_limited"),
+             Stats::global().counter("auth.user_delayed"),
+             Stats::global().counter("auth.user_delays"),
+             Stats::global().counter("auth.known_source_checks"),
+             Stats::global().counter("auth.fresh_source_checks"),
              Stats::global().counter("auth.md5_only_challenges"),
              Stats::global().counter("auth.uri_check.same"),
              Stats::global().counter("auth.uri_check.other_port"),
@@ -163,20 +169,38 @@ bool Authenticator::uriAccepted(std::string_view digest_uri, std::string_view re
   return false;
 }
 
-AuthResult Authenticator::fail(const AuthRequest& req, AuthResult answer) {
+void Authenticator::logFailure(const AuthRequest& req, std::string_view user,
+                               std::string_view reason) const {
+  if (!config_.log_failures) return;
+  // The fixed format docs/security.md documents for fail2ban: the source comes first, so
+  // nothing a client writes in the user name can stand in for it.
+  SW_LOG_WARN("auth failure: source={} user=\"{}\" realm=\"{}\" reason={}", req.source_ip, user,
+              req.realm, reason);
+}
+
+AuthResult Authenticator::fail(const AuthRequest& req, const SourceKey& source,
+                               std::string_view user, std::string_view reason, AuthResult answer) {
   stats_.failures.inc();
   limiter_.recordFailure(req.source_ip, req.now);
+  if (!user.empty() && users_.recordFailure(user, req.realm, source, req.now)) {
+    stats_.user_delays.inc();
+  }
+  logFailure(req, user, reason);
   return answer;
+}
+
+AuthResult Authenticator::refuse(const AuthRequest& req, std::string_view user,
+                                 std::string_view reason, Duration left) {
+  logFailure(req, user, reason);
+  RateLimited r;
+  r.retry_after = std::max(seconds(1), std::chrono::ceil<seconds>(left));
+  return r;
 }
 
 AuthResult Authenticator::authenticate(const AuthRequest& req) {
   if (!trusted_.empty() && trusted_.contains(req.source_ip)) return TrustedPeer{};
-  if (std::optional<Duration> left = limiter_.blockedFor(req.source_ip, req.now)) {
-    stats_.rate_limited.inc();
-    RateLimited r;
-    r.retry_after = std::max(seconds(1), std::chrono::ceil<seconds>(*left));
-    return r;
-  }
+  const std::optional<Duration> source_block = limiter_.blockedFor(req.source_ip, req.now);
+  const SourceKey source = sourceKeyOf(req.source_ip, limiter_.config().ipv6_prefix);
 
   // RFC 3261 §22.3: use the credentials for our realm; others belong to other proxies.
   std::optional<DigestCredentials> chosen;
@@ -193,10 +217,26 @@ AuthResult Authenticator::authenticate(const AuthRequest& req) {
     break;
   }
   if (!chosen) {
-    if (!first_error.isOk()) return fail(req, BadRequest{first_error.message()});
-    return challengeFor(req, false);
+    // No credentials: a challenge even while the source is blocked, so that a user known there
+    // can answer it (below).
+    if (first_error.isOk()) return challengeFor(req, false);
+    if (source_block) {
+      stats_.rate_limited.inc();
+      return refuse(req, {}, "source_blocked", *source_block);
+    }
+    return fail(req, source, {}, "malformed_credentials", BadRequest{first_error.message()});
   }
   const DigestCredentials& c = *chosen;
+  // A blocked source is refused unchecked, except for a user who authenticated from it before
+  // (the real user behind a NAT address that someone else guesses from).
+  bool passed_as_known = false;
+  if (source_block) {
+    if (!users_.knownSource(c.username, req.realm, source)) {
+      stats_.rate_limited.inc();
+      return refuse(req, c.username, "source_blocked", *source_block);
+    }
+    passed_as_known = true;
+  }
   if (!algorithmEnabled(c.algorithm) || (c.qop == Qop::kNone && !config_.allow_no_qop)) {
     // Not an attack signal: the client picked something we do not offer; offer again.
     return challengeFor(req, false);
@@ -206,6 +246,14 @@ AuthResult Authenticator::authenticate(const AuthRequest& req) {
     return BadRequest{req.is_proxy ? "Proxy-Authorization uri does not match the Request-URI"
                                    : "Authorization uri does not match the Request-URI"};
   }
+
+  const UserLimiter::Admission admission = users_.admit(c.username, req.realm, source, req.now);
+  if (!admission.check) {
+    stats_.user_delayed.inc();
+    return refuse(req, c.username, "user_delayed", admission.retry_after);
+  }
+  if (passed_as_known || admission.known_source) stats_.known_source_checks.inc();
+  if (admission.fresh_check) stats_.fresh_source_checks.inc();
 
   NonceCheck nonce = nonces_.check(c.nonce, req.realm, req.now);
   // Same work whatever the user store says: unknown users are checked against a dummy HA1.
@@ -221,7 +269,10 @@ AuthResult Authenticator::authenticate(const AuthRequest& req) {
     }
   }
   const bool digest_ok = verifyResponse(c, req.method, ha1->view());
-  if (!digest_ok || !known) return fail(req, challengeFor(req, false));
+  if (!digest_ok || !known) {
+    return fail(req, source, c.username, known ? "wrong_password" : "unknown_user",
+                challengeFor(req, false));
+  }
 
   // The client knows the password; a nonce problem only needs a new nonce (stale=true).
   if (nonce.status != NonceStatus::kValid ||
@@ -229,8 +280,11 @@ AuthResult Authenticator::authenticate(const AuthRequest& req) {
     stats_.stale.inc();
     return challengeFor(req, true);
   }
+  // Only now: a replayed response proves nothing about its sender.
+  users_.recordSuccess(c.username, req.realm, source);
   if (req.must_own && !ownsAor(c.username, req.realm, *req.must_own)) {
     stats_.failures.inc();
+    logFailure(req, c.username, "not_aor_owner");
     return Forbidden{"Authenticated user does not own the AOR in To"};
   }
   stats_.success.inc();

@@ -18,12 +18,27 @@
 //  * Forbidden     - 403: authenticated, but not the owner of the AOR the caller required.
 //  * RateLimited   - 403 "Too Many Failed Attempts" with Retry-After. Not 429: in SIP, 429 is
 //                    "Provide Referrer Identity" (RFC 3892), and 503 would make RFC 3263 clients
-//                    fail over to (or blacklist) the whole server. While a source is blocked every
-//                    request from it gets this answer, without any hashing.
-// Failures counted against the source (rate limiter, auth.failures): wrong digest (wrong password
-// or unknown user), malformed credentials. Not failures: a stale/replayed nonce with a correct
-// digest, and a uri the UriCheck refuses (a client or an SBC writing another URI there is an
-// interop problem, not a password guess; counted in auth.uri_check.rejected).
+//                    fail over to (or blacklist) the whole server. The answer is not checked
+//                    (no hashing), so it tells a guesser nothing. Given
+//                    - while the source is blocked (RateLimiter, auth.rate_limited), to requests
+//                      with credentials, unless they name a user who authenticated from that
+//                      source before and has not failed from it since (the real user behind a
+//                      NAT address someone else guesses from: auth.known_source_checks).
+//                      Requests without credentials get their Challenge;
+//                    - while the user is delayed (UserLimiter, auth.user_delayed), to sources
+//                      that are failing for that user, and to sources that have been guessing
+//                      (a wrong or refused answer for any user) unless known for the user; a
+//                      source that has not been guessing is checked (auth.fresh_source_checks).
+// Failures counted against the source (RateLimiter) and the user named (UserLimiter, also an
+// unknown one), auth.failures: wrong digest (wrong password or unknown user), malformed
+// credentials (source only). Not failures: a stale/replayed nonce with a correct digest, and a
+// uri the UriCheck refuses (a client or an SBC writing another URI there is an interop problem,
+// not a password guess; counted in auth.uri_check.rejected). A success makes the source known
+// for the user (after the nonce check: a replayed response proves nothing about its sender).
+// With AuthConfig::log_failures every failure and refusal logs one warning,
+//   auth failure: source=IP user="NAME" realm="REALM" reason=REASON
+// REASON: wrong_password, unknown_user, malformed_credentials, not_aor_owner, source_blocked,
+// user_delayed.
 //
 // The digest uri (UriCheck, counters auth.uri_check.*, see sip_credentials.h):
 //  * kEquivalent - accepts the Request-URI (§19.1.4 equivalence: "same"), the Request-URI's host
@@ -51,6 +66,7 @@
 #include "auth/rate_limiter.h"
 #include "auth/sip_credentials.h"
 #include "auth/trusted_peers.h"
+#include "auth/user_limiter.h"
 #include "common/clock.h"
 #include "common/stats.h"
 
@@ -73,7 +89,10 @@ struct AuthConfig {
   // Offered in challenges in this order and the only ones accepted.
   std::vector<DigestAlgorithm> algorithms = {DigestAlgorithm::kSha256, DigestAlgorithm::kMd5};
   NonceConfig nonce;
-  RateLimiterConfig rate_limit;
+  RateLimiterConfig rate_limit;  // failures per source address
+  UserLimiterConfig user_limit;  // failures per user: an exponential delay
+  // One warning per failed or refused answer in the fail2ban format of docs/security.md.
+  bool log_failures = false;
   bool allow_no_qop = true;  // accept RFC 2069 responses (no qop, no nc); see nonce.h
   // Clients that fail on any SHA-256 challenge, even beside an MD5 one (baresip 1.0 / libre),
   // or that only read the first challenge and only know MD5 (sipp 3.6, which sends no
@@ -153,6 +172,7 @@ class Authenticator {
 
   NonceManager& nonces() { return nonces_; }
   RateLimiter& rateLimiter() { return limiter_; }
+  UserLimiter& userLimiter() { return users_; }
 
  private:
   struct Counters {
@@ -161,6 +181,10 @@ class Authenticator {
     Counter& failures;
     Counter& stale;
     Counter& rate_limited;
+    Counter& user_delayed;
+    Counter& user_delays;
+    Counter& known_source_checks;
+    Counter& fresh_source_checks;
     Counter& md5_only;
     Counter& uri_same;
     Counter& uri_other_port;
@@ -179,13 +203,20 @@ class Authenticator {
   Challenge challengeFor(const AuthRequest& req, bool stale);
   Challenge makeChallenge(std::string_view realm, bool is_proxy, bool stale, TimePoint now,
                           bool md5_only);
-  AuthResult fail(const AuthRequest& req, AuthResult answer);
+  // A wrong answer: counted against the source and (when `user` is not empty) the user.
+  AuthResult fail(const AuthRequest& req, const SourceKey& source, std::string_view user,
+                  std::string_view reason, AuthResult answer);
+  // An answer refused unchecked (a limiter's block or delay with `left` to run).
+  AuthResult refuse(const AuthRequest& req, std::string_view user, std::string_view reason,
+                    Duration left);
+  void logFailure(const AuthRequest& req, std::string_view user, std::string_view reason) const;
 
   AuthConfig config_;
   CredentialLookup lookup_;
   TrustedPeers trusted_;
   NonceManager nonces_;
   RateLimiter limiter_;
+  UserLimiter users_;
   UserHa1 dummy_;  // stands in for unknown users so they cost the same hashing
   Counters stats_;
 };

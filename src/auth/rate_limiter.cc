@@ -9,11 +9,12 @@ RateLimiter::RateLimiter(RateLimiterConfig config)
       per_shard_capacity_(config.capacity / kShards > 0 ? config.capacity / kShards : 1),
       shards_(std::make_unique<Shard[]>(kShards)) {
   if (config_.ipv6_prefix < 1 || config_.ipv6_prefix > 128) config_.ipv6_prefix = 64;
+  for (std::size_t i = 0; i < kShards; ++i) shards_[i].entries.setCapacity(per_shard_capacity_);
 }
 
-RateLimiter::Key RateLimiter::keyOf(std::string_view ip) const {
+SourceKey sourceKeyOf(std::string_view ip, int ipv6_prefix) {
   internal::IpAddress a;
-  Key k;
+  SourceKey k;
   if (!internal::parseIp(ip, &a)) {
     // Not an address (should not come from the transport): FNV-1a keeps distinct junk apart.
     std::uint64_t h = 1469598103934665603ull;
@@ -30,7 +31,7 @@ RateLimiter::Key RateLimiter::keyOf(std::string_view ip) const {
   bool mapped = true;
   for (int i = 0; i < 10; ++i) mapped = mapped && a.bytes[i] == 0;
   mapped = mapped && a.bytes[10] == 0xFF && a.bytes[11] == 0xFF;
-  int prefix = mapped ? 128 : config_.ipv6_prefix;  // ::ffff:a.b.c.d is the IPv4 source itself
+  int prefix = mapped ? 128 : ipv6_prefix;  // ::ffff:a.b.c.d is the IPv4 source itself
   for (int i = 0; i < 16; ++i) {
     int keep = prefix - 8 * i;
     std::uint8_t b = a.bytes[i];
@@ -53,9 +54,9 @@ std::optional<Duration> RateLimiter::blockedFor(std::string_view ip, TimePoint n
   Key k = keyOf(ip);
   Shard& sh = shardOf(k);
   std::lock_guard lock(sh.mu);
-  auto it = sh.entries.find(k);
-  if (it == sh.entries.end() || now >= it->second.blocked_until) return std::nullopt;
-  return it->second.blocked_until - now;
+  const Entry* e = sh.entries.peek(k);
+  if (e == nullptr || now >= e->blocked_until) return std::nullopt;
+  return e->blocked_until - now;
 }
 
 bool RateLimiter::recordFailure(std::string_view ip, TimePoint now) {
@@ -63,29 +64,10 @@ bool RateLimiter::recordFailure(std::string_view ip, TimePoint now) {
   Key k = keyOf(ip);
   Shard& sh = shardOf(k);
   std::lock_guard lock(sh.mu);
-  // Each entry is dropped at most once, so this stays O(1) amortised.
-  while (!sh.lru.empty()) {
-    auto front = sh.entries.find(sh.lru.front());
-    if (front == sh.entries.end() || !idle(front->second, now) || front->first == k) break;
-    sh.entries.erase(front);
-    sh.lru.pop_front();
-  }
-  auto it = sh.entries.find(k);
-  if (it == sh.entries.end()) {
-    if (sh.entries.size() >= per_shard_capacity_) {
-      sh.entries.erase(sh.lru.front());
-      sh.lru.pop_front();
-    }
-    sh.lru.push_back(k);
-    Entry e;
-    e.window_start = now;
-    e.lru = std::prev(sh.lru.end());
-    it = sh.entries.emplace(k, e).first;
-  } else {
-    sh.lru.splice(sh.lru.end(), sh.lru, it->second.lru);
-  }
-  Entry& e = it->second;
-  if (now - e.window_start >= config_.window) {
+  sh.entries.dropIdle(k, [&](const Entry& idle_entry) { return idle(idle_entry, now); });
+  bool created = false;
+  Entry& e = sh.entries.findOrCreate(k, &created);
+  if (created || now - e.window_start >= config_.window) {
     e.window_start = now;
     e.failures = 0;
   }
@@ -99,12 +81,7 @@ bool RateLimiter::recordFailure(std::string_view ip, TimePoint now) {
 }
 
 std::size_t RateLimiter::tracked() const {
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < kShards; ++i) {
-    std::lock_guard lock(shards_[i].mu);
-    n += shards_[i].entries.size();
-  }
-  return n;
+  return sumOverShards(shards_.get(), kShards, [](const Shard& s) { return s.entries.size(); });
 }
 
 }  // namespace sipwake::auth

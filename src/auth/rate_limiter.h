@@ -6,18 +6,33 @@
 // Thread: sharded, one mutex per shard; every method may be called from any thread.
 #pragma once
 
-#include <array>
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string_view>
-#include <unordered_map>
 
+#include "auth/lru_table.h"
 #include "common/clock.h"
 
 namespace sipwake::auth {
+
+// A source address as the limiters count it: an IPv4 address, or an IPv6 address cut to
+// `ipv6_prefix` bits (::ffff:a.b.c.d is the IPv4 address). Text that is not an address is hashed
+// (it should not come from the transport) so distinct junk stays apart.
+struct SourceKey {
+  std::uint64_t hi = 0;
+  std::uint64_t lo = 0;
+  friend bool operator==(const SourceKey&, const SourceKey&) = default;
+};
+struct SourceKeyHash {
+  std::size_t operator()(const SourceKey& k) const {
+    return static_cast<std::size_t>((k.hi * 0x9E3779B97F4A7C15ull) ^
+                                    (k.lo * 0xC2B2AE3D27D4EB4Full));
+  }
+};
+// REQUIRES: 1 <= ipv6_prefix <= 128.
+SourceKey sourceKeyOf(std::string_view ip, int ipv6_prefix);
 
 struct RateLimiterConfig {
   std::uint32_t max_failures = 10;  // 0 disables the limiter
@@ -42,30 +57,19 @@ class RateLimiter {
 
  private:
   static constexpr std::size_t kShards = 16;
-  struct Key {
-    std::uint64_t hi = 0;
-    std::uint64_t lo = 0;
-    friend bool operator==(const Key&, const Key&) = default;
-  };
-  struct KeyHash {
-    std::size_t operator()(const Key& k) const {
-      return static_cast<std::size_t>((k.hi * 0x9E3779B97F4A7C15ull) ^
-                                      (k.lo * 0xC2B2AE3D27D4EB4Full));
-    }
-  };
+  using Key = SourceKey;
+  using KeyHash = SourceKeyHash;
   struct Entry {
     TimePoint window_start{};
     TimePoint blocked_until{};
     std::uint32_t failures = 0;
-    std::list<Key>::iterator lru;
   };
   struct alignas(64) Shard {
     std::mutex mu;
-    std::unordered_map<Key, Entry, KeyHash> entries;
-    std::list<Key> lru;  // front: least recently failed
+    LruTable<Key, Entry, KeyHash> entries;  // least recently failed first
   };
 
-  Key keyOf(std::string_view ip) const;
+  Key keyOf(std::string_view ip) const { return sourceKeyOf(ip, config_.ipv6_prefix); }
   Shard& shardOf(const Key& k) { return shards_[KeyHash{}(k) >> 60 & (kShards - 1)]; }
   bool idle(const Entry& e, TimePoint now) const;
 

@@ -791,7 +791,9 @@ Proxy::Proxy(ProxyDeps deps, ProxyConfig config)
              counter("proxy.stray_responses_forwarded"),
              counter("proxy.stray_responses_dropped"),
              counter("proxy.bad_event"),
-             counter("proxy.push_params_stripped")},
+             counter("proxy.push_params_stripped"),
+             counter("proxy.stranger_throttled"),
+             counter("proxy.unknown_user_hidden")},
       alive_(std::make_shared<bool>(true)) {
   SIPWAKE_CHECK(deps_.layer != nullptr && deps_.transport != nullptr && deps_.targets != nullptr &&
                 deps_.is_local_host);
@@ -1205,35 +1207,36 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
   const bool local = !has_routes && isLocalDomainUri(target_uri);
   Resolution resolution;
   if (local) {
+    // Scanners probing our users from one address get a trickle of answers.
+    if (!authorized && !in_dialog && deps_.stranger_throttle != nullptr) {
+      if (auto wait = deps_.stranger_throttle->take(received.remote.ip(),
+                                                    deps_.layer->timers().now())) {
+        stats_.stranger_throttled.inc();
+        const long long s = std::max<long long>(1, std::chrono::ceil<seconds>(*wait).count());
+        respondError(tx, request, 503, "Service Unavailable - Too Many Requests",
+                     {{"Retry-After", std::to_string(s)}});
+        return;
+      }
+    }
     RequestOrigin origin;
     origin.trust = trusted_peer ? RequestOrigin::Trust::kTrusted
                    : authorized ? RequestOrigin::Trust::kAuthenticated
                                 : RequestOrigin::Trust::kStranger;
     origin.source_ip = received.remote.ip();
     resolution = deps_.targets->resolveRequest(id, request, origin);
-    switch (resolution.outcome) {
-      case Resolution::Outcome::kUnknownUser:
-        stats_.not_found.inc();
-        respondError(tx, request, 404, "Not Found");
-        return;
-      case Resolution::Outcome::kNoBinding:
-        stats_.unavailable.inc();
-        respondError(tx, request, 480, "Temporarily Unavailable");
-        return;
-      case Resolution::Outcome::kRefused:  // counted by the resolver
-        if (resolution.retry_after_s != 0) {
-          respondError(tx, request, resolution.status, resolution.reason,
-                       {{"Retry-After", std::to_string(resolution.retry_after_s)}});
-        } else {
-          respondError(tx, request, resolution.status, resolution.reason);
-        }
-        return;
-      case Resolution::Outcome::kTargets:
-        break;
+    if (resolution.outcome == Resolution::Outcome::kRefused) {  // counted by the resolver
+      if (resolution.retry_after_s != 0) {
+        respondError(tx, request, resolution.status, resolution.reason,
+                     {{"Retry-After", std::to_string(resolution.retry_after_s)}});
+      } else {
+        respondError(tx, request, resolution.status, resolution.reason);
+      }
+      return;
     }
-    if (resolution.targets.empty() && !resolution.more_may_come) {
-      stats_.unavailable.inc();
-      respondError(tx, request, 480, "Temporarily Unavailable");
+    if (resolution.outcome != Resolution::Outcome::kTargets ||
+        (resolution.targets.empty() && !resolution.more_may_come)) {
+      respondNoTarget(tx, request, resolution.outcome == Resolution::Outcome::kUnknownUser,
+                      !authorized);
       return;
     }
   } else {
@@ -1283,6 +1286,21 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
   tx.setUser(ctx);
   tx.setUserData(id);
   ctx->start(std::move(resolution));
+}
+
+void Proxy::respondNoTarget(transaction::ServerTransaction& tx, const sip::Message& request,
+                            bool unknown, bool stranger) {
+  (unknown ? stats_.not_found : stats_.unavailable).inc();
+  bool not_found = unknown;
+  if (stranger && config_.unknown_user_answer != UnknownUserAnswer::kDistinct) {
+    not_found = config_.unknown_user_answer == UnknownUserAnswer::k404;
+    if (not_found != unknown) stats_.unknown_user_hidden.inc();
+  }
+  if (not_found) {
+    respondError(tx, request, 404, "Not Found");
+  } else {
+    respondError(tx, request, 480, "Temporarily Unavailable");
+  }
 }
 
 bool Proxy::forwardStateless(sip::Message&& request,

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "auth/authenticator.h"
+#include "auth/source_throttle.h"
 #include "auth/trusted_peers.h"
 #include "common/clock.h"
 #include "common/stats.h"
@@ -50,6 +51,10 @@ enum class RecordRouteMode : std::uint8_t {
   kAlways,  // every dialog-creating (To-tag-less) request: stay on the path of the dialog
   kNever,   // never: in-dialog requests go end to end
 };
+
+// kDistinct: 404 for an unknown user, 480 for a known one without bindings (RFC 3261 plain).
+// k480 / k404: both get that answer, with the same headers, at the same point.
+enum class UnknownUserAnswer : std::uint8_t { k480, k404, kDistinct };
 
 struct ProxyConfig {
   // §16.6 step 11: > 3 minutes. Restarted by every provisional response of the branch.
@@ -71,6 +76,9 @@ struct ProxyConfig {
   // get the same secret: an in-dialog request may arrive on any loop. Empty secret: a random one
   // for this Proxy alone (tests).
   RouteKeyConfig route_keys;
+  // What a stranger (neither authenticated nor trusted) hears for a user of ours who does not
+  // exist and for one who is not reachable (no binding): the same answer unless kDistinct.
+  UnknownUserAnswer unknown_user_answer = UnknownUserAnswer::k480;
 };
 
 struct ProxyDeps {
@@ -88,6 +96,9 @@ struct ProxyDeps {
   // Wall-clock time in Unix seconds, for the key epochs of signed Record-Routes; nullptr: the
   // system clock.
   std::function<std::int64_t()> unix_now;
+  // Out-of-dialog requests from strangers to our domains, per source address: beyond it,
+  // 503 + Retry-After. Shared by the proxies of all loops; nullptr: no throttle.
+  auth::SourceThrottle* stranger_throttle = nullptr;
 };
 
 class ProxyContext;
@@ -178,6 +189,8 @@ class Proxy {
     Counter& stray_dropped;
     Counter& bad_event;
     Counter& push_params_stripped;
+    Counter& stranger_throttled;
+    Counter& unknown_user_hidden;
   };
 
   // Where a request goes after §16.4 processing.
@@ -214,6 +227,10 @@ class Proxy {
                                        std::string_view token);
   // Stateless forwarding of `request` (ACK) to the next hop; false if it had nowhere to go.
   bool forwardStateless(sip::Message&& request, const std::optional<transport::SendTarget>& hop);
+  // The answer for a request to our user `unknown` (no such user) or without targets, as
+  // config_.unknown_user_answer says for a `stranger`.
+  void respondNoTarget(transaction::ServerTransaction& tx, const sip::Message& request,
+                       bool unknown, bool stranger);
   void respondError(transaction::ServerTransaction& tx, const sip::Message& request, int code,
                     std::string_view reason,
                     const std::vector<std::pair<std::string_view, std::string>>& extra = {});

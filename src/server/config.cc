@@ -560,6 +560,13 @@ void parseAuth(const toml::table& t, Config& c, Checker& check) {
               {"max_failures", u32(a.max_failures, 0, 1000000)},
               {"failure_window", u32(a.failure_window_s, 1, 86400)},
               {"block", u32(a.block_s, 1, 86400)},
+              {"user_max_failures", u32(a.user_max_failures, 0, 1000000)},
+              {"user_delay", u32(a.user_delay_s, 1, 86400)},
+              {"user_max_delay", u32(a.user_max_delay_s, 1, 86400)},
+              {"log_failures",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto b = check.boolean(n, w)) a.log_failures = *b;
+               }},
               {"user_reload_interval", u32(a.user_reload_interval_s, 0, 86400)}});
 }
 
@@ -592,6 +599,11 @@ bool isDnsServer(const std::string& s) {
 void parseProxy(const toml::table& t, Config& c, Checker& check) {
   auto& p = c.proxy;
   std::uint32_t overlap_line = 0;
+  auto u32 = [&](std::uint32_t& out, std::int64_t lo, std::int64_t hi) {
+    return [&, lo, hi](const toml::node& n, const std::string& w) {
+      if (auto v = check.integer(n, w, lo, hi)) out = static_cast<std::uint32_t>(*v);
+    };
+  };
   check.walk(t, "[proxy]",
              {{"outbound_proxy",
                [&](const toml::node& n, const std::string& w) {
@@ -672,10 +684,19 @@ void parseProxy(const toml::table& t, Config& c, Checker& check) {
                  }
                  p.dns_servers = std::move(out);
                }},
-              {"dns_timeout_ms", [&](const toml::node& n, const std::string& w) {
+              {"dns_timeout_ms",
+               [&](const toml::node& n, const std::string& w) {
                  if (auto v = check.integer(n, w, 10, 60000))
                    p.dns_timeout_ms = static_cast<std::uint32_t>(*v);
-               }}});
+               }},
+              {"unknown_user_response",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.choice(n, w, {"480", "404", "distinct"})) {
+                   p.unknown_user_response = *v;
+                 }
+               }},
+              {"stranger_rate", u32(p.stranger_rate, 0, 1000000)},
+              {"stranger_burst", u32(p.stranger_burst, 1, 1000000)}});
   if (p.route_key_overlap_s / p.route_key_rotation_s >= kMaxRouteKeyOverlapEpochs) {
     check.error(
         overlap_line, "[proxy] route_key_overlap",

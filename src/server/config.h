@@ -98,6 +98,11 @@ struct AuthSettings {
   std::uint32_t max_failures = 10;      // failed attempts per source before it is blocked; 0 off
   std::uint32_t failure_window_s = 60;  // ... counted within this window
   std::uint32_t block_s = 60;           // ... and blocked for this long
+  // Failed attempts per user (any sources) before it is delayed; 0 off. See auth::UserLimiter.
+  std::uint32_t user_max_failures = 5;
+  std::uint32_t user_delay_s = 60;        // the first delay, doubled by each further failure
+  std::uint32_t user_max_delay_s = 3600;  // ... up to this
+  bool log_failures = false;              // one fail2ban line per failure (docs/security.md)
   // Re-read the users edited by `sipwake user` this often; 0 = only on SIGHUP.
   std::uint32_t user_reload_interval_s = 5;
 };
@@ -123,6 +128,13 @@ struct ProxySettings {
   // the system's resolv.conf. Timeout per try (2 tries).
   std::vector<std::string> dns_servers;
   std::uint32_t dns_timeout_ms = 2000;
+  // What strangers hear for an unknown user and a known one without bindings: "480" (both),
+  // "404" (both) or "distinct" (404 / 480). See routing::UnknownUserAnswer.
+  std::string unknown_user_response = "480";
+  // Out-of-dialog requests from strangers to our users per source address: a token bucket of
+  // `stranger_burst`, refilled at `stranger_rate` a second (0: no throttle).
+  std::uint32_t stranger_rate = 5;
+  std::uint32_t stranger_burst = 50;
 };
 
 // [push]: push wake-up (issue 4). With no [[push.app]], push is off: push params in REGISTERs

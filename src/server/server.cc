@@ -11,6 +11,7 @@
 #include <shared_mutex>
 
 #include "auth/authenticator.h"
+#include "auth/source_throttle.h"
 #include "common/allocator.h"
 #include "common/log.h"
 #include "location/push_binding_store.h"
@@ -160,6 +161,10 @@ auth::AuthConfig authConfigFrom(const AuthSettings& a) {
   c.rate_limit.max_failures = a.max_failures;
   c.rate_limit.window = seconds(a.failure_window_s);
   c.rate_limit.block = seconds(a.block_s);
+  c.user_limit.max_failures = a.user_max_failures;
+  c.user_limit.delay = seconds(a.user_delay_s);
+  c.user_limit.max_delay = seconds(a.user_max_delay_s);
+  c.log_failures = a.log_failures;
   return c;
 }
 
@@ -339,6 +344,12 @@ Status Server::start() {
   pc.max_forks = config_.proxy.max_forks;
   pc.advertised_host = config_.proxy.advertised_host;
   pc.server_header = server_header;
+  pc.unknown_user_answer =
+      config_.proxy.unknown_user_response == "404"        ? routing::UnknownUserAnswer::k404
+      : config_.proxy.unknown_user_response == "distinct" ? routing::UnknownUserAnswer::kDistinct
+                                                          : routing::UnknownUserAnswer::k480;
+  stranger_throttle_ = std::make_unique<auth::SourceThrottle>(auth::SourceThrottleConfig{
+      .rate = config_.proxy.stranger_rate, .burst = config_.proxy.stranger_burst});
   if (!config_.proxy.outbound_proxy.empty()) {
     auto uri = routing::outboundProxyUri(config_.proxy.outbound_proxy);
     if (!uri) {
@@ -483,6 +494,7 @@ Status Server::start() {
     pd.targets = pl->wake.get();
     pd.authenticator = authenticator_.get();
     pd.trusted = &pl->trusted;
+    pd.stranger_throttle = stranger_throttle_.get();
     pl->resolver = std::move(*resolver);
     pd.resolver = pl->resolver.get();
     pd.is_local_host = [this](std::string_view host) { return identity_->isLocalHost(host); };
@@ -533,6 +545,7 @@ void Server::stop() {
   maintenance_.reset();
   services_.reset();
   authenticator_.reset();
+  stranger_throttle_.reset();
   users_.reset();
   identity_.reset();
   ephemeral_cert_.reset();

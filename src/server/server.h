@@ -32,6 +32,7 @@ class UserStore;
 }  // namespace sipwake::location
 namespace sipwake::auth {
 class Authenticator;
+class SourceThrottle;
 }  // namespace sipwake::auth
 namespace sipwake::registrar {
 struct Services;
@@ -76,6 +77,7 @@ class Server {
   std::unique_ptr<location::LocationStore> locations_;
   std::unique_ptr<location::UserStore> users_;
   std::unique_ptr<auth::Authenticator> authenticator_;
+  std::unique_ptr<auth::SourceThrottle> stranger_throttle_;  // shared by the loops' proxies
   std::unique_ptr<registrar::Services> services_;
   std::unique_ptr<registrar::Maintenance> maintenance_;
   std::unique_ptr<Identity> identity_;

@@ -54,6 +54,20 @@ std::string authorization(const ClientCall& c) {
   return h;
 }
 
+// One REGISTER from `ip` at `now` carrying the credentials `c` describes.
+AuthResult registerAs(Authenticator& a, const ClientCall& c, std::string_view ip, TimePoint now) {
+  std::string header = authorization(c);
+  std::string_view view = header;
+  AuthRequest r;
+  r.method = "REGISTER";
+  r.request_uri = kUri;
+  r.credentials = std::span<const std::string_view>(&view, 1);
+  r.realm = kRealm;
+  r.source_ip = ip;
+  r.now = now;
+  return a.authenticate(r);
+}
+
 // alice / wonderland in kRealm, both algorithms provisioned.
 CredentialLookup aliceLookup() {
   return [](std::string_view user, std::string_view realm) -> std::optional<UserHa1> {
@@ -355,16 +369,7 @@ class UriCheckTest : public ::testing::TestWithParam<UriCheck> {
     ClientCall call;
     call.nonce = auth_.nonces().generate(kRealm, kT0);
     call.uri = uri;
-    std::string header = authorization(call);
-    std::string_view view = header;
-    AuthRequest r;
-    r.method = "REGISTER";
-    r.request_uri = kUri;
-    r.credentials = std::span<const std::string_view>(&view, 1);
-    r.realm = kRealm;
-    r.source_ip = "192.0.2.10";
-    r.now = kT0;
-    return auth_.authenticate(r);
+    return registerAs(auth_, call, "192.0.2.10", kT0);
   }
 
   Authenticator auth_;
@@ -474,6 +479,98 @@ TEST_F(AuthenticatorTest, FailuresAreRateLimitedPerSource) {
   EXPECT_EQ(rl->retry_after, seconds(59));
   EXPECT_TRUE(std::holds_alternative<Authenticated>(
       run({authorization(good)}, kT0 + seconds(1), "192.0.2.99")));
+}
+
+// Guessing alice's password from 20 addresses: five wrong answers delay her; after that each
+// address that has not been guessing gets one checked answer, so the right password from a
+// guessing address is refused unchecked. Alice's own phone, which authenticated before, still
+// gets in, and so does alice from an address that never guessed (her phone on a new network).
+TEST_F(AuthenticatorTest, SpreadGuessingDelaysTheUserButNotHerKnownSource) {
+  ClientCall good;
+  good.nonce = freshNonce();
+  ASSERT_TRUE(
+      std::holds_alternative<Authenticated>(run({authorization(good)}, kT0, "198.51.100.7")));
+  const std::uint64_t delayed_before = Stats::global().counter("auth.user_delayed").value();
+  int checked = 0;
+  for (int i = 0; i < 150; ++i) {
+    ClientCall guess;
+    guess.password = "guess" + std::to_string(i);
+    guess.nonce = freshNonce();
+    const std::string ip = "203.0.113." + std::to_string(2 + i % 20);
+    AuthResult r = run({authorization(guess)}, kT0 + seconds(1), ip);
+    if (std::holds_alternative<Challenge>(r)) ++checked;
+  }
+  EXPECT_EQ(checked, 20);  // one per address: max_failures, then each new address once
+  EXPECT_EQ(Stats::global().counter("auth.user_delayed").value() - delayed_before, 130u);
+  good.nonce = freshNonce();
+  AuthResult right = run({authorization(good)}, kT0 + seconds(2), "203.0.113.9");
+  const RateLimited* rl = std::get_if<RateLimited>(&right);
+  ASSERT_NE(rl, nullptr);
+  EXPECT_EQ(rl->retry_after, seconds(3599));  // each later failure doubled it, up to an hour
+  good.nonce = freshNonce();
+  EXPECT_TRUE(std::holds_alternative<Authenticated>(
+      run({authorization(good)}, kT0 + seconds(2), "198.51.100.7")));
+  good.nonce = freshNonce();
+  EXPECT_TRUE(std::holds_alternative<Authenticated>(
+      run({authorization(good)}, kT0 + seconds(2), "198.51.100.200")));
+}
+
+// An unknown user name is delayed like a known one: the answers do not tell them apart.
+TEST_F(AuthenticatorTest, UnknownUserDelayedLikeAKnownOne) {
+  for (const char* user : {"alice", "nobody"}) {
+    int checked = 0;
+    for (int i = 0; i < 10; ++i) {
+      ClientCall guess;
+      guess.user = user;
+      guess.password = "guess";
+      guess.nonce = freshNonce();
+      AuthResult r = run({authorization(guess)}, kT0, "203.0.113." + std::to_string(50 + i));
+      if (std::holds_alternative<Challenge>(r)) ++checked;
+    }
+    EXPECT_EQ(checked, 6) << user;
+  }
+}
+
+// Someone guesses alice's password from a NAT address until it is blocked; bob, who registered
+// from the same address before, still authenticates; carol, new there, waits for the block.
+TEST_F(AuthenticatorTest, BlockedSourceStillAdmitsAUserKnownThere) {
+  auto lookup = [](std::string_view user, std::string_view realm) -> std::optional<UserHa1> {
+    if (realm != kRealm || user == "mallory") return std::nullopt;
+    return UserHa1{computeHa1(DigestAlgorithm::kMd5, user, kRealm, "pw-" + std::string(user)),
+                   computeHa1(DigestAlgorithm::kSha256, user, kRealm, "pw-" + std::string(user))};
+  };
+  Authenticator a(makeConfig(), lookup, TrustedPeers());
+  auto ask = [&](const std::string& user, const std::string& password, TimePoint now) {
+    ClientCall c;
+    c.user = user;
+    c.password = password;
+    c.nonce = a.nonces().generate(kRealm, now);
+    return registerAs(a, c, "192.0.2.10", now);
+  };
+  ASSERT_TRUE(std::holds_alternative<Authenticated>(ask("bob", "pw-bob", kT0)));
+  for (int i = 0; i < 5; ++i)
+    EXPECT_TRUE(std::holds_alternative<Challenge>(ask("alice", "x", kT0)));
+  const std::uint64_t known_before = Stats::global().counter("auth.known_source_checks").value();
+  EXPECT_TRUE(std::holds_alternative<RateLimited>(ask("alice", "pw-alice", kT0 + seconds(1))));
+  EXPECT_TRUE(std::holds_alternative<Authenticated>(ask("bob", "pw-bob", kT0 + seconds(1))));
+  EXPECT_TRUE(std::holds_alternative<RateLimited>(ask("carol", "pw-carol", kT0 + seconds(1))));
+  EXPECT_EQ(Stats::global().counter("auth.known_source_checks").value() - known_before, 1u);
+  // A wrong answer for bob from there: no longer known, refused like everyone else.
+  EXPECT_TRUE(std::holds_alternative<Challenge>(ask("bob", "x", kT0 + seconds(2))));
+  EXPECT_TRUE(std::holds_alternative<RateLimited>(ask("bob", "pw-bob", kT0 + seconds(3))));
+}
+
+// A replayed response (right digest, used nonce) does not make its sender a known source.
+TEST_F(AuthenticatorTest, ReplayDoesNotMakeASourceKnown) {
+  ClientCall good;
+  good.nonce = freshNonce();
+  const std::string header = authorization(good);
+  ASSERT_TRUE(std::holds_alternative<Authenticated>(run({header}, kT0, "198.51.100.7")));
+  AuthResult replay = run({header}, kT0, "203.0.113.66");
+  ASSERT_TRUE(std::holds_alternative<Challenge>(replay));
+  EXPECT_TRUE(std::get<Challenge>(replay).stale);
+  EXPECT_FALSE(auth_.userLimiter().knownSource("alice", kRealm, sourceKeyOf("203.0.113.66", 64)));
+  EXPECT_TRUE(auth_.userLimiter().knownSource("alice", kRealm, sourceKeyOf("198.51.100.7", 64)));
 }
 
 TEST(AuthenticatorTrusted, TrustedPeerSkipsAuth) {

@@ -503,15 +503,22 @@ TEST_F(ProxyTest, ParkedAndGivenUpIs480ParkedAndCancelledIs487) {
   EXPECT_EQ(codes.back(), 487);
 }
 
+// An authenticator that knows no user, with 10.0.0.50 as a trusted peer.
+struct NoUsersAuth {
+  static auth::AuthConfig config() {
+    auth::AuthConfig ac;
+    ac.secret = "0123456789abcdef0123456789abcdef";
+    return ac;
+  }
+  auth::TrustedPeers trusted = auth::TrustedPeers::parse({"10.0.0.50"}).value();
+  auth::Authenticator authenticator{
+      config(), [](std::string_view, std::string_view) { return std::optional<auth::UserHa1>(); },
+      trusted};
+};
+
 TEST_F(ProxyTest, AuthenticationChallengesLocalUsersButNotTrustedPeers) {
-  auth::AuthConfig ac;
-  ac.secret = "0123456789abcdef0123456789abcdef";
-  auto trusted = auth::TrustedPeers::parse({"10.0.0.50"});
-  ASSERT_TRUE(trusted.isOk());
-  auth::Authenticator authenticator(
-      ac, [](std::string_view, std::string_view) { return std::optional<auth::UserHa1>(); },
-      *trusted);
-  build({}, nullptr, &authenticator, &*trusted);
+  NoUsersAuth a;
+  build({}, nullptr, &a.authenticator, &a.trusted);
   registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
   deliver(request("INVITE", "sip:bob@example.com"), alice_);
   auto out = sentTo(alice_.address);
@@ -530,6 +537,84 @@ TEST_F(ProxyTest, AuthenticationChallengesLocalUsersButNotTrustedPeers) {
   r.replace(r.find("sip:alice@example.com"), 21, "sip:eve@evil.example");
   deliver(r, stranger);
   EXPECT_EQ(codesTo(stranger.address), std::vector<int>{403});
+}
+
+// A stranger's requests to a user who does not exist and to one who is not reachable get the
+// same answer (the operator's choice), with the same headers; our users and trusted peers
+// still hear the difference.
+TEST_F(ProxyTest, StrangersCannotTellUnknownUsersFromUnreachableOnes) {
+  NoUsersAuth a;
+  Ua stranger{addr(203, 0, 113, 5, 5060)};
+  // The answer's status and every header but the Via/From/To/Call-ID/CSeq echo.
+  auto shape = [](const sip::Message& m) {
+    std::string s = std::to_string(m.statusCode()) + " " + std::string(m.reasonPhrase());
+    for (const sip::HeaderField& h : m.headers()) {
+      const bool echo = h.id == sip::HeaderId::kVia || h.id == sip::HeaderId::kFrom ||
+                        h.id == sip::HeaderId::kTo || h.id == sip::HeaderId::kCallId ||
+                        h.id == sip::HeaderId::kCSeq;
+      s += "|" + std::string(h.name) + (echo ? "" : "=" + std::string(h.value));
+    }
+    return s;
+  };
+  auto probe = [&](const std::string& method, const std::string& ruri, const Ua& ua, int n) {
+    std::string r = request(method, ruri, "", ua, "probe-" + std::to_string(n), 1, "",
+                            "z9hG4bKp" + std::to_string(n));
+    r.replace(r.find("sip:alice@example.com"), 21, "sip:eve@evil.example");
+    deliver(r, ua);
+    auto out = sentTo(ua.address);
+    return out.empty() ? std::string("no answer") : shape(out.back());
+  };
+  int n = 0;
+  for (UnknownUserAnswer mode :
+       {UnknownUserAnswer::k480, UnknownUserAnswer::k404, UnknownUserAnswer::kDistinct}) {
+    ProxyConfig pc;
+    pc.unknown_user_answer = mode;
+    build(pc, nullptr, &a.authenticator, &a.trusted);
+    for (const char* method : {"INVITE", "MESSAGE", "OPTIONS"}) {
+      const std::string unknown = probe(method, "sip:nobody@example.com", stranger, ++n);
+      const std::string known = probe(method, "sip:bob@example.com", stranger, ++n);
+      if (mode == UnknownUserAnswer::kDistinct) {
+        EXPECT_EQ(unknown.substr(0, 3), "404") << method;
+        EXPECT_EQ(known.substr(0, 3), "480") << method;
+      } else {
+        EXPECT_EQ(unknown.substr(0, 3), mode == UnknownUserAnswer::k404 ? "404" : "480");
+        EXPECT_EQ(unknown, known) << method;
+      }
+    }
+    // A trusted peer hears the truth.
+    Ua pbx{addr(10, 0, 0, 50, 5060)};
+    EXPECT_EQ(probe("MESSAGE", "sip:nobody@example.com", pbx, ++n).substr(0, 3), "404");
+    EXPECT_EQ(probe("MESSAGE", "sip:bob@example.com", pbx, ++n).substr(0, 3), "480");
+  }
+}
+
+// Out-of-dialog requests from one stranger to our users: a burst, then 503 + Retry-After;
+// another stranger and a trusted peer are not affected.
+TEST_F(ProxyTest, StrangerRequestsToOurUsersThrottledPerSource) {
+  NoUsersAuth a;
+  auth::SourceThrottle throttle(auth::SourceThrottleConfig{.rate = 1, .burst = 3});
+  build({}, nullptr, &a.authenticator, &a.trusted, &throttle);
+  const std::uint64_t before = Stats::global().counter("proxy.stranger_throttled").value();
+  auto send = [&](const Ua& ua, int n) {
+    std::string r = request("OPTIONS", "sip:user" + std::to_string(n) + "@example.com", "", ua,
+                            "scan-" + std::to_string(n), 1, "", "z9hG4bKs" + std::to_string(n));
+    r.replace(r.find("sip:alice@example.com"), 21, "sip:eve@evil.example");
+    deliver(r, ua);
+  };
+  Ua scanner{addr(203, 0, 113, 5, 5060)};
+  for (int i = 0; i < 10; ++i) send(scanner, i);
+  std::vector<int> codes = codesTo(scanner.address);
+  EXPECT_EQ(codes, (std::vector<int>{480, 480, 480, 503, 503, 503, 503, 503, 503, 503}));
+  auto out = sentTo(scanner.address);
+  ASSERT_NE(out.back().find("Retry-After"), nullptr);
+  EXPECT_EQ(out.back().find("Retry-After")->value, "1");
+  EXPECT_EQ(Stats::global().counter("proxy.stranger_throttled").value() - before, 7u);
+  Ua other{addr(203, 0, 113, 6, 5060)};
+  send(other, 20);
+  EXPECT_EQ(codesTo(other.address), std::vector<int>{480});
+  Ua pbx{addr(10, 0, 0, 50, 5060)};
+  for (int i = 0; i < 10; ++i) send(pbx, 30 + i);
+  for (int c : codesTo(pbx.address)) EXPECT_NE(c, 503);
 }
 
 TEST_F(ProxyTest, StrayTwoHundredIsForwardedStatelessly) {

@@ -96,7 +96,8 @@ class ProxyTest : public ::testing::Test {
 
   void build(ProxyConfig config, TargetResolver* resolver = nullptr,
              auth::Authenticator* authenticator = nullptr,
-             const auth::TrustedPeers* trusted = nullptr) {
+             const auth::TrustedPeers* trusted = nullptr,
+             auth::SourceThrottle* stranger_throttle = nullptr) {
     proxy_.reset();
     layer_.reset();
     transaction::LayerConfig lc;
@@ -110,6 +111,7 @@ class ProxyTest : public ::testing::Test {
     deps.targets = resolver != nullptr ? resolver : &locations_;
     deps.authenticator = authenticator;
     deps.trusted = trusted;
+    deps.stranger_throttle = stranger_throttle;
     deps.is_local_host = [](std::string_view host) {
       return host == "example.com" || host == "192.0.2.1";
     };
