@@ -26,8 +26,8 @@ namespace sipwake::push::fuzz {
   std::fprintf(stderr, "push response fuzz invariant violated (line %d): %s\n", line, what);
   std::abort();
 }
-#define SIPWAKE_PUSH_FUZZ_CHECK(cond)                                              \
-  do {                                                                             \
+#define SIPWAKE_PUSH_FUZZ_CHECK(cond)                                         \
+  do {                                                                        \
     if (!(cond)) ::sipwake::push::fuzz::pushInvariantFailed(#cond, __LINE__); \
   } while (0)
 
@@ -67,8 +67,8 @@ inline void exerciseOAuth(int status, std::string_view body) {
   Result<OAuthToken> t = parseOAuthTokenResponse(status, body);
   if (status < 200 || status > 299) {
     SIPWAKE_PUSH_FUZZ_CHECK(!t.isOk());
-    const StatusCode want = status == 429 || status >= 500 ? StatusCode::kUnavailable
-                                                           : StatusCode::kPermissionDenied;
+    const StatusCode want =
+        status == 429 || status >= 500 ? StatusCode::kUnavailable : StatusCode::kPermissionDenied;
     SIPWAKE_PUSH_FUZZ_CHECK(t.status().code() == want);
     return;
   }
