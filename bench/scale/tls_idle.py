@@ -88,7 +88,10 @@ def main():
                 '[[listen]]\ntransport = "tls"\naddress = "127.0.0.1"\nport = %d\n\n'
                 '[store]\npath = "%s"\n\n'
                 '[limits]\nmax_connections_per_ip = %d\nconnection_idle_timeout = 3600\n'
-                % (a.workers, port, os.path.join(a.work, "sipwake.db"), a.connections + 100))
+                # Every client is 127.0.0.1: let --concurrency handshakes run at once.
+                'max_tls_handshakes_per_ip = %d\n'
+                % (a.workers, port, os.path.join(a.work, "sipwake.db"), a.connections + 100,
+                   a.concurrency + 10))
     for ext in ("", "-wal", "-shm"):
         try:
             os.remove(os.path.join(a.work, "sipwake.db" + ext))

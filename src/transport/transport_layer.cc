@@ -581,6 +581,7 @@ struct LoopState {
   std::vector<std::unique_ptr<UdpEndpoint>> udp;
   std::vector<std::unique_ptr<Acceptor>> acceptors;
   std::unordered_map<FlowId, std::shared_ptr<Connection>> connections;
+  TimerService::TimerId trim_timer = 0;  // maybeReleaseMemory's pending trim on this loop
 };
 
 }  // namespace detail
@@ -836,6 +837,8 @@ void TransportLayer::stop() {
       for (auto& a : st->acceptors) a->acceptor.close(ec);
       auto conns = st->connections;  // close() edits the table
       for (auto& [flow, c] : conns) c->close(unavailable("transport stopping"));
+      if (st->trim_timer != 0) loops_.at(i).timers().cancel(st->trim_timer);
+      st->trim_timer = 0;
     };
     if (!loop.running()) {
       shutdown();
@@ -926,7 +929,10 @@ Duration TransportLayer::onAcceptError(const std::error_code& ec, Protocol proto
                                        Duration previous_backoff) {
   counters_->accept_errors.inc();
   const int e = ec.value();
-  const bool out_of_resources = ec.category() == std::system_category() &&
+  // asio reports errno values in its own system category, a different object from
+  // std::system_category(): comparing with the latter never matches.
+  const bool out_of_resources = (ec.category() == asio::error::get_system_category() ||
+                                 ec.category() == std::system_category()) &&
                                 (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM);
   Duration backoff = Duration::zero();
   if (out_of_resources) {
@@ -955,18 +961,22 @@ Duration TransportLayer::onAcceptError(const std::error_code& ec, Protocol proto
   return backoff;
 }
 
-void TransportLayer::maybeReleaseMemory() {
-  // After a burst (many connections closed, fewer than half of the peak left) the heap the burst
-  // used would stay with the process: the allocator keeps up to its trim threshold.
+void TransportLayer::maybeReleaseMemory(std::size_t loop_index) {
+  // The heap a burst of connections used stays with the process (the allocator keeps up to its
+  // trim threshold). Once kBurst connections have closed, free memory is handed back
+  // kTrimDelay later, so that the rest of the burst is included; one trim is pending at a time.
   constexpr std::size_t kBurst = 256;
-  const std::size_t closed = closed_since_trim_.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (closed < kBurst) return;
-  const std::size_t live = total_connections_.load(std::memory_order_relaxed);
-  if (live * 2 > closed) return;
-  std::size_t expected = closed;
-  if (!closed_since_trim_.compare_exchange_strong(expected, 0)) return;  // another thread trims
-  counters_->memory_releases.inc();
-  releaseFreeMemory();
+  constexpr Duration kTrimDelay = seconds(1);
+  if (closed_since_trim_.fetch_add(1, std::memory_order_relaxed) + 1 < kBurst) return;
+  if (stopped_.load() || trim_pending_.exchange(true)) return;
+  detail::LoopState* st = states_[loop_index].get();
+  st->trim_timer = loops_.at(loop_index).timers().schedule(kTrimDelay, [this, st] {
+    st->trim_timer = 0;
+    closed_since_trim_.store(0, std::memory_order_relaxed);
+    trim_pending_.store(false);
+    counters_->memory_releases.inc();
+    releaseFreeMemory();
+  });
 }
 
 void TransportLayer::registerConnection(const std::shared_ptr<detail::Connection>& conn) {
@@ -990,7 +1000,7 @@ void TransportLayer::unregisterConnection(detail::Connection& conn) {
     if (it != sh.by_remote.end() && it->second == conn.flow()) sh.by_remote.erase(it);
   }
   if (conn.inbound()) releaseInbound(conn.remote());
-  maybeReleaseMemory();
+  maybeReleaseMemory(conn.flow() & 0xff);
   // Last: may drop the table's reference (callers hold their own shared_ptr).
   states_[conn.flow() & 0xff]->connections.erase(conn.flow());
 }

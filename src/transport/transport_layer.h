@@ -217,8 +217,9 @@ class TransportLayer final : public Transport {
   // An accept(2) failed: counted, logged at most once per accept_log_interval. Returns the delay
   // before the acceptor may try again (zero for errors that do not mean "out of resources").
   Duration onAcceptError(const std::error_code& ec, Protocol protocol, Duration previous_backoff);
-  // After a burst of closed connections, free heap goes back to the kernel.
-  void maybeReleaseMemory();
+  // After a burst of closed connections, free heap goes back to the kernel (a second later, on
+  // loop `loop_index`, the loop of the connection just closed).
+  void maybeReleaseMemory(std::size_t loop_index);
   void registerConnection(const std::shared_ptr<detail::Connection>& conn);
   void unregisterConnection(detail::Connection& conn);
   static void complete(Completion& done, EventLoop* origin, Status status, bool may_run_inline,
@@ -250,6 +251,7 @@ class TransportLayer final : public Transport {
   std::atomic<std::size_t> tls_handshakes_{0};
   // Connections closed since free memory was last handed back to the kernel (after a burst).
   std::atomic<std::size_t> closed_since_trim_{0};
+  std::atomic<bool> trim_pending_{false};
   std::mutex accept_log_mu_;
   TimePoint accept_log_at_{};
   std::uint64_t accept_failures_unlogged_ = 0;

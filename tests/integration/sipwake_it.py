@@ -83,9 +83,10 @@ def ipv6_loopback_available():
 class Sipwake:
     """One sipwake process. Use as a context manager: always stopped at the end."""
 
-    def __init__(self, ctx, args, name="sipwake"):
+    def __init__(self, ctx, args, name="sipwake", preexec_fn=None):
         self.ctx = ctx
         self.args = args
+        self.preexec_fn = preexec_fn  # run in the child before exec (e.g. resource.setrlimit)
         self.log_path = os.path.join(ctx.work, name + ".log")
         self.proc = None
         self.exit_code = None
@@ -95,7 +96,8 @@ class Sipwake:
         cmd = [self.ctx.sipwake] + self.args
         self.ctx.note("starting: " + " ".join(cmd))
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=self.ctx.work)
+                                     stdin=subprocess.DEVNULL, cwd=self.ctx.work,
+                                     preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             text = self.log()
@@ -248,8 +250,9 @@ class UdpClient:
 class StreamClient:
     """A TCP (or TLS, with ssl_context) connection that reads Content-Length framed responses."""
 
-    def __init__(self, server, ssl_context=None, server_hostname=None):
-        raw = socket.create_connection(server, timeout=IO_TIMEOUT)
+    def __init__(self, server, ssl_context=None, server_hostname=None, source=None):
+        raw = socket.create_connection(server, timeout=IO_TIMEOUT,
+                                       source_address=(source, 0) if source else None)
         self.sock = ssl_context.wrap_socket(raw, server_hostname=server_hostname) \
             if ssl_context else raw
         self.local = self.sock.getsockname()[:2]
@@ -463,13 +466,14 @@ def listen_args(udp, tcp, tls, host="127.0.0.1"):
     return args
 
 
-def start_server(ctx, extra_args=(), host="127.0.0.1"):
+def start_server(ctx, extra_args=(), host="127.0.0.1", preexec_fn=None):
     """Starts sipwake on three fresh ports; retries if a port was taken in between."""
     last = None
     for _ in range(3):
         udp, tcp, tls = free_port(socket.SOCK_DGRAM, host), free_port(host=host), \
             free_port(host=host)
-        server = Sipwake(ctx, listen_args(udp, tcp, tls, host) + list(extra_args))
+        server = Sipwake(ctx, listen_args(udp, tcp, tls, host) + list(extra_args),
+                         preexec_fn=preexec_fn)
         try:
             server.start()
             return server, (udp, tcp, tls)
