@@ -921,9 +921,11 @@ def call_pushes(watch, token, event="call"):
 @contextlib.contextmanager
 def flooded_phone(ctx, from_uri):
     """A Rig (ring_timeout 4 s) where alice sleeps (an FCM token the watch follows) and a Flooder
-    from `from_uri` aimed at her: yields (rig, token, flooder)."""
+    from `from_uri` aimed at her: yields (rig, token, flooder). The per-source scan throttle
+    ([proxy] stranger_rate, tested by security_guess_it.py) is off, so that the push limits alone
+    bound the flood."""
     tok = fcm_token()
-    with Rig(ctx, ring_timeout=4) as rig:
+    with Rig(ctx, ring_timeout=4, extra_config="\n[proxy]\nstranger_rate = 0\n") as rig:
         rig.watch.subscribe(tok, project=PROJECT)
         sleeping_phone(rig, "sleep", "alice", tok)
         f = Flooder(rig.udp, "alice@127.0.0.1", from_uri)
