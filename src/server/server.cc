@@ -1,9 +1,13 @@
 #include "server/server.h"
 
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <iterator>
@@ -144,6 +148,37 @@ Result<std::string> readRouteSecret(const std::string& path) {
                            "base64 > file)");
   }
   return secret;
+}
+
+// No [proxy] route_secret_file: the secret lives beside the store ("<store>.route-key", 0600,
+// 64 hex digits written at the first start), so the calls of a restarted server keep their
+// in-dialog requests. An in-memory store gets a secret for this process only.
+Result<std::string> storeRouteSecret(const std::string& store_path) {
+  if (store_path.empty() || store_path == ":memory:" || store_path.rfind("file:", 0) == 0) {
+    return routing::FlowTokenCodec::randomSecret();
+  }
+  const std::string path = store_path + ".route-key";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string text;
+    for (unsigned char c : routing::FlowTokenCodec::randomSecret()) {
+      text += kHex[c >> 4];
+      text += kHex[c & 0xf];
+    }
+    text += '\n';
+    const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    const bool synced = ::fsync(fd) == 0;
+    ::close(fd);
+    if (!written || !synced) {
+      ::unlink(path.c_str());
+      return unavailable("cannot write \"" + path + "\": " + std::strerror(errno));
+    }
+    SW_LOG_INFO("proxy: Record-Route signing secret created in {}", path);
+  } else if (errno != EEXIST) {
+    return unavailable("cannot create \"" + path + "\": " + std::strerror(errno));
+  }
+  return readRouteSecret(path);
 }
 
 auth::AuthConfig authConfigFrom(const AuthSettings& a) {
@@ -361,9 +396,14 @@ Status Server::start() {
   static_assert(kMaxRouteKeyOverlapEpochs <= routing::RouteKeyConfig::kMaxOverlapEpochs);
   pc.route_keys.rotation = seconds(config_.proxy.route_key_rotation_s);
   pc.route_keys.overlap = seconds(config_.proxy.route_key_overlap_s);
+  // One secret for every loop's proxy: an in-dialog request may arrive on any loop.
   if (config_.proxy.route_secret_file.empty()) {
-    // One secret for every loop's proxy: an in-dialog request may arrive on any loop.
-    pc.route_keys.secret = routing::FlowTokenCodec::randomSecret();
+    auto secret = storeRouteSecret(config_.store.path);
+    if (!secret) {
+      stop();
+      return Status(secret.status().code(), "[proxy] route secret: " + secret.status().message());
+    }
+    pc.route_keys.secret = std::move(*secret);
   } else {
     auto secret = readRouteSecret(config_.proxy.route_secret_file);
     if (!secret) {

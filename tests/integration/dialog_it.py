@@ -179,6 +179,25 @@ def dialog_same_host(ctx, proto):
         check(server.alive(), "sipwake died:\n" + server.log()[-3000:])
 
 
+def test_dialog_survives_restart(ctx):
+    """A call set up through sipwake, then sipwake restarts (same store, same ports, no [proxy]
+    route_secret_file): bob's MESSAGE and alice's BYE through the signed Record-Route still reach
+    the other side (the secret was kept beside the store, 0600)."""
+    add_users(ctx)
+    server, (udp, tcp, tls) = it.start_server(ctx, ["--config", call_config(ctx, ["MD5"])])
+    with server:
+        alice, bob, call_id, _ = establish_call(udp, "UDP")
+    key = os.path.join(ctx.work, "sipwake.db.route-key")
+    check(os.path.exists(key), "no %s after the first start" % key)
+    mode = os.stat(key).st_mode & 0o777
+    check(mode == 0o600, "%s is mode %o" % (key, mode))
+    with it.Sipwake(ctx, it.listen_args(udp, tcp, tls) + ["--config", call_config(ctx, ["MD5"])],
+                    name="sipwake-restarted") as again:
+        in_dialog(bob, alice, call_id, "MESSAGE")
+        in_dialog(alice, bob, call_id, "BYE")
+        check(again.alive(), "sipwake died:\n" + again.log()[-3000:])
+
+
 def no_relay(ctx, proto):
     """The relay probe: a stranger (mallory@evil.example) sends BYE, MESSAGE, INVITE, INFO with a
     To-tag and a Route naming sipwake toward a phone on another host (a UDP listener on
