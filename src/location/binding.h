@@ -42,7 +42,7 @@ struct Binding {
   std::string user_agent;
   SysSeconds
       registered_at{};  // time of the REGISTER that last wrote this binding (set by the store)
-  std::string push;     // opaque JSON text owned by the push layer (issue 4); may be empty
+  std::string push;     // opaque JSON text owned by the push layer; may be empty
   // The Contact's header parameters as written (";+sip.instance=\"<urn:...>\";reg-id=1;..."),
   // except expires and q (held above); URI parameters are part of contact_uri. Empty if none.
   std::string contact_params;

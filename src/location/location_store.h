@@ -1,6 +1,6 @@
 // The location service seam: where the registrar writes bindings and the proxy core reads them.
 // Implementations: MemoryLocationStore (tests, single node without persistence) and
-// SqliteLocationStore (embedded, durable default). A Redis store for several nodes comes later.
+// SqliteLocationStore (embedded, durable default).
 #pragma once
 
 #include <chrono>

@@ -53,7 +53,7 @@ struct RegistrarConfig {
   std::string server_header;             // Server header value; empty: none
 };
 
-// Push-parameter capture (issue 4, RFC 8599): how the registrar treats Contacts carrying push
+// Push-parameter capture (RFC 8599): how the registrar treats Contacts carrying push
 // params. Disabled (the default, and when no push app is configured) means push params are
 // ignored: no push binding, no Feature-Caps, so the UA knows nobody will push for it.
 struct PushCaptureConfig {

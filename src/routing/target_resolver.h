@@ -1,6 +1,6 @@
 // Where a request for one of our users goes (RFC 3261 §16.5): the seam between the proxy core and
 // the location service. The default implementation looks the AOR up in the LocationStore; the
-// push wake-up layer (next issue) wraps it to park a request and add targets later.
+// push wake-up layer (routing/wake.h) wraps it to park a request and add targets later.
 //
 // Thread: a TargetResolver is used by the Proxy of one event loop at a time; resolve() may be
 // called concurrently from several loops only if the implementation says so

@@ -1,4 +1,4 @@
-// Wake-and-wait (issue 4, RFC 8599 §4.1.3 "push bucket"): an INVITE (or MESSAGE) for an AOR whose
+// Wake-and-wait (RFC 8599 §4.1.3 "push bucket"): an INVITE (or MESSAGE) for an AOR whose
 // push-bound devices have no live SIP contact is forked at once to the live contacts, the sleeping
 // devices are pushed, and the request is parked in its ProxyContext (Resolution::more_may_come).
 // When a pushed device's REGISTER gets its 200 OK, the registrar's observer (WakeHub) finds the

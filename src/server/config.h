@@ -137,7 +137,7 @@ struct ProxySettings {
   std::uint32_t stranger_burst = 50;
 };
 
-// [push]: push wake-up (issue 4). With no [[push.app]], push is off: push params in REGISTERs
+// [push]: push wake-up. With no [[push.app]], push is off: push params in REGISTERs
 // are ignored (no Feature-Caps) and nothing is pushed.
 // Each app's credentials map 1:1 to push::PushAppConfig (src/push/http2_sender.h); only paths
 // and ids are held here, the key material is read by the sender at start-up.

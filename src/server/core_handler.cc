@@ -169,9 +169,8 @@ void CoreHandler::onRequest(transaction::ServerTransaction& tx,
     proxy_->onRequest(tx, std::move(received));
     return;
   }
-  // Addressed to a user or another domain. That is the proxy's job (location lookup and
-  // forwarding arrive with the registrar/proxy issue); until then nobody is reachable here.
-  // §16.3 step 3: a request that may not be forwarded any further gets 483 first.
+  // Addressed to a user or another domain with no proxy attached (unit tests of the core alone):
+  // nobody is reachable. §16.3 step 3: a request that may not be forwarded any further gets 483 first.
   auto max_forwards = request.maxForwards();
   if (max_forwards.isOk() && *max_forwards == 0) {
     too_many_hops_.inc();
@@ -240,7 +239,7 @@ void CoreHandler::onStrayResponse(transport::ReceivedMessage&& response) {
     proxy_->onStrayResponse(std::move(response));
     return;
   }
-  // Stateless forwarding of stray responses belongs to the proxy (next issue).
+  // No proxy attached: nothing forwards a stray response, so it is dropped.
   stray_responses_.inc();
   SW_LOG_DEBUG("core: dropping stray {} response (Call-ID {})", response.message.statusCode(),
                response.message.callId());

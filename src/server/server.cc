@@ -270,8 +270,8 @@ Status Server::openStores() {
   options.synchronous_full = config_.store.synchronous_full;
   auto store = location::SqliteLocationStore::open(config_.store.path, options);
   if (!store.isOk()) return store.status();
-  // Every binding in memory before any listener exists (issue 3: "a restart loads every binding
-  // before serving").
+  // Every binding in memory before any listener exists: a restarted server serves every binding
+  // it acknowledged from its first message on.
   auto report = (*store)->load(registrar::systemWallClock());
   if (!report.isOk()) return report.status();
   locations_ = std::move(*store);
