@@ -2,7 +2,9 @@
 # Installs every Debian 12 package sipwake needs to build, test and run.
 # Usage: scripts/install-deps.sh            (build + run)
 #        scripts/install-deps.sh --test     (also the test tools: sipp, clang/libFuzzer, openssl CLI,
-#                                            sipvicious)
+#                                            sipvicious, and kamailio as the PBX of the edge-mode
+#                                            tests: its base package carries every module
+#                                            tests/pbx/kamailio.cfg loads, db_text included)
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -12,7 +14,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
       openssl ca-certificates)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(libgtest-dev libgmock-dev libbenchmark-dev sip-tester clang-14 libclang-rt-14-dev
-         python3 iproute2 procps baresip-core linphone-cli sipvicious)
+         python3 iproute2 procps baresip-core linphone-cli sipvicious kamailio)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

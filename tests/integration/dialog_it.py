@@ -110,11 +110,13 @@ def in_dialog(sender, receiver, call_id, method):
         receiver.ua.wait_for("ACK ", WAIT)
 
 
-def establish_call(port, proto):
-    """bob registers, alice (using sipwake as her outbound proxy: a pre-loaded Route) calls him:
-    407, INVITE with credentials, bob answers 200 with sipwake's Record-Route, ACK. Every
-    Contact carries linphone's push params; none reaches the other side. Returns (alice, bob,
-    call_id, record_route) with each side's route set and remote target set up."""
+def establish_call(port, proto, push_params=True):
+    """bob registers, alice (using the server on `port` as her outbound proxy: a pre-loaded
+    Route) calls him: 407, INVITE with credentials, bob answers 200 with the server's
+    Record-Route, ACK. With `push_params` every Contact carries linphone's push params and none
+    may reach the other side (sipwake); without, the Contacts are plain (any proxy). Returns
+    (alice, bob, call_id, record_route) with each side's route set and remote target set up."""
+    pn = (lambda token: PUSH_URI_PARAMS % token) if push_params else (lambda token: "")
     bob = Side(RawUa(port, proto), "sip:bob@127.0.0.1", "bobtag")
     reg = it.Registration(bob.ua.c, port, "bob", PASSWORD["bob"], proto=proto)
     it.expect_code(reg.send(["Contact: " + reg.contact], algorithm="MD5"), 200,
@@ -123,8 +125,8 @@ def establish_call(port, proto):
     alice.remote_aor, bob.remote_aor = bob.aor, alice.aor
     call_id = "%s@it" % uuid.uuid4().hex
 
-    invite_contact = "Contact: <%s%s>;+sip.instance=\"<urn:uuid:%s>\";pn-prid=alice-hdr" % (
-        alice.contact_uri, PUSH_URI_PARAMS % "alice-token", uuid.uuid4())
+    invite_contact = "Contact: <%s%s>;+sip.instance=\"<urn:uuid:%s>\"%s" % (
+        alice.contact_uri, pn("alice-token"), uuid.uuid4(), ";pn-prid=alice-hdr" * push_params)
     ruri = "sip:bob@127.0.0.1"
     outbound = "Route: <sip:127.0.0.1:%d;transport=%s;lr>" % (port, proto.lower())
     alice.request("INVITE", call_id, cseq=1, extra=[outbound, invite_contact], ruri=ruri,
@@ -137,19 +139,21 @@ def establish_call(port, proto):
                   extra=[outbound, invite_contact, "Proxy-Authorization: " + auth])
     alice.cseq = 2
     invite = bob.ua.wait_for("INVITE ", WAIT)
-    no_push_params(invite, "the INVITE bob received")
+    if push_params:
+        no_push_params(invite, "the INVITE bob received")
     record_route = split_list(invite[1].get("record-route", []))
     check(record_route, "the INVITE has no Record-Route:\n%s"
           % invite[2].decode("utf-8", "replace"))
     bob.remote_target = uri_of(invite[1]["contact"][0])
     bob.remote_tag = alice.tag
     bob.route = list(record_route)
-    bob_contact = "Contact: <%s%s>;+sip.instance=\"<urn:uuid:%s>\";pn-prid=bob-hdr" % (
-        bob.contact_uri, PUSH_URI_PARAMS % "bob-token", uuid.uuid4())
+    bob_contact = "Contact: <%s%s>;+sip.instance=\"<urn:uuid:%s>\"%s" % (
+        bob.contact_uri, pn("bob-token"), uuid.uuid4(), ";pn-prid=bob-hdr" * push_params)
     bob.ua.reply(invite, 200, "OK", to_tag=bob.tag,
                  extra=["Record-Route: " + v for v in record_route] + [bob_contact])
     ok = expect_final(alice, 2, "INVITE")
-    no_push_params(ok, "the 200 alice received")
+    if push_params:
+        no_push_params(ok, "the 200 alice received")
     alice.remote_target = uri_of(ok[1]["contact"][0])
     check(alice.remote_target == bob.contact_uri, "bob's Contact reached alice as %r"
           % alice.remote_target)
