@@ -240,3 +240,16 @@ class KamailioPbx:
             c["contact"] = c.get("address")
             out.append(c)
         return out
+
+    def wait_bindings(self, aor, count, timeout=10.0):
+        """Polls bindings(aor) (bounded by `timeout`) until it holds `count` contacts; returns
+        them. For a REGISTER someone else sends upstream (sipwake) at a time of its choosing."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.bindings(aor)
+            if len(found) == count:
+                return found
+            if time.monotonic() >= deadline:
+                raise Fail("kamailio: %d binding(s) for %s after %.0fs, expected %d: %r"
+                           % (len(found), aor, timeout, count, found))
+            time.sleep(0.05)  # polling, bounded by the deadline
