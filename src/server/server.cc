@@ -410,7 +410,7 @@ Status Server::start() {
     const EdgeSettings& e = config_.edge;
     if (e.mode != "own") {
       stop();
-      return invalidArgument(e.mode_where + ": mode \"" + e.mode +
+      return invalidArgument(e.mode_where + ": \"" + e.mode +
                              "\" is not implemented yet; only \"own\" is (docs/edge-mode.md)");
     }
     for (const std::string& d : e.domains) {

@@ -12,6 +12,7 @@ Exit status: 0 pass, 1 fail, 77 skipped (CTest SKIP_RETURN_CODE).
 import os
 import re
 import signal
+import socket
 import sys
 import time
 
@@ -39,18 +40,6 @@ def edge_bindings(pbx, user):
     return [b for b in pbx.bindings(user) if "sip:edge-" in (b["contact"] or "")]
 
 
-def wait_bindings(pbx, user, count, what):
-    """Polls the PBX's location service (bounded) until `user` has `count` sipwake contacts."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        found = edge_bindings(pbx, user)
-        if len(found) == count:
-            return found
-        check(time.monotonic() < deadline, "%s: %d sipwake contacts of %s at the PBX, expected %d:"
-              " %r\n%s" % (what, len(found), user, count, pbx.bindings(user), pbx.log()[-3000:]))
-        time.sleep(0.1)  # polling the PBX, bounded by the deadline
-
-
 def upstream_registers(pbx):
     return [r for r in pbx.received("REGISTER") if r["call_id"].endswith(UPSTREAM_CALL_ID)]
 
@@ -69,7 +58,8 @@ def test_edge_own_wake(ctx):
                                             BUNDLE, "--token", tok, "--background-after-register",
                                             "--calls", "1", "--answer-after-ms", "100"])
             p.wait_event("backgrounded")
-            found = wait_bindings(pbx, "alice", 1, "after register + background")
+            found = pbx.wait_bindings("alice", 1, timeout=WAIT)
+            check(len(edge_bindings(pbx, "alice")) == 1, "not sipwake's contact: %r" % found)
             contact = found[0]["contact"]
             check(re.match(r"sip:edge-apns-[0-9a-f]+@127\.0\.0\.1:%d$" % rig.udp, contact),
                   "contact at the PBX: %r" % contact)
@@ -105,12 +95,12 @@ def test_edge_own_throttle_and_removal(ctx):
                 for _ in range(5):
                     it.expect_code(reg.send(["Contact: " + reg.contact, "Expires: 600"]), 200,
                                    "REGISTER at sipwake")
-                wait_bindings(pbx, "bob", 1, "after five REGISTERs")
+                pbx.wait_bindings("bob", 1, timeout=WAIT)
                 regs = upstream_registers(pbx)
                 check(len(regs) == 1, "%d upstream REGISTERs for 5: %r" % (len(regs), regs))
                 it.expect_code(reg.send(["Contact: " + reg.contact, "Expires: 0"]), 200,
                                "un-REGISTER at sipwake")
-                wait_bindings(pbx, "bob", 0, "after the un-REGISTER")
+                pbx.wait_bindings("bob", 0, timeout=WAIT)
             finally:
                 client.close()
             rig.server_alive()
@@ -127,7 +117,7 @@ def test_edge_own_restart(ctx):
                                             BUNDLE, "--token", tok, "--background-after-register",
                                             "--calls", "1", "--answer-after-ms", "100"])
             p.wait_event("backgrounded")
-            wait_bindings(pbx, "alice", 1, "before the restart")
+            pbx.wait_bindings("alice", 1, timeout=WAIT)
             before = upstream_registers(pbx)
             rig.restart(signal.SIGKILL)
             deadline = time.monotonic() + WAIT
@@ -138,7 +128,7 @@ def test_edge_own_restart(ctx):
             after = upstream_registers(pbx)[-1]
             check(after["call_id"] != before[-1]["call_id"] or len(before) == 1,
                   "restart: %r / %r" % (before, after))
-            wait_bindings(pbx, "alice", 1, "after the restart")
+            pbx.wait_bindings("alice", 1, timeout=WAIT)
             caller = ph.Caller(ctx, pbx.port, "bob", "bob-pw", "alice@127.0.0.1")
             rig.callers.append(caller)
             final = caller.invite(timeout=25)
@@ -146,6 +136,23 @@ def test_edge_own_restart(ctx):
             it.expect_code(caller.ack_and_bye(final), 200, "BYE")
             check(p.wait() == 0, "phone exit:\n" + p.log())
             rig.server_alive()
+
+
+def test_edge_relay_refused(ctx):
+    """mode = "relay" is parsed (check-config passes) but sipwake refuses to start with it,
+    naming the file, line and key: no silent stub."""
+    path = os.path.join(ctx.work, "relay.toml")
+    with open(path, "w") as f:
+        f.write("[store]\npath = \"%s\"\n\n[edge]\nupstream = \"sip:127.0.0.1:5080\"\n"
+                "domains = [\"127.0.0.1\"]\nmode = \"relay\"\n"
+                % os.path.join(ctx.work, "relay.db"))
+    code, out, err = it.run_cmd([ctx.sipwake, "check-config", path], timeout=15, cwd=ctx.work)
+    check(code == 0, "check-config exit %d: %s%s" % (code, out, err))
+    code, out, err = it.run_cmd([ctx.sipwake, "--config", path, "--listen",
+                                 "udp:127.0.0.1:%d" % it.free_port(socket.SOCK_DGRAM)],
+                                timeout=15, cwd=ctx.work)
+    want = "%s:7: [edge] mode: \"relay\" is not implemented yet" % path
+    check(code != 0 and want in out + err, "exit %d, output %r, want %r" % (code, out + err, want))
 
 
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
