@@ -14,12 +14,14 @@ import re
 import signal
 import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sipwake_it as it  # noqa: E402
 import phone_it as ph  # noqa: E402
 import wake_it as wk  # noqa: E402
+from calls_it import RawUa  # noqa: E402
 from pbx_kamailio import KamailioPbx  # noqa: E402
 from phone_it import BUNDLE  # noqa: E402
 from sipwake_it import check  # noqa: E402
@@ -135,6 +137,52 @@ def test_edge_own_restart(ctx):
             it.expect_code(final, 200, "INVITE after the restart")
             it.expect_code(caller.ack_and_bye(final), 200, "BYE")
             check(p.wait() == 0, "phone exit:\n" + p.log())
+            rig.server_alive()
+
+
+def test_edge_own_call_to_pbx_user(ctx):
+    """alice, a phone of sipwake, calls dave, a user registered only at Kamailio: sipwake has no
+    target for dave and sends the INVITE to the upstream (not 404/480); dave answers, ACK and
+    BYE reach him through the record-routed path."""
+    with KamailioPbx(ctx, users=dict(PBX_USERS, dave="dave-pw"), trusted="127.0.0.1") as pbx:
+        with wk.Rig(ctx, extra_config=edge_config(pbx)) as rig:
+            dave = RawUa(pbx.port)
+            try:
+                reg = it.Registration(dave.c, pbx.port, "dave", "dave-pw")
+                it.expect_code(reg.send(["Contact: " + reg.contact], algorithm="MD5"), 200,
+                               "dave's REGISTER at the PBX")
+                caller = ph.Caller(ctx, rig.udp, "alice", "alice-pw", "dave@127.0.0.1")
+                rig.callers.append(caller)
+                done = {}
+
+                def answer():
+                    invite = dave.wait_for("INVITE", 10)
+                    rr = ["Record-Route: " + v for v in invite[1].get("record-route", [])]
+                    contact = "Contact: <sip:dave@%s:%d>" % dave.local
+                    dave.reply(invite, 200, "OK", extra=rr + [contact])
+                    done["invite"] = invite
+
+                t = threading.Thread(target=answer)
+                t.start()
+                final = caller.invite(timeout=15)
+                t.join(15)
+                it.expect_code(final, 200, "alice's INVITE to dave at the PBX")
+                check("invite" in done, "dave got no INVITE")
+                check(pbx.received("INVITE", "dave"), "the INVITE did not go through the PBX")
+                routes = done["invite"][1].get("record-route", [])
+                check(any(str(rig.udp) in r for r in routes), "sipwake not record-routed: %r"
+                      % routes)
+
+                def bye_ok():
+                    bye = dave.wait_for("BYE", 10)
+                    dave.reply(bye, 200, "OK")
+
+                b = threading.Thread(target=bye_ok)
+                b.start()
+                it.expect_code(caller.ack_and_bye(final), 200, "BYE to dave")
+                b.join(15)
+            finally:
+                dave.c.close()
             rig.server_alive()
 
 
