@@ -31,9 +31,10 @@ std::string_view domainOf(std::string_view aor) {
 
 std::string edgeContactUser(std::string_view device_key) {
   std::string user(kUserPrefix);
-  const bool plain = !device_key.empty() && std::all_of(device_key.begin(), device_key.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == ':';
-  });
+  const bool plain =
+      !device_key.empty() && std::all_of(device_key.begin(), device_key.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == ':';
+      });
   if (plain) {
     for (char c : device_key) user.push_back(c == ':' ? '-' : c);
     return user;
@@ -247,8 +248,7 @@ void EdgeUpstream::send(const Device& d, std::chrono::seconds expires) {
   deps_.resolver->resolve(*uri, [this, alive, seq, d, expires](Result<transport::SendTarget> r) {
     if (alive.expired()) return;
     if (!r) {
-      SW_LOG_WARN("edge: upstream {} not resolved: {}", config_.upstream_uri,
-                  r.status().message());
+      SW_LOG_WARN("edge: upstream {} not resolved: {}", config_.upstream_uri, r.status().message());
       finished(seq, 503);
       return;
     }

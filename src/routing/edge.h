@@ -169,10 +169,10 @@ class EdgeUpstream final : public EdgeRouting,
   Deps deps_;
   EdgeSchedule schedule_;
   std::string route_;
-  mutable std::mutex mu_;  // guards devices_ and by_user_
-  std::unordered_map<std::string, Device> devices_;         // by device key
-  std::unordered_map<std::string, std::string> by_user_;    // contact user -> device key
-  std::map<std::uint64_t, Sent> sent_;                      // home loop only
+  mutable std::mutex mu_;                                 // guards devices_ and by_user_
+  std::unordered_map<std::string, Device> devices_;       // by device key
+  std::unordered_map<std::string, std::string> by_user_;  // contact user -> device key
+  std::map<std::uint64_t, Sent> sent_;                    // home loop only
   std::uint64_t next_seq_ = 0;
   TimerService::TimerId tick_ = 0;
   std::shared_ptr<bool> alive_;

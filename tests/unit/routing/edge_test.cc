@@ -31,7 +31,7 @@ TEST(EdgeContactUserTest, OtherKeysAreHashedToUriSafeUsers) {
 TEST(EdgeScheduleTest, RenewsOnlyWhenRefreshBeforeIsReached) {
   EdgeSchedule s{seconds(3600), seconds(1800), seconds(30)};
   const TimePoint t0{};
-  EXPECT_TRUE(s.due(t0, std::nullopt, std::nullopt));       // never registered
+  EXPECT_TRUE(s.due(t0, std::nullopt, std::nullopt));         // never registered
   EXPECT_FALSE(s.due(t0 + seconds(1799), t0, std::nullopt));  // a phone refresh: nothing
   EXPECT_TRUE(s.due(t0 + seconds(1800), t0, std::nullopt));
   EXPECT_FALSE(s.due(t0 + seconds(29), t0, t0));  // failed: retried after the back-off
@@ -76,8 +76,12 @@ class EdgeTest : public ProxyTest {
     b.received.source_ip = bob_.address.ip();
     b.received.source_port = bob_.address.port;
     EXPECT_TRUE(bobChanges(b, false));
-    transport::ReceivedMessage m{parse(request("REGISTER", "sip:example.com")), bob_.protocol,
-                                 bob_.address, bob_.address, 0, timers_.now()};
+    transport::ReceivedMessage m{parse(request("REGISTER", "sip:example.com")),
+                                 bob_.protocol,
+                                 bob_.address,
+                                 bob_.address,
+                                 0,
+                                 timers_.now()};
     edge_->onRegistered("sip:bob@example.com", b, m);
     return b;
   }
@@ -91,8 +95,9 @@ class EdgeTest : public ProxyTest {
     c.now = kNow;
     (removal ? c.removals : c.upserts).push_back(b);
     bool stored = false;
-    store_.applyRegistration(std::move(c), [](std::function<void()> f) { f(); },
-                             [&](Result<std::vector<location::Binding>> r) { stored = r.isOk(); });
+    store_.applyRegistration(
+        std::move(c), [](std::function<void()> f) { f(); },
+        [&](Result<std::vector<location::Binding>> r) { stored = r.isOk(); });
     return stored;
   }
   std::vector<sip::Message> upstreamRegisters() {
@@ -138,7 +143,8 @@ TEST_F(EdgeTest, OneUpstreamRegisterPerDeviceWithinTheWindow) {
   EXPECT_EQ(r.requestUriText(), "sip:example.com");
   const sip::HeaderField* contact = r.find(sip::HeaderId::kContact);
   ASSERT_NE(contact, nullptr);
-  EXPECT_EQ(contact->value, "<sip:" + edgeContactUser("c:sip:bob@10.0.0.2:5060") + "@192.0.2.1:5060>");
+  EXPECT_EQ(contact->value,
+            "<sip:" + edgeContactUser("c:sip:bob@10.0.0.2:5060") + "@192.0.2.1:5060>");
   EXPECT_EQ(r.find(sip::HeaderId::kExpires)->value, "3600");
   // Retries while the first is on its way, then the phone's refreshes: nothing more upstream.
   bobRegisters();
