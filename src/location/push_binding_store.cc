@@ -63,6 +63,13 @@ class Index {
     }
     return std::nullopt;
   }
+  std::vector<PushRecord> live(SysSeconds now) const {
+    std::vector<PushRecord> out;
+    for (const auto& [k, r] : by_device_) {
+      if (r.expires_at > now) out.push_back(r);
+    }
+    return out;
+  }
   std::vector<std::string> expired(SysSeconds now) const {
     std::vector<std::string> out;
     for (const auto& [k, r] : by_device_) {
@@ -124,6 +131,10 @@ class MemoryPushBindingStore final : public PushBindingStore {
   std::vector<PushRecord> lookupByAor(std::string_view aor, SysSeconds now) const override {
     std::lock_guard lock(mu_);
     return index_.byAor(aor, now);
+  }
+  std::vector<PushRecord> liveRecords(SysSeconds now) const override {
+    std::lock_guard lock(mu_);
+    return index_.live(now);
   }
   std::optional<PushRecord> lookupByDevice(std::string_view key) const override {
     std::lock_guard lock(mu_);
@@ -215,6 +226,10 @@ class SqlitePushBindingStore final : public PushBindingStore {
   std::vector<PushRecord> lookupByAor(std::string_view aor, SysSeconds now) const override {
     std::lock_guard lock(mu_);
     return index_.byAor(aor, now);
+  }
+  std::vector<PushRecord> liveRecords(SysSeconds now) const override {
+    std::lock_guard lock(mu_);
+    return index_.live(now);
   }
   std::optional<PushRecord> lookupByDevice(std::string_view key) const override {
     std::lock_guard lock(mu_);

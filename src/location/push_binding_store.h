@@ -66,6 +66,8 @@ class PushBindingStore {
 
   // Live records (expires_at > now) of `aor`.
   virtual std::vector<PushRecord> lookupByAor(std::string_view aor, SysSeconds now) const = 0;
+  // Every live record (start-up work such as edge mode's upstream registrations; not per request).
+  virtual std::vector<PushRecord> liveRecords(SysSeconds now) const = 0;
   virtual std::optional<PushRecord> lookupByDevice(std::string_view device_key) const = 0;
 
   // Removes expired records; returns how many.

@@ -9,6 +9,7 @@
 #include "auth/sip_credentials.h"
 #include "common/log.h"
 #include "push/push_params.h"
+#include "registrar/services.h"
 #include "transport/event_loop.h"
 #include "transport/response_routing.h"
 
@@ -793,7 +794,9 @@ Proxy::Proxy(ProxyDeps deps, ProxyConfig config)
              counter("proxy.bad_event"),
              counter("proxy.push_params_stripped"),
              counter("proxy.stranger_throttled"),
-             counter("proxy.unknown_user_hidden")},
+             counter("proxy.unknown_user_hidden"),
+             counter("edge.requests_from_upstream"),
+             counter("edge.requests_to_upstream")},
       alive_(std::make_shared<bool>(true)) {
   SIPWAKE_CHECK(deps_.layer != nullptr && deps_.transport != nullptr && deps_.targets != nullptr &&
                 deps_.is_local_host);
@@ -1200,6 +1203,20 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
     authorized = true;  // Authenticated or TrustedPeer
   }
 
+  // Edge mode: the upstream's request to a device's contact of ours is a request to its AOR (and
+  // takes the whole wake path of one).
+  bool to_edge_contact = false;
+  if (deps_.edge != nullptr && !in_dialog && request.find(sip::HeaderId::kRoute) == nullptr &&
+      isLocalDomainUri(request.requestUri())) {
+    if (auto aor = deps_.edge->aorForContactUser(request.requestUri().user)) {
+      SW_LOG_DEBUG("proxy: {} (Call-ID {}) to {}: for {}", request.methodText(), request.callId(),
+                   request.requestUriText(), *aor);
+      request.setRequestUri(*aor);
+      to_edge_contact = true;
+      stats_.edge_from_upstream.inc();
+    }
+  }
+
   // §16.5: the target set.
   const ContextId id = ++next_id_;
   const sip::Uri& target_uri = request.requestUri();
@@ -1235,9 +1252,20 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
     }
     if (resolution.outcome != Resolution::Outcome::kTargets ||
         (resolution.targets.empty() && !resolution.more_may_come)) {
-      respondNoTarget(tx, request, resolution.outcome == Resolution::Outcome::kUnknownUser,
-                      !authorized);
-      return;
+      // Edge mode: a user of the upstream's domains who is not reachable here is the upstream's
+      // (our users calling PBX users). Never back to the upstream what it sent to a device.
+      if (deps_.edge != nullptr && authorized && !to_edge_contact &&
+          deps_.edge->isEdgeDomain(registrar::canonicalDomain(target_uri.host))) {
+        resolution = Resolution{};
+        Target upstream;  // Request-URI unchanged, Route to the upstream
+        upstream.path.push_back(deps_.edge->upstreamRoute());
+        resolution.targets.push_back(std::move(upstream));
+        stats_.edge_to_upstream.inc();
+      } else {
+        respondNoTarget(tx, request, resolution.outcome == Resolution::Outcome::kUnknownUser,
+                        !authorized);
+        return;
+      }
     }
   } else {
     // Another domain (or the next hop of a Route set): no open relay for strangers.

@@ -39,6 +39,7 @@
 #include "common/clock.h"
 #include "common/stats.h"
 #include "common/status.h"
+#include "routing/edge.h"
 #include "routing/flow_token.h"
 #include "routing/next_hop.h"
 #include "routing/target_resolver.h"
@@ -99,6 +100,10 @@ struct ProxyDeps {
   // Out-of-dialog requests from strangers to our domains, per source address: beyond it,
   // 503 + Retry-After. Shared by the proxies of all loops; nullptr: no throttle.
   auth::SourceThrottle* stranger_throttle = nullptr;
+  // Edge mode (routing/edge.h): a Request-URI naming an upstream contact of ours
+  // ("edge-<device>@us") is resolved as the device's AOR; a request of our users (or trusted
+  // peers) for an edge-domain user without targets here goes to the upstream. nullptr: off.
+  const EdgeRouting* edge = nullptr;
 };
 
 class ProxyContext;
@@ -191,6 +196,8 @@ class Proxy {
     Counter& push_params_stripped;
     Counter& stranger_throttled;
     Counter& unknown_user_hidden;
+    Counter& edge_from_upstream;
+    Counter& edge_to_upstream;
   };
 
   // Where a request goes after §16.4 processing.

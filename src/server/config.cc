@@ -254,6 +254,35 @@ void crossCheck(const Config& c, const CrossCheckLines* lines, Checker& check) {
   }
 }
 
+// An array of domain names, lower-cased.
+std::optional<std::vector<std::string>> domainList(const toml::node& n, const std::string& w,
+                                                   Checker& check) {
+  const auto* arr = n.as_array();
+  if (arr == nullptr) {
+    check.error(n, w, "expected an array of strings, got " + describe(n));
+    return std::nullopt;
+  }
+  std::vector<std::string> domains;
+  for (const auto& e : *arr) {
+    if (auto s = check.string(e, w)) domains.push_back(lowerAscii(*s));
+  }
+  return domains;
+}
+
+// A next hop: "host[:port][;params]" (short for "sip:host...") or a sip:/sips: URI without user.
+std::optional<std::string> nextHop(const toml::node& n, const std::string& w, Checker& check,
+                                   bool allow_empty) {
+  auto v = check.string(n, w, allow_empty);
+  if (!v || v->empty()) return v;
+  bool has_scheme = v->rfind("sip:", 0) == 0 || v->rfind("sips:", 0) == 0;
+  auto uri = sip::parseUri(has_scheme ? *v : "sip:" + *v);
+  if (!uri.isOk() || !uri->isSipOrSips() || !uri->user.empty()) {
+    check.error(n, w, "expected host[:port] or a sip:/sips: URI, got " + describe(n));
+    return std::nullopt;
+  }
+  return v;
+}
+
 void parseServer(const toml::table& t, Config& c, Checker& check) {
   check.walk(t, "[server]",
              {{"workers",
@@ -289,16 +318,7 @@ void parseServer(const toml::table& t, Config& c, Checker& check) {
                  }
                }},
               {"domains", [&](const toml::node& n, const std::string& w) {
-                 const auto* arr = n.as_array();
-                 if (arr == nullptr) {
-                   check.error(n, w, "expected an array of strings, got " + describe(n));
-                   return;
-                 }
-                 std::vector<std::string> domains;
-                 for (const auto& e : *arr) {
-                   if (auto s = check.string(e, w)) domains.push_back(lowerAscii(*s));
-                 }
-                 c.domains = std::move(domains);
+                 if (auto domains = domainList(n, w, check)) c.domains = std::move(*domains);
                }}});
 }
 
@@ -607,19 +627,7 @@ void parseProxy(const toml::table& t, Config& c, Checker& check) {
   check.walk(t, "[proxy]",
              {{"outbound_proxy",
                [&](const toml::node& n, const std::string& w) {
-                 auto v = check.string(n, w, true);
-                 if (!v) return;
-                 if (!v->empty()) {
-                   // "host:port" is short for "sip:host:port".
-                   bool has_scheme = v->rfind("sip:", 0) == 0 || v->rfind("sips:", 0) == 0;
-                   auto uri = sip::parseUri(has_scheme ? *v : "sip:" + *v);
-                   if (!uri.isOk() || !uri->isSipOrSips() || !uri->user.empty()) {
-                     check.error(n, w,
-                                 "expected host[:port] or a sip:/sips: URI, got " + describe(n));
-                     return;
-                   }
-                 }
-                 p.outbound_proxy = *v;
+                 if (auto v = nextHop(n, w, check, true)) p.outbound_proxy = *v;
                }},
               {"timer_c",
                [&](const toml::node& n, const std::string& w) {
@@ -905,6 +913,55 @@ void parsePush(const toml::table& t, Config& c, Checker& check) {
 }
 
 // A top-level key that must be a table.
+void parseEdge(const toml::table& t, Config& c, Checker& check, std::string_view source) {
+  auto& e = c.edge;
+  e.enabled = true;
+  std::uint32_t line = t.source().begin.line;
+  e.mode_where = std::string(source) + (line > 0 ? ":" + std::to_string(line) : "") + ": [edge]";
+  std::uint32_t expires_line = 0;
+  bool upstream_given = false;
+  bool domains_given = false;
+  check.walk(t, "[edge]",
+             {{"upstream",
+               [&](const toml::node& n, const std::string& w) {
+                 upstream_given = true;
+                 if (auto v = nextHop(n, w, check, false)) e.upstream = *v;
+               }},
+              {"domains",
+               [&](const toml::node& n, const std::string& w) {
+                 domains_given = true;
+                 auto domains = domainList(n, w, check);
+                 if (domains && domains->empty()) check.error(n, w, "must not be empty");
+                 if (domains) e.domains = std::move(*domains);
+               }},
+              {"mode",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.choice(n, w, {"own", "relay"})) {
+                   e.mode = *v;
+                   std::uint32_t at = n.source().begin.line;
+                   e.mode_where = std::string(source) + (at > 0 ? ":" + std::to_string(at) : "") +
+                                  ": [edge] mode";
+                 }
+               }},
+              {"upstream_expires",
+               [&](const toml::node& n, const std::string& w) {
+                 expires_line = n.source().begin.line;
+                 if (auto v = check.integer(n, w, 60, 86400))
+                   e.upstream_expires = static_cast<std::uint32_t>(*v);
+               }},
+              {"refresh_before", [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.integer(n, w, 10, 86400))
+                   e.refresh_before = static_cast<std::uint32_t>(*v);
+               }}});
+  if (!upstream_given) check.error(line, "[edge] upstream", "is required in [edge]");
+  if (!domains_given) check.error(line, "[edge] domains", "is required in [edge]");
+  if (e.refresh_before >= e.upstream_expires) {
+    check.error(expires_line != 0 ? expires_line : line, "[edge] refresh_before",
+                "must be less than upstream_expires (" + std::to_string(e.upstream_expires) +
+                    " s)");
+  }
+}
+
 const toml::table* sectionTable(const toml::node& n, std::string_view name, Checker& check) {
   const auto* t = n.as_table();
   if (t == nullptr) {
@@ -1031,12 +1088,14 @@ Result<Config> parseConfig(std::string_view toml_text, std::string_view source_n
       if (const auto* t = sectionTable(node, k, check)) parseProxy(*t, c, check);
     } else if (k == "push") {
       if (const auto* t = sectionTable(node, k, check)) parsePush(*t, c, check);
+    } else if (k == "edge") {
+      if (const auto* t = sectionTable(node, k, check)) parseEdge(*t, c, check, source_name);
     } else {
       std::uint32_t line = key.source().begin.line;
       if (line == 0) line = node.source().begin.line;
       check.error(line, std::string(k),
                   "unknown key (sections are [server], [[listen]], [tls], [limits], [timers], "
-                  "[store], [registrar], [auth], [proxy], [push])");
+                  "[store], [registrar], [auth], [proxy], [push], [edge])");
     }
   }
   if (!check.ok()) return check.firstError();

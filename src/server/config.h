@@ -180,6 +180,21 @@ struct PushSettings {
   std::vector<PushApp> apps;  // [[push.app]]
 };
 
+// [edge]: sipwake as the push front end of another registrar (docs/edge-mode.md). Present only
+// when the file has an [edge] table.
+struct EdgeSettings {
+  bool enabled = false;
+  // The PBX: "host[:port][;transport=tcp]" or a sip:/sips: URI (as [proxy] outbound_proxy).
+  std::string upstream;
+  std::vector<std::string> domains;  // which of [server] domains are fronted for the PBX
+  // "own": sipwake authenticates the phones and the PBX trusts sipwake. "relay" (the phone's
+  // digest answer relayed to the PBX) is parsed but not implemented: start-up refuses it.
+  std::string mode = "relay";
+  std::string mode_where;  // "file:line: [edge] mode" for the start-up refusal
+  std::uint32_t upstream_expires = 3600;  // the Expires of sipwake's REGISTERs at the PBX
+  std::uint32_t refresh_before = 1800;    // renewed this long before the upstream binding lapses
+};
+
 struct Config {
   // [server]
   unsigned workers = 0;  // 0 = one event loop per hardware core (resolved by effectiveWorkers())
@@ -205,6 +220,7 @@ struct Config {
   AuthSettings auth;
   ProxySettings proxy;
   PushSettings push;
+  EdgeSettings edge;
 
   unsigned effectiveWorkers() const;
   bool hasTlsListener() const;

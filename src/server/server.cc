@@ -27,6 +27,7 @@
 #include "registrar/registrar.h"
 #include "registrar/services.h"
 #include "routing/dns_resolver.h"
+#include "routing/edge.h"
 #include "routing/proxy.h"
 #include "routing/target_resolver.h"
 #include "routing/wake.h"
@@ -114,6 +115,15 @@ struct PushShared {
   transport::EventLoop* sender_loop = nullptr;  // where the real sender lives (if any)
   routing::WakeHub hub;
   std::unique_ptr<routing::WakeLimits> limits;  // push flood protection, shared by every loop
+  std::unique_ptr<routing::EdgeUpstream> edge;  // [edge]: lives on loop 0; nullptr: off
+  // What every loop's registrar tells about new bindings: the hub, then edge mode.
+  struct Observers final : registrar::RegistrationObserver {
+    std::vector<registrar::RegistrationObserver*> list;
+    void onRegistered(std::string_view aor, const location::Binding& binding,
+                      const transport::ReceivedMessage& request) override {
+      for (auto* o : list) o->onRegistered(aor, binding, request);
+    }
+  } observers;
 };
 
 // The objects that live on one loop. Destroyed only after the loops have stopped.
@@ -393,6 +403,45 @@ Status Server::start() {
     }
     pc.outbound_proxy = *uri;
   }
+  // [edge]: checked here, after --domain overrides, and before anything starts.
+  std::optional<routing::EdgeConfig> edge_config;
+  std::vector<std::string> trusted_peers = config_.auth.trusted_peers;
+  if (config_.edge.enabled) {
+    const EdgeSettings& e = config_.edge;
+    if (e.mode != "own") {
+      stop();
+      return invalidArgument(e.mode_where + ": \"" + e.mode +
+                             "\" is not implemented yet; only \"own\" is (docs/edge-mode.md)");
+    }
+    for (const std::string& d : e.domains) {
+      if (std::find(config_.domains.begin(), config_.domains.end(), d) == config_.domains.end()) {
+        stop();
+        return invalidArgument("[edge] domains: \"" + d +
+                               "\" is not one of [server] domains (nor a --domain)");
+      }
+    }
+    auto uri = routing::outboundProxyUri(e.upstream);
+    if (!uri) {
+      stop();
+      return invalidArgument("[edge] upstream: " + uri.status().message());
+    }
+    routing::EdgeConfig ec;
+    ec.upstream_uri = *uri;
+    ec.domains = e.domains;
+    ec.upstream_expires = seconds(e.upstream_expires);
+    ec.refresh_before = seconds(e.refresh_before);
+    ec.advertised_host = config_.proxy.advertised_host;
+    // The PBX's requests to the phones are not challenged and may push: an IP upstream is a
+    // trusted peer of the proxy (not of the registrar: phones behind it still authenticate).
+    auto parsed = sip::parseUri(ec.upstream_uri);
+    if (parsed && isIpLiteral(parsed->hostWithoutBrackets())) {
+      trusted_peers.emplace_back(parsed->hostWithoutBrackets());
+    } else {
+      SW_LOG_WARN("edge: upstream {} is a host name: list its addresses in [auth] trusted_peers",
+                  e.upstream);
+    }
+    edge_config = std::move(ec);
+  }
   static_assert(kMaxRouteKeyOverlapEpochs <= routing::RouteKeyConfig::kMaxOverlapEpochs);
   pc.route_keys.rotation = seconds(config_.proxy.route_key_rotation_s);
   pc.route_keys.overlap = seconds(config_.proxy.route_key_overlap_s);
@@ -412,7 +461,7 @@ Status Server::start() {
     }
     pc.route_keys.secret = std::move(*secret);
   }
-  auto proxy_trusted = auth::TrustedPeers::parse(config_.auth.trusted_peers);
+  auto proxy_trusted = auth::TrustedPeers::parse(trusted_peers);
   if (!proxy_trusted) {
     stop();
     return proxy_trusted.status();
@@ -458,6 +507,7 @@ Status Server::start() {
 
   loops_ = std::make_unique<transport::LoopPool>(config_.effectiveWorkers());
   push_ = push;
+  push->observers.list.push_back(&push->hub);
   if (!config_.push.apps.empty()) {
     auto sender = push::Http2PushSender::create(pushAppConfigs(config_.push), loops_->at(0));
     if (!sender) {
@@ -510,7 +560,7 @@ Status Server::start() {
     pl->registrar = std::make_unique<registrar::Registrar>(
         rc, *services_, *pl->transactions,
         [loop](std::function<void()> fn) { loop->post(std::move(fn)); });
-    pl->registrar->setObserver(&push->hub);
+    pl->registrar->setObserver(&push->observers);
     pl->registrar->setPushCapture(capture, push->store.get());
     pl->core->setRegistrar(pl->registrar.get());
     pl->targets = std::make_unique<routing::LocationTargetResolver>(
@@ -538,6 +588,18 @@ Status Server::start() {
     pl->resolver = std::move(*resolver);
     pd.resolver = pl->resolver.get();
     pd.is_local_host = [this](std::string_view host) { return identity_->isLocalHost(host); };
+    if (edge_config && i == 0) {
+      routing::EdgeUpstream::Deps ed;
+      ed.layer = pl->transactions.get();
+      ed.transport = transport_.get();
+      ed.resolver = pl->resolver.get();
+      ed.post = [loop](std::function<void()> fn) { loop->post(std::move(fn)); };
+      ed.push_store = push->store.get();
+      ed.locations = locations_.get();
+      push->edge = std::make_unique<routing::EdgeUpstream>(*edge_config, std::move(ed));
+      push->observers.list.push_back(push->edge.get());
+    }
+    pd.edge = push->edge.get();
     pl->proxy = std::make_unique<routing::Proxy>(std::move(pd), pc);
     pl->wake->setProxy(pl->proxy.get());
     pl->core->setProxy(pl->proxy.get());
@@ -549,6 +611,10 @@ Status Server::start() {
   if (Status s = transport_->start(); !s) {
     stop();
     return s;
+  }
+  if (push->edge) {
+    routing::EdgeUpstream* edge = push->edge.get();
+    loops_->at(0).post([edge] { edge->start(); });
   }
   maintenance_->start();
   SW_LOG_INFO("sipwake {}: {} worker loop(s)", versionString(), loops_->size());

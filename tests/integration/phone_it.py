@@ -192,13 +192,17 @@ class Caller:
         self.c.send(self.request("ACK", self.ruri, self.cseq, (), to_tag.group(1) if to_tag
                                  else None, branch=self.invite_branch))
 
-    def ack_and_bye(self, ok):
+    def ack_and_bye(self, ok, after_ack=None):
+        """ACK for the 2xx `ok`, then BYE; `after_ack` (optional) runs between them, e.g. to
+        wait until the ACK reached the callee through a PBX whose processes may reorder them."""
         to_tag = re.search(r";tag=([^;>\s]+)", ok.header("to")).group(1)
         target = re.search(r"<([^>]+)>", ok.header("contact")).group(1)
         # The UAC's route set is the Record-Route list reversed (RFC 3261 §12.1.2).
         rr = [x.strip() for v in ok.headers.get("record-route", []) for x in v.split(",")]
         route = ["Route: " + ", ".join(reversed(rr))] if rr else []
         self.c.send(self.request("ACK", target, self.cseq, route, to_tag))
+        if after_ack is not None:
+            after_ack()
         self.cseq += 1
         bye = self.request("BYE", target, self.cseq, route, to_tag)
         r = self.c.exchange(bye, timeout=10)

@@ -89,7 +89,7 @@ TEST(ConfigDocTest, DocumentedKeysAreExactlyTheParsedOnes) {
   }
   ASSERT_GT(candidates.size(), 50u);
 
-  const std::vector<std::string> sections{"server", "listen", "tls",       "limits",
+  const std::vector<std::string> sections{"server", "listen", "tls", "limits", "edge",
                                           "timers", "store",  "registrar", "auth",
                                           "proxy",  "push",   "push.app"};
   for (const std::string& section : sections) {

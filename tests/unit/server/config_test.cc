@@ -540,5 +540,42 @@ TEST(AddressTest, Literals) {
   EXPECT_FALSE(isLoopbackAddress("10.0.0.1"));
 }
 
+TEST(ConfigTest, EdgeOffByDefault) { EXPECT_FALSE(parseOk("").edge.enabled); }
+
+TEST(ConfigTest, EdgeOwnMode) {
+  Config c = parseOk(
+      "[server]\ndomains = [\"pbx.example.com\"]\n[edge]\n"
+      "upstream = \"10.0.0.5:5080;transport=tcp\"\ndomains = [\"PBX.example.com\"]\n"
+      "mode = \"own\"\nupstream_expires = 600\nrefresh_before = 100\n");
+  EXPECT_TRUE(c.edge.enabled);
+  EXPECT_EQ(c.edge.upstream, "10.0.0.5:5080;transport=tcp");
+  EXPECT_EQ(c.edge.domains, std::vector<std::string>{"pbx.example.com"});
+  EXPECT_EQ(c.edge.mode, "own");
+  EXPECT_EQ(c.edge.upstream_expires, 600u);
+  EXPECT_EQ(c.edge.refresh_before, 100u);
+}
+
+TEST(ConfigTest, EdgeRelayIsParsedWithItsLineForTheStartUpRefusal) {
+  Config c = parseOk("[edge]\nupstream = \"sip:10.0.0.5\"\ndomains = [\"localhost\"]\n"
+                     "mode = \"relay\"\n");
+  EXPECT_EQ(c.edge.mode, "relay");
+  EXPECT_EQ(c.edge.mode_where, "test.toml:4: [edge] mode");
+}
+
+TEST(ConfigTest, EdgeErrorsNameTheKey) {
+  EXPECT_NE(parseError("[edge]\ndomains = [\"localhost\"]\n").find("[edge] upstream: is required"),
+            std::string::npos);
+  EXPECT_NE(parseError("[edge]\nupstream = \"sip:alice@10.0.0.5\"\ndomains = [\"a\"]\n")
+                .find("test.toml:2: [edge] upstream: expected host[:port]"),
+            std::string::npos);
+  EXPECT_NE(parseError("[edge]\nupstream = \"10.0.0.5\"\ndomains = [\"a\"]\n"
+                       "upstream_expires = 600\nrefresh_before = 600\n")
+                .find("[edge] refresh_before: must be less than upstream_expires"),
+            std::string::npos);
+  EXPECT_NE(parseError("[edge]\nupstream = \"10.0.0.5\"\ndomains = [\"a\"]\nmode = \"x\"\n")
+                .find("test.toml:4: [edge] mode: expected one of"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace sipwake::server

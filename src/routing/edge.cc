@@ -1,0 +1,351 @@
+#include "routing/edge.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "common/log.h"
+#include "location/binding.h"
+#include "push/push_params.h"
+#include "registrar/services.h"
+#include "sip/uri.h"
+
+namespace sipwake::routing {
+namespace {
+
+constexpr std::string_view kUserPrefix = "edge-";
+
+bool isUnspecifiedAddress(const transport::Address& a) {
+  for (std::size_t i = 0; i < (a.v6 ? 16u : 4u); ++i) {
+    if (a.bytes[i] != 0) return false;
+  }
+  return true;
+}
+
+// "sip:alice@example.com" -> "example.com".
+std::string_view domainOf(std::string_view aor) {
+  auto at = aor.rfind('@');
+  return at == std::string_view::npos ? std::string_view() : aor.substr(at + 1);
+}
+
+}  // namespace
+
+std::string edgeContactUser(std::string_view device_key) {
+  std::string user(kUserPrefix);
+  const bool plain =
+      !device_key.empty() && std::all_of(device_key.begin(), device_key.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == ':';
+      });
+  if (plain) {
+    for (char c : device_key) user.push_back(c == ':' ? '-' : c);
+    return user;
+  }
+  std::uint64_t h = 14695981039346656037ull;  // FNV-1a 64
+  for (unsigned char c : device_key) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  user.push_back('h');
+  for (int shift = 60; shift >= 0; shift -= 4) user.push_back(kHex[(h >> shift) & 0xf]);
+  return user;
+}
+
+bool EdgeSchedule::due(TimePoint now, std::optional<TimePoint> registered_at,
+                       std::optional<TimePoint> failed_at) const {
+  if (failed_at) return now >= *failed_at + retry_after_failure;
+  if (!registered_at) return true;
+  return now >= *registered_at + (upstream_expires - refresh_before);
+}
+
+EdgeUpstream::EdgeUpstream(EdgeConfig config, Deps deps)
+    : config_(std::move(config)),
+      deps_(std::move(deps)),
+      schedule_{config_.upstream_expires, config_.refresh_before, config_.retry_after_failure},
+      alive_(std::make_shared<bool>(true)),
+      registers_(Stats::global().counter("edge.upstream_registers")),
+      unregisters_(Stats::global().counter("edge.upstream_unregisters")),
+      registered_(Stats::global().counter("edge.upstream_registered")),
+      challenged_(Stats::global().counter("edge.upstream_challenged")),
+      failed_(Stats::global().counter("edge.upstream_failed")) {
+  SIPWAKE_CHECK(deps_.layer != nullptr && deps_.transport != nullptr && deps_.post &&
+                deps_.push_store != nullptr && deps_.locations != nullptr);
+  SIPWAKE_CHECK(sip::parseUri(config_.upstream_uri).isOk());
+  route_ = config_.upstream_uri;
+  if (route_.find(";lr") == std::string::npos) route_ += ";lr";
+}
+
+EdgeUpstream::~EdgeUpstream() {
+  *alive_ = false;
+  // The home loop has stopped: its timers and transactions are never run again.
+}
+
+location::SysSeconds EdgeUpstream::wallNow() const {
+  return deps_.wall_clock ? deps_.wall_clock() : registrar::systemWallClock();
+}
+
+void EdgeUpstream::start() {
+  std::size_t restored = 0;
+  for (const location::PushRecord& r : deps_.push_store->liveRecords(wallNow())) {
+    if (!isEdgeDomain(domainOf(r.aor))) continue;
+    touch(r.aor, r.device_key, true);
+    ++restored;
+  }
+  SW_LOG_INFO("edge: upstream {}; {} device(s) registered there from the push bindings",
+              config_.upstream_uri, restored);
+  std::weak_ptr<bool> alive = alive_;
+  tick_ = deps_.layer->timers().schedule(config_.reconcile_interval, [this, alive] {
+    if (alive.expired()) return;
+    reconcile();
+  });
+}
+
+std::optional<std::string> EdgeUpstream::aorForContactUser(std::string_view user) const {
+  if (!user.starts_with(kUserPrefix)) return std::nullopt;
+  std::lock_guard lock(mu_);
+  auto u = by_user_.find(std::string(user));
+  if (u == by_user_.end()) return std::nullopt;
+  auto d = devices_.find(u->second);
+  if (d == devices_.end()) return std::nullopt;
+  return d->second.aor;
+}
+
+bool EdgeUpstream::isEdgeDomain(std::string_view host) const {
+  return std::find(config_.domains.begin(), config_.domains.end(), host) != config_.domains.end();
+}
+
+std::size_t EdgeUpstream::deviceCount() const {
+  std::lock_guard lock(mu_);
+  return devices_.size();
+}
+
+void EdgeUpstream::onRegistered(std::string_view aor, const location::Binding& binding,
+                                const transport::ReceivedMessage& /*request*/) {
+  if (!isEdgeDomain(domainOf(aor))) return;
+  std::string key;
+  bool push = false;
+  if (!binding.push.empty()) {
+    if (auto b = push::deserialize(binding.push)) {
+      key = b->deviceKey();
+      push = true;
+    }
+  }
+  if (key.empty()) key = location::bindingKey(binding);
+  std::weak_ptr<bool> alive = alive_;
+  deps_.post([this, alive, aor = std::string(aor), key = std::move(key), push] {
+    if (alive.expired()) return;
+    touch(aor, key, push);
+  });
+}
+
+EdgeUpstream::Device& EdgeUpstream::create(const std::string& aor, const std::string& key,
+                                           bool push) {
+  Device d;
+  d.key = key;
+  d.user = edgeContactUser(key);
+  d.aor = aor;
+  d.push = push;
+  d.call_id = deps_.layer->newTag() + deps_.layer->newTag() + "@edge.sipwake";
+  d.from_tag = deps_.layer->newTag();
+  by_user_[d.user] = key;
+  return devices_.insert_or_assign(key, std::move(d)).first->second;
+}
+
+void EdgeUpstream::forget(const std::string& key) {
+  auto it = devices_.find(key);
+  if (it == devices_.end()) return;
+  by_user_.erase(it->second.user);
+  devices_.erase(it);
+}
+
+void EdgeUpstream::touch(const std::string& aor, const std::string& key, bool push) {
+  std::optional<Device> moved_from;
+  std::optional<Device> to_send;
+  {
+    std::lock_guard lock(mu_);
+    auto it = devices_.find(key);
+    if (it != devices_.end() && it->second.aor != aor) {
+      // The device now belongs to another AOR: its old upstream binding must not ring it.
+      moved_from = it->second;
+      forget(key);
+      it = devices_.end();
+    }
+    Device& d = it != devices_.end() ? it->second : create(aor, key, push);
+    d.push = d.push || push;
+    if (!d.in_flight && schedule_.due(deps_.layer->timers().now(), d.registered_at, d.failed_at)) {
+      d.in_flight = true;
+      d.cseq += 1;
+      to_send = d;
+    }
+  }
+  if (moved_from && moved_from->registered_at) {
+    moved_from->cseq += 1;
+    send(*moved_from, std::chrono::seconds(0));
+  }
+  if (to_send) send(*to_send, config_.upstream_expires);
+}
+
+bool EdgeUpstream::alive(const Device& d, location::SysSeconds wall) const {
+  if (d.push) {
+    auto r = deps_.push_store->lookupByDevice(d.key);
+    return r && r->aor == d.aor && r->expires_at > wall;
+  }
+  for (const location::Binding& b : deps_.locations->lookup(d.aor, wall)) {
+    if (location::bindingKey(b) == d.key) return true;
+  }
+  return false;
+}
+
+void EdgeUpstream::reconcile() {
+  const location::SysSeconds wall = wallNow();
+  const TimePoint now = deps_.layer->timers().now();
+  std::vector<std::pair<Device, std::chrono::seconds>> out;
+  {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> gone;
+    for (auto& [key, d] : devices_) {
+      if (!alive(d, wall)) {
+        gone.push_back(key);
+        if (d.registered_at || d.in_flight) {
+          Device copy = d;
+          copy.cseq += 1;
+          out.emplace_back(std::move(copy), std::chrono::seconds(0));
+        }
+        continue;
+      }
+      if (!d.in_flight && schedule_.due(now, d.registered_at, d.failed_at)) {
+        d.in_flight = true;
+        d.cseq += 1;
+        out.emplace_back(d, config_.upstream_expires);
+      }
+    }
+    for (const std::string& key : gone) forget(key);
+  }
+  for (auto& [d, expires] : out) send(d, expires);
+  std::weak_ptr<bool> alive = alive_;
+  tick_ = deps_.layer->timers().schedule(config_.reconcile_interval, [this, alive] {
+    if (alive.expired()) return;
+    reconcile();
+  });
+}
+
+void EdgeUpstream::send(const Device& d, std::chrono::seconds expires) {
+  const std::uint64_t seq = ++next_seq_;
+  sent_[seq] = Sent{d.key, expires.count() == 0};
+  auto uri = sip::parseUri(config_.upstream_uri);
+  SIPWAKE_CHECK(uri.isOk());  // checked by the constructor
+  auto literal = literalTarget(*uri);
+  if (literal) {
+    sendTo(seq, d, expires, *literal);
+    return;
+  }
+  if (literal.status().code() != StatusCode::kNotFound || deps_.resolver == nullptr) {
+    SW_LOG_WARN("edge: upstream {} is not routable: {}", config_.upstream_uri,
+                literal.status().message());
+    finished(seq, 503);
+    return;
+  }
+  std::weak_ptr<bool> alive = alive_;
+  deps_.resolver->resolve(*uri, [this, alive, seq, d, expires](Result<transport::SendTarget> r) {
+    if (alive.expired()) return;
+    if (!r) {
+      SW_LOG_WARN("edge: upstream {} not resolved: {}", config_.upstream_uri, r.status().message());
+      finished(seq, 503);
+      return;
+    }
+    sendTo(seq, d, expires, *r);
+  });
+}
+
+void EdgeUpstream::sendTo(std::uint64_t seq, const Device& d, std::chrono::seconds expires,
+                          const transport::SendTarget& hop) {
+  auto local = deps_.transport->localAddressFor(hop.protocol, hop.remote.v6);
+  std::string host;
+  std::uint16_t port = 0;
+  if (local) {
+    host = isUnspecifiedAddress(*local) && !config_.advertised_host.empty()
+               ? config_.advertised_host
+               : local->hostForUri();
+    port = local->port;
+  }
+  if (!local) {
+    SW_LOG_WARN("edge: no {} listener to register {} upstream from",
+                transport::protocolName(hop.protocol), d.aor);
+    finished(seq, 503);
+    return;
+  }
+  std::string contact = "<sip:" + d.user + "@" + host + ":" + std::to_string(port);
+  if (hop.protocol == transport::Protocol::kTcp) contact += ";transport=tcp";
+  if (hop.protocol == transport::Protocol::kTls) contact += ";transport=tls";
+  contact += ">";
+  const std::string aor_uri = "<" + d.aor + ">";
+  sip::Message m = sip::Message::makeRequest(sip::Method::kRegister, "REGISTER",
+                                             "sip:" + std::string(domainOf(d.aor)));
+  m.appendHeader("Max-Forwards", "70");
+  m.appendHeader("From", aor_uri + ";tag=" + d.from_tag);
+  m.appendHeader("To", aor_uri);
+  m.appendHeader("Call-ID", d.call_id);
+  m.appendHeader("CSeq", std::to_string(d.cseq) + " REGISTER");
+  m.appendHeader("Contact", contact);
+  m.appendHeader("Expires", std::to_string(expires.count()));
+  m.appendHeader("User-Agent", "sipwake-edge");
+  m.appendHeader("Content-Length", "0");
+  transaction::RequestOptions options;
+  options.user = this;
+  options.user_data = seq;
+  (expires.count() == 0 ? unregisters_ : registers_).inc();
+  SW_LOG_INFO("edge: REGISTER {} upstream, contact {}, expires {} (CSeq {})", d.aor, contact,
+              expires.count(), d.cseq);
+  auto sent = deps_.layer->sendRequest(std::move(m), hop, options);
+  if (!sent) {
+    SW_LOG_WARN("edge: REGISTER {} upstream not sent: {}", d.aor, sent.status().message());
+    finished(seq, 503);
+  }
+}
+
+void EdgeUpstream::finished(std::uint64_t seq, int status) {
+  auto s = sent_.find(seq);
+  if (s == sent_.end()) return;
+  Sent sent = std::move(s->second);
+  sent_.erase(s);
+  const TimePoint now = deps_.layer->timers().now();
+  if (status >= 200 && status < 300) {
+    if (!sent.unregister) registered_.inc();
+  } else if (status == 401 || status == 407) {
+    challenged_.inc();
+    SW_LOG_WARN(
+        "edge: upstream {} challenged sipwake's REGISTER ({}): in mode \"own\" the PBX must accept "
+        "sipwake's address without authentication (docs/edge-mode.md)",
+        config_.upstream_uri, status);
+  } else {
+    failed_.inc();
+    SW_LOG_WARN("edge: upstream REGISTER at {} failed: {}", config_.upstream_uri, status);
+  }
+  if (sent.unregister) return;
+  std::lock_guard lock(mu_);
+  auto it = devices_.find(sent.key);
+  if (it == devices_.end()) return;
+  Device& d = it->second;
+  d.in_flight = false;
+  if (status >= 200 && status < 300) {
+    d.registered_at = now;
+    d.failed_at.reset();
+  } else {
+    d.failed_at = now;
+  }
+}
+
+void EdgeUpstream::onResponse(transaction::ClientTransaction& tx,
+                              transport::ReceivedMessage&& response) {
+  const int status = response.message.statusCode();
+  if (status < 200) return;
+  finished(tx.userData(), status);
+}
+
+void EdgeUpstream::onTimeout(transaction::ClientTransaction& tx) { finished(tx.userData(), 408); }
+
+void EdgeUpstream::onTransportError(transaction::ClientTransaction& tx, const Status& error) {
+  SW_LOG_DEBUG("edge: upstream REGISTER: transport error: {}", error.message());
+  finished(tx.userData(), 503);
+}
+
+}  // namespace sipwake::routing

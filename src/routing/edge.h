@@ -1,0 +1,186 @@
+// Edge mode, "own" credential model (docs/edge-mode.md): sipwake is the push front end of another
+// registrar (the upstream PBX) for the users of some of its domains. Phones register at sipwake
+// and are authenticated by sipwake; sipwake registers each DEVICE once at the upstream, for the
+// same AOR, with one contact of its own:
+//
+//   Contact: <sip:edge-<device user>@<sipwake listener host:port>;transport=...>
+//
+// where the device is the push binding (push::PushBinding::deviceKey()) or, for a device that
+// registered without push params, its SIP binding (location::bindingKey()). The upstream sees a
+// stable expiry (`upstream_expires`) renewed by sipwake `refresh_before` it lapses, never because
+// the phone re-registered: a phone's refreshes and REGISTER retries cause no upstream REGISTER.
+// The phone's background un-REGISTER that keeps its push binding keeps the upstream binding; the
+// device's removal (push binding gone: opt-out REGISTER without push params, dead token, TTL;
+// SIP binding gone for a device without push) un-REGISTERs it upstream (Expires: 0) at the next
+// reconcile tick.
+//
+// Requests the upstream sends to that contact are mapped back to the device's AOR by the proxy
+// (EdgeRouting::aorForContactUser) and take the whole wake path of a call to that AOR. Requests of
+// our users for users of the edge domains that are not registered here go to the upstream
+// (EdgeRouting::upstreamRoute).
+//
+// State: in memory, per device (its upstream Call-ID, From-tag, CSeq, last success). At start-up
+// it is rebuilt from the push binding store (every live push binding of an edge domain is
+// registered upstream again: a restart needs no phone to act). Devices without push params are
+// registered again upstream at their next REGISTER.
+//
+// Thread: EdgeUpstream lives on one "home" loop: its TransactionLayer, Resolver and timers are
+// that loop's. onRegistered() (any registrar loop) posts to it; aorForContactUser() and
+// isEdgeDomain() may be called from any loop (a mutex guards the table).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/stats.h"
+#include "location/location_store.h"
+#include "location/push_binding_store.h"
+#include "registrar/registrar.h"
+#include "routing/next_hop.h"
+#include "transaction/transaction_layer.h"
+
+namespace sipwake::routing {
+
+// What the proxy asks edge mode. Thread-safe.
+class EdgeRouting {
+ public:
+  virtual ~EdgeRouting() = default;
+  // The AOR ("sip:user@domain") of the device whose upstream contact has the user part `user`
+  // ("edge-..."); nullopt for any other user part.
+  virtual std::optional<std::string> aorForContactUser(std::string_view user) const = 0;
+  // True if `host` (lower-case, no port) is a domain fronted for the upstream.
+  virtual bool isEdgeDomain(std::string_view host) const = 0;
+  // The upstream as a loose Route URI ("sip:pbx:5080;transport=tcp;lr").
+  virtual const std::string& upstreamRoute() const = 0;
+};
+
+struct EdgeConfig {
+  std::string upstream_uri;          // outboundProxyUri() form, e.g. "sip:127.0.0.1:5080"
+  std::vector<std::string> domains;  // lower case
+  std::chrono::seconds upstream_expires{3600};
+  std::chrono::seconds refresh_before{1800};
+  // After a failed upstream REGISTER (error response, timeout, transport error, challenge).
+  std::chrono::seconds retry_after_failure{30};
+  // How often devices are checked for renewal and removal.
+  std::chrono::seconds reconcile_interval{5};
+  std::string advertised_host;  // contact host when the listener is bound to 0.0.0.0 / ::
+};
+
+// The contact user part for a device key: "edge-" + the key when it is made of [a-z0-9:] (':'
+// becomes '-', e.g. "edge-apns-3f..."), else "edge-h" + 16 hex digits of its FNV-1a hash.
+std::string edgeContactUser(std::string_view device_key);
+
+// When a device's upstream registration must be sent again. Pure: the throttle rule.
+struct EdgeSchedule {
+  std::chrono::seconds upstream_expires;
+  std::chrono::seconds refresh_before;
+  std::chrono::seconds retry_after_failure;
+  // `registered_at`: the last 2xx (nullopt: never); `failed_at`: the last failure after it.
+  bool due(TimePoint now, std::optional<TimePoint> registered_at,
+           std::optional<TimePoint> failed_at) const;
+};
+
+class EdgeUpstream final : public EdgeRouting,
+                           public registrar::RegistrationObserver,
+                           public transaction::ClientTransactionUser {
+ public:
+  using WallClock = std::function<location::SysSeconds()>;
+  struct Deps {
+    transaction::TransactionLayer* layer = nullptr;  // the home loop's; required
+    transport::Transport* transport = nullptr;       // required (local addresses)
+    Resolver* resolver = nullptr;                    // the home loop's; nullptr: IP literals only
+    location::Executor post;                         // runs a closure on the home loop; required
+    const location::PushBindingStore* push_store = nullptr;  // required
+    const location::LocationStore* locations = nullptr;      // required
+    WallClock wall_clock;                                    // empty: system clock
+  };
+
+  // REQUIRES: config.upstream_uri parses. Constructed anywhere; start() and everything after
+  // run on the home loop. Must be destroyed after the home loop stopped.
+  EdgeUpstream(EdgeConfig config, Deps deps);
+  ~EdgeUpstream() override;
+  EdgeUpstream(const EdgeUpstream&) = delete;
+  EdgeUpstream& operator=(const EdgeUpstream&) = delete;
+
+  // On the home loop: registers every live push binding of an edge domain upstream and starts
+  // the reconcile timer.
+  void start();
+
+  // EdgeRouting (any thread).
+  std::optional<std::string> aorForContactUser(std::string_view user) const override;
+  bool isEdgeDomain(std::string_view host) const override;
+  const std::string& upstreamRoute() const override { return route_; }
+
+  // RegistrationObserver (any registrar loop): a binding of `aor` was added or refreshed.
+  void onRegistered(std::string_view aor, const location::Binding& binding,
+                    const transport::ReceivedMessage& request) override;
+
+  // ClientTransactionUser (home loop).
+  void onResponse(transaction::ClientTransaction& tx,
+                  transport::ReceivedMessage&& response) override;
+  void onTimeout(transaction::ClientTransaction& tx) override;
+  void onTransportError(transaction::ClientTransaction& tx, const Status& error) override;
+
+  std::size_t deviceCount() const;
+
+ private:
+  struct Device {
+    std::string key;   // push device key or SIP binding key
+    std::string user;  // edgeContactUser(key)
+    std::string aor;
+    bool push = false;
+    std::string call_id;
+    std::string from_tag;
+    std::uint32_t cseq = 0;
+    std::optional<TimePoint> registered_at;
+    std::optional<TimePoint> failed_at;
+    bool in_flight = false;
+  };
+  // One upstream REGISTER on its way: what it was for.
+  struct Sent {
+    std::string key;  // device key; empty for an un-REGISTER of a device already forgotten
+    bool unregister = false;
+  };
+
+  void touch(const std::string& aor, const std::string& key, bool push);
+  void reconcile();
+  bool alive(const Device& d, location::SysSeconds wall) const;
+  // Sends REGISTER for `d` with `expires` (0: un-REGISTER). `d` is copied: the device may be
+  // forgotten before the upstream address is resolved.
+  void send(const Device& d, std::chrono::seconds expires);
+  void sendTo(std::uint64_t seq, const Device& d, std::chrono::seconds expires,
+              const transport::SendTarget& hop);
+  void finished(std::uint64_t seq, int status);
+  Device& create(const std::string& aor, const std::string& key, bool push);
+  void forget(const std::string& key);  // REQUIRES: mu_ held
+  location::SysSeconds wallNow() const;
+
+  EdgeConfig config_;
+  Deps deps_;
+  EdgeSchedule schedule_;
+  std::string route_;
+  mutable std::mutex mu_;                                 // guards devices_ and by_user_
+  std::unordered_map<std::string, Device> devices_;       // by device key
+  std::unordered_map<std::string, std::string> by_user_;  // contact user -> device key
+  std::map<std::uint64_t, Sent> sent_;                    // home loop only
+  std::uint64_t next_seq_ = 0;
+  TimerService::TimerId tick_ = 0;
+  std::shared_ptr<bool> alive_;
+  Counter& registers_;
+  Counter& unregisters_;
+  Counter& registered_;
+  Counter& challenged_;
+  Counter& failed_;
+};
+
+}  // namespace sipwake::routing

@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Edge mode, "own" credential model, against a real Kamailio as the PBX (pbx_kamailio.KamailioPbx,
+trusting 127.0.0.1): sipwake authenticates the phones of domain 127.0.0.1, registers each device
+once at Kamailio with a contact of its own, and wakes the phone when a Kamailio user calls it.
+
+    edge_it.py --sipwake build/sipwake --fakepns build/sipwake-fakepns \
+        --phone tools/sipwake-phone/sipwake-phone --work-dir /tmp/it edge_own_wake
+
+Exit status: 0 pass, 1 fail, 77 skipped (CTest SKIP_RETURN_CODE).
+"""
+
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sipwake_it as it  # noqa: E402
+import phone_it as ph  # noqa: E402
+import wake_it as wk  # noqa: E402
+from calls_it import RawUa  # noqa: E402
+from pbx_kamailio import KamailioPbx  # noqa: E402
+from phone_it import BUNDLE  # noqa: E402
+from sipwake_it import check  # noqa: E402
+
+WAIT = 10.0  # seconds for an upstream registration to show at the PBX
+# Users of the PBX (db_text, domain 127.0.0.1): bob calls from the PBX side.
+PBX_USERS = {"alice": "alice-pw", "bob": "bob-pw"}
+UPSTREAM_CALL_ID = "@edge.sipwake"  # the Call-ID suffix of sipwake's upstream REGISTERs
+
+
+def edge_config(pbx, upstream_expires=3600, refresh_before=1800):
+    return ("\n[edge]\nupstream = \"%s\"\ndomains = [\"127.0.0.1\"]\nmode = \"own\"\n"
+            "upstream_expires = %d\nrefresh_before = %d\n"
+            % (pbx.uri, upstream_expires, refresh_before))
+
+
+def edge_bindings(pbx, user):
+    return [b for b in pbx.bindings(user) if "sip:edge-" in (b["contact"] or "")]
+
+
+def upstream_registers(pbx):
+    return [r for r in pbx.received("REGISTER") if r["call_id"].endswith(UPSTREAM_CALL_ID)]
+
+
+def test_edge_own_wake(ctx):
+    """A push phone of alice registers at sipwake → ONE REGISTER of sipwake at Kamailio with
+    sipwake's contact; the phone goes to the background (un-REGISTER with push params): the
+    binding at Kamailio stays; bob (a user of the PBX) calls alice at Kamailio → Kamailio → sipwake → push → the
+    phone wakes, re-registers, answers → 200 at bob, ACK and BYE through both proxies. Still one
+    upstream REGISTER after the phone's three REGISTERs."""
+    tok = wk.apns_token()
+    with KamailioPbx(ctx, users=PBX_USERS, trusted="127.0.0.1") as pbx:
+        with wk.Rig(ctx, extra_config=edge_config(pbx)) as rig:
+            rig.watch.subscribe(tok, topic=BUNDLE + ".voip")
+            p = rig.phone("wake", "alice", ["--dialect", "rfc8599", "--provider", "apns", "--app",
+                                            BUNDLE, "--token", tok, "--background-after-register",
+                                            "--calls", "1", "--answer-after-ms", "100"])
+            p.wait_event("backgrounded")
+            found = pbx.wait_bindings("alice", 1, timeout=WAIT)
+            check(len(edge_bindings(pbx, "alice")) == 1, "not sipwake's contact: %r" % found)
+            contact = found[0]["contact"]
+            check(re.match(r"sip:edge-apns-[0-9a-f]+@127\.0\.0\.1:%d$" % rig.udp, contact),
+                  "contact at the PBX: %r" % contact)
+            check(int(found[0]["expires"]) > 3000, "expires at the PBX: %r" % found[0])
+            caller = ph.Caller(ctx, pbx.port, "bob", "bob-pw", "alice@127.0.0.1")
+            rig.callers.append(caller)
+            final = caller.invite(timeout=25)
+            it.expect_code(final, 200, "INVITE from bob at the PBX")
+            # Kamailio's UDP processes may swap an ACK and a BYE sent back to back.
+            it.expect_code(caller.ack_and_bye(final, lambda: p.wait_event("ack_received")), 200,
+                           "BYE")
+            wk.check_call_push(rig.watch.wait_push(tok), "apns", tok, caller.call_id)
+            check(p.wait() == 0, "phone exit:\n" + p.log())
+            wk.phone_order(p, wk.WAKE_ORDER)
+            invite = wk.check_forwarded_invite(p)
+            ctx.note("INVITE at the phone: %s" % invite["ruri"])
+            check(len(edge_bindings(pbx, "alice")) == 1, "binding lost: %r" % pbx.bindings("alice"))
+            regs = upstream_registers(pbx)
+            check(len(regs) == 1, "%d upstream REGISTERs for 3 phone REGISTERs: %r"
+                  % (len(regs), regs))
+            rig.server_alive()
+
+
+def test_edge_own_throttle_and_removal(ctx):
+    """A device without push params (a raw UA) REGISTERs five times at sipwake: one upstream
+    REGISTER. Its un-REGISTER (Expires: 0, no push binding to keep) removes the contact at the
+    PBX too."""
+    with KamailioPbx(ctx, users=PBX_USERS, trusted="127.0.0.1") as pbx:
+        with wk.Rig(ctx, extra_config=edge_config(pbx)) as rig:
+            client = it.UdpClient(("127.0.0.1", rig.udp))
+            try:
+                reg = it.Registration(client, rig.udp, "bob", "bob-pw")
+                for _ in range(5):
+                    it.expect_code(reg.send(["Contact: " + reg.contact, "Expires: 600"]), 200,
+                                   "REGISTER at sipwake")
+                pbx.wait_bindings("bob", 1, timeout=WAIT)
+                regs = upstream_registers(pbx)
+                check(len(regs) == 1, "%d upstream REGISTERs for 5: %r" % (len(regs), regs))
+                it.expect_code(reg.send(["Contact: " + reg.contact, "Expires: 0"]), 200,
+                               "un-REGISTER at sipwake")
+                pbx.wait_bindings("bob", 0, timeout=WAIT)
+            finally:
+                client.close()
+            rig.server_alive()
+
+
+def test_edge_own_restart(ctx):
+    """kill -9 sipwake while the phone sleeps: the restarted sipwake registers the device at
+    Kamailio again from its push bindings (no phone acts), and a PBX user's call wakes the phone."""
+    tok = wk.apns_token()
+    with KamailioPbx(ctx, users=PBX_USERS, trusted="127.0.0.1") as pbx:
+        with wk.Rig(ctx, extra_config=edge_config(pbx)) as rig:
+            rig.watch.subscribe(tok, topic=BUNDLE + ".voip")
+            p = rig.phone("wake", "alice", ["--dialect", "rfc8599", "--provider", "apns", "--app",
+                                            BUNDLE, "--token", tok, "--background-after-register",
+                                            "--calls", "1", "--answer-after-ms", "100"])
+            p.wait_event("backgrounded")
+            pbx.wait_bindings("alice", 1, timeout=WAIT)
+            before = upstream_registers(pbx)
+            rig.restart(signal.SIGKILL)
+            deadline = time.monotonic() + WAIT
+            while len(upstream_registers(pbx)) == len(before):
+                check(time.monotonic() < deadline, "no upstream REGISTER after the restart:\n"
+                      + rig.server.log()[-3000:])
+                time.sleep(0.1)  # polling the PBX's log, bounded by the deadline
+            after = upstream_registers(pbx)[-1]
+            check(after["call_id"] != before[-1]["call_id"] or len(before) == 1,
+                  "restart: %r / %r" % (before, after))
+            pbx.wait_bindings("alice", 1, timeout=WAIT)
+            caller = ph.Caller(ctx, pbx.port, "bob", "bob-pw", "alice@127.0.0.1")
+            rig.callers.append(caller)
+            final = caller.invite(timeout=25)
+            it.expect_code(final, 200, "INVITE after the restart")
+            it.expect_code(caller.ack_and_bye(final), 200, "BYE")
+            check(p.wait() == 0, "phone exit:\n" + p.log())
+            rig.server_alive()
+
+
+def test_edge_own_call_to_pbx_user(ctx):
+    """alice, a phone of sipwake, calls dave, a user registered only at Kamailio: sipwake has no
+    target for dave and sends the INVITE to the upstream (not 404/480); dave answers, ACK and
+    BYE reach him through the record-routed path."""
+    with KamailioPbx(ctx, users=dict(PBX_USERS, dave="dave-pw"), trusted="127.0.0.1") as pbx:
+        with wk.Rig(ctx, extra_config=edge_config(pbx)) as rig:
+            dave = RawUa(pbx.port)
+            try:
+                reg = it.Registration(dave.c, pbx.port, "dave", "dave-pw")
+                it.expect_code(reg.send(["Contact: " + reg.contact], algorithm="MD5"), 200,
+                               "dave's REGISTER at the PBX")
+                caller = ph.Caller(ctx, rig.udp, "alice", "alice-pw", "dave@127.0.0.1")
+                rig.callers.append(caller)
+                done = {}
+
+                def answer():
+                    invite = dave.wait_for("INVITE", 10)
+                    rr = ["Record-Route: " + v for v in invite[1].get("record-route", [])]
+                    contact = "Contact: <sip:dave@%s:%d>" % dave.local
+                    dave.reply(invite, 200, "OK", extra=rr + [contact])
+                    done["invite"] = invite
+
+                t = threading.Thread(target=answer)
+                t.start()
+                final = caller.invite(timeout=15)
+                t.join(15)
+                it.expect_code(final, 200, "alice's INVITE to dave at the PBX")
+                check("invite" in done, "dave got no INVITE")
+                check(pbx.received("INVITE", "dave"), "the INVITE did not go through the PBX")
+                routes = done["invite"][1].get("record-route", [])
+                check(any(str(rig.udp) in r for r in routes), "sipwake not record-routed: %r"
+                      % routes)
+
+                def bye_ok():
+                    bye = dave.wait_for("BYE", 10)
+                    dave.reply(bye, 200, "OK")
+
+                b = threading.Thread(target=bye_ok)
+                b.start()
+                it.expect_code(caller.ack_and_bye(final), 200, "BYE to dave")
+                b.join(15)
+            finally:
+                dave.c.close()
+            rig.server_alive()
+
+
+def test_edge_relay_refused(ctx):
+    """mode = "relay" is parsed (check-config passes) but sipwake refuses to start with it,
+    naming the file, line and key: no silent stub."""
+    path = os.path.join(ctx.work, "relay.toml")
+    with open(path, "w") as f:
+        f.write("[store]\npath = \"%s\"\n\n[edge]\nupstream = \"sip:127.0.0.1:5080\"\n"
+                "domains = [\"127.0.0.1\"]\nmode = \"relay\"\n"
+                % os.path.join(ctx.work, "relay.db"))
+    code, out, err = it.run_cmd([ctx.sipwake, "check-config", path], timeout=15, cwd=ctx.work)
+    check(code == 0, "check-config exit %d: %s%s" % (code, out, err))
+    code, out, err = it.run_cmd([ctx.sipwake, "--config", path, "--listen",
+                                 "udp:127.0.0.1:%d" % it.free_port(socket.SOCK_DGRAM)],
+                                timeout=15, cwd=ctx.work)
+    want = "%s:7: [edge] mode: \"relay\" is not implemented yet" % path
+    check(code != 0 and want in out + err, "exit %d, output %r, want %r" % (code, out + err, want))
+
+
+TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
+
+
+def main():
+    return ph.main(TESTS, __doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
