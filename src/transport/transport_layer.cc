@@ -878,17 +878,26 @@ FlowId TransportLayer::lookupRemote(Protocol protocol, const Address& remote) {
 }
 
 bool TransportLayer::admitInbound(const Address& remote) {
-  if (total_connections_.load(std::memory_order_relaxed) >= config_.max_connections) return false;
+  // Reserve the slot before checking, so that the acceptors of several loops cannot both take
+  // the last one.
+  if (total_connections_.fetch_add(1, std::memory_order_relaxed) >= config_.max_connections) {
+    total_connections_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
   Address ip = ipOnly(remote);
   Shard& sh = shards_[AddressHash()(ip) % kShards];
   std::lock_guard lock(sh.mu);
   std::uint32_t& n = sh.inbound_per_ip[ip];
-  if (n >= config_.max_connections_per_ip) return false;
+  if (n >= config_.max_connections_per_ip) {
+    total_connections_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
   ++n;
   return true;
 }
 
 void TransportLayer::releaseInbound(const Address& remote) {
+  total_connections_.fetch_sub(1, std::memory_order_relaxed);
   Address ip = ipOnly(remote);
   Shard& sh = shards_[AddressHash()(ip) % kShards];
   std::lock_guard lock(sh.mu);
@@ -980,7 +989,7 @@ void TransportLayer::maybeReleaseMemory(std::size_t loop_index) {
 }
 
 void TransportLayer::registerConnection(const std::shared_ptr<detail::Connection>& conn) {
-  total_connections_.fetch_add(1, std::memory_order_relaxed);
+  if (!conn->inbound()) total_connections_.fetch_add(1, std::memory_order_relaxed);  // else admitted
   counters_->connections_opened.inc();
   states_[conn->flow() & 0xff]->connections.emplace(conn->flow(), conn);
   RemoteKey key{conn->protocol(), conn->remote()};
@@ -990,7 +999,7 @@ void TransportLayer::registerConnection(const std::shared_ptr<detail::Connection
 }
 
 void TransportLayer::unregisterConnection(detail::Connection& conn) {
-  total_connections_.fetch_sub(1, std::memory_order_relaxed);
+  if (!conn.inbound()) total_connections_.fetch_sub(1, std::memory_order_relaxed);
   counters_->connections_closed.inc();
   {
     RemoteKey key{conn.protocol(), conn.remote()};
