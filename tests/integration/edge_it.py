@@ -46,6 +46,19 @@ def upstream_registers(pbx):
     return [r for r in pbx.received("REGISTER") if r["call_id"].endswith(UPSTREAM_CALL_ID)]
 
 
+def bob_calls_alice(ctx, rig, pbx, p, tok):
+    """bob, a user of the PBX, calls alice at Kamailio: the sleeping phone `p` (push token `tok`)
+    is pushed, wakes, answers (200 at bob), ACK and BYE pass; the phone exits cleanly."""
+    caller = ph.Caller(ctx, pbx.port, "bob", "bob-pw", "alice@127.0.0.1")
+    rig.callers.append(caller)
+    final = caller.invite(timeout=25)
+    it.expect_code(final, 200, "INVITE from bob at the PBX")
+    # Kamailio's UDP processes may swap an ACK and a BYE sent back to back.
+    it.expect_code(caller.ack_and_bye(final, lambda: p.wait_event("ack_received")), 200, "BYE")
+    wk.check_call_push(rig.watch.wait_push(tok), "apns", tok, caller.call_id)
+    check(p.wait() == 0, "phone exit:\n" + p.log())
+
+
 def test_edge_own_wake(ctx):
     """A push phone of alice registers at sipwake → ONE REGISTER of sipwake at Kamailio with
     sipwake's contact; the phone goes to the background (un-REGISTER with push params): the
@@ -66,15 +79,7 @@ def test_edge_own_wake(ctx):
             check(re.match(r"sip:edge-apns-[0-9a-f]+@127\.0\.0\.1:%d$" % rig.udp, contact),
                   "contact at the PBX: %r" % contact)
             check(int(found[0]["expires"]) > 3000, "expires at the PBX: %r" % found[0])
-            caller = ph.Caller(ctx, pbx.port, "bob", "bob-pw", "alice@127.0.0.1")
-            rig.callers.append(caller)
-            final = caller.invite(timeout=25)
-            it.expect_code(final, 200, "INVITE from bob at the PBX")
-            # Kamailio's UDP processes may swap an ACK and a BYE sent back to back.
-            it.expect_code(caller.ack_and_bye(final, lambda: p.wait_event("ack_received")), 200,
-                           "BYE")
-            wk.check_call_push(rig.watch.wait_push(tok), "apns", tok, caller.call_id)
-            check(p.wait() == 0, "phone exit:\n" + p.log())
+            bob_calls_alice(ctx, rig, pbx, p, tok)
             wk.phone_order(p, wk.WAKE_ORDER)
             invite = wk.check_forwarded_invite(p)
             ctx.note("INVITE at the phone: %s" % invite["ruri"])
@@ -187,14 +192,7 @@ def test_edge_own_upstream_down(ctx):
                 pbx.wait_bindings("carol", 1, timeout=WAIT)
             finally:
                 client.close()
-            caller = ph.Caller(ctx, pbx.port, "bob", "bob-pw", "alice@127.0.0.1")
-            rig.callers.append(caller)
-            final = caller.invite(timeout=25)
-            it.expect_code(final, 200, "INVITE from bob at the restarted PBX")
-            it.expect_code(caller.ack_and_bye(final, lambda: p.wait_event("ack_received")), 200,
-                           "BYE")
-            wk.check_call_push(rig.watch.wait_push(tok), "apns", tok, caller.call_id)
-            check(p.wait() == 0, "phone exit:\n" + p.log())
+            bob_calls_alice(ctx, rig, pbx, p, tok)
             rig.server_alive()
 
 
