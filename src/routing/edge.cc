@@ -50,26 +50,60 @@ std::string edgeContactUser(std::string_view device_key) {
   return user;
 }
 
+std::chrono::seconds EdgeSchedule::renewAfter(std::chrono::seconds granted) const {
+  const std::chrono::seconds half = granted / 2;
+  return granted > refresh_before ? std::min(half, granted - refresh_before) : half;
+}
+
 bool EdgeSchedule::due(TimePoint now, std::optional<TimePoint> registered_at,
-                       std::optional<TimePoint> failed_at) const {
+                       std::chrono::seconds granted, std::optional<TimePoint> failed_at) const {
   if (failed_at) return now >= *failed_at + retry_after_failure;
   if (!registered_at) return true;
-  return now >= *registered_at + (upstream_expires - refresh_before);
+  return now >= *registered_at + renewAfter(granted);
+}
+
+std::optional<std::chrono::seconds> grantedExpiry(const sip::Message& response,
+                                                  std::string_view user,
+                                                  std::chrono::seconds asked) {
+  std::optional<std::chrono::seconds> header;
+  if (const sip::HeaderField* e = response.find(sip::HeaderId::kExpires)) {
+    if (auto v = sip::parseDeltaSeconds(e->value)) header = std::chrono::seconds(*v);
+  }
+  bool listed = false;
+  for (const sip::HeaderField& h : response.headers()) {
+    if (h.id != sip::HeaderId::kContact || h.removed) continue;
+    auto contacts = sip::parseContactList(h.value);
+    if (!contacts) continue;
+    for (const sip::ContactValue& c : *contacts) {
+      if (c.star) continue;
+      listed = true;
+      if (c.addr.uri.user != user) continue;
+      if (auto v = c.expires()) return std::chrono::seconds(*v);
+      return header.value_or(asked);
+    }
+  }
+  if (listed) return std::nullopt;
+  return header.value_or(asked);
 }
 
 EdgeUpstream::EdgeUpstream(EdgeConfig config, Deps deps)
     : config_(std::move(config)),
       deps_(std::move(deps)),
-      schedule_{config_.upstream_expires, config_.refresh_before, config_.retry_after_failure},
+      schedule_{config_.refresh_before, config_.retry_after_failure},
       alive_(std::make_shared<bool>(true)),
       registers_(Stats::global().counter("edge.upstream_registers")),
       unregisters_(Stats::global().counter("edge.upstream_unregisters")),
       registered_(Stats::global().counter("edge.upstream_registered")),
       challenged_(Stats::global().counter("edge.upstream_challenged")),
-      failed_(Stats::global().counter("edge.upstream_failed")) {
+      failed_(Stats::global().counter("edge.upstream_failed")),
+      unreachable_(Stats::global().counter("edge.upstream_unreachable")),
+      back_(Stats::global().counter("edge.upstream_back")),
+      too_brief_(Stats::global().counter("edge.upstream_interval_too_brief")) {
   SIPWAKE_CHECK(deps_.layer != nullptr && deps_.transport != nullptr && deps_.post &&
                 deps_.push_store != nullptr && deps_.locations != nullptr);
   SIPWAKE_CHECK(sip::parseUri(config_.upstream_uri).isOk());
+  SIPWAKE_CHECK(config_.upstream_rate > 0);
+  tokens_ = config_.upstream_rate;
   route_ = config_.upstream_uri;
   if (route_.find(";lr") == std::string::npos) route_ += ";lr";
 }
@@ -92,6 +126,8 @@ void EdgeUpstream::start() {
   }
   SW_LOG_INFO("edge: upstream {}; {} device(s) registered there from the push bindings",
               config_.upstream_uri, restored);
+  refilled_ = deps_.layer->timers().now();
+  pump();
   std::weak_ptr<bool> alive = alive_;
   tick_ = deps_.layer->timers().schedule(config_.reconcile_interval, [this, alive] {
     if (alive.expired()) return;
@@ -146,6 +182,7 @@ EdgeUpstream::Device& EdgeUpstream::create(const std::string& aor, const std::st
   d.push = push;
   d.call_id = deps_.layer->newTag() + deps_.layer->newTag() + "@edge.sipwake";
   d.from_tag = deps_.layer->newTag();
+  d.asked = config_.upstream_expires;
   by_user_[d.user] = key;
   return devices_.insert_or_assign(key, std::move(d)).first->second;
 }
@@ -159,7 +196,6 @@ void EdgeUpstream::forget(const std::string& key) {
 
 void EdgeUpstream::touch(const std::string& aor, const std::string& key, bool push) {
   std::optional<Device> moved_from;
-  std::optional<Device> to_send;
   {
     std::lock_guard lock(mu_);
     auto it = devices_.find(key);
@@ -171,17 +207,116 @@ void EdgeUpstream::touch(const std::string& aor, const std::string& key, bool pu
     }
     Device& d = it != devices_.end() ? it->second : create(aor, key, push);
     d.push = d.push || push;
-    if (!d.in_flight && schedule_.due(deps_.layer->timers().now(), d.registered_at, d.failed_at)) {
-      d.in_flight = true;
-      d.cseq += 1;
-      to_send = d;
+    if (schedule_.due(deps_.layer->timers().now(), d.registered_at, d.granted, d.failed_at)) {
+      enqueue(d);
     }
   }
   if (moved_from && moved_from->registered_at) {
     moved_from->cseq += 1;
     send(*moved_from, std::chrono::seconds(0));
   }
-  if (to_send) send(*to_send, config_.upstream_expires);
+  pump();
+}
+
+void EdgeUpstream::enqueue(Device& d, bool front) {
+  if (d.queued || d.in_flight) return;
+  d.queued = true;
+  if (front) {
+    pending_.push_front(d.key);
+  } else {
+    pending_.push_back(d.key);
+  }
+}
+
+void EdgeUpstream::pump() {
+  if (!reachable_) return;
+  const TimePoint now = deps_.layer->timers().now();
+  const double rate = config_.upstream_rate;
+  tokens_ = std::min(rate, tokens_ + rate * std::chrono::duration<double>(now - refilled_).count());
+  refilled_ = now;
+  std::vector<Device> out;
+  {
+    std::lock_guard lock(mu_);
+    while (!pending_.empty() && tokens_ >= 1.0) {
+      std::string key = std::move(pending_.front());
+      pending_.pop_front();
+      auto it = devices_.find(key);
+      if (it == devices_.end() || !it->second.queued) continue;
+      Device& d = it->second;
+      d.queued = false;
+      if (d.in_flight) continue;
+      d.in_flight = true;
+      d.cseq += 1;
+      out.push_back(d);
+      tokens_ -= 1.0;
+    }
+  }
+  for (const Device& d : out) send(d, d.asked);
+  if (pending_.empty() || pump_armed_) return;
+  pump_armed_ = true;
+  const auto wait =
+      std::chrono::duration_cast<Duration>(std::chrono::duration<double>((1.0 - tokens_) / rate));
+  std::weak_ptr<bool> alive = alive_;
+  deps_.layer->timers().schedule(std::max(wait, Duration(std::chrono::milliseconds(1))),
+                                 [this, alive] {
+                                   if (alive.expired()) return;
+                                   pump_armed_ = false;
+                                   pump();
+                                 });
+}
+
+void EdgeUpstream::probe(TimePoint now) {
+  if (reachable_ || (probed_at_ && now < *probed_at_ + config_.retry_after_failure)) return;
+  std::optional<Device> out;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [key, d] : devices_) {
+      if (d.in_flight) return;  // an answer (or its absence) is on its way
+    }
+    // The longest-waiting device, else any.
+    Device* pick = nullptr;
+    while (!pending_.empty() && pick == nullptr) {
+      auto it = devices_.find(pending_.front());
+      pending_.pop_front();
+      if (it != devices_.end() && it->second.queued) pick = &it->second;
+    }
+    if (pick == nullptr && !devices_.empty()) pick = &devices_.begin()->second;
+    if (pick == nullptr) return;
+    pick->queued = false;
+    pick->in_flight = true;
+    pick->cseq += 1;
+    out = *pick;
+  }
+  probed_at_ = now;
+  send(*out, out->asked);
+}
+
+void EdgeUpstream::upstreamUnreachable(const std::string& reason) {
+  probed_at_ = deps_.layer->timers().now();
+  if (!reachable_) return;
+  reachable_ = false;
+  unreachable_.inc();
+  SW_LOG_WARN("edge: upstream {} unreachable ({}); {} devices waiting", config_.upstream_uri,
+              reason, deviceCount());
+}
+
+void EdgeUpstream::upstreamAnswered() {
+  if (reachable_) return;
+  reachable_ = true;
+  probed_at_.reset();
+  back_.inc();
+  std::size_t n = 0;
+  {
+    std::lock_guard lock(mu_);
+    // The upstream may have lost every binding while it was away: all are registered again.
+    for (auto& [key, d] : devices_) {
+      d.failed_at.reset();
+      enqueue(d);
+      if (d.queued) ++n;
+    }
+  }
+  SW_LOG_INFO("edge: upstream {} back; re-registering {} devices", config_.upstream_uri, n);
+  refilled_ = std::max(refilled_, deps_.layer->timers().now());
 }
 
 bool EdgeUpstream::alive(const Device& d, location::SysSeconds wall) const {
@@ -212,15 +347,15 @@ void EdgeUpstream::reconcile() {
         }
         continue;
       }
-      if (!d.in_flight && schedule_.due(now, d.registered_at, d.failed_at)) {
-        d.in_flight = true;
-        d.cseq += 1;
-        out.emplace_back(d, config_.upstream_expires);
+      if (!d.in_flight && schedule_.due(now, d.registered_at, d.granted, d.failed_at)) {
+        enqueue(d);
       }
     }
     for (const std::string& key : gone) forget(key);
   }
   for (auto& [d, expires] : out) send(d, expires);
+  probe(now);
+  pump();
   std::weak_ptr<bool> alive = alive_;
   tick_ = deps_.layer->timers().schedule(config_.reconcile_interval, [this, alive] {
     if (alive.expired()) return;
@@ -230,7 +365,7 @@ void EdgeUpstream::reconcile() {
 
 void EdgeUpstream::send(const Device& d, std::chrono::seconds expires) {
   const std::uint64_t seq = ++next_seq_;
-  sent_[seq] = Sent{d.key, expires.count() == 0};
+  sent_[seq] = Sent{d.key, expires.count() == 0, d.user, expires};
   auto uri = sip::parseUri(config_.upstream_uri);
   SIPWAKE_CHECK(uri.isOk());  // checked by the constructor
   auto literal = literalTarget(*uri);
@@ -239,17 +374,14 @@ void EdgeUpstream::send(const Device& d, std::chrono::seconds expires) {
     return;
   }
   if (literal.status().code() != StatusCode::kNotFound || deps_.resolver == nullptr) {
-    SW_LOG_WARN("edge: upstream {} is not routable: {}", config_.upstream_uri,
-                literal.status().message());
-    finished(seq, 503);
+    finished(seq, Outcome{0, "not routable: " + literal.status().message(), {}, {}});
     return;
   }
   std::weak_ptr<bool> alive = alive_;
   deps_.resolver->resolve(*uri, [this, alive, seq, d, expires](Result<transport::SendTarget> r) {
     if (alive.expired()) return;
     if (!r) {
-      SW_LOG_WARN("edge: upstream {} not resolved: {}", config_.upstream_uri, r.status().message());
-      finished(seq, 503);
+      finished(seq, Outcome{0, "not resolved: " + r.status().message(), {}, {}});
       return;
     }
     sendTo(seq, d, expires, *r);
@@ -268,9 +400,11 @@ void EdgeUpstream::sendTo(std::uint64_t seq, const Device& d, std::chrono::secon
     port = local->port;
   }
   if (!local) {
-    SW_LOG_WARN("edge: no {} listener to register {} upstream from",
-                transport::protocolName(hop.protocol), d.aor);
-    finished(seq, 503);
+    finished(seq, Outcome{0,
+                          "no " + std::string(transport::protocolName(hop.protocol)) +
+                              " listener to send from",
+                          {},
+                          {}});
     return;
   }
   std::string contact = "<sip:" + d.user + "@" + host + ":" + std::to_string(port);
@@ -296,56 +430,90 @@ void EdgeUpstream::sendTo(std::uint64_t seq, const Device& d, std::chrono::secon
   SW_LOG_INFO("edge: REGISTER {} upstream, contact {}, expires {} (CSeq {})", d.aor, contact,
               expires.count(), d.cseq);
   auto sent = deps_.layer->sendRequest(std::move(m), hop, options);
-  if (!sent) {
-    SW_LOG_WARN("edge: REGISTER {} upstream not sent: {}", d.aor, sent.status().message());
-    finished(seq, 503);
-  }
+  if (!sent) finished(seq, Outcome{0, "not sent: " + sent.status().message(), {}, {}});
 }
 
-void EdgeUpstream::finished(std::uint64_t seq, int status) {
+void EdgeUpstream::finished(std::uint64_t seq, Outcome outcome) {
   auto s = sent_.find(seq);
   if (s == sent_.end()) return;
   Sent sent = std::move(s->second);
   sent_.erase(s);
   const TimePoint now = deps_.layer->timers().now();
-  if (status >= 200 && status < 300) {
-    if (!sent.unregister) registered_.inc();
-  } else if (status == 401 || status == 407) {
-    challenged_.inc();
-    SW_LOG_WARN(
-        "edge: upstream {} challenged sipwake's REGISTER ({}): in mode \"own\" the PBX must accept "
-        "sipwake's address without authentication (docs/edge-mode.md)",
-        config_.upstream_uri, status);
-  } else {
+  const int status = outcome.status;
+  const bool ok = status >= 200 && status < 300;
+  if (status == 0 || status == 503) {
     failed_.inc();
-    SW_LOG_WARN("edge: upstream REGISTER at {} failed: {}", config_.upstream_uri, status);
-  }
-  if (sent.unregister) return;
-  std::lock_guard lock(mu_);
-  auto it = devices_.find(sent.key);
-  if (it == devices_.end()) return;
-  Device& d = it->second;
-  d.in_flight = false;
-  if (status >= 200 && status < 300) {
-    d.registered_at = now;
-    d.failed_at.reset();
+    upstreamUnreachable(status == 0 ? outcome.reason : "503 from the upstream");
   } else {
-    d.failed_at = now;
+    upstreamAnswered();
+    if (ok) {
+      if (!sent.unregister) registered_.inc();
+    } else if (status == 401 || status == 407) {
+      challenged_.inc();
+      SW_LOG_WARN(
+          "edge: upstream {} challenged sipwake's REGISTER ({}): in mode \"own\" the PBX must "
+          "accept sipwake's address without authentication (docs/edge-mode.md)",
+          config_.upstream_uri, status);
+    } else if (status == 423) {
+      too_brief_.inc();
+    } else {
+      failed_.inc();
+      SW_LOG_WARN("edge: upstream REGISTER at {} failed: {}", config_.upstream_uri, status);
+    }
   }
+  if (!sent.unregister) {
+    std::lock_guard lock(mu_);
+    auto it = devices_.find(sent.key);
+    if (it != devices_.end()) {
+      Device& d = it->second;
+      d.in_flight = false;
+      if (ok) {
+        d.registered_at = now;
+        d.failed_at.reset();
+        if (!outcome.granted) {
+          SW_LOG_WARN("edge: upstream {} answered 200 without sipwake's contact for {}",
+                      config_.upstream_uri, d.aor);
+        }
+        d.granted = outcome.granted.value_or(sent.asked);
+      } else if (status == 423 && outcome.min_expires &&
+                 std::chrono::seconds(*outcome.min_expires) > sent.asked) {
+        // RFC 3261 §10.2.8: ask again for at least the Min-Expires, now.
+        d.asked = std::chrono::seconds(*outcome.min_expires);
+        SW_LOG_INFO("edge: upstream {} wants expires >= {} (423); asking that for {}",
+                    config_.upstream_uri, d.asked.count(), d.aor);
+        enqueue(d, true);
+      } else {
+        d.failed_at = now;
+      }
+    }
+  }
+  pump();
 }
 
 void EdgeUpstream::onResponse(transaction::ClientTransaction& tx,
                               transport::ReceivedMessage&& response) {
-  const int status = response.message.statusCode();
+  const sip::Message& m = response.message;
+  const int status = m.statusCode();
   if (status < 200) return;
-  finished(tx.userData(), status);
+  Outcome outcome{status, {}, {}, {}};
+  auto s = sent_.find(tx.userData());
+  if (s != sent_.end() && status < 300) {
+    outcome.granted = grantedExpiry(m, s->second.user, s->second.asked);
+  }
+  if (status == 423) {
+    if (const sip::HeaderField* h = m.find(sip::HeaderId::kMinExpires)) {
+      if (auto v = sip::parseDeltaSeconds(h->value)) outcome.min_expires = *v;
+    }
+  }
+  finished(tx.userData(), std::move(outcome));
 }
 
-void EdgeUpstream::onTimeout(transaction::ClientTransaction& tx) { finished(tx.userData(), 408); }
+void EdgeUpstream::onTimeout(transaction::ClientTransaction& tx) {
+  finished(tx.userData(), Outcome{0, "no answer within the transaction timeout", {}, {}});
+}
 
 void EdgeUpstream::onTransportError(transaction::ClientTransaction& tx, const Status& error) {
-  SW_LOG_DEBUG("edge: upstream REGISTER: transport error: {}", error.message());
-  finished(tx.userData(), 503);
+  finished(tx.userData(), Outcome{0, "transport error: " + error.message(), {}, {}});
 }
 
 }  // namespace sipwake::routing

@@ -7,8 +7,18 @@
 //
 // where the device is the push binding (push::PushBinding::deviceKey()) or, for a device that
 // registered without push params, its SIP binding (location::bindingKey()). The upstream sees a
-// stable expiry (`upstream_expires`) renewed by sipwake `refresh_before` it lapses, never because
-// the phone re-registered: a phone's refreshes and REGISTER retries cause no upstream REGISTER.
+// stable expiry (`upstream_expires` asked; a 423 raises it to the Min-Expires) renewed by sipwake
+// at half of what the upstream granted in its 200, or `refresh_before` it lapses if that is
+// sooner; never because the phone re-registered: a phone's refreshes and REGISTER retries cause
+// no upstream REGISTER. REGISTERs wait in a queue drained at `upstream_rate` per second (a burst
+// of one second's worth), so a start-up or a recovery does not send thousands in one tick.
+//
+// Upstream state: a REGISTER that gets no answer (timeout, transport error, no address) or a 503
+// marks the upstream unreachable (logged once, counted in edge.upstream_unreachable); while it is,
+// devices wait and one REGISTER probes it every `retry_after_failure`. The first answer marks it
+// back (logged once, edge.upstream_back) and every device is registered again, paced, since the
+// upstream may have lost its bindings (a restarted registrar with an in-memory location table).
+// Phones keep registering at sipwake meanwhile (own mode: sipwake is their registrar).
 // The phone's background un-REGISTER that keeps its push binding keeps the upstream binding; the
 // device's removal (push binding gone: opt-out REGISTER without push params, dead token, TTL;
 // SIP binding gone for a device without push) un-REGISTERs it upstream (Expires: 0) at the next
@@ -31,6 +41,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -70,7 +81,10 @@ struct EdgeConfig {
   std::chrono::seconds upstream_expires{3600};
   std::chrono::seconds refresh_before{1800};
   // After a failed upstream REGISTER (error response, timeout, transport error, challenge).
+  // Also the probe interval while the upstream is unreachable.
   std::chrono::seconds retry_after_failure{30};
+  // Upstream REGISTERs per second when many are due at once (start-up, upstream back).
+  std::uint32_t upstream_rate = 50;
   // How often devices are checked for renewal and removal.
   std::chrono::seconds reconcile_interval{5};
   std::string advertised_host;  // contact host when the listener is bound to 0.0.0.0 / ::
@@ -82,13 +96,23 @@ std::string edgeContactUser(std::string_view device_key);
 
 // When a device's upstream registration must be sent again. Pure: the throttle rule.
 struct EdgeSchedule {
-  std::chrono::seconds upstream_expires;
   std::chrono::seconds refresh_before;
   std::chrono::seconds retry_after_failure;
-  // `registered_at`: the last 2xx (nullopt: never); `failed_at`: the last failure after it.
-  bool due(TimePoint now, std::optional<TimePoint> registered_at,
+  // How long after a 2xx granting `granted` it is renewed: half of it, or `refresh_before` it
+  // lapses when that is sooner.
+  std::chrono::seconds renewAfter(std::chrono::seconds granted) const;
+  // `registered_at`: the last 2xx (nullopt: never), which granted `granted`; `failed_at`: the
+  // last failure after it.
+  bool due(TimePoint now, std::optional<TimePoint> registered_at, std::chrono::seconds granted,
            std::optional<TimePoint> failed_at) const;
 };
+
+// The expiry an upstream 2xx to a REGISTER grants the contact whose user part is `user`: its
+// contact's expires param, else the Expires header, else `asked`. nullopt when the 2xx lists
+// contacts but not that one (the upstream did not keep it).
+std::optional<std::chrono::seconds> grantedExpiry(const sip::Message& response,
+                                                  std::string_view user,
+                                                  std::chrono::seconds asked);
 
 class EdgeUpstream final : public EdgeRouting,
                            public registrar::RegistrationObserver,
@@ -132,6 +156,8 @@ class EdgeUpstream final : public EdgeRouting,
   void onTransportError(transaction::ClientTransaction& tx, const Status& error) override;
 
   std::size_t deviceCount() const;
+  // False from a REGISTER that got no answer (or a 503) until the next answer. Home loop.
+  bool upstreamReachable() const { return reachable_; }
 
  private:
   struct Device {
@@ -143,24 +169,45 @@ class EdgeUpstream final : public EdgeRouting,
     std::string from_tag;
     std::uint32_t cseq = 0;
     std::optional<TimePoint> registered_at;
+    std::chrono::seconds asked{0};    // the expiry requested (upstream_expires, or a Min-Expires)
+    std::chrono::seconds granted{0};  // the expiry the last 2xx granted
     std::optional<TimePoint> failed_at;
     bool in_flight = false;
+    bool queued = false;  // in pending_
+  };
+  // How an upstream REGISTER ended: the upstream's final response, or none (`reason` says why).
+  struct Outcome {
+    int status = 0;                               // 0: no response
+    std::string reason;                           // for the log when there is no response
+    std::optional<std::chrono::seconds> granted;  // 2xx: grantedExpiry()
+    std::optional<std::uint32_t> min_expires;     // 423: its Min-Expires
   };
   // One upstream REGISTER on its way: what it was for.
   struct Sent {
     std::string key;  // device key; empty for an un-REGISTER of a device already forgotten
     bool unregister = false;
+    std::string user;  // its contact user
+    std::chrono::seconds asked{0};
   };
 
   void touch(const std::string& aor, const std::string& key, bool push);
   void reconcile();
+  // REQUIRES: mu_ held. Puts `d` in pending_ unless it is there or in flight.
+  void enqueue(Device& d, bool front = false);
+  // Sends pending REGISTERs within the rate (none while the upstream is unreachable) and arms
+  // the pacing timer for the rest.
+  void pump();
+  // While unreachable: one pending (or any) device's REGISTER, every retry_after_failure.
+  void probe(TimePoint now);
+  void upstreamAnswered();
+  void upstreamUnreachable(const std::string& reason);
   bool alive(const Device& d, location::SysSeconds wall) const;
   // Sends REGISTER for `d` with `expires` (0: un-REGISTER). `d` is copied: the device may be
   // forgotten before the upstream address is resolved.
   void send(const Device& d, std::chrono::seconds expires);
   void sendTo(std::uint64_t seq, const Device& d, std::chrono::seconds expires,
               const transport::SendTarget& hop);
-  void finished(std::uint64_t seq, int status);
+  void finished(std::uint64_t seq, Outcome outcome);
   Device& create(const std::string& aor, const std::string& key, bool push);
   void forget(const std::string& key);  // REQUIRES: mu_ held
   location::SysSeconds wallNow() const;
@@ -174,6 +221,12 @@ class EdgeUpstream final : public EdgeRouting,
   std::unordered_map<std::string, std::string> by_user_;  // contact user -> device key
   std::map<std::uint64_t, Sent> sent_;                    // home loop only
   std::uint64_t next_seq_ = 0;
+  std::deque<std::string> pending_;  // home loop only: device keys whose REGISTER waits
+  double tokens_ = 0;                // home loop only: the rate's bucket
+  TimePoint refilled_{};
+  bool pump_armed_ = false;
+  bool reachable_ = true;  // home loop only
+  std::optional<TimePoint> probed_at_;
   TimerService::TimerId tick_ = 0;
   std::shared_ptr<bool> alive_;
   Counter& registers_;
@@ -181,6 +234,9 @@ class EdgeUpstream final : public EdgeRouting,
   Counter& registered_;
   Counter& challenged_;
   Counter& failed_;
+  Counter& unreachable_;
+  Counter& back_;
+  Counter& too_brief_;
 };
 
 }  // namespace sipwake::routing

@@ -949,9 +949,14 @@ void parseEdge(const toml::table& t, Config& c, Checker& check, std::string_view
                  if (auto v = check.integer(n, w, 60, 86400))
                    e.upstream_expires = static_cast<std::uint32_t>(*v);
                }},
-              {"refresh_before", [&](const toml::node& n, const std::string& w) {
+              {"refresh_before",
+               [&](const toml::node& n, const std::string& w) {
                  if (auto v = check.integer(n, w, 10, 86400))
                    e.refresh_before = static_cast<std::uint32_t>(*v);
+               }},
+              {"upstream_rate", [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.integer(n, w, 1, 10000))
+                   e.upstream_rate = static_cast<std::uint32_t>(*v);
                }}});
   if (!upstream_given) check.error(line, "[edge] upstream", "is required in [edge]");
   if (!domains_given) check.error(line, "[edge] domains", "is required in [edge]");

@@ -193,6 +193,7 @@ struct EdgeSettings {
   std::string mode_where;  // "file:line: [edge] mode" for the start-up refusal
   std::uint32_t upstream_expires = 3600;  // the Expires of sipwake's REGISTERs at the PBX
   std::uint32_t refresh_before = 1800;    // renewed this long before the upstream binding lapses
+  std::uint32_t upstream_rate = 50;       // upstream REGISTERs per second when many are due
 };
 
 struct Config {

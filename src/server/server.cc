@@ -430,6 +430,7 @@ Status Server::start() {
     ec.domains = e.domains;
     ec.upstream_expires = seconds(e.upstream_expires);
     ec.refresh_before = seconds(e.refresh_before);
+    ec.upstream_rate = e.upstream_rate;
     ec.advertised_host = config_.proxy.advertised_host;
     // The PBX's requests to the phones are not challenged and may push: an IP upstream is a
     // trusted peer of the proxy (not of the registrar: phones behind it still authenticate).

@@ -46,6 +46,19 @@ def upstream_registers(pbx):
     return [r for r in pbx.received("REGISTER") if r["call_id"].endswith(UPSTREAM_CALL_ID)]
 
 
+def bob_calls_alice(ctx, rig, pbx, p, tok):
+    """bob, a user of the PBX, calls alice at Kamailio: the sleeping phone `p` (push token `tok`)
+    is pushed, wakes, answers (200 at bob), ACK and BYE pass; the phone exits cleanly."""
+    caller = ph.Caller(ctx, pbx.port, "bob", "bob-pw", "alice@127.0.0.1")
+    rig.callers.append(caller)
+    final = caller.invite(timeout=25)
+    it.expect_code(final, 200, "INVITE from bob at the PBX")
+    # Kamailio's UDP processes may swap an ACK and a BYE sent back to back.
+    it.expect_code(caller.ack_and_bye(final, lambda: p.wait_event("ack_received")), 200, "BYE")
+    wk.check_call_push(rig.watch.wait_push(tok), "apns", tok, caller.call_id)
+    check(p.wait() == 0, "phone exit:\n" + p.log())
+
+
 def test_edge_own_wake(ctx):
     """A push phone of alice registers at sipwake → ONE REGISTER of sipwake at Kamailio with
     sipwake's contact; the phone goes to the background (un-REGISTER with push params): the
@@ -66,15 +79,7 @@ def test_edge_own_wake(ctx):
             check(re.match(r"sip:edge-apns-[0-9a-f]+@127\.0\.0\.1:%d$" % rig.udp, contact),
                   "contact at the PBX: %r" % contact)
             check(int(found[0]["expires"]) > 3000, "expires at the PBX: %r" % found[0])
-            caller = ph.Caller(ctx, pbx.port, "bob", "bob-pw", "alice@127.0.0.1")
-            rig.callers.append(caller)
-            final = caller.invite(timeout=25)
-            it.expect_code(final, 200, "INVITE from bob at the PBX")
-            # Kamailio's UDP processes may swap an ACK and a BYE sent back to back.
-            it.expect_code(caller.ack_and_bye(final, lambda: p.wait_event("ack_received")), 200,
-                           "BYE")
-            wk.check_call_push(rig.watch.wait_push(tok), "apns", tok, caller.call_id)
-            check(p.wait() == 0, "phone exit:\n" + p.log())
+            bob_calls_alice(ctx, rig, pbx, p, tok)
             wk.phone_order(p, wk.WAKE_ORDER)
             invite = wk.check_forwarded_invite(p)
             ctx.note("INVITE at the phone: %s" % invite["ruri"])
@@ -137,6 +142,57 @@ def test_edge_own_restart(ctx):
             it.expect_code(final, 200, "INVITE after the restart")
             it.expect_code(caller.ack_and_bye(final), 200, "BYE")
             check(p.wait() == 0, "phone exit:\n" + p.log())
+            rig.server_alive()
+
+
+def wait_log(rig, text, timeout):
+    """Waits (bounded) for `text` in sipwake's log; returns the log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log = rig.server.log()
+        if text in log:
+            return log
+        check(time.monotonic() < deadline, "no %r in sipwake's log within %.0fs:\n%s"
+              % (text, timeout, log[-3000:]))
+        time.sleep(0.1)  # polling the log, bounded by the deadline
+
+
+def test_edge_own_upstream_down(ctx):
+    """Kamailio stops while alice's phone sleeps; a device without push (carol) registers at
+    sipwake meanwhile: 200 (own mode: sipwake is the phones' registrar and catches up), and its
+    upstream REGISTER gets no answer: sipwake logs the upstream unreachable once. Kamailio starts
+    again on the same port with an empty location table: sipwake logs it back and registers both
+    devices there again, no phone acting; bob, a PBX user, calls alice and the phone wakes."""
+    tok = wk.apns_token()
+    users = dict(PBX_USERS, carol="carol-pw")
+    with KamailioPbx(ctx, users=users, trusted="127.0.0.1") as pbx:
+        # T1 100 ms: an unanswered upstream REGISTER times out after 64*T1 = 6.4 s.
+        with wk.Rig(ctx, extra_config=edge_config(pbx) + "\n[timers]\nt1_ms = 100\n") as rig:
+            rig.watch.subscribe(tok, topic=BUNDLE + ".voip")
+            p = rig.phone("wake", "alice", ["--dialect", "rfc8599", "--provider", "apns", "--app",
+                                            BUNDLE, "--token", tok, "--background-after-register",
+                                            "--calls", "1", "--answer-after-ms", "100",
+                                            "--timeout", "110"])
+            p.wait_event("backgrounded")
+            pbx.wait_bindings("alice", 1, timeout=WAIT)
+            pbx.stop()
+            client = it.UdpClient(("127.0.0.1", rig.udp))
+            try:
+                reg = it.Registration(client, rig.udp, "carol", "carol-pw")
+                it.expect_code(reg.send(["Contact: " + reg.contact, "Expires: 600"]), 200,
+                               "carol's REGISTER at sipwake while the PBX is down")
+                log = wait_log(rig, "edge: upstream %s unreachable (" % pbx.uri, 20)
+                check(re.search(r"unreachable \([^)]+\); 2 devices waiting", log),
+                      "unreachable line:\n" + log[-2000:])
+                pbx.start()
+                # One probe every 30 s while unreachable, then every device at once.
+                log = wait_log(rig, "edge: upstream %s back; re-registering" % pbx.uri, 45)
+                check(log.count("unreachable (") == 1, "logged more than once:\n" + log[-3000:])
+                pbx.wait_bindings("alice", 1, timeout=WAIT)
+                pbx.wait_bindings("carol", 1, timeout=WAIT)
+            finally:
+                client.close()
+            bob_calls_alice(ctx, rig, pbx, p, tok)
             rig.server_alive()
 
 

@@ -11,6 +11,9 @@ file and JSON-RPC socket inside the test's work directory; it is always stopped 
 
 `trusted`: an address ("127.0.0.1") or (address, port) whose requests are not challenged (a
 sipwake in the "own" credential model). `auth_calls`: INVITE/MESSAGE need credentials (407).
+
+stop() then start() again restarts it on the same port (an upstream outage): its location table
+is in memory, so the restarted Kamailio has no bindings; its log goes on in the same file.
 """
 
 import json
@@ -113,10 +116,14 @@ class KamailioPbx:
         os.makedirs(self.dir, exist_ok=True)
         self.db = self._write_db()
         self.rpc_path = self._rpc_socket()
-        self.port = it.free_port()
+        if os.path.exists(self.rpc_path):  # left by the previous run (restart)
+            os.unlink(self.rpc_path)
+        if self.port is None:
+            self.port = it.free_port()
+        self.exit_code = None
         cmd = self.command()
         self.ctx.note("starting: " + " ".join(cmd))
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "ab")
         # Its own process group: the children it forks are stopped with it.
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=self.dir,

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "location/push_binding_store.h"
 #include "routing_test_util.h"
 
@@ -29,13 +31,45 @@ TEST(EdgeContactUserTest, OtherKeysAreHashedToUriSafeUsers) {
 }
 
 TEST(EdgeScheduleTest, RenewsOnlyWhenRefreshBeforeIsReached) {
-  EdgeSchedule s{seconds(3600), seconds(1800), seconds(30)};
+  EdgeSchedule s{seconds(1800), seconds(30)};
   const TimePoint t0{};
-  EXPECT_TRUE(s.due(t0, std::nullopt, std::nullopt));         // never registered
-  EXPECT_FALSE(s.due(t0 + seconds(1799), t0, std::nullopt));  // a phone refresh: nothing
-  EXPECT_TRUE(s.due(t0 + seconds(1800), t0, std::nullopt));
-  EXPECT_FALSE(s.due(t0 + seconds(29), t0, t0));  // failed: retried after the back-off
-  EXPECT_TRUE(s.due(t0 + seconds(30), t0, t0));
+  const seconds granted(3600);
+  EXPECT_TRUE(s.due(t0, std::nullopt, granted, std::nullopt));         // never registered
+  EXPECT_FALSE(s.due(t0 + seconds(1799), t0, granted, std::nullopt));  // a phone refresh: nothing
+  EXPECT_TRUE(s.due(t0 + seconds(1800), t0, granted, std::nullopt));
+  EXPECT_FALSE(s.due(t0 + seconds(29), t0, granted, t0));  // failed: retried after the back-off
+  EXPECT_TRUE(s.due(t0 + seconds(30), t0, granted, t0));
+}
+
+TEST(EdgeScheduleTest, RenewsAtHalfTheGrantOrRefreshBeforeWhicheverIsSooner) {
+  EXPECT_EQ((EdgeSchedule{seconds(1800), seconds(30)}.renewAfter(seconds(3600))), seconds(1800));
+  EXPECT_EQ((EdgeSchedule{seconds(600), seconds(30)}.renewAfter(seconds(3600))), seconds(1800));
+  EXPECT_EQ((EdgeSchedule{seconds(2400), seconds(30)}.renewAfter(seconds(3600))), seconds(1200));
+  // The upstream granted less than refresh_before: half of it.
+  EXPECT_EQ((EdgeSchedule{seconds(1800), seconds(30)}.renewAfter(seconds(120))), seconds(60));
+}
+
+TEST(EdgeGrantedExpiryTest, ContactParamThenExpiresHeaderThenAsked) {
+  auto response = [](const std::string& headers) {
+    return parse(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
+        "From: <sip:bob@example.com>;tag=1\r\nTo: <sip:bob@example.com>;tag=2\r\n"
+        "Call-ID: c\r\nCSeq: 1 REGISTER\r\n" +
+        headers + "Content-Length: 0\r\n\r\n");
+  };
+  const seconds asked(3600);
+  EXPECT_EQ(grantedExpiry(response("Contact: <sip:other@10.0.0.3>;expires=50, "
+                                   "<sip:edge-x@192.0.2.1:5060>;expires=120\r\nExpires: 900\r\n"),
+                          "edge-x", asked),
+            seconds(120));
+  EXPECT_EQ(grantedExpiry(response("Contact: <sip:edge-x@192.0.2.1:5060>\r\nExpires: 900\r\n"),
+                          "edge-x", asked),
+            seconds(900));
+  EXPECT_EQ(grantedExpiry(response(""), "edge-x", asked), asked);
+  // Contacts listed, ours not among them: not granted.
+  EXPECT_EQ(
+      grantedExpiry(response("Contact: <sip:other@10.0.0.3>;expires=50\r\n"), "edge-x", asked),
+      std::nullopt);
 }
 
 class EdgeTest : public ProxyTest {
@@ -51,6 +85,7 @@ class EdgeTest : public ProxyTest {
     config.upstream_expires = seconds(3600);
     config.refresh_before = seconds(1800);
     config.reconcile_interval = seconds(5);
+    config.upstream_rate = 2;
     EdgeUpstream::Deps deps;
     deps.layer = layer_.get();
     deps.transport = &transport_;
@@ -68,9 +103,9 @@ class EdgeTest : public ProxyTest {
   }
 
   // bob@example.com's phone registers (or refreshes) at sipwake: the registrar's hook.
-  location::Binding bobRegisters() {
+  location::Binding bobRegisters(const std::string& contact = "sip:bob@10.0.0.2:5060") {
     location::Binding b;
-    b.contact_uri = "sip:bob@10.0.0.2:5060";
+    b.contact_uri = contact;
     b.expires_at = kNow + seconds(3600);
     b.received.protocol = "udp";
     b.received.source_ip = bob_.address.ip();
@@ -102,16 +137,27 @@ class EdgeTest : public ProxyTest {
   }
   std::vector<sip::Message> upstreamRegisters() {
     std::vector<sip::Message> out;
+    std::set<std::string> seen;  // Call-ID + CSeq: one per REGISTER, not per retransmission
     for (sip::Message& m : requestsTo(kPbx, "REGISTER")) {
-      if (!out.empty() && out.back().cseq()->number == m.cseq()->number) continue;
+      if (!seen.insert(std::string(m.callId()) + " " + std::to_string(m.cseq()->number)).second) {
+        continue;
+      }
       out.push_back(std::move(m));
     }
     return out;
   }
-  void pbxAnswers(int code) {
+  void pbxAnswers(int code, const std::vector<std::string>& headers = {}) {
     auto regs = upstreamRegisters();
     ASSERT_FALSE(regs.empty());
-    deliver(sip::makeResponseTo(regs.back(), code, "OK", "pbx"), Ua{kPbx});
+    pbxAnswers(regs.back(), code, headers);
+  }
+  void pbxAnswers(const sip::Message& reg, int code, const std::vector<std::string>& headers = {}) {
+    sip::Message r = sip::makeResponseTo(reg, code, code == 200 ? "OK" : "Refused", "pbx");
+    for (const std::string& h : headers) {
+      auto colon = h.find(':');
+      r.appendHeader(h.substr(0, colon), h.substr(colon + 2));
+    }
+    deliver(std::move(r), Ua{kPbx});
   }
   void buildWithEdge() {
     proxy_.reset();
@@ -184,6 +230,77 @@ TEST_F(EdgeTest, UpstreamChallengeIsRetriedAfterTheBackOff) {
   EXPECT_EQ(upstreamRegisters().size(), 1u);
   timers_.advance(seconds(30));
   EXPECT_EQ(upstreamRegisters().size(), 2u);
+}
+
+TEST_F(EdgeTest, RenewsAtHalfOfWhatTheUpstreamGranted) {
+  bobRegisters();
+  const std::string user = edgeContactUser("c:sip:bob@10.0.0.2:5060");
+  pbxAnswers(200, {"Contact: <sip:" + user + "@192.0.2.1:5060>;expires=120"});
+  timers_.advance(seconds(55));
+  EXPECT_EQ(upstreamRegisters().size(), 1u);
+  timers_.advance(seconds(10));  // 60 s granted/2, at the next reconcile tick
+  auto regs = upstreamRegisters();
+  ASSERT_EQ(regs.size(), 2u);
+  EXPECT_EQ(regs[1].callId(), regs[0].callId());
+}
+
+TEST_F(EdgeTest, IntervalTooBriefIsRetriedAtOnceWithMinExpires) {
+  bobRegisters();
+  pbxAnswers(423, {"Min-Expires: 7200"});
+  auto regs = upstreamRegisters();
+  ASSERT_EQ(regs.size(), 2u);
+  EXPECT_EQ(regs[1].find(sip::HeaderId::kExpires)->value, "7200");
+  EXPECT_EQ(regs[1].cseq()->number, regs[0].cseq()->number + 1);
+  pbxAnswers(200);
+  // Renewals keep asking for what the upstream accepts.
+  timers_.advance(seconds(3600));
+  regs = upstreamRegisters();
+  ASSERT_EQ(regs.size(), 3u);
+  EXPECT_EQ(regs[2].find(sip::HeaderId::kExpires)->value, "7200");
+}
+
+TEST_F(EdgeTest, UnreachableUpstreamIsProbedThenEveryDeviceReRegisteredPaced) {
+  Counter& unreachable = Stats::global().counter("edge.upstream_unreachable");
+  Counter& back = Stats::global().counter("edge.upstream_back");
+  const std::uint64_t unreachable0 = unreachable.value();
+  const std::uint64_t back0 = back.value();
+  constexpr int kDevices = 6;
+  for (int i = 0; i < kDevices; ++i) {
+    bobRegisters("sip:bob@10.0.0." + std::to_string(10 + i) + ":5060");
+  }
+  EXPECT_EQ(upstreamRegisters().size(), 2u);  // upstream_rate: the rest follow, paced
+  timers_.advance(seconds(2));
+  for (const sip::Message& r : upstreamRegisters()) pbxAnswers(r, 200);
+  ASSERT_EQ(upstreamRegisters().size(), std::size_t{kDevices});
+  // A new device while the PBX stopped answering: its REGISTER times out (Timer F).
+  bobRegisters("sip:bob@10.0.0.99:5060");
+  timers_.advance(seconds(1));
+  ASSERT_EQ(upstreamRegisters().size(), std::size_t{kDevices + 1});
+  timers_.advance(seconds(33));
+  EXPECT_FALSE(edge_->upstreamReachable());
+  EXPECT_EQ(unreachable.value(), unreachable0 + 1);
+  // Meanwhile one probe every retry_after_failure (30 s), not one REGISTER per device.
+  for (int i = 0; i < 10; ++i) timers_.advance(seconds(5));
+  const std::size_t sent_while_down = upstreamRegisters().size() - (kDevices + 1);
+  EXPECT_GE(sent_while_down, 1u);
+  EXPECT_LE(sent_while_down, 2u);
+  EXPECT_EQ(unreachable.value(), unreachable0 + 1);  // once per state change
+  // The PBX answers the probe: every device (8 here incl. the new one) is registered again at
+  // once, no phone acting, within upstream_rate (2/s here).
+  pbxAnswers(200);
+  EXPECT_TRUE(edge_->upstreamReachable());
+  EXPECT_EQ(back.value(), back0 + 1);
+  const std::size_t at_recovery = upstreamRegisters().size();
+  EXPECT_LE(at_recovery - (kDevices + 1 + sent_while_down), 2u);  // one second's burst
+  timers_.advance(seconds(3));
+  std::set<std::string> registered_again;
+  auto regs = upstreamRegisters();
+  for (std::size_t i = kDevices + 1 + sent_while_down; i < regs.size(); ++i) {
+    registered_again.insert(std::string(regs[i].callId()));
+    pbxAnswers(regs[i], 200);
+  }
+  EXPECT_EQ(registered_again.size(), std::size_t{kDevices});  // all but the probed one
+  EXPECT_EQ(edge_->deviceCount(), std::size_t{kDevices + 1});
 }
 
 TEST_F(EdgeTest, RequestToAnUpstreamContactGoesToTheDevice) {
