@@ -60,7 +60,7 @@ Result<OAuthToken> parseOAuthTokenResponse(int http_status, std::string_view bod
     std::string msg = "token endpoint: HTTP " + std::to_string(http_status);
     if (is_obj) {
       if (auto e = j.find("error"); e != j.end() && e->is_string()) {
-        msg += ": " + e->get<std::string>();
+        msg += ": " + e->get<std::string>().substr(0, 64);  // an OAuth error code; bounded
       }
       if (auto d = j.find("error_description"); d != j.end() && d->is_string()) {
         msg += " (" + d->get<std::string>().substr(0, 200) + ")";

@@ -260,7 +260,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       break;
     }
     // More than a pending CRLF keep-alive is buffered: part of a message, which must be complete
-    // within message_timeout of its first byte, however slowly the rest trickles in.
+    // within message_timeout of its start (its 4th buffered byte), however slowly the rest
+    // trickles in.
     const bool partial = framer_.buffered() > 3;
     if (partial && !partial_since_) {
       partial_since_ = last_activity_;
@@ -348,7 +349,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         self->close(unavailable(
             "no complete message within " +
             std::to_string(std::chrono::duration_cast<milliseconds>(message_timeout).count()) +
-            " ms of its first byte"));
+            " ms of its start"));
         return;
       }
       self->layer_.counters_->idle_closes.inc();

@@ -152,6 +152,12 @@ TEST(OAuthToken, ParseErrorsArePrecise) {
   EXPECT_TRUE(parseOAuthTokenResponse(
                   200, R"({"access_token":"a","expires_in":3599,"token_type":"bearer"})")
                   .isOk());
+  // Whatever the endpoint writes, the message (it reaches the log) stays bounded.
+  const std::string huge(100000, 'x');
+  Result<OAuthToken> t = parseOAuthTokenResponse(
+      400, R"({"error":")" + huge + R"(","error_description":")" + huge + R"("})");
+  ASSERT_FALSE(t.isOk());
+  EXPECT_LT(t.status().message().size(), 400u);
 }
 
 TEST(OAuthTokenCache, RefreshFiveMinutesBeforeExpiry) {
