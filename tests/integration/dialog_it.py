@@ -333,4 +333,4 @@ def test_event_state_not_served(ctx):
 
 
 if __name__ == "__main__":
-    sys.exit(it.main_for(globals()))
+    sys.exit(it.run_module_tests(globals()))

@@ -188,4 +188,4 @@ def test_pbx_trusted_source(ctx):
 
 
 if __name__ == "__main__":
-    sys.exit(it.main_for(globals()))
+    sys.exit(it.run_module_tests(globals()))

@@ -222,4 +222,4 @@ def test_enumeration_scan_throttled(ctx):
 
 
 if __name__ == "__main__":
-    sys.exit(it.main_for(globals()))
+    sys.exit(it.run_module_tests(globals()))

@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sipwake_it import (Fail, StreamClient, build_request, check, expect_options_200,  # noqa: E402
-                        insecure_tls_context, main_for, start_server)
+                        insecure_tls_context, run_module_tests, start_server)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -358,4 +358,4 @@ def test_tls_handshake_memory_returned(ctx):
 
 
 if __name__ == "__main__":
-    sys.exit(main_for(globals()))
+    sys.exit(run_module_tests(globals()))

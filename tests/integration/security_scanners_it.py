@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sipwake_it import (Registration, Skip, UdpClient, add_user, check,  # noqa: E402
-                        expect_code, free_port, main_for, start_server)
+                        expect_code, free_port, run_module_tests, start_server)
 
 SCAN_TIMEOUT = 20  # seconds for one scanner run
 
@@ -216,4 +216,4 @@ def test_sipvicious_svcrack_spread(ctx):
 
 
 if __name__ == "__main__":
-    sys.exit(main_for(globals()))
+    sys.exit(run_module_tests(globals()))

@@ -1248,12 +1248,5 @@ def main():
     return 0
 
 
-def main_for(namespace):
-    """main() of a test file that shares this command line: its test_* functions are the tests."""
-    TESTS.clear()
-    TESTS.update({n[len("test_"):]: fn for n, fn in namespace.items() if n.startswith("test_")})
-    return main()
-
-
 if __name__ == "__main__":
     sys.exit(main())
