@@ -1,8 +1,5 @@
 #include "auth/source_throttle.h"
 
-#include <algorithm>
-#include <chrono>
-
 namespace sipwake::auth {
 
 SourceThrottle::SourceThrottle(SourceThrottleConfig config)
@@ -11,12 +8,8 @@ SourceThrottle::SourceThrottle(SourceThrottleConfig config)
       shards_(std::make_unique<Shard[]>(kShards)) {
   if (config_.burst == 0) config_.burst = 1;
   if (config_.ipv6_prefix < 1 || config_.ipv6_prefix > 128) config_.ipv6_prefix = 64;
+  rate_ = {static_cast<double>(config_.burst), static_cast<double>(config_.rate)};
   for (std::size_t i = 0; i < kShards; ++i) shards_[i].entries.setCapacity(per_shard_capacity_);
-}
-
-double SourceThrottle::refilled(const Entry& e, TimePoint now) const {
-  const double elapsed = std::chrono::duration<double>(now - e.last).count();
-  return std::min<double>(config_.burst, e.tokens + std::max(0.0, elapsed) * config_.rate);
 }
 
 std::optional<Duration> SourceThrottle::take(std::string_view ip, TimePoint now) {
@@ -25,18 +18,10 @@ std::optional<Duration> SourceThrottle::take(std::string_view ip, TimePoint now)
   Shard& sh = shards_[SourceKeyHash{}(k) >> 60 & (kShards - 1)];
   std::lock_guard lock(sh.mu);
   // A source whose bucket is full again is the same as an unknown one: forget it.
-  sh.entries.dropIdle(k, [&](const Entry& e) { return refilled(e, now) >= config_.burst; });
-  bool created = false;
-  Entry& e = sh.entries.findOrCreate(k, &created);
-  if (created) e.tokens = config_.burst;
-  e.tokens = refilled(e, now);
-  e.last = now;
-  if (e.tokens >= 1) {
-    e.tokens -= 1;
-    return std::nullopt;
-  }
-  return std::chrono::duration_cast<Duration>(
-      std::chrono::duration<double>((1 - e.tokens) / config_.rate));
+  sh.entries.dropIdle(k, [&](const TokenBucket& b) { return b.full(rate_, now); });
+  TokenBucket& b = sh.entries.findOrCreate(k);
+  if (b.trySpend(rate_, now)) return std::nullopt;
+  return b.untilOne(rate_, now);
 }
 
 std::size_t SourceThrottle::tracked() const {

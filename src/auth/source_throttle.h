@@ -16,6 +16,7 @@
 #include "auth/lru_table.h"
 #include "auth/rate_limiter.h"
 #include "common/clock.h"
+#include "common/token_bucket.h"
 
 namespace sipwake::auth {
 
@@ -39,18 +40,13 @@ class SourceThrottle {
 
  private:
   static constexpr std::size_t kShards = 16;
-  struct Entry {
-    double tokens = 0;
-    TimePoint last{};
-  };
   struct alignas(64) Shard {
     std::mutex mu;
-    LruTable<SourceKey, Entry, SourceKeyHash> entries;  // least recently seen first
+    LruTable<SourceKey, TokenBucket, SourceKeyHash> entries;  // least recently seen first
   };
 
-  double refilled(const Entry& e, TimePoint now) const;
-
   SourceThrottleConfig config_;
+  TokenRate rate_;
   std::size_t per_shard_capacity_;
   std::unique_ptr<Shard[]> shards_;
 };

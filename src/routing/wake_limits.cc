@@ -47,28 +47,6 @@ WakeLimits::Slot::~Slot() {
   if (owner_ != nullptr) owner_->release(*this);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Buckets
-
-double WakeLimits::Bucket::level(const PushRate& rate, TimePoint now) const {
-  const double burst = rate.burst;
-  if (tokens < 0) return burst;
-  const double minutes = std::chrono::duration<double, std::ratio<60>>(now - at).count();
-  return std::min(burst, tokens + std::max(0.0, minutes) * rate.per_minute);
-}
-
-Duration WakeLimits::Bucket::untilOne(const PushRate& rate, TimePoint now) const {
-  const double missing = 1.0 - level(rate, now);
-  if (missing <= 0 || rate.per_minute == 0) return Duration::zero();
-  return std::chrono::duration_cast<Duration>(
-      std::chrono::duration<double, std::ratio<60>>(missing / rate.per_minute));
-}
-
-void WakeLimits::take(Bucket& b, const PushRate& rate, TimePoint now) {
-  b.tokens = b.level(rate, now) - 1.0;
-  b.at = now;
-}
-
 void WakeLimits::prune(DeviceState& d, TimePoint now) {
   while (!d.calls.empty() && now - d.calls.front().at > kCallMemory) d.calls.pop_front();
 }
@@ -107,8 +85,8 @@ WakeLimits::Admission WakeLimits::admit(const Request& request,
 
   std::lock_guard lock(mu_);
   if (now - last_sweep_ >= kSweepInterval) sweep(now);
-  Bucket& aor_bucket = aors_[std::string(request.aor)];
-  const double aor_level = aor_bucket.level(config_.aor, now);
+  TokenBucket& aor_bucket = aors_[std::string(request.aor)];
+  const double aor_level = aor_bucket.level(config_.aor.tokens(), now);
   std::size_t pushes = 0;
   bool any = false;
   bool limited = false;
@@ -124,13 +102,13 @@ WakeLimits::Admission WakeLimits::admit(const Request& request,
       any = true;
       continue;
     }
-    const Bucket* empty = nullptr;
+    const TokenBucket* empty = nullptr;
     const PushRate* rate = nullptr;
-    if (stranger && d.stranger.level(config_.stranger, now) < 1.0) {
+    if (stranger && d.stranger.level(config_.stranger.tokens(), now) < 1.0) {
       stranger_budget_.inc();
       empty = &d.stranger;
       rate = &config_.stranger;
-    } else if (d.all.level(config_.device, now) < 1.0) {
+    } else if (d.all.level(config_.device.tokens(), now) < 1.0) {
       device_budget_.inc();
       empty = &d.all;
       rate = &config_.device;
@@ -141,7 +119,7 @@ WakeLimits::Admission WakeLimits::admit(const Request& request,
     }
     if (empty != nullptr) {
       limited = true;
-      wait = std::min(wait, empty->untilOne(*rate, now));
+      wait = std::min(wait, empty->untilOne(rate->tokens(), now));
       continue;
     }
     a.devices[i] = Verdict::kPush;
@@ -189,9 +167,9 @@ WakeLimits::Admission WakeLimits::admit(const Request& request,
   for (std::size_t i = 0; i < device_keys.size(); ++i) {
     if (a.devices[i] != Verdict::kPush) continue;
     DeviceState& d = devices_[device_keys[i]];
-    take(d.all, config_.device, now);
-    if (stranger) take(d.stranger, config_.stranger, now);
-    take(aor_bucket, config_.aor, now);
+    d.all.spend(config_.device.tokens(), now);
+    if (stranger) d.stranger.spend(config_.stranger.tokens(), now);
+    aor_bucket.spend(config_.aor.tokens(), now);
     d.calls.push_back(CallMark{call, now, false});
     while (d.calls.size() > kCallsPerDevice) d.calls.pop_front();
   }
@@ -253,12 +231,12 @@ void WakeLimits::sweep(TimePoint now) {
   for (auto it = devices_.begin(); it != devices_.end();) {
     prune(it->second, now);
     const bool idle = it->second.calls.empty() &&
-                      it->second.all.level(config_.device, now) >= config_.device.burst &&
-                      it->second.stranger.level(config_.stranger, now) >= config_.stranger.burst;
+                      it->second.all.full(config_.device.tokens(), now) &&
+                      it->second.stranger.full(config_.stranger.tokens(), now);
     it = idle ? devices_.erase(it) : std::next(it);
   }
   for (auto it = aors_.begin(); it != aors_.end();) {
-    it = it->second.level(config_.aor, now) >= config_.aor.burst ? aors_.erase(it) : std::next(it);
+    it = it->second.full(config_.aor.tokens(), now) ? aors_.erase(it) : std::next(it);
   }
 }
 

@@ -29,6 +29,7 @@
 
 #include "common/clock.h"
 #include "common/stats.h"
+#include "common/token_bucket.h"
 #include "routing/target_resolver.h"
 
 namespace sipwake::routing {
@@ -43,6 +44,9 @@ enum class WakeFor : std::uint8_t {
 struct PushRate {
   std::uint32_t per_minute = 6;
   std::uint32_t burst = 6;
+  TokenRate tokens() const {
+    return {static_cast<double>(burst), static_cast<double>(per_minute) / 60.0};
+  }
 };
 
 struct WakeLimitsConfig {
@@ -118,20 +122,14 @@ class WakeLimits {
   std::size_t parked() const;
 
  private:
-  struct Bucket {
-    double tokens = -1;  // < 0: never used (full)
-    TimePoint at{};
-    double level(const PushRate& rate, TimePoint now) const;
-    Duration untilOne(const PushRate& rate, TimePoint now) const;
-  };
   struct CallMark {
     std::uint64_t call = 0;  // hash of the Call-ID
     TimePoint at{};
     bool cancel_sent = false;
   };
   struct DeviceState {
-    Bucket all;
-    Bucket stranger;
+    TokenBucket all;
+    TokenBucket stranger;
     std::deque<CallMark> calls;
   };
   struct Parked {
@@ -141,13 +139,12 @@ class WakeLimits {
 
   void release(Slot& slot);
   void sweep(TimePoint now);  // REQUIRES: mu_ held
-  static void take(Bucket& b, const PushRate& rate, TimePoint now);
   static void prune(DeviceState& d, TimePoint now);
 
   const WakeLimitsConfig config_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, DeviceState> devices_;
-  std::unordered_map<std::string, Bucket> aors_;
+  std::unordered_map<std::string, TokenBucket> aors_;
   std::unordered_map<std::string, std::uint32_t> parked_by_source_;
   std::unordered_map<std::string, Parked> parked_by_aor_;
   std::size_t parked_ = 0;

@@ -46,6 +46,17 @@ def upstream_registers(pbx):
     return [r for r in pbx.received("REGISTER") if r["call_id"].endswith(UPSTREAM_CALL_ID)]
 
 
+def sleeping_alice(rig, tok, more=()):
+    """alice's RFC 8599 APNs phone (token `tok`, followed by the watch): registers at sipwake,
+    goes to the background and will answer one call after 100 ms. Returns the phone."""
+    rig.watch.subscribe(tok, topic=BUNDLE + ".voip")
+    p = rig.phone("wake", "alice", ["--dialect", "rfc8599", "--provider", "apns", "--app", BUNDLE,
+                                    "--token", tok, "--background-after-register", "--calls", "1",
+                                    "--answer-after-ms", "100"] + list(more))
+    p.wait_event("backgrounded")
+    return p
+
+
 def bob_calls_alice(ctx, rig, pbx, p, tok):
     """bob, a user of the PBX, calls alice at Kamailio: the sleeping phone `p` (push token `tok`)
     is pushed, wakes, answers (200 at bob), ACK and BYE pass; the phone exits cleanly."""
@@ -68,11 +79,7 @@ def test_edge_own_wake(ctx):
     tok = wk.apns_token()
     with KamailioPbx(ctx, users=PBX_USERS, trusted="127.0.0.1") as pbx:
         with wk.Rig(ctx, extra_config=edge_config(pbx)) as rig:
-            rig.watch.subscribe(tok, topic=BUNDLE + ".voip")
-            p = rig.phone("wake", "alice", ["--dialect", "rfc8599", "--provider", "apns", "--app",
-                                            BUNDLE, "--token", tok, "--background-after-register",
-                                            "--calls", "1", "--answer-after-ms", "100"])
-            p.wait_event("backgrounded")
+            p = sleeping_alice(rig, tok)
             found = pbx.wait_bindings("alice", 1, timeout=WAIT)
             check(len(edge_bindings(pbx, "alice")) == 1, "not sipwake's contact: %r" % found)
             contact = found[0]["contact"]
@@ -119,11 +126,7 @@ def test_edge_own_restart(ctx):
     tok = wk.apns_token()
     with KamailioPbx(ctx, users=PBX_USERS, trusted="127.0.0.1") as pbx:
         with wk.Rig(ctx, extra_config=edge_config(pbx)) as rig:
-            rig.watch.subscribe(tok, topic=BUNDLE + ".voip")
-            p = rig.phone("wake", "alice", ["--dialect", "rfc8599", "--provider", "apns", "--app",
-                                            BUNDLE, "--token", tok, "--background-after-register",
-                                            "--calls", "1", "--answer-after-ms", "100"])
-            p.wait_event("backgrounded")
+            p = sleeping_alice(rig, tok)
             pbx.wait_bindings("alice", 1, timeout=WAIT)
             before = upstream_registers(pbx)
             rig.restart(signal.SIGKILL)
@@ -168,12 +171,7 @@ def test_edge_own_upstream_down(ctx):
     with KamailioPbx(ctx, users=users, trusted="127.0.0.1") as pbx:
         # T1 100 ms: an unanswered upstream REGISTER times out after 64*T1 = 6.4 s.
         with wk.Rig(ctx, extra_config=edge_config(pbx) + "\n[timers]\nt1_ms = 100\n") as rig:
-            rig.watch.subscribe(tok, topic=BUNDLE + ".voip")
-            p = rig.phone("wake", "alice", ["--dialect", "rfc8599", "--provider", "apns", "--app",
-                                            BUNDLE, "--token", tok, "--background-after-register",
-                                            "--calls", "1", "--answer-after-ms", "100",
-                                            "--timeout", "110"])
-            p.wait_event("backgrounded")
+            p = sleeping_alice(rig, tok, ["--timeout", "110"])
             pbx.wait_bindings("alice", 1, timeout=WAIT)
             pbx.stop()
             client = it.UdpClient(("127.0.0.1", rig.udp))
