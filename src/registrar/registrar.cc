@@ -150,7 +150,9 @@ Registrar::Registrar(RegistrarConfig config, Services services,
              Stats::global().counter("registrar.bindings_written")},
       push_bindings_written_(Stats::global().counter("registrar.push_bindings_written")),
       push_bindings_removed_(Stats::global().counter("registrar.push_bindings_removed")),
-      push_rejected_(Stats::global().counter("registrar.push_params_rejected")) {
+      push_rejected_(Stats::global().counter("registrar.push_params_rejected")),
+      relayed_(Stats::global().counter("registrar.relayed")),
+      relay_refused_(Stats::global().counter("registrar.relay_refused")) {
   SIPWAKE_CHECK(reply_on_ != nullptr && wall_clock_ != nullptr);
   SIPWAKE_CHECK(services_.is_local_domain != nullptr);
   SIPWAKE_CHECK(config_.min_expires <= config_.max_expires);
@@ -254,8 +256,29 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
   }
   std::string realm = canonicalDomain(to->uri.host);
 
+  // Edge relay mode: the upstream authenticates (relayThen, below), with the phone's own answer.
+  const bool relayed = relay_ != nullptr && relay_->relays(realm);
+  RegisterRelay::Request relay_request;
+  if (relayed) {
+    relay_request.aor = *aor;
+    relay_request.request_uri = std::string(req.requestUriText());
+    if (const sip::HeaderField* h = req.find(sip::HeaderId::kFrom)) relay_request.from = h->value;
+    if (const sip::HeaderField* h = req.find(sip::HeaderId::kTo)) relay_request.to = h->value;
+    relay_request.call_id = std::string(req.callId());
+    if (const sip::HeaderField* ua = req.find(sip::HeaderId::kUserAgent)) {
+      relay_request.user_agent = std::string(ua->value);
+    }
+    for (std::string_view v : req.values(sip::HeaderId::kAuthorization)) {
+      relay_request.authorization.emplace_back(v);
+    }
+    for (std::string_view v : req.values(sip::HeaderId::kProxyAuthorization)) {
+      relay_request.proxy_authorization.emplace_back(v);
+    }
+    relay_request.source = received.remote.ip();
+  }
+
   // Steps 3-4: authentication and authorisation.
-  if (config_.require_auth) {
+  if (config_.require_auth && !relayed) {
     std::vector<std::string_view> credentials = req.values(sip::HeaderId::kAuthorization);
     std::string source_ip = received.remote.ip();
     auth::AuthRequest ar;
@@ -310,6 +333,7 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
   pending->call_id = std::string(req.callId());
   pending->cseq = cseq->number;
   pending->now = now;
+  relay_request.cseq = cseq->number;
 
   auto paths = req.paths();
   if (!paths) {
@@ -320,9 +344,12 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
   if (contacts->empty()) {
     // A query: the current bindings, nothing written.
     stats_.queries.inc();
-    std::vector<Binding> current = services_.locations.lookup(pending->aor, now);
     pending->request.emplace(std::move(received));
-    answerOk(tx, *pending, current);
+    auto answer = [this, pending] {
+      answerOk(*pending->tx, *pending, services_.locations.lookup(pending->aor, pending->now));
+    };
+    if (relayed) return relayThen(pending, std::move(relay_request), std::move(answer));
+    answer();
     return;
   }
 
@@ -358,6 +385,7 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
       return reject(tx, req, 400, "Bad Request - Wildcard Contact Requires Expires: 0");
     }
     change.remove_all = true;
+    relay_request.remove_all = true;
     if (push_.enabled) {
       // "Contact: *" is a log-out: the phone must not be woken for this AOR any more either.
       Pending::PushOp op;
@@ -435,8 +463,25 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
           op.expires = std::min(expires, config_.max_expires);
         } else {
           op.kind = Pending::PushOp::Kind::kOptOut;  // registered without push params
+          if (relayed) {
+            // The device's push binding goes, and with it its upstream binding.
+            for (const location::PushRecord& r :
+                 push_store_->lookupByAor(pending->aor, SysSeconds{})) {
+              if (r.identity == op.record.identity) {
+                relay_request.devices.push_back({r.device_key, true, true, false});
+              }
+            }
+          }
         }
         pending->push_ops.push_back(std::move(op));
+      }
+      if (relayed) {
+        RegisterRelay::Device d;
+        d.push = push_binding.has_value();
+        d.key = d.push ? push_binding->deviceKey() : location::bindingKey(b);
+        d.removed = expires == 0 && !d.push;
+        d.sleeping = expires == 0 && d.push;
+        relay_request.devices.push_back(std::move(d));
       }
       if (expires == 0) {
         change.removals.push_back(std::move(b));
@@ -485,10 +530,30 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
 
   // Steps 7-8: write, then answer from the store's completion.
   pending->request.emplace(std::move(received));
-  services_.locations.applyRegistration(std::move(change), reply_on_,
-                                        [this, pending](Result<std::vector<Binding>> result) {
-                                          finish(*pending, std::move(result));
-                                        });
+  auto write = [this, pending, change = std::make_shared<location::RegistrationChange>(
+                                   std::move(change))] {
+    services_.locations.applyRegistration(std::move(*change), reply_on_,
+                                          [this, pending](Result<std::vector<Binding>> result) {
+                                            finish(*pending, std::move(result));
+                                          });
+  };
+  if (relayed) return relayThen(pending, std::move(relay_request), std::move(write));
+  write();
+}
+
+void Registrar::relayThen(std::shared_ptr<Pending> pending, RegisterRelay::Request request,
+                          std::function<void()> then) {
+  relayed_.inc();
+  relay_->relay(std::move(request), [this, pending, then = std::move(then),
+                                     post = reply_on_](RegisterRelay::Verdict v) {
+    post([this, pending, then, v = std::move(v)] {
+      if (v.accepted) return then();
+      relay_refused_.inc();
+      std::vector<std::pair<std::string_view, std::string>> extra;
+      for (const auto& [name, value] : v.headers) extra.emplace_back(name, value);
+      reject(*pending->tx, pending->request->message, v.status, v.reason, extra);
+    });
+  });
 }
 
 void Registrar::finish(Pending& p, Result<std::vector<Binding>> result) {

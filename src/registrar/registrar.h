@@ -30,6 +30,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -71,6 +72,47 @@ class RegistrationObserver {
                             const transport::ReceivedMessage& /*request*/) {}
 };
 
+// Edge mode "relay" (routing/edge.h): REGISTERs for some domains are authorised by the upstream
+// registrar, to which each is relayed with the phone's own digest answer. For those the registrar
+// checks the REGISTER as usual but does not authenticate it; it asks relay() and writes the
+// bindings only once the upstream accepted; otherwise the phone gets what the upstream answered.
+class RegisterRelay {
+ public:
+  struct Device {
+    std::string key;        // push device key (PushBinding::deviceKey), else the SIP binding key
+    bool push = false;      // the REGISTER carries push params for it
+    bool removed = false;   // leaving: its upstream binding goes too
+    bool sleeping = false;  // un-REGISTER that keeps the push binding (the app went to sleep)
+  };
+  // What is relayed of the phone's REGISTER (the registrar's copy: the message stays with it).
+  struct Request {
+    std::string aor;
+    std::string request_uri;
+    std::string from;
+    std::string to;
+    std::string call_id;
+    std::uint32_t cseq = 0;
+    std::string user_agent;
+    std::vector<std::string> authorization;        // Authorization values, unchanged
+    std::vector<std::string> proxy_authorization;  // Proxy-Authorization values, unchanged
+    std::string source;  // the IP address it came from
+    std::vector<Device> devices;  // empty: a query
+    bool remove_all = false;      // "Contact: *": every device of the AOR leaves
+  };
+  struct Verdict {
+    bool accepted = false;
+    // Not accepted: the answer to the phone, e.g. the upstream's 401 with its challenge.
+    int status = 0;
+    std::string reason;
+    std::vector<std::pair<std::string, std::string>> headers;
+  };
+  virtual ~RegisterRelay() = default;
+  // Whether REGISTERs for `domain` (canonical) are relayed. Any thread.
+  virtual bool relays(std::string_view domain) const = 0;
+  // Any thread. `done` runs exactly once, on any thread.
+  virtual void relay(Request request, std::function<void(Verdict)> done) = 0;
+};
+
 // Wall clock for binding expiry (injectable for tests).
 using WallClock = std::function<location::SysSeconds()>;
 location::SysSeconds systemWallClock();
@@ -94,6 +136,9 @@ class Registrar {
   // provider); after the SIP bindings are durable the push binding is written (or removed when
   // a device registers without push params) before the 200 OK, which carries Feature-Caps.
   void setPushCapture(PushCaptureConfig config, location::PushBindingStore* store);
+
+  // Edge relay mode; nullptr: none. Must outlive the registrar.
+  void setRelay(RegisterRelay* relay) { relay_ = relay; }
 
   const RegistrarConfig& config() const { return config_; }
 
@@ -126,6 +171,9 @@ class Registrar {
   void finish(Pending& pending, Result<std::vector<location::Binding>> result);
   void answerOk(transaction::ServerTransaction& tx, const Pending& pending,
                 const std::vector<location::Binding>& bindings);
+  // Relay mode: asks the upstream, then runs `then` (accepted) or relays its answer.
+  void relayThen(std::shared_ptr<Pending> pending, RegisterRelay::Request request,
+                 std::function<void()> then);
 
   RegistrarConfig config_;
   Services services_;
@@ -133,12 +181,15 @@ class Registrar {
   location::Executor reply_on_;
   WallClock wall_clock_;
   RegistrationObserver* observer_ = nullptr;
+  RegisterRelay* relay_ = nullptr;
   Counters stats_;
   PushCaptureConfig push_;
   location::PushBindingStore* push_store_ = nullptr;
   Counter& push_bindings_written_;
   Counter& push_bindings_removed_;
   Counter& push_rejected_;
+  Counter& relayed_;
+  Counter& relay_refused_;
 };
 
 // `uri` without its push parameters (push::isPushParamName): what may be shown to other users or

@@ -98,7 +98,11 @@ EdgeUpstream::EdgeUpstream(EdgeConfig config, Deps deps)
       failed_(Stats::global().counter("edge.upstream_failed")),
       unreachable_(Stats::global().counter("edge.upstream_unreachable")),
       back_(Stats::global().counter("edge.upstream_back")),
-      too_brief_(Stats::global().counter("edge.upstream_interval_too_brief")) {
+      too_brief_(Stats::global().counter("edge.upstream_interval_too_brief")),
+      relay_upstream_(Stats::global().counter("edge.relay_registers")),
+      relay_local_(Stats::global().counter("edge.relay_answered_here")),
+      relay_challenges_(Stats::global().counter("edge.relay_challenges")),
+      relay_unavailable_(Stats::global().counter("edge.relay_unavailable")) {
   SIPWAKE_CHECK(deps_.layer != nullptr && deps_.transport != nullptr && deps_.post &&
                 deps_.push_store != nullptr && deps_.locations != nullptr);
   SIPWAKE_CHECK(sip::parseUri(config_.upstream_uri).isOk());
@@ -124,8 +128,13 @@ void EdgeUpstream::start() {
     touch(r.aor, r.device_key, true);
     ++restored;
   }
-  SW_LOG_INFO("edge: upstream {}; {} device(s) registered there from the push bindings",
-              config_.upstream_uri, restored);
+  if (config_.relay) {
+    SW_LOG_INFO("edge: upstream {} (relay); {} device(s) known from the push bindings",
+                config_.upstream_uri, restored);
+  } else {
+    SW_LOG_INFO("edge: upstream {}; {} device(s) registered there from the push bindings",
+                config_.upstream_uri, restored);
+  }
   refilled_ = deps_.layer->timers().now();
   pump();
   std::weak_ptr<bool> alive = alive_;
@@ -207,7 +216,8 @@ void EdgeUpstream::touch(const std::string& aor, const std::string& key, bool pu
     }
     Device& d = it != devices_.end() ? it->second : create(aor, key, push);
     d.push = d.push || push;
-    if (schedule_.due(deps_.layer->timers().now(), d.registered_at, d.granted, d.failed_at)) {
+    // Relay: the phone's own REGISTERs keep the upstream binding (sipwake has no credentials).
+    if (!config_.relay && schedule_.due(deps_.layer->timers().now(), d.registered_at, d.granted, d.failed_at)) {
       enqueue(d);
     }
   }
@@ -306,7 +316,7 @@ void EdgeUpstream::upstreamAnswered() {
   probed_at_.reset();
   back_.inc();
   std::size_t n = 0;
-  {
+  if (!config_.relay) {
     std::lock_guard lock(mu_);
     // The upstream may have lost every binding while it was away: all are registered again.
     for (auto& [key, d] : devices_) {
@@ -340,21 +350,30 @@ void EdgeUpstream::reconcile() {
     for (auto& [key, d] : devices_) {
       if (!alive(d, wall)) {
         gone.push_back(key);
-        if (d.registered_at || d.in_flight) {
+        // Relay: no credentials to remove it with; its upstream binding lapses, and requests
+        // to its contact get 404 here meanwhile.
+        if (!config_.relay && (d.registered_at || d.in_flight)) {
           Device copy = d;
           copy.cseq += 1;
           out.emplace_back(std::move(copy), std::chrono::seconds(0));
         }
         continue;
       }
-      if (!d.in_flight && schedule_.due(now, d.registered_at, d.granted, d.failed_at)) {
+      if (!config_.relay && !d.in_flight &&
+          schedule_.due(now, d.registered_at, d.granted, d.failed_at)) {
         enqueue(d);
       }
     }
     for (const std::string& key : gone) forget(key);
   }
   for (auto& [d, expires] : out) send(d, expires);
-  probe(now);
+  if (config_.relay) {
+    if (!reachable_ && (!probed_at_ || now >= *probed_at_ + config_.retry_after_failure)) {
+      sendProbe();
+    }
+  } else {
+    probe(now);
+  }
   pump();
   std::weak_ptr<bool> alive = alive_;
   tick_ = deps_.layer->timers().schedule(config_.reconcile_interval, [this, alive] {
@@ -363,54 +382,68 @@ void EdgeUpstream::reconcile() {
   });
 }
 
-void EdgeUpstream::send(const Device& d, std::chrono::seconds expires) {
-  const std::uint64_t seq = ++next_seq_;
-  sent_[seq] = Sent{d.key, expires.count() == 0, d.user, expires};
+void EdgeUpstream::withUpstream(std::function<void(const transport::SendTarget&)> then,
+                                std::function<void(std::string)> failed) {
   auto uri = sip::parseUri(config_.upstream_uri);
   SIPWAKE_CHECK(uri.isOk());  // checked by the constructor
   auto literal = literalTarget(*uri);
   if (literal) {
-    sendTo(seq, d, expires, *literal);
+    then(*literal);
     return;
   }
   if (literal.status().code() != StatusCode::kNotFound || deps_.resolver == nullptr) {
-    finished(seq, Outcome{0, "not routable: " + literal.status().message(), {}, {}});
+    failed("not routable: " + literal.status().message());
     return;
   }
   std::weak_ptr<bool> alive = alive_;
-  deps_.resolver->resolve(*uri, [this, alive, seq, d, expires](Result<transport::SendTarget> r) {
+  deps_.resolver->resolve(*uri, [alive, then = std::move(then), failed = std::move(failed)](
+                                    Result<transport::SendTarget> r) {
     if (alive.expired()) return;
     if (!r) {
-      finished(seq, Outcome{0, "not resolved: " + r.status().message(), {}, {}});
+      failed("not resolved: " + r.status().message());
       return;
     }
-    sendTo(seq, d, expires, *r);
+    then(*r);
   });
+}
+
+std::optional<std::string> EdgeUpstream::contactFor(const std::string& user,
+                                                    const transport::SendTarget& hop,
+                                                    std::string* why) const {
+  auto local = deps_.transport->localAddressFor(hop.protocol, hop.remote.v6);
+  if (!local) {
+    *why = "no " + std::string(transport::protocolName(hop.protocol)) + " listener to send from";
+    return std::nullopt;
+  }
+  const std::string host = isUnspecifiedAddress(*local) && !config_.advertised_host.empty()
+                               ? config_.advertised_host
+                               : local->hostForUri();
+  std::string contact = "<sip:" + user + "@" + host + ":" + std::to_string(local->port);
+  if (hop.protocol == transport::Protocol::kTcp) contact += ";transport=tcp";
+  if (hop.protocol == transport::Protocol::kTls) contact += ";transport=tls";
+  contact += ">";
+  return contact;
+}
+
+void EdgeUpstream::send(const Device& d, std::chrono::seconds expires) {
+  const std::uint64_t seq = ++next_seq_;
+  sent_[seq] = Sent{d.key, expires.count() == 0, d.user, expires, nullptr, false};
+  withUpstream([this, seq, d, expires](
+                   const transport::SendTarget& hop) { sendTo(seq, d, expires, hop); },
+               [this, seq](std::string why) {
+                 finished(seq, Outcome{0, std::move(why), {}, {}});
+               });
 }
 
 void EdgeUpstream::sendTo(std::uint64_t seq, const Device& d, std::chrono::seconds expires,
                           const transport::SendTarget& hop) {
-  auto local = deps_.transport->localAddressFor(hop.protocol, hop.remote.v6);
-  std::string host;
-  std::uint16_t port = 0;
-  if (local) {
-    host = isUnspecifiedAddress(*local) && !config_.advertised_host.empty()
-               ? config_.advertised_host
-               : local->hostForUri();
-    port = local->port;
-  }
-  if (!local) {
-    finished(seq, Outcome{0,
-                          "no " + std::string(transport::protocolName(hop.protocol)) +
-                              " listener to send from",
-                          {},
-                          {}});
+  std::string why;
+  std::optional<std::string> contact_of_ours = contactFor(d.user, hop, &why);
+  if (!contact_of_ours) {
+    finished(seq, Outcome{0, std::move(why), {}, {}});
     return;
   }
-  std::string contact = "<sip:" + d.user + "@" + host + ":" + std::to_string(port);
-  if (hop.protocol == transport::Protocol::kTcp) contact += ";transport=tcp";
-  if (hop.protocol == transport::Protocol::kTls) contact += ";transport=tls";
-  contact += ">";
+  const std::string& contact = *contact_of_ours;
   const std::string aor_uri = "<" + d.aor + ">";
   sip::Message m = sip::Message::makeRequest(sip::Method::kRegister, "REGISTER",
                                              "sip:" + std::string(domainOf(d.aor)));
@@ -440,6 +473,15 @@ void EdgeUpstream::finished(std::uint64_t seq, Outcome outcome) {
   sent_.erase(s);
   const TimePoint now = deps_.layer->timers().now();
   const int status = outcome.status;
+  if (sent.probe) {
+    // Any answer, even an error, shows the upstream is there.
+    if (status == 0) {
+      upstreamUnreachable(outcome.reason);
+    } else {
+      upstreamAnswered();
+    }
+    return;
+  }
   const bool ok = status >= 200 && status < 300;
   if (status == 0 || status == 503) {
     failed_.inc();
@@ -495,8 +537,9 @@ void EdgeUpstream::onResponse(transaction::ClientTransaction& tx,
   const sip::Message& m = response.message;
   const int status = m.statusCode();
   if (status < 200) return;
-  Outcome outcome{status, {}, {}, {}};
   auto s = sent_.find(tx.userData());
+  if (s != sent_.end() && s->second.relay) return relayFinished(tx.userData(), &m, {});
+  Outcome outcome{status, {}, {}, {}};
   if (s != sent_.end() && status < 300) {
     outcome.granted = grantedExpiry(m, s->second.user, s->second.asked);
   }
@@ -509,10 +552,18 @@ void EdgeUpstream::onResponse(transaction::ClientTransaction& tx,
 }
 
 void EdgeUpstream::onTimeout(transaction::ClientTransaction& tx) {
+  auto s = sent_.find(tx.userData());
+  if (s != sent_.end() && s->second.relay) {
+    return relayFinished(tx.userData(), nullptr, "no answer within the transaction timeout");
+  }
   finished(tx.userData(), Outcome{0, "no answer within the transaction timeout", {}, {}});
 }
 
 void EdgeUpstream::onTransportError(transaction::ClientTransaction& tx, const Status& error) {
+  auto s = sent_.find(tx.userData());
+  if (s != sent_.end() && s->second.relay) {
+    return relayFinished(tx.userData(), nullptr, "transport error: " + error.message());
+  }
   finished(tx.userData(), Outcome{0, "transport error: " + error.message(), {}, {}});
 }
 

@@ -1,9 +1,13 @@
-// Edge mode, "own" credential model (docs/edge-mode.md): sipwake is the push front end of another
-// registrar (the upstream PBX) for the users of some of its domains. Phones register at sipwake
-// and are authenticated by sipwake; sipwake registers each DEVICE once at the upstream, for the
-// same AOR, with one contact of its own:
+// Edge mode (docs/edge-mode.md): sipwake is the push front end of another registrar (the upstream
+// PBX) for the users of some of its domains. The upstream sees each DEVICE once, for its AOR, with
+// one contact of sipwake's own:
 //
 //   Contact: <sip:edge-<device user>@<sipwake listener host:port>;transport=...>
+//
+// In mode "own" phones register at sipwake and are authenticated by sipwake, and sipwake registers
+// each device upstream itself (below). In mode "relay" (edge_relay.cc) the upstream authenticates:
+// a phone's REGISTER is relayed with its own digest answer (registrar::RegisterRelay), the
+// upstream's challenge goes back unchanged, and only its 2xx lets the registrar write the binding.
 //
 // where the device is the push binding (push::PushBinding::deviceKey()) or, for a device that
 // registered without push params, its SIP binding (location::bindingKey()). The upstream sees a
@@ -73,6 +77,9 @@ class EdgeRouting {
   virtual bool isEdgeDomain(std::string_view host) const = 0;
   // The upstream as a loose Route URI ("sip:pbx:5080;transport=tcp;lr").
   virtual const std::string& upstreamRoute() const = 0;
+  // Mode "relay": the upstream authenticates the phones, so their requests go to it unchallenged
+  // here, credentials and all.
+  virtual bool relaysCredentials() const = 0;
 };
 
 struct EdgeConfig {
@@ -88,6 +95,11 @@ struct EdgeConfig {
   // How often devices are checked for renewal and removal.
   std::chrono::seconds reconcile_interval{5};
   std::string advertised_host;  // contact host when the listener is bound to 0.0.0.0 / ::
+  // Mode "relay" (else "own").
+  bool relay = false;
+  // Relay: a phone's REGISTER the upstream has not answered within this gets 503 + Retry-After
+  // (before the phone's own transaction times out).
+  std::chrono::seconds relay_timeout{8};
 };
 
 // The contact user part for a device key: "edge-" + the key when it is made of [a-z0-9:] (':'
@@ -116,6 +128,7 @@ std::optional<std::chrono::seconds> grantedExpiry(const sip::Message& response,
 
 class EdgeUpstream final : public EdgeRouting,
                            public registrar::RegistrationObserver,
+                           public registrar::RegisterRelay,
                            public transaction::ClientTransactionUser {
  public:
   using WallClock = std::function<location::SysSeconds()>;
@@ -144,6 +157,13 @@ class EdgeUpstream final : public EdgeRouting,
   std::optional<std::string> aorForContactUser(std::string_view user) const override;
   bool isEdgeDomain(std::string_view host) const override;
   const std::string& upstreamRoute() const override { return route_; }
+  bool relaysCredentials() const override { return config_.relay; }
+
+  // RegisterRelay (any thread; mode "relay" only).
+  bool relays(std::string_view domain) const override {
+    return config_.relay && isEdgeDomain(domain);
+  }
+  void relay(Request request, std::function<void(Verdict)> done) override;
 
   // RegistrationObserver (any registrar loop): a binding of `aor` was added or refreshed.
   void onRegistered(std::string_view aor, const location::Binding& binding,
@@ -174,6 +194,18 @@ class EdgeUpstream final : public EdgeRouting,
     std::optional<TimePoint> failed_at;
     bool in_flight = false;
     bool queued = false;  // in pending_
+    // Relay: the phone's REGISTER the upstream last accepted for it (its source, Call-ID, CSeq).
+    std::string relay_source;
+    std::string relay_call_id;
+    std::uint32_t relay_cseq = 0;
+  };
+  // Relay: one phone REGISTER on its way upstream.
+  struct RelayCall {
+    Request request;
+    std::function<void(Verdict)> done;
+    bool answered = false;                       // done() ran
+    std::optional<std::chrono::seconds> asked;   // after a 423: its Min-Expires
+    std::vector<std::string> users;              // the contact users sent (for grantedExpiry)
   };
   // How an upstream REGISTER ended: the upstream's final response, or none (`reason` says why).
   struct Outcome {
@@ -188,6 +220,8 @@ class EdgeUpstream final : public EdgeRouting,
     bool unregister = false;
     std::string user;  // its contact user
     std::chrono::seconds asked{0};
+    std::shared_ptr<RelayCall> relay;  // a relayed phone REGISTER (edge_relay.cc)
+    bool probe = false;                // relay: an OPTIONS asking whether the upstream is there
   };
 
   void touch(const std::string& aor, const std::string& key, bool push);
@@ -211,6 +245,21 @@ class EdgeUpstream final : public EdgeRouting,
   Device& create(const std::string& aor, const std::string& key, bool push);
   void forget(const std::string& key);  // REQUIRES: mu_ held
   location::SysSeconds wallNow() const;
+  // The upstream's address (IP literal, else resolved), then `then`; `failed` with a reason.
+  void withUpstream(std::function<void(const transport::SendTarget&)> then,
+                    std::function<void(std::string)> failed);
+  // "<sip:user@host:port;transport=...>" for a contact of ours reached over `hop`; nullopt (with
+  // the reason in *why) when no listener of that protocol exists.
+  std::optional<std::string> contactFor(const std::string& user, const transport::SendTarget& hop,
+                                        std::string* why) const;
+
+  // Relay (edge_relay.cc), home loop.
+  void relayOnHome(Request request, std::function<void(Verdict)> done);
+  void relaySend(std::shared_ptr<RelayCall> call);
+  void relayFinished(std::uint64_t seq, const sip::Message* response, const std::string& reason);
+  void relayAnswer(RelayCall& call, Verdict verdict);
+  Verdict unavailable(std::chrono::seconds retry_after) const;
+  void sendProbe();
 
   EdgeConfig config_;
   Deps deps_;
@@ -237,6 +286,10 @@ class EdgeUpstream final : public EdgeRouting,
   Counter& unreachable_;
   Counter& back_;
   Counter& too_brief_;
+  Counter& relay_upstream_;
+  Counter& relay_local_;
+  Counter& relay_challenges_;
+  Counter& relay_unavailable_;
 };
 
 }  // namespace sipwake::routing

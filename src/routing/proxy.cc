@@ -1159,7 +1159,21 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
   bool authorized = deps_.authenticator == nullptr || trusted_peer;
   auto from = request.from();
   const bool from_local = from && from->uri.isSipOrSips() && deps_.is_local_host(from->uri.host);
-  if (!authorized && !in_dialog && from_local) {
+
+  // Edge mode: the upstream's request to a device's contact of ours is a request to its AOR (and
+  // takes the whole wake path of one).
+  std::optional<std::string> edge_contact_aor;
+  if (deps_.edge != nullptr && !in_dialog && request.find(sip::HeaderId::kRoute) == nullptr &&
+      isLocalDomainUri(request.requestUri())) {
+    edge_contact_aor = deps_.edge->aorForContactUser(request.requestUri().user);
+  }
+  // Edge relay mode: a phone's new request goes to the upstream, which authenticates it (its 407
+  // comes back through here); the phone's credentials are for the upstream.
+  const bool relay_upstream =
+      deps_.edge != nullptr && deps_.edge->relaysCredentials() && !in_dialog && from_local &&
+      !edge_contact_aor && request.find(sip::HeaderId::kRoute) == nullptr &&
+      deps_.edge->isEdgeDomain(registrar::canonicalDomain(from->uri.host));
+  if (!authorized && !in_dialog && from_local && !relay_upstream) {
     std::vector<std::string_view> credentials = request.values(sip::HeaderId::kProxyAuthorization);
     std::string realm(from->uri.host);
     for (char& c : realm) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
@@ -1203,18 +1217,12 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
     authorized = true;  // Authenticated or TrustedPeer
   }
 
-  // Edge mode: the upstream's request to a device's contact of ours is a request to its AOR (and
-  // takes the whole wake path of one).
-  bool to_edge_contact = false;
-  if (deps_.edge != nullptr && !in_dialog && request.find(sip::HeaderId::kRoute) == nullptr &&
-      isLocalDomainUri(request.requestUri())) {
-    if (auto aor = deps_.edge->aorForContactUser(request.requestUri().user)) {
-      SW_LOG_DEBUG("proxy: {} (Call-ID {}) to {}: for {}", request.methodText(), request.callId(),
-                   request.requestUriText(), *aor);
-      request.setRequestUri(*aor);
-      to_edge_contact = true;
-      stats_.edge_from_upstream.inc();
-    }
+  const bool to_edge_contact = edge_contact_aor.has_value();
+  if (to_edge_contact) {
+    SW_LOG_DEBUG("proxy: {} (Call-ID {}) to {}: for {}", request.methodText(), request.callId(),
+                 request.requestUriText(), *edge_contact_aor);
+    request.setRequestUri(*edge_contact_aor);
+    stats_.edge_from_upstream.inc();
   }
 
   // §16.5: the target set.
@@ -1223,7 +1231,12 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
   const bool has_routes = request.find(sip::HeaderId::kRoute) != nullptr;
   const bool local = !has_routes && isLocalDomainUri(target_uri);
   Resolution resolution;
-  if (local) {
+  if (relay_upstream) {
+    Target upstream;  // Request-URI unchanged, Route to the upstream
+    upstream.path.push_back(deps_.edge->upstreamRoute());
+    resolution.targets.push_back(std::move(upstream));
+    stats_.edge_to_upstream.inc();
+  } else if (local) {
     // Scanners probing our users from one address get a trickle of answers.
     if (!authorized && !in_dialog && deps_.stranger_throttle != nullptr) {
       if (auto wait = deps_.stranger_throttle->take(received.remote.ip(),
@@ -1285,8 +1298,9 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
   } else {
     request.setHeader(sip::HeaderId::kMaxForwards, "70");
   }
-  // §22.3: credentials for our realm end here.
-  auth::consumeCredentials(request, deps_.is_local_host);
+  // §22.3: credentials for our realm end here (in relay mode the upstream's realm is the same
+  // domain, and they are the upstream's).
+  if (!relay_upstream) auth::consumeCredentials(request, deps_.is_local_host);
   if (tx.isInvite() && config_.immediate_trying) {
     (void)tx.respond(sip::makeResponseTo(request, 100, "Trying"));
   }

@@ -102,7 +102,8 @@ struct ProxyDeps {
   auth::SourceThrottle* stranger_throttle = nullptr;
   // Edge mode (routing/edge.h): a Request-URI naming an upstream contact of ours
   // ("edge-<device>@us") is resolved as the device's AOR; a request of our users (or trusted
-  // peers) for an edge-domain user without targets here goes to the upstream. nullptr: off.
+  // peers) for an edge-domain user without targets here goes to the upstream; in relay mode every
+  // new request from an edge-domain user goes there, unchallenged here. nullptr: off.
   const EdgeRouting* edge = nullptr;
 };
 

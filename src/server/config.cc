@@ -913,11 +913,10 @@ void parsePush(const toml::table& t, Config& c, Checker& check) {
 }
 
 // A top-level key that must be a table.
-void parseEdge(const toml::table& t, Config& c, Checker& check, std::string_view source) {
+void parseEdge(const toml::table& t, Config& c, Checker& check) {
   auto& e = c.edge;
   e.enabled = true;
   std::uint32_t line = t.source().begin.line;
-  e.mode_where = std::string(source) + (line > 0 ? ":" + std::to_string(line) : "") + ": [edge]";
   std::uint32_t expires_line = 0;
   bool upstream_given = false;
   bool domains_given = false;
@@ -936,12 +935,7 @@ void parseEdge(const toml::table& t, Config& c, Checker& check, std::string_view
                }},
               {"mode",
                [&](const toml::node& n, const std::string& w) {
-                 if (auto v = check.choice(n, w, {"own", "relay"})) {
-                   e.mode = *v;
-                   std::uint32_t at = n.source().begin.line;
-                   e.mode_where = std::string(source) + (at > 0 ? ":" + std::to_string(at) : "") +
-                                  ": [edge] mode";
-                 }
+                 if (auto v = check.choice(n, w, {"own", "relay"})) e.mode = *v;
                }},
               {"upstream_expires",
                [&](const toml::node& n, const std::string& w) {
@@ -1094,7 +1088,7 @@ Result<Config> parseConfig(std::string_view toml_text, std::string_view source_n
     } else if (k == "push") {
       if (const auto* t = sectionTable(node, k, check)) parsePush(*t, c, check);
     } else if (k == "edge") {
-      if (const auto* t = sectionTable(node, k, check)) parseEdge(*t, c, check, source_name);
+      if (const auto* t = sectionTable(node, k, check)) parseEdge(*t, c, check);
     } else {
       std::uint32_t line = key.source().begin.line;
       if (line == 0) line = node.source().begin.line;

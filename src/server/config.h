@@ -187,10 +187,9 @@ struct EdgeSettings {
   // The PBX: "host[:port][;transport=tcp]" or a sip:/sips: URI (as [proxy] outbound_proxy).
   std::string upstream;
   std::vector<std::string> domains;  // which of [server] domains are fronted for the PBX
-  // "own": sipwake authenticates the phones and the PBX trusts sipwake. "relay" (the phone's
-  // digest answer relayed to the PBX) is parsed but not implemented: start-up refuses it.
+  // "own": sipwake authenticates the phones and the PBX trusts sipwake. "relay": the phone's
+  // REGISTER (with its digest answer) and its calls go to the PBX, which authenticates them.
   std::string mode = "relay";
-  std::string mode_where;  // "file:line: [edge] mode" for the start-up refusal
   std::uint32_t upstream_expires = 3600;  // the Expires of sipwake's REGISTERs at the PBX
   std::uint32_t refresh_before = 1800;    // renewed this long before the upstream binding lapses
   std::uint32_t upstream_rate = 50;       // upstream REGISTERs per second when many are due

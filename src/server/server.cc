@@ -408,11 +408,6 @@ Status Server::start() {
   std::vector<std::string> trusted_peers = config_.auth.trusted_peers;
   if (config_.edge.enabled) {
     const EdgeSettings& e = config_.edge;
-    if (e.mode != "own") {
-      stop();
-      return invalidArgument(e.mode_where + ": \"" + e.mode +
-                             "\" is not implemented yet; only \"own\" is (docs/edge-mode.md)");
-    }
     for (const std::string& d : e.domains) {
       if (std::find(config_.domains.begin(), config_.domains.end(), d) == config_.domains.end()) {
         stop();
@@ -431,6 +426,7 @@ Status Server::start() {
     ec.upstream_expires = seconds(e.upstream_expires);
     ec.refresh_before = seconds(e.refresh_before);
     ec.upstream_rate = e.upstream_rate;
+    ec.relay = e.mode == "relay";
     ec.advertised_host = config_.proxy.advertised_host;
     // The PBX's requests to the phones are not challenged and may push: an IP upstream is a
     // trusted peer of the proxy (not of the registrar: phones behind it still authenticate).
@@ -563,10 +559,16 @@ Status Server::start() {
         [loop](std::function<void()> fn) { loop->post(std::move(fn)); });
     pl->registrar->setObserver(&push->observers);
     pl->registrar->setPushCapture(capture, push->store.get());
+
     pl->core->setRegistrar(pl->registrar.get());
+    // Edge relay mode: the users of the edge domains are the upstream's, not in our user table.
+    std::vector<std::string> upstream_users_domains;
+    if (edge_config && edge_config->relay) upstream_users_domains = edge_config->domains;
     pl->targets = std::make_unique<routing::LocationTargetResolver>(
-        *locations_, [this](std::string_view user, std::string_view domain) {
-          return users_->lookup(user, domain).has_value();
+        *locations_, [this, upstream_users_domains](std::string_view user, std::string_view domain) {
+          return users_->lookup(user, domain).has_value() ||
+                 std::find(upstream_users_domains.begin(), upstream_users_domains.end(),
+                           registrar::canonicalDomain(domain)) != upstream_users_domains.end();
         });
     pl->trusted = *proxy_trusted;
     routing::ProxyDeps pd;
@@ -599,6 +601,7 @@ Status Server::start() {
       ed.locations = locations_.get();
       push->edge = std::make_unique<routing::EdgeUpstream>(*edge_config, std::move(ed));
       push->observers.list.push_back(push->edge.get());
+
     }
     pd.edge = push->edge.get();
     pl->proxy = std::make_unique<routing::Proxy>(std::move(pd), pc);
@@ -607,6 +610,10 @@ Status Server::start() {
     per_loop_.push_back(std::move(pl));
   }
 
+  // Edge relay mode: every loop's registrar asks the upstream (before any loop runs).
+  if (push->edge && edge_config->relay) {
+    for (auto& pl : per_loop_) pl->registrar->setRelay(push->edge.get());
+  }
   loops_->start();
   loops_running_ = true;
   if (Status s = transport_->start(); !s) {

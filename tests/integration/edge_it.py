@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Edge mode, "own" credential model, against a real Kamailio as the PBX (pbx_kamailio.KamailioPbx,
+"""Edge mode against a real Kamailio as the PBX (pbx_kamailio.KamailioPbx). "own" (Kamailio
 trusting 127.0.0.1): sipwake authenticates the phones of domain 127.0.0.1, registers each device
 once at Kamailio with a contact of its own, and wakes the phone when a Kamailio user calls it.
+"relay" (Kamailio challenging every REGISTER, sipwake knowing no user): the phone's REGISTER goes
+to Kamailio with the phone's own digest answer and sipwake's contact for the device.
 
     edge_it.py --sipwake build/sipwake --fakepns build/sipwake-fakepns \
         --phone tools/sipwake-phone/sipwake-phone --work-dir /tmp/it edge_own_wake
@@ -32,10 +34,10 @@ PBX_USERS = {"alice": "alice-pw", "bob": "bob-pw"}
 UPSTREAM_CALL_ID = "@edge.sipwake"  # the Call-ID suffix of sipwake's upstream REGISTERs
 
 
-def edge_config(pbx, upstream_expires=3600, refresh_before=1800):
-    return ("\n[edge]\nupstream = \"%s\"\ndomains = [\"127.0.0.1\"]\nmode = \"own\"\n"
+def edge_config(pbx, upstream_expires=3600, refresh_before=1800, mode="own"):
+    return ("\n[edge]\nupstream = \"%s\"\ndomains = [\"127.0.0.1\"]\nmode = \"%s\"\n"
             "upstream_expires = %d\nrefresh_before = %d\n"
-            % (pbx.uri, upstream_expires, refresh_before))
+            % (pbx.uri, mode, upstream_expires, refresh_before))
 
 
 def edge_bindings(pbx, user):
@@ -55,6 +57,16 @@ def sleeping_alice(rig, tok, more=()):
                                     "--answer-after-ms", "100"] + list(more))
     p.wait_event("backgrounded")
     return p
+
+
+def check_alice_at_pbx(rig, pbx):
+    """Kamailio has one binding of alice: sipwake's contact for her APNs device, long-lived."""
+    found = pbx.wait_bindings("alice", 1, timeout=WAIT)
+    check(len(edge_bindings(pbx, "alice")) == 1, "not sipwake's contact: %r" % found)
+    contact = found[0]["contact"]
+    check(re.match(r"sip:edge-apns-[0-9a-f]+@127\.0\.0\.1:%d$" % rig.udp, contact),
+          "contact at the PBX: %r" % contact)
+    check(int(found[0]["expires"]) > 3000, "expires at the PBX: %r" % found[0])
 
 
 def bob_calls_alice(ctx, rig, pbx, p, tok):
@@ -80,12 +92,7 @@ def test_edge_own_wake(ctx):
     with KamailioPbx(ctx, users=PBX_USERS, trusted="127.0.0.1") as pbx:
         with wk.Rig(ctx, extra_config=edge_config(pbx)) as rig:
             p = sleeping_alice(rig, tok)
-            found = pbx.wait_bindings("alice", 1, timeout=WAIT)
-            check(len(edge_bindings(pbx, "alice")) == 1, "not sipwake's contact: %r" % found)
-            contact = found[0]["contact"]
-            check(re.match(r"sip:edge-apns-[0-9a-f]+@127\.0\.0\.1:%d$" % rig.udp, contact),
-                  "contact at the PBX: %r" % contact)
-            check(int(found[0]["expires"]) > 3000, "expires at the PBX: %r" % found[0])
+            check_alice_at_pbx(rig, pbx)
             bob_calls_alice(ctx, rig, pbx, p, tok)
             wk.phone_order(p, wk.WAKE_ORDER)
             invite = wk.check_forwarded_invite(p)
@@ -194,67 +201,174 @@ def test_edge_own_upstream_down(ctx):
             rig.server_alive()
 
 
+def call_dave(ctx, rig, pbx, user):
+    """`user`, a phone behind sipwake, calls dave, a user registered only at Kamailio (RawUa):
+    dave answers, ACK and BYE reach him. Returns the INVITE dave got."""
+    dave = RawUa(pbx.port)
+    try:
+        reg = it.Registration(dave.c, pbx.port, "dave", "dave-pw")
+        it.expect_code(reg.send(["Contact: " + reg.contact], algorithm="MD5"), 200,
+                       "dave's REGISTER at the PBX")
+        caller = ph.Caller(ctx, rig.udp, user, user + "-pw", "dave@127.0.0.1")
+        rig.callers.append(caller)
+        done = {}
+
+        def answer():
+            invite = dave.wait_for("INVITE", 10)
+            rr = ["Record-Route: " + v for v in invite[1].get("record-route", [])]
+            dave.reply(invite, 200, "OK", extra=rr + ["Contact: <sip:dave@%s:%d>" % dave.local])
+            done["invite"] = invite
+
+        t = threading.Thread(target=answer)
+        t.start()
+        final = caller.invite(timeout=15)
+        t.join(15)
+        it.expect_code(final, 200, "%s's INVITE to dave at the PBX" % user)
+        check("invite" in done, "dave got no INVITE")
+
+        def bye_ok():
+            dave.reply(dave.wait_for("BYE", 10), 200, "OK")
+
+        b = threading.Thread(target=bye_ok)
+        b.start()
+        it.expect_code(caller.ack_and_bye(final), 200, "BYE to dave")
+        b.join(15)
+        return done["invite"]
+    finally:
+        dave.c.close()
+
+
 def test_edge_own_call_to_pbx_user(ctx):
     """alice, a phone of sipwake, calls dave, a user registered only at Kamailio: sipwake has no
     target for dave and sends the INVITE to the upstream (not 404/480); dave answers, ACK and
     BYE reach him through the record-routed path."""
     with KamailioPbx(ctx, users=dict(PBX_USERS, dave="dave-pw"), trusted="127.0.0.1") as pbx:
         with wk.Rig(ctx, extra_config=edge_config(pbx)) as rig:
-            dave = RawUa(pbx.port)
-            try:
-                reg = it.Registration(dave.c, pbx.port, "dave", "dave-pw")
-                it.expect_code(reg.send(["Contact: " + reg.contact], algorithm="MD5"), 200,
-                               "dave's REGISTER at the PBX")
-                caller = ph.Caller(ctx, rig.udp, "alice", "alice-pw", "dave@127.0.0.1")
-                rig.callers.append(caller)
-                done = {}
-
-                def answer():
-                    invite = dave.wait_for("INVITE", 10)
-                    rr = ["Record-Route: " + v for v in invite[1].get("record-route", [])]
-                    contact = "Contact: <sip:dave@%s:%d>" % dave.local
-                    dave.reply(invite, 200, "OK", extra=rr + [contact])
-                    done["invite"] = invite
-
-                t = threading.Thread(target=answer)
-                t.start()
-                final = caller.invite(timeout=15)
-                t.join(15)
-                it.expect_code(final, 200, "alice's INVITE to dave at the PBX")
-                check("invite" in done, "dave got no INVITE")
-                check(pbx.received("INVITE", "dave"), "the INVITE did not go through the PBX")
-                routes = done["invite"][1].get("record-route", [])
-                check(any(str(rig.udp) in r for r in routes), "sipwake not record-routed: %r"
-                      % routes)
-
-                def bye_ok():
-                    bye = dave.wait_for("BYE", 10)
-                    dave.reply(bye, 200, "OK")
-
-                b = threading.Thread(target=bye_ok)
-                b.start()
-                it.expect_code(caller.ack_and_bye(final), 200, "BYE to dave")
-                b.join(15)
-            finally:
-                dave.c.close()
+            invite = call_dave(ctx, rig, pbx, "alice")
+            check(pbx.received("INVITE", "dave"), "the INVITE did not go through the PBX")
+            routes = invite[1].get("record-route", [])
+            check(any(str(rig.udp) in r for r in routes), "sipwake not record-routed: %r" % routes)
             rig.server_alive()
 
 
-def test_edge_relay_refused(ctx):
-    """mode = "relay" is parsed (check-config passes) but sipwake refuses to start with it,
-    naming the file, line and key: no silent stub."""
-    path = os.path.join(ctx.work, "relay.toml")
-    with open(path, "w") as f:
-        f.write("[store]\npath = \"%s\"\n\n[edge]\nupstream = \"sip:127.0.0.1:5080\"\n"
-                "domains = [\"127.0.0.1\"]\nmode = \"relay\"\n"
-                % os.path.join(ctx.work, "relay.db"))
-    code, out, err = it.run_cmd([ctx.sipwake, "check-config", path], timeout=15, cwd=ctx.work)
-    check(code == 0, "check-config exit %d: %s%s" % (code, out, err))
-    code, out, err = it.run_cmd([ctx.sipwake, "--config", path, "--listen",
-                                 "udp:127.0.0.1:%d" % it.free_port(socket.SOCK_DGRAM)],
-                                timeout=15, cwd=ctx.work)
-    want = "%s:7: [edge] mode: \"relay\" is not implemented yet" % path
-    check(code != 0 and want in out + err, "exit %d, output %r, want %r" % (code, out + err, want))
+def registers_on(pbx, call_id=None):
+    """The REGISTERs Kamailio received (its pbx-recv log lines), of one Call-ID when given."""
+    return [r for r in pbx.received("REGISTER") if call_id is None or r["call_id"] == call_id]
+
+
+def test_edge_relay_wake(ctx):
+    """Relay: sipwake knows no user; Kamailio challenges. alice's push phone registers through
+    sipwake: Kamailio's 401 reaches the phone unchanged, its answer reaches Kamailio, which binds
+    sipwake's contact for the device (not the phone's). The phone goes to the background: the
+    binding at Kamailio stays. bob calls alice at Kamailio: pushed, woken, answered, ACK and BYE.
+    Kamailio saw two REGISTERs of alice (the challenged one and its answer), however often the
+    phone registered at sipwake on the flow it accepted."""
+    tok = wk.apns_token()
+    with KamailioPbx(ctx, users=PBX_USERS) as pbx:
+        with wk.Rig(ctx, users=(), extra_config=edge_config(pbx, mode="relay")) as rig:
+            p = sleeping_alice(rig, tok)
+            check_alice_at_pbx(rig, pbx)
+            bob_calls_alice(ctx, rig, pbx, p, tok)
+            wk.phone_order(p, wk.WAKE_ORDER)
+            wk.check_forwarded_invite(p)
+            check(len(edge_bindings(pbx, "alice")) == 1, "bindings: %r" % pbx.bindings("alice"))
+            regs = registers_on(pbx)
+            check(len(regs) == 2, "%d REGISTERs of alice at the PBX: %r" % (len(regs), regs))
+            rig.server_alive()
+
+
+def test_edge_relay_register(ctx):
+    """Relay, a device without push (raw UA, UDP): a wrong password gets Kamailio's 401 again
+    (with Kamailio's challenge) and nothing is bound anywhere; the right one is bound at Kamailio
+    under sipwake's contact; four refreshes on the same flow and Call-ID cause no REGISTER at
+    Kamailio; a REGISTER on a new Call-ID is relayed (and authenticated) again; the un-REGISTER
+    removes the binding at Kamailio and at sipwake."""
+    with KamailioPbx(ctx, users=PBX_USERS) as pbx:
+        with wk.Rig(ctx, users=(), extra_config=edge_config(pbx, mode="relay")) as rig:
+            client = it.UdpClient(("127.0.0.1", rig.udp))
+            try:
+                bad = it.Registration(client, rig.udp, "bob", "not-bob-pw")
+                r = bad.send(["Contact: " + bad.contact, "Expires: 600"], algorithm="MD5")
+                check(r.code in (401, 403), "wrong password: %d %s" % (r.code, r.reason))
+                if r.code == 401:
+                    challenge = " ".join(r.headers.get("www-authenticate", []))
+                    check('realm="127.0.0.1"' in challenge, "challenge: %r" % challenge)
+                check(pbx.bindings("bob") == [], "bound with a wrong password")
+                reg = it.Registration(client, rig.udp, "bob", "bob-pw")
+                it.expect_code(reg.send(["Contact: " + reg.contact, "Expires: 600"],
+                                        algorithm="MD5"), 200, "REGISTER through sipwake")
+                found = pbx.wait_bindings("bob", 1, timeout=WAIT)
+                check(found[0]["contact"].startswith("sip:edge-"), "at the PBX: %r" % found)
+                before = len(registers_on(pbx, reg.call_id))
+                for _ in range(4):
+                    it.expect_code(reg.send(["Contact: " + reg.contact, "Expires: 600"],
+                                            algorithm="MD5"), 200, "refresh")
+                check(len(registers_on(pbx, reg.call_id)) == before,
+                      "refreshes reached the PBX: %r" % registers_on(pbx, reg.call_id))
+                again = it.Registration(client, rig.udp, "bob", "bob-pw")
+                it.expect_code(again.send(["Contact: " + reg.contact, "Expires: 600"],
+                                          algorithm="MD5"), 200, "REGISTER, new Call-ID")
+                check(registers_on(pbx, again.call_id), "new Call-ID not relayed")
+                it.expect_code(again.send(["Contact: " + reg.contact, "Expires: 0"],
+                                          algorithm="MD5"), 200, "un-REGISTER")
+                pbx.wait_bindings("bob", 0, timeout=WAIT)
+                q = again.send([], algorithm="MD5")
+                it.expect_code(q, 200, "query at sipwake")
+                check(not q.headers.get("contact"), "still bound at sipwake: %r" % q.headers)
+            finally:
+                client.close()
+            rig.server_alive()
+
+
+def test_edge_relay_upstream_down(ctx):
+    """Relay, Kamailio stopped: a phone's REGISTER gets 503 + Retry-After (never a 200 the PBX
+    does not know), at once for the next one; sipwake logs the upstream unreachable once.
+    Kamailio back: sipwake's probe sees it (logged) and REGISTERs are relayed again."""
+    with KamailioPbx(ctx, users=PBX_USERS) as pbx:
+        # T1 50 ms: an unanswered relayed REGISTER times out after 64*T1 = 3.2 s.
+        cfg = edge_config(pbx, mode="relay") + "\n[timers]\nt1_ms = 50\n"
+        with wk.Rig(ctx, users=(), extra_config=cfg) as rig:
+            pbx.stop()
+            client = it.UdpClient(("127.0.0.1", rig.udp))
+            try:
+                reg = it.Registration(client, rig.udp, "bob", "bob-pw")
+                r = reg.send(["Contact: " + reg.contact, "Expires: 600"])
+                check(r.code == 503 and r.headers.get("retry-after"),
+                      "PBX down: %d %s %r" % (r.code, r.reason, r.headers))
+                t0 = time.monotonic()
+                r = reg.send(["Contact: " + reg.contact, "Expires: 600"])
+                check(r.code == 503 and time.monotonic() - t0 < 2,
+                      "second REGISTER: %d after %.1fs" % (r.code, time.monotonic() - t0))
+                wait_log(rig, "edge: upstream %s unreachable (" % pbx.uri, 5)
+                pbx.start()
+                log = wait_log(rig, "edge: upstream %s back" % pbx.uri, 45)
+                check(log.count("unreachable (") == 1, "logged more than once:\n" + log[-3000:])
+                reg = it.Registration(client, rig.udp, "bob", "bob-pw")
+                it.expect_code(reg.send(["Contact: " + reg.contact, "Expires: 600"],
+                                        algorithm="MD5"), 200, "REGISTER after the PBX is back")
+                pbx.wait_bindings("bob", 1, timeout=WAIT)
+            finally:
+                client.close()
+            rig.server_alive()
+
+
+def test_edge_relay_restart_and_outbound_call(ctx):
+    """Relay: kill -9 sipwake while alice's phone sleeps; the restarted sipwake knows the
+    device's contact from its push bindings, and bob's call at Kamailio wakes the phone. Then
+    carol, a phone behind sipwake, calls dave, a user of Kamailio that challenges calls: the 407
+    comes back through sipwake, carol's answer goes through, dave answers."""
+    tok = wk.apns_token()
+    users = dict(PBX_USERS, carol="carol-pw", dave="dave-pw")
+    with KamailioPbx(ctx, users=users, auth_calls=True) as pbx:
+        with wk.Rig(ctx, users=(), extra_config=edge_config(pbx, mode="relay")) as rig:
+            p = sleeping_alice(rig, tok)
+            pbx.wait_bindings("alice", 1, timeout=WAIT)
+            rig.restart(signal.SIGKILL)
+            bob_calls_alice(ctx, rig, pbx, p, tok)
+            call_dave(ctx, rig, pbx, "carol")
+            invites = pbx.received("INVITE", "dave")
+            check(len(invites) >= 2, "Kamailio's 407 did not reach carol: %r" % invites)
+            rig.server_alive()
 
 
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}

@@ -555,11 +555,13 @@ TEST(ConfigTest, EdgeOwnMode) {
   EXPECT_EQ(c.edge.refresh_before, 100u);
 }
 
-TEST(ConfigTest, EdgeRelayIsParsedWithItsLineForTheStartUpRefusal) {
-  Config c = parseOk("[edge]\nupstream = \"sip:10.0.0.5\"\ndomains = [\"localhost\"]\n"
-                     "mode = \"relay\"\n");
+TEST(ConfigTest, EdgeModeIsRelayUnlessSaid) {
+  Config c = parseOk("[edge]\nupstream = \"sip:10.0.0.5\"\ndomains = [\"localhost\"]\n");
   EXPECT_EQ(c.edge.mode, "relay");
-  EXPECT_EQ(c.edge.mode_where, "test.toml:4: [edge] mode");
+  EXPECT_NE(parseError("[edge]\nupstream = \"sip:10.0.0.5\"\ndomains = [\"localhost\"]\n"
+                       "mode = \"proxy\"\n")
+                .find("[edge] mode"),
+            std::string::npos);
 }
 
 TEST(ConfigTest, EdgeErrorsNameTheKey) {
