@@ -1,6 +1,7 @@
 #include "auth/digest.h"
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include <cstring>
 
@@ -573,6 +574,16 @@ std::string buildCredentials(const DigestChallenge& c, const ClientAnswer& a) {
     out.append(", opaque=");
     appendQuoted(out, c.opaque);
   }
+  return out;
+}
+
+Result<std::string> randomCnonce() {
+  unsigned char raw[16];
+  if (RAND_bytes(raw, sizeof raw) != 1) {
+    return Status(StatusCode::kUnavailable, "CSPRNG not seeded: no cnonce");
+  }
+  std::string out(2 * sizeof raw, '\0');
+  internal::toLowerHex(raw, sizeof raw, out.data());
   return out;
 }
 

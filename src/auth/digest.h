@@ -162,4 +162,7 @@ struct ClientAnswer {
 // REQUIRES: canAnswer(c), a.nc >= 1.
 std::string buildCredentials(const DigestChallenge& c, const ClientAnswer& a);
 
+// 32 lower-hex characters from OpenSSL's CSPRNG (RAND_bytes); Unavailable if it is not seeded.
+Result<std::string> randomCnonce();
+
 }  // namespace sipwake::auth
