@@ -1,6 +1,7 @@
 #include "auth/digest.h"
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include <cstring>
 
@@ -90,8 +91,9 @@ constexpr KnownParam kKnownParams[] = {
     {"userhash", kUserhash},
 };
 
-Status paramError(std::string_view what, std::string_view param) {
-  std::string m = "Digest credentials: ";
+Status paramError(std::string_view prefix, std::string_view what, std::string_view param) {
+  std::string m(prefix);
+  m.append(": ");
   m.append(what);
   m.append(" '");
   m.append(param);
@@ -99,58 +101,153 @@ Status paramError(std::string_view what, std::string_view param) {
   return invalidArgument(std::move(m));
 }
 
+Status paramError(std::string_view what, std::string_view param) {
+  return paramError("Digest credentials", what, param);
+}
+
+// The auth-param list of a Digest credentials or challenge value (RFC 7235 §2.1 with RFC 3261's
+// LWS): "Digest" then name=value pairs, quoted or token, separated by commas (empty elements
+// allowed). Quoted values with escapes are unescaped into `storage` (sized for the whole input
+// once). `prefix` starts every error message ("Digest credentials", "Digest challenge").
+class ParamScanner {
+ public:
+  ParamScanner(std::string_view text, std::string_view prefix, std::unique_ptr<char[]>& storage)
+      : s_(text), prefix_(prefix), storage_(storage) {}
+
+  // Checks the "Digest" scheme and the LWS after it.
+  Status scheme() {
+    skipLws();
+    std::size_t start = pos_;
+    while (pos_ < s_.size() && isTokenChar(s_[pos_])) ++pos_;
+    if (!iequals(s_.substr(start, pos_ - start), "Digest")) {
+      return invalidArgument(std::string(prefix_) + ": auth-scheme is not Digest");
+    }
+    if (pos_ >= s_.size() || !isLws(s_[pos_])) {
+      return invalidArgument(std::string(prefix_) + ": no parameters after 'Digest'");
+    }
+    return Status::ok();
+  }
+
+  // The next name=value pair; false at the end of the list.
+  Result<bool> next(std::string_view& name, std::string_view& value) {
+    // #rule: empty list elements are allowed ("a=1,,b=2").
+    skipLws();
+    while (pos_ < s_.size() && s_[pos_] == ',') {
+      ++pos_;
+      skipLws();
+    }
+    if (pos_ >= s_.size()) return false;
+    std::size_t name_start = pos_;
+    while (pos_ < s_.size() && isTokenChar(s_[pos_])) ++pos_;
+    name = s_.substr(name_start, pos_ - name_start);
+    if (name.empty()) {
+      return invalidArgument(std::string(prefix_) + ": expected a parameter name at offset " +
+                             std::to_string(pos_));
+    }
+    skipLws();
+    if (pos_ >= s_.size() || s_[pos_] != '=') return error("missing '=' after", name);
+    ++pos_;
+    skipLws();
+    if (pos_ < s_.size() && s_[pos_] == '"') {
+      Status st = quotedString(name, value);
+      if (!st) return st;
+    } else {
+      std::size_t vs = pos_;
+      while (pos_ < s_.size() && !isLws(s_[pos_]) && s_[pos_] != ',' && s_[pos_] != '"') {
+        ++pos_;
+      }
+      value = s_.substr(vs, pos_ - vs);
+      if (value.empty()) return error("empty value for", name);
+    }
+    skipLws();
+    if (pos_ < s_.size() && s_[pos_] != ',') return error("unexpected text after", name);
+    return true;
+  }
+
+  // Calls fn(name, value) for every pair until the end or the first error (the scanner's or
+  // fn's).
+  template <typename Fn>
+  Status each(Fn&& fn) {
+    for (;;) {
+      std::string_view name;
+      std::string_view value;
+      Result<bool> more = next(name, value);
+      if (!more) return more.status();
+      if (!*more) return Status::ok();
+      if (Status st = fn(name, value); !st) return st;
+    }
+  }
+
+  Status error(std::string_view what, std::string_view param) const {
+    return paramError(prefix_, what, param);
+  }
+
+ private:
+  void skipLws() {
+    while (pos_ < s_.size() && isLws(s_[pos_])) ++pos_;
+  }
+
+  // At an opening quote. Without escapes the value is a view of the input; with escapes it is
+  // copied, unescaped, into storage_.
+  Status quotedString(std::string_view name, std::string_view& value) {
+    ++pos_;
+    std::size_t start = pos_;
+    bool escaped = false;
+    for (;;) {
+      if (pos_ >= s_.size()) return error("unterminated quoted string in", name);
+      char ch = s_[pos_];
+      if (ch == '"') break;
+      if (ch == '\\') {
+        escaped = true;
+        if (pos_ + 1 >= s_.size()) return error("unterminated quoted string in", name);
+        char next = s_[pos_ + 1];
+        if (next == '\r' || next == '\n') return error("bad escape in", name);
+        pos_ += 2;
+        continue;
+      }
+      if (static_cast<unsigned char>(ch) < 0x20 && ch != '\t' && ch != '\r' && ch != '\n') {
+        return error("control character in", name);
+      }
+      if (ch == 0x7F) return error("control character in", name);
+      ++pos_;
+    }
+    std::string_view raw = s_.substr(start, pos_ - start);
+    ++pos_;  // closing quote
+    if (!escaped) {
+      value = raw;
+      return Status::ok();
+    }
+    if (!storage_) storage_ = std::make_unique<char[]>(s_.size());
+    char* out = storage_.get() + storage_used_;
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '\\') ++i;
+      out[n++] = raw[i];
+    }
+    storage_used_ += n;
+    value = std::string_view(out, n);
+    return Status::ok();
+  }
+
+  std::string_view s_;
+  std::string_view prefix_;
+  std::unique_ptr<char[]>& storage_;
+  std::size_t pos_ = 0;
+  std::size_t storage_used_ = 0;
+};
+
 class CredentialsParser {
  public:
   explicit CredentialsParser(std::string_view text) : s_(text) {}
 
   Result<DigestCredentials> parse() {
     DigestCredentials c;
-    skipLws();
-    std::size_t start = pos_;
-    while (pos_ < s_.size() && isTokenChar(s_[pos_])) ++pos_;
-    if (!iequals(s_.substr(start, pos_ - start), "Digest")) {
-      return invalidArgument("Digest credentials: auth-scheme is not Digest");
-    }
-    if (pos_ >= s_.size() || !isLws(s_[pos_])) {
-      return invalidArgument("Digest credentials: no parameters after 'Digest'");
-    }
+    ParamScanner scan(s_, "Digest credentials", c.unescaped_storage_);
+    if (Status st = scan.scheme(); !st) return st;
     std::uint32_t seen = 0;
     std::string_view algorithm_text;
     std::string_view qop_text;
-    for (;;) {
-      // #rule: empty list elements are allowed ("a=1,,b=2").
-      skipLws();
-      while (pos_ < s_.size() && s_[pos_] == ',') {
-        ++pos_;
-        skipLws();
-      }
-      if (pos_ >= s_.size()) break;
-      std::size_t name_start = pos_;
-      while (pos_ < s_.size() && isTokenChar(s_[pos_])) ++pos_;
-      std::string_view name = s_.substr(name_start, pos_ - name_start);
-      if (name.empty()) {
-        return invalidArgument("Digest credentials: expected a parameter name at offset " +
-                               std::to_string(pos_));
-      }
-      skipLws();
-      if (pos_ >= s_.size() || s_[pos_] != '=') return paramError("missing '=' after", name);
-      ++pos_;
-      skipLws();
-      std::string_view value;
-      if (pos_ < s_.size() && s_[pos_] == '"') {
-        Status st = quotedString(c, name, value);
-        if (!st) return st;
-      } else {
-        std::size_t vs = pos_;
-        while (pos_ < s_.size() && !isLws(s_[pos_]) && s_[pos_] != ',' && s_[pos_] != '"') {
-          ++pos_;
-        }
-        value = s_.substr(vs, pos_ - vs);
-        if (value.empty()) return paramError("empty value for", name);
-      }
-      skipLws();
-      if (pos_ < s_.size() && s_[pos_] != ',') return paramError("unexpected text after", name);
-
+    Status scanned = scan.each([&](std::string_view name, std::string_view value) -> Status {
       ParamBit bit{};
       bool known = false;
       for (const KnownParam& kp : kKnownParams) {
@@ -160,7 +257,7 @@ class CredentialsParser {
           break;
         }
       }
-      if (!known) continue;  // auth-param extension: ignored
+      if (!known) return Status::ok();  // auth-param extension: ignored
       if (seen & bit) return paramError("duplicate parameter", name);
       seen |= bit;
       switch (bit) {
@@ -202,7 +299,9 @@ class CredentialsParser {
           if (!iequals(value, "false")) return paramError("bad value for", name);
           break;
       }
-    }
+      return Status::ok();
+    });
+    if (!scanned) return scanned;
 
     static constexpr std::pair<ParamBit, std::string_view> kRequired[] = {
         {kUsername, "username"}, {kRealm, "realm"},       {kNonce, "nonce"},
@@ -249,55 +348,7 @@ class CredentialsParser {
   }
 
  private:
-  void skipLws() {
-    while (pos_ < s_.size() && isLws(s_[pos_])) ++pos_;
-  }
-
-  // At an opening quote. Without escapes the value is a view of the input; with escapes it is
-  // copied, unescaped, into c.unescaped_storage_ (sized for the whole input once).
-  Status quotedString(DigestCredentials& c, std::string_view name, std::string_view& value) {
-    ++pos_;
-    std::size_t start = pos_;
-    bool escaped = false;
-    for (;;) {
-      if (pos_ >= s_.size()) return paramError("unterminated quoted string in", name);
-      char ch = s_[pos_];
-      if (ch == '"') break;
-      if (ch == '\\') {
-        escaped = true;
-        if (pos_ + 1 >= s_.size()) return paramError("unterminated quoted string in", name);
-        char next = s_[pos_ + 1];
-        if (next == '\r' || next == '\n') return paramError("bad escape in", name);
-        pos_ += 2;
-        continue;
-      }
-      if (static_cast<unsigned char>(ch) < 0x20 && ch != '\t' && ch != '\r' && ch != '\n') {
-        return paramError("control character in", name);
-      }
-      if (ch == 0x7F) return paramError("control character in", name);
-      ++pos_;
-    }
-    std::string_view raw = s_.substr(start, pos_ - start);
-    ++pos_;  // closing quote
-    if (!escaped) {
-      value = raw;
-      return Status::ok();
-    }
-    if (!c.unescaped_storage_) c.unescaped_storage_ = std::make_unique<char[]>(s_.size());
-    char* out = c.unescaped_storage_.get() + storage_used_;
-    std::size_t n = 0;
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-      if (raw[i] == '\\') ++i;
-      out[n++] = raw[i];
-    }
-    storage_used_ += n;
-    value = std::string_view(out, n);
-    return Status::ok();
-  }
-
   std::string_view s_;
-  std::size_t pos_ = 0;
-  std::size_t storage_used_ = 0;
 };
 
 void appendQuoted(std::string& out, std::string_view v) {
@@ -432,6 +483,107 @@ std::string buildChallenge(const ChallengeParams& p) {
   out.append(algorithmName(p.algorithm));
   if (p.qop_auth) out.append(", qop=\"auth\"");
   if (p.stale) out.append(", stale=true");
+  return out;
+}
+
+Result<DigestChallenge> parseDigestChallenge(std::string_view header_value) {
+  std::unique_ptr<char[]> storage;
+  ParamScanner scan(header_value, "Digest challenge", storage);
+  if (Status st = scan.scheme(); !st) return st;
+  DigestChallenge c;
+  bool has_realm = false;
+  bool has_nonce = false;
+  Status scanned = scan.each([&](std::string_view name, std::string_view value) {
+    if (iequals(name, "realm")) {
+      c.realm = value;
+      has_realm = true;
+    } else if (iequals(name, "nonce")) {
+      c.nonce = value;
+      has_nonce = true;
+    } else if (iequals(name, "opaque")) {
+      c.opaque = value;
+      c.has_opaque = true;
+    } else if (iequals(name, "algorithm")) {
+      c.algorithm_text = value;
+      c.algorithm = parseAlgorithm(value);
+    } else if (iequals(name, "qop")) {
+      // A quoted list of options ("auth,auth-int"); only "auth" is one we answer.
+      c.qop_given = true;
+      std::size_t i = 0;
+      while (i < value.size()) {
+        std::size_t comma = value.find(',', i);
+        if (comma == std::string_view::npos) comma = value.size();
+        std::string_view option = value.substr(i, comma - i);
+        while (!option.empty() && isLws(option.front())) option.remove_prefix(1);
+        while (!option.empty() && isLws(option.back())) option.remove_suffix(1);
+        if (iequals(option, "auth")) c.qop_auth = true;
+        i = comma + 1;
+      }
+    } else if (iequals(name, "stale")) {
+      c.stale = iequals(value, "true");
+    }
+    // domain, charset, userhash and extensions: nothing a SIP client acts on here.
+    return Status::ok();
+  });
+  if (!scanned) return scanned;
+  if (!has_realm) return scan.error("missing parameter", "realm");
+  if (!has_nonce || c.nonce.empty()) return scan.error("missing parameter", "nonce");
+  return c;
+}
+
+bool canAnswer(const DigestChallenge& c) {
+  return (c.algorithm == DigestAlgorithm::kMd5 || c.algorithm == DigestAlgorithm::kSha256) &&
+         (!c.qop_given || c.qop_auth);
+}
+
+std::string buildCredentials(const DigestChallenge& c, const ClientAnswer& a) {
+  SIPWAKE_CHECK(canAnswer(c));
+  SIPWAKE_CHECK(a.nc >= 1);
+  static constexpr char kHex[] = "0123456789abcdef";
+  char nc_text[8];
+  for (int i = 0; i < 8; ++i) nc_text[i] = kHex[(a.nc >> (28 - 4 * i)) & 0xf];
+  ResponseInputs in;
+  in.algorithm = *c.algorithm;
+  in.ha1 = a.ha1;
+  in.nonce = c.nonce;
+  in.nc_text = std::string_view(nc_text, 8);
+  in.cnonce = a.cnonce;
+  in.qop = c.qop_auth ? Qop::kAuth : Qop::kNone;
+  in.method = a.method;
+  in.uri = a.uri;
+  HexDigest response = computeResponse(in);
+  std::string out = "Digest username=";
+  appendQuoted(out, a.username);
+  out.append(", realm=");
+  appendQuoted(out, c.realm);
+  out.append(", nonce=");
+  appendQuoted(out, c.nonce);
+  out.append(", uri=");
+  appendQuoted(out, a.uri);
+  out.append(", response=\"");
+  out.append(response.view());
+  out.append("\", algorithm=");
+  out.append(algorithmName(*c.algorithm));
+  if (in.qop == Qop::kAuth) {
+    out.append(", qop=auth, nc=");
+    out.append(in.nc_text);
+    out.append(", cnonce=");
+    appendQuoted(out, a.cnonce);
+  }
+  if (c.has_opaque) {
+    out.append(", opaque=");
+    appendQuoted(out, c.opaque);
+  }
+  return out;
+}
+
+Result<std::string> randomCnonce() {
+  unsigned char raw[16];
+  if (RAND_bytes(raw, sizeof raw) != 1) {
+    return Status(StatusCode::kUnavailable, "CSPRNG not seeded: no cnonce");
+  }
+  std::string out(2 * sizeof raw, '\0');
+  internal::toLowerHex(raw, sizeof raw, out.data());
   return out;
 }
 

@@ -124,4 +124,45 @@ struct ChallengeParams {
 // (a header value: no header name, no CRLF). Quotes and backslashes in realm/opaque are escaped.
 std::string buildChallenge(const ChallengeParams& p);
 
+// The client side: one Digest challenge (a WWW-Authenticate / Proxy-Authenticate value) and the
+// credentials that answer it from a stored HA1. Owns its text (kept to answer later requests
+// with the same nonce).
+struct DigestChallenge {
+  std::string realm;
+  std::string nonce;
+  std::string opaque;
+  bool has_opaque = false;
+  std::string algorithm_text;  // as sent; empty when absent
+  // RFC 2617: absent means MD5; nullopt for a token we do not implement (algorithm_text says it).
+  std::optional<DigestAlgorithm> algorithm = DigestAlgorithm::kMd5;
+  bool qop_given = false;  // a qop parameter was present
+  bool qop_auth = false;   // "auth" is among its options
+  bool stale = false;
+};
+
+// Parses one challenge value ("Digest realm=.., nonce=.., ..."). InvalidArgument (naming the
+// defect) for another scheme, bad syntax, or no realm / nonce. Unknown parameters are ignored.
+Result<DigestChallenge> parseDigestChallenge(std::string_view header_value);
+
+// True when buildCredentials() can answer `c`: algorithm MD5 or SHA-256, and qop "auth" offered
+// or no qop (RFC 2069). The -sess variants and auth-int-only challenges are not answered.
+bool canAnswer(const DigestChallenge& c);
+
+struct ClientAnswer {
+  std::string_view username;
+  std::string_view ha1;  // H(username:realm:password) for baseAlgorithm(*c.algorithm)
+  std::string_view method;
+  std::string_view uri;     // the digest-uri: the request's Request-URI
+  std::string_view cnonce;  // fresh per nonce, from a CSPRNG; used when qop=auth
+  std::uint32_t nc = 1;     // 1 for a nonce's first use, then +1 per request
+};
+
+// The Authorization / Proxy-Authorization value answering `c`: username, realm, nonce, uri,
+// response, algorithm, and qop=auth, nc, cnonce when `c` offers qop "auth"; opaque echoed.
+// REQUIRES: canAnswer(c), a.nc >= 1.
+std::string buildCredentials(const DigestChallenge& c, const ClientAnswer& a);
+
+// 32 lower-hex characters from OpenSSL's CSPRNG (RAND_bytes); Unavailable if it is not seeded.
+Result<std::string> randomCnonce();
+
 }  // namespace sipwake::auth

@@ -21,6 +21,14 @@ bool isUnspecifiedAddress(const transport::Address& a) {
   return true;
 }
 
+// "sip:alice@example.com" -> "alice".
+std::string_view userOf(std::string_view aor) {
+  auto colon = aor.find(':');
+  auto at = aor.rfind('@');
+  if (colon == std::string_view::npos || at == std::string_view::npos || at < colon) return {};
+  return aor.substr(colon + 1, at - colon - 1);
+}
+
 // "sip:alice@example.com" -> "example.com".
 std::string_view domainOf(std::string_view aor) {
   auto at = aor.rfind('@');
@@ -102,7 +110,8 @@ EdgeUpstream::EdgeUpstream(EdgeConfig config, Deps deps)
       relay_upstream_(Stats::global().counter("edge.relay_registers")),
       relay_local_(Stats::global().counter("edge.relay_answered_here")),
       relay_challenges_(Stats::global().counter("edge.relay_challenges")),
-      relay_unavailable_(Stats::global().counter("edge.relay_unavailable")) {
+      relay_unavailable_(Stats::global().counter("edge.relay_unavailable")),
+      auth_failed_(Stats::global().counter("edge.upstream_auth_failed")) {
   SIPWAKE_CHECK(deps_.layer != nullptr && deps_.transport != nullptr && deps_.post &&
                 deps_.push_store != nullptr && deps_.locations != nullptr);
   SIPWAKE_CHECK(sip::parseUri(config_.upstream_uri).isOk());
@@ -427,7 +436,7 @@ std::optional<std::string> EdgeUpstream::contactFor(const std::string& user,
 
 void EdgeUpstream::send(const Device& d, std::chrono::seconds expires) {
   const std::uint64_t seq = ++next_seq_;
-  sent_[seq] = Sent{d.key, expires.count() == 0, d.user, expires, nullptr, false};
+  sent_[seq] = Sent{d.key, expires.count() == 0, d.user, expires, nullptr, false, d};
   withUpstream([this, seq, d, expires](
                    const transport::SendTarget& hop) { sendTo(seq, d, expires, hop); },
                [this, seq](std::string why) {
@@ -454,6 +463,7 @@ void EdgeUpstream::sendTo(std::uint64_t seq, const Device& d, std::chrono::secon
   m.appendHeader("CSeq", std::to_string(d.cseq) + " REGISTER");
   m.appendHeader("Contact", contact);
   m.appendHeader("Expires", std::to_string(expires.count()));
+  addCredentials(m, d);
   m.appendHeader("User-Agent", "sipwake-edge");
   m.appendHeader("Content-Length", "0");
   transaction::RequestOptions options;
@@ -491,11 +501,7 @@ void EdgeUpstream::finished(std::uint64_t seq, Outcome outcome) {
     if (ok) {
       if (!sent.unregister) registered_.inc();
     } else if (status == 401 || status == 407) {
-      challenged_.inc();
-      SW_LOG_WARN(
-          "edge: upstream {} challenged sipwake's REGISTER ({}): in mode \"own\" the PBX must "
-          "accept sipwake's address without authentication (docs/edge-mode.md)",
-          config_.upstream_uri, status);
+      // Counted and logged by answerChallenge().
     } else if (status == 423) {
       too_brief_.inc();
     } else {
@@ -503,7 +509,10 @@ void EdgeUpstream::finished(std::uint64_t seq, Outcome outcome) {
       SW_LOG_WARN("edge: upstream REGISTER at {} failed: {}", config_.upstream_uri, status);
     }
   }
-  if (!sent.unregister) {
+  if (sent.unregister) {
+    auth_.erase(sent.device.call_id);
+    no_credentials_logged_.erase(sent.device.call_id);
+  } else {
     std::lock_guard lock(mu_);
     auto it = devices_.find(sent.key);
     if (it != devices_.end()) {
@@ -532,6 +541,109 @@ void EdgeUpstream::finished(std::uint64_t seq, Outcome outcome) {
   pump();
 }
 
+bool EdgeUpstream::answerChallenge(std::uint64_t seq, const sip::Message& response) {
+  auto s = sent_.find(seq);
+  if (s == sent_.end() || s->second.probe) return false;
+  challenged_.inc();
+  const Device& d = s->second.device;
+  const int status = response.statusCode();
+  auto kept = auth_.find(d.call_id);
+  if (kept != auth_.end() && kept->second.answer_cseq == d.cseq) {
+    // One answer per challenge: challenged again means the credentials are not the PBX's.
+    auth_.erase(kept);
+    auth_failed_.inc();
+    SW_LOG_WARN(
+        "edge: upstream {} refused sipwake's credentials for {} ({}): the password of "
+        "`sipwake user` must equal the PBX's",
+        config_.upstream_uri, d.aor, status);
+    return false;
+  }
+  const std::string_view user = userOf(d.aor);
+  const std::string_view domain = domainOf(d.aor);
+  std::optional<location::UserCredentials> creds;
+  if (deps_.users != nullptr) creds = deps_.users->lookup(user, domain);
+  const sip::HeaderId challenge_id =
+      status == 407 ? sip::HeaderId::kProxyAuthenticate : sip::HeaderId::kWwwAuthenticate;
+  std::optional<auth::DigestChallenge> pick;
+  std::string offered;  // for the log: what the upstream asked
+  for (const sip::HeaderField& h : response.headers()) {
+    if (h.id != challenge_id || h.removed) continue;
+    auto c = auth::parseDigestChallenge(h.value);
+    if (!c) continue;
+    if (!offered.empty()) offered += ", ";
+    offered +=
+        "\"" + c->realm + "\" (" + (c->algorithm_text.empty() ? "MD5" : c->algorithm_text) + ")";
+    if (c->realm == domain && auth::canAnswer(*c)) {
+      pick = std::move(*c);
+      break;
+    }
+  }
+  if (!creds || !pick) {
+    auth_.erase(d.call_id);
+    auth_failed_.inc();
+    if (no_credentials_logged_.insert(d.call_id).second) {
+      if (offered.empty()) offered = "none that parses";
+      if (creds) {
+        SW_LOG_WARN(
+            "edge: upstream challenges {} with realm {}; sipwake answers realm \"{}\" with MD5 "
+            "or SHA-256 (qop auth or none): trust sipwake's address at the PBX",
+            d.aor, offered, domain);
+      } else {
+        SW_LOG_WARN(
+            "edge: upstream challenges {} with realm {}; sipwake has no credentials for it: add "
+            "the user with `sipwake user add` or trust sipwake's address at the PBX",
+            d.aor, offered);
+      }
+    }
+    return false;
+  }
+  auto cnonce = auth::randomCnonce();
+  if (!cnonce) {
+    auth_failed_.inc();
+    SW_LOG_WARN("edge: cannot answer the upstream's challenge for {}: {}", d.aor,
+                cnonce.status().message());
+    return false;
+  }
+  upstreamAnswered();
+  Device next = d;
+  next.cseq += 1;
+  const std::chrono::seconds expires = s->second.asked;
+  sent_.erase(s);
+  UpstreamAuth& a = auth_[next.call_id];
+  a = UpstreamAuth{next.aor, std::move(*pick), status == 407, std::move(*cnonce), 0, next.cseq};
+  no_credentials_logged_.erase(next.call_id);
+  {
+    std::lock_guard lock(mu_);
+    auto it = devices_.find(next.key);
+    if (it != devices_.end() && it->second.call_id == next.call_id) {
+      it->second.cseq = std::max(it->second.cseq, next.cseq);
+    }
+  }
+  send(next, expires);
+  return true;
+}
+
+void EdgeUpstream::addCredentials(sip::Message& m, const Device& d) {
+  auto a = auth_.find(d.call_id);
+  if (a == auth_.end() || a->second.aor != d.aor || deps_.users == nullptr) return;
+  const std::string_view user = userOf(d.aor);
+  auto creds = deps_.users->lookup(user, domainOf(d.aor));
+  if (!creds) return;  // removed since: the upstream challenges, and that is logged
+  UpstreamAuth& kept = a->second;
+  kept.nc += 1;
+  auth::ClientAnswer answer;
+  answer.username = user;
+  answer.ha1 = auth::baseAlgorithm(*kept.challenge.algorithm) == auth::DigestAlgorithm::kMd5
+                   ? creds->ha1_md5
+                   : creds->ha1_sha256;
+  answer.method = "REGISTER";
+  answer.uri = m.requestUriText();
+  answer.cnonce = kept.cnonce;
+  answer.nc = kept.nc;
+  m.appendHeader(kept.proxy ? "Proxy-Authorization" : "Authorization",
+                 auth::buildCredentials(kept.challenge, answer));
+}
+
 void EdgeUpstream::onResponse(transaction::ClientTransaction& tx,
                               transport::ReceivedMessage&& response) {
   const sip::Message& m = response.message;
@@ -539,6 +651,7 @@ void EdgeUpstream::onResponse(transaction::ClientTransaction& tx,
   if (status < 200) return;
   auto s = sent_.find(tx.userData());
   if (s != sent_.end() && s->second.relay) return relayFinished(tx.userData(), &m, {});
+  if ((status == 401 || status == 407) && answerChallenge(tx.userData(), m)) return;
   Outcome outcome{status, {}, {}, {}};
   if (s != sent_.end() && status < 300) {
     outcome.granted = grantedExpiry(m, s->second.user, s->second.asked);

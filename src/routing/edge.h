@@ -17,6 +17,15 @@
 // no upstream REGISTER. REGISTERs wait in a queue drained at `upstream_rate` per second (a burst
 // of one second's worth), so a start-up or a recovery does not send thousands in one tick.
 //
+// Credentials: the upstream trusts sipwake by its address, or challenges (401/407) each REGISTER
+// and sipwake answers from its own user store (Deps::users): the HA1 of the device's AOR for
+// realm = its domain, MD5 or SHA-256, qop auth or none; same Call-ID, CSeq + 1, a fresh cnonce.
+// The challenge is kept per device and answers its later REGISTERs (nc + 1 each) until the
+// upstream challenges again (e.g. stale=true), which is answered once more. A challenge to the
+// answer itself is a failure (logged with the AOR, edge.upstream_auth_failed), retried after
+// `retry_after_failure` like any failure; so is a challenge sipwake has no credentials for
+// (logged once per device).
+//
 // Upstream state: a REGISTER that gets no answer (timeout, transport error, no address) or a 503
 // marks the upstream unreachable (logged once, counted in edge.upstream_unreachable); while it is,
 // devices wait and one REGISTER probes it every `retry_after_failure`. The first answer marks it
@@ -54,12 +63,15 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
+#include "auth/digest.h"
 #include "common/clock.h"
 #include "common/stats.h"
 #include "location/location_store.h"
 #include "location/push_binding_store.h"
+#include "location/user_store.h"
 #include "registrar/registrar.h"
 #include "routing/next_hop.h"
 #include "transaction/transaction_layer.h"
@@ -140,6 +152,9 @@ class EdgeUpstream final : public EdgeRouting,
     const location::PushBindingStore* push_store = nullptr;  // required
     const location::LocationStore* locations = nullptr;      // required
     WallClock wall_clock;                                    // empty: system clock
+    // sipwake's per-user credentials: a 401/407 from the upstream is answered from the HA1 of
+    // the device's AOR (realm = its domain). nullptr: no credentials (a challenge fails).
+    const location::UserStore* users = nullptr;
   };
 
   // REQUIRES: config.upstream_uri parses. Constructed anywhere; start() and everything after
@@ -222,6 +237,17 @@ class EdgeUpstream final : public EdgeRouting,
     std::chrono::seconds asked{0};
     std::shared_ptr<RelayCall> relay;  // a relayed phone REGISTER (edge_relay.cc)
     bool probe = false;                // relay: an OPTIONS asking whether the upstream is there
+    Device device;  // as sent: a challenge's answer sends it again
+  };
+  // The upstream's digest challenge for one device (by its Call-ID), kept to answer its later
+  // REGISTERs with the same nonce (nc + 1 each) until the upstream challenges again.
+  struct UpstreamAuth {
+    std::string aor;
+    auth::DigestChallenge challenge;
+    bool proxy = false;  // 407: Proxy-Authorization
+    std::string cnonce;
+    std::uint32_t nc = 0;           // the last nc sent
+    std::uint32_t answer_cseq = 0;  // the CSeq of the REGISTER that answered the challenge
   };
 
   void touch(const std::string& aor, const std::string& key, bool push);
@@ -242,6 +268,12 @@ class EdgeUpstream final : public EdgeRouting,
   void sendTo(std::uint64_t seq, const Device& d, std::chrono::seconds expires,
               const transport::SendTarget& hop);
   void finished(std::uint64_t seq, Outcome outcome);
+  // A 401/407 to the upstream REGISTER `seq`: answers it (one retry per challenge, same Call-ID,
+  // CSeq + 1) with sipwake's credentials for the AOR and returns true; false (logged, counted)
+  // when it cannot or the REGISTER was itself the answer: the REGISTER failed.
+  bool answerChallenge(std::uint64_t seq, const sip::Message& response);
+  // Authorization / Proxy-Authorization for `d` from its kept challenge, if any.
+  void addCredentials(sip::Message& m, const Device& d);
   Device& create(const std::string& aor, const std::string& key, bool push);
   void forget(const std::string& key);  // REQUIRES: mu_ held
   location::SysSeconds wallNow() const;
@@ -276,6 +308,8 @@ class EdgeUpstream final : public EdgeRouting,
   bool pump_armed_ = false;
   bool reachable_ = true;  // home loop only
   std::optional<TimePoint> probed_at_;
+  std::unordered_map<std::string, UpstreamAuth> auth_;     // home loop only: by Call-ID
+  std::unordered_set<std::string> no_credentials_logged_;  // home loop only: Call-IDs
   TimerService::TimerId tick_ = 0;
   std::shared_ptr<bool> alive_;
   Counter& registers_;
@@ -290,6 +324,7 @@ class EdgeUpstream final : public EdgeRouting,
   Counter& relay_local_;
   Counter& relay_challenges_;
   Counter& relay_unavailable_;
+  Counter& auth_failed_;
 };
 
 }  // namespace sipwake::routing

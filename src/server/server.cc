@@ -599,6 +599,7 @@ Status Server::start() {
       ed.post = [loop](std::function<void()> fn) { loop->post(std::move(fn)); };
       ed.push_store = push->store.get();
       ed.locations = locations_.get();
+      ed.users = users_.get();
       push->edge = std::make_unique<routing::EdgeUpstream>(*edge_config, std::move(ed));
       push->observers.list.push_back(push->edge.get());
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Edge mode against a real Kamailio as the PBX (pbx_kamailio.KamailioPbx). "own" (Kamailio
-trusting 127.0.0.1): sipwake authenticates the phones of domain 127.0.0.1, registers each device
+trusting 127.0.0.1, or challenging sipwake, which answers with its own credentials): sipwake
+authenticates the phones of domain 127.0.0.1, registers each device
 once at Kamailio with a contact of its own, and wakes the phone when a Kamailio user calls it.
 "relay" (Kamailio challenging every REGISTER, sipwake knowing no user): the phone's REGISTER goes
 to Kamailio with the phone's own digest answer and sipwake's contact for the device.
@@ -14,7 +15,6 @@ Exit status: 0 pass, 1 fail, 77 skipped (CTest SKIP_RETURN_CODE).
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 import time
@@ -248,6 +248,47 @@ def test_edge_own_call_to_pbx_user(ctx):
             check(pbx.received("INVITE", "dave"), "the INVITE did not go through the PBX")
             routes = invite[1].get("record-route", [])
             check(any(str(rig.udp) in r for r in routes), "sipwake not record-routed: %r" % routes)
+            rig.server_alive()
+
+
+def test_edge_own_credentials(ctx):
+    """Kamailio trusts no address: it challenges sipwake's REGISTER (401, realm 127.0.0.1) and
+    sipwake answers with its own credentials for alice (the same password as the PBX's, added with
+    `sipwake user add`): the binding appears at Kamailio, and bob's call from the PBX wakes the
+    phone. Two upstream REGISTERs: the challenged one and its answer."""
+    tok = wk.apns_token()
+    with KamailioPbx(ctx, users=PBX_USERS, trusted=None) as pbx:
+        with wk.Rig(ctx, extra_config=edge_config(pbx)) as rig:
+            p = sleeping_alice(rig, tok)
+            found = pbx.wait_bindings("alice", 1, timeout=WAIT)
+            check(len(edge_bindings(pbx, "alice")) == 1, "not sipwake's contact: %r" % found)
+            bob_calls_alice(ctx, rig, pbx, p, tok)
+            regs = upstream_registers(pbx)
+            check(len(regs) == 2 and regs[0]["call_id"] == regs[1]["call_id"],
+                  "upstream REGISTERs: %r" % regs)
+            check("refused sipwake's credentials" not in rig.server.log(), rig.server.log())
+            rig.server_alive()
+
+
+def test_edge_own_wrong_password(ctx):
+    """sipwake's password for alice differs from Kamailio's: sipwake answers the challenge once,
+    Kamailio challenges the answer, sipwake logs it naming the AOR and the status and stops (no
+    binding at Kamailio, two upstream REGISTERs: no loop); bob's call to alice at the PBX finds
+    no binding."""
+    tok = wk.apns_token()
+    with KamailioPbx(ctx, users=dict(PBX_USERS, alice="pbx-only-pw"), trusted=None) as pbx:
+        with wk.Rig(ctx, extra_config=edge_config(pbx)) as rig:
+            sleeping_alice(rig, tok)
+            wait_log(rig, "edge: upstream %s refused sipwake's credentials for "
+                     "sip:alice@127.0.0.1 (401)" % pbx.uri, WAIT)
+            caller = ph.Caller(ctx, pbx.port, "bob", "bob-pw", "alice@127.0.0.1")
+            rig.callers.append(caller)
+            final = caller.invite(timeout=15)  # a round trip at the PBX after the refusal
+            check(final.code >= 400, "INVITE to alice without a binding: %d" % final.code)
+            check(pbx.bindings("alice") == [], "binding at the PBX: %r" % pbx.bindings("alice"))
+            regs = upstream_registers(pbx)
+            check(len(regs) == 2, "%d upstream REGISTERs (want the challenged one and its answer):"
+                  " %r" % (len(regs), regs))
             rig.server_alive()
 
 

@@ -252,5 +252,114 @@ TEST(DigestChallenge, Format) {
             "Digest realm=\"we\\\"ird\\\\\", nonce=\"N\", algorithm=MD5, qop=\"auth\", stale=true");
 }
 
+// The client side answers the RFC 7616 §3.9.1 challenge with the RFC's own response.
+TEST(DigestClient, AnswersRfc7616ChallengeWithTheRfcResponse) {
+  for (auto [algorithm, expected] : {std::pair{DigestAlgorithm::kMd5, kResponseMd5},
+                                     std::pair{DigestAlgorithm::kSha256, kResponseSha256}}) {
+    std::string challenge =
+        "Digest\r\n realm=\"http-auth@example.org\",\r\n qop=\"auth, auth-int\",\r\n"
+        " algorithm=" +
+        std::string(algorithmName(algorithm)) +
+        ",\r\n nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\",\r\n"
+        " opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\"";
+    Result<DigestChallenge> c = parseDigestChallenge(challenge);
+    ASSERT_TRUE(c.isOk()) << c.status().toString();
+    EXPECT_EQ(c->realm, kRealm7616);
+    EXPECT_EQ(c->nonce, kNonce7616);
+    EXPECT_EQ(c->opaque, kOpaque7616);
+    EXPECT_EQ(c->algorithm, algorithm);
+    EXPECT_TRUE(c->qop_auth);
+    EXPECT_FALSE(c->stale);
+    ASSERT_TRUE(canAnswer(*c));
+    HexDigest ha1 = computeHa1(algorithm, kUser, kRealm7616, kPassword7616);
+    ClientAnswer a;
+    a.username = kUser;
+    a.ha1 = ha1.view();
+    a.method = "GET";
+    a.uri = "/dir/index.html";
+    a.cnonce = kCnonce7616;
+    a.nc = 1;
+    std::string header = buildCredentials(*c, a);
+    Result<DigestCredentials> back = parseDigestCredentials(header);
+    ASSERT_TRUE(back.isOk()) << back.status().toString() << ": " << header;
+    EXPECT_EQ(back->response, expected) << header;
+    EXPECT_EQ(back->nc_text, "00000001");
+    EXPECT_EQ(back->cnonce, kCnonce7616);
+    EXPECT_EQ(back->opaque, kOpaque7616);
+    EXPECT_EQ(back->algorithm, algorithm);
+    EXPECT_EQ(back->qop, Qop::kAuth);
+    EXPECT_TRUE(verifyResponse(*back, "GET", ha1.view()));
+    // The next request on the same nonce counts up.
+    a.nc = 0x1a;
+    Result<DigestCredentials> second = parseDigestCredentials(buildCredentials(*c, a));
+    ASSERT_TRUE(second.isOk());
+    EXPECT_EQ(second->nc_text, "0000001a");
+    EXPECT_TRUE(verifyResponse(*second, "GET", ha1.view()));
+  }
+}
+
+// RFC 2617 §3.5: no algorithm (MD5), qop list, opaque.
+TEST(DigestClient, AnswersRfc2617Challenge) {
+  Result<DigestChallenge> c = parseDigestChallenge(
+      "Digest realm=\"testrealm@host.com\", qop=\"auth,auth-int\", "
+      "nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"");
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_EQ(c->algorithm, DigestAlgorithm::kMd5);
+  HexDigest ha1 =
+      computeHa1(DigestAlgorithm::kMd5, "Mufasa", "testrealm@host.com", "Circle Of Life");
+  ClientAnswer a;
+  a.username = "Mufasa";
+  a.ha1 = ha1.view();
+  a.method = "GET";
+  a.uri = "/dir/index.html";
+  a.cnonce = "0a4f113b";
+  EXPECT_EQ(buildCredentials(*c, a),
+            "Digest username=\"Mufasa\", realm=\"testrealm@host.com\", "
+            "nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", uri=\"/dir/index.html\", "
+            "response=\"6629fae49393a05397450978507c4ef1\", algorithm=MD5, qop=auth, "
+            "nc=00000001, cnonce=\"0a4f113b\", opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"");
+}
+
+TEST(DigestClient, ChallengeFormsAndWhatIsNotAnswered) {
+  // Kamailio's form: token algorithm absent, qop quoted, stale.
+  Result<DigestChallenge> c =
+      parseDigestChallenge("Digest realm=\"127.0.0.1\", nonce=\"abc\", qop=\"auth\", stale=true");
+  ASSERT_TRUE(c.isOk());
+  EXPECT_TRUE(c->stale);
+  EXPECT_TRUE(canAnswer(*c));
+  // RFC 2069: no qop; answered without cnonce / nc.
+  c = parseDigestChallenge("Digest realm=\"r\", nonce=\"n\"");
+  ASSERT_TRUE(c.isOk());
+  ASSERT_TRUE(canAnswer(*c));
+  ClientAnswer a;
+  a.username = "u";
+  a.ha1 = "0123456789abcdef0123456789abcdef";
+  a.method = "REGISTER";
+  a.uri = "sip:r";
+  a.cnonce = "x";
+  std::string h = buildCredentials(*c, a);
+  EXPECT_EQ(h.find("cnonce"), std::string::npos) << h;
+  Result<DigestCredentials> back = parseDigestCredentials(h);
+  ASSERT_TRUE(back.isOk()) << back.status().toString();
+  EXPECT_TRUE(verifyResponse(*back, "REGISTER", a.ha1));
+  // Not answered: -sess, an unknown algorithm, auth-int only.
+  c = parseDigestChallenge("Digest realm=\"r\", nonce=\"n\", algorithm=MD5-sess, qop=\"auth\"");
+  ASSERT_TRUE(c.isOk());
+  EXPECT_FALSE(canAnswer(*c));
+  c = parseDigestChallenge("Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512-256");
+  ASSERT_TRUE(c.isOk());
+  EXPECT_FALSE(c->algorithm.has_value());
+  EXPECT_EQ(c->algorithm_text, "SHA-512-256");
+  EXPECT_FALSE(canAnswer(*c));
+  c = parseDigestChallenge("Digest realm=\"r\", nonce=\"n\", qop=\"auth-int\"");
+  ASSERT_TRUE(c.isOk());
+  EXPECT_FALSE(canAnswer(*c));
+  // Broken values.
+  EXPECT_FALSE(parseDigestChallenge("Basic realm=\"r\"").isOk());
+  EXPECT_FALSE(parseDigestChallenge("Digest nonce=\"n\"").isOk());
+  EXPECT_FALSE(parseDigestChallenge("Digest realm=\"r\"").isOk());
+  EXPECT_FALSE(parseDigestChallenge("Digest realm=\"r, nonce=\"n\"").isOk());
+}
+
 }  // namespace
 }  // namespace sipwake::auth

@@ -7,7 +7,10 @@
 
 #include <set>
 
+#include "../location/test_util.h"
+#include "auth/digest.h"
 #include "location/push_binding_store.h"
+#include "location/user_store.h"
 #include "routing_test_util.h"
 
 namespace sipwake::routing::testing {
@@ -93,6 +96,10 @@ class EdgeTest : public ProxyTest {
     deps.push_store = push_store_.get();
     deps.locations = &store_;
     deps.wall_clock = [] { return kNow; };
+    auto users = location::UserStore::open(users_dir_.file("users.db"));
+    ASSERT_TRUE(users.isOk()) << users.status().toString();
+    users_ = std::move(users).value();
+    deps.users = users_.get();
     edge_ = std::make_unique<EdgeUpstream>(config, std::move(deps));
     edge_->start();
   }
@@ -176,7 +183,29 @@ class EdgeTest : public ProxyTest {
     tu_.proxy = proxy_.get();
   }
 
+  // The credentials in an upstream REGISTER (`header`), parsed; fails the test when absent.
+  static std::optional<auth::DigestCredentials> credentialsIn(const sip::Message& reg,
+                                                              sip::HeaderId header) {
+    for (const sip::HeaderField& h : reg.headers()) {
+      if (h.removed || h.id != header) continue;
+      auto c = auth::parseDigestCredentials(h.value);
+      EXPECT_TRUE(c.isOk()) << c.status().toString();
+      if (c) return std::move(*c);
+    }
+    ADD_FAILURE() << "no credentials in the upstream REGISTER";
+    return std::nullopt;
+  }
+  static bool hasCredentials(const sip::Message& reg) {
+    return reg.find(sip::HeaderId::kAuthorization) != nullptr ||
+           reg.find(sip::HeaderId::kProxyAuthorization) != nullptr;
+  }
+  static std::string bobHa1(auth::DigestAlgorithm a) {
+    return std::string(auth::computeHa1(a, "bob", "example.com", "bob-pw").view());
+  }
+
   std::unique_ptr<location::PushBindingStore> push_store_;
+  location::testing::TempDir users_dir_;
+  std::unique_ptr<location::UserStore> users_;
   std::unique_ptr<EdgeUpstream> edge_;
   std::uint32_t bob_cseq_ = 0;
 };
@@ -230,6 +259,109 @@ TEST_F(EdgeTest, UpstreamChallengeIsRetriedAfterTheBackOff) {
   EXPECT_EQ(upstreamRegisters().size(), 1u);
   timers_.advance(seconds(30));
   EXPECT_EQ(upstreamRegisters().size(), 2u);
+}
+
+TEST_F(EdgeTest, UpstreamChallengeIsAnsweredFromTheUserStoreAndItsNonceReused) {
+  ASSERT_TRUE(users_->add("bob", "example.com", "bob-pw").isOk());
+  bobRegisters();
+  pbxAnswers(401, {"WWW-Authenticate: Digest realm=\"example.com\", nonce=\"n1\", "
+                   "opaque=\"o1\", qop=\"auth\", algorithm=MD5"});
+  auto regs = upstreamRegisters();
+  ASSERT_EQ(regs.size(), 2u);
+  EXPECT_FALSE(hasCredentials(regs[0]));
+  EXPECT_EQ(regs[1].callId(), regs[0].callId());
+  EXPECT_EQ(regs[1].cseq()->number, regs[0].cseq()->number + 1);
+  auto c = credentialsIn(regs[1], sip::HeaderId::kAuthorization);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->username, "bob");
+  EXPECT_EQ(c->realm, "example.com");
+  EXPECT_EQ(c->nonce, "n1");
+  EXPECT_EQ(c->opaque, "o1");
+  EXPECT_EQ(c->uri, "sip:example.com");
+  EXPECT_EQ(c->nc_text, "00000001");
+  EXPECT_EQ(c->cnonce.size(), 32u);
+  EXPECT_TRUE(auth::verifyResponse(*c, "REGISTER", bobHa1(auth::DigestAlgorithm::kMd5)));
+  const std::string cnonce(c->cnonce);
+  pbxAnswers(200);
+  EXPECT_EQ(edge_->upstreamReachable(), true);
+  // The renewal answers the same nonce, nc + 1, without waiting for a challenge.
+  timers_.advance(seconds(1800));
+  bobRegisters();
+  timers_.advance(seconds(5));
+  regs = upstreamRegisters();
+  ASSERT_EQ(regs.size(), 3u);
+  c = credentialsIn(regs[2], sip::HeaderId::kAuthorization);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->nonce, "n1");
+  EXPECT_EQ(c->nc_text, "00000002");
+  EXPECT_EQ(c->cnonce, cnonce);
+  EXPECT_TRUE(auth::verifyResponse(*c, "REGISTER", bobHa1(auth::DigestAlgorithm::kMd5)));
+  // The nonce went stale: the new one is answered (SHA-256 now), nc back to 1.
+  pbxAnswers(401, {"WWW-Authenticate: Digest realm=\"example.com\", nonce=\"n2\", "
+                   "qop=\"auth\", algorithm=SHA-256, stale=true"});
+  regs = upstreamRegisters();
+  ASSERT_EQ(regs.size(), 4u);
+  c = credentialsIn(regs[3], sip::HeaderId::kAuthorization);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->nonce, "n2");
+  EXPECT_EQ(c->nc_text, "00000001");
+  EXPECT_EQ(c->algorithm, auth::DigestAlgorithm::kSha256);
+  EXPECT_TRUE(auth::verifyResponse(*c, "REGISTER", bobHa1(auth::DigestAlgorithm::kSha256)));
+}
+
+TEST_F(EdgeTest, ProxyChallengeIsAnsweredWithProxyAuthorization) {
+  ASSERT_TRUE(users_->add("bob", "example.com", "bob-pw").isOk());
+  bobRegisters();
+  pbxAnswers(407, {"Proxy-Authenticate: Digest realm=\"example.com\", nonce=\"p1\""});
+  auto regs = upstreamRegisters();
+  ASSERT_EQ(regs.size(), 2u);
+  EXPECT_EQ(regs[1].find(sip::HeaderId::kAuthorization), nullptr);
+  auto c = credentialsIn(regs[1], sip::HeaderId::kProxyAuthorization);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->qop, auth::Qop::kNone);  // RFC 2069 challenge: no cnonce / nc
+  EXPECT_TRUE(auth::verifyResponse(*c, "REGISTER", bobHa1(auth::DigestAlgorithm::kMd5)));
+}
+
+TEST_F(EdgeTest, ChallengeToTheAnswerIsAFailureNotALoop) {
+  ASSERT_TRUE(users_->add("bob", "example.com", "not-the-pbx-pw").isOk());
+  Counter& failed = Stats::global().counter("edge.upstream_auth_failed");
+  const std::uint64_t failed_before = failed.value();
+  const std::string challenge =
+      "WWW-Authenticate: Digest realm=\"example.com\", nonce=\"n1\", qop=\"auth\"";
+  bobRegisters();
+  pbxAnswers(401, {challenge});
+  ASSERT_EQ(upstreamRegisters().size(), 2u);
+  pbxAnswers(401, {challenge});
+  EXPECT_EQ(upstreamRegisters().size(), 2u);
+  EXPECT_EQ(failed.value(), failed_before + 1);
+  // Retried after the back-off like any failure: from scratch, without the refused nonce.
+  timers_.advance(seconds(30));
+  auto regs = upstreamRegisters();
+  ASSERT_EQ(regs.size(), 3u);
+  EXPECT_FALSE(hasCredentials(regs[2]));
+}
+
+TEST_F(EdgeTest, ChallengeForAnotherRealmOrAnUnknownUserIsNotAnswered) {
+  Counter& failed = Stats::global().counter("edge.upstream_auth_failed");
+  const std::uint64_t failed_before = failed.value();
+  // bob is not in the user store.
+  bobRegisters();
+  pbxAnswers(401, {"WWW-Authenticate: Digest realm=\"example.com\", nonce=\"n1\""});
+  EXPECT_EQ(upstreamRegisters().size(), 1u);
+  EXPECT_EQ(failed.value(), failed_before + 1);
+  // bob is, but the PBX's realm is not his domain.
+  ASSERT_TRUE(users_->add("bob", "example.com", "bob-pw").isOk());
+  timers_.advance(seconds(30));
+  ASSERT_EQ(upstreamRegisters().size(), 2u);
+  pbxAnswers(401, {"WWW-Authenticate: Digest realm=\"pbx.example.net\", nonce=\"n1\""});
+  EXPECT_EQ(upstreamRegisters().size(), 2u);
+  // Nor an algorithm sipwake holds no HA1 for.
+  timers_.advance(seconds(30));
+  ASSERT_EQ(upstreamRegisters().size(), 3u);
+  pbxAnswers(401, {"WWW-Authenticate: Digest realm=\"example.com\", nonce=\"n1\", "
+                   "algorithm=SHA-512-256"});
+  EXPECT_EQ(upstreamRegisters().size(), 3u);
+  EXPECT_EQ(failed.value(), failed_before + 3);
 }
 
 TEST_F(EdgeTest, RenewsAtHalfOfWhatTheUpstreamGranted) {
