@@ -64,6 +64,8 @@ std::string_view defaultTitle(CallEventKind k) {
       return "Call ended";
     case CallEventKind::kAnsweredElsewhere:
       return "Answered elsewhere";
+    case CallEventKind::kRefresh:
+      return "";  // never an alert
   }
   return "";
 }
@@ -103,6 +105,7 @@ PushType defaultPushType(const PushBinding& b, CallEventKind kind) {
       return PushType::kAlert;
     case CallEventKind::kCancel:
     case CallEventKind::kAnsweredElsewhere:
+    case CallEventKind::kRefresh:
       return PushType::kBackground;
   }
   return PushType::kAlert;

@@ -27,7 +27,8 @@ std::string_view pushTypeName(PushType t);  // "voip", "alert", "background"
 
 // Our policy (PushKit rules: every VoIP push must be reported to CallKit, so VoIP pushes are for
 // ringing calls only): kCall → kVoip when the binding has a VoIP token, else kAlert; kMissed →
-// kAlert; kCancel / kAnsweredElsewhere → kBackground (silent; the app dismisses its UI).
+// kAlert; kCancel / kAnsweredElsewhere → kBackground (silent; the app dismisses its UI); kRefresh →
+// kBackground (the app registers again). kBackground needs the binding's remote token.
 PushType defaultPushType(const PushBinding& b, CallEventKind kind);
 
 struct AlertText {

@@ -386,6 +386,10 @@ void sendApns(const std::shared_ptr<App>& app, Job job) {
       opt.type = apns::PushType::kAlert;
       opt.expiration_unix = now + 24 * 3600;  // worth showing when the phone comes back
       break;
+    case PushKind::kRefresh:  // send() refused bindings without a remote token
+      opt.type = apns::PushType::kBackground;
+      opt.expiration_unix = now + kRefreshPushTtl.count();
+      break;
   }
   if (job.event.call_uuid.size() <= apns::kMaxCollapseIdBytes) {
     opt.collapse_id = job.event.call_uuid;
@@ -478,7 +482,7 @@ void sendFcm(const std::shared_ptr<App>& app, Job job) {
     fcm::RequestOptions opt;
     opt.project_id = fcmProject(*app, job.target.binding);
     opt.access_token = std::move(*token);
-    opt.ttl = app->cfg.ring_time;
+    opt.ttl = job.kind == PushKind::kRefresh ? kRefreshPushTtl : app->cfg.ring_time;
     job.event.sent_at_ms = app->clock->unixMillis();  // this attempt's hand-over
     auto req = fcm::buildRequest(job.target.binding, job.event, opt);
     if (!req) {
@@ -724,6 +728,17 @@ void Http2PushSender::send(const PushTarget& target, const CallEvent& event, Pus
         .inc();
     SW_LOG_INFO("push: {} (device {})", o.reason, target.device_key);
     done(std::move(o));
+    return;
+  }
+  if (kind == PushKind::kRefresh && !target.binding.canWakeWithoutCall()) {
+    // Only a PushKit token: a VoIP push that reports no call gets the app killed (sender.h).
+    Stats::global()
+        .counter("push.failed." + std::string(providerName(target.binding.provider)) +
+                 ".refresh_voip_only")
+        .inc();
+    SW_LOG_INFO("push: refresh for {} not sent: {} (device {})", target.aor,
+                kNoRefreshTokenReason, target.device_key);
+    done(outcome(Kind::kPermanent, std::string(kNoRefreshTokenReason)));
     return;
   }
   Job job{target, event, kind, std::move(done)};

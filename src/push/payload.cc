@@ -39,6 +39,8 @@ std::string_view callEventName(CallEventKind k) {
       return "missed";
     case CallEventKind::kAnsweredElsewhere:
       return "answered_elsewhere";
+    case CallEventKind::kRefresh:
+      return "refresh";
   }
   return "?";
 }

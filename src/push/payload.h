@@ -14,9 +14,11 @@
 
 namespace sipwake::push {
 
-enum class CallEventKind { kCall, kCancel, kMissed, kAnsweredElsewhere };
+// kRefresh is no call: it asks the app to REGISTER again (RFC 8599 §5.5), so call_id, call_uuid
+// and the caller are empty and every builder sends them as empty strings.
+enum class CallEventKind { kCall, kCancel, kMissed, kAnsweredElsewhere, kRefresh };
 
-// "call", "cancel", "missed", "answered_elsewhere"
+// "call", "cancel", "missed", "answered_elsewhere", "refresh"
 std::string_view callEventName(CallEventKind k);
 
 struct CallEvent {

@@ -72,6 +72,10 @@ struct PushBinding {
   const std::string& callToken() const { return voip_token.empty() ? message_token : voip_token; }
   // True when calls go as PushKit VoIP pushes (APNs with a VoIP token).
   bool callsUseVoip() const { return provider == Provider::kApns && !voip_token.empty(); }
+  // True when the app can be woken by a push that reports no call (a registration refresh): on
+  // APNs that takes a remote token, since a PushKit token takes VoIP pushes only and iOS kills
+  // an app whose VoIP push reports no call to CallKit. FCM and webpush: always.
+  bool canWakeWithoutCall() const { return provider != Provider::kApns || !message_token.empty(); }
   // Name the service registry keys on: APNs bundle id; FCM project id, else app_id; webpush "".
   std::string_view appKey() const;
   // Stable identity of the device+app across re-registrations: a hash of provider, environment

@@ -5,7 +5,7 @@
 // Which wire form a PushKind becomes is the sender's business, with one rule every implementation
 // must keep: only PushKind::kCall may go out as an APNs PushKit VoIP push (iOS terminates apps
 // whose VoIP pushes do not report a new call to CallKit). Cancels, missed calls and messages go as
-// alert (or background) pushes.
+// alert (or background) pushes; a registration refresh goes as a background push, never VoIP.
 #pragma once
 
 #include <chrono>
@@ -26,9 +26,33 @@ enum class PushKind : std::uint8_t {
   kCancel,      // the call the device was woken for is over (answered elsewhere / cancelled)
   kMissedCall,  // alert: the caller gave up before the device answered
   kMessage,     // alert for a MESSAGE (never VoIP)
+  // Registration refresh (RFC 8599 §5.5): wakes the app so it REGISTERs again before its binding
+  // lapses. Send it with refreshEvent(aor). APNs: a background push (apns-push-type background,
+  // priority 5, aps.content-available=1, topic = the bundle id) to the remote token; iOS throttles
+  // these to a few per hour and drops them for an app the user force-quit. A binding with only a
+  // VoIP token cannot be refreshed (!PushBinding::canWakeWithoutCall()): the send fails kPermanent
+  // with kNoRefreshTokenReason and nothing goes out. FCM: a data-only, high-priority message.
+  // Webhook: the usual body with event "refresh". Stale after kRefreshPushTtl on APNs and FCM.
+  kRefresh,
 };
 
 std::string_view pushKindName(PushKind k);
+
+// How long APNs / FCM keep trying to deliver a refresh push: a caller sends it at least this long
+// before the registration lapses.
+inline constexpr std::chrono::seconds kRefreshPushTtl{60};
+
+// PushOutcome::reason of a refresh push refused because the binding has no non-VoIP token.
+inline constexpr std::string_view kNoRefreshTokenReason = "no non-VoIP token for a refresh push";
+
+// The CallEvent to send with PushKind::kRefresh for the registration of `aor`: kind kRefresh,
+// callee_aor = aor, no call (call_id, call_uuid and the caller empty).
+inline CallEvent refreshEvent(std::string_view aor) {
+  CallEvent ev;
+  ev.kind = CallEventKind::kRefresh;
+  ev.callee_aor = std::string(aor);
+  return ev;
+}
 
 // One device to push: the normalised binding plus where it is registered (for logs / payload).
 struct PushTarget {
@@ -95,6 +119,8 @@ inline std::string_view pushKindName(PushKind k) {
       return "missed_call";
     case PushKind::kMessage:
       return "message";
+    case PushKind::kRefresh:
+      return "refresh";
   }
   return "?";
 }

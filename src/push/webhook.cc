@@ -3,6 +3,17 @@
 #include <nlohmann/json.hpp>
 
 namespace sipwake::push::webhook {
+namespace {
+
+// The topic the webhook should push to: the VoIP topic when the device has a VoIP token, except
+// for a refresh (a background push, which goes to the bundle id); "" for a non-APNs device.
+std::string apnsTopic(const PushBinding& b, CallEventKind kind) {
+  if (b.provider != Provider::kApns) return {};
+  if (!b.voip_token.empty() && kind != CallEventKind::kRefresh) return b.app_id + ".voip";
+  return b.app_id;
+}
+
+}  // namespace
 
 std::string buildBody(const PushBinding& b, const CallEvent& ev) {
   using Json = nlohmann::json;
@@ -21,9 +32,7 @@ std::string buildBody(const PushBinding& b, const CallEvent& ev) {
        {{"id", b.app_id},
         {"team_id", b.team_id},
         {"project_id", b.project_id},
-        {"apns_topic", b.provider == Provider::kApns && !b.voip_token.empty()
-                           ? b.app_id + ".voip"
-                           : (b.provider == Provider::kApns ? b.app_id : std::string())}}},
+        {"apns_topic", apnsTopic(b, ev.kind)}}},
       {"tokens", {{"voip", b.voip_token}, {"message", b.message_token}}},
       {"device_key", b.deviceKey()},
       {"sent_at", ev.sent_at_ms},

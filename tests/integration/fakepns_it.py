@@ -184,6 +184,47 @@ def t_apns_alert_and_background(args, fake, ctl):
     assert apns(args, fake, "--type", "background")["status"] == 200
 
 
+def t_apns_background_strict(args, fake, ctl):
+    """A background push (a registration refresh) goes with priority 5 to the bare bundle topic;
+    the fake refuses what APNs refuses: priority 10, and a push type its topic does not match."""
+    ctl.op({"op": "subscribe", "token": TOKEN})
+    assert apns(args, fake, "--type", "background")["status"] == 200
+    ev = ctl.line()
+    assert ev["event"] == "push" and ev["headers"]["apns-push-type"] == "background", ev
+    assert ev["headers"]["apns-priority"] == "5" and ev["headers"]["apns-topic"] == BUNDLE, ev
+    assert ev["payload"]["aps"] == {"content-available": 1}, ev
+    for extra, want in ((["--type", "background", "--set-header", "apns-priority=10"],
+                         "BadPriority"),
+                        (["--type", "voip", "--set-header", "apns-topic=" + BUNDLE],
+                         "InvalidPushType"),
+                        (["--type", "background", "--set-header", "apns-topic=" + BUNDLE + ".voip"],
+                         "InvalidPushType")):
+        r = apns(args, fake, *extra)
+        assert r["status"] == 400 and reason(r) == want, (extra, r)
+    assert ctl.op({"op": "stats"})["accepted_apns"] == 1
+
+
+def t_sender_refresh(args, fake, ctl):
+    """sender → fakepns: a refresh push over APNs (background, bundle topic) and the webhook
+    (event "refresh", no call)."""
+    ctl.op({"op": "subscribe", "token": TOKEN, "topic": BUNDLE})
+    pushes, _ = send(args, fake, "--service", "apns",
+                     "--endpoint", "https://127.0.0.1:%d" % fake.port,
+                     "--key-file", fake.work + "/apns.p8", "--key-id", KEY_ID,
+                     "--team-id", TEAM_ID, "--bundle", BUNDLE, "--token", TOKEN,
+                     "--kind", "refresh")
+    assert [(p["outcome"], p["status"]) for p in pushes] == [("ok", 200)], pushes
+    ev = ctl.line()
+    assert ev["headers"]["apns-push-type"] == "background", ev
+    assert ev["headers"]["apns-topic"] == BUNDLE and ev["headers"]["apns-priority"] == "5", ev
+    assert ev["payload"]["event"] == "refresh" and ev["payload"]["call_id"] == "", ev
+    pushes, _ = send_webhook(args, fake, "--kind", "refresh")
+    assert [(p["outcome"], p["status"]) for p in pushes] == [("ok", 200)], pushes
+    body = ctl.line()["payload"]
+    assert body["event"] == "refresh" and body["call_uuid"] == "", body
+    assert body["tokens"]["message"] == TOKEN and body["app"]["apns_topic"] == BUNDLE, body
+
+
 def t_apns_expired_jwt(args, fake, ctl):
     r = apns(args, fake, "--iat-offset", "-4000")
     assert r["status"] == 403 and reason(r) == "ExpiredProviderToken", r

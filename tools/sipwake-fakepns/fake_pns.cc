@@ -940,11 +940,18 @@ std::string webhookBodyError(const json& body) {
       !e.empty())
     return e;
   if (body["version"] != 1) return "version must be 1";
-  static const std::set<std::string> kEvents{"call", "cancel", "missed", "answered_elsewhere"};
-  if (!kEvents.contains(body["event"].get<std::string>())) return "unknown event";
+  static const std::set<std::string> kEvents{"call", "cancel", "missed", "answered_elsewhere",
+                                             "refresh"};
+  const std::string event = body["event"];
+  if (!kEvents.contains(event)) return "unknown event";
   const std::string call_id = body["call_id"];
-  if (call_id.empty() || call_id.size() > 512) return "call_id empty or over 512 bytes";
-  if (!isUuid(body["call_uuid"].get<std::string>())) return "call_uuid is not a UUID";
+  const std::string call_uuid = body["call_uuid"];
+  if (event == "refresh") {  // no call: a registration refresh
+    if (!call_id.empty() || !call_uuid.empty()) return "refresh with a call_id or call_uuid";
+  } else {
+    if (call_id.empty() || call_id.size() > 512) return "call_id empty or over 512 bytes";
+    if (!isUuid(call_uuid)) return "call_uuid is not a UUID";
+  }
   if (body["caller"]["display_name"].get<std::string>().size() > 128)
     return "caller.display_name over 128 bytes";
   if (body["caller"]["uri"].get<std::string>().size() > 512) return "caller.uri over 512 bytes";
@@ -956,6 +963,9 @@ std::string webhookBodyError(const json& body) {
   const std::string topic = body["app"]["apns_topic"];
   if (provider != "apns" && !topic.empty()) return "app.apns_topic set for a non-APNs device";
   if (provider == "apns" && topic.empty()) return "app.apns_topic missing for an APNs device";
+  if (event == "refresh" && provider == "apns" && (message.empty() || endsWith(topic, ".voip"))) {
+    return "refresh for an APNs device needs tokens.message and a non-VoIP app.apns_topic";
+  }
   const std::string key = body["device_key"];
   if (key.size() != provider.size() + 33 || key.compare(0, provider.size() + 1, provider + ":") ||
       !isHex(key.substr(provider.size() + 1))) {

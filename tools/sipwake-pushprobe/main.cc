@@ -4,6 +4,7 @@
 //
 //   sipwake-pushprobe apns --key-file AuthKey.p8 --key-id K --team-id T --bundle com.ex.app
 //                          --token HEX [--type voip|alert|background] [--sandbox]
+//                          [--set-header NAME=VALUE]... (test: replaces a built header)
 //   sipwake-pushprobe fcm  --service-account sa.json --token TOKEN [--project ID]
 //   sipwake-pushprobe send --service apns|fcm|webhook ... --count N --concurrency C
 //     (through Http2PushSender, exactly sipwake's sending path; prints each outcome and a
@@ -22,6 +23,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <vector>
 
 #include "common/log.h"
 #include "http2/client.h"
@@ -192,11 +194,16 @@ int runSend(transport::EventLoop& loop, const SendOptions& so) {
   }
   target.aor = "sip:device@sipwake.invalid";
   target.device_key = b.deviceKey();
-  const push::PushKind kind = so.kind == "call"     ? push::PushKind::kCall
-                              : so.kind == "cancel" ? push::PushKind::kCancel
-                                                    : push::PushKind::kMissedCall;
+  const push::PushKind kind = so.kind == "call"      ? push::PushKind::kCall
+                              : so.kind == "cancel"  ? push::PushKind::kCancel
+                              : so.kind == "refresh" ? push::PushKind::kRefresh
+                                                     : push::PushKind::kMissedCall;
   push::CallEvent ev = probeEvent();
-  if (kind != push::PushKind::kCall) ev.kind = push::CallEventKind::kCancel;
+  if (kind == push::PushKind::kRefresh) {
+    ev = push::refreshEvent(target.aor);
+  } else if (kind != push::PushKind::kCall) {
+    ev.kind = push::CallEventKind::kCancel;
+  }
 
   std::mutex mu;
   std::condition_variable cv;
@@ -301,6 +308,8 @@ int run(int argc, char** argv) {
   apns->add_flag("--sandbox", sandbox, "development endpoint");
   apns->add_option("--iat-offset", iat_offset, "test: shift the JWT iat by SECS");
   apns->add_flag("--forge", forge, "test: sign the JWT with a random key");
+  std::vector<std::string> set_headers;
+  apns->add_option("--set-header", set_headers, "test: NAME=VALUE replaces a request header");
 
   auto* fcm = app.add_subcommand("fcm", "FCM HTTP v1");
   std::string sa_file, project, token_target;
@@ -328,8 +337,8 @@ int run(int argc, char** argv) {
   send->add_option("--service-account", so.sa_file, "FCM service-account JSON");
   send->add_option("--project", so.project, "FCM project id");
   send->add_option("--token", so.token, "device token")->required();
-  send->add_option("--kind", so.kind, "call|cancel|missed")
-      ->check(CLI::IsMember({"call", "cancel", "missed"}));
+  send->add_option("--kind", so.kind, "call|cancel|missed|refresh")
+      ->check(CLI::IsMember({"call", "cancel", "missed", "refresh"}));
   send->add_option("--count", so.count, "pushes to send")->check(CLI::Range(1, 10'000'000));
   send->add_option("--concurrency", so.concurrency, "pushes in flight")
       ->check(CLI::Range(1, 100'000));
@@ -372,6 +381,13 @@ int run(int argc, char** argv) {
     opt.bearer_jwt = *jwt;
     auto req = push::apns::buildRequest(b, probeEvent(), opt);
     if (!req) return std::cerr << req.status().toString() << "\n", 2;
+    for (const std::string& nv : set_headers) {  // test: a request sipwake would never build
+      std::size_t eq = nv.find('=');
+      if (eq == std::string::npos) return std::cerr << "--set-header wants NAME=VALUE\n", 2;
+      std::string name = nv.substr(0, eq);
+      std::erase_if(req->headers, [&](const push::HttpHeader& h) { return h.name == name; });
+      req->headers.push_back({name, nv.substr(eq + 1)});
+    }
     auto ep = parseHostPort(target.empty() ? std::string(sandbox ? push::apns::kSandboxHost
                                                                  : push::apns::kProductionHost)
                                            : target,

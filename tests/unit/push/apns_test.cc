@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "push/sender.h"
 #include "test_util.h"
 
 namespace sipwake::push::apns {
@@ -118,12 +119,41 @@ TEST(ApnsRequest, BackgroundCancelUsesPriority5) {
   EXPECT_FALSE(buildRequest(flexisipBinding(), callEvent(), o).isOk());
 }
 
+TEST(ApnsRequest, RefreshIsABackgroundPushToTheRemoteTokenOnTheBundleTopic) {
+  PushBinding b = flexisipBinding();  // Linphone "tok:remote&tok:voip"
+  RequestOptions o;
+  o.type = defaultPushType(b, CallEventKind::kRefresh);
+  Result<PushRequest> r = buildRequest(b, refreshEvent("sip:bob@biloxi.example.com"), o);
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  EXPECT_EQ(r->path, "/3/device/" + hexToken('1'));  // the remote token, never the VoIP one
+  EXPECT_EQ(r->header("apns-push-type"), "background");
+  EXPECT_EQ(r->header("apns-priority"), "5");
+  EXPECT_EQ(r->header("apns-topic"), "org.example.phone");
+  EXPECT_EQ(r->header("apns-collapse-id"), "");
+  Json body = Json::parse(r->body);
+  EXPECT_EQ(body["aps"], (Json{{"content-available", 1}}));  // no alert, sound or badge
+  EXPECT_EQ(body["event"], "refresh");
+  EXPECT_EQ(body["callee_aor"], "sip:bob@biloxi.example.com");
+  EXPECT_EQ(body["call_id"], "");
+  EXPECT_EQ(body["call_uuid"], "");
+  EXPECT_EQ(body["caller_uri"], "");
+  EXPECT_EQ(body["caller_name"], "");
+
+  PushBinding voip_only = b;  // a PushKit token takes VoIP pushes only
+  voip_only.message_token.clear();
+  EXPECT_FALSE(voip_only.canWakeWithoutCall());
+  EXPECT_TRUE(b.canWakeWithoutCall());
+  EXPECT_EQ(buildRequest(voip_only, refreshEvent("sip:bob@biloxi.example.com"), o).status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
 TEST(ApnsRequest, DefaultPushTypePolicy) {
   PushBinding b = flexisipBinding();
   EXPECT_EQ(defaultPushType(b, CallEventKind::kCall), PushType::kVoip);
   EXPECT_EQ(defaultPushType(b, CallEventKind::kMissed), PushType::kAlert);
   EXPECT_EQ(defaultPushType(b, CallEventKind::kCancel), PushType::kBackground);
   EXPECT_EQ(defaultPushType(b, CallEventKind::kAnsweredElsewhere), PushType::kBackground);
+  EXPECT_EQ(defaultPushType(b, CallEventKind::kRefresh), PushType::kBackground);
   b.voip_token.clear();
   EXPECT_EQ(defaultPushType(b, CallEventKind::kCall), PushType::kAlert);
 }

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "push/sender.h"
 #include "test_util.h"
 
 namespace sipwake::push::fcm {
@@ -62,6 +63,22 @@ TEST(FcmRequest, DataOnlyHighPriority) {
   EXPECT_EQ(m["data"]["caller_name"], "Alice");
   EXPECT_EQ(m["data"]["sent_at"], "1700000000123");
   EXPECT_EQ(m["data"]["call_uuid"], callEvent().call_uuid);
+}
+
+TEST(FcmRequest, RefreshIsDataOnlyHighPriorityWithShortTtl) {
+  RequestOptions o;
+  o.access_token = "ya29.token";
+  o.ttl = kRefreshPushTtl;  // what Http2PushSender sets for PushKind::kRefresh
+  Result<PushRequest> r = buildRequest(binding(), refreshEvent("sip:bob@example.com"), o);
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  Json m = Json::parse(r->body)["message"];
+  EXPECT_EQ(m["token"], kToken);
+  EXPECT_EQ(m["android"], (Json{{"priority", "high"}, {"ttl", "60s"}}));
+  EXPECT_FALSE(m.contains("notification"));
+  EXPECT_EQ(m["data"]["event"], "refresh");
+  EXPECT_EQ(m["data"]["callee_aor"], "sip:bob@example.com");
+  EXPECT_EQ(m["data"]["call_id"], "");
+  for (auto& [k, v] : m["data"].items()) EXPECT_TRUE(v.is_string()) << k;
 }
 
 TEST(FcmRequest, ProjectFromOptionsAndPreconditions) {

@@ -407,6 +407,68 @@ TEST_F(Http2SenderTest, ApnsCancelAndMissedCallGoAsVoipWhenTheDeviceHasOnlyAVoip
   }
 }
 
+TEST_F(Http2SenderTest, ApnsRefreshIsABackgroundPushToTheRemoteToken) {
+  makeSender();
+  std::string voip = hexToken('3'), remote = hexToken('4');
+  // Bound to the bare topic: the fake answers DeviceTokenNotForTopic to any other.
+  ASSERT_EQ(ctl_.op({{"op", "subscribe"}, {"token", remote}, {"topic", kBundle}})["ok"], true);
+  auto o = sendAndWait(apnsTarget(voip, remote), refreshEvent("sip:alice@example.com"),
+                       PushKind::kRefresh);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+  auto ev = ctl_.pushFor(remote);
+  ASSERT_TRUE(ev);
+  const json& h = (*ev)["headers"];
+  EXPECT_EQ(h["apns-topic"], kBundle);
+  EXPECT_EQ(h["apns-push-type"], "background");
+  EXPECT_EQ(h["apns-priority"], "5");
+  EXPECT_FALSE(h.contains("apns-collapse-id"));
+  EXPECT_NE(h["apns-expiration"], "0");
+  EXPECT_EQ((*ev)["payload"]["aps"], (json{{"content-available", 1}}));
+  EXPECT_EQ((*ev)["payload"]["event"], "refresh");
+  EXPECT_EQ((*ev)["payload"]["callee_aor"], "sip:alice@example.com");
+}
+
+TEST_F(Http2SenderTest, RefreshOfAVoipOnlyBindingFailsPermanentlyAndSendsNothing) {
+  makeSender();
+  std::string voip = hexToken('5');
+  ASSERT_EQ(ctl_.op({{"op", "subscribe"}, {"token", voip}})["ok"], true);
+  std::uint64_t accepted = fakeStat("accepted_apns");
+  std::uint64_t counted = counter("push.failed.apns.refresh_voip_only");
+  auto o = sendAndWait(apnsTarget(voip, ""), refreshEvent("sip:alice@example.com"),
+                       PushKind::kRefresh);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kPermanent);
+  EXPECT_EQ(o->reason, kNoRefreshTokenReason);
+  EXPECT_EQ(o->provider_status, 0);
+  EXPECT_EQ(counter("push.failed.apns.refresh_voip_only") - counted, 1u);
+  // A call to the same device still goes (and is the next push the fake saw for it).
+  o = sendAndWait(apnsTarget(voip, ""), event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+  auto ev = ctl_.pushFor(voip);
+  ASSERT_TRUE(ev);
+  EXPECT_EQ((*ev)["headers"]["apns-push-type"], "voip");
+  EXPECT_EQ(fakeStat("accepted_apns") - accepted, 1u);
+}
+
+TEST_F(Http2SenderTest, FcmRefreshIsHighPriorityDataWithTheRefreshTtl) {
+  makeSender();
+  std::string tok = "fcm-refresh-token-" + std::string(30, 'r');
+  ASSERT_EQ(ctl_.op({{"op", "subscribe"}, {"token", tok}})["ok"], true);
+  auto o = sendAndWait(fcmTarget(tok), refreshEvent("sip:bob@example.com"), PushKind::kRefresh);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+  auto ev = ctl_.pushFor(tok);
+  ASSERT_TRUE(ev);
+  const json& m = (*ev)["payload"];
+  EXPECT_EQ(m["android"]["priority"], "high");
+  EXPECT_EQ(m["android"]["ttl"], std::to_string(kRefreshPushTtl.count()) + "s");
+  EXPECT_FALSE(m.contains("notification"));
+  EXPECT_EQ(m["data"]["event"], "refresh");
+  EXPECT_EQ(m["data"]["callee_aor"], "sip:bob@example.com");
+}
+
 TEST_F(Http2SenderTest, ApnsScriptedFailures) {
   makeSender();
   std::string tok = hexToken('e');
@@ -682,6 +744,28 @@ TEST_F(Http2SenderTest, WebhookOverH2CarriesDocumentedBodyAndSecret) {
   EXPECT_EQ(body["tokens"]["voip"], tok);
   EXPECT_FALSE((*ev)["headers"].contains("authorization"));  // never echoed
   EXPECT_EQ(fakeStat("accepted_webhook") - before, 1u);
+}
+
+TEST_F(Http2SenderTest, WebhookRefreshCarriesTheBundleTopicAndNoCall) {
+  makeWebhookSender(false);
+  std::string voip = hexToken('6'), remote = hexToken('7');
+  ASSERT_EQ(ctl_.op({{"op", "subscribe"}, {"token", voip}})["ok"], true);  // webhook key: voip
+  auto o = sendAndWait(apnsTarget(voip, remote), refreshEvent("sip:alice@example.com"),
+                       PushKind::kRefresh);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kOk) << o->reason;
+  auto ev = ctl_.pushFor(voip);
+  ASSERT_TRUE(ev);
+  const json& body = (*ev)["payload"];  // the fake checked the refresh form of the schema
+  EXPECT_EQ(body["event"], "refresh");
+  EXPECT_EQ(body["call_id"], "");
+  EXPECT_EQ(body["app"]["apns_topic"], kBundle);
+  EXPECT_EQ(body["tokens"]["message"], remote);
+  // A VoIP-only device is refused before the webhook, as with APNs directly.
+  o = sendAndWait(apnsTarget(voip, ""), refreshEvent("sip:alice@example.com"), PushKind::kRefresh);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kPermanent);
+  EXPECT_EQ(o->reason, kNoRefreshTokenReason);
 }
 
 TEST_F(Http2SenderTest, WebhookWrongSecretIsPermanent) {

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "push/payload.h"
+#include "push/sender.h"
 #include "push/webhook.h"
 #include "test_util.h"
 
@@ -51,6 +52,18 @@ TEST(Payload, EventNames) {
   EXPECT_EQ(callEventName(CallEventKind::kCancel), "cancel");
   EXPECT_EQ(callEventName(CallEventKind::kMissed), "missed");
   EXPECT_EQ(callEventName(CallEventKind::kAnsweredElsewhere), "answered_elsewhere");
+  EXPECT_EQ(callEventName(CallEventKind::kRefresh), "refresh");
+  EXPECT_EQ(pushKindName(PushKind::kRefresh), "refresh");
+}
+
+TEST(Payload, RefreshEventHasNoCall) {
+  CallEvent ev = refreshEvent("sip:bob@example.com");
+  EXPECT_EQ(ev.kind, CallEventKind::kRefresh);
+  EXPECT_EQ(ev.callee_aor, "sip:bob@example.com");
+  EXPECT_EQ(ev.call_id, "");
+  EXPECT_EQ(ev.call_uuid, "");
+  EXPECT_EQ(ev.caller_uri, "");
+  EXPECT_EQ(ev.caller_display_name, "");
 }
 
 TEST(Webhook, DocumentedBody) {
@@ -92,6 +105,26 @@ TEST(Webhook, DocumentedBody) {
   EXPECT_EQ(req.header("authorization"), "Bearer s3cret");
   EXPECT_EQ(req.header("content-type"), "application/json");
   EXPECT_EQ(webhook::buildRequest(b, ev, "h", "/", "").header("authorization"), "");
+}
+
+TEST(Webhook, RefreshGoesToTheBundleTopicWithNoCall) {
+  auto r = testing::parse(
+      ";pn-provider=apns;pn-param=ABCD123456.com.example.phone.remote&voip;pn-prid=" +
+      testing::hexToken('1') + ":remote&" + testing::hexToken('2') + ":voip");
+  ASSERT_TRUE(r.isOk());
+  const PushBinding& b = *r.value();
+  CallEvent ev = refreshEvent("sip:bob@example.com");
+  ev.sent_at_ms = 1700000000123;
+  Json body = Json::parse(webhook::buildBody(b, ev));
+  EXPECT_EQ(body["event"], "refresh");
+  EXPECT_EQ(body["call_id"], "");
+  EXPECT_EQ(body["call_uuid"], "");
+  EXPECT_EQ(body["caller"], (Json{{"uri", ""}, {"display_name", ""}}));
+  EXPECT_EQ(body["callee_aor"], "sip:bob@example.com");
+  EXPECT_EQ(body["app"]["apns_topic"], "com.example.phone");  // a background push, not VoIP
+  EXPECT_EQ(body["tokens"]["message"], testing::hexToken('1'));
+  ev.kind = CallEventKind::kCall;  // the same device's call goes to the VoIP topic
+  EXPECT_EQ(Json::parse(webhook::buildBody(b, ev))["app"]["apns_topic"], "com.example.phone.voip");
 }
 
 TEST(Webhook, StatusActions) {
