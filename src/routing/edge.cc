@@ -111,6 +111,8 @@ EdgeUpstream::EdgeUpstream(EdgeConfig config, Deps deps)
       relay_local_(Stats::global().counter("edge.relay_answered_here")),
       relay_challenges_(Stats::global().counter("edge.relay_challenges")),
       relay_unavailable_(Stats::global().counter("edge.relay_unavailable")),
+      refresh_pushes_(Stats::global().counter("edge.refresh_pushes")),
+      refresh_push_failed_(Stats::global().counter("edge.refresh_push_failed")),
       auth_failed_(Stats::global().counter("edge.upstream_auth_failed")) {
   SIPWAKE_CHECK(deps_.layer != nullptr && deps_.transport != nullptr && deps_.post &&
                 deps_.push_store != nullptr && deps_.locations != nullptr);
@@ -353,6 +355,7 @@ void EdgeUpstream::reconcile() {
   const location::SysSeconds wall = wallNow();
   const TimePoint now = deps_.layer->timers().now();
   std::vector<std::pair<Device, std::chrono::seconds>> out;
+  std::vector<push::PushTarget> refreshes;
   {
     std::lock_guard lock(mu_);
     std::vector<std::string> gone;
@@ -372,10 +375,14 @@ void EdgeUpstream::reconcile() {
           schedule_.due(now, d.registered_at, d.granted, d.failed_at)) {
         enqueue(d);
       }
+      if (config_.relay) {
+        if (auto target = refreshDue(d, now)) refreshes.push_back(std::move(*target));
+      }
     }
     for (const std::string& key : gone) forget(key);
   }
   for (auto& [d, expires] : out) send(d, expires);
+  for (const push::PushTarget& t : refreshes) sendRefresh(t);
   if (config_.relay) {
     if (!reachable_ && (!probed_at_ || now >= *probed_at_ + config_.retry_after_failure)) {
       sendProbe();

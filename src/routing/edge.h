@@ -73,6 +73,7 @@
 #include "location/push_binding_store.h"
 #include "location/user_store.h"
 #include "registrar/registrar.h"
+#include "push/sender.h"
 #include "routing/next_hop.h"
 #include "transaction/transaction_layer.h"
 
@@ -152,6 +153,9 @@ class EdgeUpstream final : public EdgeRouting,
     const location::PushBindingStore* push_store = nullptr;  // required
     const location::LocationStore* locations = nullptr;      // required
     WallClock wall_clock;                                    // empty: system clock
+    // Relay: wakes a device to REGISTER again before its upstream binding lapses (RFC 8599
+    // §5.5). nullptr: no refresh pushes.
+    push::PushSender* sender = nullptr;
     // sipwake's per-user credentials: a 401/407 from the upstream is answered from the HA1 of
     // the device's AOR (realm = its domain). nullptr: no credentials (a challenge fails).
     const location::UserStore* users = nullptr;
@@ -213,6 +217,7 @@ class EdgeUpstream final : public EdgeRouting,
     std::string relay_source;
     std::string relay_call_id;
     std::uint32_t relay_cseq = 0;
+    std::optional<TimePoint> refresh_pushed_at;  // relay: the last refresh push
   };
   // Relay: one phone REGISTER on its way upstream.
   struct RelayCall {
@@ -292,6 +297,10 @@ class EdgeUpstream final : public EdgeRouting,
   void relayAnswer(RelayCall& call, Verdict verdict);
   Verdict unavailable(std::chrono::seconds retry_after) const;
   void sendProbe();
+  // Relay, under mu_: a refresh push for `d` when its upstream binding is due and the phone has
+  // not registered since; returns the push to send (outside the lock), if any.
+  std::optional<push::PushTarget> refreshDue(Device& d, TimePoint now);
+  void sendRefresh(const push::PushTarget& target);
 
   EdgeConfig config_;
   Deps deps_;
@@ -324,6 +333,8 @@ class EdgeUpstream final : public EdgeRouting,
   Counter& relay_local_;
   Counter& relay_challenges_;
   Counter& relay_unavailable_;
+  Counter& refresh_pushes_;
+  Counter& refresh_push_failed_;
   Counter& auth_failed_;
 };
 

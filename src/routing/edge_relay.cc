@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "push/push_params.h"
 #include "routing/edge.h"
 #include "sip/chars.h"
 
@@ -33,6 +34,9 @@ bool relayedHeader(const sip::HeaderField& h) {
       return false;
   }
 }
+
+// Apple throttles background pushes to a few an hour: one device is never refreshed more often.
+constexpr std::chrono::minutes kMinRefreshPushInterval{20};
 
 }  // namespace
 
@@ -297,6 +301,43 @@ void EdgeUpstream::sendProbe() {
         if (!out) finished(seq, Outcome{0, "not sent: " + out.status().message(), {}, {}});
       },
       [this, seq](std::string why) { finished(seq, Outcome{0, std::move(why), {}, {}}); });
+}
+
+std::optional<push::PushTarget> EdgeUpstream::refreshDue(Device& d, TimePoint now) {
+  // Once per upstream registration (the phone's next REGISTER through the upstream sets a new
+  // registered_at), never more often than Apple's background budget allows.
+  if (deps_.sender == nullptr || !d.push || !d.registered_at) return std::nullopt;
+  if (!schedule_.due(now, d.registered_at, d.granted, std::nullopt)) return std::nullopt;
+  if (d.refresh_pushed_at &&
+      (*d.refresh_pushed_at >= *d.registered_at ||
+       now < *d.refresh_pushed_at + kMinRefreshPushInterval)) {
+    return std::nullopt;
+  }
+  auto record = deps_.push_store->lookupByDevice(d.key);
+  if (!record || record->aor != d.aor) return std::nullopt;
+  auto binding = push::deserialize(record->push);
+  if (!binding) return std::nullopt;
+  d.refresh_pushed_at = now;
+  push::PushTarget target;
+  target.binding = std::move(*binding);
+  target.aor = d.aor;
+  target.device_key = d.key;
+  return target;
+}
+
+void EdgeUpstream::sendRefresh(const push::PushTarget& target) {
+  refresh_pushes_.inc();
+  SW_LOG_INFO("edge: refresh push to device {} of {}: its binding at {} is due", target.device_key,
+              target.aor, config_.upstream_uri);
+  Counter& failed = refresh_push_failed_;
+  deps_.sender->send(target, push::refreshEvent(target.aor), push::PushKind::kRefresh,
+                     [&failed, key = target.device_key](push::PushOutcome outcome) {
+                       if (outcome.kind == push::PushOutcome::Kind::kOk) return;
+                       failed.inc();
+                       SW_LOG_WARN("edge: refresh push to device {} failed ({}: {}); its binding "
+                                   "at the upstream lapses unless the phone registers",
+                                   key, push::pushOutcomeName(outcome.kind), outcome.reason);
+                     });
 }
 
 }  // namespace sipwake::routing

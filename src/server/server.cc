@@ -600,6 +600,7 @@ Status Server::start() {
       ed.push_store = push->store.get();
       ed.locations = locations_.get();
       ed.users = users_.get();
+      ed.sender = &push->sender;
       push->edge = std::make_unique<routing::EdgeUpstream>(*edge_config, std::move(ed));
       push->observers.list.push_back(push->edge.get());
 

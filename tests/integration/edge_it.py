@@ -412,6 +412,39 @@ def test_edge_relay_restart_and_outbound_call(ctx):
             rig.server_alive()
 
 
+def test_edge_relay_refresh_push(ctx):
+    """Relay: sipwake cannot renew a binding at the PBX (no credentials), so before it lapses it
+    wakes the phone with a refresh push (FCM data, event "refresh"; RFC 8599 §5.5): the phone
+    registers again through sipwake, Kamailio challenges it and renews the binding. One refresh
+    push per upstream registration: none more while the renewed binding is young."""
+    tok = wk.fcm_token()
+    with KamailioPbx(ctx, users=PBX_USERS) as pbx:
+        # Kamailio grants 60 s; due 50 s before it lapses: 10 s after the registration.
+        cfg = edge_config(pbx, upstream_expires=60, refresh_before=50, mode="relay")
+        with wk.Rig(ctx, users=(), extra_config=cfg) as rig:
+            rig.watch.subscribe(tok, project=wk.PROJECT)
+            p = rig.phone("fcm", "alice", ["--dialect", "rfc8599", "--provider", "fcm", "--app",
+                                           wk.PROJECT, "--token", tok,
+                                           "--background-after-register", "--calls", "1",
+                                           "--timeout", "50"])
+            p.wait_event("backgrounded")
+            pbx.wait_bindings("alice", 1, timeout=WAIT)
+            first = len(registers_on(pbx))
+            rig.watch.wait_push(tok, event="refresh", timeout=25)
+            p.wait_event("refreshed", timeout=15)
+            check(len(registers_on(pbx)) > first, "the refresh did not reach the PBX: %r"
+                  % registers_on(pbx))
+            found = pbx.wait_bindings("alice", 1, timeout=WAIT)
+            check(found[0]["contact"].startswith("sip:edge-"), "at the PBX: %r" % found)
+            time.sleep(12)  # one more renewal period: no second refresh push
+            pushes = rig.watch.seen(tok, "refresh")
+            check(len(pushes) == 1, "%d refresh pushes: %r" % (len(pushes), pushes))
+            log = rig.server.log()
+            check(log.count("edge: refresh push to device") == 1, log[-3000:])
+            p.kill()
+            rig.server_alive()
+
+
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
 
 
