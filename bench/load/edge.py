@@ -58,7 +58,7 @@ def edge_toml(args, pbx):
             'upstream_rate = 10000\n' % (pbx.uri, args.mode))
 
 
-def settle(pids, quiet_s=1.0, bound_s=15.0):
+def settle(pids, quiet_s=1.0, bound_s=5.0):
     """Waits (bounded) until none of the process trees used CPU for quiet_s."""
     end = time.time() + bound_s
     last = [cpu_seconds(p) for p in pids]
@@ -88,6 +88,7 @@ def start_front(args, kind, d, pbx, fake=None):
 
 
 def new_pbx(args, d):
+    """A fresh Kamailio PBX (empty location table) in d/pbx."""
     users = {"u%05d" % i: "pw%05d" % i for i in range(args.users)}
     users["callee"] = "pwcallee"
     ctx = types.SimpleNamespace(work=d, note=lambda text: None)
@@ -97,7 +98,7 @@ def new_pbx(args, d):
 
 
 def measure_register(args, kind, d):
-    pbx = new_pbx(args, os.path.join(d, "pbx"))
+    pbx = new_pbx(args, d)
     srv = None
     try:
         srv = start_front(args, kind, d, pbx)
@@ -130,7 +131,7 @@ def measure_register(args, kind, d):
 
 
 def measure_calls(args, kind, d):
-    pbx = new_pbx(args, os.path.join(d, "pbx"))
+    pbx = new_pbx(args, d)
     srv = fake = None
     try:
         if kind == "sipwake":

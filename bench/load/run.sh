@@ -50,6 +50,7 @@ fi
 # The Debian package enables a kamailio service on 5060; the bench starts its own instances.
 
 BUILD="${BUILD:-$ROOT/build-release}"
+case "$BUILD" in /*) ;; *) BUILD="$PWD/$BUILD" ;; esac  # the servers run in the work directory
 BIN="$BUILD/sipwake" FAKEPNS="$BUILD/sipwake-fakepns"
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   [ -x "$ROOT/scripts/install-deps.sh" ] && "$ROOT/scripts/install-deps.sh"
