@@ -5,8 +5,9 @@ A Kamailio PBX (tests/pbx/kamailio.cfg, started by tests/integration/pbx_kamaili
 with digest auth, usrloc in memory, tm, record-routing) on 127.0.0.1, and in front of it, one at a
 time, with a fresh PBX each:
 
-  - sipwake-edge: sipwake with [edge] mode = MODE, upstream = the PBX (which trusts sipwake's
-    address and port, as docs/edge-mode.md asks of it in "own" mode);
+  - sipwake-edge: sipwake with [edge] mode = MODE, upstream = the PBX (which, in "own" mode,
+    trusts sipwake's address and port as docs/edge-mode.md asks; in "relay" mode it challenges
+    the phones behind sipwake as any other);
   - kamailio-proxy: Kamailio with kamailio-proxy.cfg, a stateful proxy adding a Path to REGISTERs
     (the PBX challenges the phones through it) and record-routing calls.
 
@@ -92,9 +93,10 @@ def new_pbx(args, d):
     users = {"u%05d" % i: "pw%05d" % i for i in range(args.users)}
     users["callee"] = "pwcallee"
     ctx = types.SimpleNamespace(work=d, note=lambda text: None)
-    # Calls need credentials at the PBX (407), as the callers of bench.py's call workload.
-    return KamailioPbx(ctx, users=users, trusted=("127.0.0.1", args.sipwake_port),
-                       auth_calls=True).start()
+    # "own": the PBX trusts sipwake's address and port; "relay": it challenges every phone, those
+    # behind sipwake included. Calls need credentials at the PBX (407), as in bench.py's calls.
+    trusted = ("127.0.0.1", args.sipwake_port) if args.mode == "own" else None
+    return KamailioPbx(ctx, users=users, trusted=trusted, auth_calls=True).start()
 
 
 def measure_register(args, kind, d):
@@ -107,7 +109,7 @@ def measure_register(args, kind, d):
         s0, p0 = cpu_seconds(srv.proc.pid), cpu_seconds(pbx.proc.pid)
         res = bench.sipp_run(args, srv, "reg_auth.xml", args.rate, args.registers,
                              os.path.join(d, "reg"), args.users_csv)
-        if kind == "sipwake":  # the upstream REGISTERs follow sipwake's 200s
+        if kind == "sipwake" and args.mode == "own":  # sipwake's REGISTERs follow its 200s
             end = time.time() + 30
             while upstream_registers(pbx) < res["ok"] and time.time() < end:
                 time.sleep(0.5)  # polling the PBX's log, bounded
