@@ -177,12 +177,16 @@ class Sipwake(Server):
 
 class Kamailio(Server):
     name = "kamailio"
+    cfg_file = "kamailio.cfg"  # in bench/load; @NAME@ placeholders replaced by substitutions()
+
+    def substitutions(self):
+        return {"PORT": self.port, "CHILDREN": self.args.cores, "USERS": self.args.users}
 
     def start(self):
-        with open(os.path.join(HERE, "kamailio.cfg")) as f:
+        with open(os.path.join(HERE, self.cfg_file)) as f:
             text = f.read()
-        text = (text.replace("@PORT@", str(self.port)).replace("@CHILDREN@", str(self.args.cores))
-                .replace("@USERS@", str(self.args.users)))
+        for key, value in self.substitutions().items():
+            text = text.replace("@%s@" % key, str(value))
         cfg = os.path.join(self.work, "kamailio.cfg")
         with open(cfg, "w") as f:
             f.write(text)

@@ -3,6 +3,8 @@
 #   bench/load/run.sh [--quick] [--reps N] [--rate R] [--duration S] [--step-duration S]
 #                     [--steps 500,1000,...] [--users N] [--work DIR] [--build DIR] [--no-build]
 #                     [--wake-rate R] [--wake-steps 100,200,...] [--no-wake]
+#   bench/load/run.sh --edge MODE [--users N] [--registers N] [--rate R] [--calls N]
+#                     [--call-rate R]    # edge mode (own|relay) vs a Kamailio proxy (edge.py)
 # Installs kamailio and sip-tester (apt-get) if missing, builds (incrementally) sipwake and
 # sipwake-fakepns Release in build-release/ (or --build DIR), provisions the users once (cached
 # in the work directory).
@@ -11,6 +13,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 REPS=3 RATE=500 DURATION=20 STEP_DURATION=10 STEPS=500,1000,2000,4000,8000 USERS=10000
 WAKE_RATE=100 WAKE_STEPS=100,150,200,300,400 WAKE=1 BUILD="" DO_BUILD=1
+EDGE="" EDGE_ARGS=()
 WORK="${BENCH_WORK:-/tmp/sipwake-bench}"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -27,7 +30,9 @@ while [ $# -gt 0 ]; do
     --wake-rate) WAKE_RATE="$2"; shift 2 ;;
     --wake-steps) WAKE_STEPS="$2"; shift 2 ;;
     --no-wake) WAKE=0; shift ;;
-    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
+    --edge) EDGE="$2"; shift 2 ;;
+    --registers|--calls|--call-rate|--call-devices|--fronts) EDGE_ARGS+=("$1" "$2"); shift 2 ;;
+    -h|--help) sed -n 2,11p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -45,6 +50,7 @@ fi
 # The Debian package enables a kamailio service on 5060; the bench starts its own instances.
 
 BUILD="${BUILD:-$ROOT/build-release}"
+case "$BUILD" in /*) ;; *) BUILD="$PWD/$BUILD" ;; esac  # the servers run in the work directory
 BIN="$BUILD/sipwake" FAKEPNS="$BUILD/sipwake-fakepns"
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   [ -x "$ROOT/scripts/install-deps.sh" ] && "$ROOT/scripts/install-deps.sh"
@@ -99,6 +105,13 @@ if [ ! -f "$STORE" ]; then
   mv "$STORE.tmp" "$STORE"
 fi
 
+if [ -n "$EDGE" ]; then
+  [ "$WAKE" = 1 ] && EDGE_ARGS+=(--fakepns "$FAKEPNS")
+  [ "$RATE" = 500 ] && RATE=200  # edge.py's default: the PBX is in every path
+  exec python3 "$HERE/edge.py" --mode "$EDGE" --sipwake "$BIN" --sipwake-users "$STORE" \
+    --users-csv "$WORK/users.csv" --users "$USERS" --work "$RUN" --rate "$RATE" \
+    ${EDGE_ARGS[@]+"${EDGE_ARGS[@]}"}
+fi
 python3 "$HERE/bench.py" --sipwake "$BIN" --sipwake-users "$STORE" \
   --users-csv "$WORK/users.csv" --callee-csv "$WORK/callee.csv" --users "$USERS" \
   --work "$RUN" --reps "$REPS" --rate "$RATE" --duration "$DURATION" \

@@ -19,16 +19,19 @@ before its checks) leaves those out but still includes two loopback hops and the
 HTTP/2 decoding. They are upper bounds of what sipwake adds. Server CPU is read from
 /proc/PID/stat over each load run only (not the setup). One JSON object per run on stdout.
 
+Edge mode (edge.py): --caller-server sends the callers' requests to the PBX in front of the
+server; --no-push runs the same calls against a proxy without push (the devices stay registered
+and answer at once).
+
     wakefarm.py --server 127.0.0.1:PORT --control 127.0.0.1:CPORT --devices 1000 \
         --runs 100x20,200x10,400x10 --server-pid PID [--fakepns-pid PID]
 """
 
 import argparse, asyncio, hashlib, json, os, random, re, secrets, socket, sys, time
 
-from bench import percentile as pct  # bench.py, next to this file
+from bench import cpu_seconds, percentile as pct  # bench.py, next to this file
 
 TEAM, BUNDLE = "TEAM123456", "com.example.phone"
-HZ = os.sysconf("SC_CLK_TCK")
 SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
        "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
 
@@ -38,14 +41,8 @@ def now_ns():
 
 
 def cpu_s(pid):
-    if not pid:
-        return 0.0
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / HZ
-    except OSError:
-        return 0.0
+    """utime + stime of the process tree of pid (Kamailio's children included); 0 without one."""
+    return cpu_seconds(pid) if pid else 0.0
 
 
 # ------------------------------------------------------------------------------ SIP text
@@ -205,6 +202,9 @@ class Farm:
         self.a = a
         host, _, port = a.server.rpartition(":")
         self.server = (host, int(port))
+        # Where the callers send their requests: the server, or the PBX in front of it (edge).
+        chost, _, cport = (a.caller_server or a.server).rpartition(":")
+        self.call_to = (chost, int(cport))
         self.domain = a.domain or host
         self.devices = [Device(i) for i in range(a.first, a.first + a.devices)]
         self.by_user = {d.user: d for d in self.devices}
@@ -222,6 +222,8 @@ class Farm:
             lambda: Endpoint(self.on_caller_msg), local_addr=("127.0.0.1", 0))
         self.dev_addr = "127.0.0.1:%d" % self.dev_tr.get_extra_info("sockname")[1]
         self.call_addr = "127.0.0.1:%d" % self.call_tr.get_extra_info("sockname")[1]
+        if self.a.no_push:
+            return
         chost, _, cport = self.a.control.rpartition(":")
         self.ctl_r, self.ctl_w = await asyncio.open_connection(chost, int(cport), limit=1 << 22)
         self.ctl_acks = asyncio.Queue()
@@ -294,7 +296,8 @@ class Farm:
             self.dev_tr.sendto(response(m, 200, "OK"), self.server)
 
     async def background(self, d):
-        await self.register(d, 0)
+        if not self.a.no_push:
+            await self.register(d, 0)
         d.call = None
         self.idle.append(d)
 
@@ -340,12 +343,13 @@ class Farm:
                 raise SystemExit("wakefarm: subscribe refused: %r" % ack)
 
     async def setup(self):
-        await self.subscribe()
+        if not self.a.no_push:
+            await self.subscribe()
         sem = asyncio.Semaphore(100)
 
         async def one(d):
             async with sem:
-                for expires in (600, 0):
+                for expires in ((600,) if self.a.no_push else (600, 0)):
                     code = 0
                     for _ in range(3):  # a lost datagram (no retransmission here): try again
                         code = await self.register(d, expires, 3.0)
@@ -377,14 +381,14 @@ class Farm:
         d.call = c
         c.fut = asyncio.get_running_loop().create_future()
         self.calls[c.call_id] = c
-        self.call_tr.sendto(self.invite_msg(c, 1, branch()), self.server)
+        self.call_tr.sendto(self.invite_msg(c, 1, branch()), self.call_to)
         return c
 
     def on_caller_msg(self, m):
         c = self.calls.get(m.get("call-id"))
         if c is None or m.code is None:
             if m.code is None:
-                self.call_tr.sendto(response(m, 200, "OK"), self.server)
+                self.call_tr.sendto(response(m, 200, "OK"), self.call_to)
             return
         cseq, method = m.cseq()
         if m.code < 200 or c.done:
@@ -396,12 +400,12 @@ class Farm:
             # ACK of a non-2xx final: same branch and Request-URI as the INVITE (RFC 3261 17.1.1.3)
             via_branch = dparam(m.get("via").replace(";", ","), "branch")
             self.call_tr.sendto(request("ACK", ruri, self.call_addr, via_branch, frm, to,
-                                        c.call_id, cseq), self.server)
+                                        c.call_id, cseq), self.call_to)
             if m.code == 407 and cseq == 1:
                 auth = digest(m.get("proxy-authenticate") or "", "INVITE", ruri, "callee",
                               "pwcallee")
                 c.t_invite = now_ns()
-                self.call_tr.sendto(self.invite_msg(c, 2, branch(), auth), self.server)
+                self.call_tr.sendto(self.invite_msg(c, 2, branch(), auth), self.call_to)
             else:
                 c.done = True
                 c.fut.set_result(False)
@@ -418,9 +422,9 @@ class Farm:
                 else contact.split(";")[0]
             extra = ["Route: " + ", ".join(routes)] if routes else []
             self.call_tr.sendto(request("ACK", target, self.call_addr, branch(), frm, to,
-                                        c.call_id, 2, extra), self.server)
+                                        c.call_id, 2, extra), self.call_to)
             self.call_tr.sendto(request("BYE", target, self.call_addr, branch(), frm, to,
-                                        c.call_id, 3, extra), self.server)
+                                        c.call_id, 3, extra), self.call_to)
         elif method == "BYE":
             c.done = True
             c.fut.set_result(m.code == 200)
@@ -430,6 +434,7 @@ class Farm:
         total = int(rate * duration)
         calls = []
         cpu0, fcpu0 = cpu_s(self.a.server_pid), cpu_s(self.a.fakepns_pid)
+        pcpu0 = cpu_s(self.a.pbx_pid)
         own0 = time.process_time()
         t0 = time.monotonic()
         no_device = 0
@@ -453,6 +458,7 @@ class Farm:
         results = await asyncio.gather(*(wait(c) for c in calls))
         elapsed = time.monotonic() - t0
         cpu1, fcpu1 = cpu_s(self.a.server_pid), cpu_s(self.a.fakepns_pid)
+        pcpu1 = cpu_s(self.a.pbx_pid)
         own1 = time.process_time()
         ok = [c for c, r in zip(calls, results) if r]
         for c in calls:
@@ -469,6 +475,7 @@ class Farm:
                 "fail_ratio": failed / total if total else 1.0,
                 "offered_s": offered_s, "elapsed_s": elapsed,
                 "server_cpu_s": cpu1 - cpu0, "fakepns_cpu_s": fcpu1 - fcpu0,
+                "pbx_cpu_s": pcpu1 - pcpu0,
                 "farm_cpu_s": own1 - own0,
                 "cpu_s_per_1000": 1000.0 * (cpu1 - cpu0) / len(ok) if ok else None,
                 "invite_to_push": lat("t_invite", "t_push"),
@@ -497,7 +504,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--server", required=True, help="sipwake UDP HOST:PORT")
     ap.add_argument("--domain", help="SIP domain (default: the server host)")
-    ap.add_argument("--control", required=True, help="sipwake-fakepns control HOST:PORT")
+    ap.add_argument("--control", help="sipwake-fakepns control HOST:PORT (not with --no-push)")
+    ap.add_argument("--caller-server", help="where the callers send (default: --server; in "
+                    "edge mode the PBX, which routes the calls to the server)")
+    ap.add_argument("--no-push", action="store_true",
+                    help="devices stay registered and answer at once (a proxy without push)")
+    ap.add_argument("--pbx-pid", type=int, default=0, help="PBX process tree, CPU recorded")
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--first", type=int, default=0, help="first user number (uNNNNN)")
     ap.add_argument("--runs", default="100x20", help="RATExSECONDS,... (calls/s x s)")
@@ -507,6 +519,8 @@ def main():
     ap.add_argument("--server-pid", type=int, default=0)
     ap.add_argument("--fakepns-pid", type=int, default=0)
     a = ap.parse_args()
+    if not a.no_push and not a.control:
+        ap.error("--control is needed unless --no-push")
     asyncio.run(main_async(a))
 
 
