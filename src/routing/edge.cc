@@ -326,8 +326,9 @@ void EdgeUpstream::upstreamAnswered() {
   reachable_ = true;
   probed_at_.reset();
   back_.inc();
+  if (config_.relay) return refreshAfterOutage();
   std::size_t n = 0;
-  if (!config_.relay) {
+  {
     std::lock_guard lock(mu_);
     // The upstream may have lost every binding while it was away: all are registered again.
     for (auto& [key, d] : devices_) {

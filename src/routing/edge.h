@@ -300,7 +300,14 @@ class EdgeUpstream final : public EdgeRouting,
   // Relay, under mu_: a refresh push for `d` when its upstream binding is due and the phone has
   // not registered since; returns the push to send (outside the lock), if any.
   std::optional<push::PushTarget> refreshDue(Device& d, TimePoint now);
+  // Under mu_: the refresh push for `d` unless it cannot have one (no sender, no push binding)
+  // or had one within kMinRefreshPushInterval.
+  std::optional<push::PushTarget> refreshTarget(Device& d, TimePoint now);
   void sendRefresh(const push::PushTarget& target);
+  // Relay, upstream back: every push device is woken to register there again (the upstream
+  // may have lost its bindings), paced at upstream_rate per second.
+  void refreshAfterOutage();
+  void pumpRefreshes();
 
   EdgeConfig config_;
   Deps deps_;
@@ -317,6 +324,8 @@ class EdgeUpstream final : public EdgeRouting,
   bool pump_armed_ = false;
   bool reachable_ = true;  // home loop only
   std::optional<TimePoint> probed_at_;
+  std::deque<std::string> refresh_queue_;  // home loop only: relay, devices to wake after an outage
+  bool refresh_pump_armed_ = false;
   std::unordered_map<std::string, UpstreamAuth> auth_;     // home loop only: by Call-ID
   std::unordered_set<std::string> no_credentials_logged_;  // home loop only: Call-IDs
   TimerService::TimerId tick_ = 0;

@@ -305,12 +305,18 @@ void EdgeUpstream::sendProbe() {
 
 std::optional<push::PushTarget> EdgeUpstream::refreshDue(Device& d, TimePoint now) {
   // Once per upstream registration (the phone's next REGISTER through the upstream sets a new
-  // registered_at), never more often than Apple's background budget allows.
-  if (deps_.sender == nullptr || !d.push || !d.registered_at) return std::nullopt;
-  if (!schedule_.due(now, d.registered_at, d.granted, std::nullopt)) return std::nullopt;
-  if (d.refresh_pushed_at &&
-      (*d.refresh_pushed_at >= *d.registered_at ||
-       now < *d.refresh_pushed_at + kMinRefreshPushInterval)) {
+  // registered_at).
+  if (!d.registered_at || !schedule_.due(now, d.registered_at, d.granted, std::nullopt)) {
+    return std::nullopt;
+  }
+  if (d.refresh_pushed_at && *d.refresh_pushed_at >= *d.registered_at) return std::nullopt;
+  return refreshTarget(d, now);
+}
+
+std::optional<push::PushTarget> EdgeUpstream::refreshTarget(Device& d, TimePoint now) {
+  // Never more often than Apple's background budget allows.
+  if (deps_.sender == nullptr || !d.push) return std::nullopt;
+  if (d.refresh_pushed_at && now < *d.refresh_pushed_at + kMinRefreshPushInterval) {
     return std::nullopt;
   }
   auto record = deps_.push_store->lookupByDevice(d.key);
@@ -327,7 +333,7 @@ std::optional<push::PushTarget> EdgeUpstream::refreshDue(Device& d, TimePoint no
 
 void EdgeUpstream::sendRefresh(const push::PushTarget& target) {
   refresh_pushes_.inc();
-  SW_LOG_INFO("edge: refresh push to device {} of {}: its binding at {} is due", target.device_key,
+  SW_LOG_INFO("edge: refresh push to device {} of {} (its binding at {})", target.device_key,
               target.aor, config_.upstream_uri);
   Counter& failed = refresh_push_failed_;
   deps_.sender->send(target, push::refreshEvent(target.aor), push::PushKind::kRefresh,
@@ -338,6 +344,46 @@ void EdgeUpstream::sendRefresh(const push::PushTarget& target) {
                                    "at the upstream lapses unless the phone registers",
                                    key, push::pushOutcomeName(outcome.kind), outcome.reason);
                      });
+}
+
+void EdgeUpstream::refreshAfterOutage() {
+  std::size_t n = 0;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [key, d] : devices_) {
+      // The upstream may have lost the binding: the device's next REGISTER goes there.
+      d.registered_at.reset();
+      if (!d.push) continue;
+      refresh_queue_.push_back(key);
+      ++n;
+    }
+  }
+  SW_LOG_INFO("edge: upstream {} back; waking {} devices to register there again",
+              config_.upstream_uri, n);
+  pumpRefreshes();
+}
+
+void EdgeUpstream::pumpRefreshes() {
+  const TimePoint now = deps_.layer->timers().now();
+  std::vector<push::PushTarget> out;
+  {
+    std::lock_guard lock(mu_);
+    while (!refresh_queue_.empty() && out.size() < config_.upstream_rate) {
+      auto it = devices_.find(refresh_queue_.front());
+      refresh_queue_.pop_front();
+      if (it == devices_.end()) continue;
+      if (auto target = refreshTarget(it->second, now)) out.push_back(std::move(*target));
+    }
+  }
+  for (const push::PushTarget& t : out) sendRefresh(t);
+  if (refresh_queue_.empty() || refresh_pump_armed_) return;
+  refresh_pump_armed_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  deps_.layer->timers().schedule(std::chrono::seconds(1), [this, alive] {
+    if (alive.expired()) return;
+    refresh_pump_armed_ = false;
+    pumpRefreshes();
+  });
 }
 
 }  // namespace sipwake::routing

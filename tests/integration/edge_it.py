@@ -59,12 +59,12 @@ def sleeping_alice(rig, tok, more=()):
     return p
 
 
-def check_alice_at_pbx(rig, pbx):
-    """Kamailio has one binding of alice: sipwake's contact for her APNs device, long-lived."""
+def check_alice_at_pbx(rig, pbx, provider="apns"):
+    """Kamailio has one binding of alice: sipwake's contact for her device, long-lived."""
     found = pbx.wait_bindings("alice", 1, timeout=WAIT)
     check(len(edge_bindings(pbx, "alice")) == 1, "not sipwake's contact: %r" % found)
     contact = found[0]["contact"]
-    check(re.match(r"sip:edge-apns-[0-9a-f]+@127\.0\.0\.1:%d$" % rig.udp, contact),
+    check(re.match(r"sip:edge-%s-[0-9a-f]+@127\.0\.0\.1:%d$" % (provider, rig.udp), contact),
           "contact at the PBX: %r" % contact)
     check(int(found[0]["expires"]) > 3000, "expires at the PBX: %r" % found[0])
 
@@ -362,13 +362,18 @@ def test_edge_relay_register(ctx):
 
 
 def test_edge_relay_upstream_down(ctx):
-    """Relay, Kamailio stopped: a phone's REGISTER gets 503 + Retry-After (never a 200 the PBX
-    does not know), at once for the next one; sipwake logs the upstream unreachable once.
-    Kamailio back: sipwake's probe sees it (logged) and REGISTERs are relayed again."""
+    """Relay, alice's FCM phone asleep, then Kamailio stopped: a phone's REGISTER gets 503 +
+    Retry-After (never a 200 the PBX does not know), at once for the next one; sipwake logs the
+    upstream unreachable once. Kamailio back with an empty location table: sipwake's probe sees
+    it (logged), REGISTERs are relayed again, and the sleeping phone is woken by a refresh push
+    and registers there again by itself."""
+    tok = wk.fcm_token()
     with KamailioPbx(ctx, users=PBX_USERS) as pbx:
         # T1 50 ms: an unanswered relayed REGISTER times out after 64*T1 = 3.2 s.
         cfg = edge_config(pbx, mode="relay") + "\n[timers]\nt1_ms = 50\n"
         with wk.Rig(ctx, users=(), extra_config=cfg) as rig:
+            p = sleeping_fcm_alice(rig, tok, 100)
+            pbx.wait_bindings("alice", 1, timeout=WAIT)
             pbx.stop()
             client = it.UdpClient(("127.0.0.1", rig.udp))
             try:
@@ -382,12 +387,16 @@ def test_edge_relay_upstream_down(ctx):
                       "second REGISTER: %d after %.1fs" % (r.code, time.monotonic() - t0))
                 wait_log(rig, "edge: upstream %s unreachable (" % pbx.uri, 5)
                 pbx.start()
-                log = wait_log(rig, "edge: upstream %s back" % pbx.uri, 45)
+                log = wait_log(rig, "edge: upstream %s back; waking 1 devices" % pbx.uri, 45)
                 check(log.count("unreachable (") == 1, "logged more than once:\n" + log[-3000:])
                 reg = it.Registration(client, rig.udp, "bob", "bob-pw")
                 it.expect_code(reg.send(["Contact: " + reg.contact, "Expires: 600"],
                                         algorithm="MD5"), 200, "REGISTER after the PBX is back")
                 pbx.wait_bindings("bob", 1, timeout=WAIT)
+                rig.watch.wait_push(tok, event="refresh", timeout=10)
+                p.wait_event("refreshed", timeout=15)
+                check_alice_at_pbx(rig, pbx, "fcm")
+                p.kill()
             finally:
                 client.close()
             rig.server_alive()
@@ -412,6 +421,17 @@ def test_edge_relay_restart_and_outbound_call(ctx):
             rig.server_alive()
 
 
+def sleeping_fcm_alice(rig, tok, timeout):
+    """alice's FCM phone (token `tok`, followed by the watch), asleep after registering; it
+    registers again on each refresh push, for `timeout` seconds."""
+    rig.watch.subscribe(tok, project=wk.PROJECT)
+    p = rig.phone("fcm", "alice", ["--dialect", "rfc8599", "--provider", "fcm", "--app",
+                                   wk.PROJECT, "--token", tok, "--background-after-register",
+                                   "--calls", "1", "--timeout", str(timeout)])
+    p.wait_event("backgrounded")
+    return p
+
+
 def test_edge_relay_refresh_push(ctx):
     """Relay: sipwake cannot renew a binding at the PBX (no credentials), so before it lapses it
     wakes the phone with a refresh push (FCM data, event "refresh"; RFC 8599 §5.5): the phone
@@ -422,12 +442,7 @@ def test_edge_relay_refresh_push(ctx):
         # Kamailio grants 60 s; due 50 s before it lapses: 10 s after the registration.
         cfg = edge_config(pbx, upstream_expires=60, refresh_before=50, mode="relay")
         with wk.Rig(ctx, users=(), extra_config=cfg) as rig:
-            rig.watch.subscribe(tok, project=wk.PROJECT)
-            p = rig.phone("fcm", "alice", ["--dialect", "rfc8599", "--provider", "fcm", "--app",
-                                           wk.PROJECT, "--token", tok,
-                                           "--background-after-register", "--calls", "1",
-                                           "--timeout", "50"])
-            p.wait_event("backgrounded")
+            p = sleeping_fcm_alice(rig, tok, 50)
             pbx.wait_bindings("alice", 1, timeout=WAIT)
             first = len(registers_on(pbx))
             rig.watch.wait_push(tok, event="refresh", timeout=25)
