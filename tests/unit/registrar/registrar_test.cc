@@ -611,5 +611,82 @@ TEST_F(RegistrarTest, SqliteStoreKeepsEveryFieldAcrossReopen) {
   std::filesystem::remove_all(dir);
 }
 
+// --- edge relay mode (RegisterRelay) -----------------------------------------------------------
+
+// Records what the registrar relays and answers with a verdict the test sets (synchronously).
+class FakeRelay final : public RegisterRelay {
+ public:
+  bool relays(std::string_view domain) const override { return domain == "example.com"; }
+  void relay(Request request, std::function<void(Verdict)> done) override {
+    requests.push_back(std::move(request));
+    done(verdict);
+  }
+  std::vector<Request> requests;
+  Verdict verdict;
+};
+
+TEST_F(RegistrarTest, RelayedRegisterIsNotChallengedHereAndCarriesThePhonesCredentials) {
+  make();  // require_auth: on
+  FakeRelay relay;
+  relay.verdict.accepted = true;
+  registrar_->setRelay(&relay);
+  sip::Message r = reg(
+      "Authorization: Digest username=\"alice\", realm=\"example.com\", nonce=\"pbx-nonce\", "
+      "uri=\"sip:example.com\", response=\"0123\"\r\nUser-Agent: phone/1\r\n"
+      "Contact: <sip:alice@198.51.100.7:5060>;expires=600\r\n");
+  EXPECT_EQ(r.statusCode(), 200);
+  ASSERT_EQ(relay.requests.size(), 1u);
+  const RegisterRelay::Request& q = relay.requests[0];
+  EXPECT_EQ(q.aor, "sip:alice@example.com");
+  EXPECT_EQ(q.request_uri, "sip:example.com");
+  EXPECT_EQ(q.call_id, "call-1@phone");
+  EXPECT_EQ(q.source, "198.51.100.7");
+  EXPECT_EQ(q.user_agent, "phone/1");
+  ASSERT_EQ(q.authorization.size(), 1u);
+  EXPECT_NE(q.authorization[0].find("nonce=\"pbx-nonce\""), std::string::npos);
+  ASSERT_EQ(q.devices.size(), 1u);
+  EXPECT_FALSE(q.devices[0].push);
+  EXPECT_FALSE(q.devices[0].removed);
+  EXPECT_EQ(bindings().size(), 1u);
+}
+
+TEST_F(RegistrarTest, UpstreamChallengeIsRelayedAndNothingIsWritten) {
+  make();
+  FakeRelay relay;
+  relay.verdict.status = 401;
+  relay.verdict.reason = "Unauthorized";
+  relay.verdict.headers = {{"WWW-Authenticate", "Digest realm=\"example.com\", nonce=\"n1\""}};
+  registrar_->setRelay(&relay);
+  sip::Message r = reg("Contact: <sip:alice@198.51.100.7:5060>\r\n");
+  EXPECT_EQ(r.statusCode(), 401);
+  EXPECT_EQ(header(r, "WWW-Authenticate"), "Digest realm=\"example.com\", nonce=\"n1\"");
+  EXPECT_TRUE(bindings().empty());
+  EXPECT_TRUE(observer_.seen.empty());
+}
+
+TEST_F(RegistrarTest, RelayedUnRegisterNamesTheLeavingDeviceAndBadInputIsRefusedHere) {
+  make();
+  FakeRelay relay;
+  relay.verdict.accepted = true;
+  registrar_->setRelay(&relay);
+  EXPECT_EQ(reg("Contact: <sip:alice@198.51.100.7:5060>\r\n").statusCode(), 200);
+  EXPECT_EQ(reg("Contact: <sip:alice@198.51.100.7:5060>;expires=0\r\n").statusCode(), 200);
+  ASSERT_EQ(relay.requests.size(), 2u);
+  ASSERT_EQ(relay.requests[1].devices.size(), 1u);
+  EXPECT_TRUE(relay.requests[1].devices[0].removed);
+  EXPECT_EQ(relay.requests[1].devices[0].key, relay.requests[0].devices[0].key);
+  EXPECT_TRUE(bindings().empty());
+  // Checked before anything goes upstream: the PBX never sees a REGISTER sipwake would refuse.
+  EXPECT_EQ(reg("Contact: <sip:alice@198.51.100.7>;expires=10\r\n").statusCode(), 423);
+  EXPECT_EQ(reg("Contact: *\r\n").statusCode(), 400);
+  EXPECT_EQ(relay.requests.size(), 2u);
+  // Another domain is not relayed (and is challenged here as before).
+  Options other;
+  other.ruri = "sip:10.0.0.1";
+  other.to = "sip:alice@10.0.0.1";
+  EXPECT_EQ(reg("Contact: <sip:alice@198.51.100.7>\r\n", other).statusCode(), 401);
+  EXPECT_EQ(relay.requests.size(), 2u);
+}
+
 }  // namespace
 }  // namespace sipwake::registrar
