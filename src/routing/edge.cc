@@ -111,6 +111,7 @@ EdgeUpstream::EdgeUpstream(EdgeConfig config, Deps deps)
       relay_local_(Stats::global().counter("edge.relay_answered_here")),
       relay_challenges_(Stats::global().counter("edge.relay_challenges")),
       relay_unavailable_(Stats::global().counter("edge.relay_unavailable")),
+      relay_too_many_(Stats::global().counter("edge.relay_too_many")),
       refresh_pushes_(Stats::global().counter("edge.refresh_pushes")),
       refresh_push_failed_(Stats::global().counter("edge.refresh_push_failed")),
       auth_failed_(Stats::global().counter("edge.upstream_auth_failed")) {

@@ -222,6 +222,7 @@ class EdgeUpstream final : public EdgeRouting,
   // Relay: one phone REGISTER on its way upstream.
   struct RelayCall {
     Request request;
+    bool counted = false;  // in relays_by_source_
     std::function<void(Verdict)> done;
     bool answered = false;                       // done() ran
     std::optional<std::chrono::seconds> asked;   // after a 423: its Min-Expires
@@ -324,6 +325,9 @@ class EdgeUpstream final : public EdgeRouting,
   bool pump_armed_ = false;
   bool reachable_ = true;  // home loop only
   std::optional<TimePoint> probed_at_;
+  // Relay: REGISTERs on their way upstream, per source address and in all (home loop only).
+  std::unordered_map<std::string, std::uint32_t> relays_by_source_;
+  std::size_t relays_in_flight_ = 0;
   std::deque<std::string> refresh_queue_;  // home loop only: relay, devices to wake after an outage
   bool refresh_pump_armed_ = false;
   std::unordered_map<std::string, UpstreamAuth> auth_;     // home loop only: by Call-ID
@@ -342,6 +346,7 @@ class EdgeUpstream final : public EdgeRouting,
   Counter& relay_local_;
   Counter& relay_challenges_;
   Counter& relay_unavailable_;
+  Counter& relay_too_many_;
   Counter& refresh_pushes_;
   Counter& refresh_push_failed_;
   Counter& auth_failed_;

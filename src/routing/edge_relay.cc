@@ -35,6 +35,11 @@ bool relayedHeader(const sip::HeaderField& h) {
   }
 }
 
+// REGISTERs of one source address, and of all, waiting for the upstream at once: a flood from one
+// address (or many) is not passed on to the PBX, nor held in memory here, beyond these.
+constexpr std::uint32_t kMaxRelaysPerSource = 16;
+constexpr std::size_t kMaxRelays = 4096;
+
 // Apple throttles background pushes to a few an hour: one device is never refreshed more often.
 constexpr std::chrono::minutes kMinRefreshPushInterval{20};
 
@@ -88,8 +93,20 @@ void EdgeUpstream::relayOnHome(Request request, std::function<void(Verdict)> don
     done(unavailable(left));
     return;
   }
+  std::uint32_t& from_source = relays_by_source_[request.source];
+  if (from_source >= kMaxRelaysPerSource || relays_in_flight_ >= kMaxRelays) {
+    if (from_source == 0) relays_by_source_.erase(request.source);
+    relay_too_many_.inc();
+    Verdict busy = unavailable(std::chrono::seconds(5));
+    busy.reason = "Service Unavailable - Too Many Registrations In Progress";
+    done(std::move(busy));
+    return;
+  }
+  ++from_source;
+  ++relays_in_flight_;
   if (!reachable_) probed_at_ = now;  // this REGISTER is the probe
   auto call = std::make_shared<RelayCall>();
+  call->counted = true;
   call->request = std::move(request);
   call->done = std::move(done);
   relaySend(call);
@@ -106,6 +123,11 @@ void EdgeUpstream::relayOnHome(Request request, std::function<void(Verdict)> don
 void EdgeUpstream::relayAnswer(RelayCall& call, Verdict verdict) {
   if (call.answered) return;
   call.answered = true;
+  if (call.counted) {
+    auto it = relays_by_source_.find(call.request.source);
+    if (it != relays_by_source_.end() && --it->second == 0) relays_by_source_.erase(it);
+    --relays_in_flight_;
+  }
   call.done(std::move(verdict));
 }
 

@@ -15,9 +15,11 @@ Exit status: 0 pass, 1 fail, 77 skipped (CTest SKIP_RETURN_CODE).
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
+import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sipwake_it as it  # noqa: E402
@@ -458,6 +460,39 @@ def test_edge_relay_refresh_push(ctx):
             check(log.count("edge: refresh push to device") == 1, log[-3000:])
             p.kill()
             rig.server_alive()
+
+
+def test_edge_relay_flood(ctx):
+    """Relay, an upstream that never answers (a UDP socket nobody reads): 20 REGISTERs sent at
+    once from one address: 16 wait for the upstream, the other 4 get 503 "Too Many Registrations
+    In Progress" at once; the 16 get 503 + Retry-After when the relay times out (8 s). Nothing
+    held for ever, no crash."""
+    hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    hole.bind(("127.0.0.1", 0))
+    try:
+        pbx = types.SimpleNamespace(uri="sip:127.0.0.1:%d" % hole.getsockname()[1])
+        with wk.Rig(ctx, users=(), extra_config=edge_config(pbx, mode="relay")) as rig:
+            client = it.UdpClient(("127.0.0.1", rig.udp))
+            try:
+                for _ in range(20):
+                    reg = it.Registration(client, rig.udp, "bob", "bob-pw")
+                    client.send(reg.request(["Contact: " + reg.contact, "Expires: 600"]))
+                answers = []
+                start = time.monotonic()
+                while len(answers) < 20 and time.monotonic() - start < 15:
+                    r = client.recv(1.0)
+                    if r is not None:
+                        answers.append((round(time.monotonic() - start, 1), r.code, r.reason))
+                busy = [a for a in answers if "Too Many Registrations" in a[2]]
+                waited = [a for a in answers if "Upstream Registrar Unreachable" in a[2]]
+                check(len(busy) == 4 and all(a[0] < 2 for a in busy), "at once: %r" % answers)
+                check(len(waited) == 16 and all(a[1] == 503 for a in waited),
+                      "after the relay timeout: %r" % answers)
+            finally:
+                client.close()
+            rig.server_alive()
+    finally:
+        hole.close()
 
 
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
