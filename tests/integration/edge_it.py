@@ -71,11 +71,17 @@ def check_alice_at_pbx(rig, pbx, provider="apns"):
     check(int(found[0]["expires"]) > 3000, "expires at the PBX: %r" % found[0])
 
 
+def bob_at_pbx(ctx, rig, pbx):
+    """bob, a user of the PBX, sending from his own UDP socket to Kamailio, to alice."""
+    caller = ph.Caller(ctx, pbx.port, "bob", "bob-pw", "alice@127.0.0.1")
+    rig.callers.append(caller)
+    return caller
+
+
 def bob_calls_alice(ctx, rig, pbx, p, tok):
     """bob, a user of the PBX, calls alice at Kamailio: the sleeping phone `p` (push token `tok`)
     is pushed, wakes, answers (200 at bob), ACK and BYE pass; the phone exits cleanly."""
-    caller = ph.Caller(ctx, pbx.port, "bob", "bob-pw", "alice@127.0.0.1")
-    rig.callers.append(caller)
+    caller = bob_at_pbx(ctx, rig, pbx)
     final = caller.invite(timeout=25)
     it.expect_code(final, 200, "INVITE from bob at the PBX")
     # Kamailio's UDP processes may swap an ACK and a BYE sent back to back.
@@ -148,8 +154,7 @@ def test_edge_own_restart(ctx):
             check(after["call_id"] != before[-1]["call_id"] or len(before) == 1,
                   "restart: %r / %r" % (before, after))
             pbx.wait_bindings("alice", 1, timeout=WAIT)
-            caller = ph.Caller(ctx, pbx.port, "bob", "bob-pw", "alice@127.0.0.1")
-            rig.callers.append(caller)
+            caller = bob_at_pbx(ctx, rig, pbx)
             final = caller.invite(timeout=25)
             it.expect_code(final, 200, "INVITE after the restart")
             it.expect_code(caller.ack_and_bye(final), 200, "BYE")
@@ -283,8 +288,7 @@ def test_edge_own_wrong_password(ctx):
             sleeping_alice(rig, tok)
             wait_log(rig, "edge: upstream %s refused sipwake's credentials for "
                      "sip:alice@127.0.0.1 (401)" % pbx.uri, WAIT)
-            caller = ph.Caller(ctx, pbx.port, "bob", "bob-pw", "alice@127.0.0.1")
-            rig.callers.append(caller)
+            caller = bob_at_pbx(ctx, rig, pbx)
             final = caller.invite(timeout=15)  # a round trip at the PBX after the refusal
             check(final.code >= 400, "INVITE to alice without a binding: %d" % final.code)
             check(pbx.bindings("alice") == [], "binding at the PBX: %r" % pbx.bindings("alice"))
@@ -493,6 +497,107 @@ def test_edge_relay_flood(ctx):
             rig.server_alive()
     finally:
         hole.close()
+def via_sipwake(rig, headers):
+    """True if the Via headers of a request (lower-case name: [values]) name sipwake's UDP or TCP
+    listener: the request went through it."""
+    vias = [x for v in headers.get("via", []) for x in v.split(",")]
+    return any("127.0.0.1:%d;" % port in v for v in vias for port in rig.ports[:2])
+
+
+def test_edge_relay_bye_from_phone(ctx):
+    """Relay: bob calls alice at Kamailio; the sleeping phone wakes, answers and, on the ACK,
+    hangs up: its BYE follows the Record-Route (sipwake, then Kamailio) to bob, who answers 200,
+    and the 200 reaches the phone."""
+    tok = wk.apns_token()
+    with KamailioPbx(ctx, users=PBX_USERS) as pbx:
+        with wk.Rig(ctx, users=(), extra_config=edge_config(pbx, mode="relay")) as rig:
+            p = sleeping_alice(rig, tok, ["--bye-after-ack"])
+            check_alice_at_pbx(rig, pbx)
+            caller = bob_at_pbx(ctx, rig, pbx)
+            final = caller.invite(timeout=25)
+            it.expect_code(final, 200, "INVITE from bob at the PBX")
+            caller.ack(final)
+            start, headers = caller.answer_request("BYE", timeout=15)
+            check(start.startswith("BYE sip:bob@"), "BYE at bob: %r" % start)
+            check(via_sipwake(rig, headers), "the BYE did not pass sipwake: %r" % headers)
+            check(pbx.received("BYE"), "the BYE did not pass Kamailio")
+            check(p.wait() == 0, "phone exit:\n" + p.log())
+            evs = ph.read_events(p.events)
+            answered = [e for e in evs if e["event"] == "bye_answered"]
+            check(len(answered) == 1 and answered[0]["code"] == 200,
+                  "the phone's BYE: %r" % answered)
+            wk.check_call_push(rig.watch.wait_push(tok), "apns", tok, caller.call_id)
+            rig.server_alive()
+
+
+def test_edge_relay_cancel_from_pbx(ctx):
+    """Relay: bob calls alice at Kamailio; the woken phone does not answer; bob CANCELs once it
+    has the INVITE: 200 to the CANCEL and 487 at bob, the CANCEL at the phone (it answers 487),
+    a missed-call push for the call; the phone never rings and no second call push is sent."""
+    tok = wk.apns_token()
+    with KamailioPbx(ctx, users=PBX_USERS) as pbx:
+        with wk.Rig(ctx, users=(), extra_config=edge_config(pbx, mode="relay")) as rig:
+            p = sleeping_alice(rig, tok, ["--on-call", "ignore"])
+            check_alice_at_pbx(rig, pbx)
+            caller = bob_at_pbx(ctx, rig, pbx)
+            # bob's INVITE is not challenged, so invite() calls no on_trying: cancel from here.
+            t = threading.Thread(target=lambda: (p.wait_event("invite_received", timeout=20),
+                                                 caller.cancel()))
+            t.start()
+            final = caller.invite(timeout=25)
+            t.join(20)
+            it.expect_code(final, 487, "INVITE cancelled by bob")
+            caller.ack_non2xx(final)
+            check(any(r.code == 200 and "CANCEL" in (r.header("cseq") or "") for r in caller.other),
+                  "no 200 to the CANCEL: %r" % caller.other)
+            check(pbx.received("CANCEL"), "the CANCEL did not pass Kamailio")
+            check(p.wait() == 0, "phone exit:\n" + p.log())
+            evs = ph.read_events(p.events)
+            cancels = [e for e in evs if e["event"] == "cancel_received"]
+            check(len(cancels) == 1 and cancels[0]["state"] == "ignored",
+                  "CANCEL at the phone: %r" % cancels)
+            check("ringing" not in ph.names(evs), "the phone rang: %r" % ph.names(evs))
+            call = rig.watch.wait_push(tok)
+            wk.check_call_push(call, "apns", tok, caller.call_id)
+            missed = rig.watch.wait_push(tok, "missed")
+            check(wk.field(missed["payload"], "call_uuid") == wk.field(call["payload"],
+                                                                        "call_uuid"),
+                  "missed-call push for another call: %r" % missed)
+            check(len(rig.watch.seen(tok, "call")) == 1, "call pushed again: %r"
+                  % rig.watch.pushes)
+            rig.server_alive()
+
+
+def test_edge_relay_message_from_pbx(ctx):
+    """Relay: bob sends a MESSAGE to alice at Kamailio, which relays it to sipwake's contact for
+    her sleeping FCM device: sipwake pushes (a data push, docs/push.md), holds the MESSAGE, and
+    delivers it over the connection of the woken phone's REGISTER; the phone's 200 reaches bob
+    through Kamailio."""
+    tok = wk.fcm_token()
+    with KamailioPbx(ctx, users=PBX_USERS) as pbx:
+        with wk.Rig(ctx, users=(), extra_config=edge_config(pbx, mode="relay")) as rig:
+            rig.watch.subscribe(tok, project=wk.PROJECT)
+            p = rig.phone("fcm", "alice", ["--dialect", "rfc8599", "--provider", "fcm", "--app",
+                                           wk.PROJECT, "--token", tok,
+                                           "--background-after-register", "--calls", "1"])
+            p.wait_event("backgrounded")
+            pbx.wait_bindings("alice", 1, timeout=WAIT)
+            caller = bob_at_pbx(ctx, rig, pbx)
+            text = "hello from the PBX"
+            r = caller.c.exchange(caller.request("MESSAGE", caller.ruri, caller.cseq, body=text,
+                                                 content_type="text/plain"), timeout=15)
+            check(r is not None, "no final response to the MESSAGE")
+            it.expect_code(r, 200, "MESSAGE from bob at the PBX")
+            push = rig.watch.wait_push(tok)
+            check(wk.field(push["payload"], "call_id") == caller.call_id,
+                  "push for another request: %r" % push)
+            check(p.wait() == 0, "phone exit:\n" + p.log())
+            evs = ph.read_events(p.events)
+            check(ph.names(evs).index("reregistered") < ph.names(evs).index("message_received"),
+                  "MESSAGE before the REGISTER: %r" % ph.names(evs))
+            got = [e for e in evs if e["event"] == "message_received"]
+            check(len(got) == 1 and got[0]["body"] == text, "MESSAGE at the phone: %r" % got)
+            rig.server_alive()
 
 
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}

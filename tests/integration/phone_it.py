@@ -125,7 +125,8 @@ class Caller:
         self.branch = None
         self.cseq = 1
 
-    def request(self, method, ruri, cseq, extra=(), to_tag=None, branch=None, body=""):
+    def request(self, method, ruri, cseq, extra=(), to_tag=None, branch=None, body="",
+                content_type="application/sdp"):
         host, port = self.c.local
         self.last_branch = branch or "z9hG4bK" + uuid.uuid4().hex
         lines = ["%s %s SIP/2.0" % (method, ruri),
@@ -136,7 +137,7 @@ class Caller:
                  "Call-ID: " + self.call_id, "CSeq: %d %s" % (cseq, method),
                  "Contact: <sip:%s@%s:%d>" % (self.user, host, port)] + list(extra)
         if body:
-            lines.append("Content-Type: application/sdp")
+            lines.append("Content-Type: " + content_type)
         lines.append("Content-Length: %d" % len(body.encode()))
         return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
 
@@ -192,21 +193,52 @@ class Caller:
         self.c.send(self.request("ACK", self.ruri, self.cseq, (), to_tag.group(1) if to_tag
                                  else None, branch=self.invite_branch))
 
-    def ack_and_bye(self, ok, after_ack=None):
-        """ACK for the 2xx `ok`, then BYE; `after_ack` (optional) runs between them, e.g. to
-        wait until the ACK reached the callee through a PBX whose processes may reorder them."""
+    def ack(self, ok):
+        """ACK for the 2xx `ok`; returns the dialog's (remote target, Route headers, To-tag)."""
         to_tag = re.search(r";tag=([^;>\s]+)", ok.header("to")).group(1)
         target = re.search(r"<([^>]+)>", ok.header("contact")).group(1)
         # The UAC's route set is the Record-Route list reversed (RFC 3261 §12.1.2).
         rr = [x.strip() for v in ok.headers.get("record-route", []) for x in v.split(",")]
         route = ["Route: " + ", ".join(reversed(rr))] if rr else []
         self.c.send(self.request("ACK", target, self.cseq, route, to_tag))
+        return target, route, to_tag
+
+    def ack_and_bye(self, ok, after_ack=None):
+        """ACK for the 2xx `ok`, then BYE; `after_ack` (optional) runs between them, e.g. to
+        wait until the ACK reached the callee through a PBX whose processes may reorder them."""
+        target, route, to_tag = self.ack(ok)
         if after_ack is not None:
             after_ack()
         self.cseq += 1
         bye = self.request("BYE", target, self.cseq, route, to_tag)
         r = self.c.exchange(bye, timeout=10)
         return r
+
+    def answer_request(self, method, timeout=10, code=200, reason="OK"):
+        """Waits (bounded) for a request `method` (e.g. the callee's BYE), skipping anything
+        else, and answers it `code`; returns its start line and headers ({lower-case name:
+        [values]})."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        while True:
+            left = deadline - time.monotonic()
+            ready = select.select([self.c.sock], [], [], max(0.0, left))[0] if left > 0 else []
+            check(ready, "no %s within %ss (saw %r)" % (method, timeout, seen))
+            data, _ = self.c.sock.recvfrom(65535)
+            head = data.decode("utf-8", "replace").split("\r\n\r\n", 1)[0].split("\r\n")
+            seen.append(head[0])
+            if not head[0].startswith(method + " "):
+                continue
+            h = {}
+            for line in head[1:]:
+                if ":" in line:
+                    name, value = line.split(":", 1)
+                    h.setdefault(name.strip().lower(), []).append(value.strip())
+            lines = (["SIP/2.0 %d %s" % (code, reason)] + ["Via: " + v for v in h.get("via", [])]
+                     + ["%s: %s" % (n, h[n][0]) for n in ("from", "to", "call-id", "cseq")]
+                     + ["Content-Length: 0"])
+            self.c.send(("\r\n".join(lines) + "\r\n\r\n").encode())
+            return head[0], h
 
     def close(self):
         self.c.close()
