@@ -4,7 +4,8 @@
 #        scripts/install-deps.sh --test     (also the test tools: sipp, clang/libFuzzer, openssl CLI,
 #                                            sipvicious, and kamailio as the PBX of the edge-mode
 #                                            tests: its base package carries every module
-#                                            tests/pbx/kamailio.cfg loads, db_text included)
+#                                            tests/pbx/kamailio.cfg loads, db_text included, and
+#                                            kamailio-tls-modules its tls.so for the TLS upstream)
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -14,7 +15,8 @@ pkgs=(build-essential cmake ninja-build pkg-config
       openssl ca-certificates)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(libgtest-dev libgmock-dev libbenchmark-dev sip-tester clang-14 libclang-rt-14-dev
-         python3 iproute2 procps baresip-core linphone-cli sipvicious kamailio)
+         python3 iproute2 procps baresip-core linphone-cli sipvicious kamailio
+         kamailio-tls-modules)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

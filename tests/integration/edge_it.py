@@ -36,10 +36,21 @@ PBX_USERS = {"alice": "alice-pw", "bob": "bob-pw"}
 UPSTREAM_CALL_ID = "@edge.sipwake"  # the Call-ID suffix of sipwake's upstream REGISTERs
 
 
-def edge_config(pbx, upstream_expires=3600, refresh_before=1800, mode="own"):
+def edge_config(pbx, upstream_expires=3600, refresh_before=1800, mode="own", upstream=None):
     return ("\n[edge]\nupstream = \"%s\"\ndomains = [\"127.0.0.1\"]\nmode = \"%s\"\n"
             "upstream_expires = %d\nrefresh_before = %d\n"
-            % (pbx.uri, mode, upstream_expires, refresh_before))
+            % (upstream or pbx.uri, mode, upstream_expires, refresh_before))
+
+
+def tls_config(ca=None, cert=None, key=None):
+    """sipwake's [tls]: verify peers (certificate chain and name) against `ca` (None: the system
+    store); `cert`/`key` as its own certificate (also its client certificate)."""
+    lines = ["", "[tls]", 'verify = "peer"']
+    if ca:
+        lines.append('ca_file = "%s"' % ca)
+    if cert:
+        lines += ['certificate = "%s"' % cert, 'private_key = "%s"' % key]
+    return "\n".join(lines) + "\n"
 
 
 def edge_bindings(pbx, user):
@@ -61,12 +72,14 @@ def sleeping_alice(rig, tok, more=()):
     return p
 
 
-def check_alice_at_pbx(rig, pbx, provider="apns"):
-    """Kamailio has one binding of alice: sipwake's contact for her device, long-lived."""
+def check_alice_at_pbx(rig, pbx, provider="apns", tls=False):
+    """Kamailio has one binding of alice: sipwake's contact for her device, long-lived (on
+    sipwake's TLS listener with transport=tls when `tls`)."""
     found = pbx.wait_bindings("alice", 1, timeout=WAIT)
     check(len(edge_bindings(pbx, "alice")) == 1, "not sipwake's contact: %r" % found)
     contact = found[0]["contact"]
-    check(re.match(r"sip:edge-%s-[0-9a-f]+@127\.0\.0\.1:%d$" % (provider, rig.udp), contact),
+    where = (r"%d;transport=tls" % rig.ports[2]) if tls else str(rig.udp)
+    check(re.match(r"sip:edge-%s-[0-9a-f]+@127\.0\.0\.1:%s$" % (provider, where), contact),
           "contact at the PBX: %r" % contact)
     check(int(found[0]["expires"]) > 3000, "expires at the PBX: %r" % found[0])
 
@@ -367,6 +380,13 @@ def test_edge_relay_register(ctx):
             rig.server_alive()
 
 
+def expect_503(reg, what):
+    """bob's REGISTER `reg` through sipwake gets 503 with Retry-After (relay, no upstream)."""
+    r = reg.send(["Contact: " + reg.contact, "Expires: 600"])
+    check(r.code == 503 and r.headers.get("retry-after"),
+          "%s: %d %s %r" % (what, r.code, r.reason, r.headers))
+
+
 def test_edge_relay_upstream_down(ctx):
     """Relay, alice's FCM phone asleep, then Kamailio stopped: a phone's REGISTER gets 503 +
     Retry-After (never a 200 the PBX does not know), at once for the next one; sipwake logs the
@@ -384,9 +404,7 @@ def test_edge_relay_upstream_down(ctx):
             client = it.UdpClient(("127.0.0.1", rig.udp))
             try:
                 reg = it.Registration(client, rig.udp, "bob", "bob-pw")
-                r = reg.send(["Contact: " + reg.contact, "Expires: 600"])
-                check(r.code == 503 and r.headers.get("retry-after"),
-                      "PBX down: %d %s %r" % (r.code, r.reason, r.headers))
+                expect_503(reg, "PBX down")
                 t0 = time.monotonic()
                 r = reg.send(["Contact: " + reg.contact, "Expires: 600"])
                 check(r.code == 503 and time.monotonic() - t0 < 2,
@@ -597,6 +615,63 @@ def test_edge_relay_message_from_pbx(ctx):
                   "MESSAGE before the REGISTER: %r" % ph.names(evs))
             got = [e for e in evs if e["event"] == "message_received"]
             check(len(got) == 1 and got[0]["body"] == text, "MESSAGE at the phone: %r" % got)
+def test_edge_relay_tls_upstream(ctx):
+    """Relay over TLS: upstream "sip:127.0.0.1:PORT;transport=tls", sipwake verifying Kamailio's
+    certificate (test CA, name 127.0.0.1) and Kamailio requiring sipwake's client certificate.
+    alice's push phone registers through sipwake: her REGISTERs reach Kamailio over TLS, which
+    binds sipwake's contact on its TLS listener (transport=tls); bob calls alice at Kamailio:
+    the INVITE comes to sipwake over TLS, the phone is pushed, wakes and answers."""
+    tok = wk.apns_token()
+    with KamailioPbx(ctx, users=PBX_USERS, tls=True, require_client_cert=True) as pbx:
+        cfg = edge_config(pbx, mode="relay", upstream=pbx.tls_uri) + tls_config(*pbx.pki)
+        with wk.Rig(ctx, users=(), extra_config=cfg) as rig:
+            p = sleeping_alice(rig, tok)
+            check_alice_at_pbx(rig, pbx, tls=True)
+            regs = registers_on(pbx)
+            check(len(regs) == 2 and all(r["proto"] == "tls" for r in regs),
+                  "REGISTERs at the PBX: %r" % regs)
+            bob_calls_alice(ctx, rig, pbx, p, tok)
+            check("TLS handshake" not in rig.server.log(), rig.server.log()[-3000:])
+            rig.server_alive()
+
+
+def relay_register_refused(ctx, rig, pbx, why):
+    """A phone's REGISTER through sipwake while the TLS upstream cannot be verified: 503 with
+    Retry-After, sipwake's log says `why`, Kamailio has no binding and got no REGISTER."""
+    client = it.UdpClient(("127.0.0.1", rig.udp))
+    try:
+        expect_503(it.Registration(client, rig.udp, "bob", "bob-pw"), "unverified upstream")
+    finally:
+        client.close()
+    log = wait_log(rig, "edge: upstream %s unreachable (" % pbx.tls_uri, WAIT)
+    check(re.search(r"unreachable \([^)]*TLS handshake[^)]*%s" % why, log),
+          "no reason in the log:\n" + log[-3000:])
+    check(pbx.bindings("bob") == [], "bound at the PBX: %r" % pbx.bindings("bob"))
+    check(registers_on(pbx) == [], "REGISTER reached the PBX: %r" % registers_on(pbx))
+
+
+def test_edge_relay_tls_untrusted(ctx):
+    """Relay over TLS, sipwake verifying peers but not trusting the test CA that signed
+    Kamailio's certificate (system store): the phone's REGISTER gets 503 + Retry-After (never a
+    200 the PBX does not know), sipwake logs the failed certificate verification, Kamailio has no
+    binding."""
+    with KamailioPbx(ctx, users=PBX_USERS, tls=True) as pbx:
+        cfg = edge_config(pbx, mode="relay", upstream=pbx.tls_uri) + tls_config()
+        with wk.Rig(ctx, users=(), extra_config=cfg) as rig:
+            relay_register_refused(ctx, rig, pbx, "certificate verify failed")
+            rig.server_alive()
+
+
+def test_edge_relay_tls_wrong_name(ctx):
+    """Relay over TLS, sipwake trusting the test CA but Kamailio's certificate naming 127.0.0.1
+    while the upstream is 127.0.0.2 (Kamailio's TLS listener there): the name check fails, the
+    phone's REGISTER gets 503 + Retry-After, sipwake logs the failed verification, Kamailio has
+    no binding."""
+    with KamailioPbx(ctx, users=PBX_USERS, tls=True, tls_host="127.0.0.2") as pbx:
+        ca, _, _ = pbx.pki
+        cfg = edge_config(pbx, mode="relay", upstream=pbx.tls_uri) + tls_config(ca)
+        with wk.Rig(ctx, users=(), extra_config=cfg) as rig:
+            relay_register_refused(ctx, rig, pbx, "certificate verify failed")
             rig.server_alive()
 
 

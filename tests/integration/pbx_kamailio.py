@@ -12,10 +12,19 @@ file and JSON-RPC socket inside the test's work directory; it is always stopped 
 `trusted`: an address ("127.0.0.1") or (address, port) whose requests are not challenged (a
 sipwake in the "own" credential model). `auth_calls`: INVITE/MESSAGE need credentials (407).
 
+`tls=True`: a TLS listener too (`tls_port`, `tls_uri`; Debian package kamailio-tls-modules), with
+a certificate for 127.0.0.1 signed by a test CA (calls_it.make_test_pki: `pki` = (ca.pem,
+server.pem, server.key), the same CA verifies the peers' certificates: a sipwake may use
+server.pem/server.key as its own). As a TLS client (its INVITEs to TLS contacts) Kamailio verifies
+the server's certificate against that CA. `require_client_cert=True`: TLS clients must present a
+certificate the CA signed. `tls_host`: the TLS listener's address (another loopback address than
+the certificate's 127.0.0.1 makes a name mismatch for its clients).
+
 stop() then start() again restarts it on the same port (an upstream outage): its location table
 is in memory, so the restarted Kamailio has no bindings; its log goes on in the same file.
 """
 
+import glob
 import json
 import os
 import re
@@ -28,6 +37,7 @@ import time
 import uuid
 
 import sipwake_it as it
+from calls_it import make_test_pki
 from sipwake_it import Fail, Skip, check
 
 CONFIG = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "pbx", "kamailio.cfg"))
@@ -45,11 +55,24 @@ def kamailio_binary():
         (p for p in ("/usr/sbin/kamailio", "/usr/local/sbin/kamailio") if os.path.exists(p)), None)
 
 
+def tls_module():
+    """True when Kamailio's tls.so is installed where Debian puts its modules."""
+    return bool(glob.glob("/usr/lib/*/kamailio/modules/tls.so")
+                or glob.glob("/usr/lib/kamailio/modules/tls.so")
+                or glob.glob("/usr/local/lib*/kamailio/modules/tls.so"))
+
+
 class KamailioPbx:
     """One Kamailio process. Use as a context manager: always stopped at the end."""
 
-    def __init__(self, ctx, users=None, trusted=None, auth_calls=False, name="pbx"):
+    def __init__(self, ctx, users=None, trusted=None, auth_calls=False, name="pbx", tls=False,
+                 require_client_cert=False, tls_host="127.0.0.1"):
         self.ctx = ctx
+        self.tls = tls
+        self.require_client_cert = require_client_cert
+        self.tls_port = None
+        self.tls_host = tls_host
+        self.pki = None
         self.users = dict(users or {})
         self.trusted = trusted
         self.auth_calls = auth_calls
@@ -70,6 +93,11 @@ class KamailioPbx:
         """The PBX as a next hop: sip:127.0.0.1:PORT (add ;transport=tcp for TCP)."""
         return "sip:127.0.0.1:%d" % self.port
 
+    @property
+    def tls_uri(self):
+        """The PBX's TLS listener as a next hop (tls=True)."""
+        return "sip:%s:%d;transport=tls" % (self.tls_host, self.tls_port)
+
     # -- start / stop ---------------------------------------------------------------------------
 
     def _write_db(self):
@@ -85,6 +113,21 @@ class KamailioPbx:
                       "db_text cannot hold user %r / password %r" % (user, password))
                 f.write("%d:%s:127.0.0.1:%s::\n" % (i, user, password))
         return db
+
+    def _write_tls_config(self):
+        """tls.cfg of the tls module: the test CA's certificate for 127.0.0.1 on both sides."""
+        if self.pki is None:
+            self.pki = make_test_pki(self.ctx)
+        ca, cert, key = self.pki
+        require = "yes" if self.require_client_cert else "no"
+        path = os.path.join(self.dir, "tls.cfg")
+        with open(path, "w") as f:
+            f.write("[server:default]\nmethod = TLSv1.2+\nverify_certificate = %s\n"
+                    "require_certificate = %s\ncertificate = %s\nprivate_key = %s\n"
+                    "ca_list = %s\n\n" % (require, require, cert, key, ca))
+            f.write("[client:default]\nmethod = TLSv1.2+\nverify_certificate = yes\n"
+                    "require_certificate = yes\nca_list = %s\n" % ca)
+        return path
 
     def _rpc_socket(self):
         path = os.path.join(self.dir, "rpc.sock")
@@ -105,6 +148,9 @@ class KamailioPbx:
         cmd = [self.binary, "-DD", "-E", "-f", CONFIG, "-Y", self.dir, "-w", self.dir,
                "-P", os.path.join(self.dir, "kamailio.pid"), "-m", "32", "-M", "4",
                "-l", "udp:127.0.0.1:%d" % self.port, "-l", "tcp:127.0.0.1:%d" % self.port]
+        if self.tls:
+            defines += ["WITH_TLS", 'TLS_CONFIG="%s"' % self.tls_config]
+            cmd += ["-l", "tls:%s:%d" % (self.tls_host, self.tls_port)]
         for d in defines:
             cmd += ["-A", d]
         return cmd
@@ -120,6 +166,12 @@ class KamailioPbx:
             os.unlink(self.rpc_path)
         if self.port is None:
             self.port = it.free_port()
+        if self.tls:
+            if not tls_module():
+                raise Skip("kamailio tls.so not installed (Debian package kamailio-tls-modules)")
+            if self.tls_port is None:
+                self.tls_port = it.free_port(host=self.tls_host)
+            self.tls_config = self._write_tls_config()
         self.exit_code = None
         cmd = self.command()
         self.ctx.note("starting: " + " ".join(cmd))
