@@ -13,14 +13,15 @@ time, with a fresh PBX each:
 
 Workloads (the same traffic against both):
   1. REGISTER: sipp reg_auth.xml (REGISTER, 401, REGISTER with credentials, 200), N distinct users
-     at rate R, all first registrations. For sipwake-edge the figure runs until the PBX has
-     received one upstream REGISTER per device (sipwake sends them after its own 200) and the
-     CPU has settled.
+     at rate R, all first registrations. The figure runs until the PBX has received the
+     REGISTERs it must (own mode: sipwake's own one per device, sent after its 200; relay mode
+     and the proxy: both of the phone's, 2 per device) and the CPU has settled.
   2. Calls from a PBX user to the phones (wakefarm.py, callers sending to the PBX):
      sipwake-edge: the phones registered with APNs push params and went to the background; each
      call is woken (push to sipwake-fakepns, REGISTER, INVITE forwarded, 200, ACK, BYE, back to the
      background); kamailio-proxy: the phones stay registered through the proxy and answer at once
-     (Kamailio has no push).
+     (Kamailio has no push). Before the calls, --refreshes REGISTER refreshes of those phones
+     (their Call-ID, CSeq + 1) at rate R, measured on their own.
 Server CPU: utime+stime from /proc of each process tree, over each workload (not wall time).
 One JSON file (edge.json) in the work directory, and a table on stdout.
 
