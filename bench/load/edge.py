@@ -13,14 +13,15 @@ time, with a fresh PBX each:
 
 Workloads (the same traffic against both):
   1. REGISTER: sipp reg_auth.xml (REGISTER, 401, REGISTER with credentials, 200), N distinct users
-     at rate R, all first registrations. For sipwake-edge the figure runs until the PBX has
-     received one upstream REGISTER per device (sipwake sends them after its own 200) and the
-     CPU has settled.
+     at rate R, all first registrations. The figure runs until the PBX has received the
+     REGISTERs it must (own mode: sipwake's own one per device, sent after its 200; relay mode
+     and the proxy: both of the phone's, 2 per device) and the CPU has settled.
   2. Calls from a PBX user to the phones (wakefarm.py, callers sending to the PBX):
      sipwake-edge: the phones registered with APNs push params and went to the background; each
      call is woken (push to sipwake-fakepns, REGISTER, INVITE forwarded, 200, ACK, BYE, back to the
      background); kamailio-proxy: the phones stay registered through the proxy and answer at once
-     (Kamailio has no push).
+     (Kamailio has no push). Before the calls, --refreshes REGISTER refreshes of those phones
+     (their Call-ID, CSeq + 1) at rate R, measured on their own.
 Server CPU: utime+stime from /proc of each process tree, over each workload (not wall time).
 One JSON file (edge.json) in the work directory, and a table on stdout.
 
@@ -71,8 +72,10 @@ def settle(pids, quiet_s=1.0, bound_s=5.0):
         last = now
 
 
-def upstream_registers(pbx):
-    return sum(1 for r in pbx.received("REGISTER") if r["call_id"].endswith(UPSTREAM_CALL_ID))
+def pbx_registers(pbx, own):
+    """REGISTERs the PBX received: in own mode only sipwake's own (its Call-IDs); else all."""
+    return sum(1 for r in pbx.received("REGISTER")
+               if not own or r["call_id"].endswith(UPSTREAM_CALL_ID))
 
 
 def start_front(args, kind, d, pbx, fake=None):
@@ -109,22 +112,27 @@ def measure_register(args, kind, d):
         s0, p0 = cpu_seconds(srv.proc.pid), cpu_seconds(pbx.proc.pid)
         res = bench.sipp_run(args, srv, "reg_auth.xml", args.rate, args.registers,
                              os.path.join(d, "reg"), args.users_csv)
-        if kind == "sipwake" and args.mode == "own":  # sipwake's REGISTERs follow its 200s
-            end = time.time() + 30
-            while upstream_registers(pbx) < res["ok"] and time.time() < end:
-                time.sleep(0.5)  # polling the PBX's log, bounded
-            res["upstream_registers"] = upstream_registers(pbx)
+        # REGISTERs that must reach the PBX: own mode, sipwake's own one per device (after its
+        # 200 to the phone); relay mode and the Kamailio proxy, both of the phone's (the PBX
+        # challenges the first, checks the second). Waits (bounded) for the PBX's log to show them.
+        own = kind == "sipwake" and args.mode == "own"
+        expected = res["ok"] * (1 if own else 2)
+        end = time.time() + 30
+        while pbx_registers(pbx, own) < expected and time.time() < end:
+            time.sleep(0.5)  # polling the PBX's log, bounded
+        res["pbx_registers"] = pbx_registers(pbx, own)
+        res["pbx_registers_expected"] = expected
         settle(pids)
         res["server_cpu_s"] = cpu_seconds(srv.proc.pid) - s0
         res["pbx_cpu_s"] = cpu_seconds(pbx.proc.pid) - p0
         ok = max(res["ok"], 1)
         res["server_ms_per_op"] = 1000.0 * res["server_cpu_s"] / ok
         res["pbx_ms_per_op"] = 1000.0 * res["pbx_cpu_s"] / ok
-        log("  %s REGISTER %d @%d/s: ok=%d failed=%d server %.3f ms/op, PBX %.3f ms/op%s"
+        log("  %s REGISTER %d @%d/s: ok=%d failed=%d server %.3f ms/op, PBX %.3f ms/op, "
+            "%d REGISTERs at the PBX (%d expected)%s"
             % (kind, args.registers, args.rate, res["ok"], res["failed"],
-               res["server_ms_per_op"], res["pbx_ms_per_op"],
-               (", %d upstream REGISTERs" % res["upstream_registers"])
-               if "upstream_registers" in res else ""))
+               res["server_ms_per_op"], res["pbx_ms_per_op"], res["pbx_registers"], expected,
+               "" if res["pbx_registers"] == expected else " MISMATCH"))
         return res
     finally:
         if srv:
@@ -143,7 +151,8 @@ def measure_calls(args, kind, d):
                "--server", "127.0.0.1:%d" % srv.port, "--caller-server", "127.0.0.1:%d" % pbx.port,
                "--devices", str(min(args.call_devices, args.users)),
                "--runs", "%gx%g" % (args.call_rate, args.calls / args.call_rate),
-               "--server-pid", str(srv.proc.pid), "--pbx-pid", str(pbx.proc.pid)]
+               "--server-pid", str(srv.proc.pid), "--pbx-pid", str(pbx.proc.pid),
+               "--refreshes", str(args.refreshes), "--refresh-rate", str(args.rate)]
         cmd += (["--control", fake.control, "--fakepns-pid", str(fake.proc.pid)] if fake
                 else ["--no-push"])
         out_path = os.path.join(d, "wakefarm.jsonl")
@@ -159,10 +168,20 @@ def measure_calls(args, kind, d):
                     runs.append(json.loads(line))
                 except ValueError:
                     pass
+        refresh = next((r["refresh"] for r in runs if "refresh" in r), None)
         runs = [r for r in runs if "rate" in r]
         if not runs:
             raise SystemExit("wakefarm produced no run (see %s)" % out_path)
         res = runs[0]
+        if refresh:
+            ok = max(refresh["ok"], 1)
+            refresh["server_ms_per_op"] = 1000.0 * refresh["server_cpu_s"] / ok
+            refresh["pbx_ms_per_op"] = 1000.0 * refresh["pbx_cpu_s"] / ok
+            res["refresh"] = refresh
+            log("  %s REGISTER refreshes %d @%d/s: ok=%d failed=%d server %.3f ms/op, "
+                "PBX %.3f ms/op" % (kind, refresh["offered"], args.rate, refresh["ok"],
+                                    refresh["failed"], refresh["server_ms_per_op"],
+                                    refresh["pbx_ms_per_op"]))
         ok = max(res["ok"], 1)
         res["server_ms_per_op"] = 1000.0 * res["server_cpu_s"] / ok
         res["pbx_ms_per_op"] = 1000.0 * res["pbx_cpu_s"] / ok
@@ -181,9 +200,10 @@ def measure_calls(args, kind, d):
 def table(result):
     rows = []
     for key, label in (("register", "REGISTER (401 + auth'd REGISTER + 200)"),
+                       ("refresh", "REGISTER refresh (same Call-ID, CSeq + 1)"),
                        ("calls", "call from the PBX (sipwake: woken; Kamailio: proxied)")):
-        a = result["sipwake"].get(key)
-        b = result["kamailio"].get(key)
+        a, b = (result[k].get("calls", {}).get("refresh") if key == "refresh"
+                else result[k].get(key) for k in ("sipwake", "kamailio"))
         if not a and not b:
             continue
         f = lambda r, k: "%.3f" % r[k] if r else "-"
@@ -216,6 +236,8 @@ def main():
     ap.add_argument("--calls", type=int, default=40)
     ap.add_argument("--call-rate", type=float, default=5.0, help="calls per second")
     ap.add_argument("--call-devices", type=int, default=100)
+    ap.add_argument("--refreshes", type=int, default=2000,
+                    help="REGISTER refreshes of the call devices at --rate, before the calls")
     ap.add_argument("--fronts", default="sipwake,kamailio")
     ap.add_argument("--cores", type=int, default=os.cpu_count())
     args = ap.parse_args()

@@ -4,7 +4,8 @@
 #                     [--steps 500,1000,...] [--users N] [--work DIR] [--build DIR] [--no-build]
 #                     [--wake-rate R] [--wake-steps 100,200,...] [--no-wake]
 #   bench/load/run.sh --edge MODE [--users N] [--registers N] [--rate R] [--calls N]
-#                     [--call-rate R]    # edge mode (own|relay) vs a Kamailio proxy (edge.py)
+#                     [--call-rate R] [--call-devices N] [--refreshes N] [--fronts sipwake,kamailio]
+#                     # edge mode (own|relay) vs a Kamailio proxy (edge.py)
 # Installs kamailio and sip-tester (apt-get) if missing, builds (incrementally) sipwake and
 # sipwake-fakepns Release in build-release/ (or --build DIR), provisions the users once (cached
 # in the work directory).
@@ -31,8 +32,8 @@ while [ $# -gt 0 ]; do
     --wake-steps) WAKE_STEPS="$2"; shift 2 ;;
     --no-wake) WAKE=0; shift ;;
     --edge) EDGE="$2"; shift 2 ;;
-    --registers|--calls|--call-rate|--call-devices|--fronts) EDGE_ARGS+=("$1" "$2"); shift 2 ;;
-    -h|--help) sed -n 2,11p "$0"; exit 0 ;;
+    --registers|--calls|--call-rate|--call-devices|--fronts|--refreshes) EDGE_ARGS+=("$1" "$2"); shift 2 ;;
+    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done

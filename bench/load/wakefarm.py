@@ -21,7 +21,8 @@ HTTP/2 decoding. They are upper bounds of what sipwake adds. Server CPU is read 
 
 Edge mode (edge.py): --caller-server sends the callers' requests to the PBX in front of the
 server; --no-push runs the same calls against a proxy without push (the devices stay registered
-and answer at once).
+and answer at once); --refreshes N measures N REGISTER refreshes of the registered devices (each
+device's own Call-ID, CSeq + 1, first without credentials) at --refresh-rate before the calls.
 
     wakefarm.py --server 127.0.0.1:PORT --control 127.0.0.1:CPORT --devices 1000 \
         --runs 100x20,200x10,400x10 --server-pid PID [--fakepns-pid PID]
@@ -429,6 +430,33 @@ class Farm:
             c.done = True
             c.fut.set_result(m.code == 200)
 
+    async def refresh(self, count, rate):
+        """count REGISTER refreshes at rate/s, cycling over the devices (each one's Call-ID,
+        CSeq + 1, starting without credentials); the devices end as they were (background again
+        in push mode, unmeasured). Returns the run's figures."""
+        cpu0, pcpu0 = cpu_s(self.a.server_pid), cpu_s(self.a.pbx_pid)
+        t0 = time.monotonic()
+        regs, busy, last = [], 0, {}
+        for k in range(count):
+            delay = t0 + k / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            d = self.devices[k % len(self.devices)]
+            if d.i in last and not last[d.i].done():
+                busy += 1  # its previous refresh is still in progress
+                continue
+            last[d.i] = asyncio.ensure_future(self.register(d, 600, 5.0))
+            regs.append(last[d.i])
+        codes = await asyncio.gather(*regs)
+        cpu1, pcpu1 = cpu_s(self.a.server_pid), cpu_s(self.a.pbx_pid)
+        ok = sum(1 for c in codes if c == 200)
+        if not self.a.no_push:
+            await asyncio.gather(*(self.register(d, 0, 5.0) for d in self.devices))
+        return {"refresh": {"rate": rate, "offered": count, "sent": len(regs), "busy": busy,
+                            "ok": ok, "failed": count - ok,
+                            "elapsed_s": time.monotonic() - t0,
+                            "server_cpu_s": cpu1 - cpu0, "pbx_cpu_s": pcpu1 - pcpu0}}
+
     async def run(self, rate, duration, timeout):
         """Offers rate calls/s for duration s; returns the run's figures."""
         total = int(rate * duration)
@@ -491,6 +519,9 @@ async def main_async(a):
     await farm.setup()
     print(json.dumps({"setup": {"devices": len(farm.devices),
                                 "seconds": round(time.monotonic() - t, 2)}}), flush=True)
+    if a.refreshes:
+        print(json.dumps(await farm.refresh(a.refreshes, a.refresh_rate)), flush=True)
+        await asyncio.sleep(1)
     for spec in a.runs.split(","):
         rate, _, dur = spec.partition("x")
         r = await farm.run(float(rate), float(dur or 10), a.call_timeout)
@@ -513,6 +544,9 @@ def main():
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--first", type=int, default=0, help="first user number (uNNNNN)")
     ap.add_argument("--runs", default="100x20", help="RATExSECONDS,... (calls/s x s)")
+    ap.add_argument("--refreshes", type=int, default=0,
+                    help="REGISTER refreshes measured after the setup, before the calls")
+    ap.add_argument("--refresh-rate", type=float, default=200.0, help="refreshes per second")
     ap.add_argument("--stop-on-fail", action="store_true",
                     help="stop after the first run with >= 1%% failures")
     ap.add_argument("--call-timeout", type=float, default=10.0)
