@@ -414,6 +414,10 @@ void WakeAndWait::repush(ContextId id, std::size_t index, push::PushKind kind) {
   Device& d = p.devices[index];
   d.retry_timer = 0;
   if (!p.waiting || d.state != Device::State::kWaiting) return;
+  // push_connected_devices: a device that rings (or declined) on its old contact is awake.
+  for (const std::string& live : d.live_keys) {
+    if (proxy_ != nullptr && proxy_->branchProgress(id, live) == BranchProgress::kReached) return;
+  }
   ++d.repushes;
   repushes_.inc();
   counter("push.repushed." + std::string(push::providerName(d.target.binding.provider))).inc();

@@ -713,6 +713,19 @@ TEST_F(WakeRepushTest, RepushesStayInTheRingWindow) {
   EXPECT_EQ(sender_.count(push::PushKind::kCall), 2u);  // at 5 s; at 10 s too late to register
 }
 
+TEST_F(WakeRepushTest, ConnectedDeviceRingingOnItsOldContactIsNotRepushed) {
+  calledWhileConnected();
+  answer(bob_, "INVITE", 180, "Ringing");
+  runUntil(seconds(29));
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 1u);
+}
+
+TEST_F(WakeRepushTest, ConnectedDeviceSilentOnItsOldContactIsRepushed) {
+  calledWhileConnected();
+  runUntil(seconds(6));
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 2u);
+}
+
 TEST_F(WakeRepushTest, NoRepushAfterTheCallerCancelled) {
   sleeping(device('a', bob_));
   invite();
