@@ -116,6 +116,8 @@ struct WakeAndWait::Device {
   std::vector<std::string> keys;  // hub keys
   State state = State::kPushing;
   int attempts = 0;
+  int repushes = 0;       // re-pushes sent (RepushPolicy)
+  bool accepted = false;  // the provider accepted a push for it
   TimePoint pushed_at{};
   TimerService::TimerId retry_timer = 0;
   std::string branch_key;  // kForked: Target::binding_key of its branch
@@ -164,7 +166,9 @@ WakeAndWait::WakeAndWait(WakeConfig config, Deps deps)
       ring_timeouts_(Stats::global().counter("wake.ring_timeouts")),
       late_registers_(Stats::global().counter("wake.late_registers")),
       superseded_(Stats::global().counter("wake.superseded_live_branches")),
-      taken_over_(Stats::global().counter("wake.taken_over_live_branches")) {
+      taken_over_(Stats::global().counter("wake.taken_over_live_branches")),
+      repushes_(Stats::global().counter("wake.repushes")),
+      woken_after_repush_(Stats::global().counter("wake.woken_after_repush")) {
   SIPWAKE_CHECK(deps_.inner != nullptr && deps_.push_store != nullptr && deps_.sender != nullptr &&
                 deps_.hub != nullptr && deps_.limits != nullptr && deps_.post != nullptr &&
                 deps_.timers != nullptr);
@@ -356,6 +360,8 @@ void WakeAndWait::onPushDone(ContextId id, std::size_t index, push::PushKind kin
   if (out.kind == push::PushOutcome::Kind::kOk) {
     counter("push.sent." + provider).inc();
     if (d.state == Device::State::kPushing) d.state = Device::State::kWaiting;
+    d.accepted = true;
+    scheduleRepush(p, index, kind);
     return;
   }
   counter("push.failed." + provider + "." + metricWord(out.reason)).inc();
@@ -382,8 +388,43 @@ void WakeAndWait::onPushDone(ContextId id, std::size_t index, push::PushKind kin
                   d.target.aor, out.reason);
     }
   }
+  // A refused re-push: the earlier accepted push may still wake the device.
+  if (d.accepted && out.kind != push::PushOutcome::Kind::kRemoveBinding) return;
   d.state = Device::State::kFailed;
   maybeStopWaiting(p);  // may end the context: `p` must not be used afterwards
+}
+
+void WakeAndWait::scheduleRepush(Parked& p, std::size_t index, push::PushKind kind) {
+  Device& d = p.devices[index];
+  if (!p.waiting || !d.pushed || d.state != Device::State::kWaiting || d.retry_timer != 0) return;
+  const TimePoint now = deps_.timers->now();
+  auto at = config_.repush.next(d.target.binding.provider, d.repushes, now, p.deadline);
+  if (!at) return;
+  std::weak_ptr<bool> alive = alive_;
+  const ContextId id = p.id;
+  d.retry_timer = deps_.timers->schedule(*at - now, [this, alive, id, index, kind] {
+    if (!alive.expired()) repush(id, index, kind);
+  });
+}
+
+void WakeAndWait::repush(ContextId id, std::size_t index, push::PushKind kind) {
+  auto it = parked_.find(id);
+  if (it == parked_.end()) return;
+  Parked& p = *it->second;
+  Device& d = p.devices[index];
+  d.retry_timer = 0;
+  if (!p.waiting || d.state != Device::State::kWaiting) return;
+  // push_connected_devices: a device that rings (or declined) on its old contact is awake.
+  for (const std::string& live : d.live_keys) {
+    if (proxy_ != nullptr && proxy_->branchProgress(id, live) == BranchProgress::kReached) return;
+  }
+  ++d.repushes;
+  repushes_.inc();
+  counter("push.repushed." + std::string(push::providerName(d.target.binding.provider))).inc();
+  if (timelineOn())
+    mark(p, "no REGISTER from " + shortKey(d.target.device_key) + ": re-push " +
+                std::to_string(d.repushes) + " of " + std::to_string(config_.repush.max_repushes));
+  sendPush(id, index, kind);
 }
 
 void WakeAndWait::maybeStopWaiting(Parked& p) {
@@ -493,6 +534,7 @@ void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
       break;
     }
   }
+  if (d.repushes > 0) woken_after_repush_.inc();
   if (timelineOn())
     mark(p, "REGISTER from " + shortKey(d.target.device_key) + (late ? " after ring timeout" : ""));
   d.state = Device::State::kForked;

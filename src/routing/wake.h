@@ -45,6 +45,12 @@
 // limit and no live contact, the caller gets the limit's answer (480 push budget, 503 parked
 // bound, with Retry-After). The missed-call / cancel push goes once per device per call.
 //
+// Re-push (routing/repush.h): a pushed device whose push the provider accepted and that has not
+// registered within its provider's interval is pushed again (same call UUID), while the request
+// still waits for it, at most RepushPolicy::max_repushes times; a REGISTER, the ring timeout or
+// the end of the request stops it. A refused re-push never ends the wait for a device an earlier
+// push reached the provider for. Each re-push is on the call's timeline and counted.
+//
 // CallKit rule for late registrations: an iOS device woken by a VoIP push must report the call to
 // CallKit and will then register. If it registers after its call ended (within
 // `late_register_grace`), it is sent the cancel push again, now that its app runs, so it ends the
@@ -70,6 +76,7 @@
 #include "location/push_binding_store.h"
 #include "push/sender.h"
 #include "registrar/registrar.h"
+#include "routing/repush.h"
 #include "routing/target_resolver.h"
 #include "routing/wake_limits.h"
 
@@ -89,6 +96,7 @@ struct WakeConfig {
   Duration retry_backoff = seconds(1);  // first retry of a transient push failure; doubles
   int parked_provisional = 180;         // to the caller of a parked INVITE: 180, 183 or 0 (none)
   std::string uuid_salt;                // push::deriveCallUuid salt (per deployment)
+  RepushPolicy repush;                  // pushing again a device an accepted push did not wake
 };
 
 // The waiting-devices registry. Thread: every method is thread-safe.
@@ -166,6 +174,8 @@ class WakeAndWait final : public TargetResolver {
 
   void sendPush(ContextId id, std::size_t device, push::PushKind kind);
   void onPushDone(ContextId id, std::size_t device, push::PushKind kind, push::PushOutcome out);
+  void scheduleRepush(Parked& p, std::size_t device, push::PushKind kind);
+  void repush(ContextId id, std::size_t device, push::PushKind kind);
   void onRingTimeout(ContextId id);
   void scheduleCleanup(Parked& p);
   void maybeStopWaiting(Parked& p);
@@ -188,6 +198,8 @@ class WakeAndWait final : public TargetResolver {
   Counter& late_registers_;
   Counter& superseded_;
   Counter& taken_over_;
+  Counter& repushes_;
+  Counter& woken_after_repush_;
   std::vector<std::pair<std::int64_t, Counter*>> latency_buckets_;  // wake latency histogram
 };
 

@@ -835,6 +835,10 @@ void parsePush(const toml::table& t, Config& c, Checker& check) {
                [&](const toml::node& n, const std::string& w) {
                  if (auto v = check.string(n, w, true)) p.call_uuid_salt = *v;
                }},
+              {"repush_interval_apns", u32(p.repush_interval_apns_s, 1, 300)},
+              {"repush_interval_fcm", u32(p.repush_interval_fcm_s, 1, 300)},
+              {"repush_interval_webpush", u32(p.repush_interval_webpush_s, 1, 300)},
+              {"max_repushes", u32(p.max_repushes, 0, 10)},
               {"wake_for",
                [&](const toml::node& n, const std::string& w) {
                  if (auto v = check.choice(n, w, {"anyone", "authenticated", "trusted"}))

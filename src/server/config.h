@@ -164,6 +164,12 @@ struct PushSettings {
   bool push_connected_devices = true;     // RFC 8599 §5.6.2: also push devices with a live contact
   int parked_provisional = 180;           // to the caller of a parked INVITE; 0 = none
   std::string call_uuid_salt;             // secret for the call UUIDs in push payloads
+  // Re-push (routing::RepushPolicy): seconds an accepted push has to wake its device, per
+  // provider, and how many times a device is pushed again per request (0: never).
+  std::uint32_t repush_interval_apns_s = 5;
+  std::uint32_t repush_interval_fcm_s = 5;
+  std::uint32_t repush_interval_webpush_s = 5;
+  std::uint32_t max_repushes = 2;
   // Push flood protection (routing::WakeLimitsConfig): whose requests may push
   // ("anyone" | "authenticated" | "trusted"), token buckets of wake pushes (per minute, burst)
   // per device, per AOR and per device for strangers, and the parked-request bounds.

@@ -496,6 +496,10 @@ Status Server::start() {
   wc.push_connected_devices = config_.push.push_connected_devices;
   wc.parked_provisional = config_.push.parked_provisional;
   wc.uuid_salt = config_.push.call_uuid_salt;
+  wc.repush.apns_interval = seconds(config_.push.repush_interval_apns_s);
+  wc.repush.fcm_interval = seconds(config_.push.repush_interval_fcm_s);
+  wc.repush.webpush_interval = seconds(config_.push.repush_interval_webpush_s);
+  wc.repush.max_repushes = static_cast<int>(config_.push.max_repushes);
   push->limits = std::make_unique<routing::WakeLimits>(wakeLimitsFrom(config_.push));
   maintenance_->add({"push sweep", seconds(config_.registrar.sweep_interval_s), [push] {
                        std::size_t n = push->store->sweepExpired(registrar::systemWallClock());

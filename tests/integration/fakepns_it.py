@@ -371,7 +371,43 @@ def t_sender_fcm_auth_paths(args, fake, ctl):
 
 
 # Extra sipwake-fakepns flags per test.
-FAKE_ARGS = {"sender_webhook_http1": ["--http1-only"]}
+def t_lose_op(args, fake, ctl):
+    """"lose": the next push is answered 200 and reported as lost, the one after delivered."""
+    ctl.op({"op": "subscribe", "token": TOKEN})
+    ctl.op({"op": "lose", "token": TOKEN, "count": 1})
+    for want in ("lost", "push"):
+        r = apns(args, fake)
+        assert r["status"] == 200, r
+        ev = ctl.line()
+        assert ev["event"] == want and ev["token"] == TOKEN, (want, ev)
+        assert ev["headers"]["apns-push-type"] == "voip", ev
+    stats = ctl.op({"op": "stats"})
+    assert stats["lost"] == 1 and stats["accepted_apns"] == 2, stats
+
+
+def t_lose_share(args, fake, ctl):
+    """--lose-share 1: every accepted push is lost (FCM too)."""
+    ctl.op({"op": "subscribe", "token": FCM_TOKEN})
+    r = fcm(args, fake)["fcm"]
+    assert r["status"] == 200, r
+    ev = ctl.line()
+    assert ev["event"] == "lost" and ev["provider"] == "fcm", ev
+    assert ctl.op({"op": "stats"})["lost"] == 1
+
+
+def t_delivery_delay(args, fake, ctl):
+    """--delay-ms 400-400: the subscriber hears of the push 400 ms after the fake received it."""
+    ctl.op({"op": "subscribe", "token": TOKEN})
+    r = apns(args, fake)
+    assert r["status"] == 200, r
+    ev = ctl.line()
+    late_ms = (time.monotonic_ns() - ev["rx_mono_ns"]) / 1e6  # both CLOCK_MONOTONIC
+    assert ev["event"] == "push", ev
+    assert late_ms >= 400, "delivered %.0f ms after receipt, want >= 400" % late_ms
+
+
+FAKE_ARGS = {"sender_webhook_http1": ["--http1-only"], "lose_share": ["--lose-share", "1"],
+             "delivery_delay": ["--delay-ms", "400-400"]}
 
 TESTS = {name[2:]: fn for name, fn in globals().items() if name.startswith("t_")}
 

@@ -81,8 +81,10 @@ class Watch:
         while b"\n" in self.buf:
             line, _, self.buf = self.buf.partition(b"\n")
             obj = json.loads(line)
-            # "refused": a scripted failure recorded on request (see retry_then_wake)
-            (self.pushes if obj.get("event") in ("push", "refused") else self.replies).append(obj)
+            # "refused": a scripted failure recorded on request (see retry_then_wake); "lost":
+            # accepted and never delivered (the "lose" op, see repush_rig)
+            (self.pushes if obj.get("event") in ("push", "refused", "lost")
+             else self.replies).append(obj)
 
     def request(self, obj, timeout=10):
         self.sock.sendall((json.dumps(obj) + "\n").encode())
@@ -108,6 +110,10 @@ class Watch:
 
     def stats(self):
         return self.request({"op": "stats"})
+
+    def lose(self, token, count):
+        """The next `count` pushes the fake accepts for `token` are never delivered."""
+        self.request({"op": "lose", "token": token, "count": count})
 
     def seen(self, token, event=None):
         return [p for p in self.pushes if p.get("token") == token and
@@ -183,11 +189,12 @@ def check_call_push(push, provider, token, call_id, voip=True, ring_timeout=None
 class Rig:
     """`algorithms`: [auth] algorithms (None or (): the default); `apns_id` / `fcm_id`: the
     [[push.app]] ids; `domains`: served domains (default the built-in ones); `aors`: more users
-    as (user@domain, password); `extra_config`: more TOML after the push apps (e.g. [tls])."""
+    as (user@domain, password); `extra_config`: more TOML after the push apps (e.g. [tls]);
+    `push_config`: more [push] keys."""
 
     def __init__(self, ctx, ring_timeout=15, users=("alice", "bob", "carol"),
                  algorithms=("MD5", "SHA-256"), apns_id=BUNDLE, fcm_id=PROJECT, domains=(),
-                 aors=(), extra_config=""):
+                 aors=(), extra_config="", push_config=""):
         if not ctx.fakepns or not os.access(ctx.fakepns, os.X_OK):
             raise Skip("sipwake-fakepns not given (--fakepns)")
         if not shutil.which("openssl"):
@@ -200,13 +207,13 @@ class Rig:
         sa = ph.make_service_account(ctx, port)
         self.fake = ph.FakePns(ctx, port, sa)
         try:
-            push = ("\n[push]\nring_timeout = %d\n\n"
+            push = ("\n[push]\nring_timeout = %d\n%s\n"
                     "[[push.app]]\nprovider = \"apns\"\nid = \"%s\"\nteam_id = \"%s\"\n"
                     "key_id = \"%s\"\nkey_file = \"%s\"\nendpoint = \"https://127.0.0.1:%d\"\n"
                     "ca_file = \"%s\"\n\n"
                     "[[push.app]]\nprovider = \"fcm\"\nid = \"%s\"\nservice_account_file = \"%s\"\n"
                     "endpoint = \"https://127.0.0.1:%d\"\nca_file = \"%s\"\n"
-                    % (ring_timeout, apns_id, ph.TEAM_ID, ph.KEY_ID, ctx.work + "/apns.p8",
+                    % (ring_timeout, push_config, apns_id, ph.TEAM_ID, ph.KEY_ID, ctx.work + "/apns.p8",
                        self.fake.port, self.fake.ca, fcm_id, sa, self.fake.port, self.fake.ca))
             self.config = ph.server_config(ctx, algorithms, push + extra_config)
             for u in users:
@@ -580,6 +587,104 @@ def test_wake_503_retry_fcm(ctx):
     """FCM 503 UNAVAILABLE, then success: retried within the ring window. (An FCM 429 is
     QUOTA_EXCEEDED, retried only after >= 60 s: docs/push.md — longer than any ring window.)"""
     retry_then_wake(ctx, "fcm", {"status": 503}, "fcm:UNAVAILABLE")
+
+
+def repush_rig(ctx, ring_timeout, max_repushes=2):
+    """A Rig whose re-push interval is 2 s for every provider."""
+    keys = "".join("repush_interval_%s = 2\n" % p for p in ("apns", "fcm", "webpush"))
+    return Rig(ctx, ring_timeout=ring_timeout,
+               push_config=keys + "max_repushes = %d\n" % max_repushes)
+
+
+def delivered_and_lost(watch, token):
+    return ([p for p in watch.seen(token, "call") if p.get("event") == "push"],
+            [p for p in watch.seen(token, "call") if p.get("event") == "lost"])
+
+
+def repush_wakes(ctx, provider):
+    """The fake accepts the first call push and loses it: sipwake pushes again after the
+    provider's re-push interval, with the same call UUID; that push wakes the phone and the
+    call connects."""
+    tok = apns_token() if provider == "apns" else fcm_token()
+    app = BUNDLE if provider == "apns" else PROJECT
+    with repush_rig(ctx, ring_timeout=20) as rig:
+        rig.watch.subscribe(tok)
+        rig.watch.lose(tok, 1)
+        p = rig.phone("wake", "alice", ["--dialect", "rfc8599", "--provider", provider, "--app",
+                                        app, "--token", tok, "--background-after-register",
+                                        "--calls", "1", "--answer-after-ms", "100"])
+        p.wait_event("backgrounded")
+        caller = rig.caller()
+        start = time.monotonic()
+        final = caller.invite(timeout=25)
+        took = time.monotonic() - start
+        it.expect_code(final, 200, "INVITE whose first push was lost")
+        it.expect_code(caller.ack_and_bye(final), 200, "BYE")
+        rig.watch.wait_pushes(tok, 2)
+        delivered, lost = delivered_and_lost(rig.watch, tok)
+        check(len(lost) == 1 and len(delivered) == 1,
+              "want one lost and one delivered call push: %r" % rig.watch.pushes)
+        check_call_push(delivered[0], provider, tok, caller.call_id)
+        check_call_push(lost[0], provider, tok, caller.call_id)
+        uuids = {field(x["payload"], "call_uuid") for x in lost + delivered}
+        check(len(uuids) == 1 and None not in uuids, "re-push with another call UUID: %r" % uuids)
+        check(2 <= took < 20, "answered after %.1f s: not by the re-push after 2 s" % took)
+        stats = rig.watch.stats()
+        check(stats["lost"] == 1, "fake stats %r" % stats)
+        check(p.wait() == 0, "phone exit:\n" + p.log())
+        phone_order(p, WAKE_ORDER)
+        check("re-push 1 of 2" in rig.server.log(), "re-push not on the call's timeline")
+        rig.server_alive()
+
+
+def test_wake_repush_lost_push_fcm(ctx):
+    repush_wakes(ctx, "fcm")
+
+
+def test_wake_repush_lost_push_apns(ctx):
+    repush_wakes(ctx, "apns")
+
+
+def test_wake_repush_not_when_registered(ctx):
+    """The first push wakes the phone, which answers only after 4 s: no re-push (interval 2 s)."""
+    tok = fcm_token()
+    with repush_rig(ctx, ring_timeout=20) as rig:
+        rig.watch.subscribe(tok)
+        p = rig.phone("wake", "alice", ["--dialect", "rfc8599", "--provider", "fcm", "--app",
+                                        PROJECT, "--token", tok, "--background-after-register",
+                                        "--calls", "1", "--answer-after-ms", "4000"])
+        p.wait_event("backgrounded")
+        caller = rig.caller()
+        final = caller.invite(timeout=25)
+        it.expect_code(final, 200, "INVITE")
+        it.expect_code(caller.ack_and_bye(final), 200, "BYE")
+        check(p.wait() == 0, "phone exit:\n" + p.log())
+        rig.watch.wait_push(tok)
+        # The call lasted > 4 s, twice the interval: a re-push would have been accepted before
+        # the BYE, and the fake reports each accepted push before answering a later "stats".
+        stats = rig.watch.stats()
+        delivered, lost = delivered_and_lost(rig.watch, tok)
+        check(len(delivered) == 1 and not lost, "pushes %r" % rig.watch.pushes)
+        check(stats["accepted_fcm"] == 1, "fake stats %r" % stats)
+        rig.server_alive()
+
+
+def test_wake_repush_bounded(ctx):
+    """Every push is lost: the phone is pushed 1 + max_repushes times (same UUID), then the
+    caller gets 480 at the ring timeout."""
+    tok = fcm_token()
+    with repush_rig(ctx, ring_timeout=9, max_repushes=2) as rig:
+        rig.watch.subscribe(tok, project=PROJECT)
+        rig.watch.lose(tok, 100)
+        sleeping_phone(rig, "sleep", "alice", tok)
+        caller, took = call_failing(rig, 480, "INVITE whose pushes are all lost")
+        rig.watch.wait_push(tok, "missed")
+        delivered, lost = delivered_and_lost(rig.watch, tok)
+        check(len(lost) == 3 and not delivered, "want 3 lost call pushes: %r" % rig.watch.pushes)
+        uuids = {field(x["payload"], "call_uuid") for x in lost}
+        check(len(uuids) == 1, "re-pushes with other call UUIDs: %r" % uuids)
+        check(rig.watch.stats()["accepted_fcm"] == 4, "fake stats %r" % rig.watch.stats())
+        rig.server_alive()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -306,6 +306,15 @@ json FakePns::handleControl(const json& op, const std::shared_ptr<ControlConnect
     }
     return {{"ok", true}, {"queued", scripts_[key].size()}};
   }
+  if (name == "lose") {
+    // The next `count` pushes accepted for the token are answered 200 and never delivered.
+    std::string token = op.value("token", "");
+    const std::int64_t count = op.value("count", std::int64_t{1});
+    if (token.empty() || count < 0)
+      return {{"ok", false}, {"error", "lose needs a token and count >= 0"}};
+    lose_next_[token] = static_cast<std::uint64_t>(count);
+    return {{"ok", true}};
+  }
   if (name == "expire_provider_tokens") {
     // Every APNs provider token seen so far is now older than an hour: the next request bearing
     // one gets 403 ExpiredProviderToken, and its connection may take a new token at once.
@@ -336,6 +345,7 @@ json FakePns::handleControl(const json& op, const std::shared_ptr<ControlConnect
             {"accepted_apns", accepted_apns_},
             {"accepted_fcm", accepted_fcm_},
             {"accepted_webhook", accepted_webhook_},
+            {"lost", lost_},
             {"tokens_issued", tokens_issued_},
             {"token_requests", token_requests_},
             {"rejected_total", total},
@@ -359,6 +369,44 @@ void FakePns::notify(const std::string& provider, const std::string& token, cons
     ev["event"] = "refused";
     ev["scripted_status"] = scripted_status;
   }
+  if (scripted_status == 0 && loseThisPush(token)) {
+    // Accepted and lost: subscribers hear of it as "lost" (a phone waiting for "push" sleeps on).
+    ev["event"] = "lost";
+    return deliver(token, ev);
+  }
+  if (scripted_status == 0 && config_.delay_max_ms > 0) {
+    std::uint32_t r = 0;
+    RAND_bytes(reinterpret_cast<unsigned char*>(&r), sizeof r);
+    const int span = config_.delay_max_ms - config_.delay_min_ms;
+    const int delay =
+        config_.delay_min_ms + static_cast<int>(r % static_cast<std::uint32_t>(span + 1));
+    if (delay > 0) {
+      loop_.timers().schedule(std::chrono::milliseconds(delay),
+                              [this, token, ev] { deliver(token, ev); });
+      return;
+    }
+  }
+  deliver(token, ev);
+}
+
+bool FakePns::loseThisPush(const std::string& token) {
+  bool lose = false;
+  if (auto it = lose_next_.find(token); it != lose_next_.end() && it->second > 0) {
+    --it->second;
+    lose = true;
+  } else if (config_.lose_share > 0) {
+    std::uint64_t r = 0;
+    RAND_bytes(reinterpret_cast<unsigned char*>(&r), sizeof r);
+    lose = static_cast<double>(r >> 11) / static_cast<double>(1ULL << 53) < config_.lose_share;
+  }
+  if (lose) {
+    lost_++;
+    SW_LOG_INFO("fakepns: push for {} accepted and lost", push::redactToken(token));
+  }
+  return lose;
+}
+
+void FakePns::deliver(const std::string& token, const json& ev) {
   auto range = subscribers_.equal_range(token);
   for (auto it = range.first; it != range.second; ++it) {
     if (auto c = it->second.lock(); c && !c->closed()) c->send(ev);

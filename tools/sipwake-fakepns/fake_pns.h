@@ -41,6 +41,12 @@ struct FakePnsConfig {
   std::string webhook_path = "/webhook";  // POSTs here are checked as sipwake webhook bodies
   std::string webhook_secret;             // non-empty: "authorization: Bearer <secret>" required
   http2::AlpnProtocols protocols = http2::AlpnProtocols::kH2;
+  // Delivery faults, as the real services show them: a share of the accepted pushes is lost
+  // (answered 200, never delivered to the token's subscribers), and each delivery is late by a
+  // uniform random delay in [delay_min_ms, delay_max_ms].
+  double lose_share = 0.0;
+  int delay_min_ms = 0;
+  int delay_max_ms = 0;
 };
 
 class ControlConnection;
@@ -95,6 +101,10 @@ class FakePns {
   void notify(const std::string& provider, const std::string& token, const nlohmann::json& headers,
               const nlohmann::json& payload, int scripted_status = 0);
   void acceptControl();
+  // Sends `ev` to the token's subscribers (now, or after the configured delivery delay).
+  void deliver(const std::string& token, const nlohmann::json& ev);
+  // An accepted push is lost: the "lose" op's count for the token first, then lose_share.
+  bool loseThisPush(const std::string& token);
 
   transport::EventLoop& loop_;
   FakePnsConfig config_;
@@ -122,6 +132,8 @@ class FakePns {
   std::uint64_t accepted_apns_ = 0;
   std::uint64_t accepted_fcm_ = 0;
   std::uint64_t accepted_webhook_ = 0;
+  std::uint64_t lost_ = 0;
+  std::map<std::string, std::uint64_t> lose_next_;  // "lose" op: token → pushes still to lose
   std::uint64_t tokens_issued_ = 0;
   std::uint64_t token_requests_ = 0;
   std::uint64_t message_seq_ = 0;

@@ -65,6 +65,13 @@ int run(int argc, char** argv) {
                  "file holding the webhook bearer secret (then required on every webhook POST)");
   app.add_flag("--http1-only", http1_only, "speak only HTTP/1.1 over TLS (ALPN http/1.1)");
   app.add_flag("--allow-http1", allow_http1, "also speak HTTP/1.1 to clients that do not offer h2");
+  double lose_share = 0.0;
+  std::string delay_ms;
+  app.add_option("--lose-share", lose_share,
+                 "share (0-1) of accepted pushes never delivered to the token's subscribers")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--delay-ms", delay_ms,
+                 "MIN-MAX: each delivery to the subscribers is late by a uniform random delay");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off");
   CLI11_PARSE(app, argc, argv);
 
@@ -133,6 +140,18 @@ int run(int argc, char** argv) {
       return 2;
     }
     config.webhook_secret = *secret;
+  }
+  config.lose_share = lose_share;
+  if (!delay_ms.empty()) {
+    int lo = -1, hi = -1;
+    char dash = 0, extra = 0;
+    if (std::sscanf(delay_ms.c_str(), "%d%c%d%c", &lo, &dash, &hi, &extra) != 3 || dash != '-' ||
+        lo < 0 || hi < lo || hi > 600000) {
+      std::cerr << "bad --delay-ms " << delay_ms << " (want MIN-MAX milliseconds, MIN <= MAX)\n";
+      return 2;
+    }
+    config.delay_min_ms = lo;
+    config.delay_max_ms = hi;
   }
   if (http1_only && allow_http1) {
     std::cerr << "--http1-only and --allow-http1 exclude each other\n";

@@ -652,6 +652,106 @@ TEST_F(WakeTest, MessageForASleepingDeviceSendsAnAlertPush) {
   EXPECT_EQ(requestsTo(bob_.address, "MESSAGE").size(), 1u);
 }
 
+// Re-push (routing/repush.h): a push the provider accepted and that woke nobody is sent again.
+class WakeRepushTest : public WakeTest {
+ protected:
+  // Runs the fake clock to `t` since the INVITE, a second at a time (pushes answered between).
+  void runUntil(Duration t) {
+    while (elapsed_ < t) {
+      timers_.advance(milliseconds(500));
+      elapsed_ += milliseconds(500);
+      drain();
+    }
+  }
+  Duration elapsed_{};
+};
+
+TEST_F(WakeRepushTest, AcceptedPushThatWokeNobodyIsRepushedWithTheSameCallUuid) {
+  Device d = device('a', bob_);
+  sleeping(d);
+  invite();
+  ASSERT_EQ(sender_.count(push::PushKind::kCall), 1u);
+  runUntil(milliseconds(4500));
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 1u);  // the FCM interval is 5 s
+  runUntil(seconds(5));
+  ASSERT_EQ(sender_.count(push::PushKind::kCall), 2u);
+  EXPECT_EQ(sender_.pushes[1].device_key, d.binding.deviceKey());
+  EXPECT_EQ(sender_.pushes[1].event.call_uuid, sender_.pushes[0].event.call_uuid);
+  EXPECT_EQ(Stats::global().counter("push.repushed.fcm").value() > 0, true);
+  wakes(d);
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+  runUntil(seconds(29));
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 2u);  // none once it registered
+}
+
+TEST_F(WakeRepushTest, NoRepushWhenTheDeviceRegistersInTime) {
+  Device d = device('a', bob_);
+  sleeping(d);
+  invite();
+  runUntil(seconds(2));
+  wakes(d);
+  runUntil(seconds(29));
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 1u);
+}
+
+TEST_F(WakeRepushTest, RepushesAreBoundedInNumber) {
+  sleeping(device('a', bob_));
+  invite();
+  runUntil(seconds(31));
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 3u);  // the push and max_repushes = 2
+  EXPECT_TRUE(has(codesTo(alice_.address), 480));
+}
+
+TEST_F(WakeRepushTest, RepushesStayInTheRingWindow) {
+  WakeConfig c;
+  c.ring_timeout = seconds(12);
+  c.repush.max_repushes = 10;
+  configure(c);
+  sleeping(device('a', bob_));
+  invite();
+  runUntil(seconds(13));
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 2u);  // at 5 s; at 10 s too late to register
+}
+
+TEST_F(WakeRepushTest, ConnectedDeviceRingingOnItsOldContactIsNotRepushed) {
+  calledWhileConnected();
+  answer(bob_, "INVITE", 180, "Ringing");
+  runUntil(seconds(29));
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 1u);
+}
+
+TEST_F(WakeRepushTest, ConnectedDeviceSilentOnItsOldContactIsRepushed) {
+  calledWhileConnected();
+  runUntil(seconds(6));
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 2u);
+}
+
+TEST_F(WakeRepushTest, NoRepushAfterTheCallerCancelled) {
+  sleeping(device('a', bob_));
+  invite();
+  deliver(request("CANCEL", "sip:bob@example.com"), alice_);
+  drain();
+  runUntil(seconds(29));
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 1u);
+}
+
+TEST_F(WakeRepushTest, RefusedRepushHonoursRetryAfterAndKeepsWaitingForTheDevice) {
+  Device d = device('a', bob_);
+  sleeping(d);
+  sender_.script.push_back(outcome(push::PushOutcome::Kind::kOk, "", 200));
+  auto quota = outcome(push::PushOutcome::Kind::kTransient, "QUOTA_EXCEEDED", 429);
+  quota.retry_after = std::chrono::seconds(60);  // beyond the ring window: not retried
+  sender_.script.push_back(quota);
+  invite();
+  runUntil(seconds(8));
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 2u);
+  EXPECT_FALSE(has(codesTo(alice_.address), 480));  // the first push may still wake it
+  wakes(d);
+  EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
+  runUntil(seconds(29));
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), 2u);
+}
+
 TEST_F(WakeTest, NoPushBindingMeansPlain480) {
   invite();
   EXPECT_TRUE(has(codesTo(alice_.address), 480));
@@ -681,7 +781,13 @@ class WakeFloodTest : public WakeTest {
     authenticator_.reset();
   }
 
-  void limited(WakeLimitsConfig limits) { configure({}, limits, authenticator_.get(), &trusted_); }
+  // Re-pushes of an admitted call are not taken from the budgets: off here, so that the call
+  // pushes counted are the admitted ones.
+  void limited(WakeLimitsConfig limits) {
+    WakeConfig c;
+    c.repush.max_repushes = 0;
+    configure(c, limits, authenticator_.get(), &trusted_);
+  }
 
   // An INVITE for bob from another domain's user (not authenticated, not a trusted peer).
   std::string strangerInvite(const std::string& call_id, const std::string& branch,

@@ -373,6 +373,23 @@ TEST(ConfigTest, RegistrarAuthErrorsNameKeyAndLine) {
             "test.toml:2: [registrar] sweep_interval: expected an integer from 1 to 86400, got 0");
 }
 
+TEST(ConfigTest, RepushIntervalsPerProviderAndBound) {
+  Config d = parseOk("[push]\n");
+  EXPECT_EQ(d.push.repush_interval_apns_s, 5u);
+  EXPECT_EQ(d.push.repush_interval_fcm_s, 5u);
+  EXPECT_EQ(d.push.repush_interval_webpush_s, 5u);
+  EXPECT_EQ(d.push.max_repushes, 2u);
+  Config c = parseOk(
+      "[push]\nrepush_interval_apns = 3\nrepush_interval_fcm = 4\n"
+      "repush_interval_webpush = 6\nmax_repushes = 0\n");
+  EXPECT_EQ(c.push.repush_interval_apns_s, 3u);
+  EXPECT_EQ(c.push.repush_interval_fcm_s, 4u);
+  EXPECT_EQ(c.push.repush_interval_webpush_s, 6u);
+  EXPECT_EQ(c.push.max_repushes, 0u);
+  EXPECT_EQ(parseError("[push]\nmax_repushes = 11\n"),
+            "test.toml:2: [push] max_repushes: expected an integer from 0 to 10, got 11");
+}
+
 TEST(ConfigTest, PushAppsWithCredentials) {
   Config c = parseOk(
       "[push]\nring_timeout = 20\n"
