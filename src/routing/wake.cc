@@ -1,6 +1,7 @@
 #include "routing/wake.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <utility>
 
@@ -29,6 +30,18 @@ std::string metricWord(std::string_view s) {
 Counter& statCounter(const std::string& name) { return Stats::global().counter(name); }
 
 std::string shortKey(std::string_view device_key) { return std::string(device_key.substr(0, 8)); }
+
+// The start of a text/* MESSAGE body for the push preview; empty for any other body.
+std::string messagePreview(const sip::Message& request) {
+  const sip::HeaderField* h = request.find(sip::HeaderId::kContentType);
+  std::string_view type = h != nullptr ? h->value : std::string_view();
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  if (type.size() < 5 || !std::equal(type.begin(), type.begin() + 5, "text/", [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == b;
+      }))
+    return {};
+  return push::truncateUtf8(request.body(), push::kMaxPreviewBytes);
+}
 
 }  // namespace
 
@@ -287,7 +300,8 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
   p->invite = invite;
   p->start = deps_.timers->now();
   p->deadline = p->start + (invite ? config_.ring_timeout : config_.non_invite_timeout);
-  p->event.kind = push::CallEventKind::kCall;
+  p->event.kind = invite ? push::CallEventKind::kCall : push::CallEventKind::kMessage;
+  if (!invite && config_.message_preview) p->event.preview = messagePreview(request);
   p->event.call_id = std::string(request.callId());
   p->event.callee_aor = *aor;
   p->event.call_uuid = push::deriveCallUuid(p->event.call_id, *aor, config_.uuid_salt);

@@ -89,6 +89,8 @@ struct WakeConfig {
   Duration retry_backoff = seconds(1);  // first retry of a transient push failure; doubles
   int parked_provisional = 180;         // to the caller of a parked INVITE: 180, 183 or 0 (none)
   std::string uuid_salt;                // push::deriveCallUuid salt (per deployment)
+  // A MESSAGE's push carries the start of its text/* body (CallEvent::preview).
+  bool message_preview = false;
 };
 
 // The waiting-devices registry. Thread: every method is thread-safe.

@@ -164,6 +164,8 @@ struct PushSettings {
   bool push_connected_devices = true;     // RFC 8599 §5.6.2: also push devices with a live contact
   int parked_provisional = 180;           // to the caller of a parked INVITE; 0 = none
   std::string call_uuid_salt;             // secret for the call UUIDs in push payloads
+  bool message_preview = false;           // the start of a MESSAGE's text in its push payload
+  std::uint32_t message_wait_s = 25;      // how long a MESSAGE waits for woken devices (< Timer F)
   // Push flood protection (routing::WakeLimitsConfig): whose requests may push
   // ("anyone" | "authenticated" | "trusted"), token buckets of wake pushes (per minute, burst)
   // per device, per AOR and per device for strangers, and the parked-request bounds.

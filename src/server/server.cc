@@ -496,6 +496,8 @@ Status Server::start() {
   wc.push_connected_devices = config_.push.push_connected_devices;
   wc.parked_provisional = config_.push.parked_provisional;
   wc.uuid_salt = config_.push.call_uuid_salt;
+  wc.non_invite_timeout = seconds(config_.push.message_wait_s);
+  wc.message_preview = config_.push.message_preview;
   push->limits = std::make_unique<routing::WakeLimits>(wakeLimitsFrom(config_.push));
   maintenance_->add({"push sweep", seconds(config_.registrar.sweep_interval_s), [push] {
                        std::size_t n = push->store->sweepExpired(registrar::systemWallClock());

@@ -183,11 +183,12 @@ def check_call_push(push, provider, token, call_id, voip=True, ring_timeout=None
 class Rig:
     """`algorithms`: [auth] algorithms (None or (): the default); `apns_id` / `fcm_id`: the
     [[push.app]] ids; `domains`: served domains (default the built-in ones); `aors`: more users
-    as (user@domain, password); `extra_config`: more TOML after the push apps (e.g. [tls])."""
+    as (user@domain, password); `extra_config`: more TOML after the push apps (e.g. [tls]);
+    `push_config`: more [push] keys (TOML lines)."""
 
     def __init__(self, ctx, ring_timeout=15, users=("alice", "bob", "carol"),
                  algorithms=("MD5", "SHA-256"), apns_id=BUNDLE, fcm_id=PROJECT, domains=(),
-                 aors=(), extra_config=""):
+                 aors=(), extra_config="", push_config=""):
         if not ctx.fakepns or not os.access(ctx.fakepns, os.X_OK):
             raise Skip("sipwake-fakepns not given (--fakepns)")
         if not shutil.which("openssl"):
@@ -200,14 +201,14 @@ class Rig:
         sa = ph.make_service_account(ctx, port)
         self.fake = ph.FakePns(ctx, port, sa)
         try:
-            push = ("\n[push]\nring_timeout = %d\n\n"
+            push = ("\n[push]\nring_timeout = %d\n%s\n"
                     "[[push.app]]\nprovider = \"apns\"\nid = \"%s\"\nteam_id = \"%s\"\n"
                     "key_id = \"%s\"\nkey_file = \"%s\"\nendpoint = \"https://127.0.0.1:%d\"\n"
                     "ca_file = \"%s\"\n\n"
                     "[[push.app]]\nprovider = \"fcm\"\nid = \"%s\"\nservice_account_file = \"%s\"\n"
                     "endpoint = \"https://127.0.0.1:%d\"\nca_file = \"%s\"\n"
-                    % (ring_timeout, apns_id, ph.TEAM_ID, ph.KEY_ID, ctx.work + "/apns.p8",
-                       self.fake.port, self.fake.ca, fcm_id, sa, self.fake.port, self.fake.ca))
+                    % (ring_timeout, push_config, apns_id, ph.TEAM_ID, ph.KEY_ID,
+                       ctx.work + "/apns.p8", self.fake.port, self.fake.ca, fcm_id, sa, self.fake.port, self.fake.ca))
             self.config = ph.server_config(ctx, algorithms, push + extra_config)
             for u in users:
                 it.add_user(ctx, "%s@127.0.0.1" % u, u + "-pw")

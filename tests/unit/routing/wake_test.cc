@@ -652,6 +652,36 @@ TEST_F(WakeTest, MessageForASleepingDeviceSendsAnAlertPush) {
   EXPECT_EQ(requestsTo(bob_.address, "MESSAGE").size(), 1u);
 }
 
+// A MESSAGE with a text body, as `request` builds it.
+std::string withTextBody(std::string message, const std::string& body) {
+  const std::string empty = "Content-Length: 0\r\n\r\n";
+  message.replace(message.find(empty), empty.size(),
+                  "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+                      "\r\n\r\n" + body);
+  return message;
+}
+
+TEST_F(WakeTest, MessagePushCarriesTheMessageEventAndNoPreviewByDefault) {
+  sleeping(device('a', bob_));
+  deliver(withTextBody(request("MESSAGE", "sip:bob@example.com"), "secret text"), alice_);
+  drain();
+  ASSERT_EQ(sender_.pushes.size(), 1u);
+  EXPECT_EQ(sender_.pushes[0].event.kind, push::CallEventKind::kMessage);
+  EXPECT_EQ(sender_.pushes[0].event.caller_uri, "sip:alice@example.com");
+  EXPECT_EQ(sender_.pushes[0].event.preview, "");
+}
+
+TEST_F(WakeTest, MessagePreviewWhenTheOperatorAllowsIt) {
+  WakeConfig c;
+  c.message_preview = true;
+  configure(c);
+  sleeping(device('a', bob_));
+  deliver(withTextBody(request("MESSAGE", "sip:bob@example.com"), "see you at 8"), alice_);
+  drain();
+  ASSERT_EQ(sender_.pushes.size(), 1u);
+  EXPECT_EQ(sender_.pushes[0].event.preview, "see you at 8");
+}
+
 TEST_F(WakeTest, NoPushBindingMeansPlain480) {
   invite();
   EXPECT_TRUE(has(codesTo(alice_.address), 480));
