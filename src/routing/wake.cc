@@ -60,6 +60,34 @@ location::StoredMessage storedMessage(const sip::Message& request, const std::st
   return m;
 }
 
+// Stores `m` (devices set) for `ttl`; the answer for its sender: 202, the full store's answer,
+// or none (Fallback code 0) when the store failed.
+Proxy::Fallback keepMessage(location::MessageStore& store, location::StoredMessage m,
+                            Duration ttl, Duration wait, location::SysSeconds now,
+                            std::int64_t& stored_id) {
+  m.stored_at = now;
+  m.expires_at = now + std::chrono::duration_cast<std::chrono::seconds>(ttl);
+  auto id = store.add(std::move(m));
+  if (id) {
+    stored_id = *id;
+    statCounter("message.stored").inc();
+    return Proxy::Fallback{202, "Accepted", 0};
+  }
+  if (id.status().code() != StatusCode::kOutOfRange) {
+    SW_LOG_WARN("wake: MESSAGE not stored: {}", id.status().toString());
+    return {};
+  }
+  if (id.status().message() == location::kMessageStoreUserFull) {
+    statCounter("message.refused.user_store_full").inc();
+    return Proxy::Fallback{486, "Busy Here - Message Store Full", 0};
+  }
+  statCounter("message.refused.store_full").inc();
+  return Proxy::Fallback{
+      503, "Service Unavailable - Message Store Full",
+      static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(wait).count())};
+}
+
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -306,6 +334,21 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
     // Live contacts still get the request; with none, the caller learns which limit it hit.
     if (!r.targets.empty() || admitted.status == 0) return r;
     Resolution refused;
+    if (!invite && admitted.status == 480 && deps_.message_store != nullptr) {
+      // A MESSAGE over the push budget is kept without a push, for the next registrations.
+      location::StoredMessage m = storedMessage(request, *aor);
+      m.devices = std::move(device_keys);
+      std::int64_t stored_id = 0;
+      Proxy::Fallback answer = keepMessage(*deps_.message_store, std::move(m), config_.message_ttl,
+                                           config_.non_invite_timeout, wall, stored_id);
+      if (answer.code != 0) {
+        refused.outcome = Resolution::Outcome::kRefused;  // answered here: 202 or a full store
+        refused.status = answer.code;
+        refused.reason = std::move(answer.reason);
+        refused.retry_after_s = answer.retry_after_s;
+        return refused;
+      }
+    }
     refused.outcome = Resolution::Outcome::kRefused;
     refused.status = admitted.status;
     refused.reason = std::move(admitted.reason);
@@ -450,40 +493,15 @@ void WakeAndWait::onRingTimeout(ContextId id) {
   proxy_->noMoreBranches(id);                    // may end the context
 }
 
-namespace {
-
-Proxy::Fallback keepMessage(location::MessageStore& store, location::StoredMessage m,
-                            Duration ttl, Duration wait, location::SysSeconds now,
-                            std::int64_t& stored_id) {
-  m.stored_at = now;
-  m.expires_at = now + std::chrono::duration_cast<std::chrono::seconds>(ttl);
-  auto id = store.add(std::move(m));
-  if (id) {
-    stored_id = *id;
-    statCounter("message.stored").inc();
-    return Proxy::Fallback{202, "Accepted", 0};
-  }
-  if (id.status().code() != StatusCode::kOutOfRange) {
-    SW_LOG_WARN("wake: MESSAGE not stored: {}", id.status().toString());
-    return {};
-  }
-  if (id.status().message() == location::kMessageStoreUserFull) {
-    statCounter("message.refused.user_store_full").inc();
-    return Proxy::Fallback{486, "Busy Here - Message Store Full", 0};
-  }
-  statCounter("message.refused.store_full").inc();
-  return Proxy::Fallback{
-      503, "Service Unavailable - Message Store Full",
-      static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(wait).count())};
-}
-
-}  // namespace
-
 void WakeAndWait::storeMessageAndStop(Parked& p) {
   location::StoredMessage m = std::move(*p.message);
   p.message.reset();
-  for (const Device& d : p.devices) {
-    if (d.state != Device::State::kForked) m.devices.push_back(d.target.device_key);
+  // Every push device of the user but those the request reached.
+  for (const location::PushRecord& r : deps_.push_store->lookupByAor(m.aor, deps_.wall_clock())) {
+    const bool forked = std::any_of(p.devices.begin(), p.devices.end(), [&](const Device& d) {
+      return d.state == Device::State::kForked && d.target.device_key == r.device_key;
+    });
+    if (!forked) m.devices.push_back(r.device_key);
   }
   const ContextId id = p.id;
   if (m.devices.empty()) return proxy_->noMoreBranches(id);

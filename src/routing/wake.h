@@ -38,7 +38,8 @@
 // that did not get it and the sender gets 202 Accepted unless a live branch answers 2xx (then
 // the stored copy is dropped); a full store answers 486 Busy Here - Message Store Full (the
 // user's bound) or 503 Service Unavailable - Message Store Full (the total bound, Retry-After).
-// A device registering after that gets it from the store, not from this request.
+// A device registering after that gets it from the store, not from this request. A MESSAGE
+// whose every device is over its push budget is kept at once, without a push (202).
 //
 // Cancel pushes: when the call ends, every pushed device that did not answer gets a non-VoIP push
 // of the same call_uuid: "answered_elsewhere" (another branch sent 2xx), else "missed" (caller

@@ -719,6 +719,30 @@ TEST_F(WakeTest, MessageNobodyTakesIsStoredAndAnswered202ThenTheUsersBoundAnswer
   message_store_ = nullptr;
 }
 
+TEST_F(WakeTest, MessageOverThePushBudgetIsKeptAtOnceWithoutAPush) {
+  auto store = location::makeMemoryMessageStore({});
+  message_store_ = store.get();
+  WakeLimitsConfig limits;
+  limits.device = {1, 1};
+  configure({}, limits);
+  Device d = device('a', bob_);
+  sleeping(d);
+  deliver(withTextBody(request("MESSAGE", "sip:bob@example.com"), "pushed"), alice_);
+  drain();
+  ASSERT_EQ(sender_.pushes.size(), 1u);
+  deliver(withTextBody(request("MESSAGE", "sip:bob@example.com", "", alice_, "call-2", 1, "",
+                               "z9hG4bKa2"),
+                       "over budget"),
+          alice_);
+  drain();
+  EXPECT_EQ(sender_.pushes.size(), 1u);  // no second push
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{202}));
+  std::vector<location::StoredMessage> kept = store->pendingFor(d.binding.deviceKey(), kNow);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].body, "over budget");
+  message_store_ = nullptr;
+}
+
 TEST_F(WakeTest, NoPushBindingMeansPlain480) {
   invite();
   EXPECT_TRUE(has(codesTo(alice_.address), 480));
