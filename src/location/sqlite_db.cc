@@ -65,6 +65,25 @@ CREATE TABLE push_bindings (
 ) WITHOUT ROWID;
 CREATE INDEX push_bindings_by_aor ON push_bindings (aor);
 )sql",
+    // 3 -> 4: stored MESSAGEs (MessageStore) and the devices each has yet to reach.
+    R"sql(
+CREATE TABLE stored_messages (
+  id           INTEGER NOT NULL PRIMARY KEY,  -- delivery order
+  aor          TEXT    NOT NULL,
+  stored_at    INTEGER NOT NULL,  -- unix seconds
+  expires_at   INTEGER NOT NULL,  -- unix seconds
+  from_hdr     TEXT    NOT NULL,
+  to_hdr       TEXT    NOT NULL,
+  call_id      TEXT    NOT NULL,
+  content_type TEXT    NOT NULL,
+  body         TEXT    NOT NULL
+);
+CREATE TABLE stored_message_devices (
+  message_id INTEGER NOT NULL,
+  device_key TEXT    NOT NULL,  -- push::PushBinding::deviceKey()
+  PRIMARY KEY (message_id, device_key)
+) WITHOUT ROWID;
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

@@ -52,7 +52,7 @@ struct OpenOptions {
 };
 
 // The schema version this build writes (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 // Opens (creating if needed) the database at `path`, switches it to WAL, applies the pragmas and
 // runs pending migrations. Fails with kFailedPrecondition for a schema newer than this build.

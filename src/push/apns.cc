@@ -66,6 +66,8 @@ std::string_view defaultTitle(CallEventKind k) {
       return "Answered elsewhere";
     case CallEventKind::kRefresh:
       return "";  // never an alert
+    case CallEventKind::kMessage:
+      return "Message";
   }
   return "";
 }
@@ -102,6 +104,7 @@ PushType defaultPushType(const PushBinding& b, CallEventKind kind) {
     case CallEventKind::kCall:
       return b.voip_token.empty() ? PushType::kAlert : PushType::kVoip;
     case CallEventKind::kMissed:
+    case CallEventKind::kMessage:
       return PushType::kAlert;
     case CallEventKind::kCancel:
     case CallEventKind::kAnsweredElsewhere:
@@ -143,17 +146,22 @@ Result<PushRequest> buildRequest(const PushBinding& binding, const CallEvent& ev
     Json alert = Json::object();
     alert["title"] =
         options.alert.title.empty() ? std::string(defaultTitle(event.kind)) : options.alert.title;
-    alert["body"] = options.alert.body.empty() ? callerText(event) : options.alert.body;
+    const bool message = event.kind == CallEventKind::kMessage;
+    std::string body = callerText(event);
+    if (message && !event.preview.empty())
+      body += ": " + truncateUtf8(event.preview, kMaxPreviewBytes);
+    alert["body"] = options.alert.body.empty() ? body : options.alert.body;
     std::string loc_key = options.alert.loc_key;
     if (loc_key.empty() && event.kind == CallEventKind::kCall) loc_key = binding.linphone.call_str;
+    if (loc_key.empty() && message) loc_key = binding.linphone.msg_str;
     if (!loc_key.empty()) {
       alert["loc-key"] = loc_key;
       alert["loc-args"] = Json::array({callerText(event)});
     }
     aps["alert"] = std::move(alert);
     std::string sound = options.sound;
-    if (sound.empty())
-      sound = binding.linphone.call_snd.empty() ? "default" : binding.linphone.call_snd;
+    const std::string& own_sound = message ? binding.linphone.msg_snd : binding.linphone.call_snd;
+    if (sound.empty()) sound = own_sound.empty() ? "default" : own_sound;
     aps["sound"] = sound;
     if (!options.thread_id.empty()) aps["thread-id"] = options.thread_id;
   } else if (options.type == PushType::kBackground) {

@@ -26,8 +26,8 @@ enum class PushType { kVoip, kAlert, kBackground };
 std::string_view pushTypeName(PushType t);  // "voip", "alert", "background"
 
 // Our policy (PushKit rules: every VoIP push must be reported to CallKit, so VoIP pushes are for
-// ringing calls only): kCall → kVoip when the binding has a VoIP token, else kAlert; kMissed →
-// kAlert; kCancel / kAnsweredElsewhere → kBackground (silent; the app dismisses its UI); kRefresh →
+// ringing calls only): kCall → kVoip when the binding has a VoIP token, else kAlert; kMissed,
+// kMessage → kAlert (to the remote token; never VoIP); kCancel / kAnsweredElsewhere → kBackground (silent; the app dismisses its UI); kRefresh →
 // kBackground (the app registers again). kBackground needs the binding's remote token.
 PushType defaultPushType(const PushBinding& b, CallEventKind kind);
 
@@ -46,10 +46,11 @@ struct RequestOptions {
   std::string collapse_id;           // apns-collapse-id; empty = none; at most 64 bytes
   std::string apns_id;               // apns-id; empty = a fresh random UUID
   std::optional<int> priority;       // default 10 (voip, alert), 5 (background: APNs requires it)
-  // kAlert only. Empty fields get defaults: title "Missed call"/"Incoming call", body = caller
-  // display name or URI, loc_key = the binding's Linphone pn-call-str for calls.
+  // kAlert only. Empty fields get defaults: title "Missed call"/"Incoming call"/"Message", body =
+  // caller display name or URI (a message: followed by ": <preview>" when the event has one),
+  // loc_key = the binding's Linphone pn-call-str for calls, pn-msg-str for messages.
   AlertText alert;
-  std::string sound;      // kAlert: default the binding's pn-call-snd, else "default"
+  std::string sound;      // kAlert: default the binding's pn-call-snd (messages: pn-msg-snd), else "default"
   std::string thread_id;  // kAlert: aps.thread-id; empty = none
 };
 

@@ -119,6 +119,8 @@ Result<PushRequest> buildRequest(const PushBinding& binding, const CallEvent& ev
     return invalidArgument("fcm: ttl must be 0..2419200 seconds");
   }
   Json data = callEventFields(event);  // every value is a string, as FCM requires
+  if (event.kind == CallEventKind::kMessage && !binding.linphone.msg_str.empty())
+    data["loc_key"] = binding.linphone.msg_str;
   std::string data_text = dumpJson(data);
   if (data_text.size() > kMaxDataBytes) {
     return outOfRange("fcm: data of " + std::to_string(data_text.size()) + " bytes exceeds 4096");

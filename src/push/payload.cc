@@ -41,6 +41,8 @@ std::string_view callEventName(CallEventKind k) {
       return "answered_elsewhere";
     case CallEventKind::kRefresh:
       return "refresh";
+    case CallEventKind::kMessage:
+      return "message";
   }
   return "?";
 }
@@ -77,7 +79,7 @@ std::string truncateUtf8(std::string_view s, std::size_t max) {
 }
 
 nlohmann::json callEventFields(const CallEvent& ev) {
-  return nlohmann::json{
+  nlohmann::json fields{
       {"event", callEventName(ev.kind)},
       {"call_id", truncateUtf8(ev.call_id, kMaxUriBytes)},
       {"call_uuid", ev.call_uuid},
@@ -86,6 +88,8 @@ nlohmann::json callEventFields(const CallEvent& ev) {
       {"callee_aor", truncateUtf8(ev.callee_aor, kMaxUriBytes)},
       {"sent_at", std::to_string(ev.sent_at_ms)},
   };
+  if (!ev.preview.empty()) fields["preview"] = truncateUtf8(ev.preview, kMaxPreviewBytes);
+  return fields;
 }
 
 std::string dumpJson(const nlohmann::json& j) {

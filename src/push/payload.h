@@ -16,9 +16,10 @@ namespace sipwake::push {
 
 // kRefresh is no call: it asks the app to REGISTER again (RFC 8599 §5.5), so call_id, call_uuid
 // and the caller are empty and every builder sends them as empty strings.
-enum class CallEventKind { kCall, kCancel, kMissed, kAnsweredElsewhere, kRefresh };
+// kMessage is a SIP MESSAGE for the device: caller_* name its sender, call_id its Call-ID.
+enum class CallEventKind { kCall, kCancel, kMissed, kAnsweredElsewhere, kRefresh, kMessage };
 
-// "call", "cancel", "missed", "answered_elsewhere", "refresh"
+// "call", "cancel", "missed", "answered_elsewhere", "refresh", "message"
 std::string_view callEventName(CallEventKind k);
 
 struct CallEvent {
@@ -28,6 +29,9 @@ struct CallEvent {
   std::string caller_uri;
   std::string caller_display_name;  // may be empty
   std::string callee_aor;
+  // kMessage only: the start of the message text, when the operator allows previews ([push]
+  // message_preview); empty: no preview (the payload then carries none).
+  std::string preview;
   // Unix milliseconds at which this push request was handed to the connection: set by the
   // sender for each attempt (retries included), not by the caller.
   std::int64_t sent_at_ms = 0;
@@ -42,12 +46,14 @@ std::string randomUuidV4();
 // Field limits applied by every builder before sizing (bytes, cut on a UTF-8 boundary).
 inline constexpr std::size_t kMaxDisplayNameBytes = 128;
 inline constexpr std::size_t kMaxUriBytes = 512;
+inline constexpr std::size_t kMaxPreviewBytes = 120;
 
 // Cuts `s` to at most `max` bytes without splitting a UTF-8 sequence.
 std::string truncateUtf8(std::string_view s, std::size_t max);
 
 // The common fields as a flat JSON object of strings (FCM needs string values; APNs and the
-// webhook reuse it): event, call_id, call_uuid, caller_uri, caller_name, callee_aor, sent_at.
+// webhook reuse it): event, call_id, call_uuid, caller_uri, caller_name, callee_aor, sent_at, and
+// preview when the event has one.
 nlohmann::json callEventFields(const CallEvent& ev);
 
 // Serialises JSON without throwing: invalid UTF-8 is replaced, never an exception.

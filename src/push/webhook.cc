@@ -6,10 +6,12 @@ namespace sipwake::push::webhook {
 namespace {
 
 // The topic the webhook should push to: the VoIP topic when the device has a VoIP token, except
-// for a refresh (a background push, which goes to the bundle id); "" for a non-APNs device.
+// for a refresh or a message (a background or alert push, which goes to the bundle id); "" for a
+// non-APNs device.
 std::string apnsTopic(const PushBinding& b, CallEventKind kind) {
   if (b.provider != Provider::kApns) return {};
-  if (!b.voip_token.empty() && kind != CallEventKind::kRefresh) return b.app_id + ".voip";
+  if (!b.voip_token.empty() && kind != CallEventKind::kRefresh && kind != CallEventKind::kMessage)
+    return b.app_id + ".voip";
   return b.app_id;
 }
 
@@ -37,6 +39,10 @@ std::string buildBody(const PushBinding& b, const CallEvent& ev) {
       {"device_key", b.deviceKey()},
       {"sent_at", ev.sent_at_ms},
   };
+  if (ev.kind == CallEventKind::kMessage) {
+    if (!ev.preview.empty()) body["preview"] = truncateUtf8(ev.preview, kMaxPreviewBytes);
+    if (!b.linphone.msg_str.empty()) body["loc_key"] = b.linphone.msg_str;
+  }
   return dumpJson(body);
 }
 

@@ -190,7 +190,8 @@ class ProxyContext final : public transaction::ServerTransactionUser,
     return Status::ok();
   }
 
-  void noMoreBranches() {
+  void noMoreBranches(Proxy::Fallback fallback = {}) {
+    if (fallback.code != 0) fallback_ = std::move(fallback);
     more_may_come_ = false;
     maybeSendBest();
     maybeRetire();
@@ -647,6 +648,15 @@ class ProxyContext final : public transaction::ServerTransactionUser,
     if (server_ == nullptr) return notifyEnd(0, {});
     int code = best_code_;
     std::string reason = best_reason_;
+    if (fallback_.code != 0 && !cancelled_ && (code < 200 || code >= 300)) {
+      notifyEnd(fallback_.code, {});
+      sip::Message response = ownResponse(fallback_.code, fallback_.reason);
+      if (fallback_.retry_after_s != 0) {
+        response.appendHeader("Retry-After", std::to_string(fallback_.retry_after_s));
+      }
+      respond(std::move(response));
+      return;
+    }
     if (code == 0) {
       // No branch ever answered: there never was a branch (a parked request given up), or the
       // request was cancelled before any was created.
@@ -745,6 +755,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
   std::size_t live_clients_ = 0;
   std::size_t resolving_ = 0;
   bool more_may_come_ = false;
+  Proxy::Fallback fallback_;  // noMoreBranches(): the answer unless a branch sends a 2xx
   bool notify_end_ = false;  // resolved with more_may_come: report the end to the resolver
   bool no_new_branches_ = false;
   bool final_sent_ = false;
@@ -837,6 +848,10 @@ Status Proxy::addBranch(ContextId id, Target target) {
 
 void Proxy::noMoreBranches(ContextId id) {
   if (ProxyContext* ctx = find(id)) ctx->noMoreBranches();
+}
+
+void Proxy::noMoreBranches(ContextId id, Fallback fallback) {
+  if (ProxyContext* ctx = find(id)) ctx->noMoreBranches(std::move(fallback));
 }
 
 std::size_t Proxy::cancelBranches(ContextId id, std::string_view binding_key) {

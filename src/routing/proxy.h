@@ -144,6 +144,15 @@ class Proxy {
   // No more branches will be added to `id`: once the current ones finish, the best response is
   // sent (480 if there never was a branch). No-op for an unknown context.
   void noMoreBranches(ContextId id);
+  // The same, and when no branch answers with a 2xx the request gets `code` `reason` (+
+  // Retry-After when retry_after_s is not 0) instead of the best response (push layer: a MESSAGE
+  // kept for later delivery gets 202, or the answer of a full message store).
+  struct Fallback {
+    int code = 0;
+    std::string reason;
+    std::uint32_t retry_after_s = 0;
+  };
+  void noMoreBranches(ContextId id, Fallback fallback);
   // Cancels the branches of `id` that were sent to `binding_key` (push layer: a device declined
   // or a different device of the same instance answered). Returns how many were cancelled.
   std::size_t cancelBranches(ContextId id, std::string_view binding_key);

@@ -1,6 +1,7 @@
 #include "routing/wake.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <utility>
 
@@ -29,6 +30,63 @@ std::string metricWord(std::string_view s) {
 Counter& statCounter(const std::string& name) { return Stats::global().counter(name); }
 
 std::string shortKey(std::string_view device_key) { return std::string(device_key.substr(0, 8)); }
+
+// The start of a text/* MESSAGE body for the push preview; empty for any other body.
+std::string messagePreview(const sip::Message& request) {
+  const sip::HeaderField* h = request.find(sip::HeaderId::kContentType);
+  std::string_view type = h != nullptr ? h->value : std::string_view();
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  if (type.size() < 5 || !std::equal(type.begin(), type.begin() + 5, "text/", [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == b;
+      }))
+    return {};
+  return push::truncateUtf8(request.body(), push::kMaxPreviewBytes);
+}
+
+std::string_view headerValue(const sip::Message& m, sip::HeaderId id) {
+  const sip::HeaderField* h = m.find(id);
+  return h != nullptr ? h->value : std::string_view();
+}
+
+// What the store keeps of a MESSAGE (devices and times are filled when it is stored).
+location::StoredMessage storedMessage(const sip::Message& request, const std::string& aor) {
+  location::StoredMessage m;
+  m.aor = aor;
+  m.from = std::string(headerValue(request, sip::HeaderId::kFrom));
+  m.to = std::string(headerValue(request, sip::HeaderId::kTo));
+  m.call_id = std::string(request.callId());
+  m.content_type = std::string(headerValue(request, sip::HeaderId::kContentType));
+  m.body = std::string(request.body());
+  return m;
+}
+
+// Stores `m` (devices set) for `ttl`; the answer for its sender: 202, the full store's answer,
+// or none (Fallback code 0) when the store failed.
+Proxy::Fallback keepMessage(location::MessageStore& store, location::StoredMessage m,
+                            Duration ttl, Duration wait, location::SysSeconds now,
+                            std::int64_t& stored_id) {
+  m.stored_at = now;
+  m.expires_at = now + std::chrono::duration_cast<std::chrono::seconds>(ttl);
+  auto id = store.add(std::move(m));
+  if (id) {
+    stored_id = *id;
+    statCounter("message.stored").inc();
+    return Proxy::Fallback{202, "Accepted", 0};
+  }
+  if (id.status().code() != StatusCode::kOutOfRange) {
+    SW_LOG_WARN("wake: MESSAGE not stored: {}", id.status().toString());
+    return {};
+  }
+  if (id.status().message() == location::kMessageStoreUserFull) {
+    statCounter("message.refused.user_store_full").inc();
+    return Proxy::Fallback{486, "Busy Here - Message Store Full", 0};
+  }
+  statCounter("message.refused.store_full").inc();
+  return Proxy::Fallback{
+      503, "Service Unavailable - Message Store Full",
+      static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(wait).count())};
+}
+
 
 }  // namespace
 
@@ -146,6 +204,8 @@ struct WakeAndWait::Parked {
   std::vector<Device> devices;
   std::string timeline;
   WakeLimits::Slot slot;  // its share of the parked bounds
+  std::optional<location::StoredMessage> message;  // MESSAGE with a store: what to keep
+  std::int64_t stored_id = 0;                      // kept in the store under this id
 };
 
 // A finished call whose VoIP-pushed devices never registered (CallKit grace window).
@@ -278,6 +338,21 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
     // Live contacts still get the request; with none, the caller learns which limit it hit.
     if (!r.targets.empty() || admitted.status == 0) return r;
     Resolution refused;
+    if (!invite && admitted.status == 480 && deps_.message_store != nullptr) {
+      // A MESSAGE over the push budget is kept without a push, for the next registrations.
+      location::StoredMessage m = storedMessage(request, *aor);
+      m.devices = std::move(device_keys);
+      std::int64_t stored_id = 0;
+      Proxy::Fallback answer = keepMessage(*deps_.message_store, std::move(m), config_.message_ttl,
+                                           config_.non_invite_timeout, wall, stored_id);
+      if (answer.code != 0) {
+        refused.outcome = Resolution::Outcome::kRefused;  // answered here: 202 or a full store
+        refused.status = answer.code;
+        refused.reason = std::move(answer.reason);
+        refused.retry_after_s = answer.retry_after_s;
+        return refused;
+      }
+    }
     refused.outcome = Resolution::Outcome::kRefused;
     refused.status = admitted.status;
     refused.reason = std::move(admitted.reason);
@@ -291,7 +366,9 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
   p->invite = invite;
   p->start = deps_.timers->now();
   p->deadline = p->start + (invite ? config_.ring_timeout : config_.non_invite_timeout);
-  p->event.kind = push::CallEventKind::kCall;
+  p->event.kind = invite ? push::CallEventKind::kCall : push::CallEventKind::kMessage;
+  if (!invite && config_.message_preview) p->event.preview = messagePreview(request);
+  if (!invite && deps_.message_store != nullptr) p->message = storedMessage(request, *aor);
   p->event.call_id = std::string(request.callId());
   p->event.callee_aor = *aor;
   p->event.call_uuid = push::deriveCallUuid(p->event.call_id, *aor, config_.uuid_salt);
@@ -452,7 +529,30 @@ void WakeAndWait::onRingTimeout(ContextId id) {
     d.retry_timer = 0;
   }
   scheduleCleanup(p);
-  if (proxy_ != nullptr) proxy_->noMoreBranches(id);  // may end the context
+  if (proxy_ == nullptr) return;
+  if (p.message) return storeMessageAndStop(p);  // may end the context
+  proxy_->noMoreBranches(id);                    // may end the context
+}
+
+void WakeAndWait::storeMessageAndStop(Parked& p) {
+  location::StoredMessage m = std::move(*p.message);
+  p.message.reset();
+  // Every push device of the user but those the request reached.
+  for (const location::PushRecord& r : deps_.push_store->lookupByAor(m.aor, deps_.wall_clock())) {
+    const bool forked = std::any_of(p.devices.begin(), p.devices.end(), [&](const Device& d) {
+      return d.state == Device::State::kForked && d.target.device_key == r.device_key;
+    });
+    if (!forked) m.devices.push_back(r.device_key);
+  }
+  const ContextId id = p.id;
+  if (m.devices.empty()) return proxy_->noMoreBranches(id);
+  Proxy::Fallback answer = keepMessage(*deps_.message_store, std::move(m), config_.message_ttl,
+                                       config_.non_invite_timeout, deps_.wall_clock(), p.stored_id);
+  if (timelineOn()) {
+    mark(p, p.stored_id != 0 ? "stored as message " + std::to_string(p.stored_id)
+                             : "not stored: " + std::to_string(answer.code));
+  }
+  proxy_->noMoreBranches(id, std::move(answer));  // may end the context
 }
 
 // Branches forked before the ring timeout may ring on (Timer C restarts with each provisional),
@@ -501,6 +601,7 @@ void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
   });
   if (dev == p.devices.end()) return;
   Device& d = *dev;
+  if (p.stored_id != 0) return;  // the store delivers it (MessageDelivery)
   if (d.state == Device::State::kForked) {
     duplicate_registers_.inc();  // once per device, never per REGISTER
     return;
@@ -583,6 +684,9 @@ void WakeAndWait::onContextEnded(ContextId id, const ContextEnd& end) {
   if (timelineOn())
     mark(*p, "final " + std::to_string(end.code) + (end.cancelled ? " (caller CANCEL)" : ""));
   if (p->invite) cancelPushes(*p, end);
+  if (p->stored_id != 0 && !end.answered_by.empty()) {
+    (void)deps_.message_store->remove(p->stored_id);  // a live branch took it after all
+  }
   SW_LOG_INFO("wake: call {} to {}:{}", p->event.call_id, p->event.callee_aor, p->timeline);
 
   // CallKit grace window for VoIP-pushed devices that did not register.

@@ -33,6 +33,14 @@
 // registered with an instance id, and always "d:<deviceKey>" (the push token hash), so a device
 // that re-registers without its instance id, or whose contact changed, still matches.
 //
+// MESSAGE: an alert push (event "message"). If no pushed device registered within the wait
+// (non_invite_timeout) and a MessageStore is configured, the MESSAGE is stored for the devices
+// that did not get it and the sender gets 202 Accepted unless a live branch answers 2xx (then
+// the stored copy is dropped); a full store answers 486 Busy Here - Message Store Full (the
+// user's bound) or 503 Service Unavailable - Message Store Full (the total bound, Retry-After).
+// A device registering after that gets it from the store, not from this request. A MESSAGE
+// whose every device is over its push budget is kept at once, without a push (202).
+//
 // Cancel pushes: when the call ends, every pushed device that did not answer gets a non-VoIP push
 // of the same call_uuid: "answered_elsewhere" (another branch sent 2xx), else "missed" (caller
 // CANCEL, ring timeout, every branch failed).
@@ -73,6 +81,7 @@
 #include "common/clock.h"
 #include "common/stats.h"
 #include "location/location_store.h"
+#include "location/message_store.h"
 #include "location/push_binding_store.h"
 #include "push/sender.h"
 #include "registrar/registrar.h"
@@ -97,6 +106,10 @@ struct WakeConfig {
   int parked_provisional = 180;         // to the caller of a parked INVITE: 180, 183 or 0 (none)
   std::string uuid_salt;                // push::deriveCallUuid salt (per deployment)
   RepushPolicy repush;                  // pushing again a device an accepted push did not wake
+  // A MESSAGE's push carries the start of its text/* body (CallEvent::preview).
+  bool message_preview = false;
+  // With a MessageStore: how long a MESSAGE kept for later delivery waits for its devices.
+  Duration message_ttl = std::chrono::hours(24 * 7);
 };
 
 // The waiting-devices registry. Thread: every method is thread-safe.
@@ -143,6 +156,9 @@ class WakeAndWait final : public TargetResolver {
     location::Executor post;         // runs a closure later on this loop; required
     TimerService* timers = nullptr;  // this loop's timers; required
     WallClock wall_clock;            // empty: system clock
+    // A MESSAGE whose pushed devices did not register within the wait is kept here and answered
+    // 202 (routing/message_delivery.h delivers it); nullptr: it gets 480.
+    location::MessageStore* message_store = nullptr;
   };
 
   // Thread: constructed anywhere, then used only on loop `deps.loop`. Attaches itself to the hub.
@@ -177,6 +193,9 @@ class WakeAndWait final : public TargetResolver {
   void scheduleRepush(Parked& p, std::size_t device, push::PushKind kind);
   void repush(ContextId id, std::size_t device, push::PushKind kind);
   void onRingTimeout(ContextId id);
+  // Keeps the parked MESSAGE for its devices and tells the proxy what the sender gets unless a
+  // branch sends 2xx (202, or the full store's answer). May end the context.
+  void storeMessageAndStop(Parked& p);
   void scheduleCleanup(Parked& p);
   void maybeStopWaiting(Parked& p);
   void cancelPushes(Parked& p, const ContextEnd& end);

@@ -819,6 +819,27 @@ void parsePush(const toml::table& t, Config& c, Checker& check) {
                    p.ring_timeout_s = static_cast<std::uint32_t>(*v);
                }},
               {"push_connected_devices", boolean(p.push_connected_devices)},
+              {"message_preview", boolean(p.message_preview)},
+              {"message_wait",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.integer(n, w, 1, 30))
+                   p.message_wait_s = static_cast<std::uint32_t>(*v);
+               }},
+              {"message_store_ttl",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.integer(n, w, 1, 30 * 86400))
+                   p.message_store_ttl_s = static_cast<std::uint32_t>(*v);
+               }},
+              {"message_store_per_user",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.integer(n, w, 1, 10000))
+                   p.message_store_per_user = static_cast<std::uint32_t>(*v);
+               }},
+              {"message_store_total",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.integer(n, w, 1, 10000000))
+                   p.message_store_total = static_cast<std::uint32_t>(*v);
+               }},
               {"parked_provisional",
                [&](const toml::node& n, const std::string& w) {
                  const auto* i = n.as_integer();

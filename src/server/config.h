@@ -170,6 +170,12 @@ struct PushSettings {
   std::uint32_t repush_interval_fcm_s = 5;
   std::uint32_t repush_interval_webpush_s = 5;
   std::uint32_t max_repushes = 2;
+  bool message_preview = false;           // the start of a MESSAGE's text in its push payload
+  std::uint32_t message_wait_s = 25;      // how long a MESSAGE waits for woken devices (< Timer F)
+  // MESSAGEs kept (202) for devices that did not wake in time: lifetime and bounds.
+  std::uint32_t message_store_ttl_s = 7 * 86400;
+  std::uint32_t message_store_per_user = 50;
+  std::uint32_t message_store_total = 100000;
   // Push flood protection (routing::WakeLimitsConfig): whose requests may push
   // ("anyone" | "authenticated" | "trusted"), token buckets of wake pushes (per minute, burst)
   // per device, per AOR and per device for strangers, and the parked-request bounds.

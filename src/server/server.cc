@@ -28,6 +28,7 @@
 #include "registrar/services.h"
 #include "routing/dns_resolver.h"
 #include "routing/edge.h"
+#include "routing/message_delivery.h"
 #include "routing/proxy.h"
 #include "routing/target_resolver.h"
 #include "routing/wake.h"
@@ -111,6 +112,8 @@ class ShutdownPushSender final : public push::PushSender {
 // the last of them, after the loops stopped.
 struct PushShared {
   std::unique_ptr<location::PushBindingStore> store;
+  std::unique_ptr<location::MessageStore> messages;     // MESSAGEs kept for sleeping devices
+  std::unique_ptr<routing::MessageDelivery> delivery;  // hands them out at registration
   ShutdownPushSender sender;
   transport::EventLoop* sender_loop = nullptr;  // where the real sender lives (if any)
   routing::WakeHub hub;
@@ -479,6 +482,25 @@ Status Server::start() {
     }
     push->store = std::move(*store);
     SW_LOG_INFO("store {}: {} push bindings", config_.store.path, *live);
+    location::MessageStoreLimits ml;
+    ml.max_per_aor = config_.push.message_store_per_user;
+    ml.max_total = config_.push.message_store_total;
+    auto messages = location::openSqliteMessageStore(config_.store.path, ml);
+    if (!messages) {
+      stop();
+      return messages.status();
+    }
+    auto kept = (*messages)->load();
+    if (!kept) {
+      stop();
+      return kept.status();
+    }
+    push->messages = std::move(*messages);
+    SW_LOG_INFO("store {}: {} stored messages", config_.store.path, *kept);
+    routing::MessageDelivery::Deps dd;
+    dd.store = push->messages.get();
+    dd.current_loop = [] { return transport::EventLoop::current()->index(); };
+    push->delivery = std::make_unique<routing::MessageDelivery>(std::move(dd));
   }
   // No [[push.app]]: push is off and the null sender stands in; otherwise the HTTP/2 sender is
   // created below, on a loop of the pool.
@@ -500,15 +522,20 @@ Status Server::start() {
   wc.repush.fcm_interval = seconds(config_.push.repush_interval_fcm_s);
   wc.repush.webpush_interval = seconds(config_.push.repush_interval_webpush_s);
   wc.repush.max_repushes = static_cast<int>(config_.push.max_repushes);
+  wc.non_invite_timeout = seconds(config_.push.message_wait_s);
+  wc.message_preview = config_.push.message_preview;
+  wc.message_ttl = seconds(config_.push.message_store_ttl_s);
   push->limits = std::make_unique<routing::WakeLimits>(wakeLimitsFrom(config_.push));
   maintenance_->add({"push sweep", seconds(config_.registrar.sweep_interval_s), [push] {
                        std::size_t n = push->store->sweepExpired(registrar::systemWallClock());
                        if (n > 0) SW_LOG_DEBUG("registrar: swept {} expired push bindings", n);
+                       push->delivery->sweepExpired();
                      }});
 
   loops_ = std::make_unique<transport::LoopPool>(config_.effectiveWorkers());
   push_ = push;
   push->observers.list.push_back(&push->hub);
+  push->observers.list.push_back(push->delivery.get());
   if (!config_.push.apps.empty()) {
     auto sender = push::Http2PushSender::create(pushAppConfigs(config_.push), loops_->at(0));
     if (!sender) {
@@ -557,6 +584,7 @@ Status Server::start() {
     pl->transactions = std::make_unique<transaction::TransactionLayer>(loops_->at(i).timers(),
                                                                        *transport_, *pl->core, lc);
     pl->core->attach(*pl->transactions);
+    push->delivery->attach(i, pl->transactions.get());
     transport::EventLoop* loop = &loops_->at(i);
     pl->registrar = std::make_unique<registrar::Registrar>(
         rc, *services_, *pl->transactions,
@@ -587,6 +615,7 @@ Status Server::start() {
     wd.loop = i;
     wd.post = [loop](std::function<void()> fn) { loop->post(std::move(fn)); };
     wd.timers = &loops_->at(i).timers();
+    wd.message_store = push->messages.get();
     pl->wake = std::make_unique<routing::WakeAndWait>(wc, std::move(wd));
     pd.targets = pl->wake.get();
     pd.authenticator = authenticator_.get();

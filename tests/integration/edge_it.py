@@ -606,7 +606,7 @@ def test_edge_relay_message_from_pbx(ctx):
                                                  content_type="text/plain"), timeout=15)
             check(r is not None, "no final response to the MESSAGE")
             it.expect_code(r, 200, "MESSAGE from bob at the PBX")
-            push = rig.watch.wait_push(tok)
+            push = rig.watch.wait_push(tok, event="message")
             check(wk.field(push["payload"], "call_id") == caller.call_id,
                   "push for another request: %r" % push)
             check(p.wait() == 0, "phone exit:\n" + p.log())

@@ -190,7 +190,7 @@ class Rig:
     """`algorithms`: [auth] algorithms (None or (): the default); `apns_id` / `fcm_id`: the
     [[push.app]] ids; `domains`: served domains (default the built-in ones); `aors`: more users
     as (user@domain, password); `extra_config`: more TOML after the push apps (e.g. [tls]);
-    `push_config`: more [push] keys."""
+    `push_config`: more [push] keys (TOML lines)."""
 
     def __init__(self, ctx, ring_timeout=15, users=("alice", "bob", "carol"),
                  algorithms=("MD5", "SHA-256"), apns_id=BUNDLE, fcm_id=PROJECT, domains=(),
@@ -213,8 +213,8 @@ class Rig:
                     "ca_file = \"%s\"\n\n"
                     "[[push.app]]\nprovider = \"fcm\"\nid = \"%s\"\nservice_account_file = \"%s\"\n"
                     "endpoint = \"https://127.0.0.1:%d\"\nca_file = \"%s\"\n"
-                    % (ring_timeout, push_config, apns_id, ph.TEAM_ID, ph.KEY_ID, ctx.work + "/apns.p8",
-                       self.fake.port, self.fake.ca, fcm_id, sa, self.fake.port, self.fake.ca))
+                    % (ring_timeout, push_config, apns_id, ph.TEAM_ID, ph.KEY_ID,
+                       ctx.work + "/apns.p8", self.fake.port, self.fake.ca, fcm_id, sa, self.fake.port, self.fake.ca))
             self.config = ph.server_config(ctx, algorithms, push + extra_config)
             for u in users:
                 it.add_user(ctx, "%s@127.0.0.1" % u, u + "-pw")

@@ -970,7 +970,16 @@ std::string webhookBodyError(const json& body) {
     }
     return "";
   };
-  if (auto e = checkObject(body, "", std::begin(kTop), std::end(kTop)); !e.empty()) return e;
+  // A message event may carry "preview" and "loc_key" (strings) on top of the common fields.
+  json top = body;
+  if (top.is_object() && top.value("event", json()) == "message") {
+    for (const char* optional : {"preview", "loc_key"}) {
+      if (!top.contains(optional)) continue;
+      if (!top[optional].is_string()) return std::string("wrong type of ") + optional;
+      top.erase(optional);
+    }
+  }
+  if (auto e = checkObject(top, "", std::begin(kTop), std::end(kTop)); !e.empty()) return e;
   static const Field kCaller[] = {{"uri", json::value_t::string},
                                   {"display_name", json::value_t::string}};
   if (auto e = checkObject(body["caller"], "caller.", std::begin(kCaller), std::end(kCaller));
@@ -988,8 +997,8 @@ std::string webhookBodyError(const json& body) {
       !e.empty())
     return e;
   if (body["version"] != 1) return "version must be 1";
-  static const std::set<std::string> kEvents{"call", "cancel", "missed", "answered_elsewhere",
-                                             "refresh"};
+  static const std::set<std::string> kEvents{"call",    "cancel",  "missed", "answered_elsewhere",
+                                             "refresh", "message"};
   const std::string event = body["event"];
   if (!kEvents.contains(event)) return "unknown event";
   const std::string call_id = body["call_id"];
@@ -1011,8 +1020,9 @@ std::string webhookBodyError(const json& body) {
   const std::string topic = body["app"]["apns_topic"];
   if (provider != "apns" && !topic.empty()) return "app.apns_topic set for a non-APNs device";
   if (provider == "apns" && topic.empty()) return "app.apns_topic missing for an APNs device";
-  if (event == "refresh" && provider == "apns" && (message.empty() || endsWith(topic, ".voip"))) {
-    return "refresh for an APNs device needs tokens.message and a non-VoIP app.apns_topic";
+  if ((event == "refresh" || event == "message") && provider == "apns" &&
+      (message.empty() || endsWith(topic, ".voip"))) {
+    return event + " for an APNs device needs tokens.message and a non-VoIP app.apns_topic";
   }
   const std::string key = body["device_key"];
   if (key.size() != provider.size() + 33 || key.compare(0, provider.size() + 1, provider + ":") ||

@@ -107,6 +107,48 @@ TEST(ApnsRequest, AlertCallUsesLinphoneLocKey) {
   EXPECT_EQ(alert["loc-args"], Json::array({"Alice \"Al\" <Smith>"}));
 }
 
+PushBinding linphoneMessageBinding() {
+  std::string p = ";pn-provider=apns;pn-param=ABCD123456.org.example.phone.remote&voip;pn-prid=" +
+                  hexToken('1') + ":remote&" + hexToken('2') +
+                  ":voip;pn-call-str=IC_MSG;pn-msg-str=IM_MSG;pn-msg-snd=msg.caf";
+  auto r = testing::parse(p);
+  EXPECT_TRUE(r.isOk());
+  return *r.value();
+}
+
+TEST(ApnsRequest, MessageAlertGoesToTheRemoteTokenWithPnMsgStr) {
+  PushBinding b = linphoneMessageBinding();
+  EXPECT_EQ(defaultPushType(b, CallEventKind::kMessage), PushType::kAlert);
+  RequestOptions o;
+  o.type = defaultPushType(b, CallEventKind::kMessage);
+  Result<PushRequest> r = buildRequest(b, callEvent(CallEventKind::kMessage), o);
+  ASSERT_TRUE(r.isOk());
+  EXPECT_EQ(r->path, "/3/device/" + hexToken('1'));  // the remote token, never the VoIP one
+  EXPECT_EQ(r->header("apns-push-type"), "alert");
+  EXPECT_EQ(r->header("apns-topic"), "org.example.phone");
+  Json body = Json::parse(r->body);
+  EXPECT_EQ(body["event"], "message");
+  EXPECT_FALSE(body.contains("preview"));
+  EXPECT_EQ(body["aps"]["alert"]["title"], "Message");
+  EXPECT_EQ(body["aps"]["alert"]["body"], "Alice \"Al\" <Smith>");
+  EXPECT_EQ(body["aps"]["alert"]["loc-key"], "IM_MSG");
+  EXPECT_EQ(body["aps"]["alert"]["loc-args"], Json::array({"Alice \"Al\" <Smith>"}));
+  EXPECT_EQ(body["aps"]["sound"], "msg.caf");
+}
+
+TEST(ApnsRequest, MessagePreviewInPayloadAndAlertBody) {
+  CallEvent ev = callEvent(CallEventKind::kMessage);
+  ev.preview = std::string(200, 'x');
+  RequestOptions o;
+  o.type = PushType::kAlert;
+  Result<PushRequest> r = buildRequest(linphoneMessageBinding(), ev, o);
+  ASSERT_TRUE(r.isOk());
+  Json body = Json::parse(r->body);
+  EXPECT_EQ(body["preview"], std::string(kMaxPreviewBytes, 'x'));
+  EXPECT_EQ(body["aps"]["alert"]["body"],
+            "Alice \"Al\" <Smith>: " + std::string(kMaxPreviewBytes, 'x'));
+}
+
 TEST(ApnsRequest, BackgroundCancelUsesPriority5) {
   RequestOptions o;
   o.type = PushType::kBackground;

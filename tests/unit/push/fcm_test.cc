@@ -65,6 +65,26 @@ TEST(FcmRequest, DataOnlyHighPriority) {
   EXPECT_EQ(m["data"]["call_uuid"], callEvent().call_uuid);
 }
 
+TEST(FcmRequest, MessageCarriesEventPreviewAndPnMsgStr) {
+  auto b = testing::parse(";pn-provider=fcm;pn-param=demo-project;pn-prid=" + std::string(kToken) +
+                          ";pn-msg-str=IM_MSG");
+  ASSERT_TRUE(b.isOk());
+  CallEvent ev = callEvent();
+  ev.kind = CallEventKind::kMessage;
+  ev.preview = "hello";
+  RequestOptions o;
+  o.access_token = "ya29.token";
+  Result<PushRequest> r = buildRequest(*b.value(), ev, o);
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  Json data = Json::parse(r->body)["message"]["data"];
+  EXPECT_EQ(data["event"], "message");
+  EXPECT_EQ(data["caller_uri"], "sip:alice@example.com");
+  EXPECT_EQ(data["preview"], "hello");
+  EXPECT_EQ(data["loc_key"], "IM_MSG");
+  EXPECT_FALSE(Json::parse(buildRequest(binding(), callEvent(), o)->body)["message"]["data"]
+                   .contains("loc_key"));  // calls: no message loc-key
+}
+
 TEST(FcmRequest, RefreshIsDataOnlyHighPriorityWithShortTtl) {
   RequestOptions o;
   o.access_token = "ya29.token";

@@ -53,6 +53,7 @@ TEST(Payload, EventNames) {
   EXPECT_EQ(callEventName(CallEventKind::kMissed), "missed");
   EXPECT_EQ(callEventName(CallEventKind::kAnsweredElsewhere), "answered_elsewhere");
   EXPECT_EQ(callEventName(CallEventKind::kRefresh), "refresh");
+  EXPECT_EQ(callEventName(CallEventKind::kMessage), "message");
   EXPECT_EQ(pushKindName(PushKind::kRefresh), "refresh");
 }
 
@@ -125,6 +126,12 @@ TEST(Webhook, RefreshGoesToTheBundleTopicWithNoCall) {
   EXPECT_EQ(body["tokens"]["message"], testing::hexToken('1'));
   ev.kind = CallEventKind::kCall;  // the same device's call goes to the VoIP topic
   EXPECT_EQ(Json::parse(webhook::buildBody(b, ev))["app"]["apns_topic"], "com.example.phone.voip");
+  ev.kind = CallEventKind::kMessage;  // a message is an alert: the bundle id, never VoIP
+  Json message = Json::parse(webhook::buildBody(b, ev));
+  EXPECT_EQ(message["event"], "message");
+  EXPECT_EQ(message["app"]["apns_topic"], "com.example.phone");
+  EXPECT_FALSE(message.contains("preview"));
+  EXPECT_FALSE(message.contains("loc_key"));
 }
 
 TEST(Webhook, StatusActions) {

@@ -84,6 +84,7 @@ class WakeTest : public ProxyTest {
     deps.post = [this](std::function<void()> fn) { queue_.push_back(std::move(fn)); };
     deps.timers = &timers_;
     deps.wall_clock = [] { return kNow; };
+    deps.message_store = message_store_;
     wake_ = std::make_unique<WakeAndWait>(std::move(config), std::move(deps));
     build({}, wake_.get(), authenticator, trusted);
     wake_->setProxy(proxy_.get());
@@ -216,6 +217,7 @@ class WakeTest : public ProxyTest {
   WakeHub hub_;
   std::deque<std::function<void()>> queue_;
   std::unique_ptr<WakeLimits> limits_;  // before wake_: its slots go with the parked calls
+  location::MessageStore* message_store_ = nullptr;  // given to the next configure()
   std::unique_ptr<WakeAndWait> wake_;
   std::uint32_t reg_cseq_ = 0;
 };
@@ -750,6 +752,95 @@ TEST_F(WakeRepushTest, RefusedRepushHonoursRetryAfterAndKeepsWaitingForTheDevice
   EXPECT_EQ(requestsTo(bob_.address, "INVITE").size(), 1u);
   runUntil(seconds(29));
   EXPECT_EQ(sender_.count(push::PushKind::kCall), 2u);
+}
+
+// A MESSAGE with a text body, as `request` builds it.
+std::string withTextBody(std::string message, const std::string& body) {
+  const std::string empty = "Content-Length: 0\r\n\r\n";
+  message.replace(message.find(empty), empty.size(),
+                  "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+                      "\r\n\r\n" + body);
+  return message;
+}
+
+TEST_F(WakeTest, MessagePushCarriesTheMessageEventAndNoPreviewByDefault) {
+  sleeping(device('a', bob_));
+  deliver(withTextBody(request("MESSAGE", "sip:bob@example.com"), "secret text"), alice_);
+  drain();
+  ASSERT_EQ(sender_.pushes.size(), 1u);
+  EXPECT_EQ(sender_.pushes[0].event.kind, push::CallEventKind::kMessage);
+  EXPECT_EQ(sender_.pushes[0].event.caller_uri, "sip:alice@example.com");
+  EXPECT_EQ(sender_.pushes[0].event.preview, "");
+}
+
+TEST_F(WakeTest, MessagePreviewWhenTheOperatorAllowsIt) {
+  WakeConfig c;
+  c.message_preview = true;
+  configure(c);
+  sleeping(device('a', bob_));
+  deliver(withTextBody(request("MESSAGE", "sip:bob@example.com"), "see you at 8"), alice_);
+  drain();
+  ASSERT_EQ(sender_.pushes.size(), 1u);
+  EXPECT_EQ(sender_.pushes[0].event.preview, "see you at 8");
+}
+
+TEST_F(WakeTest, MessageNobodyTakesIsStoredAndAnswered202ThenTheUsersBoundAnswers486) {
+  auto store = location::makeMemoryMessageStore({1, 10});
+  message_store_ = store.get();
+  configure({});
+  Device d = device('a', bob_);
+  sleeping(d);
+  deliver(withTextBody(request("MESSAGE", "sip:bob@example.com"), "first"), alice_);
+  drain();
+  timers_.advance(seconds(25));  // the MESSAGE wait (non_invite_timeout)
+  drain();
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{202}));
+  std::vector<location::StoredMessage> kept = store->pendingFor(d.binding.deviceKey(), kNow);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].body, "first");
+  EXPECT_EQ(kept[0].content_type, "text/plain");
+  EXPECT_EQ(kept[0].from, "<sip:alice@example.com>;tag=fa");
+  EXPECT_EQ(kept[0].call_id, "call-1");
+  EXPECT_GT(kept[0].expires_at, kNow + seconds(3600));
+
+  deliver(withTextBody(request("MESSAGE", "sip:bob@example.com", "", alice_, "call-2", 1, "",
+                               "z9hG4bKa2"),
+                       "second"),
+          alice_);
+  drain();
+  timers_.advance(seconds(25));
+  drain();
+  ASSERT_EQ(sentTo(alice_.address).size(), 2u);
+  EXPECT_EQ(sentTo(alice_.address).back().statusCode(), 486);
+  EXPECT_EQ(sentTo(alice_.address).back().reasonPhrase(), "Busy Here - Message Store Full");
+  EXPECT_EQ(store->size(), 1u);
+  wakes(d);  // the store delivers it (MessageDelivery), not these requests
+  EXPECT_TRUE(requestsTo(bob_.address, "MESSAGE").empty());
+  message_store_ = nullptr;
+}
+
+TEST_F(WakeTest, MessageOverThePushBudgetIsKeptAtOnceWithoutAPush) {
+  auto store = location::makeMemoryMessageStore({});
+  message_store_ = store.get();
+  WakeLimitsConfig limits;
+  limits.device = {1, 1};
+  configure({}, limits);
+  Device d = device('a', bob_);
+  sleeping(d);
+  deliver(withTextBody(request("MESSAGE", "sip:bob@example.com"), "pushed"), alice_);
+  drain();
+  ASSERT_EQ(sender_.pushes.size(), 1u);
+  deliver(withTextBody(request("MESSAGE", "sip:bob@example.com", "", alice_, "call-2", 1, "",
+                               "z9hG4bKa2"),
+                       "over budget"),
+          alice_);
+  drain();
+  EXPECT_EQ(sender_.pushes.size(), 1u);  // no second push
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{202}));
+  std::vector<location::StoredMessage> kept = store->pendingFor(d.binding.deviceKey(), kNow);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].body, "over budget");
+  message_store_ = nullptr;
 }
 
 TEST_F(WakeTest, NoPushBindingMeansPlain480) {
