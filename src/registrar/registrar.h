@@ -37,8 +37,8 @@
 
 #include "common/stats.h"
 #include "location/location_store.h"
-#include "location/push_binding_store.h"
 #include "location/purr_store.h"
+#include "location/push_binding_store.h"
 #include "push/push_params.h"
 #include "registrar/services.h"
 #include "transaction/transaction_layer.h"

@@ -144,6 +144,20 @@ bool hasContactPurr(const sip::Message& m) {
   return false;
 }
 
+// RFC 8599 §6: a device woken for a mid-dialog request answers from a new connection and gives
+// its new Contact (a target refresh), while the dialog's Record-Route flow token still names the
+// first connection. With `pn-purr` in the Request-URI the token's flow is used only while the
+// Request-URI still names the token's address; otherwise the Request-URI is the way.
+std::optional<transport::SendTarget> unlessPurrTargetMoved(
+    std::optional<transport::SendTarget> flow, const sip::Uri& request_uri) {
+  if (!flow || request_uri.param("pn-purr") == nullptr) return flow;
+  auto literal = literalTarget(request_uri);
+  if (!literal || (literal->remote == flow->remote && literal->protocol == flow->protocol)) {
+    return flow;
+  }
+  return std::nullopt;
+}
+
 // Event packages whose state lives on a server for the user's AOR (presence server, voicemail,
 // registrar event server), not on the user's devices. sipwake serves none of them, and PUBLISH
 // (RFC 3903) always goes to such a server.
@@ -1341,7 +1355,7 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
       resolution = std::move(*woken);
     } else {
       Target t;  // Request-URI unchanged
-      if (!has_routes) t.flow = tokenFlow(route_info, received);
+      if (!has_routes) t.flow = unlessPurrTargetMoved(tokenFlow(route_info, received), target_uri);
       resolution.targets.push_back(std::move(t));
     }
   }
@@ -1483,7 +1497,7 @@ void Proxy::onAck(transport::ReceivedMessage&& received) {
   }
   std::optional<transport::SendTarget> hop;
   if (ack.find(sip::HeaderId::kRoute) == nullptr) {
-    hop = tokenFlow(info, received);
+    hop = unlessPurrTargetMoved(tokenFlow(info, received), ack.requestUri());
     if (!hop && isLocalDomainUri(ack.requestUri())) {
       // An ACK for one of our users outside any transaction and without a Route set: nothing
       // of ours is waiting for it.

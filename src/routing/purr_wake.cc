@@ -45,9 +45,10 @@ std::optional<Resolution> WakeAndWait::resolveMidDialog(ContextId context,
     return std::nullopt;
   }
   counter("wake.purr_wakes").inc();
-  Resolution none;  // nothing to fork to until it registers
-  Resolution r = park(context, request, origin, record->aor, {*std::move(record)},
-                      std::move(none), true);
+  const std::string aor = record->aor;
+  std::vector<location::PushRecord> records;
+  records.push_back(*std::move(record));
+  Resolution r = park(context, request, origin, aor, std::move(records), Resolution{}, true);
   if (r.outcome == Resolution::Outcome::kTargets && !r.more_may_come && r.targets.empty()) {
     // Not parked (its push binding unreadable): nothing can reach it.
     r.outcome = Resolution::Outcome::kRefused;

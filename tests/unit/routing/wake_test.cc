@@ -692,7 +692,10 @@ TEST_F(PurrWakeTest, ReInviteToASleepingDeviceWakesItAndGoesToItsNewBinding) {
   const std::size_t before = sentTo(alice_.address).size();
   reInvite(purr);
   EXPECT_EQ(sender_.count(push::PushKind::kCall), call_pushes + 1);
-  EXPECT_EQ(sender_.pushes.back().event.call_id, "call-1");  // the call it already has
+  // The call it already has: same Call-ID and call_uuid.
+  EXPECT_EQ(sender_.pushes.back().event.call_id, "call-1");
+  EXPECT_EQ(sender_.pushes.back().event.callee_aor, "sip:bob@example.com");
+  EXPECT_EQ(sender_.pushes.back().event.call_uuid, sender_.pushes.front().event.call_uuid);
   // Held: only 100 Trying to alice (no 180 inside a dialog), nothing to bob yet.
   std::vector<int> codes;
   for (std::size_t i = before; i < sentTo(alice_.address).size(); ++i) {
