@@ -45,6 +45,10 @@
 // limit and no live contact, the caller gets the limit's answer (480 push budget, 503 parked
 // bound, with Retry-After). The missed-call / cancel push goes once per device per call.
 //
+// Mid-dialog wake (RFC 8599 §6, resolveMidDialog in routing/purr_wake.cc): a request in a dialog
+// whose Request-URI carries the PURR of a sleeping device parks the same way, for that one
+// device, with no provisional; docs/push.md tells the push kinds and answers.
+//
 // CallKit rule for late registrations: an iOS device woken by a VoIP push must report the call to
 // CallKit and will then register. If it registers after its call ended (within
 // `late_register_grace`), it is sent the cancel push again, now that its app runs, so it ends the
