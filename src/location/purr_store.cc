@@ -48,8 +48,7 @@ CREATE INDEX IF NOT EXISTS push_purrs_by_device ON push_purrs (device_key);
 // Memory index with optional SQLite write-through (db_ null: memory only). One mutex.
 class PurrStoreImpl final : public PurrStore {
  public:
-  PurrStoreImpl(PurrPolicy policy, sqlite::DbHandle db)
-      : policy_(policy), db_(std::move(db)) {}
+  PurrStoreImpl(PurrPolicy policy, sqlite::DbHandle db) : policy_(policy), db_(std::move(db)) {}
 
   Result<std::size_t> load(SysSeconds now) override {
     std::lock_guard lock(mu_);
@@ -246,8 +245,7 @@ std::unique_ptr<PurrStore> makeMemoryPurrStore(PurrPolicy policy) {
   return std::make_unique<PurrStoreImpl>(policy, sqlite::DbHandle{});
 }
 
-Result<std::unique_ptr<PurrStore>> openSqlitePurrStore(const std::string& path,
-                                                       PurrPolicy policy) {
+Result<std::unique_ptr<PurrStore>> openSqlitePurrStore(const std::string& path, PurrPolicy policy) {
   auto db = sqlite::openDatabase(path, sqlite::OpenOptions{});
   if (!db) return db.status();
   sqlite3_wal_autocheckpoint(db->get(), 20000);  // as the push binding store: see there

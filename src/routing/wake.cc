@@ -340,7 +340,7 @@ Resolution WakeAndWait::park(ContextId context, const sip::Message& request,
   // RFC 8599 §6, mid-dialog: a re-INVITE is the device's call (the VoIP push reports that call,
   // same call_uuid); any other request wakes the app with a refresh push (never VoIP), after
   // which it registers and gets the request.
-  const push::PushKind kind = invite        ? push::PushKind::kCall
+  const push::PushKind kind = invite       ? push::PushKind::kCall
                               : mid_dialog ? push::PushKind::kRefresh
                                            : push::PushKind::kMessage;
   for (std::size_t i : to_push) sendPush(context, i, kind);

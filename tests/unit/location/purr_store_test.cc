@@ -74,8 +74,8 @@ TEST_P(PurrStoreTest, RotatesOnScheduleAndKeepsOldValuesValid) {
 TEST_P(PurrStoreTest, ValidWhileUsedWithinKeepThenForgotten) {
   ASSERT_NE(store_, nullptr);
   const std::string p = issue(*store_, "dev", kNow);
-  EXPECT_TRUE(store_->use(p, kNow + 20h).has_value());       // used: kept 24 h from here
-  EXPECT_TRUE(store_->use(p, kNow + 43h).has_value());       // still within 24 h of its use
+  EXPECT_TRUE(store_->use(p, kNow + 20h).has_value());         // used: kept 24 h from here
+  EXPECT_TRUE(store_->use(p, kNow + 43h).has_value());         // still within 24 h of its use
   EXPECT_FALSE(store_->use(p, kNow + 43h + 24h).has_value());  // unused for a day: gone
   const std::string q = issue(*store_, "dev2", kNow);
   EXPECT_EQ(store_->sweep(kNow + 25h), 1u);  // `q`, never used

@@ -760,9 +760,8 @@ TEST_F(PurrWakeTest, PurrStaysInTheContactOfARecordRoutedDialogOtherPushParamsGo
   wakes(d);
   invite();
   answer(bob_, "INVITE", 200, "OK", "bt",
-         "Contact: <sip:bob@" + bob_.address.toString() +
-             ";pn-provider=apns;pn-prid=" + std::string(64, 'a') + ";pn-purr=" +
-             std::string(32, 'c') + ">");
+         "Contact: <sip:bob@" + bob_.address.toString() + ";pn-provider=apns;pn-prid=" +
+             std::string(64, 'a') + ";pn-purr=" + std::string(32, 'c') + ">");
   auto to_alice = sentTo(alice_.address);
   const sip::Message& ok = to_alice.back();
   ASSERT_EQ(ok.statusCode(), 200);
