@@ -659,7 +659,17 @@ void Registrar::answerOk(transaction::ServerTransaction& tx, const Pending& p,
     std::optional<std::uint32_t> pnsreg;
     // Ask for a refresh half-way through the binding (RFC 8599 §4.1.1: the value must be > 120).
     if (op.binding.has_pnsreg) pnsreg = std::max<std::uint32_t>(121, op.expires / 2);
-    response.appendHeader("Feature-Caps", push::featureCapsValue(op.binding, pnsreg));
+    std::string caps = push::featureCapsValue(op.binding, pnsreg);
+    if (purrs_ != nullptr) {
+      // RFC 8599 §6 / RFC 6809: a string value, quoted. A store failure costs only the PURR.
+      auto purr = purrs_->issue(op.record.device_key, op.record.aor, p.now);
+      if (purr) {
+        caps.append(";+sip.pnspurr=\"").append(*purr).append("\"");
+      } else {
+        SW_LOG_WARN("registrar: no PURR for {}: {}", p.aor, purr.status().message());
+      }
+    }
+    response.appendHeader("Feature-Caps", std::move(caps));
   }
   response.appendHeader("Supported", std::string(kSupported));
   send(tx, std::move(response));

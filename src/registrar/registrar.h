@@ -37,6 +37,7 @@
 
 #include "common/stats.h"
 #include "location/location_store.h"
+#include "location/purr_store.h"
 #include "location/push_binding_store.h"
 #include "push/push_params.h"
 #include "registrar/services.h"
@@ -137,6 +138,11 @@ class Registrar {
   // a device registers without push params) before the 200 OK, which carries Feature-Caps.
   void setPushCapture(PushCaptureConfig config, location::PushBindingStore* store);
 
+  // RFC 8599 §6: with a PURR store, the Feature-Caps of each provider in the 200 OK to a push
+  // REGISTER also carries `+sip.pnspurr="<PURR>"` for the first device of that provider in the
+  // REGISTER (PurrStore::issue). nullptr: none. Must outlive the registrar.
+  void setPurrs(location::PurrStore* purrs) { purrs_ = purrs; }
+
   // Edge relay mode; nullptr: none. Must outlive the registrar.
   void setRelay(RegisterRelay* relay) { relay_ = relay; }
 
@@ -185,6 +191,7 @@ class Registrar {
   Counters stats_;
   PushCaptureConfig push_;
   location::PushBindingStore* push_store_ = nullptr;
+  location::PurrStore* purrs_ = nullptr;
   Counter& push_bindings_written_;
   Counter& push_bindings_removed_;
   Counter& push_rejected_;

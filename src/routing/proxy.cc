@@ -9,6 +9,7 @@
 #include "auth/sip_credentials.h"
 #include "common/log.h"
 #include "push/push_params.h"
+#include "sip/headers.h"
 #include "registrar/services.h"
 #include "transport/event_loop.h"
 #include "transport/response_routing.h"
@@ -102,18 +103,59 @@ std::string angleUri(std::string_view uri) {
 // Contact of a message we forward, URI and header parameters alike: a device's push token is for
 // the registrar and its push service, never for the other party of a dialog (docs/push.md).
 // True if anything was removed.
-bool stripPushContactParams(sip::Message& m) {
+bool isPurrParam(std::string_view name) {
+  constexpr std::string_view kPurr = "pn-purr";
+  if (name.size() != kPurr.size()) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+    if (c != kPurr[i]) return false;
+  }
+  return true;
+}
+
+bool isPushParamButPurr(std::string_view name) {
+  return push::isPushParamName(name) && !isPurrParam(name);
+}
+
+// The push params of the Contact header values go (tokens never leave sipwake). With `keep_purr`
+// `pn-purr` stays (RFC 8599 §6): only in a dialog sipwake record-routes, whose mid-dialog
+// requests come back through sipwake.
+bool stripPushContactParams(sip::Message& m, bool keep_purr = false) {
   if (m.find(sip::HeaderId::kContact) == nullptr) return false;
   std::vector<std::string_view> values = m.values(sip::HeaderId::kContact);
   std::vector<std::string> stripped;
   stripped.reserve(values.size());
   bool changed = false;
   for (std::string_view v : values) {
-    stripped.push_back(sip::eraseNameAddrParams(v, push::isPushParamName));
+    stripped.push_back(
+        sip::eraseNameAddrParams(v, keep_purr ? isPushParamButPurr : push::isPushParamName));
     changed = changed || stripped.back().size() != v.size();
   }
   if (changed) m.setHeader(sip::HeaderId::kContact, joinRoutes(stripped));
   return changed;
+}
+
+bool hasContactPurr(const sip::Message& m) {
+  if (m.find(sip::HeaderId::kContact) == nullptr) return false;
+  for (std::string_view v : m.values(sip::HeaderId::kContact)) {
+    if (sip::eraseNameAddrParams(v, isPurrParam).size() != v.size()) return true;
+  }
+  return false;
+}
+
+// RFC 8599 §6: a device woken for a mid-dialog request answers from a new connection and gives
+// its new Contact (a target refresh), while the dialog's Record-Route flow token still names the
+// first connection. With `pn-purr` in the Request-URI the token's flow is used only while the
+// Request-URI still names the token's address; otherwise the Request-URI is the way.
+std::optional<transport::SendTarget> unlessPurrTargetMoved(
+    std::optional<transport::SendTarget> flow, const sip::Uri& request_uri) {
+  if (!flow || request_uri.param("pn-purr") == nullptr) return flow;
+  auto literal = literalTarget(request_uri);
+  if (!literal || (literal->remote == flow->remote && literal->protocol == flow->protocol)) {
+    return flow;
+  }
+  return std::nullopt;
 }
 
 // Event packages whose state lives on a server for the user's AOR (presence server, voicemail,
@@ -157,6 +199,9 @@ class ProxyContext final : public transaction::ServerTransactionUser,
         loop_hash_(std::move(loop_hash)),
         record_route_(record_route),
         use_outbound_(use_outbound) {}
+
+  // Whether `pn-purr` may stay in the Contact of the responses (the dialog runs through us).
+  void setKeepPurr(bool keep) { keep_purr_ = keep; }
 
   ~ProxyContext() override {
     TimerService& timers = proxy_.deps_.layer->timers();
@@ -714,7 +759,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
 
   void respond(sip::Message&& response) {
     if (server_ == nullptr) return;
-    if (stripPushContactParams(response)) proxy_.stats_.push_params_stripped.inc();
+    if (stripPushContactParams(response, keep_purr_)) proxy_.stats_.push_params_stripped.inc();
     int code = response.statusCode();
     if (Status s = server_->respond(std::move(response)); !s) {
       SW_LOG_DEBUG("proxy: context {}: {} not forwarded: {}", id_, code, s.toString());
@@ -751,6 +796,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
   std::string loop_hash_;
   const bool record_route_;
   const bool use_outbound_;
+  bool keep_purr_ = false;
   std::vector<std::unique_ptr<Branch>> branches_;
   std::size_t live_clients_ = 0;
   std::size_t resolving_ = 0;
@@ -1166,7 +1212,12 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
       return;
     }
   }
-  if (stripPushContactParams(request)) stats_.push_params_stripped.inc();
+  // RFC 8599 §6: a dialog whose Contact carries a PURR is record-routed, so its mid-dialog
+  // requests (which may need a push) come through us; an in-dialog request that came along our
+  // Record-Route is in such a dialog.
+  const bool contact_purr = hasContactPurr(request);
+  const bool dialog_through_us = in_dialog ? route_info.popped_self : contact_purr;
+  if (stripPushContactParams(request, dialog_through_us)) stats_.push_params_stripped.inc();
 
   // §16.3 step 6 (proxy authorization): requests of our users that start something new.
   const bool trusted_peer =
@@ -1245,6 +1296,14 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
   const sip::Uri& target_uri = request.requestUri();
   const bool has_routes = request.find(sip::HeaderId::kRoute) != nullptr;
   const bool local = !has_routes && isLocalDomainUri(target_uri);
+  auto origin = [&] {
+    RequestOrigin o;
+    o.trust = trusted_peer ? RequestOrigin::Trust::kTrusted
+              : authorized ? RequestOrigin::Trust::kAuthenticated
+                           : RequestOrigin::Trust::kStranger;
+    o.source_ip = received.remote.ip();
+    return o;
+  };
   Resolution resolution;
   if (relay_upstream) {
     Target upstream;  // Request-URI unchanged, Route to the upstream
@@ -1263,12 +1322,7 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
         return;
       }
     }
-    RequestOrigin origin;
-    origin.trust = trusted_peer ? RequestOrigin::Trust::kTrusted
-                   : authorized ? RequestOrigin::Trust::kAuthenticated
-                                : RequestOrigin::Trust::kStranger;
-    origin.source_ip = received.remote.ip();
-    resolution = deps_.targets->resolveRequest(id, request, origin);
+    resolution = deps_.targets->resolveRequest(id, request, origin());
     if (resolution.outcome == Resolution::Outcome::kRefused) {  // counted by the resolver
       if (resolution.retry_after_s != 0) {
         respondError(tx, request, resolution.status, resolution.reason,
@@ -1302,9 +1356,23 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
       respondError(tx, request, 403, "Relaying Denied");
       return;
     }
-    Target t;  // Request-URI unchanged
-    if (!has_routes) t.flow = tokenFlow(route_info, received);
-    resolution.targets.push_back(std::move(t));
+    // RFC 8599 §6: along our Record-Route to a device's PURR: it may have to be woken first.
+    std::optional<Resolution> woken;
+    if (in_dialog && route_info.popped_self && !has_routes &&
+        target_uri.param("pn-purr") != nullptr) {
+      woken = deps_.targets->resolveMidDialog(id, request, origin());
+    }
+    if (woken && woken->outcome == Resolution::Outcome::kRefused) {  // counted by the resolver
+      respondError(tx, request, woken->status, woken->reason);
+      return;
+    }
+    if (woken) {
+      resolution = std::move(*woken);
+    } else {
+      Target t;  // Request-URI unchanged
+      if (!has_routes) t.flow = unlessPurrTargetMoved(tokenFlow(route_info, received), target_uri);
+      resolution.targets.push_back(std::move(t));
+    }
   }
 
   // §16.6 step 3 (done once for every branch).
@@ -1333,12 +1401,14 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
       arrival.upstream = up;
     }
   }
-  const bool record_route = config_.record_route == RecordRouteMode::kAlways && !in_dialog &&
-                            request.method() != sip::Method::kRegister;
+  const bool record_route =
+      (config_.record_route == RecordRouteMode::kAlways || contact_purr) && !in_dialog &&
+      request.method() != sip::Method::kRegister;
   const bool use_outbound = !local && !in_dialog && !has_routes;
   auto owned = std::make_unique<ProxyContext>(*this, id, tx, std::move(request), std::move(arrival),
                                               std::move(hash), record_route, use_outbound);
   ProxyContext* ctx = owned.get();
+  ctx->setKeepPurr(in_dialog ? route_info.popped_self : record_route);
   contexts_.emplace(id, std::move(owned));
   tx.setUser(ctx);
   tx.setUserData(id);
@@ -1442,7 +1512,7 @@ void Proxy::onAck(transport::ReceivedMessage&& received) {
   }
   std::optional<transport::SendTarget> hop;
   if (ack.find(sip::HeaderId::kRoute) == nullptr) {
-    hop = tokenFlow(info, received);
+    hop = unlessPurrTargetMoved(tokenFlow(info, received), ack.requestUri());
     if (!hop && isLocalDomainUri(ack.requestUri())) {
       // An ACK for one of our users outside any transaction and without a Route set: nothing
       // of ours is waiting for it.

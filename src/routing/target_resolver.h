@@ -88,6 +88,14 @@ class TargetResolver {
                                     const RequestOrigin& /*origin*/) {
     return resolve(context, request.requestUri());
   }
+  // A mid-dialog request (To-tag) that came along our Record-Route with no Route left and whose
+  // Request-URI carries `pn-purr` (RFC 8599 §6). nullopt: forwarded as usual, to its
+  // Request-URI; kRefused: answered so; kTargets: forked like resolveRequest's answer.
+  virtual std::optional<Resolution> resolveMidDialog(ContextId /*context*/,
+                                                     const sip::Message& /*request*/,
+                                                     const RequestOrigin& /*origin*/) {
+    return std::nullopt;
+  }
   // Called once, on the proxy's loop, when a context resolved with more_may_come has chosen its
   // final response, was CANCELled by the caller (code 487, before the branches answered), or lost
   // its upstream (code 0). No proxy call may be made for `context` from inside it or afterwards.

@@ -289,7 +289,29 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
   const location::SysSeconds wall = deps_.wall_clock();
   std::vector<location::PushRecord> records = deps_.push_store->lookupByAor(*aor, wall);
   if (records.empty()) return r;
+  return park(context, request, origin, *aor, std::move(records), std::move(r), false);
+}
 
+std::vector<std::string> WakeAndWait::liveKeysOf(const location::PushRecord& rec,
+                                                 const std::vector<Target>& targets) {
+  const std::string instance =
+      rec.identity.starts_with("i:") ? rec.identity.substr(2) : std::string();
+  std::vector<std::string> out;
+  for (const Target& t : targets) {
+    if (t.binding_key == rec.binding_key ||
+        (!instance.empty() && t.binding_key.starts_with("i:" + instance + "\n"))) {
+      out.push_back(t.binding_key);
+    }
+  }
+  return out;
+}
+
+Resolution WakeAndWait::park(ContextId context, const sip::Message& request,
+                             const RequestOrigin& origin, const std::string& aor_text,
+                             std::vector<location::PushRecord> records, Resolution r,
+                             bool mid_dialog) {
+  const std::string* aor = &aor_text;
+  const bool invite = request.method() == sip::Method::kInvite;
   auto p = std::make_unique<Parked>();
   for (location::PushRecord& rec : records) {
     auto pb = push::deserialize(rec.push);
@@ -300,12 +322,7 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
     const std::string instance =
         rec.identity.starts_with("i:") ? rec.identity.substr(2) : std::string();
     Device d;
-    for (const Target& t : r.targets) {
-      if (t.binding_key == rec.binding_key ||
-          (!instance.empty() && t.binding_key.starts_with("i:" + instance + "\n"))) {
-        d.live_keys.push_back(t.binding_key);
-      }
-    }
+    d.live_keys = liveKeysOf(rec, r.targets);
     if (!d.live_keys.empty() && !config_.push_connected_devices) continue;
     d.target.binding = std::move(*pb);
     d.target.aor = *aor;
@@ -319,6 +336,14 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
   WakeLimits::Request ask;
   ask.aor = *aor;
   ask.call_id = request.callId();
+  // Mid-dialog: every request of the dialog has the Call-ID of the call that may have pushed the
+  // device already; one push per device per transaction of the dialog instead.
+  std::string transaction_key;
+  if (mid_dialog) {
+    transaction_key = std::string(request.callId()) + "\ncseq ";
+    if (const auto& cseq = request.cseq()) transaction_key += std::to_string(cseq->number);
+    ask.call_id = transaction_key;
+  }
   ask.trust = origin.trust;
   ask.source_ip = origin.source_ip;
   ask.now = deps_.timers->now();
@@ -338,13 +363,14 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
     // Live contacts still get the request; with none, the caller learns which limit it hit.
     if (!r.targets.empty() || admitted.status == 0) return r;
     Resolution refused;
-    if (!invite && admitted.status == 480 && deps_.message_store != nullptr) {
+    if (!invite && !mid_dialog && admitted.status == 480 && deps_.message_store != nullptr) {
       // A MESSAGE over the push budget is kept without a push, for the next registrations.
       location::StoredMessage m = storedMessage(request, *aor);
       m.devices = std::move(device_keys);
       std::int64_t stored_id = 0;
       Proxy::Fallback answer = keepMessage(*deps_.message_store, std::move(m), config_.message_ttl,
-                                           config_.non_invite_timeout, wall, stored_id);
+                                           config_.non_invite_timeout, deps_.wall_clock(),
+                                           stored_id);
       if (answer.code != 0) {
         refused.outcome = Resolution::Outcome::kRefused;  // answered here: 202 or a full store
         refused.status = answer.code;
@@ -367,8 +393,11 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
   p->start = deps_.timers->now();
   p->deadline = p->start + (invite ? config_.ring_timeout : config_.non_invite_timeout);
   p->event.kind = invite ? push::CallEventKind::kCall : push::CallEventKind::kMessage;
-  if (!invite && config_.message_preview) p->event.preview = messagePreview(request);
-  if (!invite && deps_.message_store != nullptr) p->message = storedMessage(request, *aor);
+  if (mid_dialog && !invite) p->event = push::refreshEvent(*aor);  // the push kind: below
+  if (!invite && !mid_dialog && config_.message_preview) p->event.preview = messagePreview(request);
+  if (!invite && !mid_dialog && deps_.message_store != nullptr) {
+    p->message = storedMessage(request, *aor);
+  }
   p->event.call_id = std::string(request.callId());
   p->event.callee_aor = *aor;
   p->event.call_uuid = push::deriveCallUuid(p->event.call_id, *aor, config_.uuid_salt);
@@ -377,8 +406,9 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
     p->event.caller_display_name = std::string(from->display_name);
   }
   if (timelineOn())
-    mark(*p, std::string(invite ? "INVITE" : "MESSAGE") + " in (" +
-                 std::to_string(r.targets.size()) + " live contacts)");
+    mark(*p, (mid_dialog ? "mid-dialog " + std::string(request.methodText()) + " (PURR)"
+                         : std::string(invite ? "INVITE" : "MESSAGE")) +
+                 " in (" + std::to_string(r.targets.size()) + " live contacts)");
   for (const Device& d : p->devices) {
     for (const std::string& k : d.keys) deps_.hub->expect(k, deps_.loop, context);
   }
@@ -391,12 +421,17 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
     if (p->devices[i].pushed) to_push.push_back(i);
   }
   parked_[context] = std::move(p);
-  for (std::size_t i : to_push) {
-    sendPush(context, i, invite ? push::PushKind::kCall : push::PushKind::kMessage);
-  }
+  // RFC 8599 §6, mid-dialog: a re-INVITE is the device's call (the VoIP push reports that call,
+  // same call_uuid); any other request wakes the app with a refresh push (never VoIP), after
+  // which it registers and gets the request.
+  const push::PushKind kind = invite       ? push::PushKind::kCall
+                              : mid_dialog ? push::PushKind::kRefresh
+                                           : push::PushKind::kMessage;
+  for (std::size_t i : to_push) sendPush(context, i, kind);
   r.outcome = Resolution::Outcome::kTargets;
   r.more_may_come = true;
-  if (invite) r.provisional = config_.parked_provisional;  // the pushes are with the sender
+  // The pushes are with the sender. Never inside a dialog: a 180 to a re-INVITE means nothing.
+  if (invite && !mid_dialog) r.provisional = config_.parked_provisional;
   return r;
 }
 

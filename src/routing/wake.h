@@ -58,6 +58,9 @@
 // still waits for it, at most RepushPolicy::max_repushes times; a REGISTER, the ring timeout or
 // the end of the request stops it. A refused re-push never ends the wait for a device an earlier
 // push reached the provider for. Each re-push is on the call's timeline and counted.
+// Mid-dialog wake (RFC 8599 §6, resolveMidDialog in routing/purr_wake.cc): a request in a dialog
+// whose Request-URI carries the PURR of a sleeping device parks the same way, for that one
+// device, with no provisional; docs/push.md tells the push kinds and answers.
 //
 // CallKit rule for late registrations: an iOS device woken by a VoIP push must report the call to
 // CallKit and will then register. If it registers after its call ended (within
@@ -82,6 +85,7 @@
 #include "common/stats.h"
 #include "location/location_store.h"
 #include "location/message_store.h"
+#include "location/purr_store.h"
 #include "location/push_binding_store.h"
 #include "push/sender.h"
 #include "registrar/registrar.h"
@@ -149,6 +153,7 @@ class WakeAndWait final : public TargetResolver {
   struct Deps {
     TargetResolver* inner = nullptr;                   // the location lookup; required
     location::PushBindingStore* push_store = nullptr;  // required
+    location::PurrStore* purrs = nullptr;  // RFC 8599 §6 mid-dialog wake; nullptr: none
     push::PushSender* sender = nullptr;                // required
     WakeHub* hub = nullptr;                            // required
     WakeLimits* limits = nullptr;                      // shared by every loop; required
@@ -175,6 +180,12 @@ class WakeAndWait final : public TargetResolver {
   Resolution resolve(ContextId context, const sip::Uri& uri) override;
   Resolution resolveRequest(ContextId context, const sip::Message& request,
                             const RequestOrigin& origin) override;
+  // RFC 8599 §6 (routing/purr_wake.cc): the device the request's `pn-purr` names is woken when
+  // it has no live SIP binding, and the request is parked until it registers, then sent to the
+  // new binding. Awake: nullopt (on to the dialog's remote target). An unknown or expired PURR,
+  // or one whose push binding is gone: 404 Not Found - Unknown Push Resource.
+  std::optional<Resolution> resolveMidDialog(ContextId context, const sip::Message& request,
+                                             const RequestOrigin& origin) override;
   void onContextEnded(ContextId context, const ContextEnd& end) override;
 
   // From the hub, on this loop: a device this loop waits for under `key` registered `binding`.
@@ -188,6 +199,15 @@ class WakeAndWait final : public TargetResolver {
   struct Parked;
   struct Ended;
 
+  // Pushes the devices of `records` (push bindings of `aor`; `live`: the AOR's live contacts,
+  // already in r.targets) and parks the request; returns what the proxy forks now.
+  // `mid_dialog`: RFC 8599 §6 (no provisional; admitted per transaction, not per Call-ID).
+  Resolution park(ContextId context, const sip::Message& request, const RequestOrigin& origin,
+                  const std::string& aor, std::vector<location::PushRecord> records, Resolution r,
+                  bool mid_dialog);
+  // The keys of `targets` that are live contacts of the device of `record`.
+  static std::vector<std::string> liveKeysOf(const location::PushRecord& record,
+                                             const std::vector<Target>& targets);
   void sendPush(ContextId id, std::size_t device, push::PushKind kind);
   void onPushDone(ContextId id, std::size_t device, push::PushKind kind, push::PushOutcome out);
   void scheduleRepush(Parked& p, std::size_t device, push::PushKind kind);

@@ -18,6 +18,7 @@
 #include "auth/source_throttle.h"
 #include "common/allocator.h"
 #include "common/log.h"
+#include "location/purr_store.h"
 #include "location/push_binding_store.h"
 #include "location/sqlite_location_store.h"
 #include "location/user_store.h"
@@ -114,6 +115,7 @@ struct PushShared {
   std::unique_ptr<location::PushBindingStore> store;
   std::unique_ptr<location::MessageStore> messages;     // MESSAGEs kept for sleeping devices
   std::unique_ptr<routing::MessageDelivery> delivery;  // hands them out at registration
+  std::unique_ptr<location::PurrStore> purrs;  // RFC 8599 §6, same file
   ShutdownPushSender sender;
   transport::EventLoop* sender_loop = nullptr;  // where the real sender lives (if any)
   routing::WakeHub hub;
@@ -501,6 +503,16 @@ Status Server::start() {
     dd.store = push->messages.get();
     dd.current_loop = [] { return transport::EventLoop::current()->index(); };
     push->delivery = std::make_unique<routing::MessageDelivery>(std::move(dd));
+    auto purrs = location::openSqlitePurrStore(config_.store.path);
+    if (!purrs) {
+      stop();
+      return purrs.status();
+    }
+    if (auto valid = (*purrs)->load(registrar::systemWallClock()); !valid) {
+      stop();
+      return valid.status();
+    }
+    push->purrs = std::move(*purrs);
   }
   // No [[push.app]]: push is off and the null sender stands in; otherwise the HTTP/2 sender is
   // created below, on a loop of the pool.
@@ -530,6 +542,8 @@ Status Server::start() {
                        std::size_t n = push->store->sweepExpired(registrar::systemWallClock());
                        if (n > 0) SW_LOG_DEBUG("registrar: swept {} expired push bindings", n);
                        push->delivery->sweepExpired();
+                       n = push->purrs->sweep(registrar::systemWallClock());
+                       if (n > 0) SW_LOG_DEBUG("registrar: forgot {} unused PURRs", n);
                      }});
 
   loops_ = std::make_unique<transport::LoopPool>(config_.effectiveWorkers());
@@ -591,6 +605,7 @@ Status Server::start() {
         [loop](std::function<void()> fn) { loop->post(std::move(fn)); });
     pl->registrar->setObserver(&push->observers);
     pl->registrar->setPushCapture(capture, push->store.get());
+    pl->registrar->setPurrs(push->purrs.get());
 
     pl->core->setRegistrar(pl->registrar.get());
     // Edge relay mode: the users of the edge domains are the upstream's, not in our user table.
@@ -609,6 +624,7 @@ Status Server::start() {
     routing::WakeAndWait::Deps wd;
     wd.inner = pl->targets.get();
     wd.push_store = push->store.get();
+    wd.purrs = push->purrs.get();
     wd.sender = &push->sender;
     wd.hub = &push->hub;
     wd.limits = push->limits.get();

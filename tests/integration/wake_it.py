@@ -1146,6 +1146,94 @@ def test_wake_flood_authenticated(ctx):
               % (len(f.sent), took, len(pushed), f.codes()))
 
 
+# ---------------------------------------------------------------------------------------------
+# RFC 8599 §6: PURR
+
+
+def reinvite(caller, target, route, to_tag, timeout=25):
+    """A re-INVITE of the caller's dialog to `target` (with SDP); returns its final response
+    (ACKed: a 2xx end to end along `route`, anything else hop by hop)."""
+    sdp = ("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+           "m=audio 30000 RTP/AVP 0\r\na=sendonly\r\n")
+    caller.cseq += 1
+    caller.c.send(caller.request("INVITE", target, caller.cseq, route, to_tag, body=sdp))
+    branch = caller.last_branch
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        check(left > 0, "no final response to the re-INVITE within %ss" % timeout)
+        r = caller.recv_any(left)
+        check(r is not None, "no final response to the re-INVITE within %ss" % timeout)
+        if (r.header("cseq") or "") == "%d INVITE" % caller.cseq and r.code >= 200:
+            break
+    if r.code < 300:  # the 2xx's Contact is the dialog's new remote target (§12.2.1.2)
+        target = re.search(r"<([^>]+)>", r.header("contact")).group(1)
+        caller.c.send(caller.request("ACK", target, caller.cseq, route, to_tag))
+    else:
+        caller.c.send(caller.request("ACK", target, caller.cseq, route, to_tag, branch=branch))
+    return r
+
+
+def test_wake_purr_reinvite(ctx):
+    """alice's phone answers bob's call with its PURR (from the REGISTER 200's +sip.pnspurr) in
+    its Contact, then goes to sleep with the call up (un-REGISTER, connection closed). bob's
+    re-INVITE comes along sipwake's Record-Route to that PURR: sipwake pushes the phone, holds
+    the re-INVITE, and sends it to the phone's new registration once it REGISTERs; the phone
+    answers it. A forged PURR in the same dialog gets 404 Not Found - Unknown Push Resource."""
+    tok = fcm_token()
+    with Rig(ctx) as rig:
+        rig.watch.subscribe(tok, project=PROJECT)
+        p = rig.phone("purr", "alice", ["--dialect", "rfc8599", "--provider", "fcm", "--app",
+                                        PROJECT, "--token", tok, "--sleep-in-call"])
+        reg = p.wait_event("registered")
+        purr = reg.get("purr") or ""
+        check(re.fullmatch(r"[0-9a-f]{32}", purr) is not None,
+              "no PURR in the REGISTER 200: Feature-Caps %r" % reg["feature_caps"])
+        check(any(v.startswith('*;+sip.pns="fcm"') and v.endswith(';+sip.pnspurr="%s"' % purr)
+                  for v in reg["feature_caps"]), "Feature-Caps %r" % reg["feature_caps"])
+
+        caller = rig.caller()
+        final = caller.invite(timeout=25)
+        it.expect_code(final, 200, "INVITE answered by the awake phone")
+        contact = final.header("contact") or ""
+        check(";pn-purr=" + purr in contact, "the PURR did not reach the caller: %s" % contact)
+        rest = contact.lower().replace(";pn-purr=" + purr, "")
+        check(not any(m in rest for m in PUSH_PARAM_MARKS),
+              "push params other than pn-purr leaked to the caller: %s" % contact)
+        check(final.headers.get("record-route"), "a dialog with a PURR is not record-routed")
+        target, route, to_tag = caller.ack(final)
+        p.wait_event("backgrounded")
+        calls_before = len(rig.watch.seen(tok, "call"))
+
+        started = time.monotonic()
+        r = reinvite(caller, target, route, to_tag)
+        took = time.monotonic() - started
+        it.expect_code(r, 200, "re-INVITE to the sleeping phone's PURR")
+        pushes = rig.watch.wait_pushes(tok, calls_before + 1, "call")
+        check(field(pushes[-1]["payload"], "call_id") == caller.call_id and
+              field(pushes[-1]["payload"], "callee_aor") == "sip:alice@127.0.0.1" and
+              field(pushes[-1]["payload"], "call_uuid") == field(pushes[0]["payload"], "call_uuid"),
+              "the wake push is not the call's: %r" % pushes[-1])
+        ev = p.wait_event("reinvite_received")
+        check(ev["call_id"] == caller.call_id, "re-INVITE event %r" % ev)
+        check("pn-purr" not in ev["ruri"], "the woken phone got its PURR back: %s" % ev["ruri"])
+        p.wait_event("reinvite_acked")
+        # (The call itself also pushed the connected phone, RFC 8599 §5.6.2: a push before.)
+        seen = names(read_events(p.events))
+        after = seen[seen.index("ack_received"):]
+        want = ["ack_received", "backgrounded", "push_received", "reregistered",
+                "reinvite_received", "reinvite_acked"]
+        check([e for e in after if e in want] == want, "phone events %r" % seen)
+        check(p.wait() == 0, "phone exit:\n" + p.log())
+        print("re-INVITE to the sleeping phone answered after %.2f s" % took)
+
+        forged = target.replace(purr, "f" * 32)
+        r = reinvite(caller, forged, route, to_tag, timeout=10)
+        it.expect_code(r, 404, "re-INVITE to a forged PURR")
+        check(r.reason == "Not Found - Unknown Push Resource", "reason %r" % r.reason)
+        rig.server_alive()
+
+
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
 
 

@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "fake_transport.h"
 #include "location/memory_location_store.h"
+#include "location/purr_store.h"
 #include "location/push_binding_store.h"
 #include "registrar/registrar.h"
 #include "sip/message.h"
@@ -145,6 +146,40 @@ TEST_F(PushCaptureTest, PnsregFeatureTagGetsARefreshInterval) {
   ASSERT_EQ(r.statusCode(), 200);
   EXPECT_EQ(values(r, "Feature-Caps"),
             std::vector<std::string>{"*;+sip.pns=\"fcm\";+sip.pnsreg=\"1800\""});
+}
+
+// RFC 8599 §6 / RFC 6809: the PURR rides in the provider's Feature-Caps as a quoted string,
+// names the device's push binding, and stays the same on a refresh within the rotation period.
+TEST_F(PushCaptureTest, PurrStoreAddsPnspurrToTheFeatureCaps) {
+  auto purrs = location::makeMemoryPurrStore();
+  registrar_->setPurrs(purrs.get());
+  const std::string contact =
+      "<sip:a@198.51.100.7;pn-provider=fcm;pn-param=proj;pn-prid=" + kFcm + ">;+sip.pnsreg";
+  sip::Message r = reg(contact, "sip:alice@example.com", "reg-1", "Expires: 3600\r\n");
+  ASSERT_EQ(r.statusCode(), 200);
+  auto caps = values(r, "Feature-Caps");
+  ASSERT_EQ(caps.size(), 1u);
+  const std::string head = "*;+sip.pns=\"fcm\";+sip.pnsreg=\"1800\";+sip.pnspurr=\"";
+  ASSERT_TRUE(caps[0].starts_with(head)) << caps[0];
+  ASSERT_EQ(caps[0].size(), head.size() + 33) << caps[0];
+  ASSERT_EQ(caps[0].back(), '"');
+  const std::string purr = caps[0].substr(head.size(), 32);
+  EXPECT_TRUE(location::isPurrShaped(purr)) << purr;
+  auto found = purrs->use(purr, kNow);
+  ASSERT_TRUE(found.has_value());
+  auto records = push_store_->lookupByAor("sip:alice@example.com", kNow);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(found->device_key, records[0].device_key);
+  EXPECT_EQ(found->aor, "sip:alice@example.com");
+  // A refresh a minute later: the same PURR.
+  now_ = kNow + std::chrono::minutes(1);
+  sip::Message again = reg(contact, "sip:alice@example.com", "reg-1", "Expires: 3600\r\n");
+  ASSERT_EQ(again.statusCode(), 200);
+  EXPECT_EQ(values(again, "Feature-Caps"), caps);
+  // Without push params: no Feature-Caps, so no PURR.
+  sip::Message plain = reg("<sip:b@198.51.100.7>", "sip:bob@example.com", "reg-2");
+  ASSERT_EQ(plain.statusCode(), 200);
+  EXPECT_TRUE(values(plain, "Feature-Caps").empty());
 }
 
 TEST_F(PushCaptureTest, UnservedProviderGets555AndNothingIsStored) {

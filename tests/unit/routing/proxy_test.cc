@@ -94,6 +94,37 @@ std::string withContact(std::string request, std::string_view contact) {
   return request.replace(at, end - at, "Contact: " + std::string(contact));
 }
 
+// RFC 8599 §6: a PURR reaches the other party only in a dialog we record-route; a caller's
+// Contact with pn-purr makes us record-route even with record_route = "never".
+TEST_F(ProxyTest, PurrInTheCallersContactForcesRecordRouteAndIsKept) {
+  ProxyConfig config;
+  config.record_route = RecordRouteMode::kNever;
+  build(config);
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  const std::string purr(32, 'c');
+  deliver(withContact(request("INVITE", "sip:bob@example.com"),
+                      "<sip:alice@10.0.0.1:5060;pn-provider=fcm;pn-prid=tok;pn-purr=" + purr + ">"),
+          alice_);
+  auto invites = requestsTo(bob_.address, "INVITE");
+  ASSERT_EQ(invites.size(), 1u);
+  EXPECT_NE(invites[0].find(sip::HeaderId::kRecordRoute), nullptr);
+  EXPECT_EQ(header(invites[0], sip::HeaderId::kContact),
+            "<sip:alice@10.0.0.1:5060;pn-purr=" + purr + ">");
+}
+
+TEST_F(ProxyTest, PurrInTheCalleesContactIsStrippedWhenTheDialogIsNotRecordRouted) {
+  ProxyConfig config;
+  config.record_route = RecordRouteMode::kNever;
+  build(config);
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
+  deliver(request("INVITE", "sip:bob@example.com"), alice_);
+  answer(bob_, "INVITE", 200, "OK", "bt",
+         "Contact: <sip:bob@10.0.0.2:5060;pn-provider=fcm;pn-purr=" + std::string(32, 'c') + ">");
+  auto to_alice = sentTo(alice_.address);
+  ASSERT_EQ(to_alice.back().statusCode(), 200);
+  EXPECT_EQ(header(to_alice.back(), sip::HeaderId::kContact), "<sip:bob@10.0.0.2:5060>");
+}
+
 TEST_F(ProxyTest, PushParamsAreStrippedFromContactsBothWays) {
   registerBinding("sip:bob@example.com", "sip:bob@10.0.0.2:5060", bob_);
   deliver(withContact(request("INVITE", "sip:bob@example.com"), kPushContact), alice_);

@@ -9,6 +9,7 @@
 #include <deque>
 
 #include "auth/authenticator.h"
+#include "location/purr_store.h"
 #include "push/push_params.h"
 #include "registrar/registrar.h"
 #include "routing_test_util.h"
@@ -77,6 +78,7 @@ class WakeTest : public ProxyTest {
     WakeAndWait::Deps deps;
     deps.inner = &locations_;
     deps.push_store = push_store_.get();
+    deps.purrs = purrs_.get();
     deps.sender = &sender_;
     deps.hub = &hub_;
     deps.limits = limits_.get();
@@ -213,6 +215,7 @@ class WakeTest : public ProxyTest {
   }
 
   std::unique_ptr<location::PushBindingStore> push_store_ = location::makeMemoryPushBindingStore();
+  std::unique_ptr<location::PurrStore> purrs_ = location::makeMemoryPurrStore();
   FakePushSender sender_;
   WakeHub hub_;
   std::deque<std::function<void()>> queue_;
@@ -853,6 +856,112 @@ TEST_F(WakeTest, NoPushBindingMeansPlain480) {
 // Push flood protection (routing/wake_limits.h, docs/security.md "Push flood").
 
 // The proxy authenticates (strangers are told apart) and trusts `kPbx`.
+// RFC 8599 §6: a mid-dialog request to a device's PURR, along our Record-Route.
+class PurrWakeTest : public WakeTest {
+ protected:
+  std::string purrOf(const Device& d) {
+    auto p = purrs_->issue(d.binding.deviceKey(), "sip:bob@example.com", kNow);
+    EXPECT_TRUE(p.isOk());
+    return p.isOk() ? *p : std::string();
+  }
+  // alice's re-INVITE (CSeq 2) in the dialog of call-1, to bob's dialog Contact with `purr`.
+  void reInvite(const std::string& purr) {
+    deliver(request("INVITE", "sip:bob@" + bob_.address.toString() + ";pn-purr=" + purr,
+                    signedRoute("call-1"), alice_, "call-1", 2, "bt", "z9hG4bKre1"),
+            alice_);
+    drain();
+  }
+};
+
+TEST_F(PurrWakeTest, ReInviteToASleepingDeviceWakesItAndGoesToItsNewBinding) {
+  Device d = device('a', bob_, true);
+  sleeping(d);
+  const std::string purr = purrOf(d);
+  // The call itself pushed the device once (same Call-ID): the re-INVITE still pushes.
+  invite();
+  const std::size_t call_pushes = sender_.count(push::PushKind::kCall);
+  const std::size_t before = sentTo(alice_.address).size();
+  reInvite(purr);
+  EXPECT_EQ(sender_.count(push::PushKind::kCall), call_pushes + 1);
+  // The call it already has: same Call-ID and call_uuid.
+  EXPECT_EQ(sender_.pushes.back().event.call_id, "call-1");
+  EXPECT_EQ(sender_.pushes.back().event.callee_aor, "sip:bob@example.com");
+  EXPECT_EQ(sender_.pushes.back().event.call_uuid, sender_.pushes.front().event.call_uuid);
+  // Held: only 100 Trying to alice (no 180 inside a dialog), nothing to bob yet.
+  std::vector<int> codes;
+  for (std::size_t i = before; i < sentTo(alice_.address).size(); ++i) {
+    codes.push_back(sentTo(alice_.address)[i].statusCode());
+  }
+  EXPECT_EQ(codes, std::vector<int>{100});
+  auto is_reinvite = [](const sip::Message& m) { return m.cseq().isOk() && m.cseq()->number == 2; };
+  auto invites = requestsTo(bob_.address, "INVITE");
+  EXPECT_TRUE(std::none_of(invites.begin(), invites.end(), is_reinvite));
+
+  wakes(d);
+  invites = requestsTo(bob_.address, "INVITE");
+  ASSERT_TRUE(is_reinvite(invites.back()));
+  // To its new registration, without push params, in the dialog (To-tag kept).
+  EXPECT_EQ(std::string(invites.back().requestUriText()), "sip:bob@" + bob_.address.toString());
+  EXPECT_EQ(toTagOf(invites.back()), "bt");
+  answer(bob_, "INVITE", 200, "OK");
+  EXPECT_EQ(sentTo(alice_.address).back().statusCode(), 200);
+  EXPECT_EQ(sentTo(alice_.address).back().cseq()->number, 2u);
+}
+
+TEST_F(PurrWakeTest, UnknownOrForgedPurrGets404UnknownPushResource) {
+  Device d = device('a', bob_, true);
+  sleeping(d);
+  for (const std::string& purr : {std::string(32, 'f'), std::string("not-a-purr")}) {
+    reInvite(purr);
+    auto to_alice = sentTo(alice_.address);
+    ASSERT_FALSE(to_alice.empty());
+    EXPECT_EQ(to_alice.back().statusCode(), 404) << purr;
+    EXPECT_EQ(std::string(to_alice.back().reasonPhrase()), "Not Found - Unknown Push Resource");
+  }
+  EXPECT_TRUE(sender_.pushes.empty());
+}
+
+TEST_F(PurrWakeTest, PurrOfARemovedPushBindingGets404) {
+  Device d = device('a', bob_, true);
+  sleeping(d);
+  const std::string purr = purrOf(d);
+  ASSERT_TRUE(push_store_->remove(d.binding.deviceKey()).isOk());
+  reInvite(purr);
+  EXPECT_EQ(sentTo(alice_.address).back().statusCode(), 404);
+  EXPECT_TRUE(sender_.pushes.empty());
+}
+
+TEST_F(PurrWakeTest, AwakeDeviceGetsTheRequestAtItsDialogTargetWithoutAPush) {
+  Device d = device('a', bob_, true);
+  sleeping(d);
+  wakes(d);  // a live SIP binding
+  const std::string purr = purrOf(d);
+  reInvite(purr);
+  EXPECT_TRUE(sender_.pushes.empty());
+  auto invites = requestsTo(bob_.address, "INVITE");
+  ASSERT_EQ(invites.size(), 1u);
+  EXPECT_EQ(std::string(invites[0].requestUriText()),
+            "sip:bob@" + bob_.address.toString() + ";pn-purr=" + purr);
+}
+
+// The phone's PURR reaches the caller in a dialog we record-route; its token never does.
+TEST_F(PurrWakeTest, PurrStaysInTheContactOfARecordRoutedDialogOtherPushParamsGo) {
+  Device d = device('a', bob_, true);
+  sleeping(d);
+  wakes(d);
+  invite();
+  answer(bob_, "INVITE", 200, "OK", "bt",
+         "Contact: <sip:bob@" + bob_.address.toString() + ";pn-provider=apns;pn-prid=" +
+             std::string(64, 'a') + ";pn-purr=" + std::string(32, 'c') + ">");
+  auto to_alice = sentTo(alice_.address);
+  const sip::Message& ok = to_alice.back();
+  ASSERT_EQ(ok.statusCode(), 200);
+  const std::string contact(ok.find(sip::HeaderId::kContact)->value);
+  EXPECT_NE(contact.find(";pn-purr=" + std::string(32, 'c')), std::string::npos) << contact;
+  EXPECT_EQ(contact.find("pn-prid"), std::string::npos) << contact;
+  EXPECT_EQ(contact.find("pn-provider"), std::string::npos) << contact;
+}
+
 class WakeFloodTest : public WakeTest {
  protected:
   void SetUp() override {
