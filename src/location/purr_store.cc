@@ -170,8 +170,7 @@ class PurrStoreImpl final : public PurrStore {
 
   // REQUIRES (below): mu_ held, db_ set.
   enum Sql { kBegin, kCommit, kRollback, kInsert, kDelete, kTouch, kSweep, kSqlCount };
-  Result<sqlite::Statement*> statement(Sql which) {
-    static constexpr std::string_view kText[kSqlCount] = {
+  static constexpr std::array<std::string_view, kSqlCount> kSql = {
         "BEGIN IMMEDIATE",
         "COMMIT",
         "ROLLBACK",
@@ -179,22 +178,8 @@ class PurrStoreImpl final : public PurrStore {
         "DELETE FROM push_purrs WHERE purr = ?",
         "UPDATE push_purrs SET used_at = ? WHERE purr = ?",
         "DELETE FROM push_purrs WHERE MAX(issued_at, used_at) <= ?"};
-    std::optional<sqlite::Statement>& slot = statements_[which];
-    if (!slot) {
-      auto st = sqlite::Statement::prepare(db_.get(), kText[which]);
-      if (!st) return st.status();
-      slot = std::move(st).value();
-    }
-    return &*slot;
-  }
-  Status run(Sql which, std::string_view what) {
-    auto st = statement(which);
-    if (!st) return st.status();
-    int rc = (*st)->step();
-    (*st)->reset();
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return sqlite::sqliteError(db_.get(), what);
-    return Status::ok();
-  }
+  Result<sqlite::Statement*> statement(Sql which) { return statements_.get(db_.get(), which); }
+  Status run(Sql which, std::string_view what) { return statements_.run(db_.get(), which, what); }
   Status write(const PurrRecord& r, const std::vector<std::string>& evict) {
     if (Status s = run(kBegin, "begin PURR write"); !s) return s;
     Status s = Status::ok();
@@ -228,7 +213,7 @@ class PurrStoreImpl final : public PurrStore {
   const PurrPolicy policy_;
   mutable std::mutex mu_;
   sqlite::DbHandle db_;  // declared before the statements: closed after they are finalized
-  std::array<std::optional<sqlite::Statement>, kSqlCount> statements_;
+  sqlite::StatementCache<kSqlCount> statements_{kSql};
   std::unordered_map<std::string, PurrRecord> by_purr_;
   std::unordered_map<std::string, std::vector<std::string>> by_device_;
 };

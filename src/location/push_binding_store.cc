@@ -256,8 +256,7 @@ class SqlitePushBindingStore final : public PushBindingStore {
   // Statements prepared once, on first use (SQL compilation per REGISTER was ~5% of the wake
   // path's CPU). REQUIRES (all below): mu_ held.
   enum Sql { kBegin, kCommit, kRollback, kReplace, kInsert, kDeleteKey, kSweep, kSqlCount };
-  Result<sqlite::Statement*> statement(Sql which) {
-    static constexpr std::string_view kText[kSqlCount] = {
+  static constexpr std::array<std::string_view, kSqlCount> kSql = {
         "BEGIN IMMEDIATE",
         "COMMIT",
         "ROLLBACK",
@@ -266,23 +265,8 @@ class SqlitePushBindingStore final : public PushBindingStore {
         "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         "DELETE FROM push_bindings WHERE device_key = ?",
         "DELETE FROM push_bindings WHERE expires_at <= ?"};
-    std::optional<sqlite::Statement>& slot = statements_[which];
-    if (!slot) {
-      auto st = sqlite::Statement::prepare(db_.get(), kText[which]);
-      if (!st) return st.status();
-      slot = std::move(st).value();
-    }
-    return &*slot;
-  }
-  // Steps a prepared (and bound) statement to completion and resets it.
-  Status run(Sql which, std::string_view what) {
-    auto st = statement(which);
-    if (!st) return st.status();
-    int rc = (*st)->step();
-    (*st)->reset();
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return sqlite::sqliteError(db_.get(), what);
-    return Status::ok();
-  }
+  Result<sqlite::Statement*> statement(Sql which) { return statements_.get(db_.get(), which); }
+  Status run(Sql which, std::string_view what) { return statements_.run(db_.get(), which, what); }
 
   Status deleteKey(std::string_view key) {
     auto st = statement(kDeleteKey);
@@ -312,7 +296,7 @@ class SqlitePushBindingStore final : public PushBindingStore {
 
   mutable std::mutex mu_;
   sqlite::DbHandle db_;  // declared before the statements: closed after they are finalized
-  std::array<std::optional<sqlite::Statement>, kSqlCount> statements_;
+  sqlite::StatementCache<kSqlCount> statements_{kSql};
   Index index_;
 };
 
