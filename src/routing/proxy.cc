@@ -1120,6 +1120,18 @@ Result<std::string> Proxy::recordRouteValue(transport::Protocol protocol, bool v
   return v;
 }
 
+bool Proxy::throttleStranger(transaction::ServerTransaction& tx, const sip::Message& request,
+                             const transport::ReceivedMessage& received) {
+  if (deps_.stranger_throttle == nullptr) return true;
+  auto wait = deps_.stranger_throttle->take(received.remote.ip(), deps_.layer->timers().now());
+  if (!wait) return true;
+  stats_.stranger_throttled.inc();
+  const long long s = std::max<long long>(1, std::chrono::ceil<seconds>(*wait).count());
+  respondError(tx, request, 503, "Service Unavailable - Too Many Requests",
+               {{"Retry-After", std::to_string(s)}});
+  return false;
+}
+
 void Proxy::respondError(transaction::ServerTransaction& tx, const sip::Message& request, int code,
                          std::string_view reason,
                          const std::vector<std::pair<std::string_view, std::string>>& extra) {
@@ -1306,22 +1318,16 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
   };
   Resolution resolution;
   if (relay_upstream) {
+    // Not authenticated here: the stranger throttle keeps one address from using sipwake to
+    // probe or flood the PBX (the PBX's own challenge comes after).
+    if (!trusted_peer && !throttleStranger(tx, request, received)) return;
     Target upstream;  // Request-URI unchanged, Route to the upstream
     upstream.path.push_back(deps_.edge->upstreamRoute());
     resolution.targets.push_back(std::move(upstream));
     stats_.edge_to_upstream.inc();
   } else if (local) {
     // Scanners probing our users from one address get a trickle of answers.
-    if (!authorized && !in_dialog && deps_.stranger_throttle != nullptr) {
-      if (auto wait = deps_.stranger_throttle->take(received.remote.ip(),
-                                                    deps_.layer->timers().now())) {
-        stats_.stranger_throttled.inc();
-        const long long s = std::max<long long>(1, std::chrono::ceil<seconds>(*wait).count());
-        respondError(tx, request, 503, "Service Unavailable - Too Many Requests",
-                     {{"Retry-After", std::to_string(s)}});
-        return;
-      }
-    }
+    if (!authorized && !in_dialog && !throttleStranger(tx, request, received)) return;
     resolution = deps_.targets->resolveRequest(id, request, origin());
     if (resolution.outcome == Resolution::Outcome::kRefused) {  // counted by the resolver
       if (resolution.retry_after_s != 0) {

@@ -248,6 +248,9 @@ class Proxy {
   // config_.unknown_user_answer says for a `stranger`.
   void respondNoTarget(transaction::ServerTransaction& tx, const sip::Message& request,
                        bool unknown, bool stranger);
+  // The stranger throttle (per source address): false when it answered 503 + Retry-After.
+  bool throttleStranger(transaction::ServerTransaction& tx, const sip::Message& request,
+                        const transport::ReceivedMessage& received);
   void respondError(transaction::ServerTransaction& tx, const sip::Message& request, int code,
                     std::string_view reason,
                     const std::vector<std::pair<std::string_view, std::string>>& extra = {});

@@ -675,6 +675,49 @@ def test_edge_relay_tls_wrong_name(ctx):
             rig.server_alive()
 
 
+def test_edge_relay_stranger_throttle(ctx):
+    """Relay: the phones' requests go to the PBX unauthenticated at sipwake, so the stranger
+    throttle applies to them: with stranger_burst 3, six MESSAGEs from one address → three
+    reach the upstream (a UDP socket on 127.0.0.2 that never answers: 408 later), three get 503
+    Too Many Requests at once."""
+    hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    hole.bind(("127.0.0.2", 0))
+    hole.settimeout(0.2)
+    try:
+        pbx = types.SimpleNamespace(uri="sip:127.0.0.2:%d" % hole.getsockname()[1])
+        cfg = (edge_config(pbx, mode="relay") + "\n[proxy]\nstranger_rate = 1\n"
+               "stranger_burst = 3\n\n[timers]\nt1_ms = 50\n")
+        with wk.Rig(ctx, users=(), extra_config=cfg) as rig:
+            caller = ph.Caller(ctx, rig.udp, "alice", "alice-pw", "bob@127.0.0.1")
+            rig.callers.append(caller)
+            for i in range(6):
+                caller.call_id = "%d-%s" % (i, caller.call_id)
+                caller.c.send(caller.request("MESSAGE", caller.ruri, 1, body="hi",
+                                             content_type="text/plain"))
+            answers = []
+            deadline = time.monotonic() + 6
+            while len(answers) < 6 and time.monotonic() < deadline:
+                r = caller.c.recv(0.5)
+                if r is not None:
+                    answers.append((r.code, r.reason))
+            busy = [a for a in answers if a == (503, "Service Unavailable - Too Many Requests")]
+            check(len(busy) == 3, "answers: %r" % answers)
+            check(sum(1 for a in answers if a[0] == 408) == 3, "answers: %r" % answers)
+            seen = set()
+            while True:
+                try:
+                    data = hole.recv(65535).decode("utf-8", "replace")
+                except socket.timeout:
+                    break
+                m = re.search(r"(?im)^Call-ID:\s*(\S+)", data)
+                if m and data.startswith("MESSAGE "):
+                    seen.add(m.group(1))
+            check(len(seen) == 3, "MESSAGEs at the upstream: %r" % seen)
+            rig.server_alive()
+    finally:
+        hole.close()
+
+
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
 
 
