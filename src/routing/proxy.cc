@@ -687,13 +687,15 @@ class ProxyContext final : public transaction::ServerTransactionUser,
   }
 
   void maybeSendBest() {
-    if (starting_ || final_sent_ || more_may_come_ || anyPending()) return;
+    if (starting_ || final_sent_ || more_may_come_) return;
+    if (anyPending() && !(fallback_.at_once && fallback_.code != 0 && !cancelled_)) return;
     final_sent_ = true;
     no_new_branches_ = true;
     if (server_ == nullptr) return notifyEnd(0, {});
     int code = best_code_;
     std::string reason = best_reason_;
     if (fallback_.code != 0 && !cancelled_ && (code < 200 || code >= 300)) {
+      if (fallback_.at_once) stopSilentBranches();
       notifyEnd(fallback_.code, {});
       sip::Message response = ownResponse(fallback_.code, fallback_.reason);
       if (fallback_.retry_after_s != 0) {
@@ -732,6 +734,17 @@ class ProxyContext final : public transaction::ServerTransactionUser,
       return;
     }
     respond(ownResponse(code, reason));
+  }
+
+  // Branches that never heard from their destination are retransmitted no more (Timer F still
+  // ends them): a copy reaching the app once it runs again on that address would duplicate the
+  // message kept for it.
+  void stopSilentBranches() {
+    for (auto& b : branches_) {
+      if (b->state != BranchState::kFinal && !b->reached && b->tx != nullptr) {
+        proxy_.deps_.layer->stopRetransmissions(*b->tx);
+      }
+    }
   }
 
   // A response the proxy generates itself. Its To-tag is that of our own provisional, if any.

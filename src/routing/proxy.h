@@ -151,6 +151,12 @@ class Proxy {
     int code = 0;
     std::string reason;
     std::uint32_t retry_after_s = 0;
+    // Sent at once, not after the branches still without a final response: the MESSAGE wait
+    // is over and a non-INVITE branch cannot be CANCELled (the contact of an app the OS killed
+    // stays silent until the branch's Timer F, which is the sender's too). Those that never
+    // heard from their destination are retransmitted no more; late responses are dropped, a
+    // 2xx among them too.
+    bool at_once = false;
   };
   void noMoreBranches(ContextId id, Fallback fallback);
   // Cancels the branches of `id` that were sent to `binding_key` (push layer: a device declined

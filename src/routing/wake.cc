@@ -583,6 +583,7 @@ void WakeAndWait::storeMessageAndStop(Parked& p) {
   if (m.devices.empty()) return proxy_->noMoreBranches(id);
   Proxy::Fallback answer = keepMessage(*deps_.message_store, std::move(m), config_.message_ttl,
                                        config_.non_invite_timeout, deps_.wall_clock(), p.stored_id);
+  answer.at_once = true;  // the wait is over: a silent live branch must not hold the answer
   if (timelineOn()) {
     mark(p, p.stored_id != 0 ? "stored as message " + std::to_string(p.stored_id)
                              : "not stored: " + std::to_string(answer.code));

@@ -35,8 +35,8 @@
 //
 // MESSAGE: an alert push (event "message"). If no pushed device registered within the wait
 // (non_invite_timeout) and a MessageStore is configured, the MESSAGE is stored for the devices
-// that did not get it and the sender gets 202 Accepted unless a live branch answers 2xx (then
-// the stored copy is dropped); a full store answers 486 Busy Here - Message Store Full (the
+// that did not get it and the sender gets 202 Accepted at once (Proxy::Fallback::at_once: a live
+// branch still silent then is retransmitted no more and not waited for); a full store answers 486 Busy Here - Message Store Full (the
 // user's bound) or 503 Service Unavailable - Message Store Full (the total bound, Retry-After).
 // A device registering after that gets it from the store, not from this request. A MESSAGE
 // whose every device is over its push budget is kept at once, without a push (202).

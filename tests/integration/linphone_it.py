@@ -4,7 +4,9 @@ UDP, TCP or TLS with digest authentication and RFC 8599 push parameters in its C
 (linphonerc `[proxy_0] contact_uri_parameters`), the app goes away, bob calls alice, sipwake
 pushes through sipwake-fakepns, the test (the app's push glue, subscribed to the fake) starts
 linphonec again, it registers and auto-answers (`-a`) the parked INVITE → 200 / ACK / BYE.
-Helpers come from wake_it.py / phone_it.py / sipwake_it.py.
+message_linphonec_stored*: a chat MESSAGE kept (202) while linphonec sleeps reaches it, once,
+when it registers again. Helpers come from wake_it.py / phone_it.py / sipwake_it.py /
+message_it.py.
 
     linphone_it.py --sipwake build/sipwake --fakepns build/sipwake-fakepns \
         --work-dir /tmp/it wake_linphonec_udp_kill
@@ -33,6 +35,7 @@ import sipwake_it as it  # noqa: E402
 import phone_it as ph  # noqa: E402
 import calls_it  # noqa: E402
 import wake_it as wk  # noqa: E402
+import message_it as msg  # noqa: E402
 from sipwake_it import Fail, Skip, check  # noqa: E402
 from phone_it import BUNDLE  # noqa: E402
 
@@ -52,7 +55,7 @@ reg_identity=sip:alice@127.0.0.1
 reg_expires=600
 reg_sendregister=1
 publish=0
-contact_uri_parameters=pn-provider=apns;pn-param={team}.{bundle}.voip;pn-prid={token}
+contact_uri_parameters={push_params}
 
 [auth_info_0]
 username=alice
@@ -120,11 +123,21 @@ class Linphonec:
         self.out.close()
 
 
-class Device:
-    """alice's phone: a linphonerc for `transport` with RFC 8599 push params for APNs token
-    `token`, a fixed SIP port (reused by every run, as linphone does)."""
+def push_params(token, remote=None):
+    """linphone's RFC 8599 Contact params for APNs: the VoIP token alone, or VoIP and remote."""
+    if remote is None:
+        return "pn-provider=apns;pn-param=%s.%s.voip;pn-prid=%s" % (ph.TEAM_ID, BUNDLE, token)
+    return ("pn-provider=apns;pn-param=%s.%s.voip&remote;pn-prid=%s:voip&%s:remote"
+            % (ph.TEAM_ID, BUNDLE, token, remote))
 
-    def __init__(self, ctx, rig, transport, token, ca=""):
+
+class Device:
+    """alice's phone: a linphonerc for `transport` with RFC 8599 push params for APNs VoIP token
+    `token` (and, given `remote`, the remote token for alert pushes, as linphone for iOS
+    registers them: `pn-prid=<voip>:voip&<remote>:remote`), a fixed SIP port (reused by every
+    run, as linphone does)."""
+
+    def __init__(self, ctx, rig, transport, token, ca="", remote=None):
         self.ctx, self.transport = ctx, transport
         self.home = os.path.join(ctx.work, "linphone-home")
         os.makedirs(os.path.join(self.home, ".local", "share", "linphone"), exist_ok=True)
@@ -139,9 +152,9 @@ class Device:
             f.write(LINPHONERC.format(
                 udp_port=ports["udp"], tcp_port=ports["tcp"], tls_port=ports["tls"],
                 ca=ca, server_host="localhost" if transport == "tls" else "127.0.0.1",
-                server_port=server_port, transport=transport, team=ph.TEAM_ID,
-                bundle=BUNDLE, token=token, rtp_port=it.free_port(socket.SOCK_DGRAM) & ~1,
-                instance=self.instance))
+                server_port=server_port, transport=transport,
+                push_params=push_params(token, remote),
+                rtp_port=it.free_port(socket.SOCK_DGRAM) & ~1, instance=self.instance))
         self.runs = []
 
     def start(self, name):
@@ -247,6 +260,93 @@ def test_wake_linphonec_tcp_kill(ctx):
 
 def test_wake_linphonec_tls_kill(ctx):
     linphone_wake(ctx, "tls", "kill")
+
+
+def wait_match(read, pattern, what, timeout=15):
+    """The first match of `pattern` in the text `read()` returns, once it is there (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = read()
+        m = re.search(pattern, text)
+        if m:
+            return m
+        check(time.monotonic() < deadline, "%s:\n%s" % (what, text[-3000:]))
+        time.sleep(0.05)  # polling, bounded by the deadline
+
+
+def output(run):
+    """What linphonec printed (stdout and stderr)."""
+    with open(run.out_path, "rb") as f:
+        return f.read().decode("utf-8", "replace")
+
+
+def linphonec_stored(ctx, how):
+    """A chat message kept for a sleeping linphonec: alice's linphonec registers with APNs VoIP
+    and remote tokens (as linphone for iOS does), goes away (`how` as in linphone_wake); bob's
+    MESSAGE makes one "message" alert push to the remote token; nobody registers within [push]
+    message_wait → 202 Accepted; linphonec started again registers and gets the kept MESSAGE
+    (it prints "Message received from <sender>: <text>" and answers 200), reported delivered by
+    sipwake; started a third time, it gets nothing more."""
+    if shutil.which("linphonec") is None:
+        raise Skip("linphonec not installed (Debian package linphone-cli)")
+    voip, remote = wk.apns_token(), wk.apns_token()
+    with wk.Rig(ctx, algorithms=(), push_config="message_wait = %d\n" % msg.MESSAGE_WAIT) as rig:
+        rig.watch.subscribe(remote, topic=BUNDLE)
+        device = Device(ctx, rig, "udp", voip, remote=remote)
+        try:
+            first = device.start("first")
+            wk.wait_contacts(rig.udp, lambda cs: any("pn-prid=" + voip in c for c in cs),
+                             "linphonec's binding with push params")
+            if how == "kill":
+                first.kill(signal.SIGKILL)  # the OS kills the app: no un-REGISTER
+            else:
+                first.quit()
+                wk.wait_contacts(rig.udp, lambda cs: not cs, "after linphonec's un-REGISTER")
+            text = "dinner at 8? %s" % os.urandom(4).hex()
+            msg.expect_202(rig, text)  # at the end of message_wait, the killed app silent or not
+            push = rig.watch.wait_push(remote, event="message")
+            headers = push.get("headers") or {}
+            check(headers.get("apns-push-type") == "alert" and
+                  headers.get("apns-topic") == BUNDLE, "message push headers %r" % headers)
+            check(not rig.watch.seen(voip), "a push to the VoIP token: %r" % rig.watch.seen(voip))
+            back = device.start("back")
+            shown = "Message received from sip:bob@127.0.0.1: " + text
+            wait_match(lambda: output(back), re.escape(shown), "the kept message not printed")
+            report = wait_match(rig.server.log, r"stored message \d+ for \S+ \S+ to device \S+ "
+                                r"\([^)]*\)", "no delivery report in sipwake's log").group(0)
+            check(report.endswith("delivered to device %s (200 Ok)" % report.split()[-3]),
+                  "delivery report %r" % report)
+            ctx.note("linphonec printed %r; sipwake: %s" % (shown, report))
+            back.quit()
+            # linphonec answered bob's MESSAGE with 200 (its own IMDN to bob, message/imdn+xml,
+            # gets sipwake's 407 and then 480: bob has no binding here).
+            answers = {m.splitlines()[0].strip() for m in back.messages("SIP/2.0 ")
+                       if re.search(r"(?im)^CSeq:\s*\d+ MESSAGE", m) and
+                       re.search(r"(?im)^(From|f):[^\r\n]*sip:bob@", m)}
+            check(answers == {"SIP/2.0 200 Ok"}, "linphonec's answers to MESSAGE: %r" % answers)
+            # Once: linphonec started again registers and gets nothing more.
+            again = device.start("again")
+            wk.wait_contacts(rig.udp, lambda cs: any("pn-prid=" + voip in c for c in cs),
+                             "linphonec registered again")
+            again.quit()
+            log = rig.server.log()
+            check(len(re.findall(r"stored messages? for \S+ to device", log)) == 1 and
+                  len(re.findall(r"stored message \d+ for", log)) == 1,
+                  "one delivery expected:\n" + log[-3000:])
+            check(output(back).count(text) == 1 and text not in output(again),
+                  "the message reached linphonec more than once:\n%s\n%s"
+                  % (output(back)[-2000:], output(again)[-2000:]))
+            rig.server_alive()
+        finally:
+            device.close()
+
+
+def test_message_linphonec_stored(ctx):
+    linphonec_stored(ctx, "quit")
+
+
+def test_message_linphonec_stored_kill(ctx):
+    linphonec_stored(ctx, "kill")
 
 
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}

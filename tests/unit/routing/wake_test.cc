@@ -822,6 +822,37 @@ TEST_F(WakeTest, MessageNobodyTakesIsStoredAndAnswered202ThenTheUsersBoundAnswer
   message_store_ = nullptr;
 }
 
+// An app the OS killed leaves a UDP contact that looks alive and answers nothing: the MESSAGE
+// sent there has no answer until its Timer F (32 s), the sender's own Timer F. The 202 goes at
+// the end of the wait all the same, before the sender gives up, and that branch is retransmitted
+// no more.
+TEST_F(WakeTest, MessageKeptFor202AtTheEndOfTheWaitThoughTheKilledAppsContactIsSilent) {
+  auto store = location::makeMemoryMessageStore({});
+  message_store_ = store.get();
+  configure({});
+  Device d = device('a', bob_);
+  sleeping(d);
+  wakes(d);  // then killed: its contact stays
+  deliver(withTextBody(request("MESSAGE", "sip:bob@example.com"), "kept"), alice_);
+  drain();
+  ASSERT_EQ(requestsTo(bob_.address, "MESSAGE").size(), 1u);
+  ASSERT_EQ(sender_.count(push::PushKind::kMessage), 1u);
+  timers_.advance(seconds(25));  // the MESSAGE wait
+  drain();
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{202}));
+  std::vector<location::StoredMessage> kept = store->pendingFor(d.binding.deviceKey(), kNow);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].body, "kept");
+  // No more retransmissions to the old contact: the app started again on its port (linphone
+  // reuses it) gets the kept copy, not a second one. Nothing more to the sender at Timer F.
+  const std::size_t sent = requestsTo(bob_.address, "MESSAGE").size();
+  timers_.advance(seconds(10));
+  drain();
+  EXPECT_EQ(requestsTo(bob_.address, "MESSAGE").size(), sent);
+  EXPECT_EQ(codesTo(alice_.address), (std::vector<int>{202}));
+  message_store_ = nullptr;
+}
+
 TEST_F(WakeTest, MessageOverThePushBudgetIsKeptAtOnceWithoutAPush) {
   auto store = location::makeMemoryMessageStore({});
   message_store_ = store.get();
