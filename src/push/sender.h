@@ -42,6 +42,10 @@ std::string_view pushKindName(PushKind k);
 // before the registration lapses.
 inline constexpr std::chrono::seconds kRefreshPushTtl{60};
 
+// Apple throttles background pushes to two or three an hour per device: one device is never sent
+// refresh pushes closer together than this (edge relay and registration refresh alike).
+inline constexpr std::chrono::minutes kMinRefreshPushInterval{20};
+
 // PushOutcome::reason of a refresh push refused because the binding has no non-VoIP token.
 inline constexpr std::string_view kNoRefreshTokenReason = "no non-VoIP token for a refresh push";
 

@@ -302,7 +302,7 @@ class EdgeUpstream final : public EdgeRouting,
   // not registered since; returns the push to send (outside the lock), if any.
   std::optional<push::PushTarget> refreshDue(Device& d, TimePoint now);
   // Under mu_: the refresh push for `d` unless it cannot have one (no sender, no push binding)
-  // or had one within kMinRefreshPushInterval.
+  // or had one within push::kMinRefreshPushInterval.
   std::optional<push::PushTarget> refreshTarget(Device& d, TimePoint now);
   void sendRefresh(const push::PushTarget& target);
   // Relay, upstream back: every push device is woken to register there again (the upstream

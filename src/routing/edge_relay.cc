@@ -40,9 +40,6 @@ bool relayedHeader(const sip::HeaderField& h) {
 constexpr std::uint32_t kMaxRelaysPerSource = 16;
 constexpr std::size_t kMaxRelays = 4096;
 
-// Apple throttles background pushes to a few an hour: one device is never refreshed more often.
-constexpr std::chrono::minutes kMinRefreshPushInterval{20};
-
 }  // namespace
 
 EdgeUpstream::Verdict EdgeUpstream::unavailable(std::chrono::seconds retry_after) const {
@@ -338,7 +335,7 @@ std::optional<push::PushTarget> EdgeUpstream::refreshDue(Device& d, TimePoint no
 std::optional<push::PushTarget> EdgeUpstream::refreshTarget(Device& d, TimePoint now) {
   // Never more often than Apple's background budget allows.
   if (deps_.sender == nullptr || !d.push) return std::nullopt;
-  if (d.refresh_pushed_at && now < *d.refresh_pushed_at + kMinRefreshPushInterval) {
+  if (d.refresh_pushed_at && now < *d.refresh_pushed_at + push::kMinRefreshPushInterval) {
     return std::nullopt;
   }
   auto record = deps_.push_store->lookupByDevice(d.key);

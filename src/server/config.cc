@@ -819,6 +819,11 @@ void parsePush(const toml::table& t, Config& c, Checker& check) {
                    p.ring_timeout_s = static_cast<std::uint32_t>(*v);
                }},
               {"push_connected_devices", boolean(p.push_connected_devices)},
+              {"refresh",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.choice(n, w, {"push-only", "wake"})) p.refresh = *v;
+               }},
+              {"refresh_lead", u32(p.refresh_lead_s, 120, 86400)},
               {"message_preview", boolean(p.message_preview)},
               {"message_wait",
                [&](const toml::node& n, const std::string& w) {

@@ -162,6 +162,11 @@ struct PushSettings {
   std::uint32_t push_ttl_s = 30 * 86400;  // push binding lifetime, renewed by each REGISTER
   std::uint32_t ring_timeout_s = 30;      // how long a parked INVITE waits for woken devices
   bool push_connected_devices = true;     // RFC 8599 §5.6.2: also push devices with a live contact
+  // Registration refresh (RFC 8599 §5.5, routing::RefreshPushes): "push-only" (the push binding
+  // alone keeps the device reachable for push_ttl) or "wake" (refresh pushes refresh_lead_s
+  // before the SIP binding or the push binding lapses).
+  std::string refresh = "push-only";
+  std::uint32_t refresh_lead_s = 600;
   int parked_provisional = 180;           // to the caller of a parked INVITE; 0 = none
   std::string call_uuid_salt;             // secret for the call UUIDs in push payloads
   // Re-push (routing::RepushPolicy): seconds an accepted push has to wake its device, per

@@ -31,6 +31,7 @@
 #include "routing/edge.h"
 #include "routing/message_delivery.h"
 #include "routing/proxy.h"
+#include "routing/refresh_pushes.h"
 #include "routing/target_resolver.h"
 #include "routing/wake.h"
 #include "server/cli.h"
@@ -121,6 +122,8 @@ struct PushShared {
   routing::WakeHub hub;
   std::unique_ptr<routing::WakeLimits> limits;  // push flood protection, shared by every loop
   std::unique_ptr<routing::EdgeUpstream> edge;  // [edge]: lives on loop 0; nullptr: off
+  // [push] refresh = "wake": lives on loop 0; nullptr: push-only.
+  std::unique_ptr<routing::RefreshPushes> refresh;
   // What every loop's registrar tells about new bindings: the hub, then edge mode.
   struct Observers final : registrar::RegistrationObserver {
     std::vector<registrar::RegistrationObserver*> list;
@@ -654,6 +657,21 @@ Status Server::start() {
       push->observers.list.push_back(push->edge.get());
 
     }
+    if (config_.push.refresh == "wake" && config_.push.apps.empty() && i == 0) {
+      SW_LOG_WARN("[push] refresh = \"wake\" without a [[push.app]]: no refresh pushes");
+    }
+    if (config_.push.refresh == "wake" && !config_.push.apps.empty() && i == 0) {
+      routing::RefreshPushes::Deps rd;
+      rd.timers = &pl->transactions->timers();
+      rd.post = [loop](std::function<void()> fn) { loop->post(std::move(fn)); };
+      rd.push_store = push->store.get();
+      rd.locations = locations_.get();
+      rd.sender = &push->sender;
+      routing::RefreshConfig rc;
+      rc.lead = seconds(config_.push.refresh_lead_s);
+      push->refresh = std::make_unique<routing::RefreshPushes>(rc, std::move(rd));
+      push->observers.list.push_back(push->refresh.get());
+    }
     pd.edge = push->edge.get();
     pl->proxy = std::make_unique<routing::Proxy>(std::move(pd), pc);
     pl->wake->setProxy(pl->proxy.get());
@@ -674,6 +692,10 @@ Status Server::start() {
   if (push->edge) {
     routing::EdgeUpstream* edge = push->edge.get();
     loops_->at(0).post([edge] { edge->start(); });
+  }
+  if (push->refresh) {
+    routing::RefreshPushes* refresh = push->refresh.get();
+    loops_->at(0).post([refresh] { refresh->start(); });
   }
   maintenance_->start();
   SW_LOG_INFO("sipwake {}: {} worker loop(s)", versionString(), loops_->size());

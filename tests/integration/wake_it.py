@@ -687,6 +687,46 @@ def test_wake_repush_bounded(ctx):
         rig.server_alive()
 
 
+def opted_out_device(rig, user, token):
+    """A device of `user` that registered with push params (FCM `token`, 130 s) and then again
+    without them (same +sip.instance, 130 s): it opted out of push."""
+    reg = it.Registration(it.UdpClient(("127.0.0.1", rig.udp)), rig.udp, user, user + "-pw")
+    instance = ';+sip.instance="<urn:uuid:%s>"' % uuid.uuid4()
+    pushed = "<sip:%s@%s:%d;transport=udp;pn-provider=fcm;pn-prid=%s;pn-param=%s>%s" % (
+        user, reg.c.local[0], reg.c.local[1], token, PROJECT, instance)
+    it.expect_code(reg.send(["Contact: " + pushed, "Expires: 130"]), 200, "push REGISTER")
+    it.expect_code(reg.send(["Contact: " + reg.contact + instance, "Expires: 130"]), 200,
+                   "REGISTER without push params")
+
+
+def test_wake_refresh_push(ctx):
+    """[push] refresh = "wake" (RFC 8599 §5.5): a phone that went to sleep and whose push binding
+    lapses in 130 s gets a refresh push refresh_lead (120 s) before, and registers again; a device
+    of the same user that opted out (REGISTER without push params), due earlier, gets none."""
+    tok, opted = fcm_token(), fcm_token()
+    with Rig(ctx, push_config='push_ttl = 130\nrefresh = "wake"\nrefresh_lead = 120\n') as rig:
+        rig.watch.subscribe(tok, project=PROJECT)
+        rig.watch.subscribe(opted, project=PROJECT)
+        opted_out_device(rig, "alice", opted)
+        p = rig.phone("sleep", "alice", ["--dialect", "rfc8599", "--provider", "fcm", "--app",
+                                         PROJECT, "--token", tok, "--expires", "130",
+                                         "--background-after-register", "--calls", "1",
+                                         "--timeout", "60"])
+        p.wait_event("backgrounded")
+        asleep = time.monotonic()
+        push = rig.watch.wait_push(tok, event="refresh", timeout=30)
+        took = time.monotonic() - asleep
+        check(took < 25, "refresh push %.1f s after sleep: not 120 s before the 130 s TTL" % took)
+        check(field(push["payload"], "call_id") in (None, ""), "refresh push with a call: %r" % push)
+        p.wait_event("refreshed", timeout=15)
+        # The fake reports each accepted push before answering a later "stats".
+        stats = rig.watch.stats()
+        check(not rig.watch.seen(opted), "opted-out device pushed: %r" % rig.watch.seen(opted))
+        check(stats["accepted_fcm"] == 1, "fake stats %r" % stats)
+        check("refresh push to device" in rig.server.log(), "refresh push not logged")
+        rig.server_alive()
+
+
 # ---------------------------------------------------------------------------------------------
 # 3. The ABTO SDK's documented REGISTER, byte for byte; id = "*" apps
 
