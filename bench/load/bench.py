@@ -516,8 +516,9 @@ def measure_fleet(args):
             run = next((r for r in lines if "rate" in r), None)
             if run is None:
                 raise SystemExit("wakefarm produced no run (see %s)" % out_path)
-            run["fakepns_stats"] = next((r["fakepns_stats"] for r in lines
-                                         if "fakepns_stats" in r), None)
+            stats = next((r for r in lines if "fakepns_stats" in r), {})
+            run["fakepns_stats"] = stats.get("fakepns_stats")
+            run["push_events"] = stats.get("push_events")
             out["runs"][label] = run
             f = run["fleet"]
             log("  %s: connected %d/%d (%.2f%%), woken by re-push %d, sipwake share p50/p99 "
@@ -549,6 +550,8 @@ def fleet_table(out):
         ("calls connected", lambda r: "%d / %d = %.2f%%" % (
             r["ok"], r["offered"], 100.0 * (r["fleet"]["connected_share"] or 0))),
         ("pushes lost by the fake", lambda r: str(r["fleet"]["pushes_lost"])),
+        ("push events at the farm (delivered/lost, payload event)", lambda r: ", ".join(
+            "%s %d" % kv for kv in sorted((r.get("push_events") or {}).items()))),
         ("calls woken by a re-push", lambda r: str(r["fleet"]["woken_by_repush"])),
         ("failed: every push lost / after the wake / never pushed", lambda r: "%d / %d / %d" % (
             r["fleet"]["failed_all_pushes_lost"], r["fleet"]["failed_after_wake"],

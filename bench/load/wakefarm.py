@@ -217,6 +217,7 @@ class Farm:
         self.calls = {}         # caller Call-ID -> Call
         self.idle = []
         self.stray = 0
+        self.push_kinds = {}  # "push call", "lost call", "push missed", ...: events seen
 
     async def start(self):
         loop = asyncio.get_running_loop()
@@ -330,7 +331,9 @@ class Farm:
             if event not in ("push", "lost"):  # "refused": scripted, not a push
                 continue
             d = self.by_token.get(obj.get("token"))
-            if d is None or d.call is None or find_key(obj.get("payload"), "event") != "call":
+            kind = "%s %s" % (event, find_key(obj.get("payload"), "event"))
+            self.push_kinds[kind] = self.push_kinds.get(kind, 0) + 1
+            if d is None or d.call is None or not kind.endswith(" call"):
                 continue  # also a cancel / missed-call push after the call
             c = d.call
             # The fake's own CLOCK_MONOTONIC stamp when the request was complete, before its
@@ -604,8 +607,8 @@ async def main_async(a):
     if not a.no_push:
         farm.ctl_w.write(b'{"op":"stats"}\n')
         await farm.ctl_w.drain()
-        print(json.dumps({"fakepns_stats": await asyncio.wait_for(farm.ctl_acks.get(), 10)}),
-              flush=True)
+        print(json.dumps({"fakepns_stats": await asyncio.wait_for(farm.ctl_acks.get(), 10),
+                          "push_events": farm.push_kinds}), flush=True)
 
 
 def main():
