@@ -368,9 +368,10 @@ BUNDLE, TEAM, KEY_ID = "com.example.phone", "TEAM123456", "ABCDE12345"
 
 
 class FakePns:
-    """sipwake-fakepns on free loopback ports, with a self-signed cert and one APNs key."""
+    """sipwake-fakepns on free loopback ports, with a self-signed cert and one APNs key; extra:
+    more options (the fleet's --delay-ms and --lose-share)."""
 
-    def __init__(self, args, work):
+    def __init__(self, args, work, extra=()):
         self.work = work
         key = os.path.join(work, "apns.p8")
         if not os.path.exists(key):
@@ -384,7 +385,7 @@ class FakePns:
         self.proc = subprocess.Popen(
             [args.fakepns, "--listen", "127.0.0.1:0", "--make-cert", os.path.join(work, "cert"),
              "--apns-key", "%s:%s:%s" % (KEY_ID, TEAM, key + ".pub"), "--apns-topic", BUNDLE,
-             "--control", "127.0.0.1:0"],
+             "--control", "127.0.0.1:0"] + list(extra),
             stdout=subprocess.PIPE, stderr=open(self.log, "wb"), stdin=subprocess.DEVNULL,
             start_new_session=True, text=True)
         CHILDREN.append(self.proc)
@@ -406,17 +407,33 @@ class FakePns:
         stop(self.proc)
         raise SystemExit("sipwake-fakepns did not start (log: %s)" % self.log)
 
-    def push_config(self):
+    def push_config(self, ring_timeout=10, extra=""):
         # One source (the farm) calls each device several times a minute: far beyond the push
         # flood limits (docs/security.md "Push flood"), which are lifted here.
         limits = ("device_pushes_per_minute = 100000\ndevice_push_burst = 100000\n"
                   "aor_pushes_per_minute = 100000\naor_push_burst = 100000\n"
                   "max_parked_per_source = 10000000\nmax_parked_per_aor = 100000\n")
-        return ('\n[push]\nring_timeout = 10\n' + limits +
+        return ('\n[push]\nring_timeout = %d\n' % ring_timeout + limits + extra +
                 '\n[[push.app]]\nprovider = "apns"\nid = "%s"\n'
                 'team_id = "%s"\nkey_id = "%s"\nkey_file = "%s"\n'
                 'endpoint = "https://127.0.0.1:%d"\nca_file = "%s"\n'
                 % (BUNDLE, TEAM, KEY_ID, self.key, self.port, self.ca))
+
+
+def wait_farm(farm, bound, out_path):
+    """Waits (at most bound s) for a wakefarm.py process; returns its JSON lines."""
+    try:
+        farm.wait(bound)
+    except subprocess.TimeoutExpired:
+        stop(farm)
+    lines = []
+    with open(out_path) as f:
+        for line in f:
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                pass
+    return lines
 
 
 def measure_wake(args, rep_dir):
@@ -439,17 +456,7 @@ def measure_wake(args, rep_dir):
                       "--runs", ",".join(runs), "--stop-on-fail",
                       "--server-pid", str(srv.proc.pid), "--fakepns-pid", str(fake.proc.pid)],
                      out_path, cwd=d)
-        try:
-            farm.wait(bound)
-        except subprocess.TimeoutExpired:
-            stop(farm)
-        lines = []
-        with open(out_path) as f:
-            for line in f:
-                try:
-                    lines.append(json.loads(line))
-                except ValueError:
-                    pass
+        lines = wait_farm(farm, bound, out_path)
         runs_out = [r for r in lines if "rate" in r]
         if not runs_out:
             raise SystemExit("wakefarm produced no run (see %s)" % out_path)
@@ -477,6 +484,98 @@ def measure_wake(args, rep_dir):
         stop(fake.proc)
 
 
+def measure_fleet(args):
+    """The fleet figure: --fleet-devices sleeping phones, each called once at --fleet-rate,
+    through a sipwake-fakepns that delays every delivery (--fleet-delay-ms) and loses a share of
+    the accepted pushes (--fleet-lose-share); once without re-push (max_repushes = 0) and once
+    with the default re-push settings, each with a fresh sipwake (ring_timeout 30 s, the
+    default) and a fresh fake. Writes fleet.json and fleet.md in --work."""
+    out = {"devices": args.fleet_devices, "rate": args.fleet_rate,
+           "delay_ms": args.fleet_delay_ms, "lose_share": args.fleet_lose_share, "runs": {}}
+    duration = args.fleet_devices / args.fleet_rate
+    for label, push_extra in (("before", "max_repushes = 0\n"), ("after", "")):
+        d = os.path.join(args.work, "fleet-" + label)
+        os.makedirs(d, exist_ok=True)
+        fake = FakePns(args, d, ["--delay-ms", args.fleet_delay_ms,
+                                 "--lose-share", str(args.fleet_lose_share)])
+        srv = Sipwake(args, d)
+        srv.extra_config = fake.push_config(30, push_extra)
+        try:
+            srv.start()
+            log("fleet %s (%s): %d phones, %g calls/s, delay %s ms, lose %g" % (
+                label, push_extra.strip() or "re-push defaults", args.fleet_devices,
+                args.fleet_rate, args.fleet_delay_ms, args.fleet_lose_share))
+            out_path = os.path.join(d, "wakefarm.jsonl")
+            farm = spawn([sys.executable, os.path.join(HERE, "wakefarm.py"),
+                          "--server", "127.0.0.1:%d" % srv.port, "--control", fake.control,
+                          "--devices", str(args.fleet_devices),
+                          "--runs", "%gx%g" % (args.fleet_rate, duration),
+                          "--call-timeout", "40", "--server-pid", str(srv.proc.pid),
+                          "--fakepns-pid", str(fake.proc.pid)], out_path, cwd=d)
+            lines = wait_farm(farm, duration + 180, out_path)
+            run = next((r for r in lines if "rate" in r), None)
+            if run is None:
+                raise SystemExit("wakefarm produced no run (see %s)" % out_path)
+            stats = next((r for r in lines if "fakepns_stats" in r), {})
+            run["fakepns_stats"] = stats.get("fakepns_stats")
+            run["push_events"] = stats.get("push_events")
+            out["runs"][label] = run
+            f = run["fleet"]
+            log("  %s: connected %d/%d (%.2f%%), woken by re-push %d, sipwake share p50/p99 "
+                "%.1f/%.1f ms (processing %.1f/%.1f ms)" % (
+                    label, run["ok"], run["offered"], 100.0 * (f["connected_share"] or 0),
+                    f["woken_by_repush"], f["sipwake_share"]["p50_ms"] or -1,
+                    f["sipwake_share"]["p99_ms"] or -1, f["sipwake_processing"]["p50_ms"] or -1,
+                    f["sipwake_processing"]["p99_ms"] or -1))
+        finally:
+            srv.stop()
+            stop(fake.proc)
+        time.sleep(2)
+    with open(os.path.join(args.work, "fleet.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    table = fleet_table(out)
+    with open(os.path.join(args.work, "fleet.md"), "w") as f:
+        f.write(table)
+    print(table, end="")
+
+
+def fleet_table(out):
+    def d(dist):
+        if not dist or dist["p50_ms"] is None:
+            return "–"
+        return "%.1f / %.1f (n=%d)" % (dist["p50_ms"], dist["p99_ms"], dist["n"])
+    labels = [k for k in ("before", "after") if k in out["runs"]]
+    head = {"before": "before (max_repushes = 0)", "after": "after (re-push defaults)"}
+    rows = [
+        ("calls connected", lambda r: "%d / %d = %.2f%%" % (
+            r["ok"], r["offered"], 100.0 * (r["fleet"]["connected_share"] or 0))),
+        ("pushes lost by the fake", lambda r: str(r["fleet"]["pushes_lost"])),
+        ("push events at the farm (delivered/lost, payload event)", lambda r: ", ".join(
+            "%s %d" % kv for kv in sorted((r.get("push_events") or {}).items()))),
+        ("calls woken by a re-push", lambda r: str(r["fleet"]["woken_by_repush"])),
+        ("failed: every push lost / after the wake / never pushed", lambda r: "%d / %d / %d" % (
+            r["fleet"]["failed_all_pushes_lost"], r["fleet"]["failed_after_wake"],
+            r["fleet"]["failed_never_pushed"])),
+        ("time to ring (INVITE -> forwarded INVITE), p50 / p99 ms", lambda r: d(r["fleet"]["ring"])),
+        ("push delay (at the fake -> phone REGISTERs), p50 / p99 ms",
+         lambda r: d(r["fleet"]["push_delay"])),
+        ("**sipwake's share** (ring - push delay), p50 / p99 ms",
+         lambda r: d(r["fleet"]["sipwake_share"])),
+        ("... calls woken by the first push", lambda r: d(r["fleet"]["sipwake_share_first_push"])),
+        ("... calls woken by a re-push", lambda r: d(r["fleet"]["sipwake_share_repushed"])),
+        ("sipwake's processing (share - re-push wait), p50 / p99 ms",
+         lambda r: d(r["fleet"]["sipwake_processing"])),
+        ("sipwake CPU s / fake CPU s / farm CPU s", lambda r: "%.2f / %.2f / %.2f" % (
+            r["server_cpu_s"], r["fakepns_cpu_s"], r["farm_cpu_s"])),
+    ]
+    lines = ["| %d phones, %g calls/s, delay %s ms, %g%% lost | %s |" % (
+        out["devices"], out["rate"], out["delay_ms"], 100.0 * out["lose_share"],
+        " | ".join(head[k] for k in labels)), "|---|" + "---|" * len(labels)]
+    for name, fn in rows:
+        lines.append("| %s | %s |" % (name, " | ".join(fn(out["runs"][k]) for k in labels)))
+    return "\n".join(lines) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sipwake", required=True)
@@ -499,10 +598,25 @@ def main():
     ap.add_argument("--wake-devices", type=int, default=1000)
     ap.add_argument("--only-wake", action="store_true", help="skip the sipp workloads")
     ap.add_argument("--cores", type=int, default=os.cpu_count())
+    ap.add_argument("--fleet", action="store_true",
+                    help="only the fleet figure (lost and late pushes, before/after re-push)")
+    ap.add_argument("--fleet-devices", type=int, default=1000)
+    ap.add_argument("--fleet-rate", type=float, default=20.0, help="calls/s, each phone once")
+    ap.add_argument("--fleet-delay-ms", default="200-3000", help="the fake's --delay-ms")
+    ap.add_argument("--fleet-lose-share", type=float, default=0.02,
+                    help="the fake's --lose-share")
     args = ap.parse_args()
     args.steps = [int(x) for x in args.steps.split(",")]
     args.wake_steps = [int(x) for x in args.wake_steps.split(",") if x]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    if args.fleet:
+        if not args.fakepns or args.fleet_devices > args.users:
+            raise SystemExit("--fleet needs --fakepns and --users >= --fleet-devices")
+        try:
+            measure_fleet(args)
+        finally:
+            cleanup()
+        return
     try:
         for rep in range(1, args.reps + 1):
             rep_dir = os.path.join(args.work, "rep%d" % rep)

@@ -157,17 +157,7 @@ def measure_calls(args, kind, d):
                 else ["--no-push"])
         out_path = os.path.join(d, "wakefarm.jsonl")
         farm = bench.spawn(cmd, out_path, cwd=d)
-        try:
-            farm.wait(120 + args.calls / args.call_rate)
-        except bench.subprocess.TimeoutExpired:
-            bench.stop(farm)
-        runs = []
-        with open(out_path) as f:
-            for line in f:
-                try:
-                    runs.append(json.loads(line))
-                except ValueError:
-                    pass
+        runs = bench.wait_farm(farm, 120 + args.calls / args.call_rate, out_path)
         refresh = next((r["refresh"] for r in runs if "refresh" in r), None)
         runs = [r for r in runs if "rate" in r]
         if not runs:

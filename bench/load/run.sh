@@ -6,6 +6,8 @@
 #   bench/load/run.sh --edge MODE [--users N] [--registers N] [--rate R] [--calls N]
 #                     [--call-rate R] [--call-devices N] [--refreshes N] [--fronts sipwake,kamailio]
 #                     # edge mode (own|relay) vs a Kamailio proxy (edge.py)
+#   bench/load/run.sh --fleet [--fleet-devices N] [--fleet-rate R] [--fleet-delay-ms MIN-MAX]
+#                     [--fleet-lose-share X]   # lost and late pushes, before/after re-push
 # Installs kamailio and sip-tester (apt-get) if missing, builds (incrementally) sipwake and
 # sipwake-fakepns Release in build-release/ (or --build DIR), provisions the users once (cached
 # in the work directory).
@@ -14,7 +16,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 REPS=3 RATE=500 DURATION=20 STEP_DURATION=10 STEPS=500,1000,2000,4000,8000 USERS=10000
 WAKE_RATE=100 WAKE_STEPS=100,150,200,300,400 WAKE=1 BUILD="" DO_BUILD=1
-EDGE="" EDGE_ARGS=()
+EDGE="" EDGE_ARGS=() FLEET=0 FLEET_ARGS=()
 WORK="${BENCH_WORK:-/tmp/sipwake-bench}"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -32,8 +34,10 @@ while [ $# -gt 0 ]; do
     --wake-steps) WAKE_STEPS="$2"; shift 2 ;;
     --no-wake) WAKE=0; shift ;;
     --edge) EDGE="$2"; shift 2 ;;
+    --fleet) FLEET=1; shift ;;
+    --fleet-devices|--fleet-rate|--fleet-delay-ms|--fleet-lose-share) FLEET_ARGS+=("$1" "$2"); shift 2 ;;
     --registers|--calls|--call-rate|--call-devices|--fronts|--refreshes) EDGE_ARGS+=("$1" "$2"); shift 2 ;;
-    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -106,6 +110,11 @@ if [ ! -f "$STORE" ]; then
   mv "$STORE.tmp" "$STORE"
 fi
 
+if [ "$FLEET" = 1 ]; then
+  exec python3 "$HERE/bench.py" --fleet --fakepns "$FAKEPNS" --sipwake "$BIN" \
+    --sipwake-users "$STORE" --users-csv "$WORK/users.csv" --callee-csv "$WORK/callee.csv" \
+    --users "$USERS" --work "$RUN" ${FLEET_ARGS[@]+"${FLEET_ARGS[@]}"}
+fi
 if [ -n "$EDGE" ]; then
   [ "$WAKE" = 1 ] && EDGE_ARGS+=(--fakepns "$FAKEPNS")
   [ "$RATE" = 500 ] && RATE=200  # edge.py's default: the PBX is in every path

@@ -184,7 +184,7 @@ class Device:
 
 class Call:
     __slots__ = ("dev", "call_id", "tag", "t_invite", "t_push", "t_push_rx", "t_reg200",
-                 "t_inv_out", "t_200",
+                 "t_inv_out", "t_200", "t_first_rx", "t_wake", "pushes", "lost",
                  "done", "fut", "auth_sent")
 
     def __init__(self, dev):
@@ -193,6 +193,9 @@ class Call:
         self.tag = secrets.token_hex(4)
         self.t_invite = self.t_push = self.t_push_rx = self.t_reg200 = self.t_inv_out = None
         self.t_200 = None
+        self.t_first_rx = None  # the fake's stamp of the call's first push (delivered or lost)
+        self.t_wake = None      # the device sent its REGISTER, woken by the first delivered push
+        self.pushes = self.lost = 0  # push events delivered / lost by the fake for this call
         self.done = False
         self.auth_sent = False
         self.fut = None
@@ -214,6 +217,7 @@ class Farm:
         self.calls = {}         # caller Call-ID -> Call
         self.idle = []
         self.stray = 0
+        self.push_kinds = {}  # "push call", "lost call", "push missed", ...: events seen
 
     async def start(self):
         loop = asyncio.get_running_loop()
@@ -303,6 +307,7 @@ class Farm:
         self.idle.append(d)
 
     async def wake(self, d):
+        d.call.t_wake = now_ns()
         code = await self.register(d, 600)
         if code != 200 and d.call and not d.call.done:
             d.call.done = True
@@ -319,18 +324,33 @@ class Farm:
                 obj = json.loads(line)
             except ValueError:
                 continue
-            if obj.get("event") != "push":
+            event = obj.get("event")
+            if event is None:  # an answer to one of our requests
                 self.ctl_acks.put_nowait(obj)
                 continue
-            d = self.by_token.get(obj.get("token"))
-            if d is None or d.call is None or find_key(obj.get("payload"), "event") == "cancel":
+            if event not in ("push", "lost"):  # "refused": scripted, not a push
                 continue
-            if d.call.t_push is None:
-                d.call.t_push = now_ns()
-                # The fake's own CLOCK_MONOTONIC stamp when the request was complete, before
-                # its checks and its control-port write (same clock as time.monotonic_ns).
-                if isinstance(obj.get("rx_mono_ns"), int) and obj["rx_mono_ns"] > 0:
-                    d.call.t_push_rx = obj["rx_mono_ns"]
+            d = self.by_token.get(obj.get("token"))
+            kind = "%s %s" % (event, find_key(obj.get("payload"), "event"))
+            self.push_kinds[kind] = self.push_kinds.get(kind, 0) + 1
+            if d is None or d.call is None or not kind.endswith(" call"):
+                continue  # also a cancel / missed-call push after the call
+            c = d.call
+            # The fake's own CLOCK_MONOTONIC stamp when the request was complete, before its
+            # checks, its delivery delay and its control-port write (same clock as
+            # time.monotonic_ns). A lost push is reported at once, a delivered one after the
+            # fake's --delay-ms: the earliest stamp is the call's first push.
+            rx = obj.get("rx_mono_ns")
+            rx = rx if isinstance(rx, int) and rx > 0 else None
+            if rx is not None and (c.t_first_rx is None or rx < c.t_first_rx):
+                c.t_first_rx = rx
+            if event == "lost":
+                c.lost += 1
+                continue
+            c.pushes += 1
+            if c.t_push is None:
+                c.t_push = now_ns()
+                c.t_push_rx = rx
                 asyncio.ensure_future(self.wake(d))
 
     async def subscribe(self):
@@ -509,7 +529,62 @@ class Farm:
                 "invite_to_push": lat("t_invite", "t_push"),
                 "invite_to_push_rx": lat("t_invite", "t_push_rx"),
                 "reg200_to_invite": lat("t_reg200", "t_inv_out"),
-                "call_setup": lat("t_invite", "t_200"), "stray_invites": self.stray}
+                "call_setup": lat("t_invite", "t_200"), "stray_invites": self.stray,
+                "fleet": fleet_figures(calls, ok)}
+
+
+def fleet_figures(calls, ok):
+    """Connected share and sipwake's own share of the time to ring when the push service delays
+    and loses pushes (sipwake-fakepns --delay-ms / --lose-share), all on CLOCK_MONOTONIC:
+
+      ring           INVITE sent -> sipwake's INVITE reaches the device (t_inv_out)
+      push_delay     the delivered push reached the fake (its rx stamp) -> the device sent its
+                     REGISTER: the fake's delivery delay, its control-port line and the farm's
+                     reaction; the push service's and the phone's time, not sipwake's
+      sipwake_share  ring - push_delay: INVITE -> first push at the fake, any re-push wait,
+                     the device's REGISTER (401, 200) and the forwarded INVITE
+      repush_wait    first push at the fake -> the push that woke the device (0 if the first
+                     did): sipwake waiting repush_interval for a lost push, by design
+      processing     sipwake_share - repush_wait
+
+    Each figure includes loopback hops and Python's scheduling: upper bounds."""
+    def ms(c, a, b):
+        x, y = getattr(c, a), getattr(c, b)
+        return None if x is None or y is None else (y - x) / 1e6
+
+    def dist(v):
+        v = [x for x in v if x is not None]
+        return {"p50_ms": pct(v, 0.5), "p99_ms": pct(v, 0.99), "max_ms": max(v) if v else None,
+                "n": len(v)}
+    rows = []
+    for c in ok:
+        ring, delay = ms(c, "t_invite", "t_inv_out"), ms(c, "t_push_rx", "t_wake")
+        if ring is None or delay is None or c.t_first_rx is None:
+            continue
+        wait = (c.t_push_rx - c.t_first_rx) / 1e6
+        rows.append({"ring": ring, "delay": delay, "share": ring - delay, "wait": wait,
+                     "repushed": wait > 0})
+    first = [r for r in rows if not r["repushed"]]
+    again = [r for r in rows if r["repushed"]]
+    okset = set(ok)
+    failed = [c for c in calls if c not in okset]
+    return {
+        "connected_share": len(ok) / len(calls) if calls else None,
+        "woken_by_repush": len(again),
+        "pushes_lost": sum(c.lost for c in calls),
+        "failed_never_pushed": sum(1 for c in failed if c.t_first_rx is None),
+        "failed_all_pushes_lost": sum(1 for c in failed
+                                      if c.t_first_rx is not None and c.t_push is None),
+        "failed_after_wake": sum(1 for c in failed if c.t_push is not None),
+        "ring": dist(r["ring"] for r in rows),
+        "push_delay": dist(r["delay"] for r in rows),
+        "fake_delay": dist(ms(c, "t_push_rx", "t_push") for c in ok),
+        "sipwake_share": dist(r["share"] for r in rows),
+        "sipwake_share_first_push": dist(r["share"] for r in first),
+        "sipwake_share_repushed": dist(r["share"] for r in again),
+        "repush_wait": dist(r["wait"] for r in again),
+        "sipwake_processing": dist(r["share"] - r["wait"] for r in rows),
+    }
 
 
 async def main_async(a):
@@ -529,6 +604,11 @@ async def main_async(a):
         if a.stop_on_fail and r["fail_ratio"] >= 0.01:
             break
         await asyncio.sleep(1)
+    if not a.no_push:
+        farm.ctl_w.write(b'{"op":"stats"}\n')
+        await farm.ctl_w.drain()
+        print(json.dumps({"fakepns_stats": await asyncio.wait_for(farm.ctl_acks.get(), 10),
+                          "push_events": farm.push_kinds}), flush=True)
 
 
 def main():
