@@ -8,9 +8,21 @@
 #include "common/log.h"
 #include "registrar/services.h"
 #include "routing/proxy.h"
+#include "sip/chars.h"
 
 namespace sipwake::routing {
 namespace {
+
+// RFC 3994 "is typing" indication: a passing state of a conversation in progress, not a message
+// to wake a phone for or to keep.
+bool isComposingIndication(const sip::Message& request) {
+  const sip::HeaderField* type = request.find(sip::HeaderId::kContentType);
+  if (type == nullptr) return false;
+  std::string_view v = type->value;
+  v = v.substr(0, v.find(';'));
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return sip::detail::iequals(v, "application/im-iscomposing+xml");
+}
 
 std::int64_t msSince(TimePoint start, TimePoint now) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(now - start).count();
@@ -284,6 +296,7 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
   if (r.outcome == Resolution::Outcome::kUnknownUser) return r;
   const bool invite = request.method() == sip::Method::kInvite;
   if (!invite && request.method() != sip::Method::kMessage) return r;
+  if (!invite && isComposingIndication(request)) return r;
   auto aor = registrar::canonicalAor(uri);
   if (!aor) return r;
   const location::SysSeconds wall = deps_.wall_clock();

@@ -758,12 +758,25 @@ TEST_F(WakeRepushTest, RefusedRepushHonoursRetryAfterAndKeepsWaitingForTheDevice
 }
 
 // A MESSAGE with a text body, as `request` builds it.
-std::string withTextBody(std::string message, const std::string& body) {
+std::string withTextBody(std::string message, const std::string& body,
+                         const std::string& type = "text/plain") {
   const std::string empty = "Content-Length: 0\r\n\r\n";
   message.replace(message.find(empty), empty.size(),
-                  "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+                  "Content-Type: " + type + "\r\nContent-Length: " + std::to_string(body.size()) +
                       "\r\n\r\n" + body);
   return message;
+}
+
+// RFC 3994: "is typing" is a passing state of a conversation in progress: no phone is woken (nor
+// a message kept) for it.
+TEST_F(WakeTest, IsComposingIndicationWakesNobody) {
+  sleeping(device('a', bob_));
+  deliver(withTextBody(request("MESSAGE", "sip:bob@example.com"), "<isComposing/>",
+                       "application/im-iscomposing+xml"),
+          alice_);
+  drain();
+  EXPECT_TRUE(sender_.pushes.empty());
+  EXPECT_TRUE(has(codesTo(alice_.address), 480));
 }
 
 TEST_F(WakeTest, MessagePushCarriesTheMessageEventAndNoPreviewByDefault) {
