@@ -28,6 +28,7 @@ inline constexpr std::string_view kLabelledCounters[] = {
     "push.oauth_token_failures.{provider}",
     "transport.{transport}.received",
     "transport.{transport}.sent",
+    "wake.limit.{reason}",
 };
 
 // "registrar.requests" → "sipwake_registrar_requests_total": every character outside

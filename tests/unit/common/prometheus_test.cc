@@ -70,6 +70,15 @@ TEST(PrometheusTest, OddLabelValuesAreQuotedAndNamesWithOtherShapesStayPlain) {
             out.rfind("# TYPE sipwake_push_failed_total"));
 }
 
+TEST(PrometheusTest, WakeLimitReasonsAreOneFamily) {
+  const std::string out =
+      renderCounters({{"wake.limit.parked_total", 1}, {"wake.limit.same_call", 2}});
+  EXPECT_NE(out.find("sipwake_wake_limit_total{reason=\"parked_total\"} 1\n"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("sipwake_wake_limit_total{reason=\"same_call\"} 2\n"), std::string::npos)
+      << out;
+}
+
 TEST(PrometheusTest, EmptySnapshotRendersNothing) { EXPECT_EQ(renderCounters({}), ""); }
 
 }  // namespace
