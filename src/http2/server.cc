@@ -8,13 +8,13 @@
 #include <asio.hpp>
 #include <asio/ssl.hpp>
 #include <cstring>
-#include <future>
 #include <map>
 #include <unordered_map>
 #include <vector>
 
 #include "common/log.h"
 #include "http2/http1.h"
+#include "http2/listen_util.h"
 #include "http2/nghttp2_util.h"
 #include "http2/tls.h"
 #include "transport/event_loop.h"
@@ -410,21 +410,9 @@ class Http2Server::Impl : public std::enable_shared_from_this<Http2Server::Impl>
     auto ctx = makeServerTlsContext(options_.cert_file, options_.key_file, options_.protocols);
     if (!ctx) return ctx.status();
     tls_ = *ctx;
-    asio::error_code ec;
-    auto addr = asio::ip::make_address(options_.listen_host, ec);
-    if (ec) return invalidArgument("bad listen address '" + options_.listen_host + "'");
-    asio::ip::tcp::endpoint ep(addr, options_.port);
-    acceptor_.open(ep.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(ep, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      asio::error_code ignored;
-      acceptor_.close(ignored);
-      return unavailable("cannot listen on " + options_.listen_host + ":" +
-                         std::to_string(options_.port) + ": " + ec.message());
+    if (Status s = bindAndListen(acceptor_, options_.listen_host, options_.port, port_out); !s) {
+      return s;
     }
-    port_out = acceptor_.local_endpoint(ec).port();
     loop_.post([self = shared_from_this()] { self->accept(); });
     return Status::ok();
   }
@@ -488,16 +476,7 @@ void Http2Server::stop() {
   if (stopped_) return;
   stopped_ = true;
   auto impl = impl_;
-  if (loop_.isCurrent() || !loop_.running()) {
-    impl->stopOnLoop();
-    return;
-  }
-  std::promise<void> done;
-  loop_.post([impl, &done] {
-    impl->stopOnLoop();
-    done.set_value();
-  });
-  done.get_future().wait();
+  runOnLoopAndWait(loop_, [impl] { impl->stopOnLoop(); });
 }
 
 const ServerStats& Http2Server::stats() const { return impl_->stats(); }

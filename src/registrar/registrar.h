@@ -96,9 +96,9 @@ class RegisterRelay {
     std::string user_agent;
     std::vector<std::string> authorization;        // Authorization values, unchanged
     std::vector<std::string> proxy_authorization;  // Proxy-Authorization values, unchanged
-    std::string source;  // the IP address it came from
-    std::vector<Device> devices;  // empty: a query
-    bool remove_all = false;      // "Contact: *": every device of the AOR leaves
+    std::string source;                            // the IP address it came from
+    std::vector<Device> devices;                   // empty: a query
+    bool remove_all = false;                       // "Contact: *": every device of the AOR leaves
   };
   struct Verdict {
     bool accepted = false;

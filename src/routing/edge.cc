@@ -229,7 +229,8 @@ void EdgeUpstream::touch(const std::string& aor, const std::string& key, bool pu
     Device& d = it != devices_.end() ? it->second : create(aor, key, push);
     d.push = d.push || push;
     // Relay: the phone's own REGISTERs keep the upstream binding (sipwake has no credentials).
-    if (!config_.relay && schedule_.due(deps_.layer->timers().now(), d.registered_at, d.granted, d.failed_at)) {
+    if (!config_.relay &&
+        schedule_.due(deps_.layer->timers().now(), d.registered_at, d.granted, d.failed_at)) {
       enqueue(d);
     }
   }
@@ -414,8 +415,8 @@ void EdgeUpstream::withUpstream(std::function<void(const transport::SendTarget&)
     return;
   }
   std::weak_ptr<bool> alive = alive_;
-  deps_.resolver->resolve(*uri, [alive, then = std::move(then), failed = std::move(failed)](
-                                    Result<transport::SendTarget> r) {
+  deps_.resolver->resolve(*uri, [alive, then = std::move(then),
+                                 failed = std::move(failed)](Result<transport::SendTarget> r) {
     if (alive.expired()) return;
     if (!r) {
       failed("not resolved: " + r.status().message());
@@ -446,11 +447,11 @@ std::optional<std::string> EdgeUpstream::contactFor(const std::string& user,
 void EdgeUpstream::send(const Device& d, std::chrono::seconds expires) {
   const std::uint64_t seq = ++next_seq_;
   sent_[seq] = Sent{d.key, expires.count() == 0, d.user, expires, nullptr, false, d};
-  withUpstream([this, seq, d, expires](
-                   const transport::SendTarget& hop) { sendTo(seq, d, expires, hop); },
-               [this, seq](std::string why) {
-                 finished(seq, Outcome{0, std::move(why), {}, {}});
-               });
+  withUpstream(
+      [this, seq, d, expires](const transport::SendTarget& hop) { sendTo(seq, d, expires, hop); },
+      [this, seq](std::string why) {
+        finished(seq, Outcome{0, std::move(why), {}, {}});
+      });
 }
 
 void EdgeUpstream::sendTo(std::uint64_t seq, const Device& d, std::chrono::seconds expires,

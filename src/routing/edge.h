@@ -72,8 +72,8 @@
 #include "location/location_store.h"
 #include "location/push_binding_store.h"
 #include "location/user_store.h"
-#include "registrar/registrar.h"
 #include "push/sender.h"
+#include "registrar/registrar.h"
 #include "routing/next_hop.h"
 #include "transaction/transaction_layer.h"
 
@@ -224,9 +224,9 @@ class EdgeUpstream final : public EdgeRouting,
     Request request;
     bool counted = false;  // in relays_by_source_
     std::function<void(Verdict)> done;
-    bool answered = false;                       // done() ran
-    std::optional<std::chrono::seconds> asked;   // after a 423: its Min-Expires
-    std::vector<std::string> users;              // the contact users sent (for grantedExpiry)
+    bool answered = false;                      // done() ran
+    std::optional<std::chrono::seconds> asked;  // after a 423: its Min-Expires
+    std::vector<std::string> users;             // the contact users sent (for grantedExpiry)
   };
   // How an upstream REGISTER ended: the upstream's final response, or none (`reason` says why).
   struct Outcome {
@@ -243,7 +243,7 @@ class EdgeUpstream final : public EdgeRouting,
     std::chrono::seconds asked{0};
     std::shared_ptr<RelayCall> relay;  // a relayed phone REGISTER (edge_relay.cc)
     bool probe = false;                // relay: an OPTIONS asking whether the upstream is there
-    Device device;  // as sent: a challenge's answer sends it again
+    Device device;                     // as sent: a challenge's answer sends it again
   };
   // The upstream's digest challenge for one device (by its Call-ID), kept to answer its later
   // REGISTERs with the same nonce (nc + 1 each) until the upstream challenges again.

@@ -46,7 +46,8 @@ EdgeUpstream::Verdict EdgeUpstream::unavailable(std::chrono::seconds retry_after
   Verdict v;
   v.status = 503;
   v.reason = "Service Unavailable - Upstream Registrar Unreachable";
-  v.headers.emplace_back("Retry-After", std::to_string(std::max<long long>(1, retry_after.count())));
+  v.headers.emplace_back("Retry-After",
+                         std::to_string(std::max<long long>(1, retry_after.count())));
   return v;
 }
 
@@ -67,9 +68,9 @@ void EdgeUpstream::relayOnHome(Request request, std::function<void(Verdict)> don
           auto it = devices_.find(rd.key);
           if (rd.removed || it == devices_.end()) return false;
           const Device& d = it->second;
-          return d.aor == request.aor && !d.relay_source.empty() && d.relay_source == request.source &&
-                 d.relay_call_id == request.call_id && request.cseq > d.relay_cseq &&
-                 d.registered_at &&
+          return d.aor == request.aor && !d.relay_source.empty() &&
+                 d.relay_source == request.source && d.relay_call_id == request.call_id &&
+                 request.cseq > d.relay_cseq && d.registered_at &&
                  !schedule_.due(now, d.registered_at, d.granted, std::nullopt);
         });
     if (here) {
@@ -85,8 +86,8 @@ void EdgeUpstream::relayOnHome(Request request, std::function<void(Verdict)> don
   }
   if (!reachable_ && probed_at_ && now < *probed_at_ + config_.retry_after_failure) {
     relay_unavailable_.inc();
-    const auto left = std::chrono::ceil<std::chrono::seconds>(
-        *probed_at_ + config_.retry_after_failure - now);
+    const auto left =
+        std::chrono::ceil<std::chrono::seconds>(*probed_at_ + config_.retry_after_failure - now);
     done(unavailable(left));
     return;
   }
@@ -319,7 +320,9 @@ void EdgeUpstream::sendProbe() {
         auto out = deps_.layer->sendRequest(std::move(m), hop, options);
         if (!out) finished(seq, Outcome{0, "not sent: " + out.status().message(), {}, {}});
       },
-      [this, seq](std::string why) { finished(seq, Outcome{0, std::move(why), {}, {}}); });
+      [this, seq](std::string why) {
+        finished(seq, Outcome{0, std::move(why), {}, {}});
+      });
 }
 
 std::optional<push::PushTarget> EdgeUpstream::refreshDue(Device& d, TimePoint now) {
@@ -359,9 +362,10 @@ void EdgeUpstream::sendRefresh(const push::PushTarget& target) {
                      [&failed, key = target.device_key](push::PushOutcome outcome) {
                        if (outcome.kind == push::PushOutcome::Kind::kOk) return;
                        failed.inc();
-                       SW_LOG_WARN("edge: refresh push to device {} failed ({}: {}); its binding "
-                                   "at the upstream lapses unless the phone registers",
-                                   key, push::pushOutcomeName(outcome.kind), outcome.reason);
+                       SW_LOG_WARN(
+                           "edge: refresh push to device {} failed ({}: {}); its binding "
+                           "at the upstream lapses unless the phone registers",
+                           key, push::pushOutcomeName(outcome.kind), outcome.reason);
                      });
 }
 

@@ -469,6 +469,31 @@ void parseStore(const toml::table& t, Config& c, Checker& check) {
                }}});
 }
 
+void parseAdmin(const toml::table& t, Config& c, Checker& check) {
+  check.walk(t, "[admin]",
+             {{"listen", [&](const toml::node& n, const std::string& w) {
+                 auto v = check.string(n, w);
+                 if (!v) return;
+                 auto spec = parseListenSpec("tcp:" + *v);
+                 if (!spec) {
+                   check.error(n, w,
+                               "expected \"IP:PORT\" (IPv6 as \"[::1]:9090\"), got \"" + *v + "\"");
+                   return;
+                 }
+                 if (!isLoopbackAddress(spec->address)) {
+                   check.error(n, w,
+                               "\"" + *v +
+                                   "\" is not a loopback address: the admin listener serves "
+                                   "without authentication or TLS, so it listens only on "
+                                   "127.0.0.0/8 or ::1");
+                   return;
+                 }
+                 c.admin.enabled = true;
+                 c.admin.address = spec->address;
+                 c.admin.port = spec->port;
+               }}});
+}
+
 void parseRegistrar(const toml::table& t, Config& c, Checker& check) {
   auto u32 = [&](std::uint32_t& out, std::int64_t lo, std::int64_t hi) {
     return [&, lo, hi](const toml::node& n, const std::string& w) {
@@ -1119,12 +1144,14 @@ Result<Config> parseConfig(std::string_view toml_text, std::string_view source_n
       if (const auto* t = sectionTable(node, k, check)) parsePush(*t, c, check);
     } else if (k == "edge") {
       if (const auto* t = sectionTable(node, k, check)) parseEdge(*t, c, check);
+    } else if (k == "admin") {
+      if (const auto* t = sectionTable(node, k, check)) parseAdmin(*t, c, check);
     } else {
       std::uint32_t line = key.source().begin.line;
       if (line == 0) line = node.source().begin.line;
       check.error(line, std::string(k),
                   "unknown key (sections are [server], [[listen]], [tls], [limits], [timers], "
-                  "[store], [registrar], [auth], [proxy], [push], [edge])");
+                  "[store], [registrar], [auth], [proxy], [push], [edge], [admin])");
     }
   }
   if (!check.ok()) return check.firstError();

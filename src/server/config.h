@@ -212,6 +212,14 @@ struct EdgeSettings {
   std::uint32_t upstream_rate = 50;       // upstream REGISTERs per second when many are due
 };
 
+// [admin]: the admin HTTP/1.1 listener (GET /metrics, docs/operations.md). Off unless [admin]
+// listen is given; it serves without authentication, so only on a loopback address.
+struct AdminSettings {
+  bool enabled = false;
+  std::string address;  // IP literal without brackets, loopback
+  std::uint16_t port = 0;
+};
+
 struct Config {
   // [server]
   unsigned workers = 0;  // 0 = one event loop per hardware core (resolved by effectiveWorkers())
@@ -238,6 +246,7 @@ struct Config {
   ProxySettings proxy;
   PushSettings push;
   EdgeSettings edge;
+  AdminSettings admin;
 
   unsigned effectiveWorkers() const;
   bool hasTlsListener() const;

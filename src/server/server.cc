@@ -18,6 +18,7 @@
 #include "auth/source_throttle.h"
 #include "common/allocator.h"
 #include "common/log.h"
+#include "http2/http1_server.h"
 #include "location/purr_store.h"
 #include "location/push_binding_store.h"
 #include "location/sqlite_location_store.h"
@@ -35,6 +36,7 @@
 #include "routing/target_resolver.h"
 #include "routing/wake.h"
 #include "server/cli.h"
+#include "server/admin.h"
 #include "server/core_handler.h"
 #include "transaction/transaction_layer.h"
 #include "transport/event_loop.h"
@@ -697,13 +699,27 @@ Status Server::start() {
     routing::RefreshPushes* refresh = push->refresh.get();
     loops_->at(0).post([refresh] { refresh->start(); });
   }
+  if (config_.admin.enabled) {
+    http2::Http1ServerOptions ao;
+    ao.listen_host = config_.admin.address;
+    ao.port = config_.admin.port;
+    admin_ = std::make_unique<http2::Http1Server>(loops_->at(0), std::move(ao), adminResponse);
+    if (Status s = admin_->start(); !s) {
+      stop();
+      return unavailable("[admin] listen: " + s.message());
+    }
+    SW_LOG_INFO("admin listener on http://{}:{}/metrics", config_.admin.address, admin_->port());
+  }
   maintenance_->start();
   SW_LOG_INFO("sipwake {}: {} worker loop(s)", versionString(), loops_->size());
   for (const auto& l : config_.listeners) SW_LOG_INFO("listening on {}", l.toString());
   return Status::ok();
 }
 
+std::uint16_t Server::adminPort() const { return admin_ ? admin_->port() : 0; }
+
 void Server::stop() {
+  if (admin_) admin_->stop();
   if (transport_) transport_->stop();
   if (push_) {
     // The push sender goes while its loop still runs (its HTTP/2 clients shut down there); a
@@ -727,6 +743,7 @@ void Server::stop() {
   locations_.reset();
   // Loops are stopped: the per-loop objects can go (their timers are never touched again).
   per_loop_.clear();
+  admin_.reset();
   transport_.reset();
   loops_.reset();
   maintenance_.reset();

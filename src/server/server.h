@@ -14,6 +14,7 @@
 // through the per-loop objects it owns.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -39,6 +40,10 @@ struct Services;
 class Maintenance;
 }  // namespace sipwake::registrar
 
+namespace sipwake::http2 {
+class Http1Server;
+}  // namespace sipwake::http2
+
 namespace sipwake::server {
 
 class Identity;
@@ -63,6 +68,9 @@ class Server {
   // Re-reads the users from the store (SIGHUP). Thread: any; never blocks a loop.
   Status reloadUsers();
 
+  // The admin listener's port ([admin] listen; 0 when off). Valid after a successful start().
+  std::uint16_t adminPort() const;
+
   // The shared services (location store, authenticator, domain check) for the proxy core.
   // Valid between a successful start() and stop().
   const registrar::Services& services() const { return *services_; }
@@ -86,6 +94,7 @@ class Server {
   std::vector<std::unique_ptr<PerLoop>> per_loop_;  // index = loop index
   // Push wake-up state shared by the loops; its sender is shut down first in stop().
   std::shared_ptr<PushShared> push_;
+  std::unique_ptr<http2::Http1Server> admin_;  // [admin] listen, on loop 0
   bool loops_running_ = false;
 };
 

@@ -91,7 +91,7 @@ TEST(ConfigDocTest, DocumentedKeysAreExactlyTheParsedOnes) {
 
   const std::vector<std::string> sections{"server", "listen", "tls", "limits", "edge",
                                           "timers", "store",  "registrar", "auth",
-                                          "proxy",  "push",   "push.app"};
+                                          "proxy",  "push",   "push.app",  "admin"};
   for (const std::string& section : sections) {
     std::set<std::string> parsed;
     for (const std::string& key : candidates) {

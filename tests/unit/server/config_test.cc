@@ -598,3 +598,40 @@ TEST(ConfigTest, EdgeErrorsNameTheKey) {
 
 }  // namespace
 }  // namespace sipwake::server
+
+namespace sipwake::server {
+namespace {
+
+TEST(ConfigTest, AdminListenerIsOffByDefaultAndLoopbackOnly) {
+  EXPECT_FALSE(defaultConfig().admin.enabled);
+  EXPECT_FALSE(parseOk("[server]\nworkers = 1\n").admin.enabled);
+
+  Config c = parseOk("[admin]\nlisten = \"127.0.0.1:9090\"\n");
+  EXPECT_TRUE(c.admin.enabled);
+  EXPECT_EQ(c.admin.address, "127.0.0.1");
+  EXPECT_EQ(c.admin.port, 9090);
+  c = parseOk("[admin]\nlisten = \"[::1]:9091\"\n");
+  EXPECT_EQ(c.admin.address, "::1");
+  EXPECT_EQ(c.admin.port, 9091);
+
+  EXPECT_EQ(parseError("[server]\nworkers = 1\n[admin]\nlisten = \"0.0.0.0:9090\"\n"),
+            "test.toml:4: [admin] listen: \"0.0.0.0:9090\" is not a loopback address: the admin "
+            "listener serves without authentication or TLS, so it listens only on 127.0.0.0/8 "
+            "or ::1");
+  std::string e = parseError("[admin]\nlisten = \"[2001:db8::1]:9090\"\n");
+  EXPECT_EQ(e.rfind("test.toml:2: [admin] listen: \"[2001:db8::1]:9090\" is not a loopback", 0),
+            0u)
+      << e;
+  EXPECT_EQ(parseError("[admin]\nlisten = \"localhost:9090\"\n"),
+            "test.toml:2: [admin] listen: expected \"IP:PORT\" (IPv6 as \"[::1]:9090\"), got "
+            "\"localhost:9090\"");
+  e = parseError("[admin]\nlisten = \"127.0.0.1\"\n");
+  EXPECT_EQ(e.rfind("test.toml:2: [admin] listen: expected \"IP:PORT\"", 0), 0u) << e;
+  e = parseError("[admin]\nlisten = 9090\n");
+  EXPECT_EQ(e.rfind("test.toml:2: [admin] listen:", 0), 0u) << e;
+  e = parseError("[admin]\nport = 9090\n");
+  EXPECT_EQ(e, "test.toml:2: [admin] port: unknown key");
+}
+
+}  // namespace
+}  // namespace sipwake::server

@@ -1,0 +1,201 @@
+#include "http2/http1_server.h"
+
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include <asio.hpp>
+
+#include "common/log.h"
+#include "http2/http1.h"
+#include "http2/listen_util.h"
+#include "transport/event_loop.h"
+
+namespace sipwake::http2 {
+
+namespace {
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  using OnClose = std::function<void(Connection*)>;
+
+  Connection(asio::ip::tcp::socket socket, const Http1ServerOptions& options,
+             const Http1Server::Handler& handler, Http1ServerStats& stats, OnClose on_close)
+      : socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        options_(options),
+        handler_(handler),
+        stats_(stats),
+        parser_(http1::Parser::Kind::kRequest, options.max_request_body),
+        on_close_(std::move(on_close)) {}
+
+  void start() {
+    armTimer();
+    process();
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    asio::error_code ec;
+    timer_.cancel();
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    if (on_close_) on_close_(this);
+  }
+
+ private:
+  // The whole request (and the wait for the next one) must fit in one idle_timeout.
+  void armTimer() {
+    timer_.expires_after(options_.idle_timeout);
+    std::weak_ptr<Connection> weak = weak_from_this();
+    timer_.async_wait([weak](const asio::error_code& ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) self->close();
+    });
+  }
+
+  void process() {
+    if (closed_) return;
+    switch (parser_.state()) {
+      case http1::Parser::State::kError: {
+        stats_.bad_requests.inc();
+        SW_LOG_DEBUG("http1 server: bad request: {}", parser_.error());
+        Response bad;
+        bad.status = 400;
+        bad.headers.push_back({"content-type", "text/plain"});
+        bad.body = parser_.error() + "\n";
+        return write(http1::serializeResponse(bad, false), true);
+      }
+      case http1::Parser::State::kComplete: {
+        stats_.requests.inc();
+        const bool keep_alive = parser_.keepAlive();
+        Response response = handler_ ? handler_(parser_.request()) : Response{};
+        if (response.status == 0) response.status = 500;
+        return write(http1::serializeResponse(response, keep_alive), !keep_alive);
+      }
+      case http1::Parser::State::kIncomplete:
+        return read();
+    }
+  }
+
+  void read() {
+    auto self = shared_from_this();
+    socket_.async_read_some(asio::buffer(rbuf_), [self](const asio::error_code& ec, std::size_t n) {
+      if (self->closed_) return;
+      if (ec) return self->close();
+      self->parser_.feed(std::string_view(self->rbuf_.data(), n));
+      self->process();
+    });
+  }
+
+  void write(std::string data, bool close_after) {
+    wbuf_ = std::move(data);
+    auto self = shared_from_this();
+    asio::async_write(socket_, asio::buffer(wbuf_),
+                      [self, close_after](const asio::error_code& ec, std::size_t) {
+                        if (self->closed_) return;
+                        if (ec || close_after) return self->close();
+                        self->parser_.next();
+                        self->armTimer();
+                        self->process();
+                      });
+  }
+
+  asio::ip::tcp::socket socket_;
+  asio::steady_timer timer_;
+  const Http1ServerOptions& options_;
+  const Http1Server::Handler& handler_;
+  Http1ServerStats& stats_;
+  http1::Parser parser_;
+  OnClose on_close_;
+  std::array<char, 4096> rbuf_{};
+  std::string wbuf_;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+class Http1Server::Impl : public std::enable_shared_from_this<Http1Server::Impl> {
+ public:
+  Impl(transport::EventLoop& loop, Http1ServerOptions options, Handler handler)
+      : loop_(loop), options_(std::move(options)), handler_(std::move(handler)),
+        acceptor_(loop.io()) {}
+
+  Status start(std::uint16_t& port_out) {
+    if (Status s = bindAndListen(acceptor_, options_.listen_host, options_.port, port_out); !s) {
+      return s;
+    }
+    loop_.post([self = shared_from_this()] { self->accept(); });
+    return Status::ok();
+  }
+
+  void stopOnLoop() {
+    stopped_ = true;
+    asio::error_code ec;
+    acceptor_.close(ec);
+    auto conns = conns_;
+    for (auto& c : conns) c->close();
+    conns_.clear();
+  }
+
+  const Http1ServerStats& stats() const { return stats_; }
+
+ private:
+  void accept() {
+    if (stopped_) return;
+    auto self = shared_from_this();
+    acceptor_.async_accept([self](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+      if (self->stopped_) return;
+      if (!ec) self->serve(std::move(socket));
+      self->accept();
+    });
+  }
+
+  void serve(asio::ip::tcp::socket socket) {
+    if (conns_.size() >= options_.max_connections) {
+      stats_.connections_refused.inc();
+      asio::error_code ignored;
+      socket.close(ignored);
+      return;
+    }
+    stats_.connections.inc();
+    std::weak_ptr<Impl> weak = weak_from_this();
+    auto conn = std::make_shared<Connection>(
+        std::move(socket), options_, handler_, stats_, [weak](Connection* c) {
+          if (auto s = weak.lock()) {
+            auto& v = s->conns_;
+            v.erase(std::remove_if(v.begin(), v.end(), [c](auto& p) { return p.get() == c; }),
+                    v.end());
+          }
+        });
+    conns_.push_back(conn);
+    conn->start();
+  }
+
+  transport::EventLoop& loop_;
+  Http1ServerOptions options_;
+  Handler handler_;
+  asio::ip::tcp::acceptor acceptor_;
+  std::vector<std::shared_ptr<Connection>> conns_;
+  Http1ServerStats stats_;
+  bool stopped_ = false;
+};
+
+Http1Server::Http1Server(transport::EventLoop& loop, Http1ServerOptions options, Handler handler)
+    : loop_(loop), impl_(std::make_shared<Impl>(loop, std::move(options), std::move(handler))) {}
+
+Http1Server::~Http1Server() { stop(); }
+
+Status Http1Server::start() { return impl_->start(port_); }
+
+void Http1Server::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  auto impl = impl_;
+  runOnLoopAndWait(loop_, [impl] { impl->stopOnLoop(); });
+}
+
+const Http1ServerStats& Http1Server::stats() const { return impl_->stats(); }
+
+}  // namespace sipwake::http2
