@@ -650,15 +650,5 @@ def test_user_import(ctx):
                 c.close()
 
 
-TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
-
-
-def main():
-    # Same command line as sipwake_it.py; only the test table differs.
-    it.TESTS.clear()
-    it.TESTS.update(TESTS)
-    return it.main()
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(it.run_module_tests(globals()))

@@ -136,15 +136,5 @@ def test_metrics_non_loopback_refused(ctx):
         check(code == 1 and want in err, "%s: exit %d, %r" % (cmd[1], code, err))
 
 
-TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
-
-
-def main():
-    # Same command line as sipwake_it.py; only the test table differs.
-    it.TESTS.clear()
-    it.TESTS.update(TESTS)
-    return it.main()
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(it.run_module_tests(globals()))
