@@ -103,6 +103,14 @@ void RefreshPushes::plan(const std::string& key) {
       if (location::bindingKey(b) == record->binding_key) in.sip_expires_at = b.expires_at;
     }
     next = nextRefresh(in, config_);
+    if (next && next->at <= now && !spend(now)) {
+      // Over this second's budget: waits for the next second.
+      Device& d = devices_[key];
+      d.due = now + std::chrono::seconds(1);
+      d.pushed_at = pushed_at;
+      queue_.emplace(d.due, key);
+      return;
+    }
     if (next && next->at <= now) {
       SW_LOG_INFO("push: refresh push to device {} of {} (its binding lapses in {} s)", key,
                   record->aor, (next->deadline - now).count());
@@ -125,6 +133,16 @@ void RefreshPushes::plan(const std::string& key) {
   d.due = due;
   d.pushed_at = pushed_at;
   queue_.emplace(due, key);
+}
+
+bool RefreshPushes::spend(location::SysSeconds now) {
+  if (now != budget_second_) {
+    budget_second_ = now;
+    budget_used_ = 0;
+  }
+  if (budget_used_ >= config_.rate) return false;
+  ++budget_used_;
+  return true;
 }
 
 void RefreshPushes::send(const location::PushRecord& record, push::PushBinding binding) {

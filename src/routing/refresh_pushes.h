@@ -11,6 +11,7 @@
 //   * Never two refresh pushes to one device closer than `min_interval` (Apple's budget for
 //     background pushes: push::kMinRefreshPushInterval); a deadline the next allowed push cannot
 //     reach in time gets none.
+//   * At most `rate` refresh pushes a second in all; the others wait for the next seconds.
 //   * None for a device whose push binding is gone (opted out: REGISTER without push params;
 //     removed: token dead, moved) or that has only a VoIP token (!canWakeWithoutCall()).
 //
@@ -50,6 +51,9 @@ namespace sipwake::routing {
 struct RefreshConfig {
   std::chrono::seconds lead{600};  // how long before a deadline the refresh push is sent
   std::chrono::seconds min_interval = push::kMinRefreshPushInterval;
+  // At most this many refresh pushes in one second (a start-up after an outage finds many due
+  // at once); the rest wait for the next seconds.
+  std::uint32_t rate = 100;
 };
 
 // What the schedule of one device depends on.
@@ -111,6 +115,8 @@ class RefreshPushes final : public registrar::RegistrationObserver {
   void arm();
   void fire();
   void send(const location::PushRecord& record, push::PushBinding binding);
+  // Takes one push of this second's `rate`; false when it is spent.
+  bool spend(location::SysSeconds now);
 
   RefreshConfig config_;
   Deps deps_;
@@ -118,6 +124,8 @@ class RefreshPushes final : public registrar::RegistrationObserver {
   std::set<std::pair<location::SysSeconds, std::string>> queue_;  // (due, device key)
   TimerService::TimerId timer_ = 0;
   location::SysSeconds timer_at_{};
+  location::SysSeconds budget_second_{};  // the second `budget_used_` counts pushes of
+  std::uint32_t budget_used_ = 0;
   std::shared_ptr<bool> alive_;
   Counter& sent_;
   Counter& failed_;

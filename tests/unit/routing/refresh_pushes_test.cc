@@ -121,7 +121,7 @@ class RefreshPushesTest : public ::testing::Test {
     return kT0 + std::chrono::duration_cast<std::chrono::seconds>(timers_.now() - TimePoint{});
   }
 
-  void makeScheduler(std::chrono::seconds lead) {
+  void makeScheduler(std::chrono::seconds lead, std::uint32_t rate = 100) {
     RefreshPushes::Deps d;
     d.timers = &timers_;
     d.post = [](std::function<void()> fn) { fn(); };
@@ -131,6 +131,7 @@ class RefreshPushesTest : public ::testing::Test {
     d.wall_clock = [this] { return wallNow(); };
     RefreshConfig c;
     c.lead = lead;
+    c.rate = rate;
     refresh_ = std::make_unique<RefreshPushes>(c, std::move(d));
   }
 
@@ -256,6 +257,23 @@ TEST_F(RefreshPushesTest, StartSchedulesBindingsAlreadyStored) {
   timers_.advance(minutes(50));
   ASSERT_EQ(sender_.sent.size(), 1u);
   EXPECT_EQ(sender_.sent[0], pb.deviceKey());
+}
+
+// A start-up after an outage finds many refreshes due at once: `rate` a second, the rest after.
+TEST_F(RefreshPushesTest, ManyDueAtOnceArePacedAtTheRate) {
+  for (int i = 0; i < 25; ++i) {
+    registerDevice("<urn:uuid:" + std::to_string(i) + ">", fcmBinding("tok-" + std::to_string(i)),
+                   minutes(5), hours(24));  // due at once: lead 600 s > 5 min
+  }
+  makeScheduler(std::chrono::seconds(600), 10);
+  refresh_->start();
+  EXPECT_EQ(sender_.sent.size(), 10u);
+  timers_.advance(std::chrono::seconds(1));
+  EXPECT_EQ(sender_.sent.size(), 20u);
+  timers_.advance(std::chrono::seconds(1));
+  EXPECT_EQ(sender_.sent.size(), 25u);
+  timers_.advance(minutes(10));
+  EXPECT_EQ(sender_.sent.size(), 25u);  // once each
 }
 
 }  // namespace
