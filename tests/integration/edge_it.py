@@ -635,6 +635,24 @@ def test_edge_relay_tls_upstream(ctx):
             rig.server_alive()
 
 
+def test_edge_own_tls_upstream(ctx):
+    """Own mode over TLS: sipwake (authenticating alice itself) registers her device at Kamailio
+    over TLS, each verifying the other's certificate, Kamailio trusting sipwake's address: one
+    upstream REGISTER, over TLS, binding sipwake's TLS contact; bob's call at Kamailio comes to
+    sipwake over TLS and wakes the phone."""
+    tok = wk.apns_token()
+    with KamailioPbx(ctx, users=PBX_USERS, trusted="127.0.0.1", tls=True,
+                     require_client_cert=True) as pbx:
+        cfg = edge_config(pbx, upstream=pbx.tls_uri) + tls_config(*pbx.pki)
+        with wk.Rig(ctx, extra_config=cfg) as rig:
+            p = sleeping_alice(rig, tok)
+            check_alice_at_pbx(rig, pbx, tls=True)
+            regs = upstream_registers(pbx)
+            check(len(regs) == 1 and regs[0]["proto"] == "tls", "upstream REGISTERs: %r" % regs)
+            bob_calls_alice(ctx, rig, pbx, p, tok)
+            rig.server_alive()
+
+
 def relay_register_refused(ctx, rig, pbx, why):
     """A phone's REGISTER through sipwake while the TLS upstream cannot be verified: 503 with
     Retry-After, sipwake's log says `why`, Kamailio has no binding and got no REGISTER."""
