@@ -126,7 +126,11 @@ class Http1Server::Impl : public std::enable_shared_from_this<Http1Server::Impl>
     if (Status s = bindAndListen(acceptor_, options_.listen_host, options_.port, port_out); !s) {
       return s;
     }
-    loop_.post([self = shared_from_this()] { self->accept(); });
+    loop_.post([self = shared_from_this()] {
+      acceptLoop(
+          self->acceptor_, [self] { return self->stopped_; },
+          [self](asio::ip::tcp::socket socket) { self->serve(std::move(socket)); });
+    });
     return Status::ok();
   }
 
@@ -134,42 +138,24 @@ class Http1Server::Impl : public std::enable_shared_from_this<Http1Server::Impl>
     stopped_ = true;
     asio::error_code ec;
     acceptor_.close(ec);
-    auto conns = conns_;
-    for (auto& c : conns) c->close();
-    conns_.clear();
+    conns_->closeAll();
   }
 
   const Http1ServerStats& stats() const { return stats_; }
 
  private:
-  void accept() {
-    if (stopped_) return;
-    auto self = shared_from_this();
-    acceptor_.async_accept([self](const asio::error_code& ec, asio::ip::tcp::socket socket) {
-      if (self->stopped_) return;
-      if (!ec) self->serve(std::move(socket));
-      self->accept();
-    });
-  }
-
   void serve(asio::ip::tcp::socket socket) {
-    if (conns_.size() >= options_.max_connections) {
+    if (conns_->size() >= options_.max_connections) {
       stats_.connections_refused.inc();
       asio::error_code ignored;
       socket.close(ignored);
       return;
     }
     stats_.connections.inc();
-    std::weak_ptr<Impl> weak = weak_from_this();
-    auto conn = std::make_shared<Connection>(
-        std::move(socket), options_, handler_, stats_, [weak](Connection* c) {
-          if (auto s = weak.lock()) {
-            auto& v = s->conns_;
-            v.erase(std::remove_if(v.begin(), v.end(), [c](auto& p) { return p.get() == c; }),
-                    v.end());
-          }
-        });
-    conns_.push_back(conn);
+    auto conn =
+        std::make_shared<Connection>(std::move(socket), options_, handler_, stats_,
+                                     conns_->remover());
+    conns_->add(conn);
     conn->start();
   }
 
@@ -177,7 +163,7 @@ class Http1Server::Impl : public std::enable_shared_from_this<Http1Server::Impl>
   Http1ServerOptions options_;
   Handler handler_;
   asio::ip::tcp::acceptor acceptor_;
-  std::vector<std::shared_ptr<Connection>> conns_;
+  std::shared_ptr<ConnectionSet<Connection>> conns_ = std::make_shared<ConnectionSet<Connection>>();
   Http1ServerStats stats_;
   bool stopped_ = false;
 };

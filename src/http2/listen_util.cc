@@ -1,15 +1,14 @@
 #include "http2/listen_util.h"
 
-#include <future>
-
 #include <asio.hpp>
+#include <future>
 
 #include "transport/event_loop.h"
 
 namespace sipwake::http2 {
 
-Status bindAndListen(asio::ip::tcp::acceptor& acceptor, const std::string& host,
-                     std::uint16_t port, std::uint16_t& bound_port) {
+Status bindAndListen(asio::ip::tcp::acceptor& acceptor, const std::string& host, std::uint16_t port,
+                     std::uint16_t& bound_port) {
   asio::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
   if (ec) return invalidArgument("bad listen address '" + host + "'");
@@ -39,6 +38,17 @@ void runOnLoopAndWait(transport::EventLoop& loop, const std::function<void()>& f
     done.set_value();
   });
   done.get_future().wait();
+}
+
+void acceptLoop(asio::ip::tcp::acceptor& acceptor, std::function<bool()> stopped,
+                std::function<void(asio::ip::tcp::socket)> serve) {
+  if (stopped()) return;
+  acceptor.async_accept([&acceptor, stopped = std::move(stopped), serve = std::move(serve)](
+                            const asio::error_code& ec, asio::ip::tcp::socket socket) mutable {
+    if (stopped()) return;
+    if (!ec) serve(std::move(socket));
+    acceptLoop(acceptor, std::move(stopped), std::move(serve));
+  });
 }
 
 }  // namespace sipwake::http2

@@ -413,7 +413,11 @@ class Http2Server::Impl : public std::enable_shared_from_this<Http2Server::Impl>
     if (Status s = bindAndListen(acceptor_, options_.listen_host, options_.port, port_out); !s) {
       return s;
     }
-    loop_.post([self = shared_from_this()] { self->accept(); });
+    loop_.post([self = shared_from_this()] {
+      acceptLoop(
+          self->acceptor_, [self] { return self->stopped_; },
+          [self](asio::ip::tcp::socket socket) { self->serve(std::move(socket)); });
+    });
     return Status::ok();
   }
 
@@ -421,37 +425,20 @@ class Http2Server::Impl : public std::enable_shared_from_this<Http2Server::Impl>
     stopped_ = true;
     asio::error_code ec;
     acceptor_.close(ec);
-    auto conns = conns_;
-    for (auto& c : conns) c->close();
-    conns_.clear();
+    conns_->closeAll();
   }
 
   const ServerStats& stats() const { return stats_; }
 
  private:
-  void accept() {
-    if (stopped_) return;
-    auto self = shared_from_this();
-    acceptor_.async_accept([self](const asio::error_code& ec, asio::ip::tcp::socket socket) {
-      if (self->stopped_) return;
-      if (!ec) {
-        asio::error_code ignored;
-        socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-        std::weak_ptr<Impl> weak = self;
-        auto conn = std::make_shared<ServerConnection>(
-            self->loop_, std::move(socket), *self->tls_, self->options_, self->handler_,
-            self->stats_, ++self->next_conn_id_, [weak](ServerConnection* c) {
-              if (auto s = weak.lock()) {
-                auto& v = s->conns_;
-                v.erase(std::remove_if(v.begin(), v.end(), [c](auto& p) { return p.get() == c; }),
-                        v.end());
-              }
-            });
-        self->conns_.push_back(conn);
-        conn->start();
-      }
-      self->accept();
-    });
+  void serve(asio::ip::tcp::socket socket) {
+    asio::error_code ignored;
+    socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    auto conn = std::make_shared<ServerConnection>(loop_, std::move(socket), *tls_, options_,
+                                                   handler_, stats_, ++next_conn_id_,
+                                                   conns_->remover());
+    conns_->add(conn);
+    conn->start();
   }
 
   transport::EventLoop& loop_;
@@ -459,7 +446,8 @@ class Http2Server::Impl : public std::enable_shared_from_this<Http2Server::Impl>
   Handler handler_;
   std::shared_ptr<asio::ssl::context> tls_;
   asio::ip::tcp::acceptor acceptor_;
-  std::vector<std::shared_ptr<ServerConnection>> conns_;
+  std::shared_ptr<ConnectionSet<ServerConnection>> conns_ =
+      std::make_shared<ConnectionSet<ServerConnection>>();
   ServerStats stats_;
   std::uint64_t next_conn_id_ = 0;
   bool stopped_ = false;
