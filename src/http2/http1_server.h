@@ -1,13 +1,18 @@
-// Http1Server: a small plain-TCP HTTP/1.1 server on one EventLoop (sipwake's admin listener).
-// Uses the HTTP/1.1 codec of http1.h; keep-alive, requests answered one at a time in order.
+// Http1Server: a small HTTP/1.1 server, over plain TCP or TLS, on one EventLoop (sipwake's admin
+// listener). Uses the HTTP/1.1 codec of http1.h; keep-alive, requests answered one at a time in
+// order (pipelined requests wait, unread, until the one before is answered).
 //
 // Bounds: the request head is at most http1::kMaxHead bytes and the body max_request_body
 // (else 400 and close); at most max_connections connections at once (further ones are closed
 // as soon as they are accepted); a connection silent for idle_timeout, or whose request is not
-// complete within it, is closed.
+// complete within it, is closed. A request the handler has not answered yet is not cut by the
+// idle timeout (the handler bounds its own work); the timer starts again once it is answered.
+// With TLS the handshake must also finish within idle_timeout.
 //
-// Thread: the server and all its connections live on its EventLoop; the handler runs there and
-// answers synchronously.
+// Thread: the server and all its connections live on its EventLoop; the handler runs there. A
+// synchronous Handler answers at once; an AsyncHandler gets a Responder it calls once, at once
+// or later, from any thread (the answer is written on the loop). A Responder called after its
+// connection closed, or called twice, does nothing.
 #pragma once
 
 #include <chrono>
@@ -19,6 +24,10 @@
 #include "common/stats.h"
 #include "common/status.h"
 #include "http2/message.h"
+
+namespace asio::ssl {
+class context;
+}
 
 namespace sipwake::transport {
 class EventLoop;
@@ -32,6 +41,8 @@ struct Http1ServerOptions {
   std::size_t max_request_body = 64 * 1024;
   std::size_t max_connections = 32;
   std::chrono::milliseconds idle_timeout{10000};
+  // HTTPS: a server context (makeServerTlsContext, AlpnProtocols::kHttp1); nullptr: plain TCP.
+  std::shared_ptr<asio::ssl::context> tls;
 };
 
 struct Http1ServerStats {
@@ -39,6 +50,7 @@ struct Http1ServerStats {
   Counter connections_refused;  // over max_connections
   Counter requests;
   Counter bad_requests;  // unparsable or over the size bounds
+  Counter tls_handshake_failures;
 };
 
 // Lifecycle as Http2Server: start() binds (any thread), port() is the bound port, stop() closes
@@ -47,9 +59,12 @@ struct Http1ServerStats {
 class Http1Server {
  public:
   using Handler = std::function<Response(const Request&)>;
+  using Responder = std::function<void(Response)>;
+  using AsyncHandler = std::function<void(const Request&, Responder)>;
 
   // REQUIRES: `loop` outlives the server.
   Http1Server(transport::EventLoop& loop, Http1ServerOptions options, Handler handler);
+  Http1Server(transport::EventLoop& loop, Http1ServerOptions options, AsyncHandler handler);
   ~Http1Server();
   Http1Server(const Http1Server&) = delete;
   Http1Server& operator=(const Http1Server&) = delete;

@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <sstream>
@@ -469,9 +471,33 @@ void parseStore(const toml::table& t, Config& c, Checker& check) {
                }}});
 }
 
+// The admin API's bearer token: the file's bytes without trailing white space, at least 16.
+std::optional<std::string> readAdminToken(const toml::node& n, const std::string& where,
+                                          const std::string& path, Checker& check) {
+  std::ifstream in(path, std::ios::binary);
+  std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in && !in.eof()) {
+    check.error(n, where, "cannot read file \"" + path + "\"");
+    return std::nullopt;
+  }
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
+    token.pop_back();
+  }
+  if (token.size() < 16) {
+    check.error(n, where,
+                "\"" + path + "\" holds " + std::to_string(token.size()) +
+                    " bytes; at least 16 are needed (e.g. head -c 32 /dev/urandom | base64 > file)");
+    return std::nullopt;
+  }
+  return token;
+}
+
 void parseAdmin(const toml::table& t, Config& c, Checker& check) {
+  std::uint32_t listen_line = 0;
+  std::string listen_text;
   check.walk(t, "[admin]",
-             {{"listen", [&](const toml::node& n, const std::string& w) {
+             {{"listen",
+               [&](const toml::node& n, const std::string& w) {
                  auto v = check.string(n, w);
                  if (!v) return;
                  auto spec = parseListenSpec("tcp:" + *v);
@@ -480,18 +506,52 @@ void parseAdmin(const toml::table& t, Config& c, Checker& check) {
                                "expected \"IP:PORT\" (IPv6 as \"[::1]:9090\"), got \"" + *v + "\"");
                    return;
                  }
-                 if (!isLoopbackAddress(spec->address)) {
-                   check.error(n, w,
-                               "\"" + *v +
-                                   "\" is not a loopback address: the admin listener serves "
-                                   "without authentication or TLS, so it listens only on "
-                                   "127.0.0.0/8 or ::1");
-                   return;
-                 }
+                 listen_line = n.source().begin.line;
+                 listen_text = *v;
                  c.admin.enabled = true;
                  c.admin.address = spec->address;
                  c.admin.port = spec->port;
+               }},
+              {"token_file",
+               [&](const toml::node& n, const std::string& w) {
+                 auto v = check.file(n, w);
+                 if (!v) return;
+                 if (auto token = readAdminToken(n, w, *v, check)) {
+                   c.admin.token_file = *v;
+                   c.admin.token = std::move(*token);
+                   check.noteSecretFile(n.source().begin.line, w, *v);
+                 }
+               }},
+              {"tls_certificate",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.file(n, w)) c.admin.tls_certificate = *v;
+               }},
+              {"tls_private_key",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.file(n, w)) {
+                   c.admin.tls_private_key = *v;
+                   check.noteSecretFile(n.source().begin.line, w, *v);
+                 }
+               }},
+              {"timelines", [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.integer(n, w, 0, 100000)) {
+                   c.admin.timelines = static_cast<std::uint32_t>(*v);
+                 }
                }}});
+  const toml::node* cert = t.get("tls_certificate");
+  const toml::node* key = t.get("tls_private_key");
+  if ((cert != nullptr) != (key != nullptr)) {
+    const toml::node* given = cert != nullptr ? cert : key;
+    check.error(*given, cert != nullptr ? "[admin] tls_certificate" : "[admin] tls_private_key",
+                "tls_certificate and tls_private_key go together: set both or neither");
+  }
+  if (c.admin.enabled && !isLoopbackAddress(c.admin.address) && (cert == nullptr || key == nullptr)) {
+    check.error(listen_line, "[admin] listen",
+                "\"" + listen_text +
+                    "\" is not a loopback address: the admin listener serves other hosts only over "
+                    "HTTPS (set tls_certificate and tls_private_key), else only on 127.0.0.0/8 or "
+                    "::1");
+  }
 }
 
 void parseRegistrar(const toml::table& t, Config& c, Checker& check) {

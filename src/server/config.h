@@ -212,12 +212,20 @@ struct EdgeSettings {
   std::uint32_t upstream_rate = 50;       // upstream REGISTERs per second when many are due
 };
 
-// [admin]: the admin HTTP/1.1 listener (GET /metrics, docs/operations.md). Off unless [admin]
-// listen is given; it serves without authentication, so only on a loopback address.
+// [admin]: the admin HTTP/1.1 listener (GET /metrics, the admin API /api/..., docs/operations.md).
+// Off unless [admin] listen is given. A non-loopback address needs tls_certificate and
+// tls_private_key (HTTPS).
 struct AdminSettings {
   bool enabled = false;
-  std::string address;  // IP literal without brackets, loopback
+  std::string address;  // IP literal without brackets
   std::uint16_t port = 0;
+  // The admin API's bearer token (token_file's content, trailing white space stripped). Empty:
+  // no token_file, /api/... answers 403.
+  std::string token_file;
+  std::string token;
+  std::string tls_certificate;  // both set: HTTPS
+  std::string tls_private_key;
+  std::uint32_t timelines = 1000;  // wake timelines kept in memory for GET /api/timelines
 };
 
 struct Config {

@@ -19,6 +19,7 @@
 #include "common/allocator.h"
 #include "common/log.h"
 #include "http2/http1_server.h"
+#include "http2/tls.h"
 #include "location/purr_store.h"
 #include "location/push_binding_store.h"
 #include "location/sqlite_location_store.h"
@@ -703,12 +704,24 @@ Status Server::start() {
     http2::Http1ServerOptions ao;
     ao.listen_host = config_.admin.address;
     ao.port = config_.admin.port;
+    const bool https = !config_.admin.tls_certificate.empty();
+    if (https) {
+      auto tls = http2::makeServerTlsContext(config_.admin.tls_certificate,
+                                             config_.admin.tls_private_key,
+                                             http2::AlpnProtocols::kHttp1);
+      if (!tls) {
+        stop();
+        return invalidArgument("[admin] tls_certificate: " + tls.status().message());
+      }
+      ao.tls = std::move(*tls);
+    }
     admin_ = std::make_unique<http2::Http1Server>(loops_->at(0), std::move(ao), adminResponse);
     if (Status s = admin_->start(); !s) {
       stop();
       return unavailable("[admin] listen: " + s.message());
     }
-    SW_LOG_INFO("admin listener on http://{}:{}/metrics", config_.admin.address, admin_->port());
+    SW_LOG_INFO("admin listener on {}://{}:{}/metrics", https ? "https" : "http",
+                config_.admin.address, admin_->port());
   }
   maintenance_->start();
   SW_LOG_INFO("sipwake {}: {} worker loop(s)", versionString(), loops_->size());

@@ -616,8 +616,8 @@ TEST(ConfigTest, AdminListenerIsOffByDefaultAndLoopbackOnly) {
 
   EXPECT_EQ(parseError("[server]\nworkers = 1\n[admin]\nlisten = \"0.0.0.0:9090\"\n"),
             "test.toml:4: [admin] listen: \"0.0.0.0:9090\" is not a loopback address: the admin "
-            "listener serves without authentication or TLS, so it listens only on 127.0.0.0/8 "
-            "or ::1");
+            "listener serves other hosts only over HTTPS (set tls_certificate and "
+            "tls_private_key), else only on 127.0.0.0/8 or ::1");
   std::string e = parseError("[admin]\nlisten = \"[2001:db8::1]:9090\"\n");
   EXPECT_EQ(e.rfind("test.toml:2: [admin] listen: \"[2001:db8::1]:9090\" is not a loopback", 0),
             0u)
@@ -631,6 +631,43 @@ TEST(ConfigTest, AdminListenerIsOffByDefaultAndLoopbackOnly) {
   EXPECT_EQ(e.rfind("test.toml:2: [admin] listen:", 0), 0u) << e;
   e = parseError("[admin]\nport = 9090\n");
   EXPECT_EQ(e, "test.toml:2: [admin] port: unknown key");
+}
+
+TEST(ConfigTest, AdminTokenFileTlsAndTimelines) {
+  TempFile token("0123456789abcdef-secret\n\n");
+  ::chmod(token.path().c_str(), 0600);
+  Config c = parseOk("[admin]\nlisten = \"127.0.0.1:9090\"\ntoken_file = \"" + token.path() +
+                     "\"\ntimelines = 50\n");
+  EXPECT_EQ(c.admin.token, "0123456789abcdef-secret");
+  EXPECT_EQ(c.admin.timelines, 50u);
+  EXPECT_EQ(defaultConfig().admin.timelines, 1000u);
+  EXPECT_TRUE(defaultConfig().admin.token.empty());
+
+  TempFile short_token("short token \n");
+  ::chmod(short_token.path().c_str(), 0600);
+  EXPECT_EQ(parseError("[admin]\nlisten = \"127.0.0.1:9090\"\ntoken_file = \"" +
+                       short_token.path() + "\"\n"),
+            "test.toml:3: [admin] token_file: \"" + short_token.path() +
+                "\" holds 11 bytes; at least 16 are needed (e.g. head -c 32 /dev/urandom | "
+                "base64 > file)");
+  EXPECT_EQ(parseError("[admin]\ntoken_file = \"/nonexistent/admin.token\"\n"),
+            "test.toml:2: [admin] token_file: cannot read file \"/nonexistent/admin.token\"");
+  std::string e = parseError("[admin]\ntimelines = -1\n");
+  EXPECT_EQ(e.rfind("test.toml:2: [admin] timelines: expected an integer from 0 to 100000", 0), 0u)
+      << e;
+
+  // Off loopback: only with a certificate and key (HTTPS).
+  TempFile cert("cert"), key("key");
+  ::chmod(key.path().c_str(), 0600);
+  c = parseOk("[admin]\nlisten = \"0.0.0.0:9443\"\ntls_certificate = \"" + cert.path() +
+              "\"\ntls_private_key = \"" + key.path() + "\"\n");
+  EXPECT_EQ(c.admin.address, "0.0.0.0");
+  EXPECT_EQ(c.admin.tls_certificate, cert.path());
+  e = parseError("[admin]\nlisten = \"127.0.0.1:9443\"\ntls_certificate = \"" + cert.path() +
+                 "\"\n");
+  EXPECT_EQ(e, "test.toml:3: [admin] tls_certificate: tls_certificate and tls_private_key go "
+               "together: set both or neither")
+      << e;
 }
 
 }  // namespace
