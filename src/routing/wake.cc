@@ -214,7 +214,8 @@ struct WakeAndWait::Parked {
   TimerService::TimerId ring_timer = 0;
   TimerService::TimerId cleanup_timer = 0;
   std::vector<Device> devices;
-  std::string timeline;
+  Timeline timeline;
+  bool ring_timed_out = false;
   WakeLimits::Slot slot;  // its share of the parked bounds
   std::optional<location::StoredMessage> message;  // MESSAGE with a store: what to keep
   std::int64_t stored_id = 0;                      // kept in the store under this id
@@ -273,14 +274,23 @@ WakeAndWait::~WakeAndWait() {
 
 Counter& WakeAndWait::counter(const std::string& name) { return statCounter(name); }
 
-// The per-call timeline is only ever logged at info: callers skip building its strings (a few
-// allocations per event, ~10 µs per woken call) when info is off.
-bool WakeAndWait::timelineOn() {
-  return spdlog::default_logger_raw()->should_log(spdlog::level::info);
+// The per-call timeline is logged at info and kept by the recorder: callers skip building its
+// strings (a few allocations per event, ~10 µs per woken call) when neither wants it.
+bool WakeAndWait::timelineOn() const {
+  return deps_.timelines != nullptr ||
+         spdlog::default_logger_raw()->should_log(spdlog::level::info);
 }
 
-void WakeAndWait::mark(Parked& p, std::string what) {
-  p.timeline += " +" + std::to_string(msSince(p.start, deps_.timers->now())) + "ms " + what + ";";
+TimelineStep& WakeAndWait::mark(Parked& p, std::string what, std::string text, const Device* d) {
+  TimelineStep& s = p.timeline.steps.emplace_back();
+  s.ms = msSince(p.start, deps_.timers->now());
+  s.what = std::move(what);
+  s.text = std::move(text);
+  if (d != nullptr) {
+    s.device_key = d->target.device_key;
+    s.provider = std::string(push::providerName(d->target.binding.provider));
+  }
+  return s;
 }
 
 Resolution WakeAndWait::resolve(ContextId context, const sip::Uri& uri) {
@@ -418,10 +428,19 @@ Resolution WakeAndWait::park(ContextId context, const sip::Message& request,
     p->event.caller_uri = std::string(from->uri.text);
     p->event.caller_display_name = std::string(from->display_name);
   }
-  if (timelineOn())
-    mark(*p, (mid_dialog ? "mid-dialog " + std::string(request.methodText()) + " (PURR)"
-                         : std::string(invite ? "INVITE" : "MESSAGE")) +
-                 " in (" + std::to_string(r.targets.size()) + " live contacts)");
+  if (timelineOn()) {
+    Timeline& t = p->timeline;
+    t.call_id = p->event.call_id;
+    t.caller = p->event.caller_uri;
+    t.callee = *aor;
+    t.method = std::string(request.methodText());
+    t.start_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+    mark(*p, t.method + " parked",
+         (mid_dialog ? "mid-dialog " + t.method + " (PURR)" : t.method) + " in (" +
+             std::to_string(r.targets.size()) + " live contacts)");
+  }
   for (const Device& d : p->devices) {
     for (const std::string& k : d.keys) deps_.hub->expect(k, deps_.loop, context);
   }
@@ -457,9 +476,11 @@ void WakeAndWait::sendPush(ContextId id, std::size_t index, push::PushKind kind)
   ++d.attempts;
   if (d.attempts == 1) d.pushed_at = deps_.timers->now();
   if (timelineOn())
-    mark(p, "push " + std::string(push::pushKindName(kind)) + " sent to " +
-                shortKey(d.target.device_key) +
-                (d.attempts > 1 ? " (attempt " + std::to_string(d.attempts) + ")" : ""));
+    mark(p, "push sent",
+         "push " + std::string(push::pushKindName(kind)) + " sent to " +
+             shortKey(d.target.device_key) +
+             (d.attempts > 1 ? " (attempt " + std::to_string(d.attempts) + ")" : ""),
+         &d);
   std::weak_ptr<bool> alive = alive_;
   location::Executor post = deps_.post;
   deps_.sender->send(d.target, p.event, kind,
@@ -477,11 +498,18 @@ void WakeAndWait::onPushDone(ContextId id, std::size_t index, push::PushKind kin
   Parked& p = *it->second;
   Device& d = p.devices[index];
   const std::string provider(push::providerName(d.target.binding.provider));
-  if (timelineOn())
-    mark(p, "provider answer " + std::string(push::pushOutcomeName(out.kind)) +
-                (out.provider_status != 0 ? " " + std::to_string(out.provider_status) : "") +
-                (out.reason.empty() ? "" : " " + out.reason) + " for " +
-                shortKey(d.target.device_key));
+  if (timelineOn()) {
+    TimelineStep& s =
+        mark(p, "provider answered",
+             "provider answer " + std::string(push::pushOutcomeName(out.kind)) +
+                 (out.provider_status != 0 ? " " + std::to_string(out.provider_status) : "") +
+                 (out.reason.empty() ? "" : " " + out.reason) + " for " +
+                 shortKey(d.target.device_key),
+             &d);
+    s.status = out.provider_status;
+    s.reason = out.reason;
+    s.outcome = std::string(push::pushOutcomeName(out.kind));
+  }
   if (out.kind == push::PushOutcome::Kind::kOk) {
     counter("push.sent." + provider).inc();
     if (d.state == Device::State::kPushing) d.state = Device::State::kWaiting;
@@ -547,8 +575,10 @@ void WakeAndWait::repush(ContextId id, std::size_t index, push::PushKind kind) {
   repushes_.inc();
   counter("push.repushed." + std::string(push::providerName(d.target.binding.provider))).inc();
   if (timelineOn())
-    mark(p, "no REGISTER from " + shortKey(d.target.device_key) + ": re-push " +
-                std::to_string(d.repushes) + " of " + std::to_string(config_.repush.max_repushes));
+    mark(p, "re-push",
+         "no REGISTER from " + shortKey(d.target.device_key) + ": re-push " +
+             std::to_string(d.repushes) + " of " + std::to_string(config_.repush.max_repushes),
+         &d);
   sendPush(id, index, kind);
 }
 
@@ -571,7 +601,8 @@ void WakeAndWait::onRingTimeout(ContextId id) {
   p.ring_timer = 0;
   p.waiting = false;
   ring_timeouts_.inc();
-  if (timelineOn()) mark(p, "ring timeout");
+  p.ring_timed_out = true;
+  if (timelineOn()) mark(p, "ring timeout", "ring timeout");
   for (Device& d : p.devices) {
     if (d.retry_timer != 0) deps_.timers->cancel(d.retry_timer);
     d.retry_timer = 0;
@@ -598,8 +629,9 @@ void WakeAndWait::storeMessageAndStop(Parked& p) {
                                        config_.non_invite_timeout, deps_.wall_clock(), p.stored_id);
   answer.at_once = true;  // the wait is over: a silent live branch must not hold the answer
   if (timelineOn()) {
-    mark(p, p.stored_id != 0 ? "stored as message " + std::to_string(p.stored_id)
-                             : "not stored: " + std::to_string(answer.code));
+    mark(p, p.stored_id != 0 ? "stored" : "not stored",
+         p.stored_id != 0 ? "stored as message " + std::to_string(p.stored_id)
+                          : "not stored: " + std::to_string(answer.code));
   }
   proxy_->noMoreBranches(id, std::move(answer));  // may end the context
 }
@@ -664,7 +696,8 @@ void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
     // It rang (or was declined) there: the user has seen this call on this device.
     if (proxy_->branchProgress(id, live) != BranchProgress::kReached) continue;
     if (timelineOn())
-      mark(p, "REGISTER from " + shortKey(d.target.device_key) + " (reached on its old contact)");
+      mark(p, "REGISTER",
+           "REGISTER from " + shortKey(d.target.device_key) + " (reached on its old contact)", &d);
     d.state = Device::State::kForked;
     d.branch_key = live;
     if (d.retry_timer != 0) deps_.timers->cancel(d.retry_timer);
@@ -686,7 +719,9 @@ void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
   }
   if (d.repushes > 0) woken_after_repush_.inc();
   if (timelineOn())
-    mark(p, "REGISTER from " + shortKey(d.target.device_key) + (late ? " after ring timeout" : ""));
+    mark(p, "REGISTER",
+         "REGISTER from " + shortKey(d.target.device_key) + (late ? " after ring timeout" : ""),
+         &d);
   d.state = Device::State::kForked;
   d.branch_key = t.binding_key;
   if (d.retry_timer != 0) deps_.timers->cancel(d.retry_timer);
@@ -700,13 +735,16 @@ void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
     taken_over += h.taken_over;
     if (h.superseded != 0) {
       superseded_.inc();
-      if (timelineOn()) mark(p, "old contact of " + shortKey(d.target.device_key) + " stopped");
+      if (timelineOn())
+        mark(p, "old contact stopped",
+             "old contact of " + shortKey(d.target.device_key) + " stopped", &d);
     }
   }
   if (taken_over != 0) {
     taken_over_.inc();
     if (timelineOn())
-      mark(p, "INVITE to old contact of " + shortKey(d.target.device_key) + " taken over");
+      mark(p, "INVITE out",
+           "INVITE to old contact of " + shortKey(d.target.device_key) + " taken over", &d);
     maybeStopWaiting(p);  // may end the context: `p` must not be used afterwards
     return;
   }
@@ -716,8 +754,27 @@ void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
     return;
   }
   forked_.inc();
-  if (timelineOn()) mark(p, "INVITE out to " + shortKey(d.target.device_key));
+  if (timelineOn())
+    mark(p, p.invite ? "INVITE out" : "MESSAGE out",
+         "INVITE out to " + shortKey(d.target.device_key), &d);
   maybeStopWaiting(p);  // may end the context: `p` must not be used afterwards
+}
+
+// How a parked request ended, for its timeline (routing/timeline.h).
+std::string WakeAndWait::outcomeOf(const Parked& p, const ContextEnd& end) {
+  if (p.stored_id != 0 && end.answered_by.empty()) return "stored";
+  if (end.code >= 200 && end.code < 300) return "answered";
+  if (end.cancelled) return "cancelled";
+  const bool reached = std::any_of(p.devices.begin(), p.devices.end(), [](const Device& d) {
+    return d.state == Device::State::kForked;
+  });
+  if (reached || !end.answered_by.empty()) return "forwarded";
+  if (p.devices.empty()) return "no_device";
+  const bool all_failed = std::all_of(p.devices.begin(), p.devices.end(), [](const Device& d) {
+    return d.state == Device::State::kFailed;
+  });
+  if (all_failed) return "push_failed";
+  return p.ring_timed_out ? "ring_timeout" : "forwarded";
 }
 
 void WakeAndWait::onContextEnded(ContextId id, const ContextEnd& end) {
@@ -730,13 +787,23 @@ void WakeAndWait::onContextEnded(ContextId id, const ContextEnd& end) {
   for (Device& d : p->devices) {
     if (d.retry_timer != 0) deps_.timers->cancel(d.retry_timer);
   }
-  if (timelineOn())
-    mark(*p, "final " + std::to_string(end.code) + (end.cancelled ? " (caller CANCEL)" : ""));
+  if (timelineOn()) {
+    TimelineStep& s =
+        mark(*p, "final",
+             "final " + std::to_string(end.code) + (end.cancelled ? " (caller CANCEL)" : ""));
+    s.status = end.code;
+  }
   if (p->invite) cancelPushes(*p, end);
   if (p->stored_id != 0 && !end.answered_by.empty()) {
     (void)deps_.message_store->remove(p->stored_id);  // a live branch took it after all
   }
-  SW_LOG_INFO("wake: call {} to {}:{}", p->event.call_id, p->event.callee_aor, p->timeline);
+  if (timelineOn()) {
+    p->timeline.final_code = end.code;
+    p->timeline.outcome = outcomeOf(*p, end);
+    SW_LOG_INFO("wake: call {} to {}:{}", p->event.call_id, p->event.callee_aor,
+                timelineText(p->timeline));
+    if (deps_.timelines != nullptr) deps_.timelines->record(std::move(p->timeline));
+  }
 
   // CallKit grace window for VoIP-pushed devices that did not register.
   auto ended = std::make_unique<Ended>();
@@ -776,8 +843,10 @@ void WakeAndWait::cancelPushes(Parked& p, const ContextEnd& end) {
     if (d.answered(end)) continue;  // the device that answered
     if (!deps_.limits->firstCancel(d.target.device_key, p.event.call_id, now)) continue;
     if (timelineOn())
-      mark(p, "push " + std::string(push::pushKindName(kind)) + " sent to " +
-                  shortKey(d.target.device_key));
+      mark(p, "push sent",
+           "push " + std::string(push::pushKindName(kind)) + " sent to " +
+               shortKey(d.target.device_key),
+           &d);
     const std::string provider(push::providerName(d.target.binding.provider));
     location::PushBindingStore* store = deps_.push_store;
     std::string device_key = d.target.device_key;

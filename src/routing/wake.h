@@ -91,6 +91,7 @@
 #include "registrar/registrar.h"
 #include "routing/repush.h"
 #include "routing/target_resolver.h"
+#include "routing/timeline.h"
 #include "routing/wake_limits.h"
 
 namespace sipwake::routing {
@@ -164,6 +165,8 @@ class WakeAndWait final : public TargetResolver {
     // A MESSAGE whose pushed devices did not register within the wait is kept here and answered
     // 202 (routing/message_delivery.h delivers it); nullptr: it gets 480.
     location::MessageStore* message_store = nullptr;
+    // Every ended wake's timeline is recorded here (GET /api/timelines); nullptr: only logged.
+    TimelineRecorder* timelines = nullptr;
   };
 
   // Thread: constructed anywhere, then used only on loop `deps.loop`. Attaches itself to the hub.
@@ -220,8 +223,10 @@ class WakeAndWait final : public TargetResolver {
   void maybeStopWaiting(Parked& p);
   void cancelPushes(Parked& p, const ContextEnd& end);
   void forgetKeys(const Parked& p);
-  static bool timelineOn();
-  void mark(Parked& p, std::string what);
+  bool timelineOn() const;
+  // Appends a step (what: TimelineStep's vocabulary; text: the log's words; d: the device).
+  TimelineStep& mark(Parked& p, std::string what, std::string text, const Device* d = nullptr);
+  static std::string outcomeOf(const Parked& p, const ContextEnd& end);
   Counter& counter(const std::string& name);
 
   WakeConfig config_;
