@@ -35,6 +35,7 @@
 #include "routing/proxy.h"
 #include "routing/refresh_pushes.h"
 #include "routing/target_resolver.h"
+#include "routing/timeline.h"
 #include "routing/wake.h"
 #include "server/cli.h"
 #include "server/admin.h"
@@ -125,6 +126,8 @@ struct PushShared {
   routing::WakeHub hub;
   std::unique_ptr<routing::WakeLimits> limits;  // push flood protection, shared by every loop
   std::unique_ptr<routing::EdgeUpstream> edge;  // [edge]: lives on loop 0; nullptr: off
+  // Wake timelines of every loop ([admin] timelines; GET /api/timelines); nullptr: admin off.
+  std::unique_ptr<routing::TimelineRecorder> timelines;
   // [push] refresh = "wake": lives on loop 0; nullptr: push-only.
   std::unique_ptr<routing::RefreshPushes> refresh;
   // What every loop's registrar tells about new bindings: the hub, then edge mode.
@@ -544,6 +547,9 @@ Status Server::start() {
   wc.message_preview = config_.push.message_preview;
   wc.message_ttl = seconds(config_.push.message_store_ttl_s);
   push->limits = std::make_unique<routing::WakeLimits>(wakeLimitsFrom(config_.push));
+  if (config_.admin.enabled) {
+    push->timelines = std::make_unique<routing::TimelineRecorder>(config_.admin.timelines);
+  }
   maintenance_->add({"push sweep", seconds(config_.registrar.sweep_interval_s), [push] {
                        std::size_t n = push->store->sweepExpired(registrar::systemWallClock());
                        if (n > 0) SW_LOG_DEBUG("registrar: swept {} expired push bindings", n);
@@ -638,6 +644,7 @@ Status Server::start() {
     wd.post = [loop](std::function<void()> fn) { loop->post(std::move(fn)); };
     wd.timers = &loops_->at(i).timers();
     wd.message_store = push->messages.get();
+    wd.timelines = push->timelines.get();
     pl->wake = std::make_unique<routing::WakeAndWait>(wc, std::move(wd));
     pd.targets = pl->wake.get();
     pd.authenticator = authenticator_.get();
@@ -715,7 +722,32 @@ Status Server::start() {
       }
       ao.tls = std::move(*tls);
     }
-    admin_ = std::make_unique<http2::Http1Server>(loops_->at(0), std::move(ao), adminResponse);
+    AdminDeps ad;
+    ad.token = config_.admin.token;
+    ad.locations = locations_.get();
+    ad.push_store = push->store.get();
+    ad.sender = &push->sender;
+    ad.timelines = push->timelines.get();
+    routing::WakeLimits* limits = push->limits.get();
+    ad.parked = [limits] { return limits->parked(); };
+    transport::TransportLayer* transport = transport_.get();
+    ad.connections = [transport] { return transport->connectionCount(); };
+    ad.reload = [this]() -> Result<ReloadReport> {
+      if (Status s = reloadUsers(); !s) return s;
+      return ReloadReport{{"users"}, {}};
+    };
+    transport::EventLoop* admin_loop = &loops_->at(0);
+    ad.post = [admin_loop](std::function<void()> fn) { admin_loop->post(std::move(fn)); };
+    ad.after = [admin_loop](std::chrono::milliseconds delay, std::function<void()> fn) {
+      admin_loop->timers().schedule(delay, std::move(fn));
+    };
+    admin_api_ = std::make_unique<AdminApi>(std::move(ad));
+    AdminApi* api = admin_api_.get();
+    admin_ = std::make_unique<http2::Http1Server>(
+        loops_->at(0), std::move(ao),
+        [api](const http2::Request& r, http2::Http1Server::Responder respond) {
+          api->handle(r, std::move(respond));
+        });
     if (Status s = admin_->start(); !s) {
       stop();
       return unavailable("[admin] listen: " + s.message());
@@ -757,6 +789,7 @@ void Server::stop() {
   // Loops are stopped: the per-loop objects can go (their timers are never touched again).
   per_loop_.clear();
   admin_.reset();
+  admin_api_.reset();
   transport_.reset();
   loops_.reset();
   maintenance_.reset();

@@ -46,6 +46,7 @@ class Http1Server;
 
 namespace sipwake::server {
 
+class AdminApi;
 class Identity;
 struct PushShared;
 
@@ -94,6 +95,7 @@ class Server {
   std::vector<std::unique_ptr<PerLoop>> per_loop_;  // index = loop index
   // Push wake-up state shared by the loops; its sender is shut down first in stop().
   std::shared_ptr<PushShared> push_;
+  std::unique_ptr<AdminApi> admin_api_;        // what admin_ answers; goes after it
   std::unique_ptr<http2::Http1Server> admin_;  // [admin] listen, on loop 0
   bool loops_running_ = false;
 };
