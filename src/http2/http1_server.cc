@@ -2,12 +2,11 @@
 
 #include <algorithm>
 #include <array>
+#include <asio.hpp>
+#include <asio/ssl.hpp>
 #include <atomic>
 #include <optional>
 #include <vector>
-
-#include <asio.hpp>
-#include <asio/ssl.hpp>
 
 #include "common/log.h"
 #include "http2/http1.h"
@@ -168,7 +167,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 class Http1Server::Impl : public std::enable_shared_from_this<Http1Server::Impl> {
  public:
   Impl(transport::EventLoop& loop, Http1ServerOptions options, AsyncHandler handler)
-      : loop_(loop), options_(std::move(options)), handler_(std::move(handler)),
+      : loop_(loop),
+        options_(std::move(options)),
+        handler_(std::move(handler)),
         acceptor_(loop.io()) {}
 
   Status start(std::uint16_t& port_out) {
@@ -201,9 +202,8 @@ class Http1Server::Impl : public std::enable_shared_from_this<Http1Server::Impl>
       return;
     }
     stats_.connections.inc();
-    auto conn =
-        std::make_shared<Connection>(std::move(socket), options_, handler_, stats_,
-                                     conns_->remover());
+    auto conn = std::make_shared<Connection>(std::move(socket), options_, handler_, stats_,
+                                             conns_->remover());
     conns_->add(conn);
     conn->start();
   }

@@ -33,9 +33,9 @@ struct TimelineStep {
 
 struct Timeline {
   std::string call_id;
-  std::string caller;  // the From URI
-  std::string callee;  // the AOR ("sip:alice@example.com")
-  std::string method;  // "INVITE" or "MESSAGE"
+  std::string caller;         // the From URI
+  std::string callee;         // the AOR ("sip:alice@example.com")
+  std::string method;         // "INVITE" or "MESSAGE"
   std::int64_t start_ms = 0;  // Unix epoch milliseconds
   // How it ended: "answered", "forwarded" (another final response came from a woken or live
   // device), "ring_timeout", "cancelled", "push_failed", "no_device", "stored".

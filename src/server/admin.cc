@@ -45,7 +45,8 @@ bool bearerTokenMatches(std::string_view authorization, std::string_view token) 
 
 std::string truncatedToken(std::string_view token) {
   if (token.empty()) return "";
-  if (token.size() <= 12) return "…" + std::string(token.substr(token.size() - std::min<std::size_t>(2, token.size())));
+  if (token.size() <= 12)
+    return "…" + std::string(token.substr(token.size() - std::min<std::size_t>(2, token.size())));
   return std::string(token.substr(0, 4)) + "…" + std::string(token.substr(token.size() - 4));
 }
 
@@ -171,11 +172,13 @@ json bindingsJson(const location::LocationStore& locations,
          {"provider", std::string(push::providerName(pb->provider))},
          {"app", std::string(pb->appKey())},
          {"token", truncatedToken(pb->message_token.empty() ? pb->voip_token : pb->message_token)},
-         {"voip_token", pb->voip_token.empty() ? json(nullptr) : json(truncatedToken(pb->voip_token))},
+         {"voip_token",
+          pb->voip_token.empty() ? json(nullptr) : json(truncatedToken(pb->voip_token))},
          {"expires_in", secondsLeft(r.expires_at, now)},
          {"params", pushParamsText(*pb)}});
   }
-  return {{"aor", shownAor(aor)}, {"bindings", std::move(sip)}, {"push_bindings", std::move(pushes)}};
+  return {
+      {"aor", shownAor(aor)}, {"bindings", std::move(sip)}, {"push_bindings", std::move(pushes)}};
 }
 
 json timelineJson(const routing::Timeline& t) {
@@ -193,9 +196,9 @@ json timelineJson(const routing::Timeline& t) {
     }
     steps.push_back(std::move(step));
   }
-  return {{"call_id", t.call_id},   {"caller", t.caller},        {"callee", shownAor(t.callee)},
-          {"method", t.method},     {"start_ms", t.start_ms},    {"outcome", t.outcome},
-          {"final", t.final_code},  {"steps", std::move(steps)}};
+  return {{"call_id", t.call_id},  {"caller", t.caller},       {"callee", shownAor(t.callee)},
+          {"method", t.method},    {"start_ms", t.start_ms},   {"outcome", t.outcome},
+          {"final", t.final_code}, {"steps", std::move(steps)}};
 }
 
 // Counters of Stats::global() that the status sums up.
@@ -302,13 +305,14 @@ void AdminApi::handle(const http2::Request& request, http2::Http1Server::Respond
   if (deps_.token.empty()) return respond(error(403, "admin API disabled: set [admin] token_file"));
   const std::string* auth = header(request, "authorization");
   if (auth == nullptr || !bearerTokenMatches(*auth, deps_.token)) {
-    http2::Response r = error(401, auth == nullptr ? "missing Authorization: Bearer token"
-                                                   : "wrong admin token");
+    http2::Response r =
+        error(401, auth == nullptr ? "missing Authorization: Bearer token" : "wrong admin token");
     r.headers.push_back({"www-authenticate", "Bearer realm=\"sipwake-admin\""});
     return respond(std::move(r));
   }
   auto method_not_allowed = [&](std::string allow) {
-    http2::Response r = error(405, "method not allowed; " + std::string(path) + " answers " + allow);
+    http2::Response r =
+        error(405, "method not allowed; " + std::string(path) + " answers " + allow);
     r.headers.push_back({"allow", std::move(allow)});
     return r;
   };
@@ -335,9 +339,9 @@ void AdminApi::handle(const http2::Request& request, http2::Http1Server::Respond
     const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
         std::chrono::steady_clock::now() - started_);
     // The transport counts its TCP/TLS connections together (no split per protocol).
-    json connections = {{"udp", 0},       {"tcp", nullptr}, {"tls", nullptr},
-                        {"ws", nullptr},  {"wss", nullptr},
-                        {"total", deps_.connections ? deps_.connections() : 0}};
+    json connections = {{"udp", 0},       {"tcp", nullptr},
+                        {"tls", nullptr}, {"ws", nullptr},
+                        {"wss", nullptr}, {"total", deps_.connections ? deps_.connections() : 0}};
     return respond(jsonResponse(
         200, {{"version", std::string(versionString())},
               {"uptime_s", uptime.count()},
@@ -387,11 +391,11 @@ void AdminApi::handle(const http2::Request& request, http2::Http1Server::Respond
       removed_binding_keys.push_back(key);
     }
     for (const location::PushRecord& r : records) {
-      const bool drop =
-          device_key != nullptr ? r.device_key == *device_key
-          : contact != nullptr  ? std::find(removed_binding_keys.begin(), removed_binding_keys.end(),
-                                            r.binding_key) != removed_binding_keys.end()
-                                : true;
+      const bool drop = device_key != nullptr ? r.device_key == *device_key
+                        : contact != nullptr
+                            ? std::find(removed_binding_keys.begin(), removed_binding_keys.end(),
+                                        r.binding_key) != removed_binding_keys.end()
+                            : true;
       if (drop) push_drops.push_back(r.device_key);
     }
     std::size_t removed_push = 0;
@@ -404,7 +408,8 @@ void AdminApi::handle(const http2::Request& request, http2::Http1Server::Respond
     SW_LOG_INFO("admin: dropping {} bindings and {} push bindings of {}", to_remove, removed_push,
                 *aor);
     if (to_remove == 0) {
-      return respond(jsonResponse(200, {{"removed_bindings", 0}, {"removed_push_bindings", removed_push}}));
+      return respond(
+          jsonResponse(200, {{"removed_bindings", 0}, {"removed_push_bindings", removed_push}}));
     }
     const std::size_t before = deps_.locations->lookup(*aor, now).size();
     deps_.locations->applyRegistration(
@@ -414,8 +419,8 @@ void AdminApi::handle(const http2::Request& request, http2::Http1Server::Respond
             return respond(error(503, "location store: " + after.status().message()));
           }
           const std::size_t removed = before >= after->size() ? before - after->size() : 0;
-          respond(jsonResponse(200, {{"removed_bindings", removed},
-                                     {"removed_push_bindings", removed_push}}));
+          respond(jsonResponse(
+              200, {{"removed_bindings", removed}, {"removed_push_bindings", removed_push}}));
         });
     return;
   }
@@ -454,7 +459,8 @@ void AdminApi::handle(const http2::Request& request, http2::Http1Server::Respond
     if (!aor) return respond(error(400, aor.status().message()));
     const std::string* kind_param = param("kind");
     if (kind_param != nullptr && *kind_param != "voip" && *kind_param != "refresh") {
-      return respond(error(400, "kind: expected \"refresh\" or \"voip\", got \"" + *kind_param + "\""));
+      return respond(
+          error(400, "kind: expected \"refresh\" or \"voip\", got \"" + *kind_param + "\""));
     }
     const bool voip = kind_param != nullptr && *kind_param == "voip";
     std::vector<location::PushRecord> records = deps_.push_store->lookupByAor(*aor, now);
@@ -483,9 +489,9 @@ void AdminApi::handle(const http2::Request& request, http2::Http1Server::Respond
       }
       result["provider"] = std::string(push::providerName(pb->provider));
       result["app"] = std::string(pb->appKey());
-      result["token"] = truncatedToken(voip ? pb->callToken()
-                                            : (pb->message_token.empty() ? pb->voip_token
-                                                                         : pb->message_token));
+      result["token"] =
+          truncatedToken(voip ? pb->callToken()
+                              : (pb->message_token.empty() ? pb->voip_token : pb->message_token));
       if (!deps_.sender->serves(*pb)) {
         result["outcome"] = "no_app";
         result["reason"] = "no [[push.app]] serves this binding";

@@ -53,8 +53,8 @@ struct AdminDeps {
   location::PushBindingStore* push_store = nullptr;
   push::PushSender* sender = nullptr;
   const routing::TimelineRecorder* timelines = nullptr;  // nullptr: no timelines kept
-  std::function<std::size_t()> parked;       // requests parked for a wake-up now
-  std::function<std::size_t()> connections;  // open TCP/TLS connections
+  std::function<std::size_t()> parked;                   // requests parked for a wake-up now
+  std::function<std::size_t()> connections;              // open TCP/TLS connections
   std::function<Result<ReloadReport>()> reload;
   // Runs a closure on the admin listener's loop (store completions come back there).
   location::Executor post;

@@ -5,18 +5,17 @@
 
 #include <gtest/gtest.h>
 
+#include <asio.hpp>
+#include <asio/ssl.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <future>
 #include <thread>
 #include <vector>
-
-#include <asio.hpp>
-#include <asio/ssl.hpp>
 
 #include "http2/http1.h"
 #include "http2/tls.h"
@@ -49,7 +48,9 @@ class Http1ServerTest : public ::testing::Test {
   std::unique_ptr<asio::ip::tcp::socket> connect() {
     auto s = std::make_unique<asio::ip::tcp::socket>(io_);
     s->connect({asio::ip::make_address("127.0.0.1"), server_->port()});
-    struct timeval tv{5, 0};
+    struct timeval tv {
+      5, 0
+    };
     ::setsockopt(s->native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     return s;
   }
@@ -87,7 +88,9 @@ class Http1ServerTest : public ::testing::Test {
 TEST_F(Http1ServerTest, AnswersKeepAliveRequestsInOrder) {
   startServer();
   auto s = connect();
-  send(*s, "GET /a HTTP/1.1\r\nhost: x\r\n\r\nPOST /b HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabc");
+  send(*s,
+       "GET /a HTTP/1.1\r\nhost: x\r\n\r\nPOST /b HTTP/1.1\r\nhost: x\r\ncontent-length: "
+       "3\r\n\r\nabc");
   std::string got = readUntil(*s, "POST /b 3");
   EXPECT_NE(got.find("HTTP/1.1 200"), std::string::npos) << got;
   EXPECT_LT(got.find("GET /a 0"), got.find("POST /b 3")) << got;
@@ -111,7 +114,8 @@ TEST_F(Http1ServerTest, GarbageGets400AndCloseAndTheServerStillAnswers) {
     auto s = connect();
     send(*s, g);
     std::string got = readUntil(*s, "");
-    EXPECT_EQ(got.rfind("HTTP/1.1 400", 0), 0u) << "for " << ::testing::PrintToString(g) << ": " << got;
+    EXPECT_EQ(got.rfind("HTTP/1.1 400", 0), 0u)
+        << "for " << ::testing::PrintToString(g) << ": " << got;
   }
   auto s = connect();
   send(*s, "GET /ok HTTP/1.1\r\nhost: x\r\n\r\n");
@@ -263,7 +267,9 @@ TEST_F(Http1ServerTest, ServesHttpsWithTheGivenCertificate) {
   client_ctx.set_verify_mode(asio::ssl::verify_peer);
   asio::ssl::stream<asio::ip::tcp::socket> tls(io_, client_ctx);
   tls.next_layer().connect({asio::ip::make_address("127.0.0.1"), server_->port()});
-  struct timeval tv{5, 0};
+  struct timeval tv {
+    5, 0
+  };
   ::setsockopt(tls.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   tls.handshake(asio::ssl::stream_base::client);
   asio::write(tls, asio::buffer(std::string("GET /secure HTTP/1.1\r\nconnection: close\r\n\r\n")));

@@ -64,7 +64,8 @@ TEST(TimelineRecorderTest, LoopsRecordWhileAnotherReads) {
   std::vector<std::thread> writers;
   for (int w = 0; w < 4; ++w) {
     writers.emplace_back([&r, w] {
-      for (int i = 0; i < 500; ++i) r.record(timeline(std::to_string(w) + ":" + std::to_string(i), "sip:a@x"));
+      for (int i = 0; i < 500; ++i)
+        r.record(timeline(std::to_string(w) + ":" + std::to_string(i), "sip:a@x"));
     });
   }
   for (int i = 0; i < 200; ++i) EXPECT_LE(r.byAor("sip:a@x", 100).size(), 50u);
@@ -76,7 +77,8 @@ TEST(TimelineTextTest, OffsetsAndTextsAsTheLogShowsThem) {
   Timeline t;
   t.steps.push_back(step(0, "INVITE parked", "INVITE in (0 live contacts)"));
   t.steps.push_back(step(40, "provider answered", "provider answer ok 200 for fcm:1"));
-  EXPECT_EQ(timelineText(t), " +0ms INVITE in (0 live contacts); +40ms provider answer ok 200 for fcm:1;");
+  EXPECT_EQ(timelineText(t),
+            " +0ms INVITE in (0 live contacts); +40ms provider answer ok 200 for fcm:1;");
 }
 
 }  // namespace
