@@ -218,6 +218,9 @@ struct AdminSettings {
   bool enabled = false;
   std::string address;  // IP literal without brackets, loopback
   std::uint16_t port = 0;
+  std::string token_file;       // bearer token of /api/...; "" = the API is off
+  std::string tls_certificate;  // PEM; with tls_private_key: HTTPS
+  std::string tls_private_key;
 };
 
 struct Config {
