@@ -145,6 +145,77 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
     sub->fallthrough();
   }
 
+  // The admin commands: they talk to the running server's admin listener.
+  std::string admin_url;
+  std::string token_file;
+  std::string admin_ca;
+  bool admin_json = false;
+  std::string admin_aor;
+  std::string call_id;
+  unsigned limit = 10;
+  bool voip = false;
+  std::string device;
+  std::string contact;
+  bool drop_all = false;
+  std::vector<CLI::App*> admin_apps;
+  auto admin_command = [&](CLI::App* parent, const char* name, const char* what) {
+    CLI::App* sub = parent->add_subcommand(name, what);
+    admin_apps.push_back(sub);
+    return sub;
+  };
+  CLI::App* status = admin_command(
+      &app, "status", "Ask the running server for its state (bindings, parked calls, pushes)");
+  CLI::App* timeline = admin_command(
+      &app, "timeline",
+      "What happened to the last calls to USER@DOMAIN (or to one call: --call-id ID): each\n"
+      "step of the wake-up with its millisecond offset and the push provider's answer");
+  timeline->add_option("USER@DOMAIN", admin_aor);
+  timeline->add_option("--call-id", call_id, "The Call-ID of one call")->type_name("ID");
+  timeline->add_option("-n,--limit", limit, "At most this many calls (1..200, default 10)")
+      ->check(CLI::Range(1u, 200u));
+  CLI::App* push = app.add_subcommand("push", "Push notifications");
+  push->require_subcommand(1);
+  CLI::App* push_test = admin_command(
+      push, "test",
+      "Push each device of USER@DOMAIN once through the configured apps and print each\n"
+      "provider's answer (an alert/background push; --voip sends a VoIP call push)");
+  push_test->add_option("USER@DOMAIN", admin_aor)->required();
+  push_test->add_flag("--voip", voip, "Send a VoIP (call) push: the app must report a call");
+  CLI::App* binding = app.add_subcommand("binding", "Registrations of a user");
+  binding->require_subcommand(1);
+  CLI::App* binding_list =
+      admin_command(binding, "list", "List the SIP bindings and push bindings of USER@DOMAIN");
+  binding_list->add_option("USER@DOMAIN", admin_aor)->required();
+  CLI::App* binding_drop = admin_command(
+      binding, "drop",
+      "Remove bindings of USER@DOMAIN (and their push bindings): one device (--device KEY),\n"
+      "one contact (--contact URI) or all of them (--all)");
+  binding_drop->add_option("USER@DOMAIN", admin_aor)->required();
+  auto* by_device = binding_drop->add_option("--device", device, "The device key")->type_name("KEY");
+  auto* by_contact = binding_drop->add_option("--contact", contact, "The contact URI")->type_name("URI");
+  auto* all = binding_drop->add_flag("--all", drop_all, "Every binding of the user");
+  by_device->excludes(by_contact)->excludes(all);
+  by_contact->excludes(all);
+  admin_command(
+      &app, "reload",
+      "Make the running server re-read its configuration (as SIGHUP does) and print what\n"
+      "changed; a bad configuration is refused and the running one kept");
+  for (CLI::App* sub : admin_apps) {
+    sub->add_option("--admin", admin_url,
+                    "The admin listener, http://IP:PORT or https://HOST:PORT (default: --config's\n"
+                    "[admin] listen)")
+        ->type_name("URL");
+    sub->add_option("--token-file", token_file, "The bearer token (default: [admin] token_file)")
+        ->type_name("FILE");
+    sub->add_option("--admin-ca", admin_ca,
+                    "CA certificates for an https listener (default: [admin] tls_certificate)")
+        ->type_name("FILE");
+    sub->add_flag("--json", admin_json, "Print the admin API's JSON answer as it is");
+    sub->fallthrough();
+  }
+  push->fallthrough();
+  binding->fallthrough();
+
   std::ostringstream out;
   std::ostringstream err;
   try {
@@ -179,6 +250,49 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
   }
   if (!config_path.empty()) cl.config_path = config_path;
   if (!store_path.empty()) cl.store_path = store_path;
+  for (CLI::App* sub : admin_apps) {
+    if (!sub->parsed()) continue;
+    cl.action = CommandLine::Action::kAdmin;
+    cl.admin_command = sub == status          ? CommandLine::AdminCommand::kStatus
+                       : sub == timeline      ? CommandLine::AdminCommand::kTimeline
+                       : sub == push_test     ? CommandLine::AdminCommand::kPushTest
+                       : sub == binding_list  ? CommandLine::AdminCommand::kBindingList
+                       : sub == binding_drop  ? CommandLine::AdminCommand::kBindingDrop
+                                              : CommandLine::AdminCommand::kReload;
+    cl.admin_url = admin_url;
+    cl.admin_token_file = token_file;
+    cl.admin_ca_file = admin_ca;
+    cl.admin_json = admin_json;
+    cl.admin_aor = admin_aor;
+    cl.admin_call_id = call_id;
+    cl.admin_limit = limit;
+    cl.admin_voip = voip;
+    cl.admin_device = device;
+    cl.admin_contact = contact;
+    cl.admin_all = drop_all;
+    auto usage = [&](std::string what) {
+      cl.action = CommandLine::Action::kExit;
+      cl.exit_code = 2;
+      cl.output = "sipwake: " + what + "\n";
+      cl.output_is_error = true;
+      return cl;
+    };
+    if (sub == timeline && admin_aor.empty() == call_id.empty()) {
+      return usage("timeline needs USER@DOMAIN or --call-id ID (one of them)");
+    }
+    if (sub == binding_drop && device.empty() && contact.empty() && !drop_all) {
+      return usage("binding drop needs --device KEY, --contact URI or --all");
+    }
+    if (!admin_aor.empty()) {
+      std::string_view aor = admin_aor;
+      if (aor.starts_with("sip:")) aor.remove_prefix(4);
+      std::string u;
+      std::string d;
+      if (!splitAor(aor, u, d)) return usage("expected USER@DOMAIN, got \"" + admin_aor + "\"");
+      cl.admin_aor = u + "@" + d;
+    }
+    return cl;
+  }
   if (user->parsed()) {
     cl.action = CommandLine::Action::kUser;
     if (user_list->parsed()) {

@@ -1,7 +1,8 @@
 // The command line: `sipwake [--config FILE] [--listen SPEC]... [--domain NAME]... [--store PATH]
 // [--log-level L]`, `sipwake check-config FILE`, `sipwake user add|del|passwd USER@DOMAIN`,
-// `sipwake user list [DOMAIN]`, `sipwake user import [--replace] FILE|-`, `--help`,
-// `--version`. Parsing only (also of the import file); run.h acts on the result.
+// `sipwake user list [DOMAIN]`, `sipwake user import [--replace] FILE|-`, the admin commands
+// `sipwake status|timeline|push test|binding list|binding drop|reload` (admin_client.h),
+// `--help`, `--version`. Parsing only (also of the import file); run.h acts on the result.
 #pragma once
 
 #include <cstddef>
@@ -23,6 +24,7 @@ struct CommandLine {
     kRun,          // start the server
     kCheckConfig,  // validate `check_config_path` and exit
     kUser,         // manage users in the store (`user_command`), then exit
+    kAdmin,        // ask the running server through its admin API (`admin_command`), then exit
     kExit,         // print `output` (help, version, or a usage error) and exit with `exit_code`
   };
   Action action = Action::kRun;
@@ -41,6 +43,21 @@ struct CommandLine {
   std::string user_domain;  // kAdd, kDel, kPasswd: the domain (lower-cased); kList: filter or ""
   std::string import_path;  // kImport: the file, "-" for stdin
   bool import_replace = false;  // kImport: --replace (set the password of existing users)
+
+  // kAdmin (also uses config_path to find the admin listener and its token)
+  enum class AdminCommand { kStatus, kTimeline, kPushTest, kBindingList, kBindingDrop, kReload };
+  AdminCommand admin_command = AdminCommand::kStatus;
+  std::string admin_url;         // --admin; "" = from the configuration's [admin]
+  std::string admin_token_file;  // --token-file; "" = [admin] token_file
+  std::string admin_ca_file;     // --admin-ca; "" = [admin] tls_certificate, else the system's
+  bool admin_json = false;       // --json: print the API's JSON as it came
+  std::string admin_aor;         // timeline (unless by Call-ID), push test, binding list|drop
+  std::string admin_call_id;     // timeline --call-id
+  unsigned admin_limit = 10;     // timeline --limit
+  bool admin_voip = false;       // push test --voip
+  std::string admin_device;      // binding drop --device
+  std::string admin_contact;     // binding drop --contact
+  bool admin_all = false;        // binding drop --all
 
   // kCheckConfig
   std::string check_config_path;

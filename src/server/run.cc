@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "location/user_store.h"
+#include "server/admin_command.h"
 #include "server/cli.h"
 #include "server/config.h"
 #include "server/server.h"
@@ -296,6 +297,8 @@ int runMain(int argc, char** argv) {
       return checkConfig(cli.check_config_path);
     case CommandLine::Action::kUser:
       return userCommand(cli);
+    case CommandLine::Action::kAdmin:
+      return adminCommand(cli);
     case CommandLine::Action::kRun:
       return run(cli);
   }

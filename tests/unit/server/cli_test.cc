@@ -224,5 +224,72 @@ TEST(UserImportTest, FirstBadLineIsNamed) {
   EXPECT_EQ(r.status().message().find("secret-one"), std::string::npos);
 }
 
+
+TEST(AdminCommandLineTest, StatusWithAdminOptions) {
+  CommandLine cl = parse({"status", "--admin", "http://127.0.0.1:9090", "--token-file", "t", "--json"});
+  ASSERT_EQ(cl.action, CommandLine::Action::kAdmin) << cl.output;
+  EXPECT_EQ(cl.admin_command, CommandLine::AdminCommand::kStatus);
+  EXPECT_EQ(cl.admin_url, "http://127.0.0.1:9090");
+  EXPECT_EQ(cl.admin_token_file, "t");
+  EXPECT_TRUE(cl.admin_json);
+}
+
+TEST(AdminCommandLineTest, ConfigBeforeTheCommandIsKept) {
+  CommandLine cl = parse({"--config", "/etc/sipwake/x.toml", "binding", "list", "sip:Alice@Example.COM"});
+  ASSERT_EQ(cl.action, CommandLine::Action::kAdmin) << cl.output;
+  EXPECT_EQ(cl.admin_command, CommandLine::AdminCommand::kBindingList);
+  ASSERT_TRUE(cl.config_path.has_value());
+  EXPECT_EQ(*cl.config_path, "/etc/sipwake/x.toml");
+  EXPECT_EQ(cl.admin_aor, "Alice@example.com");  // "sip:" dropped, domain lower-cased
+}
+
+TEST(AdminCommandLineTest, TimelineByAorOrCallId) {
+  CommandLine cl = parse({"timeline", "alice@example.com", "-n", "3"});
+  ASSERT_EQ(cl.action, CommandLine::Action::kAdmin) << cl.output;
+  EXPECT_EQ(cl.admin_command, CommandLine::AdminCommand::kTimeline);
+  EXPECT_EQ(cl.admin_aor, "alice@example.com");
+  EXPECT_EQ(cl.admin_limit, 3u);
+  cl = parse({"timeline", "--call-id", "a84b4c76e66710@pc33"});
+  ASSERT_EQ(cl.action, CommandLine::Action::kAdmin) << cl.output;
+  EXPECT_EQ(cl.admin_call_id, "a84b4c76e66710@pc33");
+  EXPECT_TRUE(cl.admin_aor.empty());
+  cl = parse({"timeline"});
+  EXPECT_EQ(cl.action, CommandLine::Action::kExit);
+  EXPECT_EQ(cl.exit_code, 2);
+  EXPECT_NE(cl.output.find("USER@DOMAIN or --call-id"), std::string::npos) << cl.output;
+  cl = parse({"timeline", "--limit", "500", "alice@example.com"});
+  EXPECT_EQ(cl.action, CommandLine::Action::kExit);
+  EXPECT_EQ(cl.exit_code, 2);
+}
+
+TEST(AdminCommandLineTest, PushTestAndReload) {
+  CommandLine cl = parse({"push", "test", "alice@example.com", "--voip"});
+  ASSERT_EQ(cl.action, CommandLine::Action::kAdmin) << cl.output;
+  EXPECT_EQ(cl.admin_command, CommandLine::AdminCommand::kPushTest);
+  EXPECT_TRUE(cl.admin_voip);
+  cl = parse({"push", "test"});
+  EXPECT_EQ(cl.action, CommandLine::Action::kExit);
+  EXPECT_EQ(cl.exit_code, 2);
+  cl = parse({"reload"});
+  ASSERT_EQ(cl.action, CommandLine::Action::kAdmin) << cl.output;
+  EXPECT_EQ(cl.admin_command, CommandLine::AdminCommand::kReload);
+}
+
+TEST(AdminCommandLineTest, BindingDropNeedsExactlyOneSelector) {
+  CommandLine cl = parse({"binding", "drop", "alice@example.com", "--device", "k1"});
+  ASSERT_EQ(cl.action, CommandLine::Action::kAdmin) << cl.output;
+  EXPECT_EQ(cl.admin_command, CommandLine::AdminCommand::kBindingDrop);
+  EXPECT_EQ(cl.admin_device, "k1");
+  cl = parse({"binding", "drop", "alice@example.com"});
+  EXPECT_EQ(cl.action, CommandLine::Action::kExit);
+  EXPECT_NE(cl.output.find("--device KEY, --contact URI or --all"), std::string::npos) << cl.output;
+  cl = parse({"binding", "drop", "alice@example.com", "--device", "k1", "--all"});
+  EXPECT_EQ(cl.action, CommandLine::Action::kExit);
+  EXPECT_EQ(cl.exit_code, 2);
+  cl = parse({"binding", "drop", "nodomain", "--all"});
+  EXPECT_EQ(cl.action, CommandLine::Action::kExit);
+  EXPECT_NE(cl.output.find("expected USER@DOMAIN"), std::string::npos) << cl.output;
+}
+
 }  // namespace
 }  // namespace sipwake::server
