@@ -238,6 +238,81 @@ def test_admin_tls(ctx):
         a.rig.server_alive()
 
 
+def sipwake_cli(ctx, *args):
+    """(exit status, stdout, stderr) of `sipwake ARGS`."""
+    return it.run_cmd([ctx.sipwake] + list(args), timeout=40)
+
+
+def test_admin_cli(ctx):
+    """The CLI (sipwake status|binding|push test|timeline|reload) finds the listener and the token
+    in --config and prints the server's answers; clear errors when it cannot ask."""
+    live, dead = wk.fcm_token(), wk.fcm_token()
+    with Admin(ctx) as a:
+        conf = ["--config", a.rig.config]
+        a.rig.watch.subscribe(live, project=PROJECT)
+        a.rig.watch.subscribe(dead, project=PROJECT)
+        a.rig.watch.script(dead, [{"status": 404}])
+        wk.sleeping_phone(a.rig, "live", "alice", live)
+        wk.sleeping_phone(a.rig, "dead", "alice", dead)
+
+        code, out, err = sipwake_cli(ctx, *conf, "status")
+        check(code == 0 and "push bindings 2" in out and out.startswith("sipwake "),
+              "status: %d %r %r" % (code, out, err))
+        code, out, err = sipwake_cli(ctx, *conf, "binding", "list", "sip:" + ALICE)
+        check(code == 0 and "%s: " % ALICE in out and "2 push bindings" in out
+              and truncated(live) in out and live not in out, "binding list: %d %r %r"
+              % (code, out, err))
+        code, out, err = sipwake_cli(ctx, *conf, "push", "test", ALICE)
+        check(code == 0 and "2 device(s) pushed" in out, "push test: %d %r %r" % (code, out, err))
+        check("token %s: accepted HTTP 200" % truncated(live) in out and
+              "token %s: rejected HTTP 404 UNREGISTERED" % truncated(dead) in out,
+              "push test answers: %r" % out)
+        code, out, err = sipwake_cli(ctx, *conf, "push", "test", "nobody@127.0.0.1")
+        check(code == 1 and "no push binding for nobody@127.0.0.1 (HTTP 404)" in err,
+              "push test to nobody: %d %r %r" % (code, out, err))
+        code, out, err = sipwake_cli(ctx, *conf, "binding", "list", ALICE, "--json")
+        check(code == 0 and len(json.loads(out)["push_bindings"]) == 2, "--json: %r" % out)
+
+        # A woken call, then its timeline by AOR and by Call-ID.
+        p = a.rig.phone("wake", "alice", ["--dialect", "rfc8599", "--provider", "fcm",
+                                          "--app", PROJECT, "--token", live,
+                                          "--background-after-register", "--calls", "1",
+                                          "--on-call", "answer", "--answer-after-ms", "100"])
+        p.wait_event("backgrounded")
+        caller = a.rig.caller()
+        final = caller.invite(timeout=25)
+        it.expect_code(final, 200, "INVITE to the woken phone")
+        it.expect_code(caller.ack_and_bye(final), 200, "BYE")
+        wait_timeline(a, caller.call_id)
+        for target in (["--call-id", caller.call_id], [ALICE, "-n", "1"]):
+            code, out, err = sipwake_cli(ctx, *conf, "timeline", *target)
+            check(code == 0 and "call %s" % caller.call_id in out and "outcome: answered" in out,
+                  "timeline %r: %d %r %r" % (target, code, out, err))
+            lines = out.splitlines()
+            steps = [ln.split("ms  ", 1)[1].split("  ")[0] for ln in lines if "ms  " in ln]
+            check(steps.index("push sent") < steps.index("provider answered")
+                  < steps.index("REGISTER") < steps.index("INVITE out"), "steps %r" % steps)
+        check(p.wait() == 0, "phone:\n" + p.log())
+
+        code, out, err = sipwake_cli(ctx, *conf, "reload")
+        check(code == 0 and out.startswith("reloaded: "), "reload: %d %r %r" % (code, out, err))
+        device = a.ok("GET", "/api/bindings", aor=ALICE)["push_bindings"][0]["device_key"]
+        code, out, err = sipwake_cli(ctx, *conf, "binding", "drop", ALICE, "--device", device)
+        check(code == 0 and "1 push binding(s)" in out, "drop: %d %r %r" % (code, out, err))
+
+        wrong = os.path.join(ctx.work, "wrong.token")
+        with open(wrong, "w") as f:
+            f.write("wrong-token-0123456789\n")
+        code, out, err = sipwake_cli(ctx, *conf, "status", "--token-file", wrong)
+        check(code == 2 and "the admin token was refused" in err, "wrong token: %d %r"
+              % (code, err))
+        a.rig.server.stop()
+        code, out, err = sipwake_cli(ctx, *conf, "status")
+        want = "cannot reach the admin listener at http://127.0.0.1:%d: connection refused " \
+               "(is sipwake running?)" % a.port
+        check(code == 2 and want in err, "server stopped: %d %r" % (code, err))
+
+
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
 
 if __name__ == "__main__":
