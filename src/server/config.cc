@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <ctime>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -20,6 +21,7 @@
 #include <utility>
 
 #include "auth/trusted_peers.h"
+#include "server/cert_expiry.h"
 #include "sip/uri.h"
 
 namespace sipwake::server {
@@ -1220,6 +1222,9 @@ Result<Config> parseConfig(std::string_view toml_text, std::string_view source_n
   if (!listeners_given) c.listeners = defaultListeners();
   crossCheck(c, &lines, check);
   if (!check.ok()) return check.firstError();
+  for (std::string& w : certificateWarnings(c, static_cast<std::int64_t>(std::time(nullptr)))) {
+    c.warnings.push_back(std::string(source_name) + ": " + std::move(w));
+  }
   return c;
 }
 
