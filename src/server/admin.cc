@@ -22,6 +22,7 @@
 #include "registrar/services.h"
 #include "routing/timeline.h"
 #include "server/cli.h"
+#include "server/dashboard_files.h"
 #include "sip/uri.h"
 
 namespace sipwake::server {
@@ -74,6 +75,46 @@ http2::Response metrics(const http2::Request& request) {
   r.status = 200;
   r.headers.push_back({"content-type", std::string(prometheus::kContentType)});
   r.body = prometheus::renderCounters(Stats::global().snapshot());
+  return r;
+}
+
+// The dashboard's static files: "/" and "/dashboard/" are its index.html, "/dashboard/NAME" the
+// embedded file NAME. nullptr for any other path.
+const DashboardFile* dashboardFileFor(std::string_view path) {
+  std::string_view name;
+  if (path == "/" || path == "/dashboard" || path == "/dashboard/") {
+    name = "index.html";
+  } else if (path.rfind("/dashboard/", 0) == 0) {
+    name = path.substr(11);
+  } else {
+    return nullptr;
+  }
+  for (const DashboardFile& f : dashboardFiles()) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+// A static file with the headers that keep the page to its own scripts and styles: no inline
+// script or style runs, nothing loads from elsewhere, the browser does not guess content types.
+http2::Response dashboardResponse(const http2::Request& request, const DashboardFile& file) {
+  if (request.method != "GET") {
+    http2::Response r = error(405, "method not allowed; the dashboard answers GET");
+    r.headers.push_back({"allow", "GET"});
+    return r;
+  }
+  http2::Response r;
+  r.status = 200;
+  r.headers.push_back({"content-type", std::string(file.content_type)});
+  r.headers.push_back(
+      {"content-security-policy",
+       "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; "
+       "frame-ancestors 'none'"});
+  r.headers.push_back({"x-content-type-options", "nosniff"});
+  r.headers.push_back({"cache-control", "no-cache"});
+  r.headers.push_back({"referrer-policy", "no-referrer"});
+  r.body = std::string(file.body);
   return r;
 }
 
@@ -298,9 +339,13 @@ void AdminApi::handle(const http2::Request& request, http2::Http1Server::Respond
   std::string_view path = request.path;
   path = path.substr(0, path.find('?'));
   if (path == "/metrics") return respond(metrics(request));
+  if (const DashboardFile* file = dashboardFileFor(path)) {
+    return respond(dashboardResponse(request, *file));
+  }
   if (path.rfind("/api/", 0) != 0) {
     return respond(error(404, "no such path: " + std::string(path) +
-                                  " (the admin listener serves /metrics and /api/...)"));
+                                  " (the admin listener serves /, /dashboard/, /metrics and "
+                                  "/api/...)"));
   }
   if (deps_.token.empty()) return respond(error(403, "admin API disabled: set [admin] token_file"));
   const std::string* auth = header(request, "authorization");

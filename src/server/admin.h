@@ -1,4 +1,5 @@
 // The admin listener's requests ([admin] listen; the contract is docs/operations.md "Admin API"):
+//   GET /, /dashboard/...   the dashboard's static files (dashboard_files.h; no token needed)
 //   GET /metrics            Prometheus text exposition of every counter of Stats::global()
 //   GET /api/status         gauges: bindings, push bindings, parked requests, pushes, wake latency
 //   GET|DELETE /api/bindings  a user's SIP and push bindings (tokens truncated); drop them
