@@ -164,8 +164,11 @@ def dashboard_url(a, token, q=None):
 
 
 def load_dom(ctx, url):
-    out, err = chromium_run(ctx, url, ["--dump-dom"])
+    out, err = chromium_run(ctx, url, ["--dump-dom", "--enable-logging=stderr", "--v=0"])
     check("<html" in out, "chromium printed no DOM:\n%s\n%s" % (out[-2000:], err[-3000:]))
+    # The page runs under its own Content-Security-Policy: nothing of it may be refused.
+    refused = [ln for ln in err.splitlines() if "Content Security Policy" in ln]
+    check(not refused, "CSP refusals:\n%s" % "\n".join(refused))
     with open(os.path.join(ctx.work, "dom-%d.html" % len(os.listdir(ctx.work))), "w") as f:
         f.write(out)
     dom = Dom(out)
