@@ -6,7 +6,8 @@
 #                                            tests: its base package carries every module
 #                                            tests/pbx/kamailio.cfg loads, db_text included, and
 #                                            kamailio-tls-modules its tls.so for the TLS upstream;
-#                                            systemd for systemd-analyze in the install test)
+#                                            systemd for systemd-analyze in the install test,
+#                                            chromium for the dashboard's headless browser test)
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -17,7 +18,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(libgtest-dev libgmock-dev libbenchmark-dev sip-tester clang-14 libclang-rt-14-dev
          python3 iproute2 procps baresip-core linphone-cli sipvicious kamailio
-         kamailio-tls-modules systemd)
+         kamailio-tls-modules systemd chromium)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

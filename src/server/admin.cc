@@ -22,6 +22,7 @@
 #include "registrar/services.h"
 #include "routing/timeline.h"
 #include "server/cli.h"
+#include "server/dashboard_files.h"
 #include "sip/uri.h"
 
 namespace sipwake::server {
@@ -50,6 +51,37 @@ std::string truncatedToken(std::string_view token) {
   return std::string(token.substr(0, 4)) + "…" + std::string(token.substr(token.size() - 4));
 }
 
+std::string redactedContact(std::string_view contact) {
+  // The Contact parameters that carry a device token (or, pn-purr, a value that wakes one).
+  static constexpr std::string_view kTokenParams[] = {"pn-prid", "pn-tok",  "pn-voip-tok",
+                                                      "pn-im-tok", "pn-purr", "push-token-id"};
+  std::string out;
+  out.reserve(contact.size());
+  std::size_t i = 0;
+  while (i < contact.size()) {
+    const std::size_t semi = contact.find(';', i);
+    if (semi == std::string_view::npos) break;
+    out.append(contact.substr(i, semi + 1 - i));
+    std::size_t end = contact.find_first_of(";>?", semi + 1);
+    if (end == std::string_view::npos) end = contact.size();
+    std::string_view param = contact.substr(semi + 1, end - semi - 1);
+    const std::size_t eq = param.find('=');
+    std::string name(param.substr(0, eq));
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    bool secret = false;
+    for (std::string_view t : kTokenParams) secret = secret || name == t;
+    if (secret && eq != std::string_view::npos) {
+      out.append(param.substr(0, eq + 1));
+      out.append(truncatedToken(param.substr(eq + 1)));
+    } else {
+      out.append(param);
+    }
+    i = end;
+  }
+  out.append(contact.substr(std::min(i, contact.size())));
+  return out;
+}
+
 namespace {
 
 http2::Response jsonResponse(int status, const json& body) {
@@ -74,6 +106,46 @@ http2::Response metrics(const http2::Request& request) {
   r.status = 200;
   r.headers.push_back({"content-type", std::string(prometheus::kContentType)});
   r.body = prometheus::renderCounters(Stats::global().snapshot());
+  return r;
+}
+
+// The dashboard's static files: "/" and "/dashboard/" are its index.html, "/dashboard/NAME" the
+// embedded file NAME. nullptr for any other path.
+const DashboardFile* dashboardFileFor(std::string_view path) {
+  std::string_view name;
+  if (path == "/" || path == "/dashboard" || path == "/dashboard/") {
+    name = "index.html";
+  } else if (path.rfind("/dashboard/", 0) == 0) {
+    name = path.substr(11);
+  } else {
+    return nullptr;
+  }
+  for (const DashboardFile& f : dashboardFiles()) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+// A static file with the headers that keep the page to its own scripts and styles: no inline
+// script or style runs, nothing loads from elsewhere, the browser does not guess content types.
+http2::Response dashboardResponse(const http2::Request& request, const DashboardFile& file) {
+  if (request.method != "GET") {
+    http2::Response r = error(405, "method not allowed; the dashboard answers GET");
+    r.headers.push_back({"allow", "GET"});
+    return r;
+  }
+  http2::Response r;
+  r.status = 200;
+  r.headers.push_back({"content-type", std::string(file.content_type)});
+  r.headers.push_back(
+      {"content-security-policy",
+       "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; "
+       "frame-ancestors 'none'"});
+  r.headers.push_back({"x-content-type-options", "nosniff"});
+  r.headers.push_back({"cache-control", "no-cache"});
+  r.headers.push_back({"referrer-policy", "no-referrer"});
+  r.body = std::string(file.body);
   return r;
 }
 
@@ -154,7 +226,7 @@ json bindingsJson(const location::LocationStore& locations,
     std::string source = b.received.source_ip.find(':') != std::string::npos
                              ? "[" + b.received.source_ip + "]"
                              : b.received.source_ip;
-    sip.push_back({{"contact", b.contact_uri},
+    sip.push_back({{"contact", redactedContact(b.contact_uri)},
                    {"device_key", deviceKeyOf(b)},
                    {"expires_in", secondsLeft(b.expires_at, now)},
                    {"transport", b.received.protocol},
@@ -298,9 +370,13 @@ void AdminApi::handle(const http2::Request& request, http2::Http1Server::Respond
   std::string_view path = request.path;
   path = path.substr(0, path.find('?'));
   if (path == "/metrics") return respond(metrics(request));
+  if (const DashboardFile* file = dashboardFileFor(path)) {
+    return respond(dashboardResponse(request, *file));
+  }
   if (path.rfind("/api/", 0) != 0) {
     return respond(error(404, "no such path: " + std::string(path) +
-                                  " (the admin listener serves /metrics and /api/...)"));
+                                  " (the admin listener serves /, /dashboard/, /metrics and "
+                                  "/api/...)"));
   }
   if (deps_.token.empty()) return respond(error(403, "admin API disabled: set [admin] token_file"));
   const std::string* auth = header(request, "authorization");

@@ -1,4 +1,5 @@
 // The admin listener's requests ([admin] listen; the contract is docs/operations.md "Admin API"):
+//   GET /, /dashboard/...   the dashboard's static files (dashboard_files.h; no token needed)
 //   GET /metrics            Prometheus text exposition of every counter of Stats::global()
 //   GET /api/status         gauges: bindings, push bindings, parked requests, pushes, wake latency
 //   GET|DELETE /api/bindings  a user's SIP and push bindings (tokens truncated); drop them
@@ -40,6 +41,9 @@ bool bearerTokenMatches(std::string_view authorization, std::string_view token);
 
 // A token as the API shows it: first 4 + "…" + last 4; 12 characters or fewer: "…" + last 2.
 std::string truncatedToken(std::string_view token);
+// A Contact URI with the value of each token-carrying parameter (pn-prid, pn-tok, pn-voip-tok,
+// pn-im-tok, pn-purr, push-token-id; any case) cut by truncatedToken(); the rest unchanged.
+std::string redactedContact(std::string_view contact);
 
 // What POST /api/reload did: the parts re-read, and the settings that need a restart.
 struct ReloadReport {

@@ -124,20 +124,26 @@ def wait_timeline(a, call_id, timeout=10):
         time.sleep(0.05)
 
 
+def woken_call(a, token):
+    """alice's phone with the push `token` (subscribed at the fake) asleep, woken by bob's call
+    and answering it; (the phone, the caller, the call's timeline)."""
+    p = a.rig.phone("wake", "alice", ["--dialect", "rfc8599", "--provider", "fcm",
+                                      "--app", PROJECT, "--token", token,
+                                      "--background-after-register", "--calls", "1",
+                                      "--on-call", "answer", "--answer-after-ms", "100"])
+    p.wait_event("backgrounded")
+    caller = a.rig.caller()
+    final = caller.invite(timeout=25)
+    it.expect_code(final, 200, "INVITE to the woken phone")
+    it.expect_code(caller.ack_and_bye(final), 200, "BYE")
+    return p, caller, wait_timeline(a, caller.call_id)
+
+
 def test_admin_timeline(ctx):
     tok = wk.fcm_token()
     with Admin(ctx) as a:
         a.rig.watch.subscribe(tok, project=PROJECT)
-        p = a.rig.phone("wake", "alice", ["--dialect", "rfc8599", "--provider", "fcm",
-                                          "--app", PROJECT, "--token", tok,
-                                          "--background-after-register", "--calls", "1",
-                                          "--on-call", "answer", "--answer-after-ms", "100"])
-        p.wait_event("backgrounded")
-        caller = a.rig.caller()
-        final = caller.invite(timeout=25)
-        it.expect_code(final, 200, "INVITE to the woken phone")
-        it.expect_code(caller.ack_and_bye(final), 200, "BYE")
-        t = wait_timeline(a, caller.call_id)
+        p, caller, t = woken_call(a, tok)
         check(t["callee"] == ALICE and t["outcome"] == "answered" and "bob@" in t["caller"]
               and t["start_ms"] > 1.6e12, "timeline %r" % t)
         whats = [s["what"] for s in t["steps"]]
@@ -274,16 +280,7 @@ def test_admin_cli(ctx):
         check(code == 0 and len(json.loads(out)["push_bindings"]) == 2, "--json: %r" % out)
 
         # A woken call, then its timeline by AOR and by Call-ID.
-        p = a.rig.phone("wake", "alice", ["--dialect", "rfc8599", "--provider", "fcm",
-                                          "--app", PROJECT, "--token", live,
-                                          "--background-after-register", "--calls", "1",
-                                          "--on-call", "answer", "--answer-after-ms", "100"])
-        p.wait_event("backgrounded")
-        caller = a.rig.caller()
-        final = caller.invite(timeout=25)
-        it.expect_code(final, 200, "INVITE to the woken phone")
-        it.expect_code(caller.ack_and_bye(final), 200, "BYE")
-        wait_timeline(a, caller.call_id)
+        p, caller, _ = woken_call(a, live)
         for target in (["--call-id", caller.call_id], [ALICE, "-n", "1"]):
             code, out, err = sipwake_cli(ctx, *conf, "timeline", *target)
             check(code == 0 and "call %s" % caller.call_id in out and "outcome: answered" in out,

@@ -108,8 +108,8 @@ def test_metrics_errors(ctx):
     server, (udp, _, _), admin = start_with_admin(ctx)
     with server:
         base = "http://127.0.0.1:%d" % admin
-        status, _, _ = get(base + "/")
-        check(status == 404, "GET /: %d" % status)
+        status, _, _ = get(base + "/nope")  # "/" is the dashboard
+        check(status == 404, "GET /nope: %d" % status)
         status, _, _ = get(base + "/metrics/x")
         check(status == 404, "GET /metrics/x: %d" % status)
         status, _, _ = get(base + "/metrics", method="POST")

@@ -45,6 +45,20 @@ TEST(AdminAuthTest, TokensAreShownTruncated) {
   EXPECT_EQ(truncatedToken(""), "");
 }
 
+TEST(AdminAuthTest, ContactsShowNoWholeToken) {
+  EXPECT_EQ(redactedContact("<sip:a@10.0.0.1:5060;transport=tcp;pn-provider=fcm;"
+                            "pn-param=proj;pn-prid=abcdef0123456789wxyz>;expires=60"),
+            "<sip:a@10.0.0.1:5060;transport=tcp;pn-provider=fcm;pn-param=proj;"
+            "pn-prid=abcd…wxyz>;expires=60");
+  EXPECT_EQ(redactedContact("sip:a@h;PN-VOIP-TOK=0123456789abcdef;pn-im-tok=fedcba9876543210"),
+            "sip:a@h;PN-VOIP-TOK=0123…cdef;pn-im-tok=fedc…3210");
+  EXPECT_EQ(redactedContact("sip:a@h;push-token-id=0123456789abcdef?x=1"),
+            "sip:a@h;push-token-id=0123…cdef?x=1");
+  EXPECT_EQ(redactedContact("sip:a@h;pn-prid;lr"), "sip:a@h;pn-prid;lr");  // no value
+  EXPECT_EQ(redactedContact("sip:a@h"), "sip:a@h");
+  EXPECT_EQ(redactedContact(""), "");
+}
+
 class AdminApiTest : public ::testing::Test {
  protected:
   AdminApiTest() {
