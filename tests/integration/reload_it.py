@@ -307,6 +307,41 @@ def test_drain_parked_and_ringing(ctx):
         check("drain done" in log, "no drain end line:\n" + log[-3000:])
 
 
+class Stopped(Exception):
+    pass
+
+
+def test_drain_second_signal(ctx):
+    """A second SIGTERM during the drain (a call ringing for 8 s, drain_timeout 30 s) stops at
+    once: exit 0 within 3 s of it, "drain cut short" in the log."""
+    with wk.Rig(ctx, ring_timeout=30) as rig:
+        rewrite(rig.config, "[server]\n", "[server]\ndrain_timeout = 30\n")
+        sighup(rig.server)
+        p = rig.phone("awake", "alice", ["--dialect", "rfc8599", "--provider", "apns", "--app",
+                                         BUNDLE, "--token", wk.apns_token(), "--calls", "1",
+                                         "--on-call", "answer", "--answer-after-ms", "8000"],
+                      control=False)
+        p.wait_event("registered")
+
+        def on_trying(_caller):
+            rig.server.proc.send_signal(signal.SIGTERM)
+            wait_log(rig.server, "shutting down: draining (at most 30 s): 1 transaction(s)")
+            second = time.monotonic()
+            rig.server.proc.send_signal(signal.SIGTERM)
+            code = rig.server.proc.wait(timeout=10)
+            raise Stopped(code, time.monotonic() - second)
+
+        try:
+            final = rig.caller("alice").invite(timeout=20, on_trying=on_trying)
+            check(False, "the call was answered (%d) before the drain was cut short" % final.code)
+        except Stopped as e:
+            code, took = e.args
+        log = rig.server.log()
+        check(code == 0, "exit %s after the second SIGTERM:\n%s" % (code, log[-3000:]))
+        check(took < 3, "exit %.1f s after the second SIGTERM" % took)
+        check("drain cut short" in log, "no \"drain cut short\" line:\n" + log[-3000:])
+
+
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
 
 
