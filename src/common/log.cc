@@ -77,15 +77,17 @@ class EscapedPayload final : public spdlog::custom_flag_formatter {
 bool configureLogging(std::string_view level, std::string_view format) {
   auto lvl = spdlog::level::from_str(std::string(level));
   if (lvl == spdlog::level::off && level != "off") return false;
-  auto logger = spdlog::stderr_color_mt("sipwake");
+  // Called again on a reload: the logger made the first time stays, its level and format change.
+  auto logger = spdlog::get("sipwake");
+  if (!logger) logger = spdlog::stderr_color_mt("sipwake");
   spdlog::set_default_logger(logger);
   spdlog::set_level(lvl);
   const bool json = format == "json";
   auto formatter = std::make_unique<spdlog::pattern_formatter>();
   formatter->add_flag<EscapedPayload>('q', json);
-  formatter->set_pattern(json
-                             ? R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","thread":%t,"msg":"%q"})"
-                             : "%Y-%m-%d %H:%M:%S.%e %^%l%$ [%t] %q");
+  formatter->set_pattern(
+      json ? R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","thread":%t,"msg":"%q"})"
+           : "%Y-%m-%d %H:%M:%S.%e %^%l%$ [%t] %q");
   spdlog::set_formatter(std::move(formatter));
   return true;
 }

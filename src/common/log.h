@@ -12,7 +12,8 @@ namespace sipwake {
 // goes through this, so raw bytes from the network never reach a terminal or a log parser.
 void appendEscapedForLog(std::string_view text, bool json, spdlog::memory_buf_t& out);
 
-// Sets level ("trace".."off") and format ("text" or "json"). Returns false for an unknown level.
+// Sets level ("trace".."off") and format ("text" or "json"). Returns false (and changes nothing)
+// for an unknown level. May be called again (a reload); lines being written finish in the old form.
 bool configureLogging(std::string_view level, std::string_view format);
 
 }  // namespace sipwake

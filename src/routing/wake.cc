@@ -74,9 +74,8 @@ location::StoredMessage storedMessage(const sip::Message& request, const std::st
 
 // Stores `m` (devices set) for `ttl`; the answer for its sender: 202, the full store's answer,
 // or none (Fallback code 0) when the store failed.
-Proxy::Fallback keepMessage(location::MessageStore& store, location::StoredMessage m,
-                            Duration ttl, Duration wait, location::SysSeconds now,
-                            std::int64_t& stored_id) {
+Proxy::Fallback keepMessage(location::MessageStore& store, location::StoredMessage m, Duration ttl,
+                            Duration wait, location::SysSeconds now, std::int64_t& stored_id) {
   m.stored_at = now;
   m.expires_at = now + std::chrono::duration_cast<std::chrono::seconds>(ttl);
   auto id = store.add(std::move(m));
@@ -98,7 +97,6 @@ Proxy::Fallback keepMessage(location::MessageStore& store, location::StoredMessa
       503, "Service Unavailable - Message Store Full",
       static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(wait).count())};
 }
-
 
 }  // namespace
 
@@ -216,6 +214,7 @@ struct WakeAndWait::Parked {
   std::vector<Device> devices;
   Timeline timeline;
   bool ring_timed_out = false;
+  bool drained = false;  // the server stopped waiting for it (SIGTERM)
   WakeLimits::Slot slot;  // its share of the parked bounds
   std::optional<location::StoredMessage> message;  // MESSAGE with a store: what to keep
   std::int64_t stored_id = 0;                      // kept in the store under this id
@@ -391,9 +390,9 @@ Resolution WakeAndWait::park(ContextId context, const sip::Message& request,
       location::StoredMessage m = storedMessage(request, *aor);
       m.devices = std::move(device_keys);
       std::int64_t stored_id = 0;
-      Proxy::Fallback answer = keepMessage(*deps_.message_store, std::move(m), config_.message_ttl,
-                                           config_.non_invite_timeout, deps_.wall_clock(),
-                                           stored_id);
+      Proxy::Fallback answer =
+          keepMessage(*deps_.message_store, std::move(m), config_.message_ttl,
+                      config_.non_invite_timeout, deps_.wall_clock(), stored_id);
       if (answer.code != 0) {
         refused.outcome = Resolution::Outcome::kRefused;  // answered here: 202 or a full store
         refused.status = answer.code;
@@ -594,15 +593,34 @@ void WakeAndWait::maybeStopWaiting(Parked& p) {
   if (proxy_ != nullptr) proxy_->noMoreBranches(id);
 }
 
-void WakeAndWait::onRingTimeout(ContextId id) {
+void WakeAndWait::onRingTimeout(ContextId id) { endWait(id, false); }
+
+std::size_t WakeAndWait::stopWaitingAll() {
+  std::vector<ContextId> waiting;
+  for (const auto& [id, p] : parked_) {
+    if (p->waiting) waiting.push_back(id);
+  }
+  for (ContextId id : waiting) endWait(id, true);  // may end contexts (and erase from parked_)
+  return waiting.size();
+}
+
+void WakeAndWait::endWait(ContextId id, bool draining) {
   auto it = parked_.find(id);
   if (it == parked_.end()) return;
   Parked& p = *it->second;
+  if (p.ring_timer != 0) deps_.timers->cancel(p.ring_timer);
   p.ring_timer = 0;
   p.waiting = false;
-  ring_timeouts_.inc();
-  p.ring_timed_out = true;
-  if (timelineOn()) mark(p, "ring timeout", "ring timeout");
+  if (!draining) {
+    ring_timeouts_.inc();
+    p.ring_timed_out = true;
+  } else {
+    p.drained = true;
+  }
+  if (timelineOn()) {
+    const char* what = draining ? "server stopping" : "ring timeout";
+    mark(p, what, what);
+  }
   for (Device& d : p.devices) {
     if (d.retry_timer != 0) deps_.timers->cancel(d.retry_timer);
     d.retry_timer = 0;
@@ -774,6 +792,7 @@ std::string WakeAndWait::outcomeOf(const Parked& p, const ContextEnd& end) {
     return d.state == Device::State::kFailed;
   });
   if (all_failed) return "push_failed";
+  if (p.drained) return "server_stopping";
   return p.ring_timed_out ? "ring_timeout" : "forwarded";
 }
 

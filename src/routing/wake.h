@@ -36,10 +36,11 @@
 // MESSAGE: an alert push (event "message"). If no pushed device registered within the wait
 // (non_invite_timeout) and a MessageStore is configured, the MESSAGE is stored for the devices
 // that did not get it and the sender gets 202 Accepted at once (Proxy::Fallback::at_once: a live
-// branch still silent then is retransmitted no more and not waited for); a full store answers 486 Busy Here - Message Store Full (the
-// user's bound) or 503 Service Unavailable - Message Store Full (the total bound, Retry-After).
-// A device registering after that gets it from the store, not from this request. A MESSAGE
-// whose every device is over its push budget is kept at once, without a push (202).
+// branch still silent then is retransmitted no more and not waited for); a full store answers 486
+// Busy Here - Message Store Full (the user's bound) or 503 Service Unavailable - Message Store Full
+// (the total bound, Retry-After). A device registering after that gets it from the store, not from
+// this request. A MESSAGE whose every device is over its push budget is kept at once, without a
+// push (202).
 //
 // Cancel pushes: when the call ends, every pushed device that did not answer gets a non-VoIP push
 // of the same call_uuid: "answered_elsewhere" (another branch sent 2xx), else "missed" (caller
@@ -155,13 +156,13 @@ class WakeAndWait final : public TargetResolver {
     TargetResolver* inner = nullptr;                   // the location lookup; required
     location::PushBindingStore* push_store = nullptr;  // required
     location::PurrStore* purrs = nullptr;  // RFC 8599 §6 mid-dialog wake; nullptr: none
-    push::PushSender* sender = nullptr;                // required
-    WakeHub* hub = nullptr;                            // required
-    WakeLimits* limits = nullptr;                      // shared by every loop; required
-    std::size_t loop = 0;                              // this loop's index in the hub
-    location::Executor post;         // runs a closure later on this loop; required
-    TimerService* timers = nullptr;  // this loop's timers; required
-    WallClock wall_clock;            // empty: system clock
+    push::PushSender* sender = nullptr;    // required
+    WakeHub* hub = nullptr;                // required
+    WakeLimits* limits = nullptr;          // shared by every loop; required
+    std::size_t loop = 0;                  // this loop's index in the hub
+    location::Executor post;               // runs a closure later on this loop; required
+    TimerService* timers = nullptr;        // this loop's timers; required
+    WallClock wall_clock;                  // empty: system clock
     // A MESSAGE whose pushed devices did not register within the wait is kept here and answered
     // 202 (routing/message_delivery.h delivers it); nullptr: it gets 480.
     location::MessageStore* message_store = nullptr;
@@ -196,6 +197,10 @@ class WakeAndWait final : public TargetResolver {
                           const location::Binding& binding);
 
   std::size_t parkedCount() const { return parked_.size(); }
+  // Draining (SIGTERM): every parked request still waiting for its devices stops waiting now,
+  // as at its ring timeout (an INVITE gets its best answer or 480, a MESSAGE is stored: 202).
+  // Returns how many stopped waiting.
+  std::size_t stopWaitingAll();
 
  private:
   struct Device;
@@ -216,6 +221,7 @@ class WakeAndWait final : public TargetResolver {
   void scheduleRepush(Parked& p, std::size_t device, push::PushKind kind);
   void repush(ContextId id, std::size_t device, push::PushKind kind);
   void onRingTimeout(ContextId id);
+  void endWait(ContextId id, bool draining);
   // Keeps the parked MESSAGE for its devices and tells the proxy what the sender gets unless a
   // branch sends 2xx (202, or the full store's answer). May end the context.
   void storeMessageAndStop(Parked& p);

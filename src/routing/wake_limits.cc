@@ -66,11 +66,17 @@ WakeLimits::WakeLimits(WakeLimitsConfig config)
       parked_total_(statCounter("wake.limit.parked_total")),
       duplicate_cancel_(statCounter("wake.limit.duplicate_cancel")) {}
 
+void WakeLimits::reconfigure(WakeLimitsConfig config) {
+  std::lock_guard lock(mu_);
+  config_ = std::move(config);
+}
+
 WakeLimits::Admission WakeLimits::admit(const Request& request,
                                         const std::vector<std::string>& device_keys) {
   using Trust = RequestOrigin::Trust;
   Admission a;
   a.devices.assign(device_keys.size(), Verdict::kSkip);
+  std::lock_guard lock(mu_);
   const bool allowed =
       config_.wake_for == WakeFor::kAnyone ||
       (config_.wake_for == WakeFor::kAuthenticated && request.trust != Trust::kStranger) ||
@@ -83,7 +89,6 @@ WakeLimits::Admission WakeLimits::admit(const Request& request,
   const TimePoint now = request.now;
   const std::uint64_t call = callHash(request.call_id);
 
-  std::lock_guard lock(mu_);
   if (now - last_sweep_ >= kSweepInterval) sweep(now);
   TokenBucket& aor_bucket = aors_[std::string(request.aor)];
   const double aor_level = aor_bucket.level(config_.aor.tokens(), now);

@@ -121,6 +121,10 @@ class WakeLimits {
 
   std::size_t parked() const;
 
+  // A reload: later admissions use `config`. Budgets already spent and parked slots held stay
+  // counted (a lowered bound refuses new requests until enough slots are released).
+  void reconfigure(WakeLimitsConfig config);
+
  private:
   struct CallMark {
     std::uint64_t call = 0;  // hash of the Call-ID
@@ -141,7 +145,7 @@ class WakeLimits {
   void sweep(TimePoint now);  // REQUIRES: mu_ held
   static void prune(DeviceState& d, TimePoint now);
 
-  const WakeLimitsConfig config_;
+  WakeLimitsConfig config_;  // guarded by mu_
   mutable std::mutex mu_;
   std::unordered_map<std::string, DeviceState> devices_;
   std::unordered_map<std::string, TokenBucket> aors_;

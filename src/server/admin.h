@@ -25,6 +25,7 @@
 #include "http2/message.h"
 #include "location/location_store.h"
 #include "location/push_binding_store.h"
+#include "server/reload_report.h"
 
 namespace sipwake::push {
 class PushSender;
@@ -44,12 +45,6 @@ std::string truncatedToken(std::string_view token);
 // A Contact URI with the value of each token-carrying parameter (pn-prid, pn-tok, pn-voip-tok,
 // pn-im-tok, pn-purr, push-token-id; any case) cut by truncatedToken(); the rest unchanged.
 std::string redactedContact(std::string_view contact);
-
-// What POST /api/reload did: the parts re-read, and the settings that need a restart.
-struct ReloadReport {
-  std::vector<std::string> reloaded;
-  std::vector<std::string> restart_needed;
-};
 
 struct AdminDeps {
   std::string token;  // empty: /api/... answers 403

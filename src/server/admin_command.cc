@@ -89,7 +89,14 @@ int adminCommand(const CommandLine& cli) {
   }
   if (!config_name.empty()) {
     Result<Config> loaded = loadConfigFile(config_name);
-    if (!loaded.isOk()) return fail(2, loaded.status().message());
+    if (!loaded.isOk()) {
+      if (cli.admin_command == CommandLine::AdminCommand::kReload) {
+        // The file the server would re-read is bad: that is the answer, found without asking.
+        return fail(1, loaded.status().message() +
+                           "\nsipwake: not reloaded: the running server keeps its configuration");
+      }
+      return fail(2, loaded.status().message());
+    }
     config = std::move(*loaded);
   }
 

@@ -68,9 +68,41 @@ bool readableFile(const std::string& path) { return ::access(path.c_str(), R_OK)
 
 // Collects problems with their source line; the caller reports the one that comes first in the
 // file, so that "the first bad key" means what an operator reading the file expects.
+// A node's value as comparable text (strings quoted, arrays and tables in full, keys in order).
+void appendGivenValue(const toml::node& n, std::string& out) {
+  if (const auto* t = n.as_table()) {
+    out += '{';
+    for (auto&& [k, v] : *t) {
+      out += std::string(k.str()) + '=';
+      appendGivenValue(v, out);
+      out += ',';
+    }
+    out += '}';
+  } else if (const auto* a = n.as_array()) {
+    out += '[';
+    for (const auto& v : *a) {
+      appendGivenValue(v, out);
+      out += ',';
+    }
+    out += ']';
+  } else if (const auto* str = n.as_string()) {
+    out += '"' + str->get() + '"';
+  } else if (const auto* i = n.as_integer()) {
+    out += std::to_string(i->get());
+  } else if (const auto* f = n.as_floating_point()) {
+    out += fmt::format("{}", f->get());
+  } else if (const auto* b = n.as_boolean()) {
+    out += b->get() ? "true" : "false";
+  } else {
+    out += "?";  // dates and times: no key takes them (the key's handler says so)
+  }
+}
+
 class Checker {
  public:
   explicit Checker(std::string_view source) : source_(source) {}
+  // walk() records every key it meets there (what reload compares).
+  void recordGiven(std::map<std::string, GivenKey>* given) { given_ = given; }
 
   void error(std::uint32_t line, std::string_view where, std::string_view message) {
     std::string text = source_;
@@ -177,9 +209,9 @@ class Checker {
       const bool writable = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
       const bool readable = (st.st_mode & S_IROTH) != 0;
       if (!writable && !readable) continue;
-      std::string what = "\"" + f.path + "\" (mode " + fmt::format("{:04o}", st.st_mode & 07777) +
-                         ") can be " + (writable ? "written by group or others" : "read by others") +
-                         "; chmod 600 it";
+      std::string what =
+          "\"" + f.path + "\" (mode " + fmt::format("{:04o}", st.st_mode & 07777) + ") can be " +
+          (writable ? "written by group or others" : "read by others") + "; chmod 600 it";
       const bool refuse = policy == "strict" || (policy == "standard" && writable);
       if (refuse) {
         error(f.line, f.where, what + " (or set [server] key_file_permissions = \"warn\")");
@@ -198,6 +230,13 @@ class Checker {
             std::initializer_list<std::pair<std::string_view, KeyHandler>> handlers) {
     for (auto&& [key, node] : table) {
       std::string where = std::string(section) + " " + std::string(key.str());
+      if (given_ != nullptr) {
+        std::string value;
+        appendGivenValue(node, value);
+        std::uint32_t line = key.source().begin.line;
+        if (line == 0) line = node.source().begin.line;
+        (*given_)[where] = GivenKey{std::move(value), line};
+      }
       bool found = false;
       for (const auto& [name, handler] : handlers) {
         if (key.str() == name) {
@@ -221,6 +260,7 @@ class Checker {
     std::string path;
   };
   std::string source_;
+  std::map<std::string, GivenKey>* given_ = nullptr;
   std::vector<std::pair<std::uint32_t, std::string>> errors_;
   std::vector<SecretFile> secret_files_;
 };
@@ -304,6 +344,11 @@ void parseServer(const toml::table& t, Config& c, Checker& check) {
               {"log_format",
                [&](const toml::node& n, const std::string& w) {
                  if (auto v = check.choice(n, w, {"text", "json"})) c.log_format = *v;
+               }},
+              {"drain_timeout",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.integer(n, w, 0, 3600))
+                   c.drain_timeout_s = static_cast<std::uint32_t>(*v);
                }},
               {"server_header",
                [&](const toml::node& n, const std::string& w) {
@@ -894,139 +939,138 @@ void parsePush(const toml::table& t, Config& c, Checker& check) {
       line = n.source().begin.line;
     };
   };
-  check.walk(t, "[push]",
-             {{"push_ttl",
-               [&](const toml::node& n, const std::string& w) {
-                 if (auto v = check.integer(n, w, 60, 365 * 86400))
-                   p.push_ttl_s = static_cast<std::uint32_t>(*v);
-               }},
-              {"ring_timeout",
-               [&](const toml::node& n, const std::string& w) {
-                 if (auto v = check.integer(n, w, 1, 300))
-                   p.ring_timeout_s = static_cast<std::uint32_t>(*v);
-               }},
-              {"push_connected_devices", boolean(p.push_connected_devices)},
-              {"refresh",
-               [&](const toml::node& n, const std::string& w) {
-                 if (auto v = check.choice(n, w, {"push-only", "wake"})) p.refresh = *v;
-               }},
-              {"refresh_lead", u32(p.refresh_lead_s, 120, 86400)},
-              {"message_preview", boolean(p.message_preview)},
-              {"message_wait",
-               [&](const toml::node& n, const std::string& w) {
-                 if (auto v = check.integer(n, w, 1, 30))
-                   p.message_wait_s = static_cast<std::uint32_t>(*v);
-               }},
-              {"message_store_ttl",
-               [&](const toml::node& n, const std::string& w) {
-                 if (auto v = check.integer(n, w, 1, 30 * 86400))
-                   p.message_store_ttl_s = static_cast<std::uint32_t>(*v);
-               }},
-              {"message_store_per_user",
-               [&](const toml::node& n, const std::string& w) {
-                 if (auto v = check.integer(n, w, 1, 10000))
-                   p.message_store_per_user = static_cast<std::uint32_t>(*v);
-               }},
-              {"message_store_total",
-               [&](const toml::node& n, const std::string& w) {
-                 if (auto v = check.integer(n, w, 1, 10000000))
-                   p.message_store_total = static_cast<std::uint32_t>(*v);
-               }},
-              {"parked_provisional",
-               [&](const toml::node& n, const std::string& w) {
-                 const auto* i = n.as_integer();
-                 const auto* str = n.as_string();
-                 if (i != nullptr && (i->get() == 180 || i->get() == 183)) {
-                   p.parked_provisional = static_cast<int>(i->get());
-                 } else if (str != nullptr && str->get() == "none") {
-                   p.parked_provisional = 0;
-                 } else {
-                   check.error(n, w, "expected 180, 183 or \"none\", got " + describe(n));
-                 }
-               }},
-              {"call_uuid_salt",
-               [&](const toml::node& n, const std::string& w) {
-                 if (auto v = check.string(n, w, true)) p.call_uuid_salt = *v;
-               }},
-              {"repush_interval_apns", u32(p.repush_interval_apns_s, 1, 300)},
-              {"repush_interval_fcm", u32(p.repush_interval_fcm_s, 1, 300)},
-              {"repush_interval_webpush", u32(p.repush_interval_webpush_s, 1, 300)},
-              {"max_repushes", u32(p.max_repushes, 0, 10)},
-              {"wake_for",
-               [&](const toml::node& n, const std::string& w) {
-                 if (auto v = check.choice(n, w, {"anyone", "authenticated", "trusted"}))
-                   p.wake_for = *v;
-               }},
-              {"device_pushes_per_minute", u32(p.device_pushes_per_minute, 1, 100000)},
-              {"device_push_burst", u32(p.device_push_burst, 1, 100000)},
-              {"aor_pushes_per_minute", u32(p.aor_pushes_per_minute, 1, 100000)},
-              {"aor_push_burst", u32(p.aor_push_burst, 1, 100000)},
-              {"stranger_pushes_per_minute", u32(p.stranger_pushes_per_minute, 1, 100000)},
-              {"stranger_push_burst", u32(p.stranger_push_burst, 1, 100000)},
-              {"max_parked", u32(p.max_parked, 1, 10000000)},
-              {"max_parked_per_source", u32(p.max_parked_per_source, 1, 10000000)},
-              {"max_parked_per_aor", u32(p.max_parked_per_aor, 1, 100000)},
-              {"app", [&](const toml::node& n, const std::string& w) {
-                 const auto* arr = n.as_array();
-                 if (arr == nullptr || !arr->is_array_of_tables()) {
-                   check.error(n, w, "expected [[push.app]] sections, got " + describe(n));
-                   return;
-                 }
-                 std::size_t index = 0;
-                 for (const auto& entry : *arr) {
-                   ++index;
-                   PushApp app;
-                   PushAppLines pos;
-                   bool bad = false;
-                   std::string section = "[[push.app]] #" + std::to_string(index);
-                   check.walk(*entry.as_table(), section,
-                              {{"provider",
-                                [&](const toml::node& pn, const std::string& pw) {
-                                  auto v = check.choice(pn, pw, {"apns", "fcm", "webpush"});
-                                  if (v) app.provider = *v;
-                                  bad = !v;
-                                }},
-                               {"id",
-                                [&](const toml::node& pn, const std::string& pw) {
-                                  if (auto v = check.string(pn, pw, true)) app.id = *v;
-                                  pos.id = pn.source().begin.line;
-                                }},
-                               {"key_file", text(app.key_file, pos.key_file)},
-                               {"key_id", text(app.key_id, pos.key_id)},
-                               {"team_id", text(app.team_id, pos.team_id)},
-                               {"cert_file", text(app.cert_file, pos.cert_file)},
-                               {"cert_key_file", text(app.cert_key_file, pos.cert_key_file)},
-                               {"use_voip", boolean(app.use_voip)},
-                               {"service_account_file",
-                                text(app.service_account_file, pos.service_account_file)},
-                               {"url", text(app.url, pos.url)},
-                               {"secret_file", text(app.secret_file, pos.secret_file)},
-                               {"endpoint", text(app.endpoint, pos.endpoint)},
-                               {"ca_file", text(app.ca_file, pos.ca_file)}});
-                   if (app.provider.empty()) {
-                     if (!bad) check.error(entry, section, "missing key provider");
-                     continue;
-                   }
-                   app.line = entry.source().begin.line;
-                   checkPushApp(app, pos, section, check);
-                   // cert_file holds the key too when there is no cert_key_file.
-                   const std::string no_file;
-                   using SecretKey = std::tuple<const std::string*, std::uint32_t, const char*>;
-                   for (auto [path, line, key] :
-                        {SecretKey{&app.key_file, pos.key_file, "key_file"},
-                         {&app.cert_key_file, pos.cert_key_file, "cert_key_file"},
-                         {app.cert_key_file.empty() ? &app.cert_file : &no_file, pos.cert_file,
-                          "cert_file"},
-                         {&app.service_account_file, pos.service_account_file,
-                          "service_account_file"},
-                         {&app.secret_file, pos.secret_file, "secret_file"}}) {
-                     if (!path->empty() && line != 0) {
-                       check.noteSecretFile(line, section + " " + key, *path);
-                     }
-                   }
-                   p.apps.push_back(std::move(app));
-                 }
-               }}});
+  check.walk(
+      t, "[push]",
+      {{"push_ttl",
+        [&](const toml::node& n, const std::string& w) {
+          if (auto v = check.integer(n, w, 60, 365 * 86400))
+            p.push_ttl_s = static_cast<std::uint32_t>(*v);
+        }},
+       {"ring_timeout",
+        [&](const toml::node& n, const std::string& w) {
+          if (auto v = check.integer(n, w, 1, 300))
+            p.ring_timeout_s = static_cast<std::uint32_t>(*v);
+        }},
+       {"push_connected_devices", boolean(p.push_connected_devices)},
+       {"refresh",
+        [&](const toml::node& n, const std::string& w) {
+          if (auto v = check.choice(n, w, {"push-only", "wake"})) p.refresh = *v;
+        }},
+       {"refresh_lead", u32(p.refresh_lead_s, 120, 86400)},
+       {"message_preview", boolean(p.message_preview)},
+       {"message_wait",
+        [&](const toml::node& n, const std::string& w) {
+          if (auto v = check.integer(n, w, 1, 30))
+            p.message_wait_s = static_cast<std::uint32_t>(*v);
+        }},
+       {"message_store_ttl",
+        [&](const toml::node& n, const std::string& w) {
+          if (auto v = check.integer(n, w, 1, 30 * 86400))
+            p.message_store_ttl_s = static_cast<std::uint32_t>(*v);
+        }},
+       {"message_store_per_user",
+        [&](const toml::node& n, const std::string& w) {
+          if (auto v = check.integer(n, w, 1, 10000))
+            p.message_store_per_user = static_cast<std::uint32_t>(*v);
+        }},
+       {"message_store_total",
+        [&](const toml::node& n, const std::string& w) {
+          if (auto v = check.integer(n, w, 1, 10000000))
+            p.message_store_total = static_cast<std::uint32_t>(*v);
+        }},
+       {"parked_provisional",
+        [&](const toml::node& n, const std::string& w) {
+          const auto* i = n.as_integer();
+          const auto* str = n.as_string();
+          if (i != nullptr && (i->get() == 180 || i->get() == 183)) {
+            p.parked_provisional = static_cast<int>(i->get());
+          } else if (str != nullptr && str->get() == "none") {
+            p.parked_provisional = 0;
+          } else {
+            check.error(n, w, "expected 180, 183 or \"none\", got " + describe(n));
+          }
+        }},
+       {"call_uuid_salt",
+        [&](const toml::node& n, const std::string& w) {
+          if (auto v = check.string(n, w, true)) p.call_uuid_salt = *v;
+        }},
+       {"repush_interval_apns", u32(p.repush_interval_apns_s, 1, 300)},
+       {"repush_interval_fcm", u32(p.repush_interval_fcm_s, 1, 300)},
+       {"repush_interval_webpush", u32(p.repush_interval_webpush_s, 1, 300)},
+       {"max_repushes", u32(p.max_repushes, 0, 10)},
+       {"wake_for",
+        [&](const toml::node& n, const std::string& w) {
+          if (auto v = check.choice(n, w, {"anyone", "authenticated", "trusted"})) p.wake_for = *v;
+        }},
+       {"device_pushes_per_minute", u32(p.device_pushes_per_minute, 1, 100000)},
+       {"device_push_burst", u32(p.device_push_burst, 1, 100000)},
+       {"aor_pushes_per_minute", u32(p.aor_pushes_per_minute, 1, 100000)},
+       {"aor_push_burst", u32(p.aor_push_burst, 1, 100000)},
+       {"stranger_pushes_per_minute", u32(p.stranger_pushes_per_minute, 1, 100000)},
+       {"stranger_push_burst", u32(p.stranger_push_burst, 1, 100000)},
+       {"max_parked", u32(p.max_parked, 1, 10000000)},
+       {"max_parked_per_source", u32(p.max_parked_per_source, 1, 10000000)},
+       {"max_parked_per_aor", u32(p.max_parked_per_aor, 1, 100000)},
+       {"app", [&](const toml::node& n, const std::string& w) {
+          const auto* arr = n.as_array();
+          if (arr == nullptr || !arr->is_array_of_tables()) {
+            check.error(n, w, "expected [[push.app]] sections, got " + describe(n));
+            return;
+          }
+          std::size_t index = 0;
+          for (const auto& entry : *arr) {
+            ++index;
+            PushApp app;
+            PushAppLines pos;
+            bool bad = false;
+            std::string section = "[[push.app]] #" + std::to_string(index);
+            check.walk(
+                *entry.as_table(), section,
+                {{"provider",
+                  [&](const toml::node& pn, const std::string& pw) {
+                    auto v = check.choice(pn, pw, {"apns", "fcm", "webpush"});
+                    if (v) app.provider = *v;
+                    bad = !v;
+                  }},
+                 {"id",
+                  [&](const toml::node& pn, const std::string& pw) {
+                    if (auto v = check.string(pn, pw, true)) app.id = *v;
+                    pos.id = pn.source().begin.line;
+                  }},
+                 {"key_file", text(app.key_file, pos.key_file)},
+                 {"key_id", text(app.key_id, pos.key_id)},
+                 {"team_id", text(app.team_id, pos.team_id)},
+                 {"cert_file", text(app.cert_file, pos.cert_file)},
+                 {"cert_key_file", text(app.cert_key_file, pos.cert_key_file)},
+                 {"use_voip", boolean(app.use_voip)},
+                 {"service_account_file", text(app.service_account_file, pos.service_account_file)},
+                 {"url", text(app.url, pos.url)},
+                 {"secret_file", text(app.secret_file, pos.secret_file)},
+                 {"endpoint", text(app.endpoint, pos.endpoint)},
+                 {"ca_file", text(app.ca_file, pos.ca_file)}});
+            if (app.provider.empty()) {
+              if (!bad) check.error(entry, section, "missing key provider");
+              continue;
+            }
+            app.line = entry.source().begin.line;
+            checkPushApp(app, pos, section, check);
+            // cert_file holds the key too when there is no cert_key_file.
+            const std::string no_file;
+            using SecretKey = std::tuple<const std::string*, std::uint32_t, const char*>;
+            for (auto [path, line, key] :
+                 {SecretKey{&app.key_file, pos.key_file, "key_file"},
+                  {&app.cert_key_file, pos.cert_key_file, "cert_key_file"},
+                  {app.cert_key_file.empty() ? &app.cert_file : &no_file, pos.cert_file,
+                   "cert_file"},
+                  {&app.service_account_file, pos.service_account_file, "service_account_file"},
+                  {&app.secret_file, pos.secret_file, "secret_file"}}) {
+              if (!path->empty() && line != 0) {
+                check.noteSecretFile(line, section + " " + key, *path);
+              }
+            }
+            p.apps.push_back(std::move(app));
+          }
+        }}});
 }
 
 // A top-level key that must be a table.
@@ -1072,9 +1116,9 @@ void parseEdge(const toml::table& t, Config& c, Checker& check) {
   if (!upstream_given) check.error(line, "[edge] upstream", "is required in [edge]");
   if (!domains_given) check.error(line, "[edge] domains", "is required in [edge]");
   if (e.refresh_before >= e.upstream_expires) {
-    check.error(expires_line != 0 ? expires_line : line, "[edge] refresh_before",
-                "must be less than upstream_expires (" + std::to_string(e.upstream_expires) +
-                    " s)");
+    check.error(
+        expires_line != 0 ? expires_line : line, "[edge] refresh_before",
+        "must be less than upstream_expires (" + std::to_string(e.upstream_expires) + " s)");
   }
 }
 
@@ -1175,6 +1219,8 @@ Result<Config> parseConfig(std::string_view toml_text, std::string_view source_n
 
   Config c = defaultConfig();
   Checker check(source_name);
+  c.source = std::string(source_name);
+  check.recordGiven(&c.given);
   CrossCheckLines lines;
   bool listeners_given = false;
   for (auto&& [key, node] : root) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,9 +56,9 @@ struct LimitsConfig {
   std::uint32_t max_line_bytes = 8192;
   std::uint32_t max_connections_per_ip = 256;
   std::uint32_t connection_idle_timeout_s = 300;  // TCP/TLS connection with no traffic is closed
-  std::uint32_t message_timeout_s = 20;  // a started message must be complete by then; 0 = off
-  std::uint32_t max_connections = 0;     // all TCP/TLS connections; 0 = from RLIMIT_NOFILE
-  std::uint32_t max_tls_handshakes = 512;        // in progress at once; 0 = no cap
+  std::uint32_t message_timeout_s = 20;    // a started message must be complete by then; 0 = off
+  std::uint32_t max_connections = 0;       // all TCP/TLS connections; 0 = from RLIMIT_NOFILE
+  std::uint32_t max_tls_handshakes = 512;  // in progress at once; 0 = no cap
   std::uint32_t max_tls_handshakes_per_ip = 16;  // ... from one source IP; 0 = no cap
 };
 
@@ -167,16 +168,16 @@ struct PushSettings {
   // before the SIP binding or the push binding lapses).
   std::string refresh = "push-only";
   std::uint32_t refresh_lead_s = 600;
-  int parked_provisional = 180;           // to the caller of a parked INVITE; 0 = none
-  std::string call_uuid_salt;             // secret for the call UUIDs in push payloads
+  int parked_provisional = 180;  // to the caller of a parked INVITE; 0 = none
+  std::string call_uuid_salt;    // secret for the call UUIDs in push payloads
   // Re-push (routing::RepushPolicy): seconds an accepted push has to wake its device, per
   // provider, and how many times a device is pushed again per request (0: never).
   std::uint32_t repush_interval_apns_s = 5;
   std::uint32_t repush_interval_fcm_s = 5;
   std::uint32_t repush_interval_webpush_s = 5;
   std::uint32_t max_repushes = 2;
-  bool message_preview = false;           // the start of a MESSAGE's text in its push payload
-  std::uint32_t message_wait_s = 25;      // how long a MESSAGE waits for woken devices (< Timer F)
+  bool message_preview = false;       // the start of a MESSAGE's text in its push payload
+  std::uint32_t message_wait_s = 25;  // how long a MESSAGE waits for woken devices (< Timer F)
   // MESSAGEs kept (202) for devices that did not wake in time: lifetime and bounds.
   std::uint32_t message_store_ttl_s = 7 * 86400;
   std::uint32_t message_store_per_user = 50;
@@ -228,11 +229,20 @@ struct AdminSettings {
   std::uint32_t timelines = 1000;  // wake timelines kept in memory for GET /api/timelines
 };
 
+// A key as the file gave it: its value as TOML text and its line.
+struct GivenKey {
+  std::string value;
+  std::uint32_t line = 0;
+  bool operator==(const GivenKey&) const = default;
+};
+
 struct Config {
   // [server]
   unsigned workers = 0;  // 0 = one event loop per hardware core (resolved by effectiveWorkers())
   std::string log_level = "info";
   std::string log_format = "text";  // "text" | "json"
+  // SIGTERM: how long transactions in progress may take to finish before the server stops.
+  std::uint32_t drain_timeout_s = 10;
   std::vector<std::string> domains = {"localhost", "127.0.0.1"};
   // Server header of the responses sipwake makes; nullopt: "sipwake/<version>"; "": none.
   std::optional<std::string> server_header;
@@ -243,6 +253,11 @@ struct Config {
   // Problems that do not stop the server, found while parsing: logged at start-up, printed by
   // check-config.
   std::vector<std::string> warnings;
+  // The file parsed ("" for built-in defaults) and every key it gave, by "[table] key" as the
+  // error messages name it (e.g. "[limits] max_headers", "[[listen]] #1 port"): a reload
+  // compares these to tell which keys changed and names their lines.
+  std::string source;
+  std::map<std::string, GivenKey> given;
 
   std::vector<ListenerConfig> listeners;  // [[listen]]; defaults: see defaultListeners()
   TlsConfig tls;

@@ -124,7 +124,8 @@ CoreHandler::CoreHandler(const Identity& identity, std::string server_header)
       too_many_hops_(Stats::global().counter("core.too_many_hops")),
       unsupported_scheme_(Stats::global().counter("core.unsupported_uri_scheme")),
       acks_absorbed_(Stats::global().counter("core.acks_absorbed")),
-      stray_responses_(Stats::global().counter("core.stray_responses_dropped")) {}
+      stray_responses_(Stats::global().counter("core.stray_responses_dropped")),
+      refused_draining_(Stats::global().counter("core.refused_draining")) {}
 
 std::string_view CoreHandler::allowHeader() { return kAllow; }
 std::string_view CoreHandler::supportedHeader() { return kSupported; }
@@ -157,6 +158,14 @@ void CoreHandler::onRequest(transaction::ServerTransaction& tx,
     respond(tx, request, 416, "Unsupported URI Scheme");
     return;
   }
+  // Stopping: a request that starts something new (no To-tag: not inside a dialog) is sent
+  // elsewhere; in-dialog requests (BYE, re-INVITE, ...) still end or change their calls.
+  if (draining_ && !(request.to().isOk() && !request.to()->tag().empty())) {
+    refused_draining_.inc();
+    respond(tx, request, 503, "Service Unavailable - Shutting Down",
+            {{"Retry-After", std::to_string(kDrainingRetryAfterS)}});
+    return;
+  }
   if (request.method() == sip::Method::kRegister && registrar_ != nullptr) {
     registrar_->handle(tx, std::move(received));
     return;
@@ -170,7 +179,8 @@ void CoreHandler::onRequest(transaction::ServerTransaction& tx,
     return;
   }
   // Addressed to a user or another domain with no proxy attached (unit tests of the core alone):
-  // nobody is reachable. §16.3 step 3: a request that may not be forwarded any further gets 483 first.
+  // nobody is reachable. §16.3 step 3: a request that may not be forwarded any further gets 483
+  // first.
   auto max_forwards = request.maxForwards();
   if (max_forwards.isOk() && *max_forwards == 0) {
     too_many_hops_.inc();

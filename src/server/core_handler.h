@@ -71,6 +71,12 @@ class CoreHandler final : public transaction::TransactionUser {
   // and responses no transaction matched. nullptr (the default): such requests get 404.
   void setProxy(routing::Proxy* proxy) { proxy_ = proxy; }
 
+  // Draining (SIGTERM): from now on, requests outside a dialog (INVITE, REGISTER, OPTIONS, ...,
+  // no To-tag) get 503 Service Unavailable with Retry-After: kDrainingRetryAfterS; requests inside
+  // a dialog go on as before. Call on this handler's loop.
+  void startDraining() { draining_ = true; }
+  static constexpr int kDrainingRetryAfterS = 5;
+
   void onRequest(transaction::ServerTransaction& tx, transport::ReceivedMessage&& request) override;
   void onAck(transport::ReceivedMessage&& ack) override;
   void onStrayResponse(transport::ReceivedMessage&& response) override;
@@ -95,6 +101,7 @@ class CoreHandler final : public transaction::TransactionUser {
   transaction::TransactionLayer* layer_ = nullptr;
   registrar::Registrar* registrar_ = nullptr;
   routing::Proxy* proxy_ = nullptr;
+  bool draining_ = false;
   Counter& options_answered_;
   Counter& method_not_allowed_;
   Counter& not_implemented_;
@@ -104,6 +111,7 @@ class CoreHandler final : public transaction::TransactionUser {
   Counter& unsupported_scheme_;
   Counter& acks_absorbed_;
   Counter& stray_responses_;
+  Counter& refused_draining_;
 };
 
 }  // namespace sipwake::server

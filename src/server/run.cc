@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <optional>
 
 #include "common/log.h"
@@ -215,6 +217,66 @@ int userCommand(const CommandLine& cli) {
   return 0;
 }
 
+std::string joined(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const std::string& p : parts) out += (out.empty() ? "" : ", ") + p;
+  return out;
+}
+
+// SIGHUP: the --config file again (without one, the users only); the outcome in one line.
+void logReload(Server& server) {
+  ReloadReport report;
+  if (Status s = server.reload(&report); !s) {
+    SW_LOG_ERROR("reload refused: {} (the running configuration stays)", s.message());
+    return;
+  }
+  if (report.restart_needed.empty()) {
+    SW_LOG_INFO("reload: applied {}", joined(report.reloaded));
+  } else {
+    SW_LOG_INFO("reload: applied {}; restart needed for {}", joined(report.reloaded),
+                joined(report.restart_needed));
+  }
+}
+
+// SIGTERM / SIGINT: stop taking new work, let transactions in progress finish within
+// [server] drain_timeout; a second SIGTERM / SIGINT ends the wait at once.
+void drain(Server& server, const sigset_t& signals, const char* name) {
+  const auto bound = std::chrono::seconds(server.drainTimeoutSeconds());
+  DrainProgress at_start = server.drainProgress();
+  SW_LOG_INFO(
+      "received {}, shutting down: draining (at most {} s): {} transaction(s) in progress, {} "
+      "parked "
+      "request(s), {} connection(s)",
+      name, bound.count(), at_start.unanswered, at_start.parked, at_start.connections);
+  const auto start = std::chrono::steady_clock::now();
+  if (bound.count() == 0) return;
+  server.startDraining();
+  DrainProgress left = at_start;
+  const char* ended = "done";
+  for (;;) {
+    left = server.drainProgress();
+    if (left.unanswered == 0) break;  // a parked request has its transaction unanswered too
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    if (elapsed >= bound) {
+      ended = "timed out";
+      break;
+    }
+    timespec wait{0, 50 * 1000 * 1000};  // polls the loops 20 times a second
+    int got = sigtimedwait(&signals, nullptr, &wait);
+    if (got == SIGINT || got == SIGTERM) {
+      SW_LOG_WARN("received {} while draining: stopping now", got == SIGINT ? "SIGINT" : "SIGTERM");
+      ended = "cut short";
+      break;
+    }
+    if (got == SIGHUP) SW_LOG_INFO("draining: SIGHUP ignored");
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+  SW_LOG_INFO("drain {} after {} ms: {} transaction(s) unanswered, {} parked, {} connection(s)",
+              ended, ms, left.unanswered, left.parked, left.connections);
+}
+
 int checkConfig(const std::string& path) {
   auto config = loadConfigFile(path);
   if (!config.isOk()) {
@@ -233,7 +295,7 @@ int run(const CommandLine& cli) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGHUP);  // reload the users
+  sigaddset(&stop_signals, SIGHUP);  // reload
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   // A peer closing a connection must not kill the process: write errors are handled as Status.
   signal(SIGPIPE, SIG_IGN);
@@ -270,15 +332,25 @@ int run(const CommandLine& cli) {
     SW_LOG_ERROR("start-up failed: {}", s.message());
     return 1;
   }
+  if (cli.config_path) {
+    // SIGHUP and POST /api/reload re-read the file, with the same command-line overrides.
+    server.setConfigLoader([&cli]() -> Result<Config> {
+      auto next = loadConfigFile(*cli.config_path);
+      if (!next) return next.status();
+      applyOverrides(cli, *next);
+      return std::move(*next);
+    });
+  }
   SW_LOG_INFO("ready");
 
   int sig = 0;
   for (;;) {
     if (sigwait(&stop_signals, &sig) != 0) continue;
     if (sig != SIGHUP) break;
-    if (Status s = server.reloadUsers(); !s) SW_LOG_WARN("SIGHUP: {}", s.message());
+    logReload(server);
   }
-  SW_LOG_INFO("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+  drain(server, stop_signals, name);
   server.stop();
   SW_LOG_INFO("stopped");
   spdlog::shutdown();

@@ -37,8 +37,8 @@
 #include "routing/target_resolver.h"
 #include "routing/timeline.h"
 #include "routing/wake.h"
-#include "server/cli.h"
 #include "server/admin.h"
+#include "server/cli.h"
 #include "server/core_handler.h"
 #include "transaction/transaction_layer.h"
 #include "transport/event_loop.h"
@@ -84,10 +84,33 @@ class ShutdownPushSender final : public push::PushSender {
   }
   void shutdown() {
     std::unique_ptr<push::PushSender> gone;
+    std::vector<std::unique_ptr<push::PushSender>> retired;
     {
       std::unique_lock lock(mu_);
       gone = std::move(inner_);
+      retired = std::move(retired_);
     }
+  }
+  // A reload: later sends go to `next`; the sender it replaces is kept (its pushes in flight
+  // finish on it) until retireOld() or shutdown(). Returns a handle for retireOld().
+  const void* replace(std::unique_ptr<push::PushSender> next) {
+    std::unique_lock lock(mu_);
+    const void* old = inner_.get();
+    if (inner_) retired_.push_back(std::move(inner_));
+    inner_ = std::move(next);
+    return old;
+  }
+  void retireOld(const void* old) {
+    std::unique_ptr<push::PushSender> gone;
+    std::unique_lock lock(mu_);
+    for (auto it = retired_.begin(); it != retired_.end(); ++it) {
+      if (it->get() == old) {
+        gone = std::move(*it);
+        retired_.erase(it);
+        break;
+      }
+    }
+    lock.unlock();  // `gone` is destroyed without the lock
   }
   void send(const push::PushTarget& target, const push::CallEvent& event, push::PushKind kind,
             Done done) override {
@@ -110,6 +133,7 @@ class ShutdownPushSender final : public push::PushSender {
  private:
   mutable std::shared_mutex mu_;
   std::unique_ptr<push::PushSender> inner_;
+  std::vector<std::unique_ptr<push::PushSender>> retired_;  // replaced by a reload
 };
 
 }  // namespace
@@ -118,9 +142,9 @@ class ShutdownPushSender final : public push::PushSender {
 // the last of them, after the loops stopped.
 struct PushShared {
   std::unique_ptr<location::PushBindingStore> store;
-  std::unique_ptr<location::MessageStore> messages;     // MESSAGEs kept for sleeping devices
+  std::unique_ptr<location::MessageStore> messages;    // MESSAGEs kept for sleeping devices
   std::unique_ptr<routing::MessageDelivery> delivery;  // hands them out at registration
-  std::unique_ptr<location::PurrStore> purrs;  // RFC 8599 §6, same file
+  std::unique_ptr<location::PurrStore> purrs;          // RFC 8599 §6, same file
   ShutdownPushSender sender;
   transport::EventLoop* sender_loop = nullptr;  // where the real sender lives (if any)
   routing::WakeHub hub;
@@ -282,7 +306,8 @@ std::vector<push::PushAppConfig> pushAppConfigs(const PushSettings& settings) {
 
 }  // namespace
 
-Server::Server(Config config) : config_(std::move(config)) {
+Server::Server(Config config)
+    : config_(std::move(config)), drain_timeout_s_(config_.drain_timeout_s) {
   // Before the store's writer and the loops exist (see common/allocator.h).
   if (!tuneAllocatorForServer()) SW_LOG_DEBUG("allocator tuning not available");
 }
@@ -336,6 +361,239 @@ Status Server::reloadUsers() {
   Status s = users_->reload();
   if (s) SW_LOG_INFO("users: reloaded, {} users", users_->size());
   return s;
+}
+
+namespace {
+
+// How long a replaced push sender lives on for the pushes still in flight on it: longer than a
+// request's deadline (PushAppConfig::request_timeout) plus an OAuth2 token fetch before it.
+constexpr Duration kRetiredSenderLife = seconds(30);
+
+// Keys a reload applies (as Config::given names them); a changed key elsewhere needs a restart.
+bool reloadableKey(const std::string& key) {
+  static const char* const kExact[] = {"[server] log_level",
+                                       "[server] log_format",
+                                       "[server] drain_timeout",
+                                       "[tls] certificate",
+                                       "[tls] private_key",
+                                       "[tls] ca_file",
+                                       "[tls] verify",
+                                       "[tls] ciphers",
+                                       "[push] app",
+                                       "[push] wake_for",
+                                       "[push] device_pushes_per_minute",
+                                       "[push] device_push_burst",
+                                       "[push] aor_pushes_per_minute",
+                                       "[push] aor_push_burst",
+                                       "[push] stranger_pushes_per_minute",
+                                       "[push] stranger_push_burst",
+                                       "[push] max_parked",
+                                       "[push] max_parked_per_source",
+                                       "[push] max_parked_per_aor"};
+  for (const char* k : kExact) {
+    if (key == k) return true;
+  }
+  return key.rfind("[[push.app]] ", 0) == 0;
+}
+
+// "file:line: " for a key of `c` (just "file: " when the key is not in the file).
+std::string whereIs(const Config& c, const std::string& key) {
+  std::string w = c.source.empty() ? std::string() : c.source;
+  auto it = c.given.find(key);
+  if (it != c.given.end() && it->second.line != 0) w += ":" + std::to_string(it->second.line);
+  return w.empty() ? std::string() : w + ": ";
+}
+
+// The Http2PushSender::create error names "<provider> app '<id>'": the line of that app.
+std::string pushAppWhere(const Config& c, const std::string& message) {
+  for (const PushApp& a : c.push.apps) {
+    const std::string provider = a.provider == "webpush" ? "webhook" : a.provider;
+    if (message.rfind(provider + " app '" + a.id + "'", 0) == 0) {
+      std::string w = c.source.empty() ? std::string() : c.source;
+      if (a.line != 0) w += ":" + std::to_string(a.line);
+      return (w.empty() ? std::string() : w + ": ") + "[[push.app]]: ";
+    }
+  }
+  return (c.source.empty() ? std::string() : c.source + ": ") + "[[push.app]]: ";
+}
+
+}  // namespace
+
+void Server::setConfigLoader(std::function<Result<Config>()> load) {
+  std::lock_guard lock(reload_mu_);
+  config_loader_ = std::move(load);
+}
+
+Status Server::reload(ReloadReport* out) {
+  std::function<Result<Config>()> load;
+  {
+    std::lock_guard lock(reload_mu_);
+    load = config_loader_;
+  }
+  if (!load) {
+    Status s = reloadUsers();
+    if (s && out != nullptr) out->reloaded = {"users"};
+    return s;
+  }
+  Result<Config> next = load();
+  if (!next) return next.status();
+  return reload(*next, out);
+}
+
+Status Server::reload(const Config& next, ReloadReport* out) {
+  std::lock_guard lock(reload_mu_);
+  if (!transport_ || !push_) return Status(StatusCode::kFailedPrecondition, "server not started");
+  ReloadReport report;
+  // Changed keys that a reload does not apply: kept old, named.
+  {
+    std::vector<std::string> keys;
+    for (const auto& [k, v] : config_.given) keys.push_back(k);
+    for (const auto& [k, v] : next.given) {
+      if (config_.given.count(k) == 0) keys.push_back(k);
+    }
+    for (const std::string& k : keys) {
+      auto a = config_.given.find(k);
+      auto b = next.given.find(k);
+      const bool same =
+          a != config_.given.end() && b != next.given.end() && a->second.value == b->second.value;
+      if (!same && !reloadableKey(k)) report.restart_needed.push_back(k);
+    }
+    // Overrides from the command line (--listen, --domain) are not in `given`.
+    if (next.listeners != config_.listeners) report.restart_needed.push_back("[[listen]]");
+    if (next.domains != config_.domains &&
+        std::find(report.restart_needed.begin(), report.restart_needed.end(), "[server] domains") ==
+            report.restart_needed.end()) {
+      report.restart_needed.push_back("[server] domains");
+    }
+  }
+  // 1. Check everything; nothing changes before all of it passed.
+  if (Status s = validateConfig(next); !s) {
+    return invalidArgument((next.source.empty() ? "" : next.source + ": ") + s.message());
+  }
+  // TLS: every certificate, key and CA file is read into new contexts.
+  std::shared_ptr<transport::detail::TlsContexts> tls;
+  bool tls_restart = false;
+  {
+    transport::TlsConfig tc;
+    tc.certificate_file = next.tls.certificate;
+    tc.private_key_file = next.tls.private_key;
+    tc.ca_file = next.tls.ca_file;
+    tc.verify = toTransportVerify(next.tls.verify);
+    tc.ciphers = next.tls.ciphers;
+    if (tc.certificate_file.empty() && ephemeral_cert_) {
+      tc.certificate_file = ephemeral_cert_->certificatePath();
+      tc.private_key_file = ephemeral_cert_->privateKeyPath();
+    } else if (tc.certificate_file.empty() && config_.hasTlsListener()) {
+      // From a configured certificate back to none: the ephemeral one is made at start-up.
+      tls_restart = true;
+    }
+    if (!tls_restart) {
+      auto prepared = transport_->prepareTls(tc);
+      if (!prepared) {
+        const std::string m = prepared.status().message();
+        const std::string key = m.find("private key") != std::string::npos ? "[tls] private_key"
+                                : m.find("CA file") != std::string::npos   ? "[tls] ca_file"
+                                : m.find("ciphers") != std::string::npos   ? "[tls] ciphers"
+                                                                           : "[tls] certificate";
+        return invalidArgument(whereIs(next, key) + key + ": " + m);
+      }
+      tls = std::move(*prepared);
+    } else {
+      report.restart_needed.push_back("[tls] certificate");
+    }
+  }
+  // Push: a whole new sender (every app's files and keys read and checked). Push off at start-up
+  // (no app: REGISTERs' push params were not captured) stays off until a restart.
+  std::unique_ptr<push::PushSender> sender;
+  const bool push_was_on = !config_.push.apps.empty();
+  if (push_was_on && !next.push.apps.empty()) {
+    PushSettings ps = next.push;
+    ps.ring_timeout_s = config_.push.ring_timeout_s;  // a restart-only key
+    auto created = push::Http2PushSender::create(pushAppConfigs(ps), *push_->sender_loop);
+    if (!created) {
+      return invalidArgument(pushAppWhere(next, created.status().message()) +
+                             created.status().message());
+    }
+    sender = std::move(*created);
+  } else if (push_was_on) {
+    sender = std::make_unique<push::NullPushSender>();
+  } else if (!next.push.apps.empty()) {
+    report.restart_needed.push_back("[push] app");
+  }
+
+  // 2. Apply.
+  if (tls) {
+    transport_->swapTls(std::move(tls));
+    report.reloaded.push_back("tls");
+  }
+  if (sender) {
+    const void* old = push_->sender.replace(std::move(sender));
+    std::weak_ptr<PushShared> weak = push_;
+    transport::EventLoop* loop = push_->sender_loop;
+    loop->post([loop, weak, old] {
+      loop->timers().schedule(kRetiredSenderLife, [weak, old] {
+        if (auto push = weak.lock()) push->sender.retireOld(old);
+      });
+    });
+    for (const PushApp& a : next.push.apps) {
+      SW_LOG_INFO("push: {} app '{}' configured", a.provider, a.id);
+    }
+    report.reloaded.push_back("push");
+  }
+  configureLogging(next.log_level, next.log_format);  // checked by the parser
+  report.reloaded.push_back("log_level");
+  drain_timeout_s_.store(next.drain_timeout_s);
+  push_->limits->reconfigure(wakeLimitsFrom(next.push));
+  report.reloaded.push_back("limits");
+  if (Status s = reloadUsers(); s) {
+    report.reloaded.push_back("users");
+  } else {
+    SW_LOG_WARN("reload: users not re-read: {}", s.message());
+  }
+  for (const std::string& k : report.restart_needed) {
+    SW_LOG_WARN("reload: {}{}: changed, restart needed (the old value stays in use)",
+                whereIs(next, k), k);
+  }
+  if (out != nullptr) *out = std::move(report);
+  return Status::ok();
+}
+
+void Server::startDraining() {
+  if (transport_) transport_->stopAccepting();
+  if (!loops_ || !loops_running_) return;
+  for (std::size_t i = 0; i < per_loop_.size(); ++i) {
+    PerLoop* pl = per_loop_[i].get();
+    loops_->at(i).post([pl] {
+      pl->core->startDraining();
+      std::size_t n = pl->wake->stopWaitingAll();
+      if (n > 0) SW_LOG_INFO("drain: {} parked request(s) stopped waiting for their devices", n);
+    });
+  }
+}
+
+DrainProgress Server::drainProgress() {
+  DrainProgress total;
+  if (!loops_ || !loops_running_) return total;
+  for (std::size_t i = 0; i < per_loop_.size(); ++i) {
+    PerLoop* pl = per_loop_[i].get();
+    auto done = std::make_shared<std::promise<DrainProgress>>();
+    std::future<DrainProgress> f = done->get_future();
+    loops_->at(i).post([pl, done] {
+      DrainProgress p;
+      p.unanswered = pl->transactions->unansweredServerCount();
+      p.parked = pl->wake->parkedCount();
+      done->set_value(p);
+    });
+    if (f.wait_for(seconds(1)) != std::future_status::ready) {
+      total.unanswered += 1;  // a loop that does not answer is not idle
+      continue;
+    }
+    DrainProgress p = f.get();
+    total.unanswered += p.unanswered;
+    total.parked += p.parked;
+  }
+  if (transport_) total.connections = transport_->connectionCount();
+  return total;
 }
 
 Status Server::start() {
@@ -624,7 +882,8 @@ Status Server::start() {
     std::vector<std::string> upstream_users_domains;
     if (edge_config && edge_config->relay) upstream_users_domains = edge_config->domains;
     pl->targets = std::make_unique<routing::LocationTargetResolver>(
-        *locations_, [this, upstream_users_domains](std::string_view user, std::string_view domain) {
+        *locations_,
+        [this, upstream_users_domains](std::string_view user, std::string_view domain) {
           return users_->lookup(user, domain).has_value() ||
                  std::find(upstream_users_domains.begin(), upstream_users_domains.end(),
                            registrar::canonicalDomain(domain)) != upstream_users_domains.end();
@@ -665,7 +924,6 @@ Status Server::start() {
       ed.sender = &push->sender;
       push->edge = std::make_unique<routing::EdgeUpstream>(*edge_config, std::move(ed));
       push->observers.list.push_back(push->edge.get());
-
     }
     if (config_.push.refresh == "wake" && config_.push.apps.empty() && i == 0) {
       SW_LOG_WARN("[push] refresh = \"wake\" without a [[push.app]]: no refresh pushes");
@@ -733,8 +991,9 @@ Status Server::start() {
     transport::TransportLayer* transport = transport_.get();
     ad.connections = [transport] { return transport->connectionCount(); };
     ad.reload = [this]() -> Result<ReloadReport> {
-      if (Status s = reloadUsers(); !s) return s;
-      return ReloadReport{{"users"}, {}};
+      ReloadReport report;
+      if (Status s = reload(&report); !s) return s;
+      return report;
     };
     transport::EventLoop* admin_loop = &loops_->at(0);
     ad.post = [admin_loop](std::function<void()> fn) { admin_loop->post(std::move(fn)); };
@@ -767,8 +1026,9 @@ void Server::stop() {
   if (admin_) admin_->stop();
   if (transport_) transport_->stop();
   if (push_) {
-    // The push sender goes while its loop still runs (its HTTP/2 clients shut down there); a
-    // barrier posted after it waits (bounded) until that shutdown has run.
+    // The push senders (and those a reload replaced) go while their loop still runs (its HTTP/2
+    // clients shut down there); a barrier posted after it waits (bounded) until that shutdown has
+    // run.
     push_->sender.shutdown();
     if (loops_ && loops_running_ && push_->sender_loop != nullptr) {
       auto done = std::make_shared<std::promise<void>>();

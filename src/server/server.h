@@ -14,12 +14,17 @@
 // through the per-loop objects it owns.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "common/status.h"
 #include "server/config.h"
+#include "server/reload_report.h"
 #include "server/self_signed_cert.h"
 
 namespace sipwake::transport {
@@ -50,6 +55,13 @@ class AdminApi;
 class Identity;
 struct PushShared;
 
+// How far a drain is (Server::drainProgress).
+struct DrainProgress {
+  std::size_t unanswered = 0;   // server transactions still owing a final response
+  std::size_t parked = 0;       // requests parked for woken devices
+  std::size_t connections = 0;  // open TCP/TLS connections
+};
+
 class Server {
  public:
   // REQUIRES: validateConfig(config) is ok.
@@ -66,8 +78,35 @@ class Server {
 
   const Config& config() const { return config_; }
 
-  // Re-reads the users from the store (SIGHUP). Thread: any; never blocks a loop.
+  // Re-reads the users from the store. Thread: any; never blocks a loop.
   Status reloadUsers();
+
+  // Reload (SIGHUP, POST /api/reload): applies `next` without dropping calls or connections.
+  // Re-read and applied: [[push.app]] (apps and credentials: new pushes use the new apps, pushes
+  // in flight finish on the old ones, a removed app's bindings then fail "no push app"), the TLS
+  // certificate, key, CA file, verify and ciphers (new handshakes, inbound and outbound; existing
+  // connections keep theirs), [server] log_level / log_format / drain_timeout, the [push] wake
+  // limits (wake_for, *_pushes_per_minute, *_push_burst, max_parked*) and the users. Every other
+  // changed key keeps its old value and is listed in out->restart_needed (and logged).
+  // Everything is checked first (the config's cross-key rules, the certificate and key files,
+  // every push app's files and keys); on any error nothing changes and the error names the file,
+  // the line and the key. Thread: any (also a loop: it never waits for one); calls serialize.
+  // REQUIRES: start() succeeded.
+  Status reload(const Config& next, ReloadReport* out);
+  // The configuration a reload without an argument applies (run.cc: the --config file with the
+  // command-line overrides). Unset: a reload re-reads the users only.
+  void setConfigLoader(std::function<Result<Config>()> load);
+  Status reload(ReloadReport* out);
+  // [server] drain_timeout as last applied.
+  std::uint32_t drainTimeoutSeconds() const { return drain_timeout_s_.load(); }
+
+  // Drain (SIGTERM): the TCP/TLS listeners close, requests outside a dialog get 503 with
+  // Retry-After, and parked requests stop waiting for their devices (the caller gets its final
+  // answer); transactions in progress go on. Returns at once; stop() ends it.
+  // Thread: not a loop thread.
+  void startDraining();
+  // Counted on every loop (waits for each, bounded). Thread: not a loop thread.
+  DrainProgress drainProgress();
 
   // The admin listener's port ([admin] listen; 0 when off). Valid after a successful start().
   std::uint16_t adminPort() const;
@@ -98,6 +137,9 @@ class Server {
   std::unique_ptr<AdminApi> admin_api_;        // what admin_ answers; goes after it
   std::unique_ptr<http2::Http1Server> admin_;  // [admin] listen, on loop 0
   bool loops_running_ = false;
+  std::mutex reload_mu_;                           // one reload at a time
+  std::function<Result<Config>()> config_loader_;  // guarded by reload_mu_
+  std::atomic<std::uint32_t> drain_timeout_s_{10};
 };
 
 }  // namespace sipwake::server

@@ -109,6 +109,14 @@ std::string TransactionLayer::newTag() {
   return t;
 }
 
+std::size_t TransactionLayer::unansweredServerCount() const {
+  std::size_t n = 0;
+  for (const auto& [key, tx] : servers_) {
+    if (tx->state() == ServerState::kTrying || tx->state() == ServerState::kProceeding) ++n;
+  }
+  return n;
+}
+
 bool TransactionLayer::atCapacity() const {
   return servers_.size() + clients_.size() >= config_.max_transactions;
 }

@@ -146,6 +146,9 @@ class TransactionLayer {
   void onFlowClosed(transport::FlowId flow, const Status& why);
 
   std::size_t serverTransactionCount() const { return servers_.size(); }
+  // Server transactions still owing their request a final response (Trying / Proceeding): what
+  // a draining server waits for. O(transactions).
+  std::size_t unansweredServerCount() const;
   std::size_t clientTransactionCount() const { return clients_.size(); }
   // Fresh values for branches (with the magic cookie) and To/From tags.
   std::string newBranch();

@@ -412,12 +412,15 @@ class TcpConnection final : public Connection {
 
 class TlsConnection final : public Connection {
  public:
-  TlsConnection(tcp::socket socket, asio::ssl::context& ctx, TlsConfig::Verify verify,
+  // `tls`: the contexts current when the connection was made; it keeps them (a reload swaps in
+  // new ones for later connections). `server`: the listeners' context, else the client one.
+  TlsConnection(tcp::socket socket, std::shared_ptr<TlsContexts> tls, bool server,
                 TransportLayer& layer, EventLoop& loop, FlowId flow, bool inbound, Address remote,
                 Address local)
       : Connection(layer, loop, flow, Protocol::kTls, inbound, remote, local),
-        stream_(std::move(socket), ctx),
-        verify_(verify) {}
+        tls_(std::move(tls)),
+        stream_(std::move(socket), server ? *tls_->server : tls_->client),
+        verify_(tls_->verify) {}
 
  private:
   tcp::socket& socket() override { return stream_.next_layer(); }
@@ -458,6 +461,7 @@ class TlsConnection final : public Connection {
                       [self](const asio::error_code& ec, std::size_t) { self->onWritten(ec); });
   }
 
+  std::shared_ptr<TlsContexts> tls_;  // before stream_: its SSL_CTX outlives the stream
   asio::ssl::stream<tcp::socket> stream_;
   TlsConfig::Verify verify_;
 };
@@ -560,8 +564,8 @@ struct Acceptor {
     FlowId flow = layer.newFlowId(loop.index());
     std::shared_ptr<Connection> conn;
     if (protocol == Protocol::kTls) {
-      conn = std::make_shared<TlsConnection>(std::move(s), *layer.tls_->server, layer.tls_->verify,
-                                             layer, loop, flow, true, remote, local);
+      conn = std::make_shared<TlsConnection>(std::move(s), layer.currentTls(), true, layer, loop,
+                                             flow, true, remote, local);
     } else {
       conn = std::make_shared<TcpConnection>(std::move(s), layer, loop, flow, true, remote, local);
     }
@@ -602,12 +606,14 @@ TransportLayer::TransportLayer(LoopPool& loops, TransportConfig config, MessageH
 
 TransportLayer::~TransportLayer() { stop(); }
 
-Status TransportLayer::start() {
-  SIPWAKE_CHECK(EventLoop::current() == nullptr);
-  SIPWAKE_CHECK(!started_.exchange(true));
-  tls_ = std::make_unique<detail::TlsContexts>();
-  tls_->verify = config_.tls.verify;
-  const auto& tc = config_.tls;
+namespace {
+
+// The client context (always) and, when `want_server`, the listeners' server context, from the
+// files `tc` names: every file is read here, so a bad one is an error before anything changes.
+Result<std::shared_ptr<detail::TlsContexts>> buildTlsContexts(const TlsConfig& tc,
+                                                              bool want_server) {
+  auto tls = std::make_shared<detail::TlsContexts>();
+  tls->verify = tc.verify;
   asio::error_code ec;
   auto options = asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                  asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
@@ -628,24 +634,22 @@ Status TransportLayer::start() {
     }
     return Status::ok();
   };
-  tls_->client.set_options(options, ec);
+  tls->client.set_options(options, ec);
   // Idle connections give their 2 x ~34 kB record buffers back (SSL_MODE_RELEASE_BUFFERS).
-  SSL_CTX_set_mode(tls_->client.native_handle(), SSL_MODE_RELEASE_BUFFERS);
-  if (Status s = setCiphers(tls_->client); !s) return s;
-  if (Status s = loadCa(tls_->client); !s) return s;
-  tls_->client.set_verify_mode(
+  SSL_CTX_set_mode(tls->client.native_handle(), SSL_MODE_RELEASE_BUFFERS);
+  if (Status s = setCiphers(tls->client); !s) return s;
+  if (Status s = loadCa(tls->client); !s) return s;
+  tls->client.set_verify_mode(
       tc.verify == TlsConfig::Verify::kNone ? asio::ssl::verify_none : asio::ssl::verify_peer, ec);
   // Our certificate is also offered as a client certificate (mutual TLS between servers).
   if (!tc.certificate_file.empty() && !tc.private_key_file.empty()) {
-    tls_->client.use_certificate_chain_file(tc.certificate_file, ec);
-    if (!ec) tls_->client.use_private_key_file(tc.private_key_file, asio::ssl::context::pem, ec);
+    tls->client.use_certificate_chain_file(tc.certificate_file, ec);
+    if (!ec) tls->client.use_private_key_file(tc.private_key_file, asio::ssl::context::pem, ec);
     ec.clear();
   }
-  bool want_tls_server = false;
-  for (const auto& l : config_.listeners) want_tls_server |= l.protocol == Protocol::kTls;
-  if (want_tls_server) {
-    tls_->server.emplace(asio::ssl::context::tls_server);
-    auto& ctx = *tls_->server;
+  if (want_server) {
+    tls->server.emplace(asio::ssl::context::tls_server);
+    auto& ctx = *tls->server;
     ctx.set_options(options, ec);
     SSL_CTX_set_mode(ctx.native_handle(), SSL_MODE_RELEASE_BUFFERS);
     if (Status s = setCiphers(ctx); !s) return s;
@@ -657,6 +661,10 @@ Status TransportLayer::start() {
     if (ec) {
       return invalidArgument("TLS private key file '" + tc.private_key_file + "': " + ec.message());
     }
+    if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
+      return invalidArgument("TLS private key file '" + tc.private_key_file +
+                             "' does not match the certificate in '" + tc.certificate_file + "'");
+    }
     if (tc.verify != TlsConfig::Verify::kNone) {
       if (Status s = loadCa(ctx); !s) return s;
     }
@@ -667,6 +675,40 @@ Status TransportLayer::start() {
     }
     ctx.set_verify_mode(mode, ec);
   }
+  return tls;
+}
+
+}  // namespace
+
+bool TransportLayer::wantsTlsServer() const {
+  for (const auto& l : config_.listeners) {
+    if (l.protocol == Protocol::kTls) return true;
+  }
+  return false;
+}
+
+std::shared_ptr<detail::TlsContexts> TransportLayer::currentTls() const {
+  std::lock_guard lock(tls_mu_);
+  return tls_;
+}
+
+Result<std::shared_ptr<detail::TlsContexts>> TransportLayer::prepareTls(
+    const TlsConfig& tls) const {
+  return buildTlsContexts(tls, wantsTlsServer());
+}
+
+void TransportLayer::swapTls(std::shared_ptr<detail::TlsContexts> next) {
+  SIPWAKE_CHECK(next != nullptr);
+  std::lock_guard lock(tls_mu_);
+  tls_ = std::move(next);
+}
+
+Status TransportLayer::start() {
+  SIPWAKE_CHECK(EventLoop::current() == nullptr);
+  SIPWAKE_CHECK(!started_.exchange(true));
+  auto tls = buildTlsContexts(config_.tls, wantsTlsServer());
+  if (!tls) return tls.status();
+  swapTls(std::move(*tls));
 
   for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
     listeners_.push_back(Listener{config_.listeners[i].protocol, config_.listeners[i].address, {}});
@@ -823,6 +865,20 @@ Status TransportLayer::openListener(std::size_t index) {
   SW_LOG_DEBUG("listening on {} {} ({} loops)", protocolName(l.protocol), l.bound.toString(),
                loops_.size());
   return Status::ok();
+}
+
+void TransportLayer::stopAccepting() {
+  if (!started_.load() || stopped_.load()) return;
+  for (std::size_t i = 0; i < loops_.size(); ++i) {
+    detail::LoopState* st = states_[i].get();
+    loops_.at(i).runOrPost([st] {
+      asio::error_code ec;
+      for (auto& a : st->acceptors) {
+        a->retry_timer.cancel();
+        a->acceptor.close(ec);
+      }
+    });
+  }
 }
 
 void TransportLayer::stop() {
@@ -990,7 +1046,8 @@ void TransportLayer::maybeReleaseMemory(std::size_t loop_index) {
 }
 
 void TransportLayer::registerConnection(const std::shared_ptr<detail::Connection>& conn) {
-  if (!conn->inbound()) total_connections_.fetch_add(1, std::memory_order_relaxed);  // else admitted
+  if (!conn->inbound())
+    total_connections_.fetch_add(1, std::memory_order_relaxed);  // else admitted
   counters_->connections_opened.inc();
   states_[conn->flow() & 0xff]->connections.emplace(conn->flow(), conn);
   RemoteKey key{conn->protocol(), conn->remote()};
@@ -1254,7 +1311,9 @@ void TransportLayer::sendStreamOnLoop(EventLoop& loop, SendTarget target, FlowId
     }
   }
   // New outgoing connection, owned by this loop.
-  if (target.protocol == Protocol::kTls && !tls_) {
+  std::shared_ptr<detail::TlsContexts> tls =
+      target.protocol == Protocol::kTls ? currentTls() : nullptr;
+  if (target.protocol == Protocol::kTls && !tls) {
     counters_->send_errors.inc();
     complete(done, origin, unavailable("TLS not configured"), false);
     return;
@@ -1268,8 +1327,8 @@ void TransportLayer::sendStreamOnLoop(EventLoop& loop, SendTarget target, FlowId
   tcp::socket s(loop.io());
   std::shared_ptr<detail::Connection> conn;
   if (target.protocol == Protocol::kTls) {
-    conn = std::make_shared<detail::TlsConnection>(std::move(s), tls_->client, tls_->verify, *this,
-                                                   loop, id, false, target.remote, Address{});
+    conn = std::make_shared<detail::TlsConnection>(std::move(s), std::move(tls), false, *this, loop,
+                                                   id, false, target.remote, Address{});
   } else {
     conn = std::make_shared<detail::TcpConnection>(std::move(s), *this, loop, id, false,
                                                    target.remote, Address{});

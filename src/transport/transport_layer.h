@@ -135,6 +135,10 @@ class TransportLayer final : public Transport {
   // REQUIRES: not called from a loop thread. After stop(), send() reports kUnavailable.
   // Nothing may call send() once the object is destroyed while the loops still run.
   void stop();
+  // Draining: closes the TCP/TLS listening sockets (new connections are refused by the kernel);
+  // UDP sockets and open connections go on (transactions in progress still need them). Posted
+  // to the loops; returns at once. Thread: any.
+  void stopAccepting();
 
   void send(const SendTarget& target, std::string bytes,
             std::function<void(Status)> on_done = {}) override;
@@ -152,6 +156,15 @@ class TransportLayer final : public Transport {
   Result<Address> localAddressFor(Protocol protocol, bool v6) const override;
   void pinInvite(std::string_view key) override;
   void unpinInvite(std::string_view key) override;
+
+  // TLS reload in two steps, so that a caller can check everything before changing anything:
+  // prepareTls() reads the certificate, key and CA files `tls` names (an error names the file),
+  // swapTls() makes them the contexts of every later TLS handshake, inbound (listeners) and
+  // outbound; connections already made keep theirs. Thread: any (swapTls is a pointer swap).
+  // The listeners' set is fixed at start(): prepareTls builds a server context iff there is a
+  // TLS listener. REQUIRES (swapTls): `next` came from prepareTls.
+  Result<std::shared_ptr<detail::TlsContexts>> prepareTls(const TlsConfig& tls) const;
+  void swapTls(std::shared_ptr<detail::TlsContexts> next);
 
   // Number of open TCP/TLS connections (inbound + outbound, including ones still connecting).
   std::size_t connectionCount() const { return total_connections_.load(); }
@@ -188,13 +201,15 @@ class TransportLayer final : public Transport {
   struct Shard {
     std::mutex mu;
     std::unordered_map<RemoteKey, FlowId, RemoteKeyHash> by_remote;
-    std::unordered_map<Address, std::uint32_t, AddressHash> inbound_per_ip;  // port = 0
+    std::unordered_map<Address, std::uint32_t, AddressHash> inbound_per_ip;     // port = 0
     std::unordered_map<Address, std::uint32_t, AddressHash> handshakes_per_ip;  // port = 0
   };
   static constexpr std::size_t kShards = 16;
   using Completion = FlowCompletion;
 
   Status openListener(std::size_t listener_index);
+  bool wantsTlsServer() const;
+  std::shared_ptr<detail::TlsContexts> currentTls() const;
   void onParsed(EventLoop& loop, sip::ParseOutcome outcome, Protocol protocol,
                 const Address& remote, const Address& local, FlowId flow);
   void dispatch(ReceivedMessage msg);
@@ -209,7 +224,7 @@ class TransportLayer final : public Transport {
   FlowId lookupRemote(Protocol protocol, const Address& remote);
   FlowId newFlowId(std::size_t loop_index);
   // Connection table maintenance; called on the connection's loop.
-  bool admitInbound(const Address& remote);  // per-IP and total caps; counts on success
+  bool admitInbound(const Address& remote);    // per-IP and total caps; counts on success
   void releaseInbound(const Address& remote);  // undoes admitInbound
   // TLS handshake caps (total and per IP); counts on success. endHandshake undoes it once.
   bool admitHandshake(const Address& remote);
@@ -232,7 +247,8 @@ class TransportLayer final : public Transport {
   std::shared_ptr<FlowClosedHandler> flow_closed_;  // null: nobody listens
   std::vector<Listener> listeners_;
   std::vector<std::unique_ptr<detail::LoopState>> states_;  // index = loop index
-  std::unique_ptr<detail::TlsContexts> tls_;
+  mutable std::mutex tls_mu_;
+  std::shared_ptr<detail::TlsContexts> tls_;  // guarded by tls_mu_; replaced whole by swapTls
   std::array<Shard, kShards> shards_;
   struct Steering {
     std::vector<int> group_fds;  // one socket of each UDP listener's reuseport group

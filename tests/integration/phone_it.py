@@ -382,11 +382,13 @@ def make_service_account(ctx, port):
 
 
 class FakePns:
-    def __init__(self, ctx, port=0, service_account=None):
+    """`extra_args`: more sipwake-fakepns options (e.g. a second --apns-key)."""
+
+    def __init__(self, ctx, port=0, service_account=None, extra_args=()):
         self.ctx = ctx
         cmd = [ctx.fakepns, "--listen", "127.0.0.1:%d" % port, "--make-cert", ctx.work + "/cert",
                "--apns-key", "%s:%s:%s" % (KEY_ID, TEAM_ID, ctx.work + "/apns.pub"),
-               "--apns-topic", BUNDLE, "--control", "127.0.0.1:0"]
+               "--apns-topic", BUNDLE, "--control", "127.0.0.1:0"] + list(extra_args)
         if service_account:
             cmd += ["--fcm-service-account", service_account]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, bufsize=0,

@@ -31,7 +31,7 @@ import uuid
 
 SKIP = 77
 START_TIMEOUT = 15.0  # seconds for sipwake to log "ready"
-STOP_TIMEOUT = 10.0  # seconds for sipwake to exit after SIGTERM/SIGINT
+STOP_TIMEOUT = 15.0  # seconds for sipwake to exit after SIGTERM/SIGINT (drain_timeout 10 s + margin)
 IO_TIMEOUT = 5.0  # seconds to wait for one SIP response
 SIPP_TIMEOUT = 30.0  # seconds for one sipp run
 

@@ -190,11 +190,11 @@ class Rig:
     """`algorithms`: [auth] algorithms (None or (): the default); `apns_id` / `fcm_id`: the
     [[push.app]] ids; `domains`: served domains (default the built-in ones); `aors`: more users
     as (user@domain, password); `extra_config`: more TOML after the push apps (e.g. [tls]);
-    `push_config`: more [push] keys (TOML lines)."""
+    `push_config`: more [push] keys (TOML lines); `fake_args`: more sipwake-fakepns options."""
 
     def __init__(self, ctx, ring_timeout=15, users=("alice", "bob", "carol"),
                  algorithms=("MD5", "SHA-256"), apns_id=BUNDLE, fcm_id=PROJECT, domains=(),
-                 aors=(), extra_config="", push_config=""):
+                 aors=(), extra_config="", push_config="", fake_args=()):
         if not ctx.fakepns or not os.access(ctx.fakepns, os.X_OK):
             raise Skip("sipwake-fakepns not given (--fakepns)")
         if not shutil.which("openssl"):
@@ -205,7 +205,7 @@ class Rig:
         ph.make_keys(ctx)
         port = ph.free_port()  # the service account's token_uri names the fake's port
         sa = ph.make_service_account(ctx, port)
-        self.fake = ph.FakePns(ctx, port, sa)
+        self.fake = ph.FakePns(ctx, port, sa, fake_args)
         try:
             push = ("\n[push]\nring_timeout = %d\n%s\n"
                     "[[push.app]]\nprovider = \"apns\"\nid = \"%s\"\nteam_id = \"%s\"\n"

@@ -362,9 +362,10 @@ void FakePns::reject(const std::string& provider, const std::string& reason,
 }
 
 void FakePns::notify(const std::string& provider, const std::string& token, const json& headers,
-                     const json& payload, int scripted_status) {
+                     const json& payload, int scripted_status, const std::string& key_id) {
   json ev = {{"event", "push"},    {"provider", provider}, {"token", token},
              {"headers", headers}, {"payload", payload},   {"rx_mono_ns", current_rx_ns_}};
+  if (!key_id.empty()) ev["key_id"] = key_id;
   if (scripted_status != 0) {  // not a "push": a phone listening for its token must not wake
     ev["event"] = "refused";
     ev["scripted_status"] = scripted_status;
@@ -577,7 +578,12 @@ void FakePns::checkApnsRequest(const http2::Request& req, const http2::Responder
   for (const auto& h : req.headers) {
     if (h.name.rfind("apns-", 0) == 0) headers[h.name] = h.value;
   }
-  auto accept = [this, r, reply_id, token, headers, payload] {
+  // Which provider key signed the token (the JWT header's kid; checked by handleApns).
+  std::string key_id;
+  if (auto jwt_header = peekJwtPart(jwt, 0); jwt_header && (*jwt_header)["kid"].is_string()) {
+    key_id = (*jwt_header)["kid"];
+  }
+  auto accept = [this, r, reply_id, token, headers, payload, key_id] {
     accepted_apns_++;
     SW_LOG_INFO("fakepns: accepted APNs {} push for {}", headers.value("apns-push-type", ""),
                 push::redactToken(token));
@@ -585,7 +591,7 @@ void FakePns::checkApnsRequest(const http2::Request& req, const http2::Responder
     resp.status = 200;
     resp.headers.push_back({"apns-id", reply_id});
     r.respond(std::move(resp));
-    notify("apns", token, headers, payload);
+    notify("apns", token, headers, payload, 0, key_id);
   };
   // Scripted behaviour for this device token.
   if (auto next = nextScriptStep(token)) {
@@ -997,7 +1003,7 @@ std::string webhookBodyError(const json& body) {
       !e.empty())
     return e;
   if (body["version"] != 1) return "version must be 1";
-  static const std::set<std::string> kEvents{"call",    "cancel",  "missed", "answered_elsewhere",
+  static const std::set<std::string> kEvents{"call",    "cancel", "missed", "answered_elsewhere",
                                              "refresh", "message"};
   const std::string event = body["event"];
   if (!kEvents.contains(event)) return "unknown event";

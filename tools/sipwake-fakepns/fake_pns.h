@@ -99,7 +99,8 @@ class FakePns {
   // scripted failure the script step asked to record ("record": true), sent as "event":"refused"
   // with that status.
   void notify(const std::string& provider, const std::string& token, const nlohmann::json& headers,
-              const nlohmann::json& payload, int scripted_status = 0);
+              const nlohmann::json& payload, int scripted_status = 0,
+              const std::string& key_id = {});
   void acceptControl();
   // Sends `ev` to the token's subscribers (now, or after the configured delivery delay).
   void deliver(const std::string& token, const nlohmann::json& ev);

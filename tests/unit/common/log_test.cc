@@ -1,10 +1,10 @@
 #include "common/log.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -50,7 +50,8 @@ TEST(LogJsonTest, EveryLineParsesWhateverTheMessageHolds) {
       {"ctl \x01 \x1f \x7f \x1b[31m end", "ctl \x01 \x1f \x7f \x1b[31m end"},
       {"bad \xc3 \xff, good caf\xc3\xa9", "bad \xc3\x83 \xc3\xbf, good caf\xc3\xa9"},
       {"nul\0inside"s, "nul\0inside"s},
-      {"{\"msg\":\"forged\"}\n{\"level\":\"critical\"", "{\"msg\":\"forged\"}\n{\"level\":\"critical\""},
+      {"{\"msg\":\"forged\"}\n{\"level\":\"critical\"",
+       "{\"msg\":\"forged\"}\n{\"level\":\"critical\""},
       {"", ""},
   };
   std::FILE* capture = std::tmpfile();
@@ -81,6 +82,18 @@ TEST(LogJsonTest, EveryLineParsesWhateverTheMessageHolds) {
     EXPECT_EQ(j["msg"].get<std::string>(), cases[n].second) << line;
   }
   EXPECT_EQ(n, cases.size()) << text;
+}
+
+// A reload configures the logging again: the level changes, an unknown level changes nothing.
+TEST(ConfigureLogging, CanBeCalledAgain) {
+  ASSERT_TRUE(configureLogging("info", "text"));
+  EXPECT_EQ(spdlog::get_level(), spdlog::level::info);
+  ASSERT_TRUE(configureLogging("debug", "json"));
+  EXPECT_EQ(spdlog::get_level(), spdlog::level::debug);
+  EXPECT_FALSE(configureLogging("loud", "text"));
+  EXPECT_EQ(spdlog::get_level(), spdlog::level::debug);
+  ASSERT_TRUE(configureLogging("warn", "text"));
+  EXPECT_EQ(spdlog::get_level(), spdlog::level::warn);
 }
 
 }  // namespace

@@ -263,6 +263,30 @@ TEST(ConfigTest, LoadFile) {
             bad.path() + ":3: [limits] max_headers: expected a positive integer, got \"abc\"");
 }
 
+// What a reload compares: every key the file gave, by "[table] key", with its value and line.
+TEST(ConfigTest, GivenKeysAndDrainTimeout) {
+  Config d = parseOk("");
+  EXPECT_EQ(d.drain_timeout_s, 10u);
+  EXPECT_TRUE(d.given.empty());
+  auto r = parseConfig(
+      "[server]\ndrain_timeout = 0\nlog_level = \"debug\"\n\n[[listen]]\n"
+      "transport = \"udp\"\nport = 5070\n\n[push]\n[[push.app]]\nprovider = \"webpush\"\n"
+      "id = \"w\"\nurl = \"https://push.example.com/\"\n",
+      "f.toml");
+  ASSERT_TRUE(r.isOk()) << r.status().message();
+  EXPECT_EQ(r->drain_timeout_s, 0u);
+  EXPECT_EQ(r->source, "f.toml");
+  EXPECT_EQ(r->given.at("[server] drain_timeout"), (GivenKey{"0", 2}));
+  EXPECT_EQ(r->given.at("[server] log_level"), (GivenKey{"\"debug\"", 3}));
+  EXPECT_EQ(r->given.at("[[listen]] #1 port").line, 7u);
+  EXPECT_EQ(r->given.at("[[push.app]] #1 id").value, "\"w\"");
+  EXPECT_NE(r->given.count("[push] app"), 0u);
+  auto bad = parseConfig("[server]\ndrain_timeout = 4000\n", "f.toml");
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_EQ(bad.status().message(),
+            "f.toml:2: [server] drain_timeout: expected an integer from 0 to 3600, got 4000");
+}
+
 TEST(ConfigTest, ExampleConfigIsValid) {
   auto r = loadConfigFile(SIPWAKE_SOURCE_DIR "/config/sipwake.example.toml");
   ASSERT_TRUE(r.isOk()) << r.status().message();
