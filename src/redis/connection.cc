@@ -88,6 +88,10 @@ void Connection::stop() {
 }
 
 void Connection::closeLinks(const Status& why) {
+  if (health_timer_) {
+    loop_.timers().cancel(*health_timer_);
+    health_timer_.reset();
+  }
   // Moved out first: a failed command's callback may call back into this object.
   auto link = std::move(link_);
   auto probe = std::move(probe_);
@@ -185,8 +189,9 @@ void Connection::handshake(std::uint64_t gen, std::optional<std::size_t> sentine
     }
   }
   if (cfg.db != 0) cmds.push_back({"SELECT", std::to_string(cfg.db)});
-  if (sentinel) cmds.push_back({"ROLE"});
-  if (cmds.empty()) return becomeConnected(sentinel);
+  // ROLE under Sentinel, else PING: "connected" means the server has answered, not only that
+  // TCP accepted (a frozen server's kernel still does).
+  cmds.push_back({sentinel ? "ROLE" : "PING"});
   std::weak_ptr<Connection> weak = weak_from_this();
   const std::string where = toString(link_->server());
   for (std::size_t i = 0; i < cmds.size(); ++i) {
@@ -220,10 +225,51 @@ void Connection::becomeConnected(std::optional<std::size_t> sentinel) {
   last_error_ = Status::ok();
   if (sentinel) watchSentinel(*sentinel);
   if (push_handler_) {
-    link_->enterPushMode(push_handler_);
+    std::weak_ptr<Connection> weak = weak_from_this();
+    link_->enterPushMode([weak](Reply r) {
+      auto self = weak.lock();
+      if (!self) return;
+      self->ping_outstanding_ = false;  // anything from the server shows it is alive
+      self->push_handler_(std::move(r));
+    });
     if (on_ready_) on_ready_();
   }
+  ping_outstanding_ = false;
+  armHealthCheck();
   report(true, Status::ok());
+}
+
+void Connection::armHealthCheck() {
+  if (options_.health_check_interval.count() <= 0) return;
+  std::weak_ptr<Connection> weak = weak_from_this();
+  const std::uint64_t gen = generation_;
+  health_timer_ = loop_.timers().schedule(options_.health_check_interval, [weak, gen] {
+    if (auto self = weak.lock()) self->healthTick(gen);
+  });
+}
+
+void Connection::healthTick(std::uint64_t gen) {
+  health_timer_.reset();
+  if (gen != generation_ || state_ != State::kConnected) return;
+  if (ping_outstanding_) {
+    ++stats_.health_check_failures;
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(options_.health_check_interval);
+    return lost(unavailable("redis " + toString(link_->server()) + " did not answer PING within " +
+                            std::to_string(ms.count()) + " ms"),
+                false);
+  }
+  ping_outstanding_ = true;
+  if (push_handler_) {
+    link_->sendPush({"PING"});
+  } else {
+    std::weak_ptr<Connection> weak = weak_from_this();
+    link_->send({"PING"}, [weak, gen](Result<Reply> r) {
+      auto self = weak.lock();
+      if (self && gen == self->generation_ && r) self->ping_outstanding_ = false;
+    });
+  }
+  armHealthCheck();
 }
 
 void Connection::watchSentinel(std::size_t index) {
@@ -312,6 +358,7 @@ ReplyCallback Connection::watchReadonly(ReplyCallback cb) {
 }
 
 void Connection::command(std::vector<std::string> args, ReplyCallback cb) {
+  SIPWAKE_CHECK(!push_handler_);
   if (state_ != State::kConnected) return failFast(std::move(cb));
   ++stats_.commands;
   link_->send(args, watchReadonly(std::move(cb)));
@@ -320,6 +367,7 @@ void Connection::command(std::vector<std::string> args, ReplyCallback cb) {
 void Connection::transaction(const std::vector<std::vector<std::string>>& commands,
                              ReplyCallback cb) {
   SIPWAKE_CHECK(!commands.empty());
+  SIPWAKE_CHECK(!push_handler_);
   if (state_ != State::kConnected) return failFast(std::move(cb));
   stats_.commands += commands.size() + 2;
   auto refusal = std::make_shared<std::string>();
@@ -338,6 +386,7 @@ void Connection::transaction(const std::vector<std::vector<std::string>>& comman
 
 void Connection::eval(const Script& script, const std::vector<std::string>& keys,
                       const std::vector<std::string>& args, ReplyCallback cb) {
+  SIPWAKE_CHECK(!push_handler_);
   if (state_ != State::kConnected) return failFast(std::move(cb));
   std::vector<std::string> tail;
   tail.reserve(keys.size() + args.size() + 1);

@@ -28,8 +28,12 @@ namespace sipwake::redis {
 
 struct ConnectionOptions {
   RedisConfig config;
-  Duration connect_timeout = std::chrono::seconds(2);  // TCP + TLS + AUTH/SELECT/ROLE
+  Duration connect_timeout =
+      std::chrono::seconds(2);  // TCP + TLS (AUTH/SELECT/ROLE: command timeout)
   Duration command_timeout = std::chrono::seconds(1);  // zero: none
+  // A PING every interval; one unanswered by the next tick means the server is gone even when
+  // TCP does not say so (host down, frozen process): the connection is dropped and remade.
+  Duration health_check_interval = std::chrono::seconds(1);  // zero: none
   Duration reconnect_min = std::chrono::milliseconds(50);
   Duration reconnect_max = std::chrono::seconds(2);  // backoff doubles from min up to this
 };
@@ -42,12 +46,13 @@ struct Script {
 };
 
 struct ConnectionStats {
-  std::uint64_t commands = 0;            // sent to Redis
-  std::uint64_t unavailable = 0;         // failed at once: not connected
-  std::uint64_t connects = 0;            // successful (re)connections
-  std::uint64_t connect_failures = 0;    // failed attempts
-  std::uint64_t noscript_fallbacks = 0;  // EVALSHA answered NOSCRIPT, retried as EVAL
-  std::uint64_t failovers = 0;           // +switch-master or READONLY seen (Sentinel mode)
+  std::uint64_t commands = 0;               // sent to Redis
+  std::uint64_t unavailable = 0;            // failed at once: not connected
+  std::uint64_t connects = 0;               // successful (re)connections
+  std::uint64_t connect_failures = 0;       // failed attempts
+  std::uint64_t noscript_fallbacks = 0;     // EVALSHA answered NOSCRIPT, retried as EVAL
+  std::uint64_t failovers = 0;              // +switch-master or READONLY seen (Sentinel mode)
+  std::uint64_t health_check_failures = 0;  // PING unanswered for one interval
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -59,7 +64,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // `connected` flips: true once connected (after AUTH/SELECT, and ROLE = master under Sentinel),
+  // `connected` flips: true once connected (AUTH/SELECT answered, and PING — or ROLE = master
+  // under Sentinel),
   // false when the connection is lost or when the first attempt after start() fails; `why` says
   // what failed. Fires on changes only.
   void setStateCallback(std::function<void(bool connected, const Status& why)> cb) {
@@ -79,6 +85,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // One command. `cb` gets the reply (a Redis error is a Reply of type kError), kTimedOut after
   // the command timeout, or kUnavailable when not connected / when the connection drops first.
   // Commands are pipelined: replies come back in the order the commands were sent.
+  // REQUIRES (command, transaction, eval): not in pub/sub mode.
   void command(std::vector<std::string> args, ReplyCallback cb);
   // MULTI, `commands`, EXEC sent back to back: `cb` gets EXEC's reply (an array with one reply
   // per command), or an error Reply when a command was refused while queuing (EXECABORT, with the
@@ -117,6 +124,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void failFast(ReplyCallback cb);
   ReplyCallback watchReadonly(ReplyCallback cb);
   void closeLinks(const Status& why);
+  void armHealthCheck();
+  void healthTick(std::uint64_t gen);
 
   transport::EventLoop& loop_;
   ConnectionOptions options_;
@@ -127,6 +136,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<Link> probe_;   // a sentinel being asked for the master
   std::shared_ptr<Link> watch_;   // a sentinel we hear +switch-master from
   std::optional<TimerService::TimerId> reconnect_timer_;
+  std::optional<TimerService::TimerId> health_timer_;
+  bool ping_outstanding_ = false;
   Duration backoff_;
   Status last_error_ = unavailable("not connected yet");
   std::optional<bool> reported_;

@@ -263,6 +263,40 @@ TEST_F(RedisClientTest, ServerKilledFailsFastThenReconnectsOnRestart) {
   EXPECT_GE(onLoop([&] { return c->stats().connects; }), 2u);
 }
 
+TEST_F(RedisClientTest, HealthCheckNoticesAFrozenServer) {
+  RedisServer server;
+  ASSERT_TRUE(server.start());
+  auto o = options(url(server));
+  o.health_check_interval = 100ms;
+  o.command_timeout = 5s;
+  auto& log = logs_.emplace_back();
+  auto c = open(o, log);
+  ASSERT_TRUE(log.waitFor(true));
+  StateLog sub_log;
+  onLoop([&] {
+    auto s = *Subscriber::create(loop_, o);
+    s->setStateCallback([&](bool up, const Status& why) { sub_log.add(up, why); });
+    s->subscribe("node.a");
+    s->start();
+    subs_.push_back(s);
+    return 0;
+  });
+  ASSERT_TRUE(sub_log.waitFor(true));
+
+  server.freeze();  // TCP stays up; nothing answers
+  auto why = log.waitFor(false);
+  ASSERT_TRUE(why);
+  EXPECT_NE(why->find("did not answer PING within 100 ms"), std::string::npos) << *why;
+  ASSERT_TRUE(sub_log.waitFor(false));
+  EXPECT_EQ(call(c, {"PING"}).status().code(), StatusCode::kUnavailable);
+  EXPECT_GE(onLoop([&] { return c->stats().health_check_failures; }), 1u);
+
+  server.thaw();
+  ASSERT_TRUE(log.waitFor(true));
+  ASSERT_TRUE(sub_log.waitFor(true));
+  EXPECT_TRUE(call(c, {"PING"})->is("PONG"));
+}
+
 TEST_F(RedisClientTest, StartWithServerDownReportsDownThenConnects) {
   RedisServer server;
   ASSERT_TRUE(server.start());

@@ -105,6 +105,9 @@ class RedisServer {
     pid_ = -1;
   }
   bool running() const { return pid_ > 0; }
+  // SIGSTOP / SIGCONT: the process keeps its sockets open but answers nothing.
+  void freeze() { ::kill(pid_, SIGSTOP); }
+  void thaw() { ::kill(pid_, SIGCONT); }
   // Probe for readiness: a RESP request and the reply text that shows the server is ready.
   std::string ready_request = "*1\r\n$4\r\nPING\r\n";
   std::string ready_reply = "PONG";
