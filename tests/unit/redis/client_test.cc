@@ -326,11 +326,16 @@ TEST_F(RedisClientTest, AppendOnlyKeepsAcknowledgedWritesAcrossKill9) {
 }
 
 TEST_F(RedisClientTest, AuthWithRequirepass) {
-  RedisServer server({"--requirepass", "s3cr%t"});
+  RedisServer server(
+      {"--requirepass", "s3cr%t", "--user", "alice", "on", ">alicepw", "~*", "&*", "+@all"});
   server.ready_reply = "NOAUTH";
   ASSERT_TRUE(server.start());
   auto good = openConnected("redis://:s3cr%25t@127.0.0.1:" + std::to_string(server.port()) + "/0");
   EXPECT_TRUE(call(good, {"SET", "k", "v"})->is("OK"));
+  auto alice =
+      openConnected("redis://alice:alicepw@127.0.0.1:" + std::to_string(server.port()) + "/0");
+  EXPECT_EQ(call(alice, {"GET", "k"})->str, "v");
+  EXPECT_EQ(call(alice, {"ACL", "WHOAMI"})->str, "alice");
   auto& log = logs_.emplace_back();
   auto bad = open(options("redis://:wrong@127.0.0.1:" + std::to_string(server.port()) + "/0"), log);
   auto why = log.waitFor(false);
