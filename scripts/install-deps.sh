@@ -7,7 +7,9 @@
 #                                            tests/pbx/kamailio.cfg loads, db_text included, and
 #                                            kamailio-tls-modules its tls.so for the TLS upstream;
 #                                            systemd for systemd-analyze in the install test,
-#                                            chromium for the dashboard's headless browser test)
+#                                            chromium for the dashboard's headless browser test,
+#                                            redis-server (also redis-sentinel's binary) for the
+#                                            Redis client and store tests)
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -18,7 +20,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(libgtest-dev libgmock-dev libbenchmark-dev sip-tester clang-14 libclang-rt-14-dev
          python3 iproute2 procps baresip-core linphone-cli sipvicious kamailio
-         kamailio-tls-modules systemd chromium)
+         kamailio-tls-modules systemd chromium redis-server)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -2,7 +2,6 @@
 
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <array>
@@ -20,6 +19,7 @@
 #include "http2/nghttp2_util.h"
 #include "http2/tls.h"
 #include "transport/event_loop.h"
+#include "transport/tls_client.h"
 
 namespace sipwake::http2 {
 namespace {
@@ -287,23 +287,13 @@ class Http2Client::Impl : public std::enable_shared_from_this<Http2Client::Impl>
   void startTls(const std::shared_ptr<Conn>& c) {
     asio::error_code ec;
     c->tls.lowest_layer().set_option(asio::ip::tcp::no_delay(true), ec);
-    SSL* ssl = c->tls.native_handle();
-    const std::string& host = options_.host;
-    asio::ip::make_address(host, ec);
-    if (!ec) {
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
-    } else {
-      SSL_set_tlsext_host_name(ssl, host.c_str());
-      SSL_set1_host(ssl, host.c_str());
-    }
+    transport::expectPeerName(c->tls.native_handle(), options_.host);
     auto self = shared_from_this();
     c->tls.async_handshake(asio::ssl::stream_base::client, [self, c](const asio::error_code& hec) {
       if (c->closed) return;
       if (hec) {
-        std::string why = hec.message();
-        long vr = SSL_get_verify_result(c->tls.native_handle());
-        if (vr != X509_V_OK) why += std::string(" (") + X509_verify_cert_error_string(vr) + ")";
-        return self->connectFailed(c, "TLS handshake: " + why);
+        return self->connectFailed(
+            c, "TLS handshake: " + transport::handshakeFailure(c->tls.native_handle(), hec));
       }
       const unsigned char* alpn = nullptr;
       unsigned int alpn_len = 0;

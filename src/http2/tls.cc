@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "common/tls_policy.h"
+#include "transport/tls_client.h"
 
 namespace sipwake::http2 {
 namespace {
@@ -60,21 +61,11 @@ Result<std::shared_ptr<asio::ssl::context>> makeClientTlsContext(const std::stri
                                                                  const std::string& cert_file,
                                                                  const std::string& key_file,
                                                                  AlpnProtocols alpn) {
-  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  auto made = transport::makeVerifyingClientTlsContext(ca_file);
+  if (!made) return made.status();
+  std::shared_ptr<asio::ssl::context> ctx = std::move(*made);
   SSL_CTX* raw = ctx->native_handle();
-  SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
-  if (SSL_CTX_set_cipher_list(raw, kDefaultTls12Ciphers) != 1) {
-    return internalError("TLS cipher list rejected by OpenSSL");
-  }
   asio::error_code ec;
-  ctx->set_verify_mode(asio::ssl::verify_peer, ec);
-  if (ec) return internalError("TLS verify mode: " + sslErrorText(ec));
-  if (ca_file.empty()) {
-    ctx->set_default_verify_paths(ec);
-  } else {
-    ctx->load_verify_file(ca_file, ec);
-  }
-  if (ec) return invalidArgument("CA bundle '" + ca_file + "': " + sslErrorText(ec));
   if (!cert_file.empty()) {
     ctx->use_certificate_chain_file(cert_file, ec);
     if (ec) return invalidArgument("client certificate '" + cert_file + "': " + sslErrorText(ec));
