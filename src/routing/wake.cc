@@ -28,18 +28,23 @@ std::int64_t msSince(TimePoint start, TimePoint now) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(now - start).count();
 }
 
-// Metric-name-safe, bounded copy of a provider reason (reasons come from the network).
-std::string metricWord(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 40)) {
-    bool ok =
-        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-    out.push_back(ok ? c : '_');
-  }
-  return out.empty() ? "unknown" : out;
-}
+const StatCounter kMessageStored{"message.stored"};
+const StatCounter kMessageUserStoreFull{"message.refused.user_store_full"};
+const StatCounter kMessageStoreFull{"message.refused.store_full"};
 
-Counter& statCounter(const std::string& name) { return Stats::global().counter(name); }
+// push.{what}.{provider} of each binding provider (apns, fcm, webpush), resolved at start-up.
+struct ProviderCounters {
+  explicit ProviderCounters(std::string_view what)
+      : by_provider{StatCounter(std::string(what) + ".apns"),
+                    StatCounter(std::string(what) + ".fcm"),
+                    StatCounter(std::string(what) + ".webpush")} {}
+  const StatCounter& operator[](push::Provider p) const {
+    return by_provider[static_cast<std::size_t>(p)];
+  }
+  StatCounter by_provider[3];
+};
+const ProviderCounters kBindingsRemoved{"push.bindings_removed"};
+const ProviderCounters kRepushed{"push.repushed"};
 
 std::string shortKey(std::string_view device_key) { return std::string(device_key.substr(0, 8)); }
 
@@ -82,7 +87,7 @@ Proxy::Fallback keepMessage(location::MessageStore& store, location::StoredMessa
   auto id = store.add(std::move(m));
   if (id) {
     stored_id = *id;
-    statCounter("message.stored").inc();
+    kMessageStored.inc();
     return Proxy::Fallback{202, "Accepted", 0};
   }
   if (id.status().code() != StatusCode::kOutOfRange) {
@@ -90,10 +95,10 @@ Proxy::Fallback keepMessage(location::MessageStore& store, location::StoredMessa
     return {};
   }
   if (id.status().message() == location::kMessageStoreUserFull) {
-    statCounter("message.refused.user_store_full").inc();
+    kMessageUserStoreFull.inc();
     return Proxy::Fallback{486, "Busy Here - Message Store Full", 0};
   }
-  statCounter("message.refused.store_full").inc();
+  kMessageStoreFull.inc();
   return Proxy::Fallback{
       503, "Service Unavailable - Message Store Full",
       static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(wait).count())};
@@ -270,8 +275,6 @@ WakeAndWait::~WakeAndWait() {
     }
   }
 }
-
-Counter& WakeAndWait::counter(const std::string& name) { return statCounter(name); }
 
 // The per-call timeline is only ever logged at info: callers skip building its strings (a few
 // allocations per event, ~10 µs per woken call) when info is off.
@@ -476,20 +479,17 @@ void WakeAndWait::onPushDone(ContextId id, std::size_t index, push::PushKind kin
   if (it == parked_.end()) return;  // the call ended meanwhile (its cancel push covers it)
   Parked& p = *it->second;
   Device& d = p.devices[index];
-  const std::string provider(push::providerName(d.target.binding.provider));
   if (timelineOn())
     mark(p, "provider answer " + std::string(push::pushOutcomeName(out.kind)) +
                 (out.provider_status != 0 ? " " + std::to_string(out.provider_status) : "") +
                 (out.reason.empty() ? "" : " " + out.reason) + " for " +
                 shortKey(d.target.device_key));
   if (out.kind == push::PushOutcome::Kind::kOk) {
-    counter("push.sent." + provider).inc();
     if (d.state == Device::State::kPushing) d.state = Device::State::kWaiting;
     d.accepted = true;
     scheduleRepush(p, index, kind);
     return;
   }
-  counter("push.failed." + provider + "." + metricWord(out.reason)).inc();
   if (d.state == Device::State::kForked) return;  // it registered anyway
   if (out.kind == push::PushOutcome::Kind::kTransient && p.waiting) {
     Duration backoff = out.retry_after.count() > 0
@@ -508,7 +508,7 @@ void WakeAndWait::onPushDone(ContextId id, std::size_t index, push::PushKind kin
     if (out.invalid_since) since = *out.invalid_since;
     auto removed = deps_.push_store->remove(d.target.device_key, since);
     if (removed && *removed) {
-      counter("push.bindings_removed." + provider).inc();
+      kBindingsRemoved[d.target.binding.provider].inc();
       SW_LOG_INFO("wake: push binding {} of {} removed: {}", shortKey(d.target.device_key),
                   d.target.aor, out.reason);
     }
@@ -545,7 +545,7 @@ void WakeAndWait::repush(ContextId id, std::size_t index, push::PushKind kind) {
   }
   ++d.repushes;
   repushes_.inc();
-  counter("push.repushed." + std::string(push::providerName(d.target.binding.provider))).inc();
+  kRepushed[d.target.binding.provider].inc();
   if (timelineOn())
     mark(p, "no REGISTER from " + shortKey(d.target.device_key) + ": re-push " +
                 std::to_string(d.repushes) + " of " + std::to_string(config_.repush.max_repushes));
@@ -778,16 +778,10 @@ void WakeAndWait::cancelPushes(Parked& p, const ContextEnd& end) {
     if (timelineOn())
       mark(p, "push " + std::string(push::pushKindName(kind)) + " sent to " +
                   shortKey(d.target.device_key));
-    const std::string provider(push::providerName(d.target.binding.provider));
     location::PushBindingStore* store = deps_.push_store;
     std::string device_key = d.target.device_key;
-    // Counted from any thread: counters are atomic; the store is thread-safe.
-    deps_.sender->send(d.target, ev, kind, [provider, store, device_key](push::PushOutcome out) {
-      if (out.kind == push::PushOutcome::Kind::kOk) {
-        statCounter("push.sent." + provider).inc();
-        return;
-      }
-      statCounter("push.failed." + provider + "." + metricWord(out.reason)).inc();
+    // Runs on any thread: the store is thread-safe.
+    deps_.sender->send(d.target, ev, kind, [store, device_key](push::PushOutcome out) {
       if (out.kind == push::PushOutcome::Kind::kRemoveBinding) {
         std::optional<location::SysSeconds> since;
         if (out.invalid_since) since = *out.invalid_since;

@@ -222,7 +222,6 @@ class WakeAndWait final : public TargetResolver {
   void forgetKeys(const Parked& p);
   static bool timelineOn();
   void mark(Parked& p, std::string what);
-  Counter& counter(const std::string& name);
 
   WakeConfig config_;
   Deps deps_;

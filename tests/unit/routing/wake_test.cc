@@ -251,6 +251,26 @@ TEST_F(WakeTest, SleepingDeviceIsPushedThenGetsTheInviteOnceAndAnswers) {
   EXPECT_EQ(wake_->parkedCount(), 0u);
 }
 
+// The sender counts each push (push.sent / push.failed); the wake layer, which only hands pushes
+// to it, counts none of them again.
+TEST_F(WakeTest, PushOutcomesAreNotCountedAgainByTheWakeLayer) {
+  auto total = [] {
+    std::uint64_t n = 0;
+    for (const auto& [name, v] : Stats::global().snapshot()) {
+      if (name.starts_with("push.sent.") || name.starts_with("push.failed.")) n += v;
+    }
+    return n;
+  };
+  const std::uint64_t before = total();
+  Device d = device('a', bob_);
+  sleeping(d);
+  sender_.script.push_back(outcome(push::PushOutcome::Kind::kTransient, "ServiceUnavailable", 503));
+  invite();
+  timers_.advance(std::chrono::seconds(2));  // the retry after the transient failure
+  ASSERT_EQ(sender_.count(push::PushKind::kCall), 2u);
+  EXPECT_EQ(total(), before);  // the fake sender counts nothing, so nor does anyone else
+}
+
 std::string toTagOf(const sip::Message& m) {
   auto to = m.to();
   return to ? std::string(to->tag()) : std::string();
