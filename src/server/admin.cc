@@ -31,7 +31,7 @@ http2::Response adminResponse(const http2::Request& request) {
   http2::Response r;
   r.status = 200;
   r.headers.push_back({"content-type", std::string(prometheus::kContentType)});
-  r.body = prometheus::renderCounters(Stats::global().snapshot());
+  r.body = prometheus::render(Stats::global().full());
   return r;
 }
 

@@ -81,5 +81,69 @@ TEST(PrometheusTest, WakeLimitReasonsAreOneFamily) {
 
 TEST(PrometheusTest, EmptySnapshotRendersNothing) { EXPECT_EQ(renderCounters({}), ""); }
 
+TEST(PrometheusTest, GaugesAndHistogramsHaveTheirTypesAndSeconds) {
+  Histogram h({10, 100, 2500});
+  h.observe(3);
+  h.observe(10);
+  h.observe(50);
+  h.observe(9000);
+  Stats::Full full;
+  full.gauges = {{"location.bindings", 4}, {"transport.connections.tcp", 2}};
+  full.histograms = {{"wake.latency.total", h.snapshot()}};
+  const std::string out = render(full);
+  EXPECT_NE(out.find("# TYPE sipwake_location_bindings gauge\nsipwake_location_bindings 4\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("sipwake_transport_connections{transport=\"tcp\"} 2\n"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("# TYPE sipwake_wake_latency_seconds histogram\n"
+                     "sipwake_wake_latency_seconds_bucket{stage=\"total\",le=\"0.01\"} 2\n"
+                     "sipwake_wake_latency_seconds_bucket{stage=\"total\",le=\"0.1\"} 3\n"
+                     "sipwake_wake_latency_seconds_bucket{stage=\"total\",le=\"2.5\"} 3\n"
+                     "sipwake_wake_latency_seconds_bucket{stage=\"total\",le=\"+Inf\"} 4\n"
+                     "sipwake_wake_latency_seconds_sum{stage=\"total\"} 9.063\n"
+                     "sipwake_wake_latency_seconds_count{stage=\"total\"} 4\n"),
+            std::string::npos)
+      << out;
+}
+
+TEST(PrometheusTest, SecondsText) {
+  EXPECT_EQ(secondsText(0), "0");
+  EXPECT_EQ(secondsText(1), "0.001");
+  EXPECT_EQ(secondsText(250), "0.25");
+  EXPECT_EQ(secondsText(30000), "30");
+  EXPECT_EQ(secondsText(1500), "1.5");
+}
+
+TEST(StatsTest, PercentilesInterpolateInsideTheBucket) {
+  Histogram h({100, 200, 400});
+  EXPECT_FALSE(percentile(h.snapshot(), 0.5));
+  for (int i = 0; i < 50; ++i) h.observe(50);   // (0, 100]
+  for (int i = 0; i < 40; ++i) h.observe(150);  // (100, 200]
+  for (int i = 0; i < 10; ++i) h.observe(300);  // (200, 400]
+  const Histogram::Snapshot s = h.snapshot();
+  EXPECT_EQ(s.count, 100u);
+  EXPECT_DOUBLE_EQ(*percentile(s, 0.5), 100.0);
+  EXPECT_DOUBLE_EQ(*percentile(s, 0.9), 200.0);
+  EXPECT_DOUBLE_EQ(*percentile(s, 0.95), 300.0);
+  EXPECT_DOUBLE_EQ(*percentile(s, 0.25), 50.0);
+  h.observe(100000);  // beyond the last bound: +Inf answers the last bound
+  EXPECT_DOUBLE_EQ(*percentile(h.snapshot(), 0.999), 400.0);
+}
+
+TEST(StatsTest, GaugeFunctionsAddUpAndLeaveWithTheirHandle) {
+  auto value = [] {
+    for (const auto& [n, v] : Stats::global().full().gauges)
+      if (n == "test.gauge_fn") return v;
+    return std::int64_t{-1};
+  };
+  {
+    Stats::GaugeFnHandle a = Stats::global().gaugeFn("test.gauge_fn", [] { return 2; });
+    Stats::GaugeFnHandle b = Stats::global().gaugeFn("test.gauge_fn", [] { return 3; });
+    EXPECT_EQ(value(), 5);
+  }
+  EXPECT_EQ(value(), -1);
+}
+
 }  // namespace
 }  // namespace sipwake::prometheus
