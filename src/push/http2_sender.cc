@@ -180,6 +180,22 @@ struct App {
   std::string webhook_secret;
   std::unique_ptr<http2::Http2Client> webhook_client;
 
+  // push.connections.{provider}: this app's open connections (read at scrape time, from the
+  // clients' atomic counters). Last member: unregistered before the clients go.
+  Stats::GaugeFnHandle connections_gauge;
+
+  std::int64_t openConnections() const {
+    std::int64_t n = 0;
+    for (const auto* c : {&apns_production, &apns_sandbox, &fcm_client, &token_client,
+                          &webhook_client}) {
+      if (*c) {
+        n += static_cast<std::int64_t>((*c)->stats().connects.value()) -
+             static_cast<std::int64_t>((*c)->stats().disconnects.value());
+      }
+    }
+    return n;
+  }
+
   void finish(PushOutcome o, const PushSender::Done& done) const {
     counters->count(o);
     done(std::move(o));
@@ -641,6 +657,9 @@ Status Http2PushSender::Impl::addApp(PushAppConfig cfg) {
     }
   }
   app->counters = &PushCounters::of(pushServiceName(cfg.provider));
+  app->connections_gauge =
+      Stats::global().gaugeFn("push.connections." + std::string(pushServiceName(cfg.provider)),
+                              [a = app.get()] { return a->openConnections(); });
   app->cfg = std::move(cfg);
   apps_.push_back(std::move(app));
   return Status::ok();
@@ -690,9 +709,11 @@ Result<std::unique_ptr<Http2PushSender>> Http2PushSender::create(std::vector<Pus
                                                                  transport::EventLoop& loop,
                                                                  const PushClock* clock) {
   auto impl = std::make_shared<Impl>(loop, clock);
-  // Every push counter exists from start-up, at 0.
-  for (PushService s : {PushService::kApns, PushService::kFcm, PushService::kWebhook})
+  // Every push counter and connection gauge exists from start-up, at 0.
+  for (PushService s : {PushService::kApns, PushService::kFcm, PushService::kWebhook}) {
     (void)PushCounters::of(pushServiceName(s));
+    (void)Stats::global().gauge("push.connections." + std::string(pushServiceName(s)));
+  }
   for (auto& cfg : apps) {
     if (Status s = impl->addApp(std::move(cfg)); !s) return s;
   }

@@ -45,6 +45,14 @@ struct ProviderCounters {
 };
 const ProviderCounters kBindingsRemoved{"push.bindings_removed"};
 const ProviderCounters kRepushed{"push.repushed"};
+// Requests held by every WakeAndWait (waiting for a device, or kept until their context ends).
+Gauge& kParkedRequests = Stats::global().gauge("wake.parked_requests");
+// The stages of a wake-up (wake.latency.{stage}), per device pushed by the parked request.
+Histogram& kStagePushSent = Stats::global().histogram("wake.latency.push_sent");
+Histogram& kStageAnswered = Stats::global().histogram("wake.latency.provider_answered");
+Histogram& kStageRegistered = Stats::global().histogram("wake.latency.registered");
+Histogram& kStageRequestOut = Stats::global().histogram("wake.latency.request_out");
+Histogram& kStageTotal = Stats::global().histogram("wake.latency.total");
 
 std::string shortKey(std::string_view device_key) { return std::string(device_key.substr(0, 8)); }
 
@@ -194,6 +202,8 @@ struct WakeAndWait::Device {
   int repushes = 0;       // re-pushes sent (RepushPolicy)
   bool accepted = false;  // the provider accepted a push for it
   TimePoint pushed_at{};
+  std::optional<TimePoint> answered_at;  // the provider's first answer
+  TimePoint registered_at{};  // its REGISTER
   TimerService::TimerId retry_timer = 0;
   std::string branch_key;  // kForked: Target::binding_key of its branch
   // This request pushed it; false: another copy of the call (same Call-ID) did, this one only
@@ -250,16 +260,12 @@ WakeAndWait::WakeAndWait(WakeConfig config, Deps deps)
                 deps_.hub != nullptr && deps_.limits != nullptr && deps_.post != nullptr &&
                 deps_.timers != nullptr);
   if (!deps_.wall_clock) deps_.wall_clock = registrar::systemWallClock;
-  for (std::int64_t le : {500, 1000, 2000, 5000, 10000, 30000, -1}) {
-    std::string name =
-        le < 0 ? "wake.latency_ms.le_inf" : "wake.latency_ms.le_" + std::to_string(le);
-    latency_buckets_.emplace_back(le, &Stats::global().counter(name));
-  }
   deps_.hub->attach(deps_.loop, deps_.post, this);
 }
 
 WakeAndWait::~WakeAndWait() {
   deps_.hub->attach(deps_.loop, deps_.post, nullptr);
+  kParkedRequests.add(-static_cast<std::int64_t>(parked_.size()));
   for (auto& [id, p] : parked_) {
     if (p->ring_timer != 0) deps_.timers->cancel(p->ring_timer);
     if (p->cleanup_timer != 0) deps_.timers->cancel(p->cleanup_timer);
@@ -436,7 +442,7 @@ Resolution WakeAndWait::park(ContextId context, const sip::Message& request,
   for (std::size_t i = 0; i < p->devices.size(); ++i) {
     if (p->devices[i].pushed) to_push.push_back(i);
   }
-  parked_[context] = std::move(p);
+  if (parked_.insert_or_assign(context, std::move(p)).second) kParkedRequests.add(1);
   // RFC 8599 §6, mid-dialog: a re-INVITE is the device's call (the VoIP push reports that call,
   // same call_uuid); any other request wakes the app with a refresh push (never VoIP), after
   // which it registers and gets the request.
@@ -458,7 +464,10 @@ void WakeAndWait::sendPush(ContextId id, std::size_t index, push::PushKind kind)
   Device& d = p.devices[index];
   d.retry_timer = 0;
   ++d.attempts;
-  if (d.attempts == 1) d.pushed_at = deps_.timers->now();
+  if (d.attempts == 1) {
+    d.pushed_at = deps_.timers->now();
+    kStagePushSent.observe(msSince(p.start, d.pushed_at));
+  }
   if (timelineOn())
     mark(p, "push " + std::string(push::pushKindName(kind)) + " sent to " +
                 shortKey(d.target.device_key) +
@@ -484,6 +493,10 @@ void WakeAndWait::onPushDone(ContextId id, std::size_t index, push::PushKind kin
                 (out.provider_status != 0 ? " " + std::to_string(out.provider_status) : "") +
                 (out.reason.empty() ? "" : " " + out.reason) + " for " +
                 shortKey(d.target.device_key));
+  if (!d.answered_at) {
+    d.answered_at = deps_.timers->now();
+    kStageAnswered.observe(msSince(d.pushed_at, *d.answered_at));
+  }
   if (out.kind == push::PushOutcome::Kind::kOk) {
     if (d.state == Device::State::kPushing) d.state = Device::State::kWaiting;
     d.accepted = true;
@@ -619,6 +632,7 @@ void WakeAndWait::scheduleCleanup(Parked& p) {
     if (proxy_ != nullptr && proxy_->hasContext(id)) return scheduleCleanup(parked);
     forgetKeys(parked);
     parked_.erase(found);
+    kParkedRequests.add(-1);
   });
 }
 
@@ -676,13 +690,10 @@ void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
   if (targets.empty()) return;
   Target t = std::move(targets.front());
   t.uri = registrar::stripPushUriParams(t.uri);
-  const std::int64_t latency = msSince(d.pushed_at, deps_.timers->now());
-  for (auto& [le, c] : latency_buckets_) {
-    if (!d.pushed) break;  // woken by another copy's push: its latency is counted there
-    if (le < 0 || latency <= le) {
-      c->inc();
-      break;
-    }
+  // A device woken by another copy's push has its latency counted there.
+  if (d.pushed) {
+    d.registered_at = deps_.timers->now();
+    if (d.answered_at) kStageRegistered.observe(msSince(*d.answered_at, d.registered_at));
   }
   if (d.repushes > 0) woken_after_repush_.inc();
   if (timelineOn())
@@ -705,6 +716,7 @@ void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
   }
   if (taken_over != 0) {
     taken_over_.inc();
+    observeRequestOut(p, d);
     if (timelineOn())
       mark(p, "INVITE to old contact of " + shortKey(d.target.device_key) + " taken over");
     maybeStopWaiting(p);  // may end the context: `p` must not be used afterwards
@@ -716,8 +728,16 @@ void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
     return;
   }
   forked_.inc();
+  observeRequestOut(p, d);
   if (timelineOn()) mark(p, "INVITE out to " + shortKey(d.target.device_key));
   maybeStopWaiting(p);  // may end the context: `p` must not be used afterwards
+}
+
+void WakeAndWait::observeRequestOut(const Parked& p, const Device& d) {
+  if (!d.pushed) return;
+  const TimePoint now = deps_.timers->now();
+  kStageRequestOut.observe(msSince(d.registered_at, now));
+  kStageTotal.observe(msSince(p.start, now));
 }
 
 void WakeAndWait::onContextEnded(ContextId id, const ContextEnd& end) {
@@ -725,6 +745,7 @@ void WakeAndWait::onContextEnded(ContextId id, const ContextEnd& end) {
   if (it == parked_.end()) return;
   std::unique_ptr<Parked> p = std::move(it->second);
   parked_.erase(it);
+  kParkedRequests.add(-1);
   if (p->ring_timer != 0) deps_.timers->cancel(p->ring_timer);
   if (p->cleanup_timer != 0) deps_.timers->cancel(p->cleanup_timer);
   for (Device& d : p->devices) {

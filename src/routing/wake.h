@@ -220,6 +220,8 @@ class WakeAndWait final : public TargetResolver {
   void maybeStopWaiting(Parked& p);
   void cancelPushes(Parked& p, const ContextEnd& end);
   void forgetKeys(const Parked& p);
+  // wake.latency.request_out and .total: the woken device `d` gets the request now.
+  void observeRequestOut(const Parked& p, const Device& d);
   static bool timelineOn();
   void mark(Parked& p, std::string what);
 
@@ -238,7 +240,6 @@ class WakeAndWait final : public TargetResolver {
   Counter& taken_over_;
   Counter& repushes_;
   Counter& woken_after_repush_;
-  std::vector<std::pair<std::int64_t, Counter*>> latency_buckets_;  // wake latency histogram
 };
 
 }  // namespace sipwake::routing

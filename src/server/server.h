@@ -18,6 +18,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/stats.h"
 #include "common/status.h"
 #include "server/config.h"
 #include "server/self_signed_cert.h"
@@ -95,6 +96,8 @@ class Server {
   // Push wake-up state shared by the loops; its sender is shut down first in stop().
   std::shared_ptr<PushShared> push_;
   std::unique_ptr<http2::Http1Server> admin_;  // [admin] listen, on loop 0
+  // location.bindings and location.push_bindings, read from the stores at scrape time.
+  std::vector<Stats::GaugeFnHandle> store_gauges_;
   bool loops_running_ = false;
 };
 

@@ -898,7 +898,7 @@ TEST_F(Http2SenderTest, ApnsInvalidProviderTokenIsPermanentAndCounted) {
 // push counts once.
 TEST_F(Http2SenderTest, UnknownProviderReasonIsCountedAsOtherAndEachPushOnce) {
   makeSender();
-  std::string tok = hexToken('4');
+  std::string tok = hexToken('8');
   ASSERT_EQ(ctl_.op({{"op", "script"},
                      {"token", tok},
                      {"responses", json::array({{{"status", 400}, {"reason", "BrandNewReason"}},
