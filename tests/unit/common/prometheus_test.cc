@@ -1,5 +1,7 @@
 #include "common/prometheus.h"
 
+#include "common/metrics_summary.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -143,6 +145,36 @@ TEST(StatsTest, GaugeFunctionsAddUpAndLeaveWithTheirHandle) {
     EXPECT_EQ(value(), 5);
   }
   EXPECT_EQ(value(), -1);
+}
+
+TEST(StatsTest, SummaryForTheStatusApi) {
+  Histogram total({100, 200});
+  total.observe(50);
+  total.observe(150);
+  Stats::Full full;
+  full.gauges = {{"location.bindings", 3},
+                 {"location.push_bindings", 2},
+                 {"wake.parked_requests", 1},
+                 {"transport.connections.tcp", 4},
+                 {"transport.connections.udp", 0}};
+  full.counters = {{"push.sent.fcm", 5},
+                   {"push.failed.fcm.UNREGISTERED", 1},
+                   {"push.failed.fcm.other", 2},
+                   {"push.sent.apns", 1},
+                   {"registrar.ok", 9}};
+  full.histograms = {{"wake.latency.total", total.snapshot()}};
+  const MetricsSummary s = summarizeMetrics(full);
+  EXPECT_EQ(s.bindings, 3);
+  EXPECT_EQ(s.push_bindings, 2);
+  EXPECT_EQ(s.parked, 1);
+  EXPECT_EQ(s.connections.at("tcp"), 4);
+  EXPECT_EQ(s.connections.at("udp"), 0);
+  EXPECT_EQ(s.pushes.at("fcm").sent, 5u);
+  EXPECT_EQ(s.pushes.at("fcm").failed, 3u);
+  EXPECT_EQ(s.pushes.at("apns").failed, 0u);
+  EXPECT_EQ(s.wake_latency_ms.count, 2u);
+  EXPECT_DOUBLE_EQ(*s.wake_latency_ms.p50, 100.0);
+  EXPECT_FALSE(summarizeMetrics({}).wake_latency_ms.p50);
 }
 
 }  // namespace
