@@ -169,8 +169,9 @@ std::string render(const Stats::Full& stats) {
   }
   std::string out;
   for (const auto& [name, f] : families) {
-    const char* type =
-        f.kind == Kind::kCounter ? "counter" : f.kind == Kind::kGauge ? "gauge" : "histogram";
+    const char* type = f.kind == Kind::kCounter ? "counter"
+                       : f.kind == Kind::kGauge ? "gauge"
+                                                : "histogram";
     out += "# HELP " + name + " " + escapeHelp(f.help) + "\n";
     out += "# TYPE " + name + " " + type + "\n";
     for (const auto& [l, v] : f.samples) {
@@ -180,8 +181,8 @@ std::string render(const Stats::Full& stats) {
       const std::string sep = l.empty() ? "" : l + ",";
       for (std::size_t i = 0; i < h.buckets.size(); ++i) {
         const std::string le = i < h.bounds_ms.size() ? secondsText(h.bounds_ms[i]) : "+Inf";
-        out += name + "_bucket{" + sep + "le=\"" + le + "\"} " + std::to_string(h.buckets[i]) +
-               "\n";
+        out +=
+            name + "_bucket{" + sep + "le=\"" + le + "\"} " + std::to_string(h.buckets[i]) + "\n";
       }
       out += name + "_sum" + braces(l) + " " + secondsText(h.sum_ms) + "\n";
       out += name + "_count" + braces(l) + " " + std::to_string(h.count) + "\n";

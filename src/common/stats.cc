@@ -14,7 +14,8 @@ Counter& Stats::counter(const std::string& name) {
   for (auto& [n, c] : counters_) {
     if (n == name) return c;
   }
-  counters_.emplace_back(std::piecewise_construct, std::forward_as_tuple(name), std::forward_as_tuple());
+  counters_.emplace_back(std::piecewise_construct, std::forward_as_tuple(name),
+                         std::forward_as_tuple());
   return counters_.back().second;
 }
 
@@ -23,7 +24,8 @@ Gauge& Stats::gauge(const std::string& name) {
   for (auto& [n, g] : gauges_) {
     if (n == name) return g;
   }
-  gauges_.emplace_back(std::piecewise_construct, std::forward_as_tuple(name), std::forward_as_tuple());
+  gauges_.emplace_back(std::piecewise_construct, std::forward_as_tuple(name),
+                       std::forward_as_tuple());
   return gauges_.back().second;
 }
 

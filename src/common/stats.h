@@ -67,8 +67,9 @@ std::optional<double> percentile(const Histogram::Snapshot& h, double q);
 inline constexpr std::initializer_list<std::int64_t> kLatencyBoundsMs = {
     1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 30000};
 
-// Process-wide registry of named counters, gauges and histograms. counter() is for set-up time (takes a lock);
-// the returned reference is stable for the life of the process and is incremented lock-free.
+// Process-wide registry of named counters, gauges and histograms. counter() is for set-up time
+// (takes a lock); the returned reference is stable for the life of the process and is incremented
+// lock-free.
 class Stats {
  public:
   struct Full {

@@ -1,9 +1,9 @@
 #include "location/push_binding_store.h"
 
-#include <atomic>
 #include <sqlite3.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string_view>

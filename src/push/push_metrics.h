@@ -29,9 +29,8 @@ inline constexpr std::string_view kFailReasons[] = {
     "PERMISSION_DENIED", "UNAUTHENTICATED", "QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED", "UNAVAILABLE",
     "INTERNAL", "UNSPECIFIED_ERROR", "NOT_FOUND",
     // sipwake: no provider answer, or an answer with a status but no reason
-    "timed_out", "unavailable", "error", "no_app", "refresh_voip_only", "shut_down",
-    "credentials", "http_4xx", "http_5xx",
-    "other"};
+    "timed_out", "unavailable", "error", "no_app", "refresh_voip_only", "shut_down", "credentials",
+    "http_4xx", "http_5xx", "other"};
 inline constexpr std::size_t kFailReasonCount = std::size(kFailReasons);
 
 // The index in kFailReasons of a PushOutcome's reason; kFailReasonCount - 1 ("other") for any

@@ -130,7 +130,7 @@ class ServerTransaction {
   TransactionLayer& layer_;
   std::uint64_t serial_;
   TimePoint created_at_{};
-  std::string key_;  // index key in the layer's table
+  std::string key_;      // index key in the layer's table
   std::string pin_key_;  // RFC 3261 INVITE: transport::inviteAffinityKey, pinned while alive
   ServerState state_ = ServerState::kProceeding;
   sip::Method method_ = sip::Method::kUnknown;

@@ -1,10 +1,10 @@
 #include "common/prometheus.h"
 
-#include "common/metrics_summary.h"
-
 #include <gtest/gtest.h>
 
 #include <string>
+
+#include "common/metrics_summary.h"
 
 namespace sipwake::prometheus {
 namespace {
