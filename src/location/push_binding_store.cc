@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string_view>
@@ -35,6 +36,7 @@ class Index {
     keys_by_aor_[r.aor].push_back(r.device_key);
     std::string key = r.device_key;
     by_device_.insert_or_assign(std::move(key), std::move(r));
+    count_.store(by_device_.size(), std::memory_order_relaxed);
   }
   const PushRecord* find(std::string_view key) const {
     auto it = by_device_.find(std::string(key));
@@ -49,6 +51,7 @@ class Index {
       if (a->second.empty()) keys_by_aor_.erase(a);
     }
     by_device_.erase(it);
+    count_.store(by_device_.size(), std::memory_order_relaxed);
   }
   std::vector<PushRecord> byAor(std::string_view aor, SysSeconds now) const {
     std::vector<PushRecord> out;
@@ -78,6 +81,8 @@ class Index {
     return out;
   }
   std::size_t size() const { return by_device_.size(); }
+  // size(), readable from any thread without the store's lock.
+  std::size_t count() const { return count_.load(std::memory_order_relaxed); }
 
  private:
   std::vector<const PushRecord*> ofAor(std::string_view aor) const {
@@ -90,6 +95,7 @@ class Index {
 
   std::unordered_map<std::string, PushRecord> by_device_;
   std::unordered_map<std::string, std::vector<std::string>> keys_by_aor_;  // insertion order
+  std::atomic<std::size_t> count_{0};
 };
 
 std::vector<PushRecord> moves(const PushRecord& r, const std::vector<PushRecord>& displaced) {
@@ -148,10 +154,7 @@ class MemoryPushBindingStore final : public PushBindingStore {
     for (const auto& k : keys) index_.erase(k);
     return keys.size();
   }
-  std::size_t size() const override {
-    std::lock_guard lock(mu_);
-    return index_.size();
-  }
+  std::size_t size() const override { return index_.count(); }
 
  private:
   mutable std::mutex mu_;
@@ -247,10 +250,7 @@ class SqlitePushBindingStore final : public PushBindingStore {
     for (const auto& k : keys) index_.erase(k);
     return keys.size();
   }
-  std::size_t size() const override {
-    std::lock_guard lock(mu_);
-    return index_.size();
-  }
+  std::size_t size() const override { return index_.count(); }
 
  private:
   // Statements prepared once, on first use (SQL compilation per REGISTER was ~5% of the wake

@@ -72,6 +72,7 @@ class PushBindingStore {
 
   // Removes expired records; returns how many.
   virtual std::size_t sweepExpired(SysSeconds now) = 0;
+  // Records held (expired ones included until swept). Thread: any; lock-free.
   virtual std::size_t size() const = 0;
 };
 

@@ -82,7 +82,8 @@ class SqliteLocationStore::Impl {
         rejected_(Stats::global().counter("location.registrations_rejected")),
         queue_full_(Stats::global().counter("location.queue_full")),
         write_errors_(Stats::global().counter("location.write_errors")),
-        swept_(Stats::global().counter("location.bindings_swept")) {}
+        swept_(Stats::global().counter("location.bindings_swept")),
+        commit_latency_(Stats::global().histogram("location.commit_latency")) {}
 
   ~Impl() {
     if (writer_.joinable()) {
@@ -389,6 +390,7 @@ class SqliteLocationStore::Impl {
   // `begun`: the caller already ran BEGIN IMMEDIATE successfully. Caller holds db_mu_.
   void commitBatch(std::vector<RegistrationJob>& batch, bool begun) {
     batches_.inc();
+    const auto started = std::chrono::steady_clock::now();
     std::vector<Result<std::vector<Binding>>> outcomes;
     outcomes.reserve(batch.size());
     std::unordered_map<std::string, BindingIndex::Snapshot> overlay;
@@ -417,6 +419,9 @@ class SqliteLocationStore::Impl {
       outcomes.emplace_back(std::move(applied->bindings));
     }
     if (failure.isOk()) failure = stepOnce(commit_, "commit");
+    commit_latency_.observe(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now() - started)
+                                .count());
     if (!failure.isOk()) {
       write_errors_.inc();
       (void)stepOnce(rollback_, "rollback");  // fails harmlessly when BEGIN itself failed
@@ -469,6 +474,7 @@ class SqliteLocationStore::Impl {
   Counter& queue_full_;
   Counter& write_errors_;
   Counter& swept_;
+  Histogram& commit_latency_;  // location.commit_latency: one group commit, BEGIN to COMMIT
 
   std::atomic<bool> loaded_{false};
   std::mutex mu_;  // guards the fields below

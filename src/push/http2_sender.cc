@@ -13,6 +13,7 @@
 #include "push/apns.h"
 #include "push/fcm.h"
 #include "push/jwt.h"
+#include "push/push_metrics.h"
 #include "push/webhook.h"
 #include "transport/event_loop.h"
 
@@ -99,14 +100,6 @@ Result<std::string> readSecretFile(const std::string& path, std::string_view wha
 }
 
 // Counter names take a reason straight from the provider: keep them short and tame.
-std::string statsKey(std::string_view reason) {
-  if (reason.empty() || reason.size() > 40) return "other";
-  for (char c : reason) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return "other";
-  }
-  return std::string(reason);
-}
-
 std::string statusCodeKey(StatusCode c) {
   switch (c) {
     case StatusCode::kTimedOut:
@@ -161,7 +154,7 @@ Kind kindForAction(PushAction a) {
 struct App {
   PushAppConfig cfg;
   const PushClock* clock = nullptr;
-  Counter* sent = nullptr;
+  const PushCounters* counters = nullptr;  // of cfg.provider
 
   // APNs
   std::optional<ApnsTokenCache> apns_jwt;  // token auth; nullopt = certificate auth
@@ -187,18 +180,24 @@ struct App {
   std::string webhook_secret;
   std::unique_ptr<http2::Http2Client> webhook_client;
 
-  void fail(const PushOutcome& o) const {
-    Stats::global()
-        .counter("push.failed." + std::string(pushServiceName(cfg.provider)) + "." +
-                 statsKey(o.reason))
-        .inc();
-  }
-  void finish(PushOutcome o, const PushSender::Done& done) const {
-    if (o.kind == Kind::kOk) {
-      sent->inc();
-    } else {
-      fail(o);
+  // push.connections.{provider}: this app's open connections (read at scrape time, from the
+  // clients' atomic counters). Last member: unregistered before the clients go.
+  Stats::GaugeFnHandle connections_gauge;
+
+  std::int64_t openConnections() const {
+    std::int64_t n = 0;
+    for (const auto* c : {&apns_production, &apns_sandbox, &fcm_client, &token_client,
+                          &webhook_client}) {
+      if (*c) {
+        n += static_cast<std::int64_t>((*c)->stats().connects.value()) -
+             static_cast<std::int64_t>((*c)->stats().disconnects.value());
+      }
     }
+    return n;
+  }
+
+  void finish(PushOutcome o, const PushSender::Done& done) const {
+    counters->count(o);
     done(std::move(o));
   }
 };
@@ -256,6 +255,8 @@ Result<std::unique_ptr<http2::Http2Client>> makeClient(transport::EventLoop& loo
   return client;
 }
 
+const StatCounter kOauthTokenFailures{"push.oauth_token_failures.fcm"};
+
 constexpr Duration kTokenBackoffInitial = std::chrono::seconds(1);
 constexpr Duration kTokenBackoffMax = std::chrono::minutes(5);
 
@@ -276,7 +277,7 @@ void completeTokenFetch(App& app, const Result<std::string>& r) {
                             ? kTokenBackoffInitial
                             : std::min(app.token_backoff * 2, kTokenBackoffMax);
     app.token_retry_at = app.clock->monotonicNow() + app.token_backoff;
-    Stats::global().counter("push.oauth_token_failures.fcm").inc();
+    kOauthTokenFailures.inc();
     SW_LOG_WARN("fcm app '{}': access token fetch failed ({}); next attempt in {} ms", app.cfg.id,
                 r.status().message(),
                 std::chrono::duration_cast<std::chrono::milliseconds>(app.token_backoff).count());
@@ -655,7 +656,10 @@ Status Http2PushSender::Impl::addApp(PushAppConfig cfg) {
       break;
     }
   }
-  app->sent = &Stats::global().counter("push.sent." + std::string(pushServiceName(cfg.provider)));
+  app->counters = &PushCounters::of(pushServiceName(cfg.provider));
+  app->connections_gauge =
+      Stats::global().gaugeFn("push.connections." + std::string(pushServiceName(cfg.provider)),
+                              [a = app.get()] { return a->openConnections(); });
   app->cfg = std::move(cfg);
   apps_.push_back(std::move(app));
   return Status::ok();
@@ -705,6 +709,11 @@ Result<std::unique_ptr<Http2PushSender>> Http2PushSender::create(std::vector<Pus
                                                                  transport::EventLoop& loop,
                                                                  const PushClock* clock) {
   auto impl = std::make_shared<Impl>(loop, clock);
+  // Every push counter and connection gauge exists from start-up, at 0.
+  for (PushService s : {PushService::kApns, PushService::kFcm, PushService::kWebhook}) {
+    (void)PushCounters::of(pushServiceName(s));
+    (void)Stats::global().gauge("push.connections." + std::string(pushServiceName(s)));
+  }
   for (auto& cfg : apps) {
     if (Status s = impl->addApp(std::move(cfg)); !s) return s;
   }
@@ -723,22 +732,18 @@ void Http2PushSender::send(const PushTarget& target, const CallEvent& event, Pus
       what += " (team " + b.team_id + ")";  // why the "*" app did not take it
     }
     PushOutcome o = outcome(Kind::kPermanent, "no push app configured for " + what);
-    Stats::global()
-        .counter("push.failed." + std::string(providerName(b.provider)) + ".no_app")
-        .inc();
+    PushCounters::of(providerName(b.provider)).count(o);
     SW_LOG_INFO("push: {} (device {})", o.reason, target.device_key);
     done(std::move(o));
     return;
   }
   if (kind == PushKind::kRefresh && !target.binding.canWakeWithoutCall()) {
     // Only a PushKit token: a VoIP push that reports no call gets the app killed (sender.h).
-    Stats::global()
-        .counter("push.failed." + std::string(providerName(target.binding.provider)) +
-                 ".refresh_voip_only")
-        .inc();
+    PushOutcome o = outcome(Kind::kPermanent, std::string(kNoRefreshTokenReason));
+    PushCounters::of(providerName(target.binding.provider)).count(o);
     SW_LOG_INFO("push: refresh for {} not sent: {} (device {})", target.aor,
                 kNoRefreshTokenReason, target.device_key);
-    done(outcome(Kind::kPermanent, std::string(kNoRefreshTokenReason)));
+    done(std::move(o));
     return;
   }
   Job job{target, event, kind, std::move(done)};

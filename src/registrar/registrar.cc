@@ -152,7 +152,8 @@ Registrar::Registrar(RegistrarConfig config, Services services,
       push_bindings_removed_(Stats::global().counter("registrar.push_bindings_removed")),
       push_rejected_(Stats::global().counter("registrar.push_params_rejected")),
       relayed_(Stats::global().counter("registrar.relayed")),
-      relay_refused_(Stats::global().counter("registrar.relay_refused")) {
+      relay_refused_(Stats::global().counter("registrar.relay_refused")),
+      latency_(Stats::global().histogram("registrar.latency")) {
   SIPWAKE_CHECK(reply_on_ != nullptr && wall_clock_ != nullptr);
   SIPWAKE_CHECK(services_.is_local_domain != nullptr);
   SIPWAKE_CHECK(config_.min_expires <= config_.max_expires);
@@ -171,6 +172,11 @@ void Registrar::send(transaction::ServerTransaction& tx, sip::Message&& response
   const int code = response.statusCode();
   if (Status s = tx.respond(std::move(response)); !s) {
     SW_LOG_DEBUG("registrar: cannot send {} on transaction {}: {}", code, tx.id(), s.toString());
+  }
+  if (code >= 200) {
+    latency_.observe(std::chrono::duration_cast<std::chrono::milliseconds>(
+                         layer_.timers().now() - tx.createdAt())
+                         .count());
   }
 }
 

@@ -197,6 +197,7 @@ class Registrar {
   Counter& push_rejected_;
   Counter& relayed_;
   Counter& relay_refused_;
+  Histogram& latency_;  // registrar.latency: request in → final response sent
 };
 
 // `uri` without its push parameters (push::isPushParamName): what may be shown to other users or

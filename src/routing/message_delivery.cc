@@ -11,7 +11,9 @@
 namespace sipwake::routing {
 namespace {
 
-Counter& statCounter(const char* name) { return Stats::global().counter(name); }
+const StatCounter kDelivered{"message.delivered"};
+const StatCounter kDeliveryFailed{"message.delivery_failed"};
+const StatCounter kExpired{"message.expired"};
 
 std::string shortKey(std::string_view device_key) { return std::string(device_key.substr(0, 8)); }
 
@@ -131,9 +133,9 @@ void MessageDelivery::finished(std::uint64_t seq, int code, std::string_view why
   const location::StoredMessage& m = run->queue[run->next];
   const bool ok = code >= 200 && code < 300;
   if (ok) {
-    statCounter("message.delivered").inc();
+    kDelivered.inc();
   } else {
-    statCounter("message.delivery_failed").inc();
+    kDeliveryFailed.inc();
   }
   SW_LOG_INFO("message: stored message {} for {} {} to device {} ({}{}{})", m.id, run->aor,
               ok ? "delivered" : "failed", shortKey(run->device_key), code,
@@ -169,7 +171,7 @@ std::size_t MessageDelivery::sweepExpired() {
   std::vector<location::StoredMessage> expired = deps_.store->sweepExpired(deps_.wall_clock());
   for (const location::StoredMessage& m : expired) {
     for (const std::string& d : m.devices) {
-      statCounter("message.expired").inc();
+      kExpired.inc();
       SW_LOG_INFO("message: stored message {} for {} expired for device {}", m.id, m.aor,
                   shortKey(d));
     }

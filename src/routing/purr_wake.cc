@@ -1,11 +1,16 @@
 // RFC 8599 §6: waking a device for a mid-dialog request that names it by its PURR (wake.h).
 #include "common/log.h"
+#include "common/stats.h"
 #include "registrar/services.h"
 #include "routing/wake.h"
 #include "sip/uri.h"
 
 namespace sipwake::routing {
 namespace {
+
+const StatCounter kPurrUnknown{"wake.purr_unknown"};
+const StatCounter kPurrAwake{"wake.purr_awake"};
+const StatCounter kPurrWakes{"wake.purr_wakes"};
 
 Resolution unknownPushResource() {
   Resolution r;
@@ -31,7 +36,7 @@ std::optional<Resolution> WakeAndWait::resolveMidDialog(ContextId context,
   std::optional<location::PushRecord> record;
   if (purr) record = deps_.push_store->lookupByDevice(purr->device_key);
   if (!record || record->aor != purr->aor || record->expires_at <= wall) {
-    counter("wake.purr_unknown").inc();
+    kPurrUnknown.inc();
     SW_LOG_DEBUG("wake: {} (Call-ID {}): unknown or expired PURR", request.methodText(),
                  request.callId());
     return unknownPushResource();
@@ -41,10 +46,10 @@ std::optional<Resolution> WakeAndWait::resolveMidDialog(ContextId context,
   // Awake (a live SIP binding of this device): on to the dialog's remote target as usual.
   Resolution live = deps_.inner->resolve(context, *aor_uri);
   if (!liveKeysOf(*record, live.targets).empty()) {
-    counter("wake.purr_awake").inc();
+    kPurrAwake.inc();
     return std::nullopt;
   }
-  counter("wake.purr_wakes").inc();
+  kPurrWakes.inc();
   const std::string aor = record->aor;
   std::vector<location::PushRecord> records;
   records.push_back(*std::move(record));

@@ -28,18 +28,31 @@ std::int64_t msSince(TimePoint start, TimePoint now) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(now - start).count();
 }
 
-// Metric-name-safe, bounded copy of a provider reason (reasons come from the network).
-std::string metricWord(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 40)) {
-    bool ok =
-        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-    out.push_back(ok ? c : '_');
-  }
-  return out.empty() ? "unknown" : out;
-}
+const StatCounter kMessageStored{"message.stored"};
+const StatCounter kMessageUserStoreFull{"message.refused.user_store_full"};
+const StatCounter kMessageStoreFull{"message.refused.store_full"};
 
-Counter& statCounter(const std::string& name) { return Stats::global().counter(name); }
+// push.{what}.{provider} of each binding provider (apns, fcm, webpush), resolved at start-up.
+struct ProviderCounters {
+  explicit ProviderCounters(std::string_view what)
+      : by_provider{StatCounter(std::string(what) + ".apns"),
+                    StatCounter(std::string(what) + ".fcm"),
+                    StatCounter(std::string(what) + ".webpush")} {}
+  const StatCounter& operator[](push::Provider p) const {
+    return by_provider[static_cast<std::size_t>(p)];
+  }
+  StatCounter by_provider[3];
+};
+const ProviderCounters kBindingsRemoved{"push.bindings_removed"};
+const ProviderCounters kRepushed{"push.repushed"};
+// Requests held by every WakeAndWait (waiting for a device, or kept until their context ends).
+Gauge& kParkedRequests = Stats::global().gauge("wake.parked_requests");
+// The stages of a wake-up (wake.latency.{stage}), per device pushed by the parked request.
+Histogram& kStagePushSent = Stats::global().histogram("wake.latency.push_sent");
+Histogram& kStageAnswered = Stats::global().histogram("wake.latency.provider_answered");
+Histogram& kStageRegistered = Stats::global().histogram("wake.latency.registered");
+Histogram& kStageRequestOut = Stats::global().histogram("wake.latency.request_out");
+Histogram& kStageTotal = Stats::global().histogram("wake.latency.total");
 
 std::string shortKey(std::string_view device_key) { return std::string(device_key.substr(0, 8)); }
 
@@ -81,7 +94,7 @@ Proxy::Fallback keepMessage(location::MessageStore& store, location::StoredMessa
   auto id = store.add(std::move(m));
   if (id) {
     stored_id = *id;
-    statCounter("message.stored").inc();
+    kMessageStored.inc();
     return Proxy::Fallback{202, "Accepted", 0};
   }
   if (id.status().code() != StatusCode::kOutOfRange) {
@@ -89,10 +102,10 @@ Proxy::Fallback keepMessage(location::MessageStore& store, location::StoredMessa
     return {};
   }
   if (id.status().message() == location::kMessageStoreUserFull) {
-    statCounter("message.refused.user_store_full").inc();
+    kMessageUserStoreFull.inc();
     return Proxy::Fallback{486, "Busy Here - Message Store Full", 0};
   }
-  statCounter("message.refused.store_full").inc();
+  kMessageStoreFull.inc();
   return Proxy::Fallback{
       503, "Service Unavailable - Message Store Full",
       static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(wait).count())};
@@ -187,6 +200,8 @@ struct WakeAndWait::Device {
   int repushes = 0;       // re-pushes sent (RepushPolicy)
   bool accepted = false;  // the provider accepted a push for it
   TimePoint pushed_at{};
+  std::optional<TimePoint> answered_at;  // the provider's first answer
+  TimePoint registered_at{};  // its REGISTER
   TimerService::TimerId retry_timer = 0;
   std::string branch_key;  // kForked: Target::binding_key of its branch
   // This request pushed it; false: another copy of the call (same Call-ID) did, this one only
@@ -245,16 +260,12 @@ WakeAndWait::WakeAndWait(WakeConfig config, Deps deps)
                 deps_.hub != nullptr && deps_.limits != nullptr && deps_.post != nullptr &&
                 deps_.timers != nullptr);
   if (!deps_.wall_clock) deps_.wall_clock = registrar::systemWallClock;
-  for (std::int64_t le : {500, 1000, 2000, 5000, 10000, 30000, -1}) {
-    std::string name =
-        le < 0 ? "wake.latency_ms.le_inf" : "wake.latency_ms.le_" + std::to_string(le);
-    latency_buckets_.emplace_back(le, &Stats::global().counter(name));
-  }
   deps_.hub->attach(deps_.loop, deps_.post, this);
 }
 
 WakeAndWait::~WakeAndWait() {
   deps_.hub->attach(deps_.loop, deps_.post, nullptr);
+  kParkedRequests.add(-static_cast<std::int64_t>(parked_.size()));
   for (auto& [id, p] : parked_) {
     if (p->ring_timer != 0) deps_.timers->cancel(p->ring_timer);
     if (p->cleanup_timer != 0) deps_.timers->cancel(p->cleanup_timer);
@@ -270,8 +281,6 @@ WakeAndWait::~WakeAndWait() {
     }
   }
 }
-
-Counter& WakeAndWait::counter(const std::string& name) { return statCounter(name); }
 
 // The per-call timeline is logged at info and kept by the recorder: callers skip building its
 // strings (a few allocations per event, ~10 µs per woken call) when neither wants it.
@@ -451,7 +460,7 @@ Resolution WakeAndWait::park(ContextId context, const sip::Message& request,
   for (std::size_t i = 0; i < p->devices.size(); ++i) {
     if (p->devices[i].pushed) to_push.push_back(i);
   }
-  parked_[context] = std::move(p);
+  if (parked_.insert_or_assign(context, std::move(p)).second) kParkedRequests.add(1);
   // RFC 8599 §6, mid-dialog: a re-INVITE is the device's call (the VoIP push reports that call,
   // same call_uuid); any other request wakes the app with a refresh push (never VoIP), after
   // which it registers and gets the request.
@@ -473,7 +482,10 @@ void WakeAndWait::sendPush(ContextId id, std::size_t index, push::PushKind kind)
   Device& d = p.devices[index];
   d.retry_timer = 0;
   ++d.attempts;
-  if (d.attempts == 1) d.pushed_at = deps_.timers->now();
+  if (d.attempts == 1) {
+    d.pushed_at = deps_.timers->now();
+    kStagePushSent.observe(msSince(p.start, d.pushed_at));
+  }
   if (timelineOn())
     mark(p, "push sent",
          "push " + std::string(push::pushKindName(kind)) + " sent to " +
@@ -496,7 +508,6 @@ void WakeAndWait::onPushDone(ContextId id, std::size_t index, push::PushKind kin
   if (it == parked_.end()) return;  // the call ended meanwhile (its cancel push covers it)
   Parked& p = *it->second;
   Device& d = p.devices[index];
-  const std::string provider(push::providerName(d.target.binding.provider));
   if (timelineOn()) {
     TimelineStep& s =
         mark(p, "provider answered",
@@ -509,14 +520,16 @@ void WakeAndWait::onPushDone(ContextId id, std::size_t index, push::PushKind kin
     s.reason = out.reason;
     s.outcome = std::string(push::pushOutcomeName(out.kind));
   }
+  if (!d.answered_at) {
+    d.answered_at = deps_.timers->now();
+    kStageAnswered.observe(msSince(d.pushed_at, *d.answered_at));
+  }
   if (out.kind == push::PushOutcome::Kind::kOk) {
-    counter("push.sent." + provider).inc();
     if (d.state == Device::State::kPushing) d.state = Device::State::kWaiting;
     d.accepted = true;
     scheduleRepush(p, index, kind);
     return;
   }
-  counter("push.failed." + provider + "." + metricWord(out.reason)).inc();
   if (d.state == Device::State::kForked) return;  // it registered anyway
   if (out.kind == push::PushOutcome::Kind::kTransient && p.waiting) {
     Duration backoff = out.retry_after.count() > 0
@@ -535,7 +548,7 @@ void WakeAndWait::onPushDone(ContextId id, std::size_t index, push::PushKind kin
     if (out.invalid_since) since = *out.invalid_since;
     auto removed = deps_.push_store->remove(d.target.device_key, since);
     if (removed && *removed) {
-      counter("push.bindings_removed." + provider).inc();
+      kBindingsRemoved[d.target.binding.provider].inc();
       SW_LOG_INFO("wake: push binding {} of {} removed: {}", shortKey(d.target.device_key),
                   d.target.aor, out.reason);
     }
@@ -572,7 +585,7 @@ void WakeAndWait::repush(ContextId id, std::size_t index, push::PushKind kind) {
   }
   ++d.repushes;
   repushes_.inc();
-  counter("push.repushed." + std::string(push::providerName(d.target.binding.provider))).inc();
+  kRepushed[d.target.binding.provider].inc();
   if (timelineOn())
     mark(p, "re-push",
          "no REGISTER from " + shortKey(d.target.device_key) + ": re-push " +
@@ -669,6 +682,7 @@ void WakeAndWait::scheduleCleanup(Parked& p) {
     if (proxy_ != nullptr && proxy_->hasContext(id)) return scheduleCleanup(parked);
     forgetKeys(parked);
     parked_.erase(found);
+    kParkedRequests.add(-1);
   });
 }
 
@@ -727,13 +741,10 @@ void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
   if (targets.empty()) return;
   Target t = std::move(targets.front());
   t.uri = registrar::stripPushUriParams(t.uri);
-  const std::int64_t latency = msSince(d.pushed_at, deps_.timers->now());
-  for (auto& [le, c] : latency_buckets_) {
-    if (!d.pushed) break;  // woken by another copy's push: its latency is counted there
-    if (le < 0 || latency <= le) {
-      c->inc();
-      break;
-    }
+  // A device woken by another copy's push has its latency counted there.
+  if (d.pushed) {
+    d.registered_at = deps_.timers->now();
+    if (d.answered_at) kStageRegistered.observe(msSince(*d.answered_at, d.registered_at));
   }
   if (d.repushes > 0) woken_after_repush_.inc();
   if (timelineOn())
@@ -760,6 +771,7 @@ void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
   }
   if (taken_over != 0) {
     taken_over_.inc();
+    observeRequestOut(p, d);
     if (timelineOn())
       mark(p, "INVITE out",
            "INVITE to old contact of " + shortKey(d.target.device_key) + " taken over", &d);
@@ -772,6 +784,7 @@ void WakeAndWait::onDeviceRegistered(ContextId id, const std::string& key,
     return;
   }
   forked_.inc();
+  observeRequestOut(p, d);
   if (timelineOn())
     mark(p, p.invite ? "INVITE out" : "MESSAGE out",
          "INVITE out to " + shortKey(d.target.device_key), &d);
@@ -796,11 +809,19 @@ std::string WakeAndWait::outcomeOf(const Parked& p, const ContextEnd& end) {
   return p.ring_timed_out ? "ring_timeout" : "forwarded";
 }
 
+void WakeAndWait::observeRequestOut(const Parked& p, const Device& d) {
+  if (!d.pushed) return;
+  const TimePoint now = deps_.timers->now();
+  kStageRequestOut.observe(msSince(d.registered_at, now));
+  kStageTotal.observe(msSince(p.start, now));
+}
+
 void WakeAndWait::onContextEnded(ContextId id, const ContextEnd& end) {
   auto it = parked_.find(id);
   if (it == parked_.end()) return;
   std::unique_ptr<Parked> p = std::move(it->second);
   parked_.erase(it);
+  kParkedRequests.add(-1);
   if (p->ring_timer != 0) deps_.timers->cancel(p->ring_timer);
   if (p->cleanup_timer != 0) deps_.timers->cancel(p->cleanup_timer);
   for (Device& d : p->devices) {
@@ -866,16 +887,10 @@ void WakeAndWait::cancelPushes(Parked& p, const ContextEnd& end) {
            "push " + std::string(push::pushKindName(kind)) + " sent to " +
                shortKey(d.target.device_key),
            &d);
-    const std::string provider(push::providerName(d.target.binding.provider));
     location::PushBindingStore* store = deps_.push_store;
     std::string device_key = d.target.device_key;
-    // Counted from any thread: counters are atomic; the store is thread-safe.
-    deps_.sender->send(d.target, ev, kind, [provider, store, device_key](push::PushOutcome out) {
-      if (out.kind == push::PushOutcome::Kind::kOk) {
-        statCounter("push.sent." + provider).inc();
-        return;
-      }
-      statCounter("push.failed." + provider + "." + metricWord(out.reason)).inc();
+    // Runs on any thread: the store is thread-safe.
+    deps_.sender->send(d.target, ev, kind, [store, device_key](push::PushOutcome out) {
       if (out.kind == push::PushOutcome::Kind::kRemoveBinding) {
         std::optional<location::SysSeconds> since;
         if (out.invalid_since) since = *out.invalid_since;

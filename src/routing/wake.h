@@ -233,7 +233,8 @@ class WakeAndWait final : public TargetResolver {
   // Appends a step (what: TimelineStep's vocabulary; text: the log's words; d: the device).
   TimelineStep& mark(Parked& p, std::string what, std::string text, const Device* d = nullptr);
   static std::string outcomeOf(const Parked& p, const ContextEnd& end);
-  Counter& counter(const std::string& name);
+  // wake.latency.request_out and .total: the woken device `d` gets the request now.
+  void observeRequestOut(const Parked& p, const Device& d);
 
   WakeConfig config_;
   Deps deps_;
@@ -250,7 +251,6 @@ class WakeAndWait final : public TargetResolver {
   Counter& taken_over_;
   Counter& repushes_;
   Counter& woken_after_repush_;
-  std::vector<std::pair<std::int64_t, Counter*>> latency_buckets_;  // wake latency histogram
 };
 
 }  // namespace sipwake::routing

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "common/metrics_summary.h"
 #include "common/prometheus.h"
 #include "common/stats.h"
 #include "push/push_params.h"
@@ -105,7 +106,7 @@ http2::Response metrics(const http2::Request& request) {
   http2::Response r;
   r.status = 200;
   r.headers.push_back({"content-type", std::string(prometheus::kContentType)});
-  r.body = prometheus::renderCounters(Stats::global().snapshot());
+  r.body = prometheus::render(Stats::global().full());
   return r;
 }
 
@@ -273,52 +274,10 @@ json timelineJson(const routing::Timeline& t) {
           {"final", t.final_code}, {"steps", std::move(steps)}};
 }
 
-// Counters of Stats::global() that the status sums up.
-struct CounterTotals {
-  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> pushes;  // provider → sent, failed
-  std::vector<std::pair<std::int64_t, std::uint64_t>> latency;  // bucket bound (-1: +inf) → count
-};
-
-CounterTotals counterTotals() {
-  CounterTotals t;
-  for (const auto& [name, value] : Stats::global().snapshot()) {
-    std::string_view n = name;
-    if (n.rfind("push.sent.", 0) == 0) {
-      t.pushes[std::string(n.substr(10))].first += value;
-    } else if (n.rfind("push.failed.", 0) == 0) {
-      n.remove_prefix(12);
-      t.pushes[std::string(n.substr(0, n.find('.')))].second += value;
-    } else if (n.rfind("wake.latency_ms.le_", 0) == 0) {
-      n.remove_prefix(19);
-      t.latency.emplace_back(n == "inf" ? -1 : std::stoll(std::string(n)), value);
-    }
-  }
-  std::sort(t.latency.begin(), t.latency.end(), [](const auto& a, const auto& b) {
-    return (a.first < 0 ? INT64_MAX : a.first) < (b.first < 0 ? INT64_MAX : b.first);
-  });
-  return t;
-}
-
-// Wake latency (push sent → the device's REGISTER) percentiles from the wake.latency_ms.le_*
-// buckets: the upper bound of the bucket the rank falls in (null in the +inf bucket or with no
-// wake-up counted).
-json latencyJson(const std::vector<std::pair<std::int64_t, std::uint64_t>>& buckets) {
-  std::uint64_t count = 0;
-  for (const auto& b : buckets) count += b.second;
-  json out = {{"count", count}, {"p50", nullptr}, {"p90", nullptr}, {"p99", nullptr}};
-  if (count == 0) return out;
-  for (auto [name, q] : {std::pair{"p50", 0.50}, std::pair{"p90", 0.90}, std::pair{"p99", 0.99}}) {
-    const auto rank = static_cast<std::uint64_t>(q * static_cast<double>(count) + 0.999999);
-    std::uint64_t seen = 0;
-    for (const auto& [le, n] : buckets) {
-      seen += n;
-      if (seen >= rank) {
-        out[name] = le < 0 ? json(nullptr) : json(le);
-        break;
-      }
-    }
-  }
-  return out;
+// Wake-latency percentiles (wake.latency.total, ms) as the status shows them.
+json latencyJson(const MetricsSummary::Latency& l) {
+  auto value = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
+  return {{"count", l.count}, {"p50", value(l.p50)}, {"p90", value(l.p90)}, {"p99", value(l.p99)}};
 }
 
 // One push test: every device's answer, collected from the sender's threads; answered once,
@@ -407,17 +366,20 @@ void AdminApi::handle(const http2::Request& request, http2::Http1Server::Respond
 
   if (path == "/api/status") {
     if (request.method != "GET") return respond(method_not_allowed("GET"));
-    CounterTotals totals = counterTotals();
+    const MetricsSummary summary = summarizeMetrics(Stats::global().full());
     json pushes = json::object();
-    for (const auto& [provider, sf] : totals.pushes) {
-      pushes[provider] = {{"sent", sf.first}, {"failed", sf.second}};
+    for (const auto& [provider, p] : summary.pushes) {
+      pushes[provider] = {{"sent", p.sent}, {"failed", p.failed}};
     }
     const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
         std::chrono::steady_clock::now() - started_);
-    // The transport counts its TCP/TLS connections together (no split per protocol).
-    json connections = {{"udp", 0},       {"tcp", nullptr},
-                        {"tls", nullptr}, {"ws", nullptr},
-                        {"wss", nullptr}, {"total", deps_.connections ? deps_.connections() : 0}};
+    json connections = json::object();
+    std::int64_t total = 0;
+    for (const auto& [transport, n] : summary.connections) {
+      connections[transport] = n;
+      total += n;
+    }
+    connections["total"] = total;
     return respond(jsonResponse(
         200, {{"version", std::string(versionString())},
               {"uptime_s", uptime.count()},
@@ -426,7 +388,7 @@ void AdminApi::handle(const http2::Request& request, http2::Http1Server::Respond
               {"parked", deps_.parked ? deps_.parked() : 0},
               {"connections", std::move(connections)},
               {"pushes", std::move(pushes)},
-              {"wake_latency_ms", latencyJson(totals.latency)},
+              {"wake_latency_ms", latencyJson(summary.wake_latency_ms)},
               {"timelines", deps_.timelines != nullptr ? deps_.timelines->size() : 0}}));
   }
 

@@ -53,7 +53,6 @@ struct AdminDeps {
   push::PushSender* sender = nullptr;
   const routing::TimelineRecorder* timelines = nullptr;  // nullptr: no timelines kept
   std::function<std::size_t()> parked;                   // requests parked for a wake-up now
-  std::function<std::size_t()> connections;              // open TCP/TLS connections
   std::function<Result<ReloadReport>()> reload;
   // Runs a closure on the admin listener's loop (store completions come back there).
   location::Executor post;

@@ -18,6 +18,7 @@
 #include "auth/source_throttle.h"
 #include "common/allocator.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "http2/http1_server.h"
 #include "http2/tls.h"
 #include "location/purr_store.h"
@@ -324,6 +325,9 @@ Status Server::openStores() {
   auto report = (*store)->load(registrar::systemWallClock());
   if (!report.isOk()) return report.status();
   locations_ = std::move(*store);
+  store_gauges_.push_back(Stats::global().gaugeFn(
+      "location.bindings",
+      [s = locations_.get()] { return static_cast<std::int64_t>(s->size()); }));
   auto users = location::UserStore::open(config_.store.path);
   if (!users.isOk()) return users.status();
   users_ = std::move(*users);
@@ -818,6 +822,9 @@ Status Server::start() {
 
   loops_ = std::make_unique<transport::LoopPool>(config_.effectiveWorkers());
   push_ = push;
+  store_gauges_.push_back(Stats::global().gaugeFn(
+      "location.push_bindings",
+      [s = push->store.get()] { return static_cast<std::int64_t>(s->size()); }));
   push->observers.list.push_back(&push->hub);
   push->observers.list.push_back(push->delivery.get());
   if (!config_.push.apps.empty()) {
@@ -988,8 +995,6 @@ Status Server::start() {
     ad.timelines = push->timelines.get();
     routing::WakeLimits* limits = push->limits.get();
     ad.parked = [limits] { return limits->parked(); };
-    transport::TransportLayer* transport = transport_.get();
-    ad.connections = [transport] { return transport->connectionCount(); };
     ad.reload = [this]() -> Result<ReloadReport> {
       ReloadReport report;
       if (Status s = reload(&report); !s) return s;
@@ -1023,6 +1028,7 @@ Status Server::start() {
 std::uint16_t Server::adminPort() const { return admin_ ? admin_->port() : 0; }
 
 void Server::stop() {
+  store_gauges_.clear();  // they read the stores
   if (admin_) admin_->stop();
   if (transport_) transport_->stop();
   if (push_) {

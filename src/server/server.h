@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "common/stats.h"
 #include "common/status.h"
 #include "server/config.h"
 #include "server/reload_report.h"
@@ -136,6 +137,8 @@ class Server {
   std::shared_ptr<PushShared> push_;
   std::unique_ptr<AdminApi> admin_api_;        // what admin_ answers; goes after it
   std::unique_ptr<http2::Http1Server> admin_;  // [admin] listen, on loop 0
+  // location.bindings and location.push_bindings, read from the stores at scrape time.
+  std::vector<Stats::GaugeFnHandle> store_gauges_;
   bool loops_running_ = false;
   std::mutex reload_mu_;                           // one reload at a time
   std::function<Result<Config>()> config_loader_;  // guarded by reload_mu_

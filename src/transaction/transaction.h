@@ -105,6 +105,8 @@ class ServerTransaction {
   const transport::SendTarget& responseTarget() const { return target_; }
   std::uint64_t id() const { return serial_; }  // unique per layer, never reused
   int lastStatusCode() const { return last_status_; }
+  // When the request arrived (the layer's timer clock): for latency metrics.
+  TimePoint createdAt() const { return created_at_; }
 
   ServerTransactionUser* user() const { return user_; }
   // Redirects this transaction's events (nullptr: no more events).
@@ -127,7 +129,8 @@ class ServerTransaction {
 
   TransactionLayer& layer_;
   std::uint64_t serial_;
-  std::string key_;  // index key in the layer's table
+  TimePoint created_at_{};
+  std::string key_;      // index key in the layer's table
   std::string pin_key_;  // RFC 3261 INVITE: transport::inviteAffinityKey, pinned while alive
   ServerState state_ = ServerState::kProceeding;
   sip::Method method_ = sip::Method::kUnknown;

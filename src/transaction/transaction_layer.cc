@@ -303,6 +303,7 @@ ServerTransaction* TransactionLayer::createServer(transport::ReceivedMessage& re
   std::unique_ptr<ServerTransaction> owned(new ServerTransaction(*this, ++next_serial_));
   ServerTransaction* tx = owned.get();
   tx->key_ = key_buf_;
+  tx->created_at_ = timers_.now();
   tx->method_ = m.method();
   tx->invite_ = tx->method_ == sip::Method::kInvite;
   tx->reliable_ = request.protocol != transport::Protocol::kUdp;

@@ -85,6 +85,7 @@ std::size_t protoIndex(Protocol p) { return static_cast<std::size_t>(p); }
 struct TransportLayer::Counters {
   std::array<Counter*, 3> received;
   std::array<Counter*, 3> sent;
+  std::array<Gauge*, 3> open;  // connections open now, per transport (udp stays 0)
   Counter& parse_rejects = Stats::global().counter("transport.parse_rejects");
   Counter& parse_drops = Stats::global().counter("transport.parse_drops");
   Counter& connections_opened = Stats::global().counter("transport.connections_opened");
@@ -110,6 +111,7 @@ struct TransportLayer::Counters {
       for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       received[protoIndex(p)] = &Stats::global().counter("transport." + name + ".received");
       sent[protoIndex(p)] = &Stats::global().counter("transport." + name + ".sent");
+      open[protoIndex(p)] = &Stats::global().gauge("transport.connections." + name);
     }
   }
 };
@@ -1049,6 +1051,7 @@ void TransportLayer::registerConnection(const std::shared_ptr<detail::Connection
   if (!conn->inbound())
     total_connections_.fetch_add(1, std::memory_order_relaxed);  // else admitted
   counters_->connections_opened.inc();
+  counters_->open[protoIndex(conn->protocol())]->add(1);
   states_[conn->flow() & 0xff]->connections.emplace(conn->flow(), conn);
   RemoteKey key{conn->protocol(), conn->remote()};
   Shard& sh = shards_[RemoteKeyHash()(key) % kShards];
@@ -1059,6 +1062,7 @@ void TransportLayer::registerConnection(const std::shared_ptr<detail::Connection
 void TransportLayer::unregisterConnection(detail::Connection& conn) {
   if (!conn.inbound()) total_connections_.fetch_sub(1, std::memory_order_relaxed);
   counters_->connections_closed.inc();
+  counters_->open[protoIndex(conn.protocol())]->add(-1);
   {
     RemoteKey key{conn.protocol(), conn.remote()};
     Shard& sh = shards_[RemoteKeyHash()(key) % kShards];

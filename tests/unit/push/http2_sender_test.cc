@@ -1,6 +1,7 @@
 // Http2PushSender against the real sipwake-fakepns (strict fake APNs + FCM + OAuth2) on loopback,
 // with keys generated at test time. Every wait is bounded (10 s).
 #include "push/http2_sender.h"
+#include "push/push_metrics.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -891,6 +892,46 @@ TEST_F(Http2SenderTest, ApnsInvalidProviderTokenIsPermanentAndCounted) {
   o = sendAndWait(target, event(CallEventKind::kCall), PushKind::kCall);
   ASSERT_TRUE(o);
   EXPECT_EQ(o->kind, PushOutcome::Kind::kRemoveBinding);  // not consumed by a retry
+}
+
+// A reason outside the fixed vocabulary counts as "other" (the label set stays bounded), and one
+// push counts once.
+TEST_F(Http2SenderTest, UnknownProviderReasonIsCountedAsOtherAndEachPushOnce) {
+  makeSender();
+  std::string tok = hexToken('8');
+  ASSERT_EQ(ctl_.op({{"op", "script"},
+                     {"token", tok},
+                     {"responses", json::array({{{"status", 400}, {"reason", "BrandNewReason"}},
+                                                {{"status", 200}}})}})["ok"],
+            true);
+  const std::uint64_t other = counter("push.failed.apns.other");
+  const std::uint64_t sent = counter("push.sent.apns");
+  auto target = apnsTarget(tok, "");
+  auto o = sendAndWait(target, event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->reason, "BrandNewReason");
+  EXPECT_EQ(counter("push.failed.apns.other") - other, 1u);
+  o = sendAndWait(target, event(CallEventKind::kCall), PushKind::kCall);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->kind, PushOutcome::Kind::kOk);
+  EXPECT_EQ(counter("push.sent.apns") - sent, 1u);
+  for (const auto& [name, v] : Stats::global().snapshot()) {
+    EXPECT_EQ(name.find("BrandNewReason"), std::string::npos) << name;
+  }
+}
+
+TEST(PushMetricsTest, ReasonsMapToTheFixedVocabulary) {
+  auto word = [](std::string_view r) { return kFailReasons[failReasonIndex(r)]; };
+  EXPECT_EQ(word("BadDeviceToken"), "BadDeviceToken");
+  EXPECT_EQ(word("UNREGISTERED"), "UNREGISTERED");
+  EXPECT_EQ(word("timed_out"), "timed_out");
+  EXPECT_EQ(word("http_503"), "http_5xx");
+  EXPECT_EQ(word("no push app configured for fcm x"), "no_app");
+  EXPECT_EQ(word(kNoRefreshTokenReason), "refresh_voip_only");
+  EXPECT_EQ(word("provider token: cannot read key"), "credentials");
+  EXPECT_EQ(word("Unregistered\n{}\""), "other");
+  EXPECT_EQ(word(""), "other");
+  EXPECT_EQ(kFailReasons[kFailReasonCount - 1], "other");
 }
 
 TEST_F(Http2SenderTest, FcmUnauthenticatedRefreshesAccessTokenAndRetriesOnce) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <map>
 
 #include "auth/authenticator.h"
 #include "location/purr_store.h"
@@ -249,6 +250,47 @@ TEST_F(WakeTest, SleepingDeviceIsPushedThenGetsTheInviteOnceAndAnswers) {
   EXPECT_TRUE(has(codesTo(alice_.address), 200));
   EXPECT_EQ(sender_.count(push::PushKind::kCancel), 0u);  // the answering device is not told
   EXPECT_EQ(wake_->parkedCount(), 0u);
+}
+
+// The sender counts each push (push.sent / push.failed); the wake layer, which only hands pushes
+// to it, counts none of them again.
+TEST_F(WakeTest, PushOutcomesAreNotCountedAgainByTheWakeLayer) {
+  auto total = [] {
+    std::uint64_t n = 0;
+    for (const auto& [name, v] : Stats::global().snapshot()) {
+      if (name.starts_with("push.sent.") || name.starts_with("push.failed.")) n += v;
+    }
+    return n;
+  };
+  const std::uint64_t before = total();
+  Device d = device('a', bob_);
+  sleeping(d);
+  sender_.script.push_back(outcome(push::PushOutcome::Kind::kTransient, "ServiceUnavailable", 503));
+  invite();
+  timers_.advance(std::chrono::seconds(2));  // the retry after the transient failure
+  ASSERT_EQ(sender_.count(push::PushKind::kCall), 2u);
+  EXPECT_EQ(total(), before);  // the fake sender counts nothing, so nor does anyone else
+}
+
+TEST_F(WakeTest, ParkedGaugeAndEveryWakeStageIsMeasuredOnce) {
+  auto count = [](const std::string& stage) {
+    auto h = Stats::global().histogramSnapshot("wake.latency." + stage);
+    return h ? h->count : 0;
+  };
+  const char* stages[] = {"push_sent", "provider_answered", "registered", "request_out", "total"};
+  std::map<std::string, std::uint64_t> before;
+  for (const char* st : stages) before[st] = count(st);
+  Gauge& parked = Stats::global().gauge("wake.parked_requests");
+  const std::int64_t parked_before = parked.value();
+  Device d = device('a', bob_);
+  sleeping(d);
+  invite();
+  EXPECT_EQ(parked.value() - parked_before, 1);
+  wakes(d);
+  wakes(d);  // a second REGISTER measures nothing again
+  answer(bob_, "INVITE", 200, "OK");
+  EXPECT_EQ(parked.value(), parked_before);
+  for (const char* st : stages) EXPECT_EQ(count(st) - before[st], 1u) << st;
 }
 
 std::string toTagOf(const sip::Message& m) {
