@@ -101,7 +101,8 @@
   }
 
   function ms(v) {
-    return v === null || v === undefined ? "–" : "≤ " + v + " ms";
+    if (v === null || v === undefined) return "–";
+    return (v < 10 ? v.toFixed(1) : v.toFixed(0)) + " ms";
   }
 
   function duration(s) {
