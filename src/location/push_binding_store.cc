@@ -179,7 +179,9 @@ class SqlitePushBindingStore final : public PushBindingStore {
       r.aor = std::string(st->columnText(1));
       r.identity = std::string(st->columnText(2));
       r.binding_key = std::string(st->columnText(3));
-      r.push = std::string(st->columnText(4));
+      auto pb = push::deserialize(st->columnText(4));
+      if (!pb) continue;  // unreadable: left for the sweep (its expiry still holds)
+      r.binding = std::move(*pb);
       r.registered_at = fromUnix(st->columnInt(5));
       r.expires_at = fromUnix(st->columnInt(6));
       if (r.expires_at > now) ++live;
@@ -288,7 +290,7 @@ class SqlitePushBindingStore final : public PushBindingStore {
     (*ins)->bind(2, r.aor);
     (*ins)->bind(3, r.identity);
     (*ins)->bind(4, r.binding_key);
-    (*ins)->bind(5, r.push);
+    (*ins)->bind(5, push::serialize(r.binding));
     (*ins)->bind(6, unixSecs(r.registered_at));
     (*ins)->bind(7, unixSecs(r.expires_at));
     return run(kInsert, "write push binding");

@@ -34,7 +34,7 @@ struct PushRecord {
   std::string aor;
   std::string identity;
   std::string binding_key;  // location::bindingKey() of the SIP binding it was registered with
-  std::string push;         // push::serialize() JSON
+  push::PushBinding binding;
   SysSeconds registered_at{};
   SysSeconds expires_at{};
 

@@ -43,6 +43,19 @@ std::string joinPath(const std::vector<std::string>& path) {
   return out;
 }
 
+// The push column of a bindings row: empty, or push::serialize() JSON. An unreadable one is
+// logged and dropped (the SIP binding itself stays usable).
+std::optional<push::PushBinding> loadPush(std::string_view text, std::string_view aor) {
+  if (text.empty()) return std::nullopt;
+  auto pb = push::deserialize(text);
+  if (!pb) {
+    SW_LOG_WARN("location: unreadable push binding of a binding of {}: {}", aor,
+                pb.status().message());
+    return std::nullopt;
+  }
+  return std::move(*pb);
+}
+
 std::vector<std::string> splitPath(std::string_view text) {
   std::vector<std::string> out;
   while (!text.empty()) {
@@ -177,7 +190,7 @@ class SqliteLocationStore::Impl {
       b.received.flow_id = 0;  // the flow died with the previous process
       b.user_agent = st->columnText(13);
       b.registered_at = fromUnix(st->columnInt(14));
-      b.push = st->columnText(15);
+      b.push = loadPush(st->columnText(15), b.aor);
       b.contact_params = st->columnText(16);
     }
     if (rc != SQLITE_DONE) return sqlite::sqliteError(db_.get(), "load bindings");
@@ -377,7 +390,7 @@ class SqliteLocationStore::Impl {
       upsert_.bind(14, b.received.local_listener);
       upsert_.bind(15, b.user_agent);
       upsert_.bind(16, toUnix(b.registered_at));
-      upsert_.bind(17, b.push);
+      upsert_.bind(17, b.push ? push::serialize(*b.push) : std::string());
       upsert_.bind(18, b.contact_params);
       if (Status s = stepOnce(upsert_, "write binding"); !s) return s;
     }

@@ -457,7 +457,7 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
           op.binding = *push_binding;
           op.record.device_key = push_binding->deviceKey();
           op.record.binding_key = location::bindingKey(b);
-          op.record.push = push::serialize(*push_binding);
+          op.record.binding = *push_binding;
           op.record.registered_at = now;
           op.record.expires_at = now + push_.ttl;
           op.expires = std::min(expires, config_.max_expires);
@@ -487,7 +487,7 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
         change.removals.push_back(std::move(b));
         continue;
       }
-      if (push_binding) b.push = push::serialize(*push_binding);
+      b.push = push_binding;
       if (expires < config_.min_expires) {
         stats_.interval_too_brief.inc();
         return reject(tx, req, 423, "Interval Too Brief",

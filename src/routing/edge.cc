@@ -180,11 +180,9 @@ void EdgeUpstream::onRegistered(std::string_view aor, const location::Binding& b
   if (!isEdgeDomain(domainOf(aor))) return;
   std::string key;
   bool push = false;
-  if (!binding.push.empty()) {
-    if (auto b = push::deserialize(binding.push)) {
-      key = b->deviceKey();
-      push = true;
-    }
+  if (binding.push) {
+    key = binding.push->deviceKey();
+    push = true;
   }
   if (key.empty()) key = location::bindingKey(binding);
   std::weak_ptr<bool> alive = alive_;

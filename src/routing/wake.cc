@@ -142,10 +142,7 @@ void WakeHub::onRegistered(std::string_view aor, const location::Binding& bindin
                            const transport::ReceivedMessage& /*request*/) {
   std::vector<std::string> keys;
   if (!binding.instance_id.empty()) keys.push_back(instanceKey(aor, binding.instance_id));
-  if (!binding.push.empty()) {
-    auto pb = push::deserialize(binding.push);
-    if (pb) keys.push_back(deviceKey(pb->deviceKey()));
-  }
+  if (binding.push) keys.push_back(deviceKey(binding.push->deviceKey()));
   if (keys.empty()) return;
   struct Hit {
     Loop loop;
@@ -337,17 +334,12 @@ Resolution WakeAndWait::park(ContextId context, const sip::Message& request,
   const bool invite = request.method() == sip::Method::kInvite;
   auto p = std::make_unique<Parked>();
   for (location::PushRecord& rec : records) {
-    auto pb = push::deserialize(rec.push);
-    if (!pb) {
-      SW_LOG_WARN("wake: unreadable push binding {} for {}", shortKey(rec.device_key), *aor);
-      continue;
-    }
     const std::string instance =
         rec.identity.starts_with("i:") ? rec.identity.substr(2) : std::string();
     Device d;
     d.live_keys = liveKeysOf(rec, r.targets);
     if (!d.live_keys.empty() && !config_.push_connected_devices) continue;
-    d.target.binding = std::move(*pb);
+    d.target.binding = std::move(rec.binding);
     d.target.aor = *aor;
     d.target.device_key = rec.device_key;
     if (!instance.empty()) d.keys.push_back(WakeHub::instanceKey(*aor, instance));

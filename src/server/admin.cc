@@ -204,9 +204,7 @@ std::int64_t secondsLeft(location::SysSeconds expires, location::SysSeconds now)
 
 // The push device a SIP binding belongs to ("" when it carries no push binding).
 std::string deviceKeyOf(const location::Binding& b) {
-  if (b.push.empty()) return "";
-  auto pb = push::deserialize(b.push);
-  return pb ? pb->deviceKey() : "";
+  return b.push ? b.push->deviceKey() : "";
 }
 
 // The RFC 8599 parameters of a push binding as a Contact would carry them (tokens truncated).
@@ -237,8 +235,7 @@ json bindingsJson(const location::LocationStore& locations,
   }
   json pushes = json::array();
   for (const location::PushRecord& r : push_store.lookupByAor(aor, now)) {
-    auto pb = push::deserialize(r.push);
-    if (!pb) continue;
+    const push::PushBinding* pb = &r.binding;
     pushes.push_back(
         {{"device_key", r.device_key},
          {"provider", std::string(push::providerName(pb->provider))},
@@ -553,7 +550,7 @@ void AdminApi::handle(const http2::Request& request, http2::Http1Server::Respond
     }
     std::vector<std::pair<std::size_t, push::PushTarget>> to_send;
     for (const location::PushRecord& r : records) {
-      auto pb = push::deserialize(r.push);
+      const push::PushBinding* pb = &r.binding;
       json result = {{"device_key", r.device_key}, {"provider", nullptr}, {"app", nullptr},
                      {"token", nullptr},           {"outcome", nullptr},  {"status", nullptr},
                      {"reason", nullptr},          {"apns_id", nullptr}};

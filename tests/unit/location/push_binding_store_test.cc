@@ -19,7 +19,9 @@ enum class StoreKind { kMemory, kSqlite };
 
 PushRecord record(std::string device, std::string aor, std::string identity,
                   SysSeconds expires_at = kNow + 1h) {
-  return PushRecord{std::move(device), std::move(aor), identity, identity, "{}", kNow, expires_at};
+  push::PushBinding binding = testing::tokenBinding(device);
+  return PushRecord{std::move(device), std::move(aor),    identity,  identity,
+                    std::move(binding), kNow,             expires_at};
 }
 
 std::vector<std::string> devicesOf(const PushBindingStore& store, std::string_view aor,

@@ -135,7 +135,7 @@ TEST_F(PushCaptureTest, EveryDialectGivesAPushBindingAndFeatureCaps) {
     EXPECT_EQ(records[0].expires_at, kNow + std::chrono::hours(24 * 30));
     auto bindings = memory_.lookup(aor, kNow);
     ASSERT_EQ(bindings.size(), 1u);
-    EXPECT_FALSE(bindings[0].push.empty());
+    EXPECT_TRUE(bindings[0].push.has_value());
   }
 }
 
@@ -277,7 +277,11 @@ TEST(PushBindingStoreSqlite, SurvivesRestartAndHonoursTheUnregisteredTimestamp) 
     auto store = location::openSqlitePushBindingStore(path.string());
     ASSERT_TRUE(store.isOk()) << store.status().toString();
     ASSERT_TRUE((*store)->load(kNow).isOk());
-    location::PushRecord r{"dev1", "sip:alice@example.com",     "c:sip:a@h", "c:sip:a@h", "{}",
+    location::PushRecord r{"dev1", "sip:alice@example.com",     "c:sip:a@h", "c:sip:a@h", [] {
+                             push::PushBinding b;
+                             b.voip_token = "t1";
+                             return b;
+                           }(),
                            kNow,   kNow + std::chrono::hours(1)};
     ASSERT_TRUE((*store)->upsert(r).isOk());
     location::PushRecord r2 = r;

@@ -144,7 +144,7 @@ class RefreshPushesTest : public ::testing::Test {
     b.contact_uri = "sip:alice@192.0.2.1:5060;transport=tcp";
     b.instance_id = instance;
     b.expires_at = now + expires;
-    if (pb) b.push = push::serialize(*pb);
+    b.push = pb;
     location::RegistrationChange change;
     change.aor = kAor;
     change.call_id = "reg-" + instance;
@@ -166,7 +166,7 @@ class RefreshPushesTest : public ::testing::Test {
       rec.aor = kAor;
       rec.identity = instance;
       rec.binding_key = location::bindingKey(written);
-      rec.push = push::serialize(*pb);
+      rec.binding = *pb;
       rec.registered_at = now;
       rec.expires_at = now + ttl;
       ASSERT_TRUE(push_store_->upsert(rec).isOk());

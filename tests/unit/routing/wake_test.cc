@@ -138,7 +138,7 @@ class WakeTest : public ProxyTest {
     b.received.source_ip = d.ua.address.ip();
     b.received.source_port = d.ua.address.port;
     b.received.flow_id = d.ua.flow;
-    b.push = push::serialize(d.binding);
+    b.push = d.binding;
     b.call_id = "reg-" + d.contact;
     b.cseq = 1;
     return b;
@@ -154,7 +154,7 @@ class WakeTest : public ProxyTest {
     r.identity =
         d.instance.empty() ? "c:" + registrar::stripPushUriParams(d.contact) : "i:" + d.instance;
     r.binding_key = location::bindingKey(b);
-    r.push = push::serialize(d.binding);
+    r.binding = d.binding;
     r.registered_at = kNow;
     r.expires_at = kNow + std::chrono::hours(24 * 30);
     ASSERT_TRUE(push_store_->upsert(r).isOk());
