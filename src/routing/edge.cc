@@ -135,7 +135,7 @@ location::SysSeconds EdgeUpstream::wallNow() const {
 
 void EdgeUpstream::start() {
   std::size_t restored = 0;
-  for (const location::PushRecord& r : deps_.push_store->liveRecords(wallNow())) {
+  for (const location::PushRecord& r : deps_.push_store->livePushRecords(wallNow())) {
     if (!isEdgeDomain(domainOf(r.aor))) continue;
     touch(r.aor, r.device_key, true);
     ++restored;
@@ -343,7 +343,7 @@ void EdgeUpstream::upstreamAnswered() {
 
 bool EdgeUpstream::alive(const Device& d, location::SysSeconds wall) const {
   if (d.push) {
-    auto r = deps_.push_store->lookupByDevice(d.key);
+    auto r = deps_.push_store->lookupPushDevice(d.key);
     return r && r->aor == d.aor && r->expires_at > wall;
   }
   for (const location::Binding& b : deps_.locations->lookup(d.aor, wall)) {

@@ -56,7 +56,7 @@ location::SysSeconds RefreshPushes::wallNow() const {
 
 void RefreshPushes::start() {
   std::size_t n = 0;
-  for (const location::PushRecord& r : deps_.push_store->liveRecords(wallNow())) {
+  for (const location::PushRecord& r : deps_.push_store->livePushRecords(wallNow())) {
     plan(r.device_key);
     ++n;
   }
@@ -87,7 +87,7 @@ void RefreshPushes::plan(const std::string& key) {
     queue_.erase({it->second.due, key});
   }
   std::optional<RefreshPlan> next;
-  std::optional<location::PushRecord> record = deps_.push_store->lookupByDevice(key);
+  std::optional<location::PushRecord> record = deps_.push_store->lookupPushDevice(key);
   std::optional<push::PushBinding> binding;
   if (record && record->expires_at > now) {
     binding = record->binding;

@@ -307,7 +307,7 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
   auto aor = registrar::canonicalAor(uri);
   if (!aor) return r;
   const location::SysSeconds wall = deps_.wall_clock();
-  std::vector<location::PushRecord> records = deps_.push_store->lookupByAor(*aor, wall);
+  std::vector<location::PushRecord> records = deps_.push_store->lookupPush(*aor, wall);
   if (records.empty()) return r;
   return park(context, request, origin, *aor, std::move(records), std::move(r), false);
 }
@@ -526,12 +526,18 @@ void WakeAndWait::onPushDone(ContextId id, std::size_t index, push::PushKind kin
   if (out.kind == push::PushOutcome::Kind::kRemoveBinding) {
     std::optional<location::SysSeconds> since;
     if (out.invalid_since) since = *out.invalid_since;
-    auto removed = deps_.push_store->remove(d.target.device_key, since);
-    if (removed && *removed) {
-      counter("push.bindings_removed." + provider).inc();
-      SW_LOG_INFO("wake: push binding {} of {} removed: {}", shortKey(d.target.device_key),
-                  d.target.aor, out.reason);
-    }
+    // Through the location writer (committed with registrations, off this loop).
+    deps_.push_store->removePushDevice(
+        d.target.aor, d.target.device_key, since, deps_.wall_clock(), deps_.post,
+        [provider, key = shortKey(d.target.device_key), aor = d.target.aor,
+         reason = out.reason](Status s) {
+          if (!s) {
+            SW_LOG_WARN("wake: push binding {} of {} not removed: {}", key, aor, s.message());
+            return;
+          }
+          statCounter("push.bindings_removed." + provider).inc();
+          SW_LOG_INFO("wake: push binding {} of {} removed: {}", key, aor, reason);
+        });
   }
   // A refused re-push: the earlier accepted push may still wake the device.
   if (d.accepted && out.kind != push::PushOutcome::Kind::kRemoveBinding) return;
@@ -609,7 +615,7 @@ void WakeAndWait::storeMessageAndStop(Parked& p) {
   location::StoredMessage m = std::move(*p.message);
   p.message.reset();
   // Every push device of the user but those the request reached.
-  for (const location::PushRecord& r : deps_.push_store->lookupByAor(m.aor, deps_.wall_clock())) {
+  for (const location::PushRecord& r : deps_.push_store->lookupPush(m.aor, deps_.wall_clock())) {
     const bool forked = std::any_of(p.devices.begin(), p.devices.end(), [&](const Device& d) {
       return d.state == Device::State::kForked && d.target.device_key == r.device_key;
     });
@@ -840,10 +846,13 @@ void WakeAndWait::cancelPushes(Parked& p, const ContextEnd& end) {
                shortKey(d.target.device_key),
            &d);
     const std::string provider(push::providerName(d.target.binding.provider));
-    location::PushBindingStore* store = deps_.push_store;
+    location::LocationStore* store = deps_.push_store;
     std::string device_key = d.target.device_key;
+    std::string aor = d.target.aor;
+    auto wall = deps_.wall_clock;
     // Counted from any thread: counters are atomic; the store is thread-safe.
-    deps_.sender->send(d.target, ev, kind, [provider, store, device_key](push::PushOutcome out) {
+    deps_.sender->send(d.target, ev, kind, [provider, store, device_key, aor,
+                                            wall](push::PushOutcome out) {
       if (out.kind == push::PushOutcome::Kind::kOk) {
         statCounter("push.sent." + provider).inc();
         return;
@@ -852,7 +861,8 @@ void WakeAndWait::cancelPushes(Parked& p, const ContextEnd& end) {
       if (out.kind == push::PushOutcome::Kind::kRemoveBinding) {
         std::optional<location::SysSeconds> since;
         if (out.invalid_since) since = *out.invalid_since;
-        (void)store->remove(device_key, since);
+        store->removePushDevice(aor, device_key, since, wall(),
+                                [](std::function<void()> f) { f(); }, [](Status) {});
       }
     });
   }
