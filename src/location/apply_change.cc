@@ -48,6 +48,23 @@ Status checkOrdering(const Binding& existing, const RegistrationChange& c) {
 
 }  // namespace
 
+void LocationStore::removePushDevice(std::string aor, std::string device_key,
+                                     std::optional<SysSeconds> unless_registered_after,
+                                     SysSeconds now, Executor reply_on,
+                                     std::function<void(Status)> done) {
+  RegistrationChange change;
+  change.aor = std::move(aor);
+  change.now = now;
+  PushOp& op = change.push_ops.emplace_back();
+  op.kind = PushOp::Kind::kRemoveDevice;
+  op.record.device_key = std::move(device_key);
+  op.unless_registered_after = unless_registered_after;
+  applyRegistration(std::move(change), std::move(reply_on),
+                    [done = std::move(done)](Result<std::vector<Binding>> r) {
+                      done(r.isOk() ? Status::ok() : r.status());
+                    });
+}
+
 Result<AppliedChange> applyRegistrationChange(const std::vector<Binding>& current,
                                               const RegistrationChange& change) {
   if (Status s = validate(change); !s) return s;

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/push_binding.h"
+
 namespace sipwake::location {
 
 // Wall-clock seconds. Binding expiry survives restarts, so it is wall time, never steady_clock.
@@ -42,7 +44,8 @@ struct Binding {
   std::string user_agent;
   SysSeconds
       registered_at{};  // time of the REGISTER that last wrote this binding (set by the store)
-  std::string push;     // opaque JSON text owned by the push layer; may be empty
+  // The push binding the Contact carried (typed; stored as JSON on disk, parsed only at load).
+  std::optional<push::PushBinding> push;
   // The Contact's header parameters as written (";+sip.instance=\"<urn:...>\";reg-id=1;..."),
   // except expires and q (held above); URI parameters are part of contact_uri. Empty if none.
   std::string contact_params;

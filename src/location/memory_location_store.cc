@@ -14,16 +14,22 @@ Result<LoadReport> MemoryLocationStore::load(SysSeconds /*now*/) {
 void MemoryLocationStore::applyRegistration(RegistrationChange change, Executor reply_on,
                                             Done done) {
   Result<std::vector<Binding>> result = unavailable("not applied");
-  index_.update(change.aor, [&](const BindingIndex::Snapshot& cur) -> BindingIndex::Snapshot {
+  {
+    std::lock_guard lock(write_mu_);
     static const std::vector<Binding> kEmpty;
+    BindingIndex::Snapshot cur = index_.get(change.aor);
     Result<AppliedChange> applied = applyRegistrationChange(cur ? *cur : kEmpty, change);
     if (!applied) {
       result = applied.status();
-      return cur;
+    } else {
+      PushIndex::Batch push_batch(push_);
+      for (const PushOp& op : change.push_ops) push_batch.apply(change.aor, op);
+      result = applied->bindings;
+      index_.put(change.aor,
+                 std::make_shared<const std::vector<Binding>>(std::move(applied->bindings)));
+      push_batch.publish(push_);
     }
-    result = applied->bindings;
-    return std::make_shared<const std::vector<Binding>>(std::move(applied->bindings));
-  });
+  }
   reply_on(
       [done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
 }
@@ -32,6 +38,21 @@ std::vector<Binding> MemoryLocationStore::lookup(std::string_view aor, SysSecond
   return index_.lookup(aor, now);
 }
 
-std::size_t MemoryLocationStore::sweepExpired(SysSeconds now) { return index_.sweepExpired(now); }
+std::size_t MemoryLocationStore::sweepExpired(SysSeconds now) {
+  std::lock_guard lock(write_mu_);
+  push_.sweepExpired(now);
+  return index_.sweepExpired(now);
+}
+
+std::vector<PushRecord> MemoryLocationStore::lookupPush(std::string_view aor,
+                                                        SysSeconds now) const {
+  return push_.byAor(aor, now);
+}
+std::optional<PushRecord> MemoryLocationStore::lookupPushDevice(std::string_view key) const {
+  return push_.byDevice(key);
+}
+std::vector<PushRecord> MemoryLocationStore::livePushRecords(SysSeconds now) const {
+  return push_.live(now);
+}
 
 }  // namespace sipwake::location

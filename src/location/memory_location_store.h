@@ -1,8 +1,11 @@
 // LocationStore without persistence: for unit tests and for a single node that accepts losing
-// its bindings on restart. Every operation completes inline, under the AOR's shard lock.
+// its bindings on restart. Every write completes inline, one at a time (under write_mu_).
 #pragma once
 
+#include <mutex>
+
 #include "location/binding_index.h"
+#include "location/push_index.h"
 #include "location/location_store.h"
 
 namespace sipwake::location {
@@ -18,9 +21,15 @@ class MemoryLocationStore final : public LocationStore {
   std::vector<Binding> lookup(std::string_view aor, SysSeconds now) const override;
   std::size_t sweepExpired(SysSeconds now) override;
   std::size_t size() const override { return index_.size(); }
+  std::vector<PushRecord> lookupPush(std::string_view aor, SysSeconds now) const override;
+  std::optional<PushRecord> lookupPushDevice(std::string_view device_key) const override;
+  std::vector<PushRecord> livePushRecords(SysSeconds now) const override;
+  std::size_t pushSize() const override { return push_.size(); }
 
  private:
+  std::mutex write_mu_;  // one writer at a time (reads take no lock of this store)
   BindingIndex index_;
+  PushIndex push_;
 };
 
 }  // namespace sipwake::location

@@ -52,7 +52,7 @@ CREATE TABLE users (
     R"sql(
 ALTER TABLE bindings ADD COLUMN contact_params TEXT NOT NULL DEFAULT '';
 )sql",
-    // 2 -> 3: push bindings (PushBindingStore), which outlive the SIP bindings they came with.
+    // 2 -> 3: push bindings (LocationStore push records), which outlive the SIP bindings.
     R"sql(
 CREATE TABLE push_bindings (
   device_key    TEXT    NOT NULL PRIMARY KEY,  -- push::PushBinding::deviceKey() (no token)

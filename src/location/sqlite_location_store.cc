@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/stats.h"
 #include "location/binding_index.h"
+#include "location/push_index.h"
 #include "location/sqlite_db.h"
 
 namespace sipwake::location {
@@ -24,6 +25,17 @@ constexpr std::string_view kUpsertSql =
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 constexpr std::string_view kDeleteSql = "DELETE FROM bindings WHERE aor = ?1 AND binding_key = ?2";
 constexpr std::string_view kSweepSql = "DELETE FROM bindings WHERE expires_at <= ?1";
+// Push bindings (schema v3 table push_bindings; the push column is push::serialize() JSON).
+constexpr std::string_view kPushReplaceSql =
+    "DELETE FROM push_bindings WHERE device_key = ?1 OR (aor = ?2 AND identity = ?3)";
+constexpr std::string_view kPushInsertSql =
+    "INSERT INTO push_bindings (device_key, aor, identity, binding_key, push, registered_at, "
+    "expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+constexpr std::string_view kPushDeleteSql = "DELETE FROM push_bindings WHERE device_key = ?1";
+constexpr std::string_view kPushSweepSql = "DELETE FROM push_bindings WHERE expires_at <= ?1";
+constexpr std::string_view kPushLoadSql =
+    "SELECT device_key, aor, identity, binding_key, push, registered_at, expires_at "
+    "FROM push_bindings";
 // The primary key (aor, binding_key) clusters a WITHOUT ROWID table, so ORDER BY aor is free and
 // each AOR's rows arrive together.
 constexpr std::string_view kLoadSql =
@@ -41,6 +53,19 @@ std::string joinPath(const std::vector<std::string>& path) {
     out.append(path[i]);
   }
   return out;
+}
+
+// The push column of a bindings row: empty, or push::serialize() JSON. An unreadable one is
+// logged and dropped (the SIP binding itself stays usable).
+std::optional<push::PushBinding> pushOfRow(std::string_view text, std::string_view aor) {
+  if (text.empty()) return std::nullopt;
+  auto pb = push::deserialize(text);
+  if (!pb) {
+    SW_LOG_WARN("location: unreadable push binding of a binding of {}: {}", aor,
+                pb.status().message());
+    return std::nullopt;
+  }
+  return std::move(*pb);
 }
 
 std::vector<std::string> splitPath(std::string_view text) {
@@ -115,7 +140,9 @@ class SqliteLocationStore::Impl {
       std::string_view sql;
     } const statements[] = {{&begin_, "BEGIN IMMEDIATE"}, {&commit_, "COMMIT"},
                             {&rollback_, "ROLLBACK"},     {&upsert_, kUpsertSql},
-                            {&delete_, kDeleteSql},       {&sweep_, kSweepSql}};
+                            {&delete_, kDeleteSql},       {&sweep_, kSweepSql},
+                            {&push_replace_, kPushReplaceSql}, {&push_insert_, kPushInsertSql},
+                            {&push_delete_, kPushDeleteSql},   {&push_sweep_, kPushSweepSql}};
     for (const auto& s : statements) {
       Result<sqlite::Statement> st = sqlite::Statement::prepare(db_.get(), s.sql);
       if (!st) return st.status();
@@ -178,18 +205,21 @@ class SqliteLocationStore::Impl {
       b.received.flow_id = 0;  // the flow died with the previous process
       b.user_agent = st->columnText(13);
       b.registered_at = fromUnix(st->columnInt(14));
-      b.push = st->columnText(15);
+      b.push = pushOfRow(st->columnText(15), b.aor);
       b.contact_params = st->columnText(16);
     }
     if (rc != SQLITE_DONE) return sqlite::sqliteError(db_.get(), "load bindings");
     flush();
+    if (Status s = loadPush(now); !s) return s;
     report.bindings = index_.size();
     report.aors = index_.aorCount();
     report.duration = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - start);
-    SW_LOG_INFO("location: loaded {} bindings of {} AORs from {} in {} ms ({} expired skipped)",
-                report.bindings, report.aors, path_, report.duration.count() / 1000,
-                report.expired_skipped);
+    SW_LOG_INFO(
+        "location: loaded {} bindings of {} AORs and {} push bindings from {} in {} ms ({} "
+        "expired skipped)",
+        report.bindings, report.aors, push_.size(), path_, report.duration.count() / 1000,
+        report.expired_skipped);
     checkpointer_ = std::thread([this] { runCheckpointer(); });
     writer_ = std::thread([this] { run(); });
     loaded_.store(true);  // after writer_ is set: sweep() reads writer_ once it sees loaded_
@@ -244,8 +274,64 @@ class SqliteLocationStore::Impl {
   }
 
   BindingIndex index_;
+  PushIndex push_;
 
  private:
+  // The push_bindings rows, parsed once here (memory holds them typed). Expired rows are loaded
+  // too (the sweep deletes them); unreadable ones are logged and left to expire.
+  Status loadPush(SysSeconds now) {
+    Result<sqlite::Statement> st = sqlite::Statement::prepare(db_.get(), kPushLoadSql);
+    if (!st) return st.status();
+    PushIndex::Batch batch(push_);
+    std::size_t unreadable = 0;
+    int rc;
+    while ((rc = st->step()) == SQLITE_ROW) {
+      PushRecord r;
+      r.device_key = st->columnText(0);
+      r.aor = st->columnText(1);
+      r.identity = st->columnText(2);
+      r.binding_key = st->columnText(3);
+      auto pb = push::deserialize(st->columnText(4));
+      if (!pb) {
+        ++unreadable;
+        continue;
+      }
+      r.binding = std::move(*pb);
+      r.registered_at = fromUnix(st->columnInt(5));
+      r.expires_at = fromUnix(st->columnInt(6));
+      batch.loaded(std::move(r));
+    }
+    if (rc != SQLITE_DONE) return sqlite::sqliteError(db_.get(), "load push bindings");
+    batch.publish(push_);
+    if (unreadable != 0) SW_LOG_WARN("location: {} unreadable push bindings skipped", unreadable);
+    (void)now;
+    return Status::ok();
+  }
+
+  Status writePush(const std::vector<PushIndex::Write>& writes) {
+    for (const PushIndex::Write& w : writes) {
+      if (!w.insert) {
+        push_delete_.bind(1, w.device_key);
+        if (Status s = stepOnce(push_delete_, "delete push binding"); !s) return s;
+        continue;
+      }
+      const PushRecord& r = w.record;
+      push_replace_.bind(1, r.device_key);
+      push_replace_.bind(2, r.aor);
+      push_replace_.bind(3, r.identity);
+      if (Status s = stepOnce(push_replace_, "replace push binding"); !s) return s;
+      push_insert_.bind(1, r.device_key);
+      push_insert_.bind(2, r.aor);
+      push_insert_.bind(3, r.identity);
+      push_insert_.bind(4, r.binding_key);
+      push_insert_.bind(5, push::serialize(r.binding));
+      push_insert_.bind(6, toUnix(r.registered_at));
+      push_insert_.bind(7, toUnix(r.expires_at));
+      if (Status s = stepOnce(push_insert_, "write push binding"); !s) return s;
+    }
+    return Status::ok();
+  }
+
   // WAL frames after which the checkpointer checkpoints (SQLite's own default threshold).
   static constexpr int kCheckpointFrames = 1000;
 
@@ -378,7 +464,7 @@ class SqliteLocationStore::Impl {
       upsert_.bind(14, b.received.local_listener);
       upsert_.bind(15, b.user_agent);
       upsert_.bind(16, toUnix(b.registered_at));
-      upsert_.bind(17, b.push);
+      upsert_.bind(17, b.push ? push::serialize(*b.push) : std::string());
       upsert_.bind(18, b.contact_params);
       if (Status s = stepOnce(upsert_, "write binding"); !s) return s;
     }
@@ -394,6 +480,7 @@ class SqliteLocationStore::Impl {
     std::vector<Result<std::vector<Binding>>> outcomes;
     outcomes.reserve(batch.size());
     std::unordered_map<std::string, BindingIndex::Snapshot> overlay;
+    PushIndex::Batch push_batch(push_);
     Status failure = begun ? Status::ok() : stepOnce(begin_, "begin transaction");
     for (RegistrationJob& job : batch) {
       if (!failure.isOk()) {
@@ -410,7 +497,14 @@ class SqliteLocationStore::Impl {
         outcomes.emplace_back(applied.status());
         continue;
       }
-      if (Status s = writeChange(aor, *applied); !s) {
+      const std::size_t push_writes_before = push_batch.writes().size();
+      for (const PushOp& op : job.change.push_ops) push_batch.apply(aor, op);
+      Status s = writeChange(aor, *applied);
+      if (s) {
+        s = writePush({push_batch.writes().begin() + push_writes_before,
+                       push_batch.writes().end()});
+      }
+      if (!s) {
         failure = std::move(s);
         outcomes.emplace_back(failure);
         continue;
@@ -433,6 +527,12 @@ class SqliteLocationStore::Impl {
       }
     } else {
       for (auto& [aor, snapshot] : overlay) index_.put(aor, std::move(snapshot));
+      push_batch.publish(push_);
+      for (const PushRecord& m : push_batch.moved()) {
+        // The device key only: never a token, never the former owner's AOR.
+        SW_LOG_INFO("location: push device {} moved; its former binding is removed",
+                    m.device_key);
+      }
       for (const auto& outcome : outcomes) {
         if (outcome.isOk()) committed_.inc();
       }
@@ -452,6 +552,12 @@ class SqliteLocationStore::Impl {
       write_errors_.inc();
       SW_LOG_WARN("location: {}", s.message());
     }
+    push_sweep_.bind(1, toUnix(now));
+    if (Status s = stepOnce(push_sweep_, "sweep expired push bindings"); !s) {
+      write_errors_.inc();
+      SW_LOG_WARN("location: {}", s.message());
+    }
+    push_.sweepExpired(now);
     std::size_t n = index_.sweepExpired(now);
     swept_.inc(n);
     return n;
@@ -462,6 +568,7 @@ class SqliteLocationStore::Impl {
   sqlite::DbHandle checkpoint_db_;  // checkpointer thread only
   sqlite::DbHandle db_;  // declared before the statements: closed after they are finalized
   sqlite::Statement begin_, commit_, rollback_, upsert_, delete_, sweep_;
+  sqlite::Statement push_replace_, push_insert_, push_delete_, push_sweep_;
   // Guards db_ and the statements: held by the writer for a batch, sweep or checkpoint, and by
   // a caller of applyRegistration() committing inline. Lock order: mu_, then db_mu_.
   std::mutex db_mu_;
@@ -516,5 +623,17 @@ std::vector<Binding> SqliteLocationStore::lookup(std::string_view aor, SysSecond
 std::size_t SqliteLocationStore::sweepExpired(SysSeconds now) { return impl_->sweep(now); }
 
 std::size_t SqliteLocationStore::size() const { return impl_->index_.size(); }
+
+std::vector<PushRecord> SqliteLocationStore::lookupPush(std::string_view aor,
+                                                        SysSeconds now) const {
+  return impl_->push_.byAor(aor, now);
+}
+std::optional<PushRecord> SqliteLocationStore::lookupPushDevice(std::string_view key) const {
+  return impl_->push_.byDevice(key);
+}
+std::vector<PushRecord> SqliteLocationStore::livePushRecords(SysSeconds now) const {
+  return impl_->push_.live(now);
+}
+std::size_t SqliteLocationStore::pushSize() const { return impl_->push_.size(); }
 
 }  // namespace sipwake::location

@@ -49,6 +49,10 @@ class SqliteLocationStore final : public LocationStore {
   // REQUIRES: not called from a `done` callback that runs on the writer thread.
   std::size_t sweepExpired(SysSeconds now) override;
   std::size_t size() const override;
+  std::vector<PushRecord> lookupPush(std::string_view aor, SysSeconds now) const override;
+  std::optional<PushRecord> lookupPushDevice(std::string_view device_key) const override;
+  std::vector<PushRecord> livePushRecords(SysSeconds now) const override;
+  std::size_t pushSize() const override;
 
   class Impl;  // public only so the .cc can define helpers on it
 

@@ -116,14 +116,14 @@ struct Registrar::Pending {
   SysSeconds now{};
   bool outbound = false;  // reg-id honoured: answer with Require: outbound
   std::string path_echo;  // Path values to copy into the 200 (UA supports path)
-  // Push binding writes, applied after the SIP bindings are durable and before the 200 OK.
-  struct PushOp {
-    enum class Kind : std::uint8_t { kUpsert, kOptOut, kOptOutAll } kind = Kind::kUpsert;
-    location::PushRecord record;  // kUpsert; kOptOut uses aor + identity
-    push::PushBinding binding;    // kUpsert
-    std::uint32_t expires = 0;    // the Contact's SIP expiry (for +sip.pnsreg)
+  // Push bindings this REGISTER writes (they travel in its RegistrationChange), for Feature-Caps.
+  struct PushUpsert {
+    push::PushBinding binding;
+    std::string device_key;
+    std::uint32_t expires = 0;  // the Contact's SIP expiry (for +sip.pnsreg)
   };
-  std::vector<PushOp> push_ops;
+  std::vector<PushUpsert> push_upserts;
+  std::size_t push_removals = 0;  // opt-outs of devices that had a push binding
 };
 
 Registrar::Registrar(RegistrarConfig config, Services services,
@@ -161,11 +161,7 @@ Registrar::Registrar(RegistrarConfig config, Services services,
 
 std::string_view Registrar::supportedHeader() { return kSupported; }
 
-void Registrar::setPushCapture(PushCaptureConfig config, location::PushBindingStore* store) {
-  SIPWAKE_CHECK(!config.enabled || store != nullptr);
-  push_ = std::move(config);
-  push_store_ = store;
-}
+void Registrar::setPushCapture(PushCaptureConfig config) { push_ = std::move(config); }
 
 void Registrar::send(transaction::ServerTransaction& tx, sip::Message&& response) {
   if (!config_.server_header.empty()) response.appendHeader("Server", config_.server_header);
@@ -394,10 +390,10 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
     relay_request.remove_all = true;
     if (push_.enabled) {
       // "Contact: *" is a log-out: the phone must not be woken for this AOR any more either.
-      Pending::PushOp op;
-      op.kind = Pending::PushOp::Kind::kOptOutAll;
-      op.record.aor = pending->aor;
-      pending->push_ops.push_back(std::move(op));
+      location::PushOp op;
+      op.kind = location::PushOp::Kind::kRemoveAll;
+      pending->push_removals = services_.locations.lookupPush(pending->aor, SysSeconds{}).size();
+      change.push_ops.push_back(std::move(op));
     }
   } else {
     std::vector<std::string> path_values;
@@ -453,33 +449,33 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
           return reject(tx, req, parsed.error().sip_code, parsed.error().reason);
         }
         push_binding = std::move(parsed.value());
-        Pending::PushOp op;
+        location::PushOp op;
         op.record.aor = pending->aor;
         op.record.identity = deviceIdentity(b);
         if (push_binding) {
           // Also on an un-REGISTER (expires 0): the app went to the background; the push
           // binding stays and its TTL is renewed.
-          op.kind = Pending::PushOp::Kind::kUpsert;
-          op.binding = *push_binding;
+          op.kind = location::PushOp::Kind::kUpsert;
           op.record.device_key = push_binding->deviceKey();
           op.record.binding_key = location::bindingKey(b);
-          op.record.push = push::serialize(*push_binding);
+          op.record.binding = *push_binding;
           op.record.registered_at = now;
           op.record.expires_at = now + push_.ttl;
-          op.expires = std::min(expires, config_.max_expires);
+          pending->push_upserts.push_back(
+              {*push_binding, op.record.device_key, std::min(expires, config_.max_expires)});
+          change.push_ops.push_back(std::move(op));
         } else {
-          op.kind = Pending::PushOp::Kind::kOptOut;  // registered without push params
-          if (relayed) {
+          // Registered without push params: the device opts out of push.
+          for (const location::PushRecord& r :
+               services_.locations.lookupPush(pending->aor, SysSeconds{})) {
+            if (r.identity != op.record.identity) continue;
+            ++pending->push_removals;
             // The device's push binding goes, and with it its upstream binding.
-            for (const location::PushRecord& r :
-                 push_store_->lookupByAor(pending->aor, SysSeconds{})) {
-              if (r.identity == op.record.identity) {
-                relay_request.devices.push_back({r.device_key, true, true, false});
-              }
-            }
+            if (relayed) relay_request.devices.push_back({r.device_key, true, true, false});
           }
+          op.kind = location::PushOp::Kind::kRemoveIdentity;
+          change.push_ops.push_back(std::move(op));
         }
-        pending->push_ops.push_back(std::move(op));
       }
       if (relayed) {
         RegisterRelay::Device d;
@@ -493,7 +489,7 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
         change.removals.push_back(std::move(b));
         continue;
       }
-      if (push_binding) b.push = push::serialize(*push_binding);
+      b.push = push_binding;
       if (expires < config_.min_expires) {
         stats_.interval_too_brief.inc();
         return reject(tx, req, 423, "Interval Too Brief",
@@ -586,38 +582,10 @@ void Registrar::finish(Pending& p, Result<std::vector<Binding>> result) {
     return reject(tx, req, 500, "Server Internal Error",
                   {{"Retry-After", std::to_string(config_.retry_after_s)}});
   }
-  for (const Pending::PushOp& op : p.push_ops) {
-    if (op.kind == Pending::PushOp::Kind::kOptOutAll) {
-      for (const location::PushRecord& r : push_store_->lookupByAor(op.record.aor, SysSeconds{})) {
-        auto removed = push_store_->remove(r.device_key);
-        if (removed && *removed) push_bindings_removed_.inc();
-      }
-      continue;
-    }
-    if (op.kind == Pending::PushOp::Kind::kOptOut) {
-      auto removed = push_store_->removeIdentity(op.record.aor, op.record.identity);
-      if (removed && *removed) {
-        push_bindings_removed_.inc();
-        SW_LOG_INFO("registrar: {} opted out of push (REGISTER without push params)", p.aor);
-      }
-      if (removed) continue;
-      stats_.store_errors.inc();
-      return reject(tx, req, 500, "Server Internal Error",
-                    {{"Retry-After", std::to_string(config_.retry_after_s)}});
-    }
-    auto moved = push_store_->upsert(op.record);
-    if (!moved) {
-      stats_.store_errors.inc();
-      SW_LOG_WARN("registrar: push binding for {} not stored: {}", p.aor, moved.status().message());
-      return reject(tx, req, 500, "Server Internal Error",
-                    {{"Retry-After", std::to_string(config_.retry_after_s)}});
-    }
-    push_bindings_written_.inc();
-    if (!moved->empty()) {
-      // The device key only: never a token, never the former owner's AOR.
-      SW_LOG_INFO("registrar: push device {} moved to {}; its former binding is removed",
-                  op.record.device_key, p.aor);
-    }
+  push_bindings_written_.inc(p.push_upserts.size());
+  if (p.push_removals != 0) {
+    push_bindings_removed_.inc(p.push_removals);
+    SW_LOG_INFO("registrar: {} opted out of push (REGISTER without push params)", p.aor);
   }
   const std::vector<Binding>& bindings = *result;
   answerOk(tx, p, bindings);
@@ -656,8 +624,7 @@ void Registrar::answerOk(transaction::ServerTransaction& tx, const Pending& p,
   if (p.outbound) response.appendHeader("Require", "outbound");
   // RFC 8599 §4.1.1: one Feature-Caps per PNS type we will push through for this REGISTER.
   std::vector<push::Provider> announced;
-  for (const Pending::PushOp& op : p.push_ops) {
-    if (op.kind != Pending::PushOp::Kind::kUpsert) continue;
+  for (const Pending::PushUpsert& op : p.push_upserts) {
     if (std::find(announced.begin(), announced.end(), op.binding.provider) != announced.end()) {
       continue;
     }
@@ -668,7 +635,7 @@ void Registrar::answerOk(transaction::ServerTransaction& tx, const Pending& p,
     std::string caps = push::featureCapsValue(op.binding, pnsreg);
     if (purrs_ != nullptr) {
       // RFC 8599 §6 / RFC 6809: a string value, quoted. A store failure costs only the PURR.
-      auto purr = purrs_->issue(op.record.device_key, op.record.aor, p.now);
+      auto purr = purrs_->issue(op.device_key, p.aor, p.now);
       if (purr) {
         caps.append(";+sip.pnspurr=\"").append(*purr).append("\"");
       } else {

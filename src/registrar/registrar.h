@@ -38,7 +38,6 @@
 #include "common/stats.h"
 #include "location/location_store.h"
 #include "location/purr_store.h"
-#include "location/push_binding_store.h"
 #include "push/push_params.h"
 #include "registrar/services.h"
 #include "transaction/transaction_layer.h"
@@ -132,11 +131,11 @@ class Registrar {
 
   // nullptr: none. The observer must outlive the registrar.
   void setObserver(RegistrationObserver* observer) { observer_ = observer; }
-  // Push capture. With config.enabled, `store` is required and must outlive the registrar.
-  // Each REGISTER Contact's push params are parsed (400 naming the param / 555 for an unserved
-  // provider); after the SIP bindings are durable the push binding is written (or removed when
-  // a device registers without push params) before the 200 OK, which carries Feature-Caps.
-  void setPushCapture(PushCaptureConfig config, location::PushBindingStore* store);
+  // Push capture. Each REGISTER Contact's push params are parsed (400 naming the param / 555 for
+  // an unserved provider); the push binding (or its removal when a device registers without push
+  // params) travels in the RegistrationChange, so the location store commits it in the same
+  // transaction as the SIP bindings, before the 200 OK, which carries Feature-Caps.
+  void setPushCapture(PushCaptureConfig config);
 
   // RFC 8599 §6: with a PURR store, the Feature-Caps of each provider in the 200 OK to a push
   // REGISTER also carries `+sip.pnspurr="<PURR>"` for the first device of that provider in the
@@ -190,7 +189,6 @@ class Registrar {
   RegisterRelay* relay_ = nullptr;
   Counters stats_;
   PushCaptureConfig push_;
-  location::PushBindingStore* push_store_ = nullptr;
   location::PurrStore* purrs_ = nullptr;
   Counter& push_bindings_written_;
   Counter& push_bindings_removed_;

@@ -135,7 +135,7 @@ location::SysSeconds EdgeUpstream::wallNow() const {
 
 void EdgeUpstream::start() {
   std::size_t restored = 0;
-  for (const location::PushRecord& r : deps_.push_store->liveRecords(wallNow())) {
+  for (const location::PushRecord& r : deps_.push_store->livePushRecords(wallNow())) {
     if (!isEdgeDomain(domainOf(r.aor))) continue;
     touch(r.aor, r.device_key, true);
     ++restored;
@@ -180,11 +180,9 @@ void EdgeUpstream::onRegistered(std::string_view aor, const location::Binding& b
   if (!isEdgeDomain(domainOf(aor))) return;
   std::string key;
   bool push = false;
-  if (!binding.push.empty()) {
-    if (auto b = push::deserialize(binding.push)) {
-      key = b->deviceKey();
-      push = true;
-    }
+  if (binding.push) {
+    key = binding.push->deviceKey();
+    push = true;
   }
   if (key.empty()) key = location::bindingKey(binding);
   std::weak_ptr<bool> alive = alive_;
@@ -345,7 +343,7 @@ void EdgeUpstream::upstreamAnswered() {
 
 bool EdgeUpstream::alive(const Device& d, location::SysSeconds wall) const {
   if (d.push) {
-    auto r = deps_.push_store->lookupByDevice(d.key);
+    auto r = deps_.push_store->lookupPushDevice(d.key);
     return r && r->aor == d.aor && r->expires_at > wall;
   }
   for (const location::Binding& b : deps_.locations->lookup(d.aor, wall)) {

@@ -70,7 +70,7 @@
 #include "common/clock.h"
 #include "common/stats.h"
 #include "location/location_store.h"
-#include "location/push_binding_store.h"
+#include "location/location_store.h"
 #include "location/user_store.h"
 #include "push/sender.h"
 #include "registrar/registrar.h"
@@ -150,7 +150,7 @@ class EdgeUpstream final : public EdgeRouting,
     transport::Transport* transport = nullptr;       // required (local addresses)
     Resolver* resolver = nullptr;                    // the home loop's; nullptr: IP literals only
     location::Executor post;                         // runs a closure on the home loop; required
-    const location::PushBindingStore* push_store = nullptr;  // required
+    const location::LocationStore* push_store = nullptr;  // its push bindings  // required
     const location::LocationStore* locations = nullptr;      // required
     WallClock wall_clock;                                    // empty: system clock
     // Relay: wakes a device to REGISTER again before its upstream binding lapses (RFC 8599

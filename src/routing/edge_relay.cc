@@ -341,10 +341,9 @@ std::optional<push::PushTarget> EdgeUpstream::refreshTarget(Device& d, TimePoint
   if (d.refresh_pushed_at && now < *d.refresh_pushed_at + push::kMinRefreshPushInterval) {
     return std::nullopt;
   }
-  auto record = deps_.push_store->lookupByDevice(d.key);
+  auto record = deps_.push_store->lookupPushDevice(d.key);
   if (!record || record->aor != d.aor) return std::nullopt;
-  auto binding = push::deserialize(record->push);
-  if (!binding) return std::nullopt;
+  std::optional<push::PushBinding> binding = std::move(record->binding);
   d.refresh_pushed_at = now;
   push::PushTarget target;
   target.binding = std::move(*binding);

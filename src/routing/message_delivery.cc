@@ -56,9 +56,8 @@ void MessageDelivery::attach(std::size_t loop, transaction::TransactionLayer* la
 
 void MessageDelivery::onRegistered(std::string_view aor, const location::Binding& binding,
                                    const transport::ReceivedMessage& /*request*/) {
-  if (binding.push.empty()) return;
-  auto pb = push::deserialize(binding.push);
-  if (!pb) return;
+  if (!binding.push) return;
+  const push::PushBinding* pb = &*binding.push;
   const std::string device_key = pb->deviceKey();
   std::vector<location::StoredMessage> pending =
       deps_.store->pendingFor(device_key, deps_.wall_clock());

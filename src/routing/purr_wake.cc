@@ -34,7 +34,7 @@ std::optional<Resolution> WakeAndWait::resolveMidDialog(ContextId context,
   // The PURR's device must still have its push binding, under the same AOR (not opted out,
   // removed as dead, or moved to another user since).
   std::optional<location::PushRecord> record;
-  if (purr) record = deps_.push_store->lookupByDevice(purr->device_key);
+  if (purr) record = deps_.push_store->lookupPushDevice(purr->device_key);
   if (!record || record->aor != purr->aor || record->expires_at <= wall) {
     kPurrUnknown.inc();
     SW_LOG_DEBUG("wake: {} (Call-ID {}): unknown or expired PURR", request.methodText(),

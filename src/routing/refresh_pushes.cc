@@ -56,7 +56,7 @@ location::SysSeconds RefreshPushes::wallNow() const {
 
 void RefreshPushes::start() {
   std::size_t n = 0;
-  for (const location::PushRecord& r : deps_.push_store->liveRecords(wallNow())) {
+  for (const location::PushRecord& r : deps_.push_store->livePushRecords(wallNow())) {
     plan(r.device_key);
     ++n;
   }
@@ -69,11 +69,10 @@ void RefreshPushes::start() {
 
 void RefreshPushes::onRegistered(std::string_view /*aor*/, const location::Binding& binding,
                                  const transport::ReceivedMessage& /*request*/) {
-  if (binding.push.empty()) return;  // an opted-out device: found gone when its entry falls due
-  auto pb = push::deserialize(binding.push);
-  if (!pb) return;
+  // Without push params: an opted-out device, found gone when its entry falls due.
+  if (!binding.push) return;
   std::weak_ptr<bool> alive = alive_;
-  deps_.post([this, alive, key = pb->deviceKey()] {
+  deps_.post([this, alive, key = binding.push->deviceKey()] {
     if (alive.expired()) return;
     plan(key);
     arm();
@@ -88,10 +87,10 @@ void RefreshPushes::plan(const std::string& key) {
     queue_.erase({it->second.due, key});
   }
   std::optional<RefreshPlan> next;
-  std::optional<location::PushRecord> record = deps_.push_store->lookupByDevice(key);
+  std::optional<location::PushRecord> record = deps_.push_store->lookupPushDevice(key);
   std::optional<push::PushBinding> binding;
   if (record && record->expires_at > now) {
-    if (auto b = push::deserialize(record->push)) binding = std::move(*b);
+    binding = record->binding;
   }
   if (binding) {
     RefreshInputs in;

@@ -42,7 +42,7 @@
 #include "common/clock.h"
 #include "common/stats.h"
 #include "location/location_store.h"
-#include "location/push_binding_store.h"
+#include "location/location_store.h"
 #include "push/sender.h"
 #include "registrar/registrar.h"
 
@@ -79,7 +79,7 @@ class RefreshPushes final : public registrar::RegistrationObserver {
   struct Deps {
     TimerService* timers = nullptr;                          // the home loop's; required
     location::Executor post;                                 // runs on the home loop; required
-    const location::PushBindingStore* push_store = nullptr;  // required
+    const location::LocationStore* push_store = nullptr;  // its push bindings  // required
     const location::LocationStore* locations = nullptr;      // required
     push::PushSender* sender = nullptr;                      // required
     WallClock wall_clock;                                    // empty: system clock

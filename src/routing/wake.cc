@@ -153,10 +153,7 @@ void WakeHub::onRegistered(std::string_view aor, const location::Binding& bindin
                            const transport::ReceivedMessage& /*request*/) {
   std::vector<std::string> keys;
   if (!binding.instance_id.empty()) keys.push_back(instanceKey(aor, binding.instance_id));
-  if (!binding.push.empty()) {
-    auto pb = push::deserialize(binding.push);
-    if (pb) keys.push_back(deviceKey(pb->deviceKey()));
-  }
+  if (binding.push) keys.push_back(deviceKey(binding.push->deviceKey()));
   if (keys.empty()) return;
   struct Hit {
     Loop loop;
@@ -318,7 +315,7 @@ Resolution WakeAndWait::resolveRequest(ContextId context, const sip::Message& re
   auto aor = registrar::canonicalAor(uri);
   if (!aor) return r;
   const location::SysSeconds wall = deps_.wall_clock();
-  std::vector<location::PushRecord> records = deps_.push_store->lookupByAor(*aor, wall);
+  std::vector<location::PushRecord> records = deps_.push_store->lookupPush(*aor, wall);
   if (records.empty()) return r;
   return park(context, request, origin, *aor, std::move(records), std::move(r), false);
 }
@@ -345,17 +342,12 @@ Resolution WakeAndWait::park(ContextId context, const sip::Message& request,
   const bool invite = request.method() == sip::Method::kInvite;
   auto p = std::make_unique<Parked>();
   for (location::PushRecord& rec : records) {
-    auto pb = push::deserialize(rec.push);
-    if (!pb) {
-      SW_LOG_WARN("wake: unreadable push binding {} for {}", shortKey(rec.device_key), *aor);
-      continue;
-    }
     const std::string instance =
         rec.identity.starts_with("i:") ? rec.identity.substr(2) : std::string();
     Device d;
     d.live_keys = liveKeysOf(rec, r.targets);
     if (!d.live_keys.empty() && !config_.push_connected_devices) continue;
-    d.target.binding = std::move(*pb);
+    d.target.binding = std::move(rec.binding);
     d.target.aor = *aor;
     d.target.device_key = rec.device_key;
     if (!instance.empty()) d.keys.push_back(WakeHub::instanceKey(*aor, instance));
@@ -546,12 +538,18 @@ void WakeAndWait::onPushDone(ContextId id, std::size_t index, push::PushKind kin
   if (out.kind == push::PushOutcome::Kind::kRemoveBinding) {
     std::optional<location::SysSeconds> since;
     if (out.invalid_since) since = *out.invalid_since;
-    auto removed = deps_.push_store->remove(d.target.device_key, since);
-    if (removed && *removed) {
-      kBindingsRemoved[d.target.binding.provider].inc();
-      SW_LOG_INFO("wake: push binding {} of {} removed: {}", shortKey(d.target.device_key),
-                  d.target.aor, out.reason);
-    }
+    // Through the location writer (committed with registrations, off this loop).
+    deps_.push_store->removePushDevice(
+        d.target.aor, d.target.device_key, since, deps_.wall_clock(), deps_.post,
+        [provider = d.target.binding.provider, key = shortKey(d.target.device_key),
+         aor = d.target.aor, reason = out.reason](Status s) {
+          if (!s) {
+            SW_LOG_WARN("wake: push binding {} of {} not removed: {}", key, aor, s.message());
+            return;
+          }
+          kBindingsRemoved[provider].inc();
+          SW_LOG_INFO("wake: push binding {} of {} removed: {}", key, aor, reason);
+        });
   }
   // A refused re-push: the earlier accepted push may still wake the device.
   if (d.accepted && out.kind != push::PushOutcome::Kind::kRemoveBinding) return;
@@ -648,7 +646,7 @@ void WakeAndWait::storeMessageAndStop(Parked& p) {
   location::StoredMessage m = std::move(*p.message);
   p.message.reset();
   // Every push device of the user but those the request reached.
-  for (const location::PushRecord& r : deps_.push_store->lookupByAor(m.aor, deps_.wall_clock())) {
+  for (const location::PushRecord& r : deps_.push_store->lookupPush(m.aor, deps_.wall_clock())) {
     const bool forked = std::any_of(p.devices.begin(), p.devices.end(), [&](const Device& d) {
       return d.state == Device::State::kForked && d.target.device_key == r.device_key;
     });
@@ -887,14 +885,17 @@ void WakeAndWait::cancelPushes(Parked& p, const ContextEnd& end) {
            "push " + std::string(push::pushKindName(kind)) + " sent to " +
                shortKey(d.target.device_key),
            &d);
-    location::PushBindingStore* store = deps_.push_store;
+    location::LocationStore* store = deps_.push_store;
     std::string device_key = d.target.device_key;
+    std::string aor = d.target.aor;
+    auto wall = deps_.wall_clock;
     // Runs on any thread: the store is thread-safe.
-    deps_.sender->send(d.target, ev, kind, [store, device_key](push::PushOutcome out) {
+    deps_.sender->send(d.target, ev, kind, [store, device_key, aor, wall](push::PushOutcome out) {
       if (out.kind == push::PushOutcome::Kind::kRemoveBinding) {
         std::optional<location::SysSeconds> since;
         if (out.invalid_since) since = *out.invalid_since;
-        (void)store->remove(device_key, since);
+        store->removePushDevice(aor, device_key, since, wall(),
+                                [](std::function<void()> f) { f(); }, [](Status) {});
       }
     });
   }

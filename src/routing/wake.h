@@ -87,7 +87,7 @@
 #include "location/location_store.h"
 #include "location/message_store.h"
 #include "location/purr_store.h"
-#include "location/push_binding_store.h"
+#include "location/location_store.h"
 #include "push/sender.h"
 #include "registrar/registrar.h"
 #include "routing/repush.h"
@@ -154,7 +154,7 @@ class WakeAndWait final : public TargetResolver {
   using WallClock = std::function<location::SysSeconds()>;
   struct Deps {
     TargetResolver* inner = nullptr;                   // the location lookup; required
-    location::PushBindingStore* push_store = nullptr;  // required
+    location::LocationStore* push_store = nullptr;  // its push bindings  // required
     location::PurrStore* purrs = nullptr;  // RFC 8599 §6 mid-dialog wake; nullptr: none
     push::PushSender* sender = nullptr;    // required
     WakeHub* hub = nullptr;                // required

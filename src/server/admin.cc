@@ -205,9 +205,7 @@ std::int64_t secondsLeft(location::SysSeconds expires, location::SysSeconds now)
 
 // The push device a SIP binding belongs to ("" when it carries no push binding).
 std::string deviceKeyOf(const location::Binding& b) {
-  if (b.push.empty()) return "";
-  auto pb = push::deserialize(b.push);
-  return pb ? pb->deviceKey() : "";
+  return b.push ? b.push->deviceKey() : "";
 }
 
 // The RFC 8599 parameters of a push binding as a Contact would carry them (tokens truncated).
@@ -220,7 +218,7 @@ std::string pushParamsText(const push::PushBinding& b) {
 }
 
 json bindingsJson(const location::LocationStore& locations,
-                  const location::PushBindingStore& push_store, const std::string& aor) {
+                  const location::LocationStore& push_store, const std::string& aor) {
   const location::SysSeconds now = registrar::systemWallClock();
   json sip = json::array();
   for (const location::Binding& b : locations.lookup(aor, now)) {
@@ -237,9 +235,8 @@ json bindingsJson(const location::LocationStore& locations,
                    {"cseq", b.cseq}});
   }
   json pushes = json::array();
-  for (const location::PushRecord& r : push_store.lookupByAor(aor, now)) {
-    auto pb = push::deserialize(r.push);
-    if (!pb) continue;
+  for (const location::PushRecord& r : push_store.lookupPush(aor, now)) {
+    const push::PushBinding* pb = &r.binding;
     pushes.push_back(
         {{"device_key", r.device_key},
          {"provider", std::string(push::providerName(pb->provider))},
@@ -384,7 +381,7 @@ void AdminApi::handle(const http2::Request& request, http2::Http1Server::Respond
         200, {{"version", std::string(versionString())},
               {"uptime_s", uptime.count()},
               {"bindings", deps_.locations->size()},
-              {"push_bindings", deps_.push_store->size()},
+              {"push_bindings", deps_.push_store->pushSize()},
               {"parked", deps_.parked ? deps_.parked() : 0},
               {"connections", std::move(connections)},
               {"pushes", std::move(pushes)},
@@ -404,7 +401,7 @@ void AdminApi::handle(const http2::Request& request, http2::Http1Server::Respond
     const std::string* device_key = param("device_key");
     const std::string* contact = param("contact");
     // What goes: the SIP bindings of the device (or the contact, or all), and its push binding.
-    std::vector<location::PushRecord> records = deps_.push_store->lookupByAor(*aor, now);
+    std::vector<location::PushRecord> records = deps_.push_store->lookupPush(*aor, now);
     location::RegistrationChange change;
     change.aor = *aor;
     static std::atomic<std::uint64_t> drops{0};
@@ -436,18 +433,19 @@ void AdminApi::handle(const http2::Request& request, http2::Http1Server::Respond
                             : true;
       if (drop) push_drops.push_back(r.device_key);
     }
-    std::size_t removed_push = 0;
-    for (const std::string& k : push_drops) {
-      auto removed = deps_.push_store->remove(k);
-      if (!removed) return respond(error(503, "push binding store: " + removed.status().message()));
-      if (*removed) ++removed_push;
+    // SIP and push bindings go in one change: one transaction through the location writer.
+    const std::size_t removed_push = push_drops.size();
+    for (std::string& k : push_drops) {
+      location::PushOp& op = change.push_ops.emplace_back();
+      op.kind = location::PushOp::Kind::kRemoveDevice;
+      op.record.device_key = std::move(k);
     }
     const std::size_t to_remove = change.removals.size();
     SW_LOG_INFO("admin: dropping {} bindings and {} push bindings of {}", to_remove, removed_push,
                 *aor);
-    if (to_remove == 0) {
+    if (to_remove == 0 && removed_push == 0) {
       return respond(
-          jsonResponse(200, {{"removed_bindings", 0}, {"removed_push_bindings", removed_push}}));
+          jsonResponse(200, {{"removed_bindings", 0}, {"removed_push_bindings", 0}}));
     }
     const std::size_t before = deps_.locations->lookup(*aor, now).size();
     deps_.locations->applyRegistration(
@@ -501,7 +499,7 @@ void AdminApi::handle(const http2::Request& request, http2::Http1Server::Respond
           error(400, "kind: expected \"refresh\" or \"voip\", got \"" + *kind_param + "\""));
     }
     const bool voip = kind_param != nullptr && *kind_param == "voip";
-    std::vector<location::PushRecord> records = deps_.push_store->lookupByAor(*aor, now);
+    std::vector<location::PushRecord> records = deps_.push_store->lookupPush(*aor, now);
     if (records.empty()) return respond(error(404, "no push binding for " + shownAor(*aor)));
     auto test = std::make_shared<PushTest>();
     test->aor = *aor;
@@ -515,7 +513,7 @@ void AdminApi::handle(const http2::Request& request, http2::Http1Server::Respond
     }
     std::vector<std::pair<std::size_t, push::PushTarget>> to_send;
     for (const location::PushRecord& r : records) {
-      auto pb = push::deserialize(r.push);
+      const push::PushBinding* pb = &r.binding;
       json result = {{"device_key", r.device_key}, {"provider", nullptr}, {"app", nullptr},
                      {"token", nullptr},           {"outcome", nullptr},  {"status", nullptr},
                      {"reason", nullptr},          {"apns_id", nullptr}};

@@ -24,7 +24,6 @@
 #include "http2/http1_server.h"
 #include "http2/message.h"
 #include "location/location_store.h"
-#include "location/push_binding_store.h"
 #include "server/reload_report.h"
 
 namespace sipwake::push {
@@ -49,7 +48,7 @@ std::string redactedContact(std::string_view contact);
 struct AdminDeps {
   std::string token;  // empty: /api/... answers 403
   location::LocationStore* locations = nullptr;
-  location::PushBindingStore* push_store = nullptr;
+  location::LocationStore* push_store = nullptr;  // its push bindings
   push::PushSender* sender = nullptr;
   const routing::TimelineRecorder* timelines = nullptr;  // nullptr: no timelines kept
   std::function<std::size_t()> parked;                   // requests parked for a wake-up now

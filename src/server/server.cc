@@ -22,7 +22,6 @@
 #include "http2/http1_server.h"
 #include "http2/tls.h"
 #include "location/purr_store.h"
-#include "location/push_binding_store.h"
 #include "location/sqlite_location_store.h"
 #include "location/user_store.h"
 #include "push/http2_sender.h"
@@ -142,7 +141,6 @@ class ShutdownPushSender final : public push::PushSender {
 // Push wake-up objects every loop shares (thread-safe). Held by every PerLoop, so they go with
 // the last of them, after the loops stopped.
 struct PushShared {
-  std::unique_ptr<location::PushBindingStore> store;
   std::unique_ptr<location::MessageStore> messages;    // MESSAGEs kept for sleeping devices
   std::unique_ptr<routing::MessageDelivery> delivery;  // hands them out at registration
   std::unique_ptr<location::PurrStore> purrs;          // RFC 8599 §6, same file
@@ -740,21 +738,10 @@ Status Server::start() {
     return proxy_trusted.status();
   }
 
-  // Push wake-up: push bindings (same SQLite file, own table), the sender and the hub.
+  // Push wake-up: push bindings live in the location store; messages and PURRs (same SQLite
+  // file, own tables), the sender and the hub.
   auto push = std::make_shared<PushShared>();
   {
-    auto store = location::openSqlitePushBindingStore(config_.store.path);
-    if (!store) {
-      stop();
-      return store.status();
-    }
-    auto live = (*store)->load(registrar::systemWallClock());
-    if (!live) {
-      stop();
-      return live.status();
-    }
-    push->store = std::move(*store);
-    SW_LOG_INFO("store {}: {} push bindings", config_.store.path, *live);
     location::MessageStoreLimits ml;
     ml.max_per_aor = config_.push.message_store_per_user;
     ml.max_total = config_.push.message_store_total;
@@ -813,10 +800,9 @@ Status Server::start() {
     push->timelines = std::make_unique<routing::TimelineRecorder>(config_.admin.timelines);
   }
   maintenance_->add({"push sweep", seconds(config_.registrar.sweep_interval_s), [push] {
-                       std::size_t n = push->store->sweepExpired(registrar::systemWallClock());
-                       if (n > 0) SW_LOG_DEBUG("registrar: swept {} expired push bindings", n);
+                       // Expired push bindings go with the location store's sweep.
                        push->delivery->sweepExpired();
-                       n = push->purrs->sweep(registrar::systemWallClock());
+                       std::size_t n = push->purrs->sweep(registrar::systemWallClock());
                        if (n > 0) SW_LOG_DEBUG("registrar: forgot {} unused PURRs", n);
                      }});
 
@@ -824,7 +810,7 @@ Status Server::start() {
   push_ = push;
   store_gauges_.push_back(Stats::global().gaugeFn(
       "location.push_bindings",
-      [s = push->store.get()] { return static_cast<std::int64_t>(s->size()); }));
+      [s = locations_.get()] { return static_cast<std::int64_t>(s->pushSize()); }));
   push->observers.list.push_back(&push->hub);
   push->observers.list.push_back(push->delivery.get());
   if (!config_.push.apps.empty()) {
@@ -881,7 +867,7 @@ Status Server::start() {
         rc, *services_, *pl->transactions,
         [loop](std::function<void()> fn) { loop->post(std::move(fn)); });
     pl->registrar->setObserver(&push->observers);
-    pl->registrar->setPushCapture(capture, push->store.get());
+    pl->registrar->setPushCapture(capture);
     pl->registrar->setPurrs(push->purrs.get());
 
     pl->core->setRegistrar(pl->registrar.get());
@@ -901,7 +887,7 @@ Status Server::start() {
     pd.transport = transport_.get();
     routing::WakeAndWait::Deps wd;
     wd.inner = pl->targets.get();
-    wd.push_store = push->store.get();
+    wd.push_store = locations_.get();
     wd.purrs = push->purrs.get();
     wd.sender = &push->sender;
     wd.hub = &push->hub;
@@ -925,7 +911,7 @@ Status Server::start() {
       ed.transport = transport_.get();
       ed.resolver = pl->resolver.get();
       ed.post = [loop](std::function<void()> fn) { loop->post(std::move(fn)); };
-      ed.push_store = push->store.get();
+      ed.push_store = locations_.get();
       ed.locations = locations_.get();
       ed.users = users_.get();
       ed.sender = &push->sender;
@@ -939,7 +925,7 @@ Status Server::start() {
       routing::RefreshPushes::Deps rd;
       rd.timers = &pl->transactions->timers();
       rd.post = [loop](std::function<void()> fn) { loop->post(std::move(fn)); };
-      rd.push_store = push->store.get();
+      rd.push_store = locations_.get();
       rd.locations = locations_.get();
       rd.sender = &push->sender;
       routing::RefreshConfig rc;
@@ -990,7 +976,7 @@ Status Server::start() {
     AdminDeps ad;
     ad.token = config_.admin.token;
     ad.locations = locations_.get();
-    ad.push_store = push->store.get();
+    ad.push_store = locations_.get();
     ad.sender = &push->sender;
     ad.timelines = push->timelines.get();
     routing::WakeLimits* limits = push->limits.get();

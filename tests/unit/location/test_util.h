@@ -38,6 +38,14 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// An APNs push binding whose VoIP token is `token`.
+inline push::PushBinding tokenBinding(std::string token) {
+  push::PushBinding b;
+  b.app_id = "com.example.app";
+  b.voip_token = std::move(token);
+  return b;
+}
+
 inline Binding contact(std::string uri, int expires_in_s, std::string instance = {},
                        std::optional<std::uint32_t> reg_id = std::nullopt) {
   Binding b;

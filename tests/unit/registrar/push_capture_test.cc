@@ -3,9 +3,7 @@
 // naming the param; push bindings outlive the SIP contact, are opted out of, move with their
 // token, and survive a restart (SQLite).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -13,7 +11,6 @@
 #include "fake_transport.h"
 #include "location/memory_location_store.h"
 #include "location/purr_store.h"
-#include "location/push_binding_store.h"
 #include "registrar/registrar.h"
 #include "sip/message.h"
 #include "transaction/transaction_layer.h"
@@ -53,7 +50,7 @@ class PushCaptureTest : public ::testing::Test, public transaction::TransactionU
     pc.enabled = enabled;
     pc.serves = std::move(serves);
     pc.ttl = std::chrono::hours(24 * 30);
-    registrar_->setPushCapture(pc, push_store_);
+    registrar_->setPushCapture(pc);
   }
 
   void onRequest(transaction::ServerTransaction& tx, transport::ReceivedMessage&& r) override {
@@ -99,8 +96,7 @@ class PushCaptureTest : public ::testing::Test, public transaction::TransactionU
   sipwake::testing::FakeTransport transport_;
   transaction::TransactionLayer layer_;
   location::MemoryLocationStore memory_;
-  std::unique_ptr<location::PushBindingStore> push_owner_ = location::makeMemoryPushBindingStore();
-  location::PushBindingStore* push_store_ = push_owner_.get();
+  location::LocationStore* push_store_ = &memory_;  // push bindings live with the SIP ones
   std::unique_ptr<auth::Authenticator> authenticator_;
   std::unique_ptr<Registrar> registrar_;
   location::SysSeconds now_ = kNow;
@@ -130,12 +126,12 @@ TEST_F(PushCaptureTest, EveryDialectGivesAPushBindingAndFeatureCaps) {
     sip::Message r = reg(c.contact, aor, "reg-" + std::to_string(n));
     ASSERT_EQ(r.statusCode(), 200) << c.contact << " " << r.reasonPhrase();
     EXPECT_EQ(values(r, "Feature-Caps"), std::vector<std::string>{c.caps}) << c.contact;
-    auto records = push_store_->lookupByAor(aor, kNow);
+    auto records = push_store_->lookupPush(aor, kNow);
     ASSERT_EQ(records.size(), 1u) << c.contact;
     EXPECT_EQ(records[0].expires_at, kNow + std::chrono::hours(24 * 30));
     auto bindings = memory_.lookup(aor, kNow);
     ASSERT_EQ(bindings.size(), 1u);
-    EXPECT_FALSE(bindings[0].push.empty());
+    EXPECT_TRUE(bindings[0].push.has_value());
   }
 }
 
@@ -167,7 +163,7 @@ TEST_F(PushCaptureTest, PurrStoreAddsPnspurrToTheFeatureCaps) {
   EXPECT_TRUE(location::isPurrShaped(purr)) << purr;
   auto found = purrs->use(purr, kNow);
   ASSERT_TRUE(found.has_value());
-  auto records = push_store_->lookupByAor("sip:alice@example.com", kNow);
+  auto records = push_store_->lookupPush("sip:alice@example.com", kNow);
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(found->device_key, records[0].device_key);
   EXPECT_EQ(found->aor, "sip:alice@example.com");
@@ -186,7 +182,7 @@ TEST_F(PushCaptureTest, UnservedProviderGets555AndNothingIsStored) {
   make(true, [](const push::PushBinding& b) { return b.provider == push::Provider::kApns; });
   sip::Message r = reg("<sip:a@198.51.100.7;pn-provider=fcm;pn-param=proj;pn-prid=" + kFcm + ">");
   EXPECT_EQ(r.statusCode(), 555);
-  EXPECT_EQ(push_store_->size(), 0u);
+  EXPECT_EQ(push_store_->pushSize(), 0u);
   EXPECT_TRUE(memory_.lookup("sip:alice@example.com", kNow).empty());
 }
 
@@ -195,7 +191,7 @@ TEST_F(PushCaptureTest, MalformedParamsGet400NamingTheParam) {
   EXPECT_EQ(r.statusCode(), 400);
   EXPECT_NE(std::string(r.reasonPhrase()).find("pn-param"), std::string::npos) << r.reasonPhrase();
   EXPECT_EQ(std::string(r.reasonPhrase()).find(kHex), std::string::npos);
-  EXPECT_EQ(push_store_->size(), 0u);
+  EXPECT_EQ(push_store_->pushSize(), 0u);
 }
 
 TEST_F(PushCaptureTest, UnRegisterWithTokenKeepsThePushBinding) {
@@ -203,7 +199,7 @@ TEST_F(PushCaptureTest, UnRegisterWithTokenKeepsThePushBinding) {
   ASSERT_EQ(reg(c).statusCode(), 200);
   ASSERT_EQ(reg(c + ";expires=0").statusCode(), 200);
   EXPECT_TRUE(memory_.lookup("sip:alice@example.com", kNow).empty());
-  EXPECT_EQ(push_store_->lookupByAor("sip:alice@example.com", kNow).size(), 1u);
+  EXPECT_EQ(push_store_->lookupPush("sip:alice@example.com", kNow).size(), 1u);
 }
 
 TEST_F(PushCaptureTest, RegisterWithoutPushParamsOptsOut) {
@@ -213,7 +209,7 @@ TEST_F(PushCaptureTest, RegisterWithoutPushParamsOptsOut) {
   sip::Message r = reg("<sip:a@198.51.100.7>");
   ASSERT_EQ(r.statusCode(), 200);
   EXPECT_TRUE(values(r, "Feature-Caps").empty());
-  EXPECT_EQ(push_store_->size(), 0u);
+  EXPECT_EQ(push_store_->pushSize(), 0u);
 }
 
 TEST_F(PushCaptureTest, InstanceRegisteringWithoutPushParamsOptsOut) {
@@ -222,7 +218,7 @@ TEST_F(PushCaptureTest, InstanceRegisteringWithoutPushParamsOptsOut) {
                 .statusCode(),
             200);
   ASSERT_EQ(reg("<sip:a@203.0.113.9>" + inst).statusCode(), 200);
-  EXPECT_EQ(push_store_->size(), 0u);
+  EXPECT_EQ(push_store_->pushSize(), 0u);
 }
 
 TEST_F(PushCaptureTest, WildcardUnRegisterRemovesEveryPushBindingOfTheAor) {
@@ -230,15 +226,15 @@ TEST_F(PushCaptureTest, WildcardUnRegisterRemovesEveryPushBindingOfTheAor) {
       reg("<sip:a@198.51.100.7;pn-provider=fcm;pn-param=proj;pn-prid=" + kFcm + ">").statusCode(),
       200);
   ASSERT_EQ(reg("*", "sip:alice@example.com", "reg-1", "Expires: 0\r\n").statusCode(), 200);
-  EXPECT_EQ(push_store_->size(), 0u);
+  EXPECT_EQ(push_store_->pushSize(), 0u);
 }
 
 TEST_F(PushCaptureTest, TokenMovesToTheNewAorAndLeavesTheOldOne) {
   const std::string c = "<sip:a@198.51.100.7;pn-provider=fcm;pn-param=proj;pn-prid=" + kFcm + ">";
   ASSERT_EQ(reg(c, "sip:alice@example.com", "reg-a").statusCode(), 200);
   ASSERT_EQ(reg(c, "sip:bob@example.com", "reg-b").statusCode(), 200);
-  EXPECT_TRUE(push_store_->lookupByAor("sip:alice@example.com", kNow).empty());
-  EXPECT_EQ(push_store_->lookupByAor("sip:bob@example.com", kNow).size(), 1u);
+  EXPECT_TRUE(push_store_->lookupPush("sip:alice@example.com", kNow).empty());
+  EXPECT_EQ(push_store_->lookupPush("sip:bob@example.com", kNow).size(), 1u);
 }
 
 TEST_F(PushCaptureTest, EachRegisterRenewsTheTtl) {
@@ -247,10 +243,10 @@ TEST_F(PushCaptureTest, EachRegisterRenewsTheTtl) {
   now_ = kNow + std::chrono::hours(24 * 20);
   ASSERT_EQ(reg(c).statusCode(), 200);
   auto records =
-      push_store_->lookupByAor("sip:alice@example.com", kNow + std::chrono::hours(24 * 40));
+      push_store_->lookupPush("sip:alice@example.com", kNow + std::chrono::hours(24 * 40));
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0].expires_at, now_ + std::chrono::hours(24 * 30));
-  EXPECT_TRUE(push_store_->lookupByAor("sip:alice@example.com", now_ + std::chrono::hours(24 * 31))
+  EXPECT_TRUE(push_store_->lookupPush("sip:alice@example.com", now_ + std::chrono::hours(24 * 31))
                   .empty());
 }
 
@@ -259,7 +255,7 @@ TEST_F(PushCaptureTest, CaptureDisabledIgnoresPushParams) {
   sip::Message r = reg("<sip:a@198.51.100.7;pn-provider=fcm;pn-param=proj;pn-prid=" + kFcm + ">");
   ASSERT_EQ(r.statusCode(), 200);
   EXPECT_TRUE(values(r, "Feature-Caps").empty());
-  EXPECT_EQ(push_store_->size(), 0u);
+  EXPECT_EQ(push_store_->pushSize(), 0u);
 }
 
 TEST(StripPushUriParams, RemovesOnlyPushParams) {
@@ -267,48 +263,6 @@ TEST(StripPushUriParams, RemovesOnlyPushParams) {
             "sip:a@h:5060;transport=tcp;ob");
   EXPECT_EQ(stripPushUriParams("sip:a@h;app-id=x;pn-voip-tok=y"), "sip:a@h");
   EXPECT_EQ(stripPushUriParams("sip:a@h;lr"), "sip:a@h;lr");
-}
-
-TEST(PushBindingStoreSqlite, SurvivesRestartAndHonoursTheUnregisteredTimestamp) {
-  auto path = std::filesystem::temp_directory_path() /
-              ("sipwake-push-" + std::to_string(::getpid()) + ".db");
-  std::filesystem::remove(path);
-  {
-    auto store = location::openSqlitePushBindingStore(path.string());
-    ASSERT_TRUE(store.isOk()) << store.status().toString();
-    ASSERT_TRUE((*store)->load(kNow).isOk());
-    location::PushRecord r{"dev1", "sip:alice@example.com",     "c:sip:a@h", "c:sip:a@h", "{}",
-                           kNow,   kNow + std::chrono::hours(1)};
-    ASSERT_TRUE((*store)->upsert(r).isOk());
-    location::PushRecord r2 = r;
-    r2.device_key = "dev2";
-    r2.aor = "sip:bob@example.com";
-    ASSERT_TRUE((*store)->upsert(r2).isOk());
-  }
-  {
-    auto store = location::openSqlitePushBindingStore(path.string());
-    ASSERT_TRUE(store.isOk());
-    auto live = (*store)->load(kNow);
-    ASSERT_TRUE(live.isOk());
-    EXPECT_EQ(*live, 2u);
-    ASSERT_EQ((*store)->lookupByAor("sip:alice@example.com", kNow).size(), 1u);
-    // APNs 410 with a timestamp before the registration: the binding stays.
-    auto kept = (*store)->remove("dev1", kNow - std::chrono::seconds(10));
-    ASSERT_TRUE(kept.isOk());
-    EXPECT_FALSE(*kept);
-    // Timestamp in the same (whole) second as the REGISTER: the token is dead, the binding goes.
-    auto gone = (*store)->remove("dev1", kNow);
-    ASSERT_TRUE(gone.isOk());
-    EXPECT_TRUE(*gone);
-  }
-  {
-    auto store = location::openSqlitePushBindingStore(path.string());
-    ASSERT_TRUE((*store)->load(kNow).isOk());
-    EXPECT_EQ((*store)->size(), 1u);
-  }
-  std::filesystem::remove(path);
-  std::filesystem::remove(path.string() + "-wal");
-  std::filesystem::remove(path.string() + "-shm");
 }
 
 }  // namespace

@@ -45,6 +45,17 @@ class FailingStore final : public location::LocationStore {
   std::vector<Binding> lookup(std::string_view, location::SysSeconds) const override { return {}; }
   std::size_t sweepExpired(location::SysSeconds) override { return 0; }
   std::size_t size() const override { return 0; }
+  std::vector<location::PushRecord> lookupPush(std::string_view,
+                                               location::SysSeconds) const override {
+    return {};
+  }
+  std::optional<location::PushRecord> lookupPushDevice(std::string_view) const override {
+    return std::nullopt;
+  }
+  std::vector<location::PushRecord> livePushRecords(location::SysSeconds) const override {
+    return {};
+  }
+  std::size_t pushSize() const override { return 0; }
   int calls = 0;
 };
 

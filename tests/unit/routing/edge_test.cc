@@ -9,7 +9,6 @@
 
 #include "../location/test_util.h"
 #include "auth/digest.h"
-#include "location/push_binding_store.h"
 #include "location/user_store.h"
 #include "routing_test_util.h"
 
@@ -81,7 +80,7 @@ class EdgeTest : public ProxyTest {
 
   void SetUp() override {
     ProxyTest::SetUp();
-    push_store_ = location::makeMemoryPushBindingStore();
+    push_store_ = &store_;
     EdgeConfig config;
     config.upstream_uri = "sip:10.0.0.9:5080";
     config.domains = {"example.com"};
@@ -93,7 +92,7 @@ class EdgeTest : public ProxyTest {
     deps.layer = layer_.get();
     deps.transport = &transport_;
     deps.post = [](std::function<void()> fn) { fn(); };
-    deps.push_store = push_store_.get();
+    deps.push_store = push_store_;
     deps.locations = &store_;
     deps.wall_clock = [] { return kNow; };
     auto users = location::UserStore::open(users_dir_.file("users.db"));
@@ -203,7 +202,7 @@ class EdgeTest : public ProxyTest {
     return std::string(auth::computeHa1(a, "bob", "example.com", "bob-pw").view());
   }
 
-  std::unique_ptr<location::PushBindingStore> push_store_;
+  location::LocationStore* push_store_ = nullptr;
   location::testing::TempDir users_dir_;
   std::unique_ptr<location::UserStore> users_;
   std::unique_ptr<EdgeUpstream> edge_;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "../location/push_test_util.h"
 #include "location/memory_location_store.h"
 #include "push/push_params.h"
 
@@ -125,7 +126,7 @@ class RefreshPushesTest : public ::testing::Test {
     RefreshPushes::Deps d;
     d.timers = &timers_;
     d.post = [](std::function<void()> fn) { fn(); };
-    d.push_store = push_store_.get();
+    d.push_store = push_store_;
     d.locations = &locations_;
     d.sender = &sender_;
     d.wall_clock = [this] { return wallNow(); };
@@ -144,7 +145,7 @@ class RefreshPushesTest : public ::testing::Test {
     b.contact_uri = "sip:alice@192.0.2.1:5060;transport=tcp";
     b.instance_id = instance;
     b.expires_at = now + expires;
-    if (pb) b.push = push::serialize(*pb);
+    b.push = pb;
     location::RegistrationChange change;
     change.aor = kAor;
     change.call_id = "reg-" + instance;
@@ -166,12 +167,12 @@ class RefreshPushesTest : public ::testing::Test {
       rec.aor = kAor;
       rec.identity = instance;
       rec.binding_key = location::bindingKey(written);
-      rec.push = push::serialize(*pb);
+      rec.binding = *pb;
       rec.registered_at = now;
       rec.expires_at = now + ttl;
-      ASSERT_TRUE(push_store_->upsert(rec).isOk());
+      ASSERT_TRUE(location::testing::upsertPush(*push_store_, rec).isOk());
     } else {
-      ASSERT_TRUE(push_store_->removeIdentity(kAor, instance).isOk());
+      ASSERT_TRUE(location::testing::removePushIdentity(*push_store_, kAor, instance).isOk());
     }
     if (refresh_) {
       transport::ReceivedMessage request{
@@ -188,7 +189,7 @@ class RefreshPushesTest : public ::testing::Test {
   static constexpr const char* kAor = "sip:alice@example.com";
   FakeTimerService timers_;
   location::MemoryLocationStore locations_;
-  std::unique_ptr<location::PushBindingStore> push_store_ = location::makeMemoryPushBindingStore();
+  location::LocationStore* push_store_ = &locations_;
   RecordingSender sender_;
   std::unique_ptr<RefreshPushes> refresh_;
   std::uint32_t cseq_ = 0;
@@ -233,7 +234,8 @@ TEST_F(RefreshPushesTest, NoneForAnOptedOutOrRemovedDevice) {
   registerDevice("<urn:uuid:d>", fcmBinding("tok-d"), hours(1), hours(24));
   timers_.advance(minutes(5));
   registerDevice("<urn:uuid:c>", std::nullopt, hours(1), hours(24));         // opts out
-  ASSERT_TRUE(push_store_->remove(fcmBinding("tok-d").deviceKey()).isOk());  // token dead
+  ASSERT_TRUE(
+      location::testing::removePushDevice(*push_store_, fcmBinding("tok-d").deviceKey()).isOk());  // token dead
   timers_.advance(hours(48));
   EXPECT_TRUE(sender_.sent.empty());
   EXPECT_EQ(refresh_->tracked(), 0u);

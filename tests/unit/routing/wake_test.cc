@@ -10,6 +10,7 @@
 #include <map>
 
 #include "auth/authenticator.h"
+#include "../location/push_test_util.h"
 #include "location/purr_store.h"
 #include "push/push_params.h"
 #include "registrar/registrar.h"
@@ -78,7 +79,7 @@ class WakeTest : public ProxyTest {
     limits_ = std::make_unique<WakeLimits>(limits);
     WakeAndWait::Deps deps;
     deps.inner = &locations_;
-    deps.push_store = push_store_.get();
+    deps.push_store = push_store_;
     deps.purrs = purrs_.get();
     deps.sender = &sender_;
     deps.hub = &hub_;
@@ -139,7 +140,7 @@ class WakeTest : public ProxyTest {
     b.received.source_ip = d.ua.address.ip();
     b.received.source_port = d.ua.address.port;
     b.received.flow_id = d.ua.flow;
-    b.push = push::serialize(d.binding);
+    b.push = d.binding;
     b.call_id = "reg-" + d.contact;
     b.cseq = 1;
     return b;
@@ -155,10 +156,10 @@ class WakeTest : public ProxyTest {
     r.identity =
         d.instance.empty() ? "c:" + registrar::stripPushUriParams(d.contact) : "i:" + d.instance;
     r.binding_key = location::bindingKey(b);
-    r.push = push::serialize(d.binding);
+    r.binding = d.binding;
     r.registered_at = kNow;
     r.expires_at = kNow + std::chrono::hours(24 * 30);
-    ASSERT_TRUE(push_store_->upsert(r).isOk());
+    ASSERT_TRUE(location::testing::upsertPush(*push_store_, r).isOk());
   }
 
   // The device's REGISTER got its 200 OK.
@@ -215,7 +216,7 @@ class WakeTest : public ProxyTest {
     return std::find(codes.begin(), codes.end(), code) != codes.end();
   }
 
-  std::unique_ptr<location::PushBindingStore> push_store_ = location::makeMemoryPushBindingStore();
+  location::LocationStore* push_store_ = &store_;  // push bindings live with the SIP ones
   std::unique_ptr<location::PurrStore> purrs_ = location::makeMemoryPurrStore();
   FakePushSender sender_;
   WakeHub hub_;
@@ -658,7 +659,7 @@ TEST_F(WakeTest, DeadTokenRemovesThePushBindingAndEndsTheWait) {
   sleeping(device('a', bob_));
   sender_.script.push_back(outcome(push::PushOutcome::Kind::kRemoveBinding, "Unregistered", 410));
   invite();
-  EXPECT_EQ(push_store_->size(), 0u);
+  EXPECT_EQ(push_store_->pushSize(), 0u);
   EXPECT_TRUE(has(codesTo(alice_.address), 480));  // no need to wait for the ring timeout
 }
 
@@ -668,7 +669,7 @@ TEST_F(WakeTest, DeadTokenTimestampBeforeTheRegistrationKeepsTheBinding) {
   o.invalid_since = kNow - std::chrono::seconds(60);  // re-registered since
   sender_.script.push_back(o);
   invite();
-  EXPECT_EQ(push_store_->size(), 1u);
+  EXPECT_EQ(push_store_->pushSize(), 1u);
 }
 
 TEST_F(WakeTest, IosDeviceRegisteringAfterTheCallEndedGetsTheCancelAgainNotAnInvite) {
@@ -1011,7 +1012,7 @@ TEST_F(PurrWakeTest, PurrOfARemovedPushBindingGets404) {
   Device d = device('a', bob_, true);
   sleeping(d);
   const std::string purr = purrOf(d);
-  ASSERT_TRUE(push_store_->remove(d.binding.deviceKey()).isOk());
+  ASSERT_TRUE(location::testing::removePushDevice(*push_store_, d.binding.deviceKey()).isOk());
   reInvite(purr);
   EXPECT_EQ(sentTo(alice_.address).back().statusCode(), 404);
   EXPECT_TRUE(sender_.pushes.empty());
@@ -1365,7 +1366,7 @@ class WakeWithRegistrarTest : public WakeTest {
         *reg_layer_, [](std::function<void()> fn) { fn(); }, [] { return kNow; });
     registrar::PushCaptureConfig pc;
     pc.enabled = true;
-    registrar_->setPushCapture(pc, push_store_.get());
+    registrar_->setPushCapture(pc);
     registrar_->setObserver(&hub_);
     reg_tu_.registrar = registrar_.get();
   }

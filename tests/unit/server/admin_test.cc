@@ -63,14 +63,13 @@ class AdminApiTest : public ::testing::Test {
  protected:
   AdminApiTest() {
     (void)locations_->load(location::SysSeconds{});
-    (void)push_->load(location::SysSeconds{});
   }
 
   AdminApi api(std::string token) {
     AdminDeps d;
     d.token = std::move(token);
     d.locations = locations_.get();
-    d.push_store = push_.get();
+    d.push_store = locations_.get();
     d.sender = &sender_;
     d.timelines = &timelines_;
     d.parked = [] { return std::size_t{3}; };
@@ -98,7 +97,6 @@ class AdminApiTest : public ::testing::Test {
 
   std::unique_ptr<location::LocationStore> locations_ =
       std::make_unique<location::MemoryLocationStore>();
-  std::unique_ptr<location::PushBindingStore> push_ = location::makeMemoryPushBindingStore();
   push::NullPushSender sender_;
   routing::TimelineRecorder timelines_{10};
 };
