@@ -39,8 +39,13 @@ Result<std::int64_t> certificateNotAfter(const std::string& path) {
 }
 
 std::vector<std::string> certificateWarnings(const Config& config, std::int64_t now) {
+  return certificateWarnings(certificateFiles(config), now);
+}
+
+std::vector<std::string> certificateWarnings(const std::vector<CertificateFile>& files,
+                                             std::int64_t now) {
   std::vector<std::string> out;
-  for (const CertificateFile& c : certificateFiles(config)) {
+  for (const CertificateFile& c : files) {
     Result<std::int64_t> not_after = certificateNotAfter(c.path);
     if (!not_after.isOk()) continue;  // the file checks of the configuration say why
     const std::int64_t left = *not_after - now;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <ctime>
 #include <cstring>
 #include <fstream>
 #include <future>
@@ -350,6 +351,18 @@ Status Server::openStores() {
                        std::size_t n = locations_->sweepExpired(registrar::systemWallClock());
                        if (n > 0) SW_LOG_DEBUG("registrar: swept {} expired bindings", n);
                      }});
+  certificates_ = certificateFiles(config_);
+  maintenance_->add({"certificate expiry", std::chrono::hours(24), [this] {
+                       std::vector<CertificateFile> files;
+                       {
+                         std::lock_guard lock(reload_mu_);
+                         files = certificates_;
+                       }
+                       const auto now = static_cast<std::int64_t>(std::time(nullptr));
+                       for (const std::string& w : certificateWarnings(files, now)) {
+                         SW_LOG_WARN("certificates: {}", w);
+                       }
+                     }});
   maintenance_->add({"user reload", seconds(config_.auth.user_reload_interval_s), [this] {
                        if (Status s = users_->reload(); !s) {
                          SW_LOG_WARN("users: reload failed: {}", s.message());
@@ -542,6 +555,8 @@ Status Server::reload(const Config& next, ReloadReport* out) {
     }
     report.reloaded.push_back("push");
   }
+  for (const std::string& w : next.warnings) SW_LOG_WARN("reload: configuration: {}", w);
+  certificates_ = certificateFiles(next);
   configureLogging(next.log_level, next.log_format);  // checked by the parser
   report.reloaded.push_back("log_level");
   drain_timeout_s_.store(next.drain_timeout_s);
