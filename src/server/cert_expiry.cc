@@ -13,7 +13,8 @@ namespace sipwake::server {
 
 std::vector<CertificateFile> certificateFiles(const Config& config) {
   std::vector<CertificateFile> out;
-  if (!config.tls.certificate.empty()) out.push_back({"[tls] certificate", config.tls.certificate, ""});
+  if (!config.tls.certificate.empty())
+    out.push_back({"[tls] certificate", config.tls.certificate, ""});
   if (!config.admin.tls_certificate.empty()) {
     out.push_back({"[admin] tls_certificate", config.admin.tls_certificate, ""});
   }
@@ -60,9 +61,10 @@ std::vector<std::string> certificateWarnings(const std::vector<CertificateFile>&
       out.push_back(fmt::format("{}: \"{}\" expired on {}: renew it, then `sipwake reload`", who,
                                 c.path, date));
     } else {
-      out.push_back(fmt::format("{}: \"{}\" expires on {} (in {} day{}): renew it, then "
-                                "`sipwake reload`",
-                                who, c.path, date, left / 86400, left / 86400 == 1 ? "" : "s"));
+      out.push_back(
+          fmt::format("{}: \"{}\" expires on {} (in {} day{}): renew it, then "
+                      "`sipwake reload`",
+                      who, c.path, date, left / 86400, left / 86400 == 1 ? "" : "s"));
     }
   }
   return out;

@@ -25,9 +25,9 @@ TEST(AdminUrlTest, ParsesHttpAndHttps) {
 }
 
 TEST(AdminUrlTest, RefusesWithAReason) {
-  for (const char* bad : {"127.0.0.1:9090", "http://127.0.0.1", "http://:80", "http://h:0",
-                          "http://h:65536", "http://h:9x", "http://h:90/metrics", "ftp://h:1",
-                          "http://[::1:90"}) {
+  for (const char* bad :
+       {"127.0.0.1:9090", "http://127.0.0.1", "http://:80", "http://h:0", "http://h:65536",
+        "http://h:9x", "http://h:90/metrics", "ftp://h:1", "http://[::1:90"}) {
     auto ep = parseAdminUrl(bad);
     ASSERT_FALSE(ep.isOk()) << bad;
     EXPECT_NE(ep.status().message().find(bad), std::string::npos) << ep.status().message();
