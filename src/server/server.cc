@@ -23,6 +23,7 @@
 #include "http2/http1_server.h"
 #include "http2/tls.h"
 #include "location/purr_store.h"
+#include "location/redis_location_store.h"
 #include "location/sqlite_location_store.h"
 #include "location/user_store.h"
 #include "push/http2_sender.h"
@@ -314,10 +315,28 @@ Server::Server(Config config)
 
 Server::~Server() { stop(); }
 
-Status Server::openStores() {
+// SQLite at [store] path, or Redis when [store] url is set (the users stay in the SQLite file).
+Result<std::unique_ptr<location::LocationStore>> Server::openLocationStore() {
+  if (!config_.store.url.empty()) {
+    auto redis = redis::parseRedisUrl(config_.store.url);
+    if (!redis) return invalidArgument("[store] url: " + redis.status().message());
+    location::RedisLocationOptions options;
+    options.redis = std::move(*redis);
+    options.redis.tls_ca_file = config_.store.redis_ca_file;
+    options.prefix = config_.store.redis_prefix;
+    auto store = location::RedisLocationStore::open(std::move(options));
+    if (!store) return store.status();
+    return std::unique_ptr<location::LocationStore>(std::move(*store));
+  }
   location::SqliteLocationOptions options;
   options.synchronous_full = config_.store.synchronous_full;
   auto store = location::SqliteLocationStore::open(config_.store.path, options);
+  if (!store) return store.status();
+  return std::unique_ptr<location::LocationStore>(std::move(*store));
+}
+
+Status Server::openStores() {
+  Result<std::unique_ptr<location::LocationStore>> store = openLocationStore();
   if (!store.isOk()) return store.status();
   // Every binding in memory before any listener exists: a restarted server serves every binding
   // it acknowledged from its first message on.

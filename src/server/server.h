@@ -121,6 +121,7 @@ class Server {
   struct PerLoop;
 
   Status openStores();
+  Result<std::unique_ptr<location::LocationStore>> openLocationStore();
 
   Config config_;
   std::unique_ptr<EphemeralCertificate> ephemeral_cert_;
