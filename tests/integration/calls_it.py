@@ -207,9 +207,9 @@ class RawUa:
     """A UA on a raw UDP socket or TCP connection to sipwake that answers requests itself (sipp
     cannot mix in a dead TCP binding, nor send in-dialog requests to a URI of its choice)."""
 
-    def __init__(self, server_port, proto="UDP"):
+    def __init__(self, server_port, proto="UDP", server_host="127.0.0.1"):
         self.proto = proto
-        server = ("127.0.0.1", server_port)
+        server = (server_host, server_port)
         self.c = it.UdpClient(server) if proto == "UDP" else it.StreamClient(server)
         self.local = self.c.local
 
@@ -263,7 +263,18 @@ class RawUa:
         lines = ["SIP/2.0 %d %s" % (code, reason)] + ["Via: " + v for v in h["via"]] + [
             "From: " + h["from"][0], "To: " + to, "Call-ID: " + h["call-id"][0],
             "CSeq: " + h["cseq"][0]] + list(extra) + ["Content-Length: 0"]
-        self.c.send(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        if self.proto != "UDP":
+            return self.c.send(data)
+        # RFC 3261 §18.2.2: to the top Via's sent-by (its received= and rport= when present),
+        # which is another node than the one this UA registered at when the request came that way.
+        via = h["via"][0]
+        m = re.match(r"SIP/2\.0/UDP\s+([^;:\s]+)(?::(\d+))?", via, re.I)
+        host, port = m.group(1), int(m.group(2) or 5060)
+        received = re.search(r";received=([^;\s]+)", via)
+        rport = re.search(r";rport=(\d+)", via)
+        self.c.sock.sendto(data, (received.group(1) if received else host,
+                                  int(rport.group(1)) if rport else port))
 
 
 def call_with_dead_tcp_binding(ctx, close_before_invite, finish):

@@ -110,17 +110,25 @@ def in_dialog(sender, receiver, call_id, method):
         receiver.ua.wait_for("ACK ", WAIT)
 
 
-def establish_call(port, proto, push_params=True):
-    """bob registers, alice (using the server on `port` as her outbound proxy: a pre-loaded
-    Route) calls him: 407, INVITE with credentials, bob answers 200 with the server's
-    Record-Route, ACK. With `push_params` every Contact carries linphone's push params and none
-    may reach the other side (sipwake); without, the Contacts are plain (any proxy). Returns
-    (alice, bob, call_id, record_route) with each side's route set and remote target set up."""
-    pn = (lambda token: PUSH_URI_PARAMS % token) if push_params else (lambda token: "")
-    bob = Side(RawUa(port, proto), "sip:bob@127.0.0.1", "bobtag")
+def register_bob(port, proto, host="127.0.0.1"):
+    """bob's UA registered at the server on `host`:`port` (plain Contact); his Side."""
+    bob = Side(RawUa(port, proto, server_host=host), "sip:bob@127.0.0.1", "bobtag")
     reg = it.Registration(bob.ua.c, port, "bob", PASSWORD["bob"], proto=proto)
     it.expect_code(reg.send(["Contact: " + reg.contact], algorithm="MD5"), 200,
                    "bob's REGISTER")
+    return bob
+
+
+def establish_call(port, proto, push_params=True, bob=None):
+    """bob registers (unless `bob`, registered already, perhaps at another server, is given),
+    alice (using the server on `port` as her outbound proxy: a pre-loaded Route) calls him: 407,
+    INVITE with credentials, bob answers 200 with the server's Record-Route, ACK. With
+    `push_params` every Contact carries linphone's push params and none may reach the other side
+    (sipwake); without, the Contacts are plain (any proxy). Returns (alice, bob, call_id,
+    record_route) with each side's route set and remote target set up."""
+    pn = (lambda token: PUSH_URI_PARAMS % token) if push_params else (lambda token: "")
+    if bob is None:
+        bob = register_bob(port, proto)
     alice = Side(RawUa(port, proto), "sip:alice@127.0.0.1", "alicetag")
     alice.remote_aor, bob.remote_aor = bob.aor, alice.aor
     call_id = "%s@it" % uuid.uuid4().hex
