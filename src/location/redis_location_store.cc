@@ -258,22 +258,30 @@ class RedisLocationStore::Impl {
 
   Result<LoadReport> load(SysSeconds now) {
     auto start = std::chrono::steady_clock::now();
-    std::promise<void> up;
-    auto up_future = up.get_future();
-    loop_.post([this, &up] {
-      bool fulfilled = false;
-      conn_->setStateCallback([this, up = &up, fulfilled](bool connected,
-                                                           const Status& why) mutable {
-        if (connected && !fulfilled) {
-          fulfilled = true;
-          up->set_value();
-          up = nullptr;
-        }
+    // Ready when the connection is up AND the subscription is confirmed: the full read comes
+    // after both, so a change published meanwhile is either in what it reads or heard.
+    struct Ready {
+      bool connected = false, subscribed = false, fulfilled = false;
+      std::promise<void> up;
+      void check() {
+        if (fulfilled || !connected || !subscribed) return;
+        fulfilled = true;
+        up.set_value();
+      }
+    };
+    auto ready = std::make_shared<Ready>();
+    auto up_future = ready->up.get_future();
+    loop_.post([this, ready] {
+      conn_->setStateCallback([this, ready](bool connected, const Status& why) {
+        ready->connected = ready->connected || connected;
+        ready->check();
         onState(connected, why);
       });
       sub_->setMessageCallback([this](const redis::PubSubMessage& m) { onMessage(m); });
-      sub_->setSubscribedCallback([this](std::string_view name, bool) {
+      sub_->setSubscribedCallback([this, ready](std::string_view name, bool) {
         if (name != changed_channel_) return;
+        ready->subscribed = true;
+        ready->check();
         // A renewed subscription: messages may have been missed while it was down.
         if (subscribed_once_) fullRead(nullptr);
         subscribed_once_ = true;
@@ -327,8 +335,8 @@ class RedisLocationStore::Impl {
       });
       return;
     }
-    loop_.post([this, job = Job{std::move(change), std::move(reply_on), std::move(done), 0}]()
-                   mutable {
+    loop_.post([this, job = Job{std::move(change), std::move(reply_on), std::move(done), 0,
+                                false}]() mutable {
       if (pending_ >= options_.max_pending) {
         return finish(job, unavailable(fmt::format("Redis store: {} registrations pending",
                                                    pending_)));
@@ -341,14 +349,44 @@ class RedisLocationStore::Impl {
     });
   }
 
+  // Every cached AOR holding an expired binding or push record, and no change in flight (that
+  // change removes them itself), gets a prune: an empty change through the same script, which
+  // deletes the expired fields in Redis and then in the cache. Blocks until every prune is
+  // answered; returns the bindings removed. An AOR whose prune fails keeps its expired entries
+  // in the cache (never served) for the next sweep to try again.
   std::size_t sweep(SysSeconds now) {
     if (!loaded_.load()) return 0;
-    std::promise<std::size_t> result;
-    loop_.post([&] {
-      push_.sweepExpired(now);
-      result.set_value(index_.sweepExpired(now));
+    auto result = std::make_shared<std::promise<std::size_t>>();
+    auto future = result->get_future();
+    loop_.post([this, now, result] {
+      struct Tally {
+        std::shared_ptr<std::promise<std::size_t>> result;
+        std::size_t removed = 0;
+        ~Tally() { result->set_value(removed); }
+      };
+      auto tally = std::make_shared<Tally>();
+      tally->result = result;
+      std::vector<std::string> due;
+      for (const auto& [aor, v] : versions_) {
+        (void)v;
+        if (!queues_.contains(aor) && holdsExpired(aor, now)) due.push_back(aor);
+      }
+      for (const std::string& aor : due) {
+        RegistrationChange prune;
+        prune.aor = aor;
+        prune.now = now;
+        BindingIndex::Snapshot before = index_.get(aor);
+        const std::size_t had = before ? before->size() : 0;
+        ++pending_;
+        queues_[aor].push_back(Job{std::move(prune), [](std::function<void()> f) { f(); },
+                                   [tally, had](Result<std::vector<Binding>> r) {
+                                     if (r && had >= r->size()) tally->removed += had - r->size();
+                                   },
+                                   0, /*prune=*/true});
+        attempt(aor);
+      }
     });
-    return result.get_future().get();
+    return future.get();
   }
 
   void setObserver(std::function<void(const RegisteredEvent&)> o) { observer_ = std::move(o); }
@@ -363,7 +401,22 @@ class RedisLocationStore::Impl {
     Executor reply_on;
     Done done;
     int attempts = 0;
+    bool prune = false;  // the sweep's: drops expired entries, not counted as a registration
   };
+
+  // Whether the cached AOR holds a binding or push record expired at `now`.
+  bool holdsExpired(const std::string& aor, SysSeconds now) const {
+    if (BindingIndex::Snapshot b = index_.get(aor)) {
+      for (const Binding& x : *b) {
+        if (x.expires_at <= now) return true;
+      }
+    }
+    PushIndex::Batch batch(push_);
+    for (const PushRecord& p : batch.staged(aor)) {
+      if (p.expires_at <= now) return true;
+    }
+    return false;
+  }
 
   redis::ConnectionOptions connectionOptions() const {
     redis::ConnectionOptions o;
@@ -388,7 +441,11 @@ class RedisLocationStore::Impl {
     Job job = std::move(it->second.front());
     it->second.pop_front();
     --pending_;
-    if (result.isOk()) {
+    if (job.prune) {
+      if (!result.isOk()) {
+        SW_LOG_DEBUG("location: prune of {} failed: {}", aor, result.status().message());
+      }
+    } else if (result.isOk()) {
       committed_.inc();
     } else if (result.status().code() != StatusCode::kUnavailable) {
       rejected_.inc();
@@ -414,6 +471,9 @@ class RedisLocationStore::Impl {
     std::vector<PushRecord> old_push = batch.staged(aor);
     for (const PushOp& op : change.push_ops) batch.apply(aor, op);
     std::vector<PushRecord> new_push = batch.staged(aor);
+    // Expired push records leave Redis with any change of their AOR (SIP bindings likewise:
+    // applyRegistrationChange lists expired ones in removed_keys).
+    std::erase_if(new_push, [&](const PushRecord& p) { return p.expires_at <= change.now; });
 
     SysSeconds latest{};
     for (const Binding& b : applied->bindings) latest = std::max(latest, b.expires_at);
@@ -436,6 +496,10 @@ class RedisLocationStore::Impl {
       bool kept = std::any_of(new_push.begin(), new_push.end(),
                               [&](const PushRecord& p) { return p.device_key == o.device_key; });
       if (!kept) pdel.push_back(o.device_key);
+    }
+    if (job.prune && applied->removed_keys.empty() && pdel.empty()) {
+      // Nothing expired any more (another node pruned it, seen on re-read): no write.
+      return complete(aor, std::move(applied->bindings));
     }
     args.push_back(std::to_string(pdel.size()));
     args.insert(args.end(), pdel.begin(), pdel.end());
@@ -624,7 +688,9 @@ class RedisLocationStore::Impl {
     }
   }
 
-  static constexpr int kMaxAttempts = 8;
+  // A retry takes two round trips (HGETALL, script) and another node's write of the same AOR
+  // one: enough attempts to outlast a burst of its writes, not only a single one.
+  static constexpr int kMaxAttempts = 32;
 
   BindingIndex& index_;
   PushIndex& push_;

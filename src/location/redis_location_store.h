@@ -32,9 +32,9 @@
 namespace sipwake::location {
 
 struct RedisLocationOptions {
-  redis::RedisConfig redis;          // from [store] url (+ redis_ca_file)
+  redis::RedisConfig redis;         // from [store] url (+ redis_ca_file)
   std::string prefix = "sipwake:";  // every key and channel starts with it
-  std::string node_id;               // names this node in published events; empty: random
+  std::string node_id;              // names this node in published events; empty: random
   Duration command_timeout = std::chrono::seconds(1);
   Duration connect_timeout = std::chrono::seconds(2);
   // How long load() waits for the first connection before failing.
@@ -60,7 +60,9 @@ class RedisLocationStore final : public IndexedLocationStore {
   // Connects (waits up to load_wait), then reads every AOR (SCAN + HGETALL) into memory.
   Result<LoadReport> load(SysSeconds now) override;
   void applyRegistration(RegistrationChange change, Executor reply_on, Done done) override;
-  // Drops expired entries from memory (Redis expires its keys itself). Blocks until done.
+  // Deletes the expired bindings and push records of every cached AOR from Redis, then from
+  // memory (one script per AOR that holds any, as for a change; no SCAN). Blocks until Redis
+  // answered them all. Whole AOR keys also expire in Redis by themselves.
   std::size_t sweepExpired(SysSeconds now) override;
 
   const std::string& nodeId() const;

@@ -315,6 +315,25 @@ Server::Server(Config config)
 
 Server::~Server() { stop(); }
 
+namespace {
+
+// Where [store] url points, for the log: servers (or sentinels and master), db, TLS; never the
+// credentials.
+std::string redisWhere(const std::string& url) {
+  auto c = redis::parseRedisUrl(url);
+  if (!c) return "(bad url)";
+  std::string hosts;
+  for (const redis::HostPort& hp : c->hosts) {
+    if (!hosts.empty()) hosts += ',';
+    hosts += redis::toString(hp);
+  }
+  return fmt::format("{}{}{} db {}",
+                     c->sentinel() ? "master " + c->sentinel_master + " via sentinels " : "", hosts,
+                     c->tls ? " (TLS)" : "", c->db);
+}
+
+}  // namespace
+
 // SQLite at [store] path, or Redis when [store] url is set (the users stay in the SQLite file).
 Result<std::unique_ptr<location::LocationStore>> Server::openLocationStore() {
   if (!config_.store.url.empty()) {
@@ -349,8 +368,14 @@ Status Server::openStores() {
   auto users = location::UserStore::open(config_.store.path);
   if (!users.isOk()) return users.status();
   users_ = std::move(*users);
-  SW_LOG_INFO("store {}: {} bindings of {} AORs, {} users", config_.store.path, report->bindings,
-              report->aors, users_->size());
+  if (config_.store.url.empty()) {
+    SW_LOG_INFO("store {}: {} bindings of {} AORs, {} users", config_.store.path, report->bindings,
+                report->aors, users_->size());
+  } else {
+    SW_LOG_INFO("store: Redis {}: {} bindings of {} AORs; users from {}: {} users",
+                redisWhere(config_.store.url), report->bindings, report->aors, config_.store.path,
+                users_->size());
+  }
 
   auto trusted = auth::TrustedPeers::parse(config_.auth.trusted_peers);
   if (!trusted.isOk()) return trusted.status();

@@ -149,13 +149,18 @@ class Load:
 
 
 def test_redis_two_nodes(ctx):
-    """Nodes A (127.0.0.1) and B (127.0.0.2) on one Redis: bob registers at B, alice calls him
+    """Nodes A (127.0.0.1) and B (127.0.0.2) on one Redis (the start-up log names it and the
+    users file): bob registers at B, alice calls him
     through A (A forwards straight to bob's contact, from the cache filled by B's publication);
     BYE through A; alice's REGISTER at A is listed by B's lookup, without any restart."""
     add_users(ctx)
     with it.RedisServer(ctx) as redis:
         with contextlib.ExitStack() as stack:
             (a, a_udp), (b, b_udp) = start_two_nodes(ctx, redis, stack)
+            started = re.search(r"store: Redis (\S+) db 0: \d+ bindings of \d+ AORs; users from "
+                                r"sipwake\.db: 2 users", a.log())
+            check(started and started.group(1) == "%s:%d" % (redis.host, redis.port),
+                  "no start-up line naming Redis and the users file:\n" + a.log()[-2000:])
             bob = register_bob(b_udp, "UDP", host=NODE_HOSTS[1])
             alice, bob, call_id, _ = establish_call(a_udp, "UDP", push_params=False, bob=bob)
             in_dialog(alice, bob, call_id, "BYE")

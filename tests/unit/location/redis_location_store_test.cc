@@ -1,4 +1,6 @@
 // RedisLocationStore against a real redis-server: two stores on one Redis are two nodes.
+#include "location/redis_location_store.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -6,7 +8,6 @@
 #include <mutex>
 #include <thread>
 
-#include "location/redis_location_store.h"
 #include "redis_server.h"
 #include "test_util.h"
 
@@ -29,6 +30,18 @@ bool eventually(Pred pred, std::chrono::milliseconds bound = 10s) {
     std::this_thread::sleep_for(5ms);
   }
   return true;
+}
+
+// The push upsert a REGISTER of `b` (carrying a push binding) makes, expiring after `expires_in`.
+PushOp pushUpsert(const Binding& b, std::chrono::seconds expires_in) {
+  PushOp op;
+  op.record.binding = *b.push;
+  op.record.device_key = b.push->deviceKey();
+  op.record.identity = "c:" + b.contact_uri;
+  op.record.binding_key = "c:" + b.contact_uri;
+  op.record.registered_at = kNow;
+  op.record.expires_at = kNow + expires_in;
+  return op;
 }
 
 class RedisLocationStoreTest : public ::testing::Test {
@@ -72,11 +85,13 @@ TEST_F(RedisLocationStoreTest, TwoNodesNeverLoseAnUpdateAndTheLoserGetsFailedPre
   // Concurrent writers on both nodes, interleaved: every one lands.
   std::thread ta([&] {
     for (std::uint32_t i = 2; i <= 30; ++i) {
-      EXPECT_TRUE(applySync(*a, reg("sip:u@x", "c1", i, {contact("sip:u@d1", 600 + i)})).isOk());
+      auto r = applySync(*a, reg("sip:u@x", "c1", i, {contact("sip:u@d1", 600 + i)}));
+      EXPECT_TRUE(r.isOk()) << r.status().toString();
     }
   });
   for (std::uint32_t i = 2; i <= 30; ++i) {
-    EXPECT_TRUE(applySync(*b, reg("sip:u@x", "c2", i, {contact("sip:u@d2", 600 + i)})).isOk());
+    auto r = applySync(*b, reg("sip:u@x", "c2", i, {contact("sip:u@d2", 600 + i)}));
+    EXPECT_TRUE(r.isOk()) << r.status().toString();
   }
   ta.join();
   auto fresh = node("c");  // a third node reading Redis from scratch
@@ -98,13 +113,7 @@ TEST_F(RedisLocationStoreTest, OtherNodesCacheFollowsByPubSubAndRegisteredEventI
   RegistrationChange c = reg("sip:p@x", "c1", 1, {contact("sip:p@phone", 600)});
   Binding& bd = c.upserts[0];
   bd.push = testing::tokenBinding("tok-1");
-  PushOp op;
-  op.record.binding = *bd.push;
-  op.record.device_key = bd.push->deviceKey();
-  op.record.identity = "c:sip:p@phone";
-  op.record.binding_key = "c:sip:p@phone";
-  op.record.registered_at = kNow;
-  op.record.expires_at = kNow + 3600s;
+  PushOp op = pushUpsert(bd, 3600s);
   c.push_ops.push_back(op);
   ASSERT_TRUE(applySync(*a, std::move(c)).isOk());
   // B serves it from memory, without a restart.
@@ -145,6 +154,31 @@ TEST_F(RedisLocationStoreTest, RedisDownFailsFastLookupsServeCacheAndRecoveryRer
   auto after = applySync(*a, reg("sip:d@x", "c1", 3, {contact("sip:d@h", 800)}));
   ASSERT_TRUE(after.isOk()) << after.status().toString();
   EXPECT_EQ((*after)[0].cseq, 3u);
+}
+
+TEST_F(RedisLocationStoreTest, SweepDeletesExpiredFieldsFromRedisBesideLiveOnes) {
+  auto a = node("a");
+  ASSERT_TRUE(applySync(*a, reg("sip:e@x", "c1", 1, {contact("sip:e@old", 10)})).isOk());
+  RegistrationChange c = reg("sip:e@x", "c2", 1, {contact("sip:e@new", 600)});
+  c.upserts[0].push = testing::tokenBinding("tok-e");
+  c.push_ops.push_back(pushUpsert(c.upserts[0], 30s));
+  ASSERT_TRUE(applySync(*a, std::move(c)).isOk());
+  auto b = node("b");
+  EXPECT_EQ(b->size(), 2u);
+  EXPECT_EQ(b->pushSize(), 1u);
+
+  // The old binding and the push record have expired; the new binding lives on, so the AOR's
+  // key does not expire: only the sweep can take the dead fields out of Redis.
+  EXPECT_EQ(a->sweepExpired(kNow + 60s), 1u);
+  EXPECT_EQ(a->size(), 1u);
+  EXPECT_EQ(a->pushSize(), 0u);
+  auto fresh = node("c");  // what Redis holds now
+  ASSERT_EQ(fresh->size(), 1u);
+  EXPECT_EQ(fresh->lookup("sip:e@x", kNow)[0].contact_uri, "sip:e@new");
+  EXPECT_EQ(fresh->pushSize(), 0u);
+  EXPECT_TRUE(eventually([&] { return b->size() == 1 && b->pushSize() == 0; }));
+  // Nothing left to prune: no write, so no node hears of the AOR again.
+  EXPECT_EQ(b->sweepExpired(kNow + 60s), 0u);
 }
 
 }  // namespace
