@@ -560,14 +560,15 @@ def listen_args(udp, tcp, tls, host="127.0.0.1"):
     return args
 
 
-def start_server(ctx, extra_args=(), host="127.0.0.1", preexec_fn=None):
-    """Starts sipwake on three fresh ports; retries if a port was taken in between."""
+def start_server(ctx, extra_args=(), host="127.0.0.1", preexec_fn=None, name="sipwake"):
+    """Starts sipwake on three fresh ports; retries if a port was taken in between. Its log is
+    <work>/<name>.log."""
     last = None
     for _ in range(3):
         udp, tcp, tls = free_port(socket.SOCK_DGRAM, host), free_port(host=host), \
             free_port(host=host)
         server = Sipwake(ctx, listen_args(udp, tcp, tls, host) + list(extra_args),
-                         preexec_fn=preexec_fn)
+                         name=name, preexec_fn=preexec_fn)
         try:
             server.start()
             return server, (udp, tcp, tls)
