@@ -684,7 +684,10 @@ class RedisLocationStore::Impl {
         if (sp == std::string_view::npos) break;
         keys.remove_prefix(sp + 1);
       }
-      observer_(e);
+      if (e.node_id == options_.node_id) return observer_(e);
+      // Another node's: its "aor-changed" came first and its HGETALL is on the way; replies come
+      // in sending order, so once this PING is answered the cache holds the new binding.
+      conn_->command({"PING"}, [this, e = std::move(e)](Result<redis::Reply>) { observer_(e); });
     }
   }
 

@@ -70,7 +70,9 @@ class RedisLocationStore final : public IndexedLocationStore {
   // Full re-reads of the cache done so far (load, and each return of Redis).
   std::size_t fullReads() const;
   // Called for every RegisteredEvent heard (this node's own included: compare node_id), on the
-  // store's loop: keep it short, post elsewhere. REQUIRES: set before load().
+  // store's loop: keep it short, post elsewhere. Another node's event is delivered after this
+  // node's cache read the AOR again (lookups then return the new binding). REQUIRES: set before
+  // load().
   void setRegisteredObserver(std::function<void(const RegisteredEvent&)> observer);
 
   class Impl;  // public only so the .cc can define helpers on it

@@ -409,6 +409,10 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
     flow.source_port = received.remote.port;
     flow.local_listener = flow.protocol + ":" + received.local.toString();
     flow.flow_id = received.flow;
+    if (config_.node_route) {
+      std::string route = config_.node_route(flow, received);
+      if (!route.empty()) path_values.insert(path_values.begin(), std::move(route));
+    }
 
     std::size_t reg_ids = 0;
     for (const sip::ContactValue& c : *contacts) {

@@ -52,6 +52,12 @@ struct RegistrarConfig {
   bool require_auth = true;              // false: anyone may register any AOR of our domains
   std::uint32_t retry_after_s = 5;       // Retry-After on a store failure
   std::string server_header;             // Server header value; empty: none
+  // Several nodes on one store: the node route to this node for a binding that arrived over
+  // `flow` (a URI, put in front of the binding's Path, so that another node's request reaches the
+  // phone through this node and its connection); empty function: none (one node).
+  std::function<std::string(const location::ReceivedFlow& flow,
+                            const transport::ReceivedMessage& request)>
+      node_route;
 };
 
 // Push-parameter capture (RFC 8599): how the registrar treats Contacts carrying push

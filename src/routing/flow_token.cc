@@ -183,10 +183,29 @@ std::string FlowTokenCodec::mac(const std::string& key, std::string_view body,
 
 std::string FlowTokenCodec::encode(const FlowPair& pair, std::string_view call_id,
                                    std::string_view caller_tag, std::int64_t unix_now) const {
+  return encodeWith("ft", pair, call_id, caller_tag, unix_now);
+}
+
+std::string FlowTokenCodec::encodeNodeRoute(const FlowRef& flow, std::int64_t unix_now) const {
+  FlowPair pair;
+  pair.downstream = flow;
+  return encodeWith(kNodeRoutePrefix, pair, {}, {}, unix_now);
+}
+
+std::optional<FlowRef> FlowTokenCodec::decodeNodeRoute(std::string_view user,
+                                                       std::int64_t unix_now) const {
+  Decoded d = decodeWith(kNodeRoutePrefix, user, DialogRef{}, unix_now);
+  if (d.verdict != Verdict::kValid || d.pair.upstream || !d.pair.downstream) return std::nullopt;
+  return d.pair.downstream;
+}
+
+std::string FlowTokenCodec::encodeWith(std::string_view prefix, const FlowPair& pair,
+                                       std::string_view call_id, std::string_view caller_tag,
+                                       std::int64_t unix_now) const {
   const std::int64_t epoch = epochOf(unix_now);
   std::string out;
   out.reserve(96);
-  out.append("ft");
+  out.append(prefix);
   encodeSide(out, pair.upstream);
   out.push_back('.');
   encodeSide(out, pair.downstream);
@@ -199,12 +218,18 @@ std::string FlowTokenCodec::encode(const FlowPair& pair, std::string_view call_i
 
 FlowTokenCodec::Decoded FlowTokenCodec::decode(std::string_view user, const DialogRef& dialog,
                                                std::int64_t unix_now) const {
+  return decodeWith("ft", user, dialog, unix_now);
+}
+
+FlowTokenCodec::Decoded FlowTokenCodec::decodeWith(std::string_view prefix, std::string_view user,
+                                                   const DialogRef& dialog,
+                                                   std::int64_t unix_now) const {
   Decoded d;
-  if (!user.starts_with("ft") || user.size() > 200) return d;
+  if (!user.starts_with(prefix) || user.size() > 200) return d;
   std::size_t last = user.rfind('.');
   if (last == std::string_view::npos || user.size() - last - 1 != 3 + 16) return d;
   std::string_view body = user.substr(0, last + 1 + 3);  // signed part, key id included
-  std::string_view sides = user.substr(2, last - 2);
+  std::string_view sides = user.substr(prefix.size(), last - prefix.size());
   std::size_t dot = sides.find('.');
   if (dot == std::string_view::npos) return d;
   if (!decodeSide(sides.substr(0, dot), d.pair.upstream) ||

@@ -16,6 +16,13 @@
 // keeps working for at least `overlap` (longer than any call should last), and a value copied
 // out of one dialog stops working after at most rotation + overlap.
 //
+// Node routes (several nodes on one store, docs/architecture.md "Several nodes"): the node that
+// took a REGISTER puts <sip:<node route token>@<its address>;lr> in front of the binding's Path,
+// so that another node's request for that binding reaches it and it sends the request over the
+// phone's flow. That token names the phone's flow alone and is signed for no dialog (prefix "nr",
+// part of the signed body, so neither kind of token passes for the other): every node holding the
+// same secret ([proxy] route_secret_file) can verify it.
+//
 // Format: "ft" <upstream> "." <downstream> "." <key id: 3 hex> <MAC: 16 hex>, each side "x" or
 // <u|t|s><hex address>-<hex port>-<hex flow id>. Unreserved characters only.
 //
@@ -88,7 +95,17 @@ class FlowTokenCodec {
   };
   Decoded decode(std::string_view user, const DialogRef& dialog, std::int64_t unix_now) const;
 
+  // The user part of a node route naming the phone's `flow` at this node.
+  std::string encodeNodeRoute(const FlowRef& flow, std::int64_t unix_now) const;
+  // The flow a node route names, when `user` is one signed with our secret and not expired.
+  std::optional<FlowRef> decodeNodeRoute(std::string_view user, std::int64_t unix_now) const;
+
  private:
+  static constexpr std::string_view kNodeRoutePrefix = "nr";
+  std::string encodeWith(std::string_view prefix, const FlowPair& pair, std::string_view call_id,
+                         std::string_view caller_tag, std::int64_t unix_now) const;
+  Decoded decodeWith(std::string_view prefix, std::string_view user, const DialogRef& dialog,
+                     std::int64_t unix_now) const;
   std::int64_t epochOf(std::int64_t unix_now) const;
   std::string keyFor(std::int64_t epoch) const;
   // 16 lower-case hex chars over `body`, `call_id` and `tag`.

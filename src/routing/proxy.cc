@@ -473,6 +473,8 @@ class ProxyContext final : public transaction::ServerTransactionUser,
     Branch& b = *owned;
     b.index = static_cast<std::uint32_t>(branches_.size());
     b.target = std::move(target);
+    proxy_.ensureLocalPorts();
+    proxy_.takeOwnNodeRoute(b.target);
     branches_.push_back(std::move(owned));
 
     auto copy = cloneMessage(request_);
@@ -926,7 +928,11 @@ BranchProgress Proxy::branchProgress(ContextId id, std::string_view binding_key)
 Proxy::Handover Proxy::handOverBranches(ContextId id, std::string_view binding_key,
                                         const Target& fresh) {
   ProxyContext* ctx = find(id);
-  return ctx == nullptr ? Handover{} : ctx->handOverBranches(binding_key, fresh);
+  if (ctx == nullptr) return Handover{};
+  ensureLocalPorts();
+  Target own = fresh;
+  takeOwnNodeRoute(own);
+  return ctx->handOverBranches(binding_key, own);
 }
 
 void Proxy::ensureLocalPorts() {
@@ -952,6 +958,16 @@ bool Proxy::isSelfUri(const sip::Uri& uri) {
     port = transport::defaultPort(p ? *p : transport::Protocol::kUdp);
   }
   return std::find(local_ports_.begin(), local_ports_.end(), port) != local_ports_.end();
+}
+
+void Proxy::takeOwnNodeRoute(Target& target) {
+  if (target.path.empty()) return;
+  auto uri = sip::parseUri(target.path.front());
+  if (!uri || !isSelfUri(*uri)) return;
+  auto flow = tokens_.decodeNodeRoute(uri->user, unixNow());
+  if (!flow) return;
+  target.path.erase(target.path.begin());
+  if (target.path.empty()) target.flow = flow->sendTarget();
 }
 
 bool Proxy::isLocalDomainUri(const sip::Uri& uri) {
@@ -1026,6 +1042,9 @@ bool Proxy::processRoutes(sip::Message& request, RouteInfo& info, std::string& e
     if (d.verdict == FlowTokenCodec::Verdict::kValid) {
       info.signed_by_us = true;
       info.flow_tokens = d.pair;
+    } else if (auto node = tokens_.decodeNodeRoute(uri.user, now)) {
+      info.signed_by_us = true;
+      info.node_flow = *node;
     } else if (d.verdict > info.failure) {
       info.failure = d.verdict;
     }
@@ -1247,7 +1266,8 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
   // §16.3 step 6 (proxy authorization): requests of our users that start something new.
   const bool trusted_peer =
       deps_.trusted != nullptr && deps_.trusted->contains(received.remote.ip());
-  bool authorized = deps_.authenticator == nullptr || trusted_peer;
+  // A node route of ours: the node that sent it authorised the request.
+  bool authorized = deps_.authenticator == nullptr || trusted_peer || route_info.node_flow;
   auto from = request.from();
   const bool from_local = from && from->uri.isSipOrSips() && deps_.is_local_host(from->uri.host);
 
@@ -1320,7 +1340,8 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
   const ContextId id = ++next_id_;
   const sip::Uri& target_uri = request.requestUri();
   const bool has_routes = request.find(sip::HeaderId::kRoute) != nullptr;
-  const bool local = !has_routes && isLocalDomainUri(target_uri);
+  // A node route names the phone's flow here: the Request-URI is its contact, not a user.
+  const bool local = !has_routes && !route_info.node_flow && isLocalDomainUri(target_uri);
   auto origin = [&] {
     RequestOrigin o;
     o.trust = trusted_peer ? RequestOrigin::Trust::kTrusted
@@ -1389,7 +1410,11 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
       resolution = std::move(*woken);
     } else {
       Target t;  // Request-URI unchanged
-      if (!has_routes) t.flow = unlessPurrTargetMoved(tokenFlow(route_info, received), target_uri);
+      if (!has_routes && route_info.node_flow) {
+        t.flow = route_info.node_flow->sendTarget();
+      } else if (!has_routes) {
+        t.flow = unlessPurrTargetMoved(tokenFlow(route_info, received), target_uri);
+      }
       resolution.targets.push_back(std::move(t));
     }
   }

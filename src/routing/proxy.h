@@ -223,10 +223,17 @@ class Proxy {
     // Why none verified (when popped_self && !signed_by_us): the most telling of their verdicts.
     FlowTokenCodec::Verdict failure = FlowTokenCodec::Verdict::kNotSigned;
     std::optional<FlowPair> flow_tokens;  // from our popped Route value (last one that verified)
+    // A popped node route of ours (another node sent us a request for a phone registered here):
+    // the phone's flow. Signed with the nodes' shared secret: the sending node authorised it.
+    std::optional<FlowRef> node_flow;
   };
 
   void ensureLocalPorts();
   bool isSelfUri(const sip::Uri& uri);
+  // A target whose Path starts with a node route of ours (a binding registered at this node on a
+  // shared store): that value is dropped and, with no Path left, the target goes over the flow
+  // it names.
+  void takeOwnNodeRoute(Target& target);
   bool isLocalDomainUri(const sip::Uri& uri);
   bool isOurVia(const sip::Via& via);
   // §16.4: strict-router fix-up and removal of our own Route values. False (with `error` set)

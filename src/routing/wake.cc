@@ -151,10 +151,35 @@ void WakeHub::forget(const std::string& key, std::size_t loop, ContextId id) {
 
 void WakeHub::onRegistered(std::string_view aor, const location::Binding& binding,
                            const transport::ReceivedMessage& /*request*/) {
+  release(aor, binding);
+}
+
+std::size_t WakeHub::onRegisteredElsewhere(const location::LocationStore& store,
+                                           std::string_view aor,
+                                           const std::vector<std::string>& device_keys,
+                                           location::SysSeconds now) {
+  std::vector<location::Binding> bindings;  // read once, only when a device is waited for
+  std::size_t released = 0;
+  for (const std::string& device : device_keys) {
+    {
+      std::lock_guard lock(mu_);
+      if (!waiting_.contains(deviceKey(device))) continue;
+    }
+    std::optional<location::PushRecord> rec = store.lookupPushDevice(device);
+    if (!rec || rec->aor != aor || rec->expires_at <= now) continue;
+    if (bindings.empty()) bindings = store.lookup(aor, now);
+    for (const location::Binding& b : bindings) {
+      if (location::bindingKey(b) == rec->binding_key) released += release(aor, b);
+    }
+  }
+  return released;
+}
+
+std::size_t WakeHub::release(std::string_view aor, const location::Binding& binding) {
   std::vector<std::string> keys;
   if (!binding.instance_id.empty()) keys.push_back(instanceKey(aor, binding.instance_id));
   if (binding.push) keys.push_back(deviceKey(binding.push->deviceKey()));
-  if (keys.empty()) return;
+  if (keys.empty()) return 0;
   struct Hit {
     Loop loop;
     ContextId id;
@@ -183,6 +208,7 @@ void WakeHub::onRegistered(std::string_view aor, const location::Binding& bindin
       wake->onDeviceRegistered(id, key, binding);
     });
   }
+  return hits.size();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -132,6 +132,15 @@ class WakeHub final : public registrar::RegistrationObserver {
   void onRegistered(std::string_view aor, const location::Binding& binding,
                     const transport::ReceivedMessage& request) override;
 
+  // Cross-node source (any thread): push devices `device_keys` of `aor` registered at another
+  // node sharing `store` (its "registered" event, delivered once this node's copy of the AOR is
+  // up to date). Each device's binding as `store` holds it now — another node's node route in
+  // front of its Path — is released like a local REGISTER's; a device without a live binding is
+  // skipped. Returns how many bindings were released to waiting loops.
+  std::size_t onRegisteredElsewhere(const location::LocationStore& store, std::string_view aor,
+                                    const std::vector<std::string>& device_keys,
+                                    location::SysSeconds now);
+
   static std::string instanceKey(std::string_view aor, std::string_view instance);
   static std::string deviceKey(std::string_view device_key);
 
@@ -144,6 +153,9 @@ class WakeHub final : public registrar::RegistrationObserver {
     location::Executor post;
     WakeAndWait* wake = nullptr;
   };
+  // Posts onDeviceRegistered to each loop waiting for this binding; how many were waiting.
+  std::size_t release(std::string_view aor, const location::Binding& binding);
+
   std::mutex mu_;
   std::vector<Loop> loops_;
   std::unordered_multimap<std::string, Waiter> waiting_;

@@ -140,6 +140,17 @@ class ShutdownPushSender final : public push::PushSender {
 
 }  // namespace
 
+// Several nodes on one store: the store reports other nodes' "registered" events from before
+// load() on; the wake-up hub that takes them exists only later. Thread: any.
+struct RemoteRegistrations {
+  std::mutex mu;
+  std::function<void(const location::RegisteredEvent&)> to;  // guarded by mu
+  void deliver(const location::RegisteredEvent& e) {
+    std::lock_guard lock(mu);
+    if (to) to(e);
+  }
+};
+
 // Push wake-up objects every loop shares (thread-safe). Held by every PerLoop, so they go with
 // the last of them, after the loops stopped.
 struct PushShared {
@@ -345,6 +356,9 @@ Result<std::unique_ptr<location::LocationStore>> Server::openLocationStore() {
     options.prefix = config_.store.redis_prefix;
     auto store = location::RedisLocationStore::open(std::move(options));
     if (!store) return store.status();
+    remote_registrations_ = std::make_shared<RemoteRegistrations>();
+    (*store)->setRegisteredObserver(
+        [sink = remote_registrations_](const location::RegisteredEvent& e) { sink->deliver(e); });
     return std::unique_ptr<location::LocationStore>(std::move(*store));
   }
   location::SqliteLocationOptions options;
@@ -791,6 +805,31 @@ Status Server::start() {
     }
     pc.route_keys.secret = std::move(*secret);
   }
+  if (remote_registrations_) {
+    // Several nodes: each binding records the node route back to this node and the phone's flow
+    // (docs/architecture.md, "Several nodes").
+    auto codec = std::make_shared<routing::FlowTokenCodec>(pc.route_keys);
+    rc.node_route = [codec, advertised = config_.proxy.advertised_host](
+                        const location::ReceivedFlow&, const transport::ReceivedMessage& r) {
+      routing::FlowRef flow;
+      flow.protocol = r.protocol;
+      flow.remote = r.remote;
+      flow.flow = r.flow;
+      const bool unspecified = r.local.ip() == "0.0.0.0" || r.local.ip() == "::";
+      if (unspecified && advertised.empty()) return std::string();
+      std::string v = "sip:" + codec->encodeNodeRoute(flow, std::chrono::duration_cast<seconds>(
+                                                                std::chrono::system_clock::now()
+                                                                    .time_since_epoch())
+                                                                .count());
+      v += '@';
+      v += unspecified ? advertised : r.local.hostForUri();
+      v += ':' + std::to_string(r.local.port);
+      if (r.protocol == transport::Protocol::kTcp) v += ";transport=tcp";
+      if (r.protocol == transport::Protocol::kTls) v += ";transport=tls";
+      v += ";lr";
+      return v;
+    };
+  }
   auto proxy_trusted = auth::TrustedPeers::parse(trusted_peers);
   if (!proxy_trusted) {
     stop();
@@ -871,6 +910,14 @@ Status Server::start() {
       "location.push_bindings",
       [s = locations_.get()] { return static_cast<std::int64_t>(s->pushSize()); }));
   push->observers.list.push_back(&push->hub);
+  if (remote_registrations_) {
+    auto* redis = static_cast<location::RedisLocationStore*>(locations_.get());
+    std::lock_guard lock(remote_registrations_->mu);
+    remote_registrations_->to = [push, redis](const location::RegisteredEvent& e) {
+      if (e.node_id == redis->nodeId()) return;  // the registrar told the hub already
+      push->hub.onRegisteredElsewhere(*redis, e.aor, e.device_keys, registrar::systemWallClock());
+    };
+  }
   push->observers.list.push_back(push->delivery.get());
   if (!config_.push.apps.empty()) {
     auto sender = push::Http2PushSender::create(pushAppConfigs(config_.push), loops_->at(0));
@@ -1076,6 +1123,10 @@ void Server::stop() {
   store_gauges_.clear();  // they read the stores
   if (admin_) admin_->stop();
   if (transport_) transport_->stop();
+  if (remote_registrations_) {
+    std::lock_guard lock(remote_registrations_->mu);
+    remote_registrations_->to = nullptr;  // no more wake-ups from other nodes
+  }
   if (push_) {
     // The push senders (and those a reload replaced) go while their loop still runs (its HTTP/2
     // clients shut down there); a barrier posted after it waits (bounded) until that shutdown has

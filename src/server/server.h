@@ -56,6 +56,7 @@ namespace sipwake::server {
 class AdminApi;
 class Identity;
 struct PushShared;
+struct RemoteRegistrations;
 
 // How far a drain is (Server::drainProgress).
 struct DrainProgress {
@@ -126,6 +127,8 @@ class Server {
   Config config_;
   std::unique_ptr<EphemeralCertificate> ephemeral_cert_;
   std::unique_ptr<location::LocationStore> locations_;
+  // A shared (Redis) store: other nodes' "registered" events, for the wake-up hub; else nullptr.
+  std::shared_ptr<RemoteRegistrations> remote_registrations_;
   std::unique_ptr<location::UserStore> users_;
   std::unique_ptr<auth::Authenticator> authenticator_;
   std::unique_ptr<auth::SourceThrottle> stranger_throttle_;  // shared by the loops' proxies

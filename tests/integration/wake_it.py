@@ -152,7 +152,8 @@ class Watch:
         self.sock.close()
 
 
-def check_call_push(push, provider, token, call_id, voip=True, ring_timeout=None):
+def check_call_push(push, provider, token, call_id, voip=True, ring_timeout=None,
+                    callee="alice@127.0.0.1"):
     """The fake's record of a call push: right service, token, type/topic, call fields."""
     check(push["provider"] == provider and push["token"] == token, "push %r" % push)
     payload, headers = push.get("payload") or {}, push.get("headers") or {}
@@ -174,7 +175,7 @@ def check_call_push(push, provider, token, call_id, voip=True, ring_timeout=None
     check(field(payload, "event") == "call", "push event %r" % field(payload, "event"))
     check(field(payload, "call_id") == call_id, "push call_id %r, INVITE Call-ID %s"
           % (field(payload, "call_id"), call_id))
-    check("alice@127.0.0.1" in (field(payload, "callee_aor") or ""), "callee_aor %r"
+    check(callee in (field(payload, "callee_aor") or ""), "callee_aor %r"
           % field(payload, "callee_aor"))
     check("bob@" in (field(payload, "caller_uri") or ""), "caller_uri %r"
           % field(payload, "caller_uri"))
@@ -184,6 +185,19 @@ def check_call_push(push, provider, token, call_id, voip=True, ring_timeout=None
 
 # ---------------------------------------------------------------------------------------------
 # One sipwake with an APNs and an FCM app, both pointed at one fake.
+
+
+def push_section(ctx, fake, service_account, ring_timeout, push_config="", apns_id=BUNDLE,
+                 fcm_id=PROJECT):
+    """[push] with `push_config` lines and an APNs and an FCM app, both against `fake`."""
+    return ("\n[push]\nring_timeout = %d\n%s\n"
+            "[[push.app]]\nprovider = \"apns\"\nid = \"%s\"\nteam_id = \"%s\"\n"
+            "key_id = \"%s\"\nkey_file = \"%s\"\nendpoint = \"https://127.0.0.1:%d\"\n"
+            "ca_file = \"%s\"\n\n"
+            "[[push.app]]\nprovider = \"fcm\"\nid = \"%s\"\nservice_account_file = \"%s\"\n"
+            "endpoint = \"https://127.0.0.1:%d\"\nca_file = \"%s\"\n"
+            % (ring_timeout, push_config, apns_id, ph.TEAM_ID, ph.KEY_ID, ctx.work + "/apns.p8",
+               fake.port, fake.ca, fcm_id, service_account, fake.port, fake.ca))
 
 
 class Rig:
@@ -207,14 +221,7 @@ class Rig:
         sa = ph.make_service_account(ctx, port)
         self.fake = ph.FakePns(ctx, port, sa, fake_args)
         try:
-            push = ("\n[push]\nring_timeout = %d\n%s\n"
-                    "[[push.app]]\nprovider = \"apns\"\nid = \"%s\"\nteam_id = \"%s\"\n"
-                    "key_id = \"%s\"\nkey_file = \"%s\"\nendpoint = \"https://127.0.0.1:%d\"\n"
-                    "ca_file = \"%s\"\n\n"
-                    "[[push.app]]\nprovider = \"fcm\"\nid = \"%s\"\nservice_account_file = \"%s\"\n"
-                    "endpoint = \"https://127.0.0.1:%d\"\nca_file = \"%s\"\n"
-                    % (ring_timeout, push_config, apns_id, ph.TEAM_ID, ph.KEY_ID,
-                       ctx.work + "/apns.p8", self.fake.port, self.fake.ca, fcm_id, sa, self.fake.port, self.fake.ca))
+            push = push_section(ctx, self.fake, sa, ring_timeout, push_config, apns_id, fcm_id)
             self.config = ph.server_config(ctx, algorithms, push + extra_config)
             for u in users:
                 it.add_user(ctx, "%s@127.0.0.1" % u, u + "-pw")

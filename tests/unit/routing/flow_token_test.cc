@@ -50,6 +50,32 @@ TEST(FlowToken, RoundTripsAndRejectsTampering) {
   EXPECT_EQ(codec.decode("", dialog, kT0).verdict, Verdict::kNotSigned);
 }
 
+// Several nodes: the node route names the phone's flow at the node that took its REGISTER; any
+// node with the same secret verifies it, and it passes for no dialog's token (nor one for it).
+TEST(FlowToken, NodeRouteRoundTripsWithTheSharedSecretAndIsNoDialogToken) {
+  FlowTokenCodec node_b(keys());
+  FlowRef phone;
+  phone.protocol = transport::Protocol::kTcp;
+  phone.remote = *transport::Address::parse("192.0.2.9", 40000);
+  phone.flow = 0x4201;
+  std::string token = node_b.encodeNodeRoute(phone, kT0);
+  auto back = FlowTokenCodec(keys()).decodeNodeRoute(token, kT0 + 3600);  // another node, later
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->remote, phone.remote);
+  EXPECT_EQ(back->flow, 0x4201u);
+  EXPECT_EQ(back->protocol, transport::Protocol::kTcp);
+
+  EXPECT_FALSE(FlowTokenCodec(keys("another secret, 32 bytes long...")).decodeNodeRoute(token, kT0));
+  EXPECT_FALSE(node_b.decodeNodeRoute(token, kT0 + 3600 + 7200 + 1200));  // its key retired
+  std::string bad = token;
+  bad[4] = bad[4] == '0' ? '1' : '0';
+  EXPECT_FALSE(node_b.decodeNodeRoute(bad, kT0));
+  EXPECT_EQ(node_b.decode(token, DialogRef{}, kT0).verdict, Verdict::kNotSigned);
+  FlowPair pair;
+  pair.downstream = phone;
+  EXPECT_FALSE(node_b.decodeNodeRoute(node_b.encode(pair, "", "", kT0), kT0));
+}
+
 TEST(FlowToken, SignatureBindsTheDialogEitherTagAndNoFlowsIsStillSigned) {
   FlowTokenCodec codec(keys());
   std::string token = codec.encode({}, "call-1", "fa", kT0);

@@ -184,6 +184,27 @@ class WakeTest : public ProxyTest {
     drain();
   }
 
+  // The device's REGISTER was taken by another node sharing the store: its binding (with that
+  // node's route in front of its Path) is in the store, and the store's "registered" event
+  // reaches the hub. Returns how many bindings the hub released.
+  std::size_t wakesElsewhere(const Device& d, const std::string& node_route) {
+    location::Binding b = sipBinding(d);
+    b.path = {node_route};
+    location::RegistrationChange c;
+    c.aor = b.aor;
+    c.call_id = b.call_id;
+    c.cseq = ++reg_cseq_;
+    c.now = kNow;
+    c.upserts.push_back(b);
+    store_.applyRegistration(
+        std::move(c), [](std::function<void()> f) { f(); },
+        [](Result<std::vector<location::Binding>> r) { ASSERT_TRUE(r.isOk()); });
+    std::size_t n =
+        hub_.onRegisteredElsewhere(store_, "sip:bob@example.com", {d.binding.deviceKey()}, kNow);
+    drain();
+    return n;
+  }
+
   static WakeConfig onlySleepingDevices() {
     WakeConfig c;
     c.push_connected_devices = false;
@@ -251,6 +272,32 @@ TEST_F(WakeTest, SleepingDeviceIsPushedThenGetsTheInviteOnceAndAnswers) {
   EXPECT_TRUE(has(codesTo(alice_.address), 200));
   EXPECT_EQ(sender_.count(push::PushKind::kCancel), 0u);  // the answering device is not told
   EXPECT_EQ(wake_->parkedCount(), 0u);
+}
+
+// Cross-node source: the phone woke and registered at another node; the INVITE parked here goes
+// to the contact with that node's route in front (once, however many events), as after a local
+// REGISTER.
+TEST_F(WakeTest, AnotherNodesRegistrationReleasesTheParkedInviteThroughThatNode) {
+  Device d = device('a', bob_);
+  sleeping(d);
+  EXPECT_EQ(hub_.onRegisteredElsewhere(store_, "sip:bob@example.com", {d.binding.deviceKey()},
+                                       kNow),
+            0u);  // nobody waits
+  invite();
+  ASSERT_EQ(sender_.count(push::PushKind::kCall), 1u);
+  const transport::Address node_b = addr(10, 9, 9, 9, 5070);
+  EXPECT_EQ(wakesElsewhere(d, "sip:nrx.t1-2-3.000abc@10.9.9.9:5070;lr"), 1u);
+  auto invites = requestsTo(node_b, "INVITE");
+  ASSERT_EQ(invites.size(), 1u);
+  EXPECT_TRUE(requestsTo(bob_.address, "INVITE").empty());
+  const sip::HeaderField* route = invites[0].find(sip::HeaderId::kRoute);
+  ASSERT_NE(route, nullptr);
+  EXPECT_EQ(route->value, "<sip:nrx.t1-2-3.000abc@10.9.9.9:5070;lr>");
+  EXPECT_EQ(std::string(invites[0].requestUriText()), "sip:bob@" + bob_.address.toString());
+
+  wakesElsewhere(d, "sip:nrx.t1-2-3.000abc@10.9.9.9:5070;lr");  // a refresh: no second fork
+  wakes(d);  // nor the same device registering here too
+  EXPECT_EQ(requestsTo(node_b, "INVITE").size() + requestsTo(bob_.address, "INVITE").size(), 1u);
 }
 
 // The sender counts each push (push.sent / push.failed); the wake layer, which only hands pushes
