@@ -97,6 +97,21 @@ Status ServerTransaction::respond(sip::Message&& response) {
   return Status::ok();
 }
 
+Status ServerTransaction::respondStateless(sip::Message&& response) {
+  SIPWAKE_CHECK(response.isResponse());
+  if (invite_ || response.statusCode() < 200 ||
+      (state_ != ServerState::kTrying && state_ != ServerState::kProceeding)) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "stateless answer needs a non-INVITE final response before any final one");
+  }
+  last_status_ = response.statusCode();
+  state_ = ServerState::kCompleted;
+  last_response_ = std::string();
+  timeout_timer_ = layer_.timers_.schedule(Duration::zero(), [this] { fireTimeout(); });
+  send(response.serialize());
+  return Status::ok();
+}
+
 void ServerTransaction::sendTrying() {
   if (state_ != ServerState::kProceeding || last_status_ != 0) return;
   std::string bytes;

@@ -97,6 +97,13 @@ class ServerTransaction {
   // (a proxy forwards 2xx retransmissions). Returns FailedPrecondition when the state does not
   // allow that response (e.g. a second final response). REQUIRES: response.isResponse().
   Status respond(sip::Message&& response);
+  // A non-INVITE final response sent as a stateless UAS would (RFC 3261 §8.2.7): the
+  // transaction ends at once (as Timer J = 0) and keeps no copy of the response, so a
+  // retransmission of the request reaches the TU again as a new request. For answers that are
+  // as good when repeated afresh, e.g. a registrar's digest challenge (a new nonce each time):
+  // nothing is held for 64*T1 per challenged request. FailedPrecondition as respond() does; also
+  // for an INVITE or a response below 200.
+  Status respondStateless(sip::Message&& response);
 
   sip::Method method() const { return method_; }
   bool isInvite() const { return invite_; }
