@@ -315,7 +315,7 @@ ServerTransaction* TransactionLayer::createServer(transport::ReceivedMessage& re
     tx->pin_key_ = transport::inviteAffinityKey(via);
     transport_.pinInvite(tx->pin_key_);
   }
-  servers_.emplace(tx->key_, std::move(owned));
+  servers_.emplace(std::string_view(tx->key_), std::move(owned));
   live_servers_.emplace(tx->serial_, tx);
   if (tx->invite_) {
     stats_.server_invite_created->inc();
@@ -430,7 +430,7 @@ Result<ClientTransaction*> TransactionLayer::sendRequest(sip::Message&& request,
   tx->target_ = target;
   tx->user_ = options.user;
   tx->user_data_ = options.user_data;
-  clients_.emplace(tx->key_, std::move(owned));
+  clients_.emplace(std::string_view(tx->key_), std::move(owned));
   live_clients_.emplace(tx->serial_, tx);
   (tx->invite_ ? stats_.client_invite_created : stats_.client_non_invite_created)->inc();
   tx->start();

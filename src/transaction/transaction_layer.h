@@ -168,8 +168,10 @@ class TransactionLayer {
       return std::hash<std::string_view>{}(s);
     }
   };
+  // Keyed by a view of the transaction's own key_ (a transaction never changes it and outlives
+  // its entry): the key is not stored twice.
   template <typename T>
-  using Table = std::unordered_map<std::string, std::unique_ptr<T>, KeyHash, std::equal_to<>>;
+  using Table = std::unordered_map<std::string_view, std::unique_ptr<T>, KeyHash, std::equal_to<>>;
 
   struct Counters {
     Counter* server_invite_created;
