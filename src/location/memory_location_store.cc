@@ -34,25 +34,10 @@ void MemoryLocationStore::applyRegistration(RegistrationChange change, Executor 
       [done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
 }
 
-std::vector<Binding> MemoryLocationStore::lookup(std::string_view aor, SysSeconds now) const {
-  return index_.lookup(aor, now);
-}
-
 std::size_t MemoryLocationStore::sweepExpired(SysSeconds now) {
   std::lock_guard lock(write_mu_);
   push_.sweepExpired(now);
   return index_.sweepExpired(now);
-}
-
-std::vector<PushRecord> MemoryLocationStore::lookupPush(std::string_view aor,
-                                                        SysSeconds now) const {
-  return push_.byAor(aor, now);
-}
-std::optional<PushRecord> MemoryLocationStore::lookupPushDevice(std::string_view key) const {
-  return push_.byDevice(key);
-}
-std::vector<PushRecord> MemoryLocationStore::livePushRecords(SysSeconds now) const {
-  return push_.live(now);
 }
 
 }  // namespace sipwake::location

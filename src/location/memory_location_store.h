@@ -4,13 +4,11 @@
 
 #include <mutex>
 
-#include "location/binding_index.h"
-#include "location/push_index.h"
-#include "location/location_store.h"
+#include "location/indexed_location_store.h"
 
 namespace sipwake::location {
 
-class MemoryLocationStore final : public LocationStore {
+class MemoryLocationStore final : public IndexedLocationStore {
  public:
   MemoryLocationStore() = default;
 
@@ -18,18 +16,10 @@ class MemoryLocationStore final : public LocationStore {
   // Runs the change inline, then posts `done` via reply_on (still on the calling thread when the
   // executor is inline).
   void applyRegistration(RegistrationChange change, Executor reply_on, Done done) override;
-  std::vector<Binding> lookup(std::string_view aor, SysSeconds now) const override;
   std::size_t sweepExpired(SysSeconds now) override;
-  std::size_t size() const override { return index_.size(); }
-  std::vector<PushRecord> lookupPush(std::string_view aor, SysSeconds now) const override;
-  std::optional<PushRecord> lookupPushDevice(std::string_view device_key) const override;
-  std::vector<PushRecord> livePushRecords(SysSeconds now) const override;
-  std::size_t pushSize() const override { return push_.size(); }
 
  private:
   std::mutex write_mu_;  // one writer at a time (reads take no lock of this store)
-  BindingIndex index_;
-  PushIndex push_;
 };
 
 }  // namespace sipwake::location

@@ -152,6 +152,13 @@ void PushIndex::Batch::put(PushRecord record) {
 
 void PushIndex::Batch::loaded(PushRecord record) { put(std::move(record)); }
 
+void PushIndex::Batch::replaceAor(const std::string& aor, std::vector<PushRecord> records) {
+  std::vector<std::string> keys;
+  for (const PushRecord& o : recordsOf(aor)) keys.push_back(o.device_key);
+  for (const std::string& k : keys) erase(k);
+  for (PushRecord& r : records) put(std::move(r));
+}
+
 void PushIndex::Batch::apply(const std::string& aor, const PushOp& op) {
   auto removeKey = [this](const std::string& key) {
     erase(key);

@@ -53,6 +53,11 @@ class PushIndex {
     void apply(const std::string& aor, const PushOp& op);
     // Adds a record read from storage (load): no write.
     void loaded(PushRecord record);
+    // Makes `records` the AOR's whole set, as read from shared storage (a cache refresh): no
+    // write. A device held under another AOR moves here.
+    void replaceAor(const std::string& aor, std::vector<PushRecord> records);
+    // The AOR's records as staged (expired ones included).
+    const std::vector<PushRecord>& staged(const std::string& aor) { return recordsOf(aor); }
     const std::vector<Write>& writes() const { return writes_; }
     // Records displaced from another AOR or identity by upserts (moves), for logging.
     const std::vector<PushRecord>& moved() const { return moved_; }

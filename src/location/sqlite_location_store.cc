@@ -99,8 +99,10 @@ class SqliteLocationStore::Impl {
     std::promise<std::size_t> result;
   };
 
-  Impl(std::string path, SqliteLocationOptions options)
-      : path_(std::move(path)),
+  Impl(std::string path, SqliteLocationOptions options, BindingIndex& index, PushIndex& push)
+      : index_(index),
+        push_(push),
+        path_(std::move(path)),
         options_(options),
         batches_(Stats::global().counter("location.batches")),
         committed_(Stats::global().counter("location.registrations_committed")),
@@ -273,8 +275,8 @@ class SqliteLocationStore::Impl {
     return result.get();
   }
 
-  BindingIndex index_;
-  PushIndex push_;
+  BindingIndex& index_;  // the store's (IndexedLocationStore)
+  PushIndex& push_;
 
  private:
   // The push_bindings rows, parsed once here (memory holds them typed). Expired rows are loaded
@@ -601,12 +603,12 @@ class SqliteLocationStore::Impl {
 
 Result<std::unique_ptr<SqliteLocationStore>> SqliteLocationStore::open(
     const std::string& path, SqliteLocationOptions options) {
-  auto impl = std::make_unique<Impl>(path, options);
-  if (Status s = impl->init(); !s) return s;
-  return std::unique_ptr<SqliteLocationStore>(new SqliteLocationStore(std::move(impl)));
+  std::unique_ptr<SqliteLocationStore> store(new SqliteLocationStore());
+  store->impl_ = std::make_unique<Impl>(path, options, store->index_, store->push_);
+  if (Status s = store->impl_->init(); !s) return s;
+  return store;
 }
 
-SqliteLocationStore::SqliteLocationStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SqliteLocationStore::~SqliteLocationStore() = default;
 
 Result<LoadReport> SqliteLocationStore::load(SysSeconds now) { return impl_->load(now); }
@@ -616,24 +618,6 @@ void SqliteLocationStore::applyRegistration(RegistrationChange change, Executor 
   impl_->enqueue(std::move(change), std::move(reply_on), std::move(done));
 }
 
-std::vector<Binding> SqliteLocationStore::lookup(std::string_view aor, SysSeconds now) const {
-  return impl_->index_.lookup(aor, now);
-}
-
 std::size_t SqliteLocationStore::sweepExpired(SysSeconds now) { return impl_->sweep(now); }
-
-std::size_t SqliteLocationStore::size() const { return impl_->index_.size(); }
-
-std::vector<PushRecord> SqliteLocationStore::lookupPush(std::string_view aor,
-                                                        SysSeconds now) const {
-  return impl_->push_.byAor(aor, now);
-}
-std::optional<PushRecord> SqliteLocationStore::lookupPushDevice(std::string_view key) const {
-  return impl_->push_.byDevice(key);
-}
-std::vector<PushRecord> SqliteLocationStore::livePushRecords(SysSeconds now) const {
-  return impl_->push_.live(now);
-}
-std::size_t SqliteLocationStore::pushSize() const { return impl_->push_.size(); }
 
 }  // namespace sipwake::location

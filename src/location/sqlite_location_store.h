@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "location/location_store.h"
+#include "location/indexed_location_store.h"
 
 namespace sipwake::location {
 
@@ -33,7 +33,7 @@ struct SqliteLocationOptions {
   bool commit_inline_when_idle = true;
 };
 
-class SqliteLocationStore final : public LocationStore {
+class SqliteLocationStore final : public IndexedLocationStore {
  public:
   // Opens or creates the database (schema migrated). Call load() before serving.
   static Result<std::unique_ptr<SqliteLocationStore>> open(const std::string& path,
@@ -44,20 +44,14 @@ class SqliteLocationStore final : public LocationStore {
   // Reads every row into memory and starts the writer thread. REQUIRES: called once.
   Result<LoadReport> load(SysSeconds now) override;
   void applyRegistration(RegistrationChange change, Executor reply_on, Done done) override;
-  std::vector<Binding> lookup(std::string_view aor, SysSeconds now) const override;
   // Runs on the writer thread (ordered with registrations) and blocks the caller until done.
   // REQUIRES: not called from a `done` callback that runs on the writer thread.
   std::size_t sweepExpired(SysSeconds now) override;
-  std::size_t size() const override;
-  std::vector<PushRecord> lookupPush(std::string_view aor, SysSeconds now) const override;
-  std::optional<PushRecord> lookupPushDevice(std::string_view device_key) const override;
-  std::vector<PushRecord> livePushRecords(SysSeconds now) const override;
-  std::size_t pushSize() const override;
 
   class Impl;  // public only so the .cc can define helpers on it
 
  private:
-  explicit SqliteLocationStore(std::unique_ptr<Impl> impl);
+  SqliteLocationStore() = default;
   std::unique_ptr<Impl> impl_;
 };
 

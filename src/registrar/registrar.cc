@@ -579,6 +579,12 @@ void Registrar::finish(Pending& p, Result<std::vector<Binding>> result) {
       case StatusCode::kOutOfRange:
         stats_.too_many_contacts.inc();
         return reject(tx, req, 403, "Forbidden - Too Many Contacts For This AOR");
+      case StatusCode::kUnavailable:
+        // Not stored (Redis unreachable, write queue full): try again later, never a false 200.
+        stats_.store_errors.inc();
+        SW_LOG_WARN("registrar: REGISTER for {} not stored: {}", p.aor, s.message());
+        return reject(tx, req, 503, "Service Unavailable - Location Store Unavailable",
+                      {{"Retry-After", std::to_string(config_.retry_after_s)}});
       default:
         break;
     }

@@ -53,8 +53,8 @@ Result<int> connectTo(const AdminEndpoint& ep, std::chrono::milliseconds timeout
   addrinfo* found = nullptr;
   const std::string port = std::to_string(ep.port);
   if (int rc = ::getaddrinfo(ep.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    return unavailable(fmt::format("cannot reach the admin listener at {}: {}", where,
-                                   ::gai_strerror(rc)));
+    return unavailable(
+        fmt::format("cannot reach the admin listener at {}: {}", where, ::gai_strerror(rc)));
   }
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> list(found, &::freeaddrinfo);
   std::string why = "no address";
@@ -95,8 +95,8 @@ Result<int> connectTo(const AdminEndpoint& ep, std::chrono::milliseconds timeout
     return fd;
   }
   for (char& c : why) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return unavailable(fmt::format("cannot reach the admin listener at {}: {} (is sipwake running?)",
-                                 where, why));
+  return unavailable(
+      fmt::format("cannot reach the admin listener at {}: {} (is sipwake running?)", where, why));
 }
 
 // The byte pipe under the HTTP/1.1 exchange: the socket, or a TLS session on it.
@@ -125,7 +125,8 @@ class Channel {
     SSL_set1_host(ssl_, ep.host.c_str());
     if (SSL_connect(ssl_) != 1) {
       long verify = SSL_get_verify_result(ssl_);
-      std::string why = verify != X509_V_OK ? X509_verify_cert_error_string(verify) : openSslError();
+      std::string why =
+          verify != X509_V_OK ? X509_verify_cert_error_string(verify) : openSslError();
       return unavailable(fmt::format("TLS handshake with {} failed: {}", ep.url(), why));
     }
     return Status::ok();
@@ -202,7 +203,9 @@ std::string clock(std::int64_t epoch_ms) {
 
 }  // namespace
 
-std::string AdminEndpoint::url() const { return (tls ? "https://" : "http://") + hostForHeader(*this); }
+std::string AdminEndpoint::url() const {
+  return (tls ? "https://" : "http://") + hostForHeader(*this);
+}
 
 Result<AdminEndpoint> parseAdminUrl(std::string_view url) {
   AdminEndpoint ep;
@@ -277,7 +280,8 @@ Result<http2::Response> adminRequest(const AdminEndpoint& endpoint, std::string_
   request.path = std::string(path);
   request.headers.push_back({"accept", "application/json"});
   request.headers.push_back({"connection", "close"});
-  if (!options.token.empty()) request.headers.push_back({"authorization", "Bearer " + options.token});
+  if (!options.token.empty())
+    request.headers.push_back({"authorization", "Bearer " + options.token});
   if (!channel.writeAll(http2::http1::serializeRequest(request, hostForHeader(endpoint)))) {
     return unavailable(fmt::format("sending to the admin listener at {} failed: {}", endpoint.url(),
                                    std::strerror(errno)));
@@ -292,9 +296,10 @@ Result<http2::Response> adminRequest(const AdminEndpoint& endpoint, std::string_
     } else if (n == 0) {
       state = parser.finish();
       if (state == http2::http1::Parser::State::kIncomplete) {
-        return unavailable(fmt::format("the admin listener at {} closed the connection without "
-                                       "an answer",
-                                       endpoint.url()));
+        return unavailable(
+            fmt::format("the admin listener at {} closed the connection without "
+                        "an answer",
+                        endpoint.url()));
       }
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
       return Status(StatusCode::kTimedOut,
@@ -331,7 +336,8 @@ Result<std::string> renderStatus(std::string_view body) {
                      text(j, "push_bindings"), text(j, "parked"));
   if (auto it = j.find("connections"); it != j.end() && it->is_object()) {
     out += "connections";
-    for (const auto& [transport, n] : it->items()) out += fmt::format("  {} {}", transport, n.dump());
+    for (const auto& [transport, n] : it->items())
+      out += fmt::format("  {} {}", transport, n.dump());
     out += "\n";
   }
   if (auto it = j.find("pushes"); it != j.end() && it->is_object()) {
@@ -356,9 +362,9 @@ Result<std::string> renderBindings(std::string_view body) {
   if (bindings == nullptr || pushes == nullptr) {
     return internalError("the bindings answer has no \"bindings\" or \"push_bindings\" list");
   }
-  std::string out = fmt::format("{}: {} binding{}, {} push binding{}\n", text(j, "aor"),
-                                bindings->size(), bindings->size() == 1 ? "" : "s",
-                                pushes->size(), pushes->size() == 1 ? "" : "s");
+  std::string out =
+      fmt::format("{}: {} binding{}, {} push binding{}\n", text(j, "aor"), bindings->size(),
+                  bindings->size() == 1 ? "" : "s", pushes->size(), pushes->size() == 1 ? "" : "s");
   for (const json& b : *bindings) {
     out += fmt::format("  contact {}\n    device {}  expires in {} s  {} from {}  {}\n",
                        text(b, "contact"), text(b, "device_key"), text(b, "expires_in"),
@@ -394,8 +400,9 @@ Result<std::string> renderTimelines(std::string_view body) {
   if (timelines->empty()) return std::string("no wake-up recorded\n");
   std::string out;
   for (const json& t : *timelines) {
-    out += fmt::format("{}  call {}  {} -> {}  outcome: {}\n", clock(number(t, "start_ms")),
-                       text(t, "call_id"), text(t, "caller"), text(t, "callee"), text(t, "outcome"));
+    out +=
+        fmt::format("{}  call {}  {} -> {}  outcome: {}\n", clock(number(t, "start_ms")),
+                    text(t, "call_id"), text(t, "caller"), text(t, "callee"), text(t, "outcome"));
     if (const json* steps = array(t, "steps")) {
       for (const json& s : *steps) {
         out += fmt::format("  +{:>6} ms  {}", number(s, "ms"), text(s, "what"));
@@ -422,7 +429,8 @@ Result<std::string> renderPushTest(std::string_view body) {
     out += fmt::format("  device {}  {} app {}  token {}: {}", text(r, "device_key"),
                        text(r, "provider"), text(r, "app"), text(r, "token"), text(r, "outcome"));
     if (r.contains("status") && !r["status"].is_null()) out += " HTTP " + text(r, "status");
-    if (r.contains("reason") && r["reason"].is_string() && !r["reason"].get<std::string>().empty()) {
+    if (r.contains("reason") && r["reason"].is_string() &&
+        !r["reason"].get<std::string>().empty()) {
       out += " " + text(r, "reason");
     }
     if (r.contains("apns_id") && r["apns_id"].is_string()) out += " apns-id " + text(r, "apns_id");
@@ -438,11 +446,13 @@ Result<std::string> renderReload(std::string_view body) {
   if (reloaded == nullptr) return internalError("the reload answer has no \"reloaded\" list");
   auto join = [](const json& list) {
     std::string s;
-    for (const json& e : list) s += (s.empty() ? "" : ", ") + (e.is_string() ? e.get<std::string>() : e.dump());
+    for (const json& e : list)
+      s += (s.empty() ? "" : ", ") + (e.is_string() ? e.get<std::string>() : e.dump());
     return s.empty() ? std::string("nothing") : s;
   };
   std::string out = "reloaded: " + join(*reloaded) + "\n";
-  if (const json* restart = array(*parsed, "restart_needed"); restart != nullptr && !restart->empty()) {
+  if (const json* restart = array(*parsed, "restart_needed");
+      restart != nullptr && !restart->empty()) {
     out += "changed but kept until a restart: " + join(*restart) + "\n";
   }
   return out;

@@ -26,8 +26,8 @@ int fail(int code, const std::string& message) {
 Result<std::string> readToken(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return unavailable(fmt::format("cannot read the admin token file {}: {}", path,
-                                   std::strerror(errno)));
+    return unavailable(
+        fmt::format("cannot read the admin token file {}: {}", path, std::strerror(errno)));
   }
   std::stringstream ss;
   ss << in.rdbuf();
@@ -125,8 +125,9 @@ int adminCommand(const CommandLine& cli) {
   } else if (config && !config->admin.token.empty()) {
     options.token = config->admin.token;  // loadConfigFile read [admin] token_file
   } else {
-    return fail(2, "no admin token: set [admin] token_file in the configuration or give "
-                   "--token-file FILE");
+    return fail(2,
+                "no admin token: set [admin] token_file in the configuration or give "
+                "--token-file FILE");
   }
   options.ca_file = cli.admin_ca_file;
   if (options.ca_file.empty() && config) options.ca_file = config->admin.tls_certificate;

@@ -13,7 +13,8 @@ namespace sipwake::server {
 
 std::vector<CertificateFile> certificateFiles(const Config& config) {
   std::vector<CertificateFile> out;
-  if (!config.tls.certificate.empty()) out.push_back({"[tls] certificate", config.tls.certificate, ""});
+  if (!config.tls.certificate.empty())
+    out.push_back({"[tls] certificate", config.tls.certificate, ""});
   if (!config.admin.tls_certificate.empty()) {
     out.push_back({"[admin] tls_certificate", config.admin.tls_certificate, ""});
   }
@@ -39,8 +40,13 @@ Result<std::int64_t> certificateNotAfter(const std::string& path) {
 }
 
 std::vector<std::string> certificateWarnings(const Config& config, std::int64_t now) {
+  return certificateWarnings(certificateFiles(config), now);
+}
+
+std::vector<std::string> certificateWarnings(const std::vector<CertificateFile>& files,
+                                             std::int64_t now) {
   std::vector<std::string> out;
-  for (const CertificateFile& c : certificateFiles(config)) {
+  for (const CertificateFile& c : files) {
     Result<std::int64_t> not_after = certificateNotAfter(c.path);
     if (!not_after.isOk()) continue;  // the file checks of the configuration say why
     const std::int64_t left = *not_after - now;
@@ -55,9 +61,10 @@ std::vector<std::string> certificateWarnings(const Config& config, std::int64_t 
       out.push_back(fmt::format("{}: \"{}\" expired on {}: renew it, then `sipwake reload`", who,
                                 c.path, date));
     } else {
-      out.push_back(fmt::format("{}: \"{}\" expires on {} (in {} day{}): renew it, then "
-                                "`sipwake reload`",
-                                who, c.path, date, left / 86400, left / 86400 == 1 ? "" : "s"));
+      out.push_back(
+          fmt::format("{}: \"{}\" expires on {} (in {} day{}): renew it, then "
+                      "`sipwake reload`",
+                      who, c.path, date, left / 86400, left / 86400 == 1 ? "" : "s"));
     }
   }
   return out;

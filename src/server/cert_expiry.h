@@ -32,5 +32,7 @@ Result<std::int64_t> certificateNotAfter(const std::string& path);
 // One warning per certificate of `config` that has expired or expires within
 // kCertificateWarnDays of `now` (Unix seconds), naming the key, the file and the date.
 std::vector<std::string> certificateWarnings(const Config& config, std::int64_t now);
+std::vector<std::string> certificateWarnings(const std::vector<CertificateFile>& files,
+                                             std::int64_t now);
 
 }  // namespace sipwake::server

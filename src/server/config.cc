@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "auth/trusted_peers.h"
+#include "redis/url.h"
 #include "server/cert_expiry.h"
 #include "sip/uri.h"
 
@@ -512,9 +513,27 @@ void parseStore(const toml::table& t, Config& c, Checker& check) {
                [&](const toml::node& n, const std::string& w) {
                  if (auto v = check.string(n, w)) c.store.path = *v;
                }},
-              {"synchronous", [&](const toml::node& n, const std::string& w) {
+              {"synchronous",
+               [&](const toml::node& n, const std::string& w) {
                  if (auto v = check.choice(n, w, {"normal", "full"}))
                    c.store.synchronous_full = *v == "full";
+               }},
+              {"url",
+               [&](const toml::node& n, const std::string& w) {
+                 auto v = check.string(n, w);
+                 if (!v) return;
+                 if (auto parsed = redis::parseRedisUrl(*v); !parsed) {
+                   check.error(n, w, parsed.status().message());
+                   return;
+                 }
+                 c.store.url = *v;
+               }},
+              {"redis_ca_file",
+               [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.string(n, w)) c.store.redis_ca_file = *v;
+               }},
+              {"redis_prefix", [&](const toml::node& n, const std::string& w) {
+                 if (auto v = check.string(n, w)) c.store.redis_prefix = *v;
                }}});
 }
 

@@ -72,6 +72,11 @@ struct TimersConfig {
 struct StoreConfig {
   std::string path = "sipwake.db";  // embedded SQLite file: bindings and users
   bool synchronous_full = false;    // "full": fsync every commit (survives power loss too)
+  // Non-empty: the location store is Redis at this URL (redis://, rediss://, redis-sentinel://,
+  // rediss-sentinel://); `path` still holds the users.
+  std::string url;
+  std::string redis_ca_file;              // TLS trust anchors for rediss://; empty: system store
+  std::string redis_prefix = "sipwake:";  // every Redis key and channel starts with it
 };
 
 // [registrar]: RFC 3261 §10.3 expiry policy and housekeeping.

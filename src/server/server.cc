@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <ctime>
 #include <cstring>
 #include <fstream>
 #include <future>
@@ -22,6 +23,7 @@
 #include "http2/http1_server.h"
 #include "http2/tls.h"
 #include "location/purr_store.h"
+#include "location/redis_location_store.h"
 #include "location/sqlite_location_store.h"
 #include "location/user_store.h"
 #include "push/http2_sender.h"
@@ -313,10 +315,28 @@ Server::Server(Config config)
 
 Server::~Server() { stop(); }
 
-Status Server::openStores() {
+// SQLite at [store] path, or Redis when [store] url is set (the users stay in the SQLite file).
+Result<std::unique_ptr<location::LocationStore>> Server::openLocationStore() {
+  if (!config_.store.url.empty()) {
+    auto redis = redis::parseRedisUrl(config_.store.url);
+    if (!redis) return invalidArgument("[store] url: " + redis.status().message());
+    location::RedisLocationOptions options;
+    options.redis = std::move(*redis);
+    options.redis.tls_ca_file = config_.store.redis_ca_file;
+    options.prefix = config_.store.redis_prefix;
+    auto store = location::RedisLocationStore::open(std::move(options));
+    if (!store) return store.status();
+    return std::unique_ptr<location::LocationStore>(std::move(*store));
+  }
   location::SqliteLocationOptions options;
   options.synchronous_full = config_.store.synchronous_full;
   auto store = location::SqliteLocationStore::open(config_.store.path, options);
+  if (!store) return store.status();
+  return std::unique_ptr<location::LocationStore>(std::move(*store));
+}
+
+Status Server::openStores() {
+  Result<std::unique_ptr<location::LocationStore>> store = openLocationStore();
   if (!store.isOk()) return store.status();
   // Every binding in memory before any listener exists: a restarted server serves every binding
   // it acknowledged from its first message on.
@@ -349,6 +369,18 @@ Status Server::openStores() {
   maintenance_->add({"sweep", seconds(config_.registrar.sweep_interval_s), [this] {
                        std::size_t n = locations_->sweepExpired(registrar::systemWallClock());
                        if (n > 0) SW_LOG_DEBUG("registrar: swept {} expired bindings", n);
+                     }});
+  certificates_ = certificateFiles(config_);
+  maintenance_->add({"certificate expiry", std::chrono::hours(24), [this] {
+                       std::vector<CertificateFile> files;
+                       {
+                         std::lock_guard lock(reload_mu_);
+                         files = certificates_;
+                       }
+                       const auto now = static_cast<std::int64_t>(std::time(nullptr));
+                       for (const std::string& w : certificateWarnings(files, now)) {
+                         SW_LOG_WARN("certificates: {}", w);
+                       }
                      }});
   maintenance_->add({"user reload", seconds(config_.auth.user_reload_interval_s), [this] {
                        if (Status s = users_->reload(); !s) {
@@ -542,6 +574,8 @@ Status Server::reload(const Config& next, ReloadReport* out) {
     }
     report.reloaded.push_back("push");
   }
+  for (const std::string& w : next.warnings) SW_LOG_WARN("reload: configuration: {}", w);
+  certificates_ = certificateFiles(next);
   configureLogging(next.log_level, next.log_format);  // checked by the parser
   report.reloaded.push_back("log_level");
   drain_timeout_s_.store(next.drain_timeout_s);

@@ -24,6 +24,7 @@
 
 #include "common/stats.h"
 #include "common/status.h"
+#include "server/cert_expiry.h"
 #include "server/config.h"
 #include "server/reload_report.h"
 #include "server/self_signed_cert.h"
@@ -120,6 +121,7 @@ class Server {
   struct PerLoop;
 
   Status openStores();
+  Result<std::unique_ptr<location::LocationStore>> openLocationStore();
 
   Config config_;
   std::unique_ptr<EphemeralCertificate> ephemeral_cert_;
@@ -142,6 +144,8 @@ class Server {
   bool loops_running_ = false;
   std::mutex reload_mu_;                           // one reload at a time
   std::function<Result<Config>()> config_loader_;  // guarded by reload_mu_
+  // The certificates in use (start-up, then each reload), checked daily; guarded by reload_mu_.
+  std::vector<CertificateFile> certificates_;
   std::atomic<std::uint32_t> drain_timeout_s_{10};
 };
 

@@ -128,6 +128,9 @@ def test_reload_tls_certificate(ctx):
             shutil.copyfile(key2, s.key)
             line = sighup(s.server)
             check("tls" in line, "TLS not reloaded: %s" % line)
+            # The new certificate is valid for a day: the reload warns that it expires soon.
+            wait_log(s.server, "reload: configuration: %s: [tls] certificate: \"%s\" expires on "
+                     % (s.config, s.cert))
             new = tls_client(s.tls)
             try:
                 check(new.sock.getpeercert(True) == der_of(cert2),

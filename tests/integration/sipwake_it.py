@@ -436,6 +436,100 @@ class TlsBridge:
 # Tests
 
 
+class RedisServer:
+    """A redis-server of the test's own, on a free loopback port, its files in the test's work
+    directory; with `appendonly`, every write fsynced (appendfsync always) so that an
+    acknowledged write survives kill -9. Raises Skip when redis-server is not installed.
+    restart() starts it again on the same port with the same files."""
+
+    def __init__(self, ctx, name="redis", appendonly=True, host="127.0.0.1"):
+        if not shutil.which("redis-server"):
+            raise Skip("redis-server not installed (Debian package redis-server)")
+        self.ctx, self.name, self.appendonly, self.host = ctx, name, appendonly, host
+        self.dir = os.path.join(ctx.work, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = None
+        self.proc = None
+
+    def url(self, db=0):
+        return "redis://%s:%d/%d" % (self.host, self.port, db)
+
+    def _spawn(self):
+        args = ["redis-server", "--port", str(self.port), "--bind", self.host, "--dir", self.dir,
+                "--save", "", "--daemonize", "no",
+                "--logfile", os.path.join(self.dir, "redis.log")]
+        if self.appendonly:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL)
+        if self._wait_ready():
+            return True
+        self.kill()
+        return False
+
+    def start(self):
+        """Starts on a free port (another one if that was taken in between)."""
+        for _ in range(3):
+            self.port = free_port(host=self.host)
+            if self._spawn():
+                return self
+        raise Fail("redis-server did not start (see %s/redis.log)" % self.dir)
+
+    def restart(self):
+        """kill -9, then starts again on the same port with the same files."""
+        self.kill()
+        return self.start_again()
+
+    def start_again(self):
+        """Starts again on the port it had (sipwake reconnects to that address)."""
+        for _ in range(50):
+            if self._spawn():
+                return self
+            time.sleep(0.1)  # the port may not be free again yet; bounded retries
+        raise Fail("redis-server did not start again on port %d" % self.port)
+
+    def _wait_ready(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            if self.command("PING") == "+PONG":
+                return True
+            time.sleep(0.02)  # polling for the listener, bounded by the deadline
+        return False
+
+    def command(self, *words, timeout=2.0):
+        """One command (RESP array of bulk strings); the first line of the reply, or None when
+        the server cannot be reached."""
+        payload = "*%d\r\n" % len(words) + "".join(
+            "$%d\r\n%s\r\n" % (len(w.encode()), w) for w in words)
+        try:
+            with socket.create_connection((self.host, self.port), timeout=timeout) as c:
+                c.sendall(payload.encode())
+                data = b""
+                while b"\r\n" not in data:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                return data.split(b"\r\n", 1)[0].decode("utf-8", "replace")
+        except OSError:
+            return None
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        self.proc = None
+
+    def __enter__(self):
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.kill()
+        return False
+
+
 class Context:
     def __init__(self, args, test):
         self.sipwake = os.path.abspath(args.sipwake)

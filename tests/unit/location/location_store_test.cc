@@ -4,7 +4,9 @@
 #include <thread>
 
 #include "location/memory_location_store.h"
+#include "location/redis_location_store.h"
 #include "location/sqlite_location_store.h"
+#include "redis_server.h"
 #include "test_util.h"
 
 namespace sipwake::location {
@@ -28,13 +30,22 @@ TEST(BindingKeyTest, InstanceAndRegIdWinOverContact) {
   EXPECT_NE(bindingKey(no_instance), bindingKey(a));
 }
 
-enum class StoreKind { kMemory, kSqlite };
+enum class StoreKind { kMemory, kSqlite, kRedis };
 
 class LocationStoreTest : public ::testing::TestWithParam<StoreKind> {
  protected:
   void SetUp() override {
     if (GetParam() == StoreKind::kMemory) {
       store_ = std::make_unique<MemoryLocationStore>();
+    } else if (GetParam() == StoreKind::kRedis) {
+      if (!redis::testing::haveRedisServer()) GTEST_SKIP() << "redis-server is not installed";
+      redis_ = std::make_unique<redis::testing::RedisServer>();
+      ASSERT_TRUE(redis_->start());
+      RedisLocationOptions o;
+      o.redis.hosts = {{"127.0.0.1", redis_->port()}};
+      auto opened = RedisLocationStore::open(o);
+      ASSERT_TRUE(opened.isOk()) << opened.status().toString();
+      store_ = std::move(opened).value();
     } else {
       auto opened = SqliteLocationStore::open(dir_.file("location.db"));
       ASSERT_TRUE(opened.isOk()) << opened.status().toString();
@@ -49,6 +60,7 @@ class LocationStoreTest : public ::testing::TestWithParam<StoreKind> {
   }
 
   testing::TempDir dir_;
+  std::unique_ptr<redis::testing::RedisServer> redis_;  // outlives store_
   std::unique_ptr<LocationStore> store_;
 };
 
@@ -294,9 +306,14 @@ TEST_P(LocationStoreTest, LookupsFromTwoThreadsWhileWriting) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllStores, LocationStoreTest,
-                         ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite),
+                         ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite,
+                                           StoreKind::kRedis),
                          [](const auto& info) {
-                           return info.param == StoreKind::kMemory ? "Memory" : "Sqlite";
+                           switch (info.param) {
+                             case StoreKind::kMemory: return "Memory";
+                             case StoreKind::kSqlite: return "Sqlite";
+                             default: return "Redis";
+                           }
                          });
 
 }  // namespace

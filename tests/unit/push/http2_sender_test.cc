@@ -28,6 +28,8 @@
 #include "push/payload.h"
 #include "transport/event_loop.h"
 
+#include "../free_port.h"
+
 #ifndef SIPWAKE_FAKEPNS_PATH
 #error "SIPWAKE_FAKEPNS_PATH must name the sipwake-fakepns binary"
 #endif
@@ -52,17 +54,7 @@ void writeFile(const std::string& path, const std::string& text) {
   ASSERT_TRUE(f.good()) << path;
 }
 
-std::uint16_t freePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+std::uint16_t freePort() { return testing_support::freeLoopbackPort(); }
 
 // Reads one '\n'-terminated line from `fd` into `line`, keeping leftovers in `buf`.
 bool readLine(int fd, std::string& buf, std::string& line, std::chrono::milliseconds timeout) {

@@ -19,25 +19,15 @@
 #include <thread>
 #include <vector>
 
+#include "../free_port.h"
+
 namespace sipwake::redis::testing {
 
 inline bool haveRedisServer() {
   return std::system("command -v redis-server >/dev/null 2>&1") == 0;
 }
 
-// A loopback port nobody listens on now. redis-server takes a port number, not a socket, so
-// there is a window; RedisServer::start retries with another port when the bind fails.
-inline std::uint16_t freeLoopbackPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using testing_support::freeLoopbackPort;
 
 // Sends `request` to 127.0.0.1:port and reads until `want` is seen or `timeout` passes.
 inline bool exchange(std::uint16_t port, const std::string& request, const std::string& want,

@@ -587,12 +587,13 @@ TEST_F(RegistrarTest, OkIsSentOnlyAfterTheStoreCompletes) {
   EXPECT_EQ(observer_.seen.size(), 1u);
 }
 
-TEST_F(RegistrarTest, StoreFailureIs500WithRetryAfterNeverA200) {
+TEST_F(RegistrarTest, StoreUnavailableIs503WithRetryAfterNeverA200) {
   FailingStore failing;
   store_override_ = &failing;
   make(noAuth());
   sip::Message r = reg("Contact: <sip:a@1.2.3.4>\r\n");
-  EXPECT_EQ(r.statusCode(), 500);
+  EXPECT_EQ(r.statusCode(), 503);
+  EXPECT_EQ(r.reasonPhrase(), "Service Unavailable - Location Store Unavailable");
   EXPECT_EQ(header(r, "Retry-After"), "5");
   EXPECT_EQ(failing.calls, 1);
   EXPECT_TRUE(observer_.seen.empty());

@@ -1,11 +1,10 @@
 #include "server/admin_client.h"
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <string>
+
+#include "../free_port.h"
 
 namespace sipwake::server {
 namespace {
@@ -25,9 +24,9 @@ TEST(AdminUrlTest, ParsesHttpAndHttps) {
 }
 
 TEST(AdminUrlTest, RefusesWithAReason) {
-  for (const char* bad : {"127.0.0.1:9090", "http://127.0.0.1", "http://:80", "http://h:0",
-                          "http://h:65536", "http://h:9x", "http://h:90/metrics", "ftp://h:1",
-                          "http://[::1:90"}) {
+  for (const char* bad :
+       {"127.0.0.1:9090", "http://127.0.0.1", "http://:80", "http://h:0", "http://h:65536",
+        "http://h:9x", "http://h:90/metrics", "ftp://h:1", "http://[::1:90"}) {
     auto ep = parseAdminUrl(bad);
     ASSERT_FALSE(ep.isOk()) << bad;
     EXPECT_NE(ep.status().message().find(bad), std::string::npos) << ep.status().message();
@@ -40,18 +39,10 @@ TEST(AdminUrlTest, QueryEscapeKeepsAorReadable) {
 }
 
 TEST(AdminClientTest, NotRunningSaysSo) {
-  // A port that was free a moment ago: bound, then closed, so the connect is refused.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
+  // A port that was free a moment ago: nobody listens, so the connect is refused.
   AdminEndpoint ep;
   ep.host = "127.0.0.1";
-  ep.port = ntohs(addr.sin_port);
+  ep.port = testing_support::freeLoopbackPort();
   auto r = adminRequest(ep, "GET", "/api/status", {});
   ASSERT_FALSE(r.isOk());
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);

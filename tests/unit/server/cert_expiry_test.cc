@@ -69,8 +69,8 @@ TEST_F(CertExpiryTest, WarnsWithinThirtyDaysAndWhenExpired) {
 }
 
 TEST_F(CertExpiryTest, LoadedConfigurationCarriesTheWarning) {
-  std::string toml = "[tls]\ncertificate = \"" + cert_->certificatePath() +
-                     "\"\nprivate_key = \"" + cert_->privateKeyPath() + "\"\n";
+  std::string toml = "[tls]\ncertificate = \"" + cert_->certificatePath() + "\"\nprivate_key = \"" +
+                     cert_->privateKeyPath() + "\"\n";
   auto c = parseConfig(toml, "t.toml");
   ASSERT_TRUE(c.isOk()) << c.status().message();
   bool found = false;

@@ -323,7 +323,12 @@ TEST(ConfigTest, RegistrarAuthStoreProxyKeys) {
       "user_reload_interval = 0\nmd5_only_user_agents = [\"MicroSIP/3.\", \"baresip\"]\n"
       "md5_only_without_user_agent = false\nuri_check = \"strict\"\n"
       "[store]\npath = \"/var/lib/sipwake/s.db\"\nsynchronous = \"full\"\n"
+      "url = \"rediss://r.example.net:6380/2\"\nredis_ca_file = \"/etc/r.pem\"\n"
+      "redis_prefix = \"pbx1:\"\n"
       "[proxy]\noutbound_proxy = \"sip:proxy.example.net;lr\"\n");
+  EXPECT_EQ(c.store.url, "rediss://r.example.net:6380/2");
+  EXPECT_EQ(c.store.redis_ca_file, "/etc/r.pem");
+  EXPECT_EQ(c.store.redis_prefix, "pbx1:");
   EXPECT_EQ(c.registrar.min_expires, 30u);
   EXPECT_EQ(c.registrar.max_expires, 7200u);
   EXPECT_EQ(c.registrar.default_expires, 600u);
@@ -393,6 +398,10 @@ TEST(ConfigTest, RegistrarAuthErrorsNameKeyAndLine) {
   EXPECT_EQ(parseError("[store]\nsynchronous = \"off\"\n"),
             "test.toml:2: [store] synchronous: expected one of \"normal\", \"full\", got \"off\"");
   EXPECT_EQ(parseError("[store]\npath = \"\"\n"), "test.toml:2: [store] path: must not be empty");
+  EXPECT_EQ(parseError("[store]\n\nurl = \"http://r:6379\"\n").rfind("test.toml:3: [store] url: ", 0),
+            0u);
+  EXPECT_EQ(parseError("[store]\nredis_prefix = \"\"\n"),
+            "test.toml:2: [store] redis_prefix: must not be empty");
   EXPECT_EQ(parseError("[registrar]\nsweep_interval = 0\n"),
             "test.toml:2: [registrar] sweep_interval: expected an integer from 1 to 86400, got 0");
 }
