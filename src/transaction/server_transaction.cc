@@ -106,9 +106,8 @@ Status ServerTransaction::respondStateless(sip::Message&& response) {
   }
   last_status_ = response.statusCode();
   state_ = ServerState::kCompleted;
-  last_response_ = std::string();
-  timeout_timer_ = layer_.timers_.schedule(Duration::zero(), [this] { fireTimeout(); });
   send(response.serialize());
+  layer_.terminate(*this, /*reap_soon=*/false);
   return Status::ok();
 }
 

@@ -91,6 +91,7 @@ TransactionLayer::~TransactionLayer() {
   for (auto& [key, tx] : servers_) cancelServer(*tx);
   for (auto& [key, tx] : clients_) cancelClient(*tx);
   if (reap_timer_) timers_.cancel(reap_timer_);
+  if (lazy_reap_timer_) timers_.cancel(lazy_reap_timer_);
   if (failure_timer_) timers_.cancel(failure_timer_);
 }
 
@@ -579,7 +580,7 @@ void TransactionLayer::reportFailedSends() {
   }
 }
 
-void TransactionLayer::terminate(ServerTransaction& tx) {
+void TransactionLayer::terminate(ServerTransaction& tx, bool reap_soon) {
   if (tx.state_ == ServerState::kTerminated) return;
   tx.state_ = ServerState::kTerminated;
   if (tx.trying_timer_) timers_.cancel(std::exchange(tx.trying_timer_, 0));
@@ -592,7 +593,11 @@ void TransactionLayer::terminate(ServerTransaction& tx) {
   SIPWAKE_CHECK(it != servers_.end() && it->second.get() == &tx);
   dead_servers_.push_back(std::move(it->second));
   servers_.erase(it);
-  scheduleReap();
+  if (reap_soon) {
+    scheduleReap();
+  } else {
+    scheduleLazyReap();
+  }
 }
 
 void TransactionLayer::terminate(ClientTransaction& tx) {
@@ -615,6 +620,14 @@ void TransactionLayer::scheduleReap() {
   if (reap_timer_ != 0) return;
   reap_timer_ = timers_.schedule(Duration::zero(), [this] {
     reap_timer_ = 0;
+    reap();
+  });
+}
+
+void TransactionLayer::scheduleLazyReap() {
+  if (lazy_reap_timer_ != 0 || reap_timer_ != 0) return;
+  lazy_reap_timer_ = timers_.schedule(kLazyReapDelay, [this] {
+    lazy_reap_timer_ = 0;
     reap();
   });
 }

@@ -284,13 +284,16 @@ TEST_F(ServerTransactionTest, StatelessAnswerEndsTheTransactionAndARetransmissio
                   .isOk());
   ASSERT_EQ(sentCount(), 1u);
   EXPECT_EQ(sent(0).statusCode(), 401);
-  EXPECT_EQ(tx->state(), ServerState::kCompleted);
-  timers_.advance(Duration::zero());
+  EXPECT_EQ(tx->state(), ServerState::kTerminated);
   EXPECT_EQ(layer_->serverTransactionCount(), 0u);
-  EXPECT_EQ(tu_.terminated, 1);
   deliver(reg.request());  // the retransmission is a new request for the TU, not absorbed
   EXPECT_EQ(tu_.requests.size(), 2u);
   EXPECT_EQ(sentCount(), 1u);
+  // onTerminated at the lazy reap, not on a zero-delay timer of its own.
+  timers_.advance(Duration::zero());
+  EXPECT_EQ(tu_.terminated, 0);
+  timers_.advance(milliseconds(200));
+  EXPECT_EQ(tu_.terminated, 1);
 }
 
 TEST_F(ServerTransactionTest, StatelessAnswerOnlyForANonInviteFinalResponse) {
