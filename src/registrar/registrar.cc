@@ -300,10 +300,11 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
       stats_.challenged.inc();
       sip::Message response = sip::makeResponseTo(req, c->status, "Unauthorized", layer_.newTag());
       for (std::string& v : c->values) response.appendHeader(c->header_name, std::move(v));
-      // Challenged statelessly, as a registrar may (RFC 3261 §8.2.7): a retransmission of this
-      // REGISTER is challenged again with a fresh nonce, and no transaction holds the 401 for
-      // 64*T1 per REGISTER.
-      return send(tx, std::move(response), /*stateless=*/true);
+      // A REGISTER without credentials is challenged statelessly, as a registrar may (RFC 3261
+      // §8.2.7): a retransmission of it is challenged again with a fresh nonce, and no
+      // transaction holds the 401 for 64*T1 per REGISTER. One with credentials keeps its
+      // transaction, so that a retransmission is not checked (and counted as a failure) twice.
+      return send(tx, std::move(response), /*stateless=*/credentials.empty());
     }
     if (auto* f = std::get_if<auth::Forbidden>(&result)) {
       stats_.forbidden.inc();

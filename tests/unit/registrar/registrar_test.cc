@@ -297,6 +297,24 @@ TEST_F(RegistrarTest, ChallengeIsStatelessAndARetransmissionIsChallengedAfresh) 
   EXPECT_EQ(layer_.serverTransactionCount(), 1u);
 }
 
+TEST_F(RegistrarTest, ChallengeOfWrongCredentialsKeepsItsTransaction) {
+  make();
+  sip::Message c = reg("Contact: <sip:alice@198.51.100.7:5060>\r\n");
+  ASSERT_EQ(c.statusCode(), 401);
+  Options again;
+  again.branch = 2000;
+  again.cseq = 5;
+  const std::string wrong =
+      "Contact: <sip:alice@198.51.100.7:5060>\r\n" + authorization(c, "alice", "nope");
+  sip::Message w1 = reg(wrong, again);
+  ASSERT_EQ(w1.statusCode(), 401);
+  timers_.advance(Duration::zero());
+  EXPECT_EQ(layer_.serverTransactionCount(), 1u);
+  // Its retransmission gets the same 401 from the transaction, not a second check.
+  sip::Message w2 = reg(wrong, again);
+  EXPECT_EQ(header(w1, "WWW-Authenticate"), header(w2, "WWW-Authenticate"));
+}
+
 TEST_F(RegistrarTest, WrongPasswordAndUnknownUserGetTheSameChallengeThenRateLimit) {
   make();
   sip::Message c = reg("Contact: <sip:alice@198.51.100.7>\r\n");
