@@ -367,20 +367,34 @@ def measure(args, server, rep_dir):
 BUNDLE, TEAM, KEY_ID = "com.example.phone", "TEAM123456", "ABCDE12345"
 
 
+def apns_key(work):
+    """WORK/apns.p8, a P-256 APNs token-auth key (and its .pub), made with openssl once."""
+    key = os.path.join(work, "apns.p8")
+    if not os.path.exists(key):
+        for cmd in (["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                     "ec_paramgen_curve:P-256", "-out", key],
+                    ["openssl", "pkey", "-in", key, "-pubout", "-out", key + ".pub"]):
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=60)
+    return key
+
+
+def apns_push_config(key, port, ca="", head=""):
+    """sipwake's [push] section with one APNs app (BUNDLE, TEAM, KEY_ID) at 127.0.0.1:PORT."""
+    return ('\n[push]\n' + head +
+            '\n[[push.app]]\nprovider = "apns"\nid = "%s"\n'
+            'team_id = "%s"\nkey_id = "%s"\nkey_file = "%s"\n'
+            'endpoint = "https://127.0.0.1:%d"\n' % (BUNDLE, TEAM, KEY_ID, key, port) +
+            ('ca_file = "%s"\n' % ca if ca else ""))
+
+
 class FakePns:
     """sipwake-fakepns on free loopback ports, with a self-signed cert and one APNs key; extra:
     more options (the fleet's --delay-ms and --lose-share)."""
 
     def __init__(self, args, work, extra=()):
         self.work = work
-        key = os.path.join(work, "apns.p8")
-        if not os.path.exists(key):
-            for cmd in (["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
-                         "ec_paramgen_curve:P-256", "-out", key],
-                        ["openssl", "pkey", "-in", key, "-pubout", "-out", key + ".pub"]):
-                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, timeout=60)
-        self.key = key
+        self.key = key = apns_key(work)
         self.log = os.path.join(work, "fakepns.log")
         self.proc = subprocess.Popen(
             [args.fakepns, "--listen", "127.0.0.1:0", "--make-cert", os.path.join(work, "cert"),
@@ -413,11 +427,8 @@ class FakePns:
         limits = ("device_pushes_per_minute = 100000\ndevice_push_burst = 100000\n"
                   "aor_pushes_per_minute = 100000\naor_push_burst = 100000\n"
                   "max_parked_per_source = 10000000\nmax_parked_per_aor = 100000\n")
-        return ('\n[push]\nring_timeout = %d\n' % ring_timeout + limits + extra +
-                '\n[[push.app]]\nprovider = "apns"\nid = "%s"\n'
-                'team_id = "%s"\nkey_id = "%s"\nkey_file = "%s"\n'
-                'endpoint = "https://127.0.0.1:%d"\nca_file = "%s"\n'
-                % (BUNDLE, TEAM, KEY_ID, self.key, self.port, self.ca))
+        return apns_push_config(self.key, self.port, self.ca,
+                                'ring_timeout = %d\n' % ring_timeout + limits + extra)
 
 
 def wait_farm(farm, bound, out_path):

@@ -6,17 +6,26 @@ full runs. The full comparison (three repetitions, max rates, wake path, memory)
   bench/load/quick.py sipwake build-release/sipwake [--workers 2] [--extra-toml '...']
   bench/load/quick.py kamailio
   bench/load/quick.py sipwake BIN --only reg --perf reg    # perf record around the REGISTERs
+  bench/load/quick.py sipwake BIN --only reg --push --registers 10000   # PSS per push binding
+
+The REGISTER line also gives the server's PSS growth over the REGISTER run (smaps_rollup of the
+process tree, 1 s after the last 200, minus just before) per binding (distinct users registered).
+With --push every Contact carries an RFC 8599 APNs binding and a +sip.instance
+(scenarios/reg_auth_push.xml) and sipwake gets a [push] section with one APNs app (no push is
+sent: the run has no INVITEs).
 
 Needs the work directory run.sh prepared (users.csv, callee.csv, users-N.db): run run.sh once
 (--quick will do). Interleave the servers and repeat: the machine's noise is ±20% per run.
 """
 import argparse
+import hashlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import types
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
@@ -36,6 +45,8 @@ def main():
     ap.add_argument("--only", choices=["reg", "call"], help="run one workload")
     ap.add_argument("--perf", choices=["reg", "call"],
                     help="perf record -e cpu-clock -g on the server during that workload")
+    ap.add_argument("--push", action="store_true",
+                    help="REGISTERs with APNs push params and +sip.instance (reg_auth_push.xml)")
     ap.add_argument("--name", default="")
     a = ap.parse_args()
     if a.server == "sipwake" and not a.binary:
@@ -60,6 +71,8 @@ def main():
         srv = bench.Kamailio(args, work)
     else:
         bench.Sipwake.extra_config = a.extra_toml
+        if a.push:
+            bench.Sipwake.extra_config += bench.apns_push_config(bench.apns_key(a.work), 9)
         srv = bench.Sipwake(args, work)
 
     def perf_start(what):
@@ -76,17 +89,33 @@ def main():
             p.send_signal(signal.SIGINT)
             p.wait()
 
+    reg_scenario, reg_csv = "reg_auth.xml", args.users_csv
+    if a.push:
+        # users.csv with two more fields per user: the device token and the instance UUID.
+        reg_scenario, reg_csv = "reg_auth_push.xml", os.path.join(work, "users-push.csv")
+        with open(args.users_csv) as src, open(reg_csv, "w") as dst:
+            dst.write(src.readline())
+            for i, row in enumerate(src):
+                token = hashlib.sha256(("quick-%d" % i).encode()).hexdigest()
+                dst.write("%s;%s;%s\n" % (row.rstrip("\n"), token, uuid.UUID(token[:32])))
+
     line = [name]
     srv.start()
     try:
         time.sleep(0.5)
         if a.only in (None, "reg"):
             p = perf_start("reg")
-            reg = bench.sipp_run(args, srv, "reg_auth.xml", a.rate, a.registers,
-                                 os.path.join(work, "reg"), args.users_csv, lport=args.reg_port)
+            pss0 = bench.pss_kb(srv.proc.pid)
+            reg = bench.sipp_run(args, srv, reg_scenario, a.rate, a.registers,
+                                 os.path.join(work, "reg"), reg_csv, lport=args.reg_port)
             perf_stop(p)
-            line.append("REGISTER cpu_s/1000=%.3f ok=%d failed=%d p99_ms=%s"
-                        % (reg["cpu_s_per_1000"] or -1, reg["ok"], reg["failed"], reg["p99_ms"]))
+            time.sleep(1.0)
+            pss1 = bench.pss_kb(srv.proc.pid)
+            bindings = max(min(reg["ok"], a.users), 1)
+            line.append("REGISTER cpu_s/1000=%.3f ok=%d failed=%d p99_ms=%s PSS +%d kB "
+                        "(%.0f B/binding)"
+                        % (reg["cpu_s_per_1000"] or -1, reg["ok"], reg["failed"], reg["p99_ms"],
+                           pss1 - pss0, (pss1 - pss0) * 1024.0 / bindings))
         if a.only in (None, "call"):
             uas_port = bench.free_port()
             cal = bench.sipp_run(args, srv, "reg_auth.xml", 1, 1, os.path.join(work, "callee"),

@@ -70,28 +70,33 @@ std::string PushBinding::deviceKey() const {
   return std::string(providerName(provider)) + ":" + hexOf(md, 16);
 }
 
+// Fields at their default (empty, false, the RFC 8599 dialect, no Linphone strings) are left
+// out: deserialize() reads an absent field as its default, and a row holds half as many bytes.
 std::string serialize(const PushBinding& b) {
   Json j;
   j["v"] = 1;
   j["provider"] = providerName(b.provider);
-  j["sandbox"] = b.sandbox;
-  j["dialect"] = dialectName(b.dialect);
-  j["app_id"] = b.app_id;
-  j["team_id"] = b.team_id;
-  j["project_id"] = b.project_id;
-  j["voip_token"] = b.voip_token;
-  j["message_token"] = b.message_token;
-  j["purr"] = b.purr;
-  j["pnsreg"] = b.has_pnsreg;
-  Json l;
-  l["call_str"] = b.linphone.call_str;
-  l["msg_str"] = b.linphone.msg_str;
-  l["groupchat_str"] = b.linphone.groupchat_str;
-  l["call_snd"] = b.linphone.call_snd;
-  l["msg_snd"] = b.linphone.msg_snd;
+  auto put = [](Json& o, const char* key, const std::string& v) {
+    if (!v.empty()) o[key] = v;
+  };
+  if (b.sandbox) j["sandbox"] = true;
+  if (b.dialect != Dialect::kRfc8599) j["dialect"] = dialectName(b.dialect);
+  put(j, "app_id", b.app_id);
+  put(j, "team_id", b.team_id);
+  put(j, "project_id", b.project_id);
+  put(j, "voip_token", b.voip_token);
+  put(j, "message_token", b.message_token);
+  put(j, "purr", b.purr);
+  if (b.has_pnsreg) j["pnsreg"] = true;
+  Json l = Json::object();
+  put(l, "call_str", b.linphone.call_str);
+  put(l, "msg_str", b.linphone.msg_str);
+  put(l, "groupchat_str", b.linphone.groupchat_str);
+  put(l, "call_snd", b.linphone.call_snd);
+  put(l, "msg_snd", b.linphone.msg_snd);
   if (b.linphone.timeout) l["timeout"] = *b.linphone.timeout;
-  l["silent"] = b.linphone.silent;
-  j["linphone"] = std::move(l);
+  if (b.linphone.silent) l["silent"] = true;
+  if (!l.empty()) j["linphone"] = std::move(l);
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 

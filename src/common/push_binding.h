@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -70,6 +71,35 @@ struct PushBinding {
   std::string deviceKey() const;
 
   friend bool operator==(const PushBinding&, const PushBinding&) = default;
+};
+
+// An optional PushBinding behind a shared immutable pointer, with value semantics for reading
+// and comparing. A location Binding holds its push binding this way: the Binding is copied into
+// every new snapshot of its AOR, and costs 16 bytes instead of ~400 when it has none.
+class SharedPushBinding {
+ public:
+  SharedPushBinding() = default;
+  SharedPushBinding(std::nullopt_t) {}  // NOLINT(google-explicit-constructor): like optional
+  SharedPushBinding(PushBinding b)      // NOLINT(google-explicit-constructor)
+      : p_(std::make_shared<const PushBinding>(std::move(b))) {}
+  SharedPushBinding(std::optional<PushBinding> b) {  // NOLINT(google-explicit-constructor)
+    if (b) p_ = std::make_shared<const PushBinding>(std::move(*b));
+  }
+
+  bool has_value() const { return p_ != nullptr; }
+  explicit operator bool() const { return p_ != nullptr; }
+  const PushBinding& operator*() const { return *p_; }
+  const PushBinding* operator->() const { return p_.get(); }
+  void reset() { p_.reset(); }
+
+  friend bool operator==(const SharedPushBinding& a, const SharedPushBinding& b) {
+    if (a.p_ == b.p_) return true;
+    return a.p_ != nullptr && b.p_ != nullptr && *a.p_ == *b.p_;
+  }
+  friend bool operator==(const SharedPushBinding& a, std::nullopt_t) { return a.p_ == nullptr; }
+
+ private:
+  std::shared_ptr<const PushBinding> p_;
 };
 
 // RFC 8599 PNS name: "apns", "fcm", "webpush".

@@ -45,7 +45,8 @@ struct Binding {
   SysSeconds
       registered_at{};  // time of the REGISTER that last wrote this binding (set by the store)
   // The push binding the Contact carried (typed; stored as JSON on disk, parsed only at load).
-  std::optional<push::PushBinding> push;
+  // Shared, not copied, between the snapshots of the AOR.
+  push::SharedPushBinding push;
   // The Contact's header parameters as written (";+sip.instance=\"<urn:...>\";reg-id=1;..."),
   // except expires and q (held above); URI parameters are part of contact_uri. Empty if none.
   std::string contact_params;

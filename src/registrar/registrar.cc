@@ -163,10 +163,12 @@ std::string_view Registrar::supportedHeader() { return kSupported; }
 
 void Registrar::setPushCapture(PushCaptureConfig config) { push_ = std::move(config); }
 
-void Registrar::send(transaction::ServerTransaction& tx, sip::Message&& response) {
+void Registrar::send(transaction::ServerTransaction& tx, sip::Message&& response,
+                     bool stateless) {
   if (!config_.server_header.empty()) response.appendHeader("Server", config_.server_header);
   const int code = response.statusCode();
-  if (Status s = tx.respond(std::move(response)); !s) {
+  Status s = stateless ? tx.respondStateless(std::move(response)) : tx.respond(std::move(response));
+  if (!s) {
     SW_LOG_DEBUG("registrar: cannot send {} on transaction {}: {}", code, tx.id(), s.toString());
   }
   if (code >= 200) {
@@ -298,7 +300,11 @@ void Registrar::handle(transaction::ServerTransaction& tx, transport::ReceivedMe
       stats_.challenged.inc();
       sip::Message response = sip::makeResponseTo(req, c->status, "Unauthorized", layer_.newTag());
       for (std::string& v : c->values) response.appendHeader(c->header_name, std::move(v));
-      return send(tx, std::move(response));
+      // A REGISTER without credentials is challenged statelessly, as a registrar may (RFC 3261
+      // §8.2.7): a retransmission of it is challenged again with a fresh nonce, and no
+      // transaction holds the 401 for 64*T1 per REGISTER. One with credentials keeps its
+      // transaction, so that a retransmission is not checked (and counted as a failure) twice.
+      return send(tx, std::move(response), /*stateless=*/credentials.empty());
     }
     if (auto* f = std::get_if<auth::Forbidden>(&result)) {
       stats_.forbidden.inc();

@@ -178,7 +178,9 @@ class Registrar {
   void reject(transaction::ServerTransaction& tx, const sip::Message& request, int code,
               std::string_view reason,
               const std::vector<std::pair<std::string_view, std::string>>& extra = {});
-  void send(transaction::ServerTransaction& tx, sip::Message&& response);
+  // `stateless`: ServerTransaction::respondStateless (a non-INVITE final response that keeps
+  // no transaction state behind it).
+  void send(transaction::ServerTransaction& tx, sip::Message&& response, bool stateless = false);
   void finish(Pending& pending, Result<std::vector<location::Binding>> result);
   void answerOk(transaction::ServerTransaction& tx, const Pending& pending,
                 const std::vector<location::Binding>& bindings);

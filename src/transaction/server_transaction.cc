@@ -97,6 +97,20 @@ Status ServerTransaction::respond(sip::Message&& response) {
   return Status::ok();
 }
 
+Status ServerTransaction::respondStateless(sip::Message&& response) {
+  SIPWAKE_CHECK(response.isResponse());
+  if (invite_ || response.statusCode() < 200 ||
+      (state_ != ServerState::kTrying && state_ != ServerState::kProceeding)) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "stateless answer needs a non-INVITE final response before any final one");
+  }
+  last_status_ = response.statusCode();
+  state_ = ServerState::kCompleted;
+  send(response.serialize());
+  layer_.terminate(*this, /*reap_soon=*/false);
+  return Status::ok();
+}
+
 void ServerTransaction::sendTrying() {
   if (state_ != ServerState::kProceeding || last_status_ != 0) return;
   std::string bytes;

@@ -7,7 +7,8 @@
 //
 // Lifetime contract for TU-held references (ServerTransaction& / ClientTransaction*):
 //   a reference is valid until the transaction's user has been told onTerminated(), which the
-//   layer calls from a deferred (zero-delay) timer after the transaction reached Terminated. So a
+//   layer calls from a deferred timer (zero-delay; for respondStateless, the lazy reap) after
+//   the transaction reached Terminated. So a
 //   reference obtained in any callback stays valid for the rest of that callback even when the
 //   TU's own action (respond(), a transport error) terminates the transaction. A TU that no longer
 //   wants callbacks for a transaction calls setUser(nullptr) (detach); the transaction then runs to
@@ -97,6 +98,15 @@ class ServerTransaction {
   // (a proxy forwards 2xx retransmissions). Returns FailedPrecondition when the state does not
   // allow that response (e.g. a second final response). REQUIRES: response.isResponse().
   Status respond(sip::Message&& response);
+  // A non-INVITE final response sent as a stateless UAS would (RFC 3261 §8.2.7): the
+  // transaction is Terminated when this returns and keeps no copy of the response, so a
+  // retransmission of the request reaches the TU again as a new request. Its onTerminated comes
+  // later than usual (at the layer's next lazy reap, within a few hundred ms, without a loop
+  // wake-up of its own); the reference stays valid until then as always. For answers that are
+  // as good when repeated afresh, e.g. a registrar's digest challenge (a new nonce each time):
+  // nothing is held for 64*T1 per challenged request. FailedPrecondition as respond() does; also
+  // for an INVITE or a response below 200.
+  Status respondStateless(sip::Message&& response);
 
   sip::Method method() const { return method_; }
   bool isInvite() const { return invite_; }

@@ -91,6 +91,7 @@ TransactionLayer::~TransactionLayer() {
   for (auto& [key, tx] : servers_) cancelServer(*tx);
   for (auto& [key, tx] : clients_) cancelClient(*tx);
   if (reap_timer_) timers_.cancel(reap_timer_);
+  if (lazy_reap_timer_) timers_.cancel(lazy_reap_timer_);
   if (failure_timer_) timers_.cancel(failure_timer_);
 }
 
@@ -315,7 +316,7 @@ ServerTransaction* TransactionLayer::createServer(transport::ReceivedMessage& re
     tx->pin_key_ = transport::inviteAffinityKey(via);
     transport_.pinInvite(tx->pin_key_);
   }
-  servers_.emplace(tx->key_, std::move(owned));
+  servers_.emplace(std::string_view(tx->key_), std::move(owned));
   live_servers_.emplace(tx->serial_, tx);
   if (tx->invite_) {
     stats_.server_invite_created->inc();
@@ -430,7 +431,7 @@ Result<ClientTransaction*> TransactionLayer::sendRequest(sip::Message&& request,
   tx->target_ = target;
   tx->user_ = options.user;
   tx->user_data_ = options.user_data;
-  clients_.emplace(tx->key_, std::move(owned));
+  clients_.emplace(std::string_view(tx->key_), std::move(owned));
   live_clients_.emplace(tx->serial_, tx);
   (tx->invite_ ? stats_.client_invite_created : stats_.client_non_invite_created)->inc();
   tx->start();
@@ -579,7 +580,7 @@ void TransactionLayer::reportFailedSends() {
   }
 }
 
-void TransactionLayer::terminate(ServerTransaction& tx) {
+void TransactionLayer::terminate(ServerTransaction& tx, bool reap_soon) {
   if (tx.state_ == ServerState::kTerminated) return;
   tx.state_ = ServerState::kTerminated;
   if (tx.trying_timer_) timers_.cancel(std::exchange(tx.trying_timer_, 0));
@@ -592,7 +593,11 @@ void TransactionLayer::terminate(ServerTransaction& tx) {
   SIPWAKE_CHECK(it != servers_.end() && it->second.get() == &tx);
   dead_servers_.push_back(std::move(it->second));
   servers_.erase(it);
-  scheduleReap();
+  if (reap_soon) {
+    scheduleReap();
+  } else {
+    scheduleLazyReap();
+  }
 }
 
 void TransactionLayer::terminate(ClientTransaction& tx) {
@@ -615,6 +620,14 @@ void TransactionLayer::scheduleReap() {
   if (reap_timer_ != 0) return;
   reap_timer_ = timers_.schedule(Duration::zero(), [this] {
     reap_timer_ = 0;
+    reap();
+  });
+}
+
+void TransactionLayer::scheduleLazyReap() {
+  if (lazy_reap_timer_ != 0 || reap_timer_ != 0) return;
+  lazy_reap_timer_ = timers_.schedule(kLazyReapDelay, [this] {
+    lazy_reap_timer_ = 0;
     reap();
   });
 }

@@ -168,8 +168,10 @@ class TransactionLayer {
       return std::hash<std::string_view>{}(s);
     }
   };
+  // Keyed by a view of the transaction's own key_ (a transaction never changes it and outlives
+  // its entry): the key is not stored twice.
   template <typename T>
-  using Table = std::unordered_map<std::string, std::unique_ptr<T>, KeyHash, std::equal_to<>>;
+  using Table = std::unordered_map<std::string_view, std::unique_ptr<T>, KeyHash, std::equal_to<>>;
 
   struct Counters {
     Counter* server_invite_created;
@@ -205,9 +207,13 @@ class TransactionLayer {
                                       const sip::Via& via);
   bool atCapacity() const;
 
-  void terminate(ServerTransaction& tx);
+  // `reap_soon` false: the TU hears onTerminated at the next lazy reap (within
+  // kLazyReapDelay, rounded to the timer service's coalescing slot) rather than on a zero-delay
+  // timer of its own: no extra wake-up of the loop per transaction.
+  void terminate(ServerTransaction& tx, bool reap_soon = true);
   void terminate(ClientTransaction& tx);
   void scheduleReap();
+  void scheduleLazyReap();
   void reap();
   // Send with an on_done that reports a failure to the transaction (by serial: the completion
   // may come after the transaction is gone). The layer must outlive the transport's completions.
@@ -235,6 +241,8 @@ class TransactionLayer {
   std::vector<std::unique_ptr<ServerTransaction>> dead_servers_;
   std::vector<std::unique_ptr<ClientTransaction>> dead_clients_;
   TimerService::TimerId reap_timer_ = 0;
+  TimerService::TimerId lazy_reap_timer_ = 0;
+  static constexpr Duration kLazyReapDelay = std::chrono::milliseconds(200);
   struct FailedSend {
     std::uint64_t serial;
     bool server;

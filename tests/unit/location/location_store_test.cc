@@ -68,8 +68,9 @@ TEST_P(LocationStoreTest, AddsBindingsAndReturnsThem) {
   Binding phone = contact("sip:alice@198.51.100.7:40123;transport=tcp", 3600);
   phone.q_milli = 700;
   phone.path = {"<sip:edge1.example.com;lr>", "<sip:edge2.example.com;lr>"};
-  phone.push.emplace();
-  phone.push->voip_token = "abc";
+  push::PushBinding pb;
+  pb.voip_token = "abc";
+  phone.push = pb;
   Binding desk = contact("sip:alice@203.0.113.4:5060", 600);
 
   auto r = apply(reg("sip:alice@example.com", "call-1", 1, {phone, desk}));

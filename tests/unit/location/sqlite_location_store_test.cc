@@ -47,9 +47,10 @@ TEST_F(SqliteLocationStoreTest, BindingsSurviveReopen) {
                            "<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>", 1);
     full.q_milli = 500;
     full.path = {"<sip:edge1.example.com;lr;ob>", "<sip:core.example.com;lr>"};
-    full.push.emplace();
-    full.push->app_id = "com.example.app";
-    full.push->voip_token = "abc";
+    push::PushBinding pb;
+    pb.app_id = "com.example.app";
+    pb.voip_token = "abc";
+    full.push = pb;
     Binding plain = contact("sip:alice@203.0.113.4", 600);
     plain.reg_id = 3;  // ignored for the key, but kept as data
     auto r = applySync(*store, reg("sip:alice@example.com", "c1", 1, {full, plain}));

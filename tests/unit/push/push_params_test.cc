@@ -371,6 +371,24 @@ TEST(PushParams, SerializeRoundTrip) {
   EXPECT_EQ(*fb, f);
 }
 
+TEST(PushParams, SerializeLeavesDefaultsOutAndReadsTheFullFormToo) {
+  PushBinding b = ok(parse(";pn-provider=apns;pn-param=ABCD123456.com.example.app.voip;pn-prid=" +
+                           hexToken('3')));
+  EXPECT_EQ(serialize(b), "{\"app_id\":\"com.example.app\",\"provider\":\"apns\","
+                          "\"team_id\":\"ABCD123456\",\"v\":1,\"voip_token\":\"" +
+                              hexToken('3') + "\"}");
+  // Rows written with every field (as before) read the same.
+  std::string full =
+      "{\"app_id\":\"com.example.app\",\"dialect\":\"rfc8599\",\"linphone\":{\"call_snd\":\"\","
+      "\"call_str\":\"\",\"groupchat_str\":\"\",\"msg_snd\":\"\",\"msg_str\":\"\",\"silent\":false},"
+      "\"message_token\":\"\",\"pnsreg\":false,\"project_id\":\"\",\"provider\":\"apns\","
+      "\"purr\":\"\",\"sandbox\":false,\"team_id\":\"ABCD123456\",\"v\":1,\"voip_token\":\"" +
+      hexToken('3') + "\"}";
+  Result<PushBinding> back = deserialize(full);
+  ASSERT_TRUE(back.isOk()) << back.status().toString();
+  EXPECT_EQ(*back, b);
+}
+
 TEST(PushParams, DeserializeRejectsGarbage) {
   for (std::string_view bad :
        {"", "[]", "{", "{\"v\":2}", "{\"v\":1,\"provider\":\"x\",\"voip_token\":\"a\"}",

@@ -79,6 +79,7 @@ struct Options {
   Protocol protocol = Protocol::kUdp;
   std::uint64_t flow = 0;
   std::string source_ip = "198.51.100.7";
+  int branch = 0;  // 0: a new branch (a new transaction); else that Via branch number
 };
 
 class RegistrarTest : public ::testing::Test, public transaction::TransactionUser {
@@ -142,7 +143,7 @@ class RegistrarTest : public ::testing::Test, public transaction::TransactionUse
     std::uint32_t cseq = o.cseq != 0 ? o.cseq : ++cseq_;
     std::string text = "REGISTER " + o.ruri + " SIP/2.0\r\n" +
                        "Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK" +
-                       std::to_string(++branch_) + "\r\nMax-Forwards: 70\r\n" + "From: <" + o.to +
+                       std::to_string(o.branch != 0 ? o.branch : ++branch_) + "\r\nMax-Forwards: 70\r\n" + "From: <" + o.to +
                        ">;tag=f1\r\nTo: <" + o.to + ">\r\nCall-ID: " + o.call_id +
                        "\r\nCSeq: " + std::to_string(cseq) + " REGISTER\r\n" + headers +
                        "Content-Length: 0\r\n\r\n";
@@ -272,6 +273,46 @@ TEST_F(RegistrarTest, ChallengeThenAuthenticatedRegisterIs200ListingTheBinding) 
   EXPECT_EQ(bindings()[0].expires_at, kNow + std::chrono::seconds(3600));
   ASSERT_EQ(observer_.seen.size(), 1u);
   EXPECT_EQ(observer_.seen[0].aor, "sip:alice@example.com");
+}
+
+TEST_F(RegistrarTest, ChallengeIsStatelessAndARetransmissionIsChallengedAfresh) {
+  make();
+  Options first;
+  first.cseq = 1;
+  first.branch = 1000;
+  sip::Message c1 = reg("Contact: <sip:alice@198.51.100.7:5060>\r\n", first);
+  ASSERT_EQ(c1.statusCode(), 401);
+  timers_.advance(Duration::zero());
+  EXPECT_EQ(layer_.serverTransactionCount(), 0u);  // nothing held for 64*T1
+  // The same REGISTER again (a UDP retransmission): challenged again with a new nonce, and the
+  // answer to either challenge is accepted.
+  sip::Message c2 = reg("Contact: <sip:alice@198.51.100.7:5060>\r\n", first);
+  ASSERT_EQ(c2.statusCode(), 401);
+  EXPECT_NE(header(c1, "WWW-Authenticate"), header(c2, "WWW-Authenticate"));
+  sip::Message ok =
+      reg("Contact: <sip:alice@198.51.100.7:5060>\r\n" + authorization(c1, "alice", "pw"));
+  EXPECT_EQ(ok.statusCode(), 200) << ok.reasonPhrase();
+  // The 200 is kept for retransmissions as before (Timer J).
+  timers_.advance(Duration::zero());
+  EXPECT_EQ(layer_.serverTransactionCount(), 1u);
+}
+
+TEST_F(RegistrarTest, ChallengeOfWrongCredentialsKeepsItsTransaction) {
+  make();
+  sip::Message c = reg("Contact: <sip:alice@198.51.100.7:5060>\r\n");
+  ASSERT_EQ(c.statusCode(), 401);
+  Options again;
+  again.branch = 2000;
+  again.cseq = 5;
+  const std::string wrong =
+      "Contact: <sip:alice@198.51.100.7:5060>\r\n" + authorization(c, "alice", "nope");
+  sip::Message w1 = reg(wrong, again);
+  ASSERT_EQ(w1.statusCode(), 401);
+  timers_.advance(Duration::zero());
+  EXPECT_EQ(layer_.serverTransactionCount(), 1u);
+  // Its retransmission gets the same 401 from the transaction, not a second check.
+  sip::Message w2 = reg(wrong, again);
+  EXPECT_EQ(header(w1, "WWW-Authenticate"), header(w2, "WWW-Authenticate"));
 }
 
 TEST_F(RegistrarTest, WrongPasswordAndUnknownUserGetTheSameChallengeThenRateLimit) {

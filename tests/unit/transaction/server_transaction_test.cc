@@ -274,6 +274,46 @@ TEST_F(ServerTransactionTest, ReliableNonInviteTimerJIsZero) {
   EXPECT_EQ(layer_->serverTransactionCount(), 0u);
 }
 
+TEST_F(ServerTransactionTest, StatelessAnswerEndsTheTransactionAndARetransmissionIsNew) {
+  Msg reg;
+  reg.method = "REGISTER";
+  deliver(reg.request());
+  ServerTransaction* tx = tu_.request_txs.at(0);
+  ASSERT_TRUE(tx->respondStateless(sip::makeResponseTo(tu_.requests.at(0), 401, "Unauthorized",
+                                                       "uas-tag"))
+                  .isOk());
+  ASSERT_EQ(sentCount(), 1u);
+  EXPECT_EQ(sent(0).statusCode(), 401);
+  EXPECT_EQ(tx->state(), ServerState::kTerminated);
+  EXPECT_EQ(layer_->serverTransactionCount(), 0u);
+  deliver(reg.request());  // the retransmission is a new request for the TU, not absorbed
+  EXPECT_EQ(tu_.requests.size(), 2u);
+  EXPECT_EQ(sentCount(), 1u);
+  // onTerminated at the lazy reap, not on a zero-delay timer of its own.
+  timers_.advance(Duration::zero());
+  EXPECT_EQ(tu_.terminated, 0);
+  timers_.advance(milliseconds(200));
+  EXPECT_EQ(tu_.terminated, 1);
+}
+
+TEST_F(ServerTransactionTest, StatelessAnswerOnlyForANonInviteFinalResponse) {
+  Msg invite;
+  deliver(invite.request());
+  EXPECT_FALSE(tu_.request_txs.at(0)
+                   ->respondStateless(sip::makeResponseTo(tu_.requests.at(0), 486, "Busy", "t"))
+                   .isOk());
+  Msg reg;
+  reg.method = "REGISTER";
+  reg.branch = "z9hG4bKreg";
+  deliver(reg.request());
+  ServerTransaction* tx = tu_.request_txs.at(1);
+  EXPECT_FALSE(
+      tx->respondStateless(sip::makeResponseTo(tu_.requests.at(1), 100, "Trying", "t")).isOk());
+  ASSERT_TRUE(respond(200, "OK", 1).isOk());
+  EXPECT_FALSE(
+      tx->respondStateless(sip::makeResponseTo(tu_.requests.at(1), 500, "Error", "t")).isOk());
+}
+
 TEST_F(ServerTransactionTest, SameBranchDifferentSentByOrMethodAreDifferentTransactions) {
   Msg a;
   a.method = "OPTIONS";
