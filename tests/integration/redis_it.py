@@ -28,7 +28,7 @@ NODE_HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 
 
 def node_config(ctx, redis, name, admin_port=None):
-    """The configuration of one node: Redis at `redis`, MD5 first (the raw UAs' choice), room
+    """The configuration of one node: Redis at `redis`, its own `name`.db, MD5 first (the raw UAs' choice), room
     for the many contacts of the load tests, a quick sweep."""
     path = os.path.join(ctx.work, name + ".toml")
     with open(path, "w") as f:
@@ -36,7 +36,8 @@ def node_config(ctx, redis, name, admin_port=None):
                 % os.environ.get("SIPWAKE_IT_LOG_LEVEL", "info"))
         f.write("\n[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n")
         f.write("\n[registrar]\nmax_contacts_per_aor = 0\n")
-        f.write("\n[store]\nurl = \"%s\"\n" % redis.url())
+        # A file of its own, as on separate machines: nothing but Redis is shared.
+        f.write("\n[store]\npath = \"%s.db\"\nurl = \"%s\"\n" % (name, redis.url()))
         if admin_port:
             f.write("\n[admin]\nlisten = \"127.0.0.1:%d\"\n" % admin_port)
     return path
