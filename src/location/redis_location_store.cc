@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/stats.h"
 #include "redis/connection.h"
+#include "location/redis_support.h"
 #include "redis/subscriber.h"
 #include "transport/event_loop.h"
 
@@ -226,19 +227,7 @@ class RedisLocationStore::Impl {
     registered_channel_ = options_.prefix + "registered";
   }
 
-  ~Impl() {
-    if (!loop_.running()) return;
-    std::promise<void> stopped;
-    loop_.post([&] {
-      if (conn_) conn_->stop();
-      if (sub_) sub_->stop();
-      conn_.reset();  // on their loop, before it goes
-      sub_.reset();
-      stopped.set_value();
-    });
-    stopped.get_future().wait();
-    loop_.stop();
-  }
+  ~Impl() { stopRedisOnLoop(loop_, conn_, sub_); }
 
   Status init() {
     redis::ConnectionOptions o = connectionOptions();
@@ -260,16 +249,7 @@ class RedisLocationStore::Impl {
     auto start = std::chrono::steady_clock::now();
     // Ready when the connection is up AND the subscription is confirmed: the full read comes
     // after both, so a change published meanwhile is either in what it reads or heard.
-    struct Ready {
-      bool connected = false, subscribed = false, fulfilled = false;
-      std::promise<void> up;
-      void check() {
-        if (fulfilled || !connected || !subscribed) return;
-        fulfilled = true;
-        up.set_value();
-      }
-    };
-    auto ready = std::make_shared<Ready>();
+    auto ready = std::make_shared<RedisReady>();
     auto up_future = ready->up.get_future();
     loop_.post([this, ready] {
       conn_->setStateCallback([this, ready](bool connected, const Status& why) {

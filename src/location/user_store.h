@@ -1,10 +1,19 @@
 // SIP users and their digest credentials, stored only as HA1 values (RFC 7616 §3.4.2:
 // H(username ":" realm ":" password), realm = the user's domain), never as passwords.
 //
-// Same SQLite file as the bindings (table `users`), separate connection. The server reads from an
-// in-memory copy; the `sipwake user ...` CLI edits the file from another process, so the server
-// must call reload() to see those edits — on SIGHUP and/or on a periodic timer, whichever the
-// server wiring chooses. Passwords are never stored and must never be logged.
+// Two places to keep them, one interface:
+// - SQLite (open()): same file as the bindings (table `users`), separate connection. The
+//   `sipwake user ...` CLI edits the file from another process, so the server must call reload()
+//   to see those edits — on SIGHUP and/or on a periodic timer, whichever the server wiring chooses.
+// - Redis (openRedis()), shared by every node: one hash per domain, "<prefix>users:<domain>",
+//   field = user, value = "<HA1-MD5 hex>:<HA1-SHA-256 hex>", and the set "<prefix>user-domains"
+//   naming the domains that hold any (so a full read needs no SCAN). Every write is one Lua
+//   script (all rows or none) that also PUBLISHes on "<prefix>users-changed"; a store that
+//   follows changes re-reads every user when it hears that (and when its subscription is
+//   renewed after a reconnection), so an edit made on any node reaches all of them without a
+//   reload. reload() re-reads too.
+// Lookups are served from an in-memory copy in both cases. Passwords are never stored and must
+// never be logged.
 #pragma once
 
 #include <cstddef>
@@ -14,7 +23,9 @@
 #include <string_view>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/status.h"
+#include "redis/url.h"
 
 namespace sipwake::location {
 
@@ -46,11 +57,26 @@ struct UserEntry {
   friend bool operator==(const UserEntry&, const UserEntry&) = default;
 };
 
+struct RedisUserOptions {
+  redis::RedisConfig redis;         // from [store] url (+ redis_ca_file)
+  std::string prefix = "sipwake:";  // [store] redis_prefix
+  // An import of many users is one script: give it time.
+  Duration command_timeout = std::chrono::seconds(10);
+  Duration connect_timeout = std::chrono::seconds(2);
+  Duration load_wait = std::chrono::seconds(5);  // for the first connection
+  // Subscribe to "<prefix>users-changed" and re-read on each message (the server: yes; a
+  // one-shot CLI command: no).
+  bool follow_changes = true;
+};
+
 class UserStore {
  public:
   // Opens or creates the database (schema migrated) and loads the users into memory.
   static Result<std::unique_ptr<UserStore>> open(const std::string& path,
                                                  int busy_timeout_ms = 5000);
+  // Connects to Redis (kUnavailable when it cannot within options.load_wait) and reads every
+  // user into memory.
+  static Result<std::unique_ptr<UserStore>> openRedis(const RedisUserOptions& options);
   ~UserStore();
 
   // Thread: the mutating calls and reload() may be called from any thread (serialised inside);
@@ -68,8 +94,14 @@ class UserStore {
   // error leaves it untouched. Fields are validated like add() does.
   Status importUsers(const std::vector<NewUser>& users, bool replace,
                      std::size_t* bad_index = nullptr);
+  // Like importUsers() with the HA1s already computed (copying users from one store to
+  // another: HA1s cannot be turned back into passwords).
+  Status importCredentials(const std::vector<UserCredentials>& users, bool replace,
+                           std::size_t* bad_index = nullptr);
   // Every user, sorted by (domain, user), read from the database (not the cached copy).
   Result<std::vector<UserEntry>> list() const;
+  // The same with their HA1s.
+  Result<std::vector<UserCredentials>> credentials() const;
 
   // From memory, never touches disk. Thread: any.
   std::optional<UserCredentials> lookup(std::string_view user, std::string_view domain) const;
@@ -77,6 +109,8 @@ class UserStore {
 
   // Re-reads every user from the database (picks up edits made by another process).
   Status reload();
+  // Full reads installed so far (open, writes, reloads, changes heard). Thread: any.
+  std::size_t reads() const;
 
   class Impl;
 

@@ -116,9 +116,10 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
 
   CLI::App* user = app.add_subcommand(
       "user",
-      "Manage SIP users (digest credentials, stored as HA1 only) in the store named by --store,\n"
-      "or by --config's [store] path, or sipwake.db. A running server picks changes up within\n"
-      "[auth] user_reload_interval seconds, or at once on SIGHUP");
+      "Manage SIP users (digest credentials, stored as HA1 only) in Redis when --config names\n"
+      "a [store] url (every node sees a change at once), else in the SQLite store named by\n"
+      "--store, or by --config's [store] path, or sipwake.db (a running server picks changes up\n"
+      "within [auth] user_reload_interval seconds, or at once on SIGHUP)");
   user->require_subcommand(1);
   std::string user_aor;
   std::string list_domain;
@@ -141,7 +142,15 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
   user_import->add_option("FILE", import_path)->required();
   user_import->add_flag("--replace", import_replace,
                         "Set the password of users that exist already (default: an error)");
-  for (CLI::App* sub : {user, user_add, user_del, user_passwd, user_list, user_import}) {
+  bool copy_replace = false;
+  CLI::App* user_copy = user->add_subcommand(
+      "copy-to-redis",
+      "Copy every user (their HA1s) from the SQLite store (--store, or [store] path) to the\n"
+      "Redis of --config's [store] url, in one script (all or none)");
+  user_copy->add_flag("--replace", copy_replace,
+                      "Overwrite users that exist in Redis already (default: an error)");
+  for (CLI::App* sub :
+       {user, user_add, user_del, user_passwd, user_list, user_import, user_copy}) {
     sub->fallthrough();
   }
 
@@ -298,6 +307,11 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
     if (user_list->parsed()) {
       cl.user_command = CommandLine::UserCommand::kList;
       cl.user_domain = lowerCase(list_domain);
+      return cl;
+    }
+    if (user_copy->parsed()) {
+      cl.user_command = CommandLine::UserCommand::kCopyToRedis;
+      cl.import_replace = copy_replace;
       return cl;
     }
     if (user_import->parsed()) {

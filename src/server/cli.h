@@ -1,6 +1,7 @@
 // The command line: `sipwake [--config FILE] [--listen SPEC]... [--domain NAME]... [--store PATH]
 // [--log-level L]`, `sipwake check-config FILE`, `sipwake user add|del|passwd USER@DOMAIN`,
-// `sipwake user list [DOMAIN]`, `sipwake user import [--replace] FILE|-`, the admin commands
+// `sipwake user list [DOMAIN]`, `sipwake user import [--replace] FILE|-`,
+// `sipwake user copy-to-redis [--replace]`, the admin commands
 // `sipwake status|timeline|push test|binding list|binding drop|reload` (admin_client.h),
 // `--help`, `--version`. Parsing only (also of the import file); run.h acts on the result.
 #pragma once
@@ -37,12 +38,12 @@ struct CommandLine {
   std::optional<std::string> store_path;   // --store, overrides [store] path
 
   // kUser (also uses config_path and store_path to find the store)
-  enum class UserCommand { kAdd, kDel, kList, kPasswd, kImport };
+  enum class UserCommand { kAdd, kDel, kList, kPasswd, kImport, kCopyToRedis };
   UserCommand user_command = UserCommand::kList;
   std::string user;         // kAdd, kDel, kPasswd: the user part (as typed)
   std::string user_domain;  // kAdd, kDel, kPasswd: the domain (lower-cased); kList: filter or ""
   std::string import_path;  // kImport: the file, "-" for stdin
-  bool import_replace = false;  // kImport: --replace (set the password of existing users)
+  bool import_replace = false;  // kImport, kCopyToRedis: --replace (overwrite existing users)
 
   // kAdmin (also uses config_path to find the admin listener and its token)
   enum class AdminCommand { kStatus, kTimeline, kPushTest, kBindingList, kBindingDrop, kReload };

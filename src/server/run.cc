@@ -139,21 +139,50 @@ int importUsers(const CommandLine& cli, location::UserStore& users,
   return 0;
 }
 
+// `user copy-to-redis`: every user of the SQLite store (HA1s as they are) into Redis, all or
+// none.
+int copyUsersToRedis(const CommandLine& cli, const Config& config, location::UserStore& to) {
+  auto from = location::UserStore::open(config.store.path);
+  if (!from.isOk()) {
+    print(stderr, "sipwake: " + config.store.path + ": " + from.status().message() + "\n");
+    return 1;
+  }
+  auto rows = (*from)->credentials();
+  if (!rows.isOk()) {
+    print(stderr, "sipwake: " + rows.status().message() + "\n");
+    return 1;
+  }
+  if (Status s = to.importCredentials(*rows, cli.import_replace); !s) {
+    std::string hint = s.code() == StatusCode::kAlreadyExists && !cli.import_replace
+                           ? " (--replace overwrites users that exist in Redis)"
+                           : "";
+    print(stderr, "sipwake: " + s.message() + hint + "; nothing copied\n");
+    return 1;
+  }
+  print(stdout, std::to_string(rows->size()) + " user(s) copied from " + config.store.path +
+                    " to Redis\n");
+  return 0;
+}
+
 int userCommand(const CommandLine& cli) {
-  // The store: --store, else the configuration's [store] path, else the default.
-  std::string path = Config{}.store.path;
-  std::vector<std::string> domains = Config{}.domains;
+  // The store: Redis when the configuration names a [store] url; else SQLite at --store, else
+  // at the configuration's [store] path, else the default.
+  Config config;
   if (cli.config_path) {
-    auto config = loadConfigFile(*cli.config_path);
-    if (!config.isOk()) {
-      print(stderr, "sipwake: " + config.status().message() + "\n");
+    auto loaded = loadConfigFile(*cli.config_path);
+    if (!loaded.isOk()) {
+      print(stderr, "sipwake: " + loaded.status().message() + "\n");
       return 1;
     }
-    path = config->store.path;
-    domains = config->domains;
+    config = std::move(*loaded);
   }
-  if (cli.store_path) path = *cli.store_path;
-  auto store = location::UserStore::open(path);
+  if (cli.store_path) config.store.path = *cli.store_path;
+  const std::vector<std::string>& domains = config.domains;
+  if (cli.user_command == CommandLine::UserCommand::kCopyToRedis && config.store.url.empty()) {
+    print(stderr, "sipwake: user copy-to-redis needs --config with a [store] url\n");
+    return 1;
+  }
+  auto store = openUserStore(config, /*follow_changes=*/false);
   if (!store.isOk()) {
     print(stderr, "sipwake: " + store.status().message() + "\n");
     return 1;
@@ -178,6 +207,8 @@ int userCommand(const CommandLine& cli) {
     }
     case CommandLine::UserCommand::kImport:
       return importUsers(cli, users, domains);
+    case CommandLine::UserCommand::kCopyToRedis:
+      return copyUsersToRedis(cli, config, users);
     case CommandLine::UserCommand::kDel:
       result = users.remove(cli.user, cli.user_domain);
       break;

@@ -343,16 +343,34 @@ std::string redisWhere(const std::string& url) {
                      c->tls ? " (TLS)" : "", c->db);
 }
 
+Result<redis::RedisConfig> storeRedisConfig(const StoreConfig& store) {
+  auto redis = redis::parseRedisUrl(store.url);
+  if (!redis) return invalidArgument("[store] url: " + redis.status().message());
+  redis->tls_ca_file = store.redis_ca_file;
+  return redis;
+}
+
 }  // namespace
 
-// SQLite at [store] path, or Redis when [store] url is set (the users stay in the SQLite file).
+Result<std::unique_ptr<location::UserStore>> openUserStore(const Config& config,
+                                                           bool follow_changes) {
+  if (config.store.url.empty()) return location::UserStore::open(config.store.path);
+  auto redis = storeRedisConfig(config.store);
+  if (!redis) return redis.status();
+  location::RedisUserOptions options;
+  options.redis = std::move(*redis);
+  options.prefix = config.store.redis_prefix;
+  options.follow_changes = follow_changes;
+  return location::UserStore::openRedis(options);
+}
+
+// SQLite at [store] path, or Redis when [store] url is set (bindings, push bindings and users).
 Result<std::unique_ptr<location::LocationStore>> Server::openLocationStore() {
   if (!config_.store.url.empty()) {
-    auto redis = redis::parseRedisUrl(config_.store.url);
-    if (!redis) return invalidArgument("[store] url: " + redis.status().message());
+    auto redis = storeRedisConfig(config_.store);
+    if (!redis) return redis.status();
     location::RedisLocationOptions options;
     options.redis = std::move(*redis);
-    options.redis.tls_ca_file = config_.store.redis_ca_file;
     options.prefix = config_.store.redis_prefix;
     auto store = location::RedisLocationStore::open(std::move(options));
     if (!store) return store.status();
@@ -379,16 +397,15 @@ Status Server::openStores() {
   store_gauges_.push_back(Stats::global().gaugeFn(
       "location.bindings",
       [s = locations_.get()] { return static_cast<std::int64_t>(s->size()); }));
-  auto users = location::UserStore::open(config_.store.path);
+  auto users = openUserStore(config_, /*follow_changes=*/true);
   if (!users.isOk()) return users.status();
   users_ = std::move(*users);
   if (config_.store.url.empty()) {
     SW_LOG_INFO("store {}: {} bindings of {} AORs, {} users", config_.store.path, report->bindings,
                 report->aors, users_->size());
   } else {
-    SW_LOG_INFO("store: Redis {}: {} bindings of {} AORs; users from {}: {} users",
-                redisWhere(config_.store.url), report->bindings, report->aors, config_.store.path,
-                users_->size());
+    SW_LOG_INFO("store: Redis {}: {} bindings of {} AORs, {} users", redisWhere(config_.store.url),
+                report->bindings, report->aors, users_->size());
   }
 
   auto trusted = auth::TrustedPeers::parse(config_.auth.trusted_peers);

@@ -59,6 +59,12 @@ struct PushShared;
 struct RemoteRegistrations;
 
 // How far a drain is (Server::drainProgress).
+// The users of `config`'s store: in Redis when [store] url is set (`follow_changes`: subscribe
+// to other processes' edits — the server does, a one-shot CLI command need not), else in the
+// SQLite file at [store] path.
+Result<std::unique_ptr<location::UserStore>> openUserStore(const Config& config,
+                                                           bool follow_changes);
+
 struct DrainProgress {
   std::size_t unanswered = 0;   // server transactions still owing a final response
   std::size_t parked = 0;       // requests parked for woken devices

@@ -44,9 +44,10 @@ def call_config(ctx, algorithms=("MD5", "SHA-256")):
     return path
 
 
-def add_users(ctx):
+def add_users(ctx, config=None):
+    """alice and bob @127.0.0.1, in the store of `config` (else sipwake.db)."""
     for user, pw in PASSWORD.items():
-        it.add_user(ctx, "%s@127.0.0.1" % user, pw)
+        it.add_user(ctx, "%s@127.0.0.1" % user, pw, config=config)
 
 
 class Sipp:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Several sipwake nodes on one Redis: cross-node wake-up (docs/architecture.md, "Several
 nodes"). Three real sipwake binaries on 127.0.0.1, .2 and .3 share one redis-server
-(sipwake_it.RedisServer), the same users, the same [proxy] route_secret_file, and push through one
+(sipwake_it.RedisServer), the same users (added once, in Redis), the same [proxy] route_secret_file, and push through one
 sipwake-fakepns to tools/sipwake-phone.
 
     cross_node_it.py --sipwake build/sipwake --fakepns build/sipwake-fakepns \
@@ -46,16 +46,18 @@ class Cluster:
                 f.write("5eed" * 16 + "\n")
             os.chmod(secret, 0o600)
             push = wk.push_section(ctx, self.fake, sa, ring_timeout)
-            for i, host in enumerate(HOSTS):
-                db = "node%d.db" % i
-                for user in ("alice", "carol"):
-                    it.add_user(ctx, "%s@%s" % (user, DOMAIN), user + "-pw", store=db)
-                it.add_user(ctx, "bob@127.0.0.1", "bob-pw", store=db)
-                config = os.path.join(ctx.work, "node%d.toml" % i)
-                with open(config, "w") as f:
-                    f.write("[server]\nworkers = 1\n\n[store]\npath = \"%s\"\nurl = \"%s\"\n\n"
+            configs = []
+            for i in range(len(HOSTS)):
+                configs.append(os.path.join(ctx.work, "node%d.toml" % i))
+                with open(configs[-1], "w") as f:
+                    f.write("[server]\nworkers = 1\n\n[store]\npath = \"node%d.db\"\nurl = \"%s\"\n\n"
                             "[proxy]\nroute_secret_file = \"%s\"\n%s"
-                            % (db, self.redis.url(), secret, push))
+                            % (i, self.redis.url(), secret, push))
+            # Once, in Redis: every node has them.
+            for user in ("alice", "carol"):
+                it.add_user(ctx, "%s@%s" % (user, DOMAIN), user + "-pw", config=configs[0])
+            it.add_user(ctx, "bob@127.0.0.1", "bob-pw", config=configs[0])
+            for i, (host, config) in enumerate(zip(HOSTS, configs)):
                 server, ports = it.start_server(ctx, ["--config", config, "--domain", DOMAIN],
                                                 host=host, name="node%d" % i)
                 self.nodes.append((server, ports))

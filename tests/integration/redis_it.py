@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Several sipwake nodes on one Redis ([store] url), with real processes: a redis-server of the
 test's own (sipwake_it.RedisServer: a free loopback port, appendonly, fsync always) and sipwake
-nodes on 127.0.0.1 and 127.0.0.2 sharing it (and one users file). Raw-socket UAs (calls_it,
+nodes on 127.0.0.1 and 127.0.0.2 sharing it (bindings and users). Raw-socket UAs (calls_it,
 dialog_it); reuses the harness of sipwake_it.py.
 
     redis_it.py --sipwake build/sipwake --work-dir /tmp/it redis_two_nodes
@@ -28,7 +28,7 @@ NODE_HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 
 
 def node_config(ctx, redis, name, admin_port=None):
-    """The configuration of one node: Redis at `redis`, MD5 first (the raw UAs' choice), room
+    """The configuration of one node: Redis at `redis`, its own `name`.db, MD5 first (the raw UAs' choice), room
     for the many contacts of the load tests, a quick sweep."""
     path = os.path.join(ctx.work, name + ".toml")
     with open(path, "w") as f:
@@ -36,10 +36,16 @@ def node_config(ctx, redis, name, admin_port=None):
                 % os.environ.get("SIPWAKE_IT_LOG_LEVEL", "info"))
         f.write("\n[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n")
         f.write("\n[registrar]\nmax_contacts_per_aor = 0\n")
-        f.write("\n[store]\nurl = \"%s\"\n" % redis.url())
+        # A file of its own, as on separate machines: nothing but Redis is shared.
+        f.write("\n[store]\npath = \"%s.db\"\nurl = \"%s\"\n" % (name, redis.url()))
         if admin_port:
             f.write("\n[admin]\nlisten = \"127.0.0.1:%d\"\n" % admin_port)
     return path
+
+
+def add_redis_users(ctx, redis):
+    """alice and bob, added once in Redis (through a node's configuration): every node has them."""
+    add_users(ctx, config=node_config(ctx, redis, "users"))
 
 
 def start_node(ctx, redis, index, admin_port=None):
@@ -149,18 +155,18 @@ class Load:
 
 
 def test_redis_two_nodes(ctx):
-    """Nodes A (127.0.0.1) and B (127.0.0.2) on one Redis (the start-up log names it and the
-    users file): bob registers at B, alice calls him
+    """Nodes A (127.0.0.1) and B (127.0.0.2) on one Redis (the start-up log names it and counts
+    the users added there once): bob registers at B, alice calls him
     through A (A forwards straight to bob's contact, from the cache filled by B's publication);
     BYE through A; alice's REGISTER at A is listed by B's lookup, without any restart."""
-    add_users(ctx)
     with it.RedisServer(ctx) as redis:
+        add_redis_users(ctx, redis)
         with contextlib.ExitStack() as stack:
             (a, a_udp), (b, b_udp) = start_two_nodes(ctx, redis, stack)
-            started = re.search(r"store: Redis (\S+) db 0: \d+ bindings of \d+ AORs; users from "
-                                r"sipwake\.db: 2 users", a.log())
+            started = re.search(r"store: Redis (\S+) db 0: \d+ bindings of \d+ AORs, 2 users",
+                                b.log())
             check(started and started.group(1) == "%s:%d" % (redis.host, redis.port),
-                  "no start-up line naming Redis and the users file:\n" + a.log()[-2000:])
+                  "no start-up line naming Redis and its 2 users:\n" + b.log()[-2000:])
             bob = register_bob(b_udp, "UDP", host=NODE_HOSTS[1])
             alice, bob, call_id, _ = establish_call(a_udp, "UDP", push_params=False, bob=bob)
             in_dialog(alice, bob, call_id, "BYE")
@@ -175,11 +181,52 @@ def test_redis_two_nodes(ctx):
             check(a.alive() and b.alive(), "a node died")
 
 
+def register_code(host, port, user, password):
+    """The final answer to one REGISTER of `user` at host:port (after the digest challenge)."""
+    client = it.UdpClient((host, port))
+    try:
+        r = it.Registration(client, port, user, password).send(algorithm="MD5")
+        check(r is not None, "no answer to %s's REGISTER at %s" % (user, host))
+        return r.code
+    finally:
+        client.close()
+
+
+def test_redis_users_shared(ctx):
+    """`sipwake --config nodeA.toml user add carol@...` while A and B run: carol registers at B
+    at once (no restart, no reload: B heard the change); `user passwd` at A: B takes the new
+    password only; `user del` at A: B refuses her. `user list` at B's configuration lists what
+    A's added."""
+    with it.RedisServer(ctx) as redis:
+        with contextlib.ExitStack() as stack:
+            (a, _), (b, b_udp) = start_two_nodes(ctx, redis, stack)
+            node_a = node_config(ctx, redis, "node0")
+            it.add_user(ctx, "carol@127.0.0.1", "carol-pw", config=node_a)
+            listed = it.user_command(ctx, ["list"], config=node_config(ctx, redis, "node1"))
+            check(listed.stdout.decode() == "carol@127.0.0.1\n",
+                  "user list at B: %r" % listed.stdout)
+            wait_until("carol's REGISTER at B accepted",
+                       lambda: register_code(NODE_HOSTS[1], b_udp, "carol", "carol-pw") == 200)
+            p = it.user_command(ctx, ["passwd", "carol@127.0.0.1"], node_a, stdin=b"new-pw\n")
+            check(p.returncode == 0, "user passwd: %s" % p.stderr.decode())
+            wait_until("carol's old password refused at B",
+                       lambda: register_code(NODE_HOSTS[1], b_udp, "carol", "carol-pw")
+                       in (401, 403))
+            code = register_code(NODE_HOSTS[1], b_udp, "carol", "new-pw")
+            check(code == 200, "carol's new password at B: %d" % code)
+            p = it.user_command(ctx, ["del", "carol@127.0.0.1"], node_a)
+            check(p.returncode == 0, "user del: %s" % p.stderr.decode())
+            wait_until("carol refused at B after user del",
+                       lambda: register_code(NODE_HOSTS[1], b_udp, "carol", "new-pw")
+                       in (401, 403))
+            check(a.alive() and b.alive(), "a node died")
+
+
 def test_redis_concurrent_register(ctx):
     """Two UAs register contacts of one AOR at the same time, one at each node (REGISTERs
     interleaved): every contact answered 200 is listed afterwards by either node."""
-    add_users(ctx)
     with it.RedisServer(ctx) as redis:
+        add_redis_users(ctx, redis)
         with contextlib.ExitStack() as stack:
             (a, a_udp), (b, b_udp) = start_two_nodes(ctx, redis, stack)
             ras = registrar_per_node(a_udp, b_udp)
@@ -201,8 +248,8 @@ def test_redis_restart_mid_load(ctx):
     (appendonly, fsync always): each one is answered 200 or 503 with Retry-After; some 503 fell
     in the outage, 200s resumed without restarting sipwake, and every contact answered 200 is in
     Redis afterwards (read by a third node started after the load)."""
-    add_users(ctx)
     with it.RedisServer(ctx) as redis:
+        add_redis_users(ctx, redis)
         with contextlib.ExitStack() as stack:
             (a, a_udp), (b, b_udp) = start_two_nodes(ctx, redis, stack)
             ras = registrar_per_node(a_udp, b_udp)
@@ -239,9 +286,9 @@ def test_redis_down_calls_from_cache(ctx):
     """Redis stopped: a REGISTER gets 503 Location Store Unavailable + Retry-After, the log says
     so and store.redis_up is 0; a call between alice and bob (registered before) set up, then
     ended, through the node from its cache. Redis back: store.redis_up 1, REGISTER 200."""
-    add_users(ctx)
     admin = it.free_port()
     with it.RedisServer(ctx) as redis:
+        add_redis_users(ctx, redis)
         a, a_udp = start_node(ctx, redis, 0, admin_port=admin)
         with a:
             check(scrape(admin).get("sipwake_store_redis_up") == 1, "store.redis_up not 1")

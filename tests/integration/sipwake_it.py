@@ -1045,10 +1045,16 @@ def expect_code(resp, code, what):
     return resp
 
 
-def add_user(ctx, aor, password, store="sipwake.db"):
-    p = subprocess.run([ctx.sipwake, "user", "add", aor, "--store", store], input=password.encode()
-                       + b"\n", stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
-                       cwd=ctx.work)
+def user_command(ctx, args, config=None, store="sipwake.db", stdin=b""):
+    """`sipwake [--config CONFIG] user ARGS...` in ctx.work: in the store `config` names (Redis
+    when it has a [store] url), else in the SQLite file `store`; the CompletedProcess."""
+    where = ["--config", config] if config else ["--store", store]
+    return subprocess.run([ctx.sipwake] + where + ["user"] + list(args), input=stdin,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, cwd=ctx.work)
+
+
+def add_user(ctx, aor, password, store="sipwake.db", config=None):
+    p = user_command(ctx, ["add", aor], config, store, password.encode() + b"\n")
     check(p.returncode == 0, "user add %s: exit %d: %s" % (aor, p.returncode, p.stderr.decode()))
 
 
