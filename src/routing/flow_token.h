@@ -89,9 +89,13 @@ class FlowTokenCodec {
     kBadSignature,  // a token whose MAC fits neither tag of the request (forged, other dialog)
     kExpired,       // a token whose key id names no key that verifies at `unix_now`
   };
+  // Who sent the request, as the signature tells (the caller's tag is its From tag or its To
+  // tag); kUnknown when both tags are the same or it is not kValid.
+  enum class Sender : std::uint8_t { kUnknown, kCaller, kCallee };
   struct Decoded {
     Verdict verdict = Verdict::kNotSigned;
     FlowPair pair;  // when kValid
+    Sender sender = Sender::kUnknown;
   };
   Decoded decode(std::string_view user, const DialogRef& dialog, std::int64_t unix_now) const;
 

@@ -489,6 +489,64 @@ TEST_F(ProxyTest, PathIsFollowed) {
   EXPECT_EQ(fwd[0].requestUriText(), "sip:bob@10.0.0.2:5060");
 }
 
+// A Record-Route token that names one end only (the other end is behind another proxy, e.g.
+// another node: the INVITE came with two Vias, or the binding had a Path) still sends the far
+// end's in-dialog requests over that end's flow, not to its unreachable (NATed) Contact.
+TEST_F(ProxyTest, RequestsFromBehindAnotherProxyGoOverTheFlowOfTheOneEndTheTokenNames) {
+  // The caller is behind node A (two Vias); bob's Contact is not where his connection is.
+  const Ua bob_tcp{addr(10, 0, 0, 2, 40000), transport::Protocol::kTcp, 7};
+  const transport::Address bob_contact = addr(10, 0, 0, 99, 5060);
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.99:5060;transport=tcp", bob_tcp);
+  const Ua node_a{addr(10, 0, 0, 50, 5060)};
+  const std::string caller_via = "Via: SIP/2.0/UDP 10.0.0.77:5060;branch=z9hG4bKc1\r\n";
+  deliver(
+      request("INVITE", "sip:bob@example.com", caller_via, node_a, "call-1", 1, "", "z9hG4bKn1"),
+      node_a);
+  auto inv = requestsTo(bob_tcp.address, "INVITE");
+  ASSERT_EQ(inv.size(), 1u);
+  const std::string route = "Route: " + std::string(inv[0].recordRoutes()->front().text) + "\r\n";
+  answer(bob_tcp, "INVITE", 200, "OK");
+  const std::size_t mark = transport_.sent.size();
+  deliver(request("ACK", "sip:bob@10.0.0.99:5060;transport=tcp", route + caller_via, node_a,
+                  "call-1", 1, "bt", "z9hG4bKn2"),
+          node_a);
+  deliver(request("BYE", "sip:bob@10.0.0.99:5060;transport=tcp", route + caller_via, node_a,
+                  "call-1", 2, "bt", "z9hG4bKn3"),
+          node_a);
+  EXPECT_TRUE(sentTo(bob_contact).empty());
+  std::vector<std::string> over_flow;
+  for (std::size_t i = mark; i < transport_.sent.size(); ++i) {
+    const FakeTransport::Sent& s = transport_.sent[i];
+    if (s.target.remote == bob_tcp.address && s.target.flow == bob_tcp.flow) {
+      over_flow.emplace_back(parse(s.bytes).methodText());
+    }
+  }
+  EXPECT_EQ(over_flow, (std::vector<std::string>{"ACK", "BYE"}));
+
+  // The mirror: alice calls directly, bob is behind a proxy (Path); bob's BYE from that proxy
+  // goes over alice's flow, not to the Contact she put in her INVITE.
+  registerBinding("sip:carol@example.com", "sip:carol@10.0.0.3:5070", bob2_, 1000,
+                  {"<sip:10.5.5.5:5060;lr>"});
+  const Ua edge{addr(10, 5, 5, 5, 5060)};
+  std::string call =
+      request("INVITE", "sip:carol@example.com", "", alice_, "call-2", 1, "", "z9hG4bKn4");
+  call.replace(call.find("Contact: <sip:alice@10.0.0.1:5060>"), 34,
+               "Contact: <sip:alice@10.0.0.88:5060>");
+  deliver(call, alice_);
+  auto inv2 = requestsTo(edge.address, "INVITE");
+  ASSERT_EQ(inv2.size(), 1u);
+  const std::string route2 = "Route: " + std::string(inv2[0].recordRoutes()->front().text) + "\r\n";
+  std::string bye = "BYE sip:alice@10.0.0.88:5060 SIP/2.0\r\n";
+  bye += "Via: SIP/2.0/UDP 10.5.5.5:5060;branch=z9hG4bKe1\r\n";
+  bye += "Via: SIP/2.0/UDP 10.0.0.3:5070;branch=z9hG4bKe0\r\n";
+  bye += "Max-Forwards: 69\r\nFrom: <sip:carol@example.com>;tag=ct\r\n";
+  bye += "To: <sip:alice@example.com>;tag=fa\r\nCall-ID: call-2\r\nCSeq: 5 BYE\r\n" + route2;
+  bye += "Content-Length: 0\r\n\r\n";
+  deliver(bye, edge);
+  EXPECT_TRUE(sentTo(addr(10, 0, 0, 88, 5060)).empty());
+  EXPECT_EQ(requestsTo(alice_.address, "BYE").size(), 1u);
+}
+
 // A resolver that parks the request: no target now, more may come (the push wake-up case).
 class ParkingResolver final : public TargetResolver {
  public:
