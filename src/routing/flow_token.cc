@@ -194,9 +194,20 @@ std::string FlowTokenCodec::encodeNodeRoute(const FlowRef& flow, std::int64_t un
 
 std::optional<FlowRef> FlowTokenCodec::decodeNodeRoute(std::string_view user,
                                                        std::int64_t unix_now) const {
-  Decoded d = decodeWith(kNodeRoutePrefix, user, DialogRef{}, unix_now);
-  if (d.verdict != Verdict::kValid || d.pair.upstream || !d.pair.downstream) return std::nullopt;
+  Decoded d = verifyNodeRoute(user, unix_now);
+  if (d.verdict != Verdict::kValid) return std::nullopt;
   return d.pair.downstream;
+}
+
+FlowTokenCodec::Decoded FlowTokenCodec::verifyNodeRoute(std::string_view user,
+                                                        std::int64_t unix_now) const {
+  Decoded d = decodeWith(kNodeRoutePrefix, user, DialogRef{}, unix_now);
+  d.sender = Sender::kUnknown;
+  if (d.verdict == Verdict::kValid && (d.pair.upstream || !d.pair.downstream)) {
+    d.pair = {};
+    d.verdict = Verdict::kBadSignature;  // signed, but not in the shape encodeNodeRoute writes
+  }
+  return d;
 }
 
 std::string FlowTokenCodec::encodeWith(std::string_view prefix, const FlowPair& pair,

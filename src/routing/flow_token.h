@@ -103,6 +103,9 @@ class FlowTokenCodec {
   std::string encodeNodeRoute(const FlowRef& flow, std::int64_t unix_now) const;
   // The flow a node route names, when `user` is one signed with our secret and not expired.
   std::optional<FlowRef> decodeNodeRoute(std::string_view user, std::int64_t unix_now) const;
+  // The same with the verdict: kNotSigned when `user` is no node route at all, kBadSignature
+  // for a forged one or one of another secret, kExpired; kValid with pair.downstream the flow.
+  Decoded verifyNodeRoute(std::string_view user, std::int64_t unix_now) const;
 
  private:
   static constexpr std::string_view kNodeRoutePrefix = "nr";

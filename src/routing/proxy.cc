@@ -1043,9 +1043,17 @@ bool Proxy::processRoutes(sip::Message& request, RouteInfo& info, std::string& e
       info.signed_by_us = true;
       info.flow_tokens = d.pair;
       info.sender = d.sender;
-    } else if (auto node = tokens_.decodeNodeRoute(uri.user, now)) {
+      return;
+    }
+    FlowTokenCodec::Decoded node = tokens_.verifyNodeRoute(uri.user, now);
+    if (node.verdict == FlowTokenCodec::Verdict::kValid) {
       info.signed_by_us = true;
-      info.node_flow = *node;
+      info.node_flow = node.pair.downstream;
+      return;
+    }
+    if (node.verdict != FlowTokenCodec::Verdict::kNotSigned) {
+      info.node_route_failure = node.verdict;
+      if (node.verdict > info.failure) info.failure = node.verdict;
     } else if (d.verdict > info.failure) {
       info.failure = d.verdict;
     }
@@ -1100,6 +1108,11 @@ bool Proxy::mayFollowRoute(const RouteInfo& info, bool in_dialog,
                            const transport::ReceivedMessage& request) const {
   if (!in_dialog || !info.popped_self || info.signed_by_us) return true;
   return isTrustedSource(request);
+}
+
+std::string_view Proxy::nodeRouteRejectionReason(FlowTokenCodec::Verdict verdict) {
+  return verdict == FlowTokenCodec::Verdict::kExpired ? "Forbidden - Node Route Expired"
+                                                      : "Forbidden - Node Route Signature Invalid";
 }
 
 std::string_view Proxy::rejectionReason(FlowTokenCodec::Verdict verdict) {
@@ -1246,6 +1259,16 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
   const bool in_dialog = !toTag(request).empty();
   // No relaying: an in-dialog request follows a Route of ours only along a Record-Route we
   // signed for its dialog. Out of dialog, a pre-loaded Route to us (outbound proxy) is normal.
+  // A node route that names us but does not verify: another node's request for a phone here
+  // (or a forgery). It goes nowhere: neither over a flow nor, unverified, anywhere else.
+  if (route_info.node_route_failure != FlowTokenCodec::Verdict::kNotSigned) {
+    stats_.route_rejected.inc();
+    const std::string_view reason = nodeRouteRejectionReason(route_info.node_route_failure);
+    SW_LOG_DEBUG("proxy: {} (Call-ID {}) from {}: {}", request.methodText(), request.callId(),
+                 received.remote.toString(), reason);
+    respondError(tx, request, 403, reason);
+    return;
+  }
   if (!mayFollowRoute(route_info, in_dialog, received)) {
     stats_.route_rejected.inc();
     SW_LOG_DEBUG("proxy: {} (Call-ID {}) from {}: {}", request.methodText(), request.callId(),
@@ -1555,7 +1578,8 @@ void Proxy::onAck(transport::ReceivedMessage&& received) {
   // The ACK for a 2xx is in the dialog: it leaves only along a Route of ours signed for that
   // dialog. Without one it could go anywhere (the Request-URI or a Route the sender chose):
   // only trusted peers, or anyone when there is no authentication at all, may send it so.
-  if (!mayFollowRoute(info, true, received)) {
+  if (info.node_route_failure != FlowTokenCodec::Verdict::kNotSigned ||
+      !mayFollowRoute(info, true, received)) {
     stats_.route_rejected.inc();
     stats_.acks_dropped.inc();
     return;

@@ -227,6 +227,9 @@ class Proxy {
     // A popped node route of ours (another node sent us a request for a phone registered here):
     // the phone's flow. Signed with the nodes' shared secret: the sending node authorised it.
     std::optional<FlowRef> node_flow;
+    // A popped node route of ours that does not verify (forged, another secret, expired): the
+    // request is refused, whatever else it carries.
+    FlowTokenCodec::Verdict node_route_failure = FlowTokenCodec::Verdict::kNotSigned;
   };
 
   void ensureLocalPorts();
@@ -246,6 +249,7 @@ class Proxy {
                       const transport::ReceivedMessage& request) const;
   bool isTrustedSource(const transport::ReceivedMessage& request) const;
   static std::string_view rejectionReason(FlowTokenCodec::Verdict verdict);
+  static std::string_view nodeRouteRejectionReason(FlowTokenCodec::Verdict verdict);
   std::int64_t unixNow() const;
   // The flow a token says the request should go out on: the other end's, given the flow it
   // arrived over, or (over neither) given who sent it.

@@ -75,6 +75,15 @@ TEST(FlowToken, NodeRouteRoundTripsWithTheSharedSecretAndIsNoDialogToken) {
   FlowPair pair;
   pair.downstream = phone;
   EXPECT_FALSE(node_b.decodeNodeRoute(node_b.encode(pair, "", "", kT0), kT0));
+  // Why not, for the 403's reason phrase.
+  EXPECT_EQ(node_b.verifyNodeRoute(bad, kT0).verdict, Verdict::kBadSignature);
+  EXPECT_EQ(
+      FlowTokenCodec(keys("another secret, 32 bytes long...")).verifyNodeRoute(token, kT0).verdict,
+      Verdict::kBadSignature);
+  EXPECT_EQ(node_b.verifyNodeRoute(token, kT0 + 3600 + 7200 + 1200).verdict, Verdict::kExpired);
+  EXPECT_EQ(node_b.verifyNodeRoute(node_b.encode(pair, "", "", kT0), kT0).verdict,
+            Verdict::kNotSigned);
+  EXPECT_EQ(node_b.verifyNodeRoute(token, kT0).verdict, Verdict::kValid);
 }
 
 TEST(FlowToken, SignatureBindsTheDialogEitherTagAndNoFlowsIsStillSigned) {
