@@ -76,7 +76,10 @@ TEST(FlowToken, NodeRouteRoundTripsWithTheSharedSecretAndIsNoDialogToken) {
   pair.downstream = phone;
   EXPECT_FALSE(node_b.decodeNodeRoute(node_b.encode(pair, "", "", kT0), kT0));
   // Why not, for the 403's reason phrase.
-  EXPECT_EQ(node_b.verifyNodeRoute(bad, kT0).verdict, Verdict::kBadSignature);
+  std::string bad_mac = token;
+  bad_mac.back() = bad_mac.back() == '0' ? '1' : '0';
+  EXPECT_EQ(node_b.verifyNodeRoute(bad_mac, kT0).verdict, Verdict::kBadSignature);
+  EXPECT_EQ(node_b.verifyNodeRoute(bad, kT0).verdict, Verdict::kNotSigned);  // no flow in it
   EXPECT_EQ(
       FlowTokenCodec(keys("another secret, 32 bytes long...")).verifyNodeRoute(token, kT0).verdict,
       Verdict::kBadSignature);
