@@ -185,6 +185,22 @@ def test_cross_node_kill9(ctx):
         cl.alive(2)
 
 
+def test_cross_node_nat_phone(ctx):
+    """A phone awake at node C behind NAT: its Contacts name a port nobody listens on, only its
+    connection to C reaches it. Called through node A, the INVITE and the caller's ACK and BYE
+    (from A, along C's Record-Route, whose token names the phone's flow only) reach it over that
+    connection."""
+    with Cluster(ctx) as cl:
+        p = cl.phone("carol", "carol", ["--server", cl.tcp(2), "--calls", "1", "--no-push",
+                                        "--answer-after-ms", "50",
+                                        "--nat-contact-port", str(ph.free_port())])
+        p.wait_event("registered")
+        cl.call("carol", "call to carol behind NAT at node C")
+        check(p.wait() == 0, "carol's phone exit:\n" + p.log())
+        wk.phone_order(p, ["registered", "invite_received", "answered", "ack_received", "bye",
+                           "done"])
+
+
 def wait_log(server, text, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -228,6 +244,7 @@ TESTS = {
     "cross_node_wake": test_cross_node_wake,
     "cross_node_kill9": test_cross_node_kill9,
     "cross_node_dead_node_branch": test_cross_node_dead_node_branch,
+    "cross_node_nat_phone": test_cross_node_nat_phone,
 }
 
 

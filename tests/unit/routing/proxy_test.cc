@@ -912,6 +912,19 @@ TEST_F(NodeRouteTest, AValidNodeRouteGoesOverTheFlowWithoutAChallenge) {
   ASSERT_EQ(inv.size(), 1u);
   EXPECT_EQ(inv[0].find(sip::HeaderId::kRoute), nullptr);
   EXPECT_EQ(inv[0].requestUriText(), "sip:bob@10.0.0.99:5060;transport=tcp");
+  // The caller's ACK and BYE, from node A along our Record-Route: over bob's flow too.
+  const std::string route = "Route: " + std::string(inv[0].recordRoutes()->front().text) + "\r\n";
+  answer(bob_tcp_, "INVITE", 200, "OK");
+  const std::string caller_via = "Via: SIP/2.0/UDP 10.0.0.77:5060;branch=z9hG4bKc2\r\n";
+  deliver(request("ACK", "sip:bob@10.0.0.99:5060;transport=tcp", route + caller_via, node_a_,
+                  "call-1", 1, "bt", "z9hG4bKn2"),
+          node_a_);
+  deliver(request("BYE", "sip:bob@10.0.0.99:5060;transport=tcp", route + caller_via, node_a_,
+                  "call-1", 2, "bt", "z9hG4bKn3"),
+          node_a_);
+  EXPECT_EQ(overBobsFlow("ACK"), 1u);
+  EXPECT_EQ(overBobsFlow("BYE"), 1u);
+  EXPECT_TRUE(sentTo(bob_contact_).empty());
 }
 
 TEST_F(NodeRouteTest, AForgedExpiredOrOtherSecretNodeRouteIs403AndReachesNoFlow) {
