@@ -507,12 +507,7 @@ TEST_F(ProxyTest, RequestsFromBehindAnotherProxyGoOverTheFlowOfTheOneEndTheToken
   const std::string route = "Route: " + std::string(inv[0].recordRoutes()->front().text) + "\r\n";
   answer(bob_tcp, "INVITE", 200, "OK");
   const std::size_t mark = transport_.sent.size();
-  deliver(request("ACK", "sip:bob@10.0.0.99:5060;transport=tcp", route + caller_via, node_a,
-                  "call-1", 1, "bt", "z9hG4bKn2"),
-          node_a);
-  deliver(request("BYE", "sip:bob@10.0.0.99:5060;transport=tcp", route + caller_via, node_a,
-                  "call-1", 2, "bt", "z9hG4bKn3"),
-          node_a);
+  ackAndBye("sip:bob@10.0.0.99:5060;transport=tcp", route + caller_via, node_a, "call-1");
   EXPECT_TRUE(sentTo(bob_contact).empty());
   std::vector<std::string> over_flow;
   for (std::size_t i = mark; i < transport_.sent.size(); ++i) {
@@ -916,12 +911,7 @@ TEST_F(NodeRouteTest, AValidNodeRouteGoesOverTheFlowWithoutAChallenge) {
   const std::string route = "Route: " + std::string(inv[0].recordRoutes()->front().text) + "\r\n";
   answer(bob_tcp_, "INVITE", 200, "OK");
   const std::string caller_via = "Via: SIP/2.0/UDP 10.0.0.77:5060;branch=z9hG4bKc2\r\n";
-  deliver(request("ACK", "sip:bob@10.0.0.99:5060;transport=tcp", route + caller_via, node_a_,
-                  "call-1", 1, "bt", "z9hG4bKn2"),
-          node_a_);
-  deliver(request("BYE", "sip:bob@10.0.0.99:5060;transport=tcp", route + caller_via, node_a_,
-                  "call-1", 2, "bt", "z9hG4bKn3"),
-          node_a_);
+  ackAndBye("sip:bob@10.0.0.99:5060;transport=tcp", route + caller_via, node_a_, "call-1");
   EXPECT_EQ(overBobsFlow("ACK"), 1u);
   EXPECT_EQ(overBobsFlow("BYE"), 1u);
   EXPECT_TRUE(sentTo(bob_contact_).empty());
