@@ -194,9 +194,20 @@ std::string FlowTokenCodec::encodeNodeRoute(const FlowRef& flow, std::int64_t un
 
 std::optional<FlowRef> FlowTokenCodec::decodeNodeRoute(std::string_view user,
                                                        std::int64_t unix_now) const {
-  Decoded d = decodeWith(kNodeRoutePrefix, user, DialogRef{}, unix_now);
-  if (d.verdict != Verdict::kValid || d.pair.upstream || !d.pair.downstream) return std::nullopt;
+  Decoded d = verifyNodeRoute(user, unix_now);
+  if (d.verdict != Verdict::kValid) return std::nullopt;
   return d.pair.downstream;
+}
+
+FlowTokenCodec::Decoded FlowTokenCodec::verifyNodeRoute(std::string_view user,
+                                                        std::int64_t unix_now) const {
+  Decoded d = decodeWith(kNodeRoutePrefix, user, DialogRef{}, unix_now);
+  d.sender = Sender::kUnknown;
+  if (d.verdict == Verdict::kValid && (d.pair.upstream || !d.pair.downstream)) {
+    d.pair = {};
+    d.verdict = Verdict::kBadSignature;  // signed, but not in the shape encodeNodeRoute writes
+  }
+  return d;
 }
 
 std::string FlowTokenCodec::encodeWith(std::string_view prefix, const FlowPair& pair,
@@ -252,14 +263,17 @@ FlowTokenCodec::Decoded FlowTokenCodec::decodeWith(std::string_view prefix, std:
   }
   const std::string key = keyFor(epoch);
   std::string_view given = user.substr(last + 1 + 3);
-  for (std::string_view tag : {dialog.from_tag, dialog.to_tag}) {
-    std::string expected = mac(key, body, dialog.call_id, tag);
+  // The caller's requests carry its tag as their From tag, the callee's as their To tag.
+  const std::string_view tags[] = {dialog.from_tag, dialog.to_tag};
+  const bool one_tag = dialog.to_tag.empty() || dialog.to_tag == dialog.from_tag;
+  for (std::size_t i = 0; i < (one_tag ? 1U : 2U); ++i) {
+    std::string expected = mac(key, body, dialog.call_id, tags[i]);
     // Constant-time comparison: the MAC is the only secret-dependent part.
     if (CRYPTO_memcmp(expected.data(), given.data(), 16) == 0) {
       d.verdict = Verdict::kValid;
+      if (dialog.to_tag != dialog.from_tag) d.sender = i == 0 ? Sender::kCaller : Sender::kCallee;
       return d;
     }
-    if (dialog.to_tag.empty() || dialog.to_tag == dialog.from_tag) break;
   }
   d.pair = {};
   d.verdict = Verdict::kBadSignature;

@@ -89,9 +89,13 @@ class FlowTokenCodec {
     kBadSignature,  // a token whose MAC fits neither tag of the request (forged, other dialog)
     kExpired,       // a token whose key id names no key that verifies at `unix_now`
   };
+  // Who sent the request, as the signature tells (the caller's tag is its From tag or its To
+  // tag); kUnknown when both tags are the same or it is not kValid.
+  enum class Sender : std::uint8_t { kUnknown, kCaller, kCallee };
   struct Decoded {
     Verdict verdict = Verdict::kNotSigned;
     FlowPair pair;  // when kValid
+    Sender sender = Sender::kUnknown;
   };
   Decoded decode(std::string_view user, const DialogRef& dialog, std::int64_t unix_now) const;
 
@@ -99,6 +103,9 @@ class FlowTokenCodec {
   std::string encodeNodeRoute(const FlowRef& flow, std::int64_t unix_now) const;
   // The flow a node route names, when `user` is one signed with our secret and not expired.
   std::optional<FlowRef> decodeNodeRoute(std::string_view user, std::int64_t unix_now) const;
+  // The same with the verdict: kNotSigned when `user` is no node route at all, kBadSignature
+  // for a forged one or one of another secret, kExpired; kValid with pair.downstream the flow.
+  Decoded verifyNodeRoute(std::string_view user, std::int64_t unix_now) const;
 
  private:
   static constexpr std::string_view kNodeRoutePrefix = "nr";

@@ -9,8 +9,8 @@
 #include "auth/sip_credentials.h"
 #include "common/log.h"
 #include "push/push_params.h"
-#include "sip/headers.h"
 #include "registrar/services.h"
+#include "sip/headers.h"
 #include "transport/event_loop.h"
 #include "transport/response_routing.h"
 
@@ -817,7 +817,7 @@ class ProxyContext final : public transaction::ServerTransactionUser,
   std::size_t resolving_ = 0;
   bool more_may_come_ = false;
   Proxy::Fallback fallback_;  // noMoreBranches(): the answer unless a branch sends a 2xx
-  bool notify_end_ = false;  // resolved with more_may_come: report the end to the resolver
+  bool notify_end_ = false;   // resolved with more_may_come: report the end to the resolver
   bool no_new_branches_ = false;
   bool final_sent_ = false;
   bool cancelled_ = false;
@@ -1042,9 +1042,18 @@ bool Proxy::processRoutes(sip::Message& request, RouteInfo& info, std::string& e
     if (d.verdict == FlowTokenCodec::Verdict::kValid) {
       info.signed_by_us = true;
       info.flow_tokens = d.pair;
-    } else if (auto node = tokens_.decodeNodeRoute(uri.user, now)) {
+      info.sender = d.sender;
+      return;
+    }
+    FlowTokenCodec::Decoded node = tokens_.verifyNodeRoute(uri.user, now);
+    if (node.verdict == FlowTokenCodec::Verdict::kValid) {
       info.signed_by_us = true;
-      info.node_flow = *node;
+      info.node_flow = node.pair.downstream;
+      return;
+    }
+    if (node.verdict != FlowTokenCodec::Verdict::kNotSigned) {
+      info.node_route_failure = node.verdict;
+      if (node.verdict > info.failure) info.failure = node.verdict;
     } else if (d.verdict > info.failure) {
       info.failure = d.verdict;
     }
@@ -1101,6 +1110,11 @@ bool Proxy::mayFollowRoute(const RouteInfo& info, bool in_dialog,
   return isTrustedSource(request);
 }
 
+std::string_view Proxy::nodeRouteRejectionReason(FlowTokenCodec::Verdict verdict) {
+  return verdict == FlowTokenCodec::Verdict::kExpired ? "Forbidden - Node Route Expired"
+                                                      : "Forbidden - Node Route Signature Invalid";
+}
+
 std::string_view Proxy::rejectionReason(FlowTokenCodec::Verdict verdict) {
   switch (verdict) {
     case FlowTokenCodec::Verdict::kBadSignature:
@@ -1125,6 +1139,16 @@ std::optional<transport::SendTarget> Proxy::tokenFlow(
   if (pair.upstream && pair.upstream->matches(request.protocol, request.remote, request.flow)) {
     if (pair.downstream) return pair.downstream->sendTarget();
     return std::nullopt;
+  }
+  // Over neither flow: the sender is behind another proxy, so the token names the other end only
+  // (an INVITE that came from another node had two Vias: B's token names the phone alone), or
+  // the UA's connection changed. The signature tells who sent it; the request goes over the
+  // other end's flow (behind NAT, that end's Contact is not reachable).
+  if (info.sender == FlowTokenCodec::Sender::kCaller && pair.downstream) {
+    return pair.downstream->sendTarget();
+  }
+  if (info.sender == FlowTokenCodec::Sender::kCallee && pair.upstream) {
+    return pair.upstream->sendTarget();
   }
   return std::nullopt;
 }
@@ -1235,6 +1259,16 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
   const bool in_dialog = !toTag(request).empty();
   // No relaying: an in-dialog request follows a Route of ours only along a Record-Route we
   // signed for its dialog. Out of dialog, a pre-loaded Route to us (outbound proxy) is normal.
+  // A node route that names us but does not verify: another node's request for a phone here
+  // (or a forgery). It goes nowhere: neither over a flow nor, unverified, anywhere else.
+  if (route_info.node_route_failure != FlowTokenCodec::Verdict::kNotSigned) {
+    stats_.route_rejected.inc();
+    const std::string_view reason = nodeRouteRejectionReason(route_info.node_route_failure);
+    SW_LOG_DEBUG("proxy: {} (Call-ID {}) from {}: {}", request.methodText(), request.callId(),
+                 received.remote.toString(), reason);
+    respondError(tx, request, 403, reason);
+    return;
+  }
   if (!mayFollowRoute(route_info, in_dialog, received)) {
     stats_.route_rejected.inc();
     SW_LOG_DEBUG("proxy: {} (Call-ID {}) from {}: {}", request.methodText(), request.callId(),
@@ -1280,10 +1314,10 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
   }
   // Edge relay mode: a phone's new request goes to the upstream, which authenticates it (its 407
   // comes back through here); the phone's credentials are for the upstream.
-  const bool relay_upstream =
-      deps_.edge != nullptr && deps_.edge->relaysCredentials() && !in_dialog && from_local &&
-      !edge_contact_aor && request.find(sip::HeaderId::kRoute) == nullptr &&
-      deps_.edge->isEdgeDomain(registrar::canonicalDomain(from->uri.host));
+  const bool relay_upstream = deps_.edge != nullptr && deps_.edge->relaysCredentials() &&
+                              !in_dialog && from_local && !edge_contact_aor &&
+                              request.find(sip::HeaderId::kRoute) == nullptr &&
+                              deps_.edge->isEdgeDomain(registrar::canonicalDomain(from->uri.host));
   if (!authorized && !in_dialog && from_local && !relay_upstream) {
     std::vector<std::string_view> credentials = request.values(sip::HeaderId::kProxyAuthorization);
     std::string realm(from->uri.host);
@@ -1445,9 +1479,8 @@ void Proxy::onRequest(transaction::ServerTransaction& tx, transport::ReceivedMes
       arrival.upstream = up;
     }
   }
-  const bool record_route =
-      (config_.record_route == RecordRouteMode::kAlways || contact_purr) && !in_dialog &&
-      request.method() != sip::Method::kRegister;
+  const bool record_route = (config_.record_route == RecordRouteMode::kAlways || contact_purr) &&
+                            !in_dialog && request.method() != sip::Method::kRegister;
   const bool use_outbound = !local && !in_dialog && !has_routes;
   auto owned = std::make_unique<ProxyContext>(*this, id, tx, std::move(request), std::move(arrival),
                                               std::move(hash), record_route, use_outbound);
@@ -1545,7 +1578,8 @@ void Proxy::onAck(transport::ReceivedMessage&& received) {
   // The ACK for a 2xx is in the dialog: it leaves only along a Route of ours signed for that
   // dialog. Without one it could go anywhere (the Request-URI or a Route the sender chose):
   // only trusted peers, or anyone when there is no authentication at all, may send it so.
-  if (!mayFollowRoute(info, true, received)) {
+  if (info.node_route_failure != FlowTokenCodec::Verdict::kNotSigned ||
+      !mayFollowRoute(info, true, received)) {
     stats_.route_rejected.inc();
     stats_.acks_dropped.inc();
     return;

@@ -14,9 +14,9 @@
 //
 // Push wake-up hooks (routing/wake.h): the proxy asks TargetResolver::resolveRequest(); a resolver
 // may return `more_may_come`; the context then waits (even with zero branches) for addBranch() /
-// noMoreBranches(), and tells the resolver how it ended (TargetResolver::onContextEnded). "All current branches
-// finished" and "no more branches will come" are separate: a final response is chosen only when
-// both hold (or a 2xx / 6xx / CANCEL ends the request earlier).
+// noMoreBranches(), and tells the resolver how it ended (TargetResolver::onContextEnded). "All
+// current branches finished" and "no more branches will come" are separate: a final response is
+// chosen only when both hold (or a 2xx / 6xx / CANCEL ends the request earlier).
 //
 // Thread: everything runs on the loop that owns the TransactionLayer. No locks.
 // Ownership: the Proxy owns its contexts; every dependency in ProxyDeps must outlive it. The
@@ -218,14 +218,18 @@ class Proxy {
 
   // Where a request goes after §16.4 processing.
   struct RouteInfo {
-    bool popped_self = false;             // we removed our own Route value(s)
-    bool signed_by_us = false;            // one of them carries our signature for this dialog
+    bool popped_self = false;   // we removed our own Route value(s)
+    bool signed_by_us = false;  // one of them carries our signature for this dialog
     // Why none verified (when popped_self && !signed_by_us): the most telling of their verdicts.
     FlowTokenCodec::Verdict failure = FlowTokenCodec::Verdict::kNotSigned;
     std::optional<FlowPair> flow_tokens;  // from our popped Route value (last one that verified)
+    FlowTokenCodec::Sender sender = FlowTokenCodec::Sender::kUnknown;  // with flow_tokens
     // A popped node route of ours (another node sent us a request for a phone registered here):
     // the phone's flow. Signed with the nodes' shared secret: the sending node authorised it.
     std::optional<FlowRef> node_flow;
+    // A popped node route of ours that does not verify (forged, another secret, expired): the
+    // request is refused, whatever else it carries.
+    FlowTokenCodec::Verdict node_route_failure = FlowTokenCodec::Verdict::kNotSigned;
   };
 
   void ensureLocalPorts();
@@ -245,8 +249,10 @@ class Proxy {
                       const transport::ReceivedMessage& request) const;
   bool isTrustedSource(const transport::ReceivedMessage& request) const;
   static std::string_view rejectionReason(FlowTokenCodec::Verdict verdict);
+  static std::string_view nodeRouteRejectionReason(FlowTokenCodec::Verdict verdict);
   std::int64_t unixNow() const;
-  // The flow a token says the request should go out on, given where it arrived from.
+  // The flow a token says the request should go out on: the other end's, given the flow it
+  // arrived over, or (over neither) given who sent it.
   std::optional<transport::SendTarget> tokenFlow(const RouteInfo& info,
                                                  const transport::ReceivedMessage& request) const;
   // Hash of the routing-relevant fields of a received request (§16.6 step 8, §16.3 step 4).

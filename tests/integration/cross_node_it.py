@@ -13,6 +13,7 @@ Exit status: 0 pass, 1 fail, 77 skipped (CTest SKIP_RETURN_CODE).
 import os
 import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sipwake_it as it  # noqa: E402
@@ -134,11 +135,11 @@ def sleeping_at_b_woken_to_c(cl, name, token, calls=1):
     return p
 
 
-def check_woken_through_c(cl, p, token, caller):
+def check_woken_through_c(cl, p, token, caller, order=wk.WAKE_ORDER):
     wk.check_call_push(cl.watch.wait_push(token), "apns", token, caller.call_id,
                        callee="alice@" + DOMAIN)
     check(p.wait() == 0, "phone exit:\n" + p.log())
-    wk.phone_order(p, wk.WAKE_ORDER)
+    wk.phone_order(p, order)
     invite = wk.check_forwarded_invite(p)
     # The INVITE came from node 2 (the phone's connection there), after node 0: top Via node 2.
     vias = via_hosts(invite)
@@ -186,9 +187,66 @@ def test_cross_node_kill9(ctx):
         cl.alive(2)
 
 
+def test_cross_node_nat_phone(ctx):
+    """A phone awake at node C behind NAT: its Contacts name a port nobody listens on, only its
+    connection to C reaches it. Called through node A, the INVITE and the caller's ACK and BYE
+    (from A, along C's Record-Route, whose token names the phone's flow only) reach it over that
+    connection."""
+    with Cluster(ctx) as cl:
+        p = cl.phone("carol", "carol", ["--server", cl.tcp(2), "--calls", "1", "--no-push",
+                                        "--answer-after-ms", "50",
+                                        "--nat-contact-port", str(ph.free_port())])
+        p.wait_event("registered")
+        cl.call("carol", "call to carol behind NAT at node C")
+        check(p.wait() == 0, "carol's phone exit:\n" + p.log())
+        wk.phone_order(p, ["registered", "invite_received", "answered", "ack_received", "bye",
+                           "done"])
+
+
+def wait_log(server, text, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = [line for line in server.log().splitlines() if text in line]
+        if lines:
+            return lines[0]
+        time.sleep(0.05)  # polling the log file, bounded by the deadline
+    raise it.Fail("no log line with %r within %ss:\n%s" % (text, timeout, server.log()[-3000:]))
+
+
+def test_cross_node_dead_node_branch(ctx):
+    """A phone awake at node B with push params; B is killed (kill -9). A call entering node A is
+    forked at once to the phone's binding, whose node route names dead B (that branch fails: 503),
+    and, push_connected_devices being the default, the phone is pushed at the same time (once).
+    Its connection to B gone, the phone registers again at node C; A's parked INVITE reaches it
+    there and is answered."""
+    tok = wk.apns_token()
+    with Cluster(ctx) as cl:
+        cl.watch.subscribe(tok, topic=BUNDLE + ".voip")
+        p = cl.phone("awake", "alice", ["--server", cl.tcp(1), "--wake-server", cl.tcp(2),
+                                        "--dialect", "rfc8599", "--provider", "apns", "--app",
+                                        BUNDLE, "--token", tok, "--calls", "1",
+                                        "--answer-after-ms", "100"])
+        p.wait_event("registered")
+        cl.nodes[1][0].stop(signal.SIGKILL)
+        p.wait_event("connection_closed")
+        caller = cl.call("alice", "call to the phone awake at dead node B")
+        check_woken_through_c(cl, p, tok, caller, ["registered", "connection_closed",
+                                                    "push_received", "reregistered",
+                                                    "invite_received", "answered", "ack_received",
+                                                    "bye", "done"])
+        check(len(cl.watch.seen(tok, "call")) == 1, "call pushes: %r" % cl.watch.seen(tok))
+        # A forked to the binding at B as a live contact before the phone registered at C.
+        line = wait_log(cl.nodes[0][0], "wake: call " + caller.call_id)
+        check("INVITE in (1 live contacts)" in line, "A did not fork to B's binding: " + line)
+        cl.alive(0)
+        cl.alive(2)
+
+
 TESTS = {
     "cross_node_wake": test_cross_node_wake,
     "cross_node_kill9": test_cross_node_kill9,
+    "cross_node_dead_node_branch": test_cross_node_dead_node_branch,
+    "cross_node_nat_phone": test_cross_node_nat_phone,
 }
 
 

@@ -65,7 +65,8 @@ TEST(FlowToken, NodeRouteRoundTripsWithTheSharedSecretAndIsNoDialogToken) {
   EXPECT_EQ(back->flow, 0x4201u);
   EXPECT_EQ(back->protocol, transport::Protocol::kTcp);
 
-  EXPECT_FALSE(FlowTokenCodec(keys("another secret, 32 bytes long...")).decodeNodeRoute(token, kT0));
+  EXPECT_FALSE(
+      FlowTokenCodec(keys("another secret, 32 bytes long...")).decodeNodeRoute(token, kT0));
   EXPECT_FALSE(node_b.decodeNodeRoute(token, kT0 + 3600 + 7200 + 1200));  // its key retired
   std::string bad = token;
   bad[4] = bad[4] == '0' ? '1' : '0';
@@ -74,6 +75,18 @@ TEST(FlowToken, NodeRouteRoundTripsWithTheSharedSecretAndIsNoDialogToken) {
   FlowPair pair;
   pair.downstream = phone;
   EXPECT_FALSE(node_b.decodeNodeRoute(node_b.encode(pair, "", "", kT0), kT0));
+  // Why not, for the 403's reason phrase.
+  std::string bad_mac = token;
+  bad_mac.back() = bad_mac.back() == '0' ? '1' : '0';
+  EXPECT_EQ(node_b.verifyNodeRoute(bad_mac, kT0).verdict, Verdict::kBadSignature);
+  EXPECT_EQ(node_b.verifyNodeRoute(bad, kT0).verdict, Verdict::kNotSigned);  // no flow in it
+  EXPECT_EQ(
+      FlowTokenCodec(keys("another secret, 32 bytes long...")).verifyNodeRoute(token, kT0).verdict,
+      Verdict::kBadSignature);
+  EXPECT_EQ(node_b.verifyNodeRoute(token, kT0 + 3600 + 7200 + 1200).verdict, Verdict::kExpired);
+  EXPECT_EQ(node_b.verifyNodeRoute(node_b.encode(pair, "", "", kT0), kT0).verdict,
+            Verdict::kNotSigned);
+  EXPECT_EQ(node_b.verifyNodeRoute(token, kT0).verdict, Verdict::kValid);
 }
 
 TEST(FlowToken, SignatureBindsTheDialogEitherTagAndNoFlowsIsStillSigned) {
@@ -84,6 +97,12 @@ TEST(FlowToken, SignatureBindsTheDialogEitherTagAndNoFlowsIsStillSigned) {
   EXPECT_EQ(codec.decode(token, {"call-1", "fa", "bt"}, kT0).verdict, Verdict::kValid);
   EXPECT_EQ(codec.decode(token, {"call-1", "bt", "fa"}, kT0).verdict, Verdict::kValid);
   EXPECT_TRUE(codec.decode(token, {"call-1", "fa", "bt"}, kT0).pair.empty());
+  // Which tag verified tells who sent the request (unknown when both tags are the same).
+  using Sender = FlowTokenCodec::Sender;
+  EXPECT_EQ(codec.decode(token, {"call-1", "fa", "bt"}, kT0).sender, Sender::kCaller);
+  EXPECT_EQ(codec.decode(token, {"call-1", "fa", ""}, kT0).sender, Sender::kCaller);
+  EXPECT_EQ(codec.decode(token, {"call-1", "bt", "fa"}, kT0).sender, Sender::kCallee);
+  EXPECT_EQ(codec.decode(token, {"call-1", "fa", "fa"}, kT0).sender, Sender::kUnknown);
   // Another dialog: other Call-ID, other tags, a Call-ID/tag split moved.
   EXPECT_EQ(codec.decode(token, {"call-2", "fa", "bt"}, kT0).verdict, Verdict::kBadSignature);
   EXPECT_EQ(codec.decode(token, {"call-1", "mm", "xx"}, kT0).verdict, Verdict::kBadSignature);

@@ -489,6 +489,59 @@ TEST_F(ProxyTest, PathIsFollowed) {
   EXPECT_EQ(fwd[0].requestUriText(), "sip:bob@10.0.0.2:5060");
 }
 
+// A Record-Route token that names one end only (the other end is behind another proxy, e.g.
+// another node: the INVITE came with two Vias, or the binding had a Path) still sends the far
+// end's in-dialog requests over that end's flow, not to its unreachable (NATed) Contact.
+TEST_F(ProxyTest, RequestsFromBehindAnotherProxyGoOverTheFlowOfTheOneEndTheTokenNames) {
+  // The caller is behind node A (two Vias); bob's Contact is not where his connection is.
+  const Ua bob_tcp{addr(10, 0, 0, 2, 40000), transport::Protocol::kTcp, 7};
+  const transport::Address bob_contact = addr(10, 0, 0, 99, 5060);
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.99:5060;transport=tcp", bob_tcp);
+  const Ua node_a{addr(10, 0, 0, 50, 5060)};
+  const std::string caller_via = "Via: SIP/2.0/UDP 10.0.0.77:5060;branch=z9hG4bKc1\r\n";
+  deliver(
+      request("INVITE", "sip:bob@example.com", caller_via, node_a, "call-1", 1, "", "z9hG4bKn1"),
+      node_a);
+  auto inv = requestsTo(bob_tcp.address, "INVITE");
+  ASSERT_EQ(inv.size(), 1u);
+  const std::string route = "Route: " + std::string(inv[0].recordRoutes()->front().text) + "\r\n";
+  answer(bob_tcp, "INVITE", 200, "OK");
+  const std::size_t mark = transport_.sent.size();
+  ackAndBye("sip:bob@10.0.0.99:5060;transport=tcp", route + caller_via, node_a, "call-1");
+  EXPECT_TRUE(sentTo(bob_contact).empty());
+  std::vector<std::string> over_flow;
+  for (std::size_t i = mark; i < transport_.sent.size(); ++i) {
+    const FakeTransport::Sent& s = transport_.sent[i];
+    if (s.target.remote == bob_tcp.address && s.target.flow == bob_tcp.flow) {
+      over_flow.emplace_back(parse(s.bytes).methodText());
+    }
+  }
+  EXPECT_EQ(over_flow, (std::vector<std::string>{"ACK", "BYE"}));
+
+  // The mirror: alice calls directly, bob is behind a proxy (Path); bob's BYE from that proxy
+  // goes over alice's flow, not to the Contact she put in her INVITE.
+  registerBinding("sip:carol@example.com", "sip:carol@10.0.0.3:5070", bob2_, 1000,
+                  {"<sip:10.5.5.5:5060;lr>"});
+  const Ua edge{addr(10, 5, 5, 5, 5060)};
+  std::string call =
+      request("INVITE", "sip:carol@example.com", "", alice_, "call-2", 1, "", "z9hG4bKn4");
+  call.replace(call.find("Contact: <sip:alice@10.0.0.1:5060>"), 34,
+               "Contact: <sip:alice@10.0.0.88:5060>");
+  deliver(call, alice_);
+  auto inv2 = requestsTo(edge.address, "INVITE");
+  ASSERT_EQ(inv2.size(), 1u);
+  const std::string route2 = "Route: " + std::string(inv2[0].recordRoutes()->front().text) + "\r\n";
+  std::string bye = "BYE sip:alice@10.0.0.88:5060 SIP/2.0\r\n";
+  bye += "Via: SIP/2.0/UDP 10.5.5.5:5060;branch=z9hG4bKe1\r\n";
+  bye += "Via: SIP/2.0/UDP 10.0.0.3:5070;branch=z9hG4bKe0\r\n";
+  bye += "Max-Forwards: 69\r\nFrom: <sip:carol@example.com>;tag=ct\r\n";
+  bye += "To: <sip:alice@example.com>;tag=fa\r\nCall-ID: call-2\r\nCSeq: 5 BYE\r\n" + route2;
+  bye += "Content-Length: 0\r\n\r\n";
+  deliver(bye, edge);
+  EXPECT_TRUE(sentTo(addr(10, 0, 0, 88, 5060)).empty());
+  EXPECT_EQ(requestsTo(alice_.address, "BYE").size(), 1u);
+}
+
 // A resolver that parks the request: no target now, more may come (the push wake-up case).
 class ParkingResolver final : public TargetResolver {
  public:
@@ -804,6 +857,116 @@ TEST_F(RelayTest, ADialogThroughUsWorksBothWaysUntilItsKeyExpires) {
   deliver(fromBob("BYE", 11, "z9hG4bKbb1"), bob_);
   EXPECT_EQ(reasonTo(bob_.address), "403 Forbidden - Route Signature Expired");
   EXPECT_EQ(requestsTo(pbx.address, "BYE").size(), 0u);
+}
+
+// Node routes (docs/architecture.md "Several nodes"): another node's request for a phone
+// registered here, along the node route this node put in front of the binding's Path.
+class NodeRouteTest : public RelayTest {
+ protected:
+  // "sip:nr…@192.0.2.1:5060;transport=tcp;lr" (as the registrar puts it in front of a Path)
+  // naming bob's flow, signed with `secret` at `t`.
+  std::string nodeRoute(std::int64_t t, const std::string& secret = kRouteSecret) const {
+    RouteKeyConfig keys;
+    keys.secret = secret;
+    FlowRef flow;
+    flow.protocol = bob_tcp_.protocol;
+    flow.remote = bob_tcp_.address;
+    flow.flow = bob_tcp_.flow;
+    return "sip:" + FlowTokenCodec(keys).encodeNodeRoute(flow, t) +
+           "@192.0.2.1:5060;transport=tcp;lr";
+  }
+  // Node A's INVITE for bob's binding: the caller's Via below A's, bob's Contact as Request-URI.
+  std::string fromNodeA(const std::string& route, const std::string& call_id,
+                        const std::string& branch) {
+    return request("INVITE", "sip:bob@10.0.0.99:5060;transport=tcp",
+                   "Route: <" + route + ">\r\nVia: SIP/2.0/UDP 10.0.0.77:5060;branch=z9hG4bKc\r\n",
+                   node_a_, call_id, 1, "", branch);
+  }
+  std::size_t overBobsFlow(std::string_view method) {
+    std::size_t n = 0;
+    for (const FakeTransport::Sent& s : transport_.sent) {
+      if (s.target.remote == bob_tcp_.address && s.target.flow == bob_tcp_.flow &&
+          parse(s.bytes).methodText() == method) {
+        ++n;
+      }
+    }
+    return n;
+  }
+
+  const Ua bob_tcp_{addr(10, 0, 0, 2, 40000), transport::Protocol::kTcp, 7};
+  const transport::Address bob_contact_ = addr(10, 0, 0, 99, 5060);
+  const Ua node_a_{addr(10, 0, 0, 60, 5060)};  // another node: not a trusted peer
+};
+
+TEST_F(NodeRouteTest, AValidNodeRouteGoesOverTheFlowWithoutAChallenge) {
+  deliver(fromNodeA(nodeRoute(unix_now_ - 600), "call-1", "z9hG4bKn1"), node_a_);
+  EXPECT_EQ(overBobsFlow("INVITE"), 1u);
+  EXPECT_TRUE(sentTo(bob_contact_).empty());
+  EXPECT_EQ(codesTo(node_a_.address), std::vector<int>{100});  // no 407, no 403
+  auto inv = requestsTo(bob_tcp_.address, "INVITE");
+  ASSERT_EQ(inv.size(), 1u);
+  EXPECT_EQ(inv[0].find(sip::HeaderId::kRoute), nullptr);
+  EXPECT_EQ(inv[0].requestUriText(), "sip:bob@10.0.0.99:5060;transport=tcp");
+  // The caller's ACK and BYE, from node A along our Record-Route: over bob's flow too.
+  const std::string route = "Route: " + std::string(inv[0].recordRoutes()->front().text) + "\r\n";
+  answer(bob_tcp_, "INVITE", 200, "OK");
+  const std::string caller_via = "Via: SIP/2.0/UDP 10.0.0.77:5060;branch=z9hG4bKc2\r\n";
+  ackAndBye("sip:bob@10.0.0.99:5060;transport=tcp", route + caller_via, node_a_, "call-1");
+  EXPECT_EQ(overBobsFlow("ACK"), 1u);
+  EXPECT_EQ(overBobsFlow("BYE"), 1u);
+  EXPECT_TRUE(sentTo(bob_contact_).empty());
+}
+
+TEST_F(NodeRouteTest, AForgedExpiredOrOtherSecretNodeRouteIs403AndReachesNoFlow) {
+  Counter& rejected = Stats::global().counter("proxy.route_rejected");
+  const auto before = rejected.value();
+  std::string forged = nodeRoute(unix_now_);
+  const std::size_t at = forged.find('@');
+  forged[at - 1] = forged[at - 1] == '0' ? '1' : '0';
+  const std::string other_secret = nodeRoute(unix_now_, "another cluster's secret, 32 b..");
+  const std::string expired = nodeRoute(unix_now_ - 30 * 3600);  // rotation 1 h + overlap 24 h
+  deliver(fromNodeA(forged, "call-f", "z9hG4bKf1"), node_a_);
+  EXPECT_EQ(reasonTo(node_a_.address), "403 Forbidden - Node Route Signature Invalid");
+  deliver(fromNodeA(other_secret, "call-o", "z9hG4bKf2"), node_a_);
+  EXPECT_EQ(reasonTo(node_a_.address), "403 Forbidden - Node Route Signature Invalid");
+  deliver(fromNodeA(expired, "call-e", "z9hG4bKf3"), node_a_);
+  EXPECT_EQ(reasonTo(node_a_.address), "403 Forbidden - Node Route Expired");
+  // In a dialog, and as an ACK (dropped), the same.
+  deliver(request("BYE", "sip:bob@10.0.0.99:5060;transport=tcp", "Route: <" + forged + ">\r\n",
+                  node_a_, "call-f", 2, "bt", "z9hG4bKf4"),
+          node_a_);
+  EXPECT_EQ(reasonTo(node_a_.address), "403 Forbidden - Node Route Signature Invalid");
+  deliver(request("ACK", "sip:bob@10.0.0.99:5060;transport=tcp", "Route: <" + expired + ">\r\n",
+                  node_a_, "call-e", 1, "bt", "z9hG4bKf5"),
+          node_a_);
+  EXPECT_EQ(codesTo(node_a_.address), (std::vector<int>{403, 403, 403, 403}));
+  EXPECT_EQ(rejected.value() - before, 5u);
+  EXPECT_TRUE(sentTo(bob_tcp_.address).empty());
+  EXPECT_TRUE(sentTo(bob_contact_).empty());
+}
+
+TEST_F(NodeRouteTest, OurOwnNodeRouteInFrontOfABindingIsDroppedAndAnotherNodesIsFollowed) {
+  // Registered here (the node route is ours): straight over the flow, no Route.
+  registerBinding("sip:bob@example.com", "sip:bob@10.0.0.99:5060;transport=tcp", bob_tcp_, 1000,
+                  {nodeRoute(unix_now_)});
+  // Registered at another node (10.0.0.60): its node route is the Route to that node.
+  const std::string theirs = "sip:nrt0a00003c-9c40-7.x.001aaaaaaaaaaaaaaaa@10.0.0.60:5060;lr";
+  registerBinding("sip:carol@example.com", "sip:carol@10.0.0.98:5060", bob2_, 1000, {theirs});
+  Ua pbx{addr(10, 0, 0, 50, 5060)};  // trusted: no challenge
+  deliver(request("INVITE", "sip:bob@example.com", "", pbx, "call-1", 1, "", "z9hG4bKo1"), pbx);
+  EXPECT_EQ(overBobsFlow("INVITE"), 1u);
+  auto inv = requestsTo(bob_tcp_.address, "INVITE");
+  ASSERT_EQ(inv.size(), 1u);
+  EXPECT_EQ(inv[0].find(sip::HeaderId::kRoute), nullptr);
+  EXPECT_TRUE(sentTo(bob_contact_).empty());
+  std::string to_carol =
+      request("INVITE", "sip:carol@example.com", "", pbx, "call-2", 1, "", "z9hG4bKo2");
+  to_carol.replace(to_carol.find("<sip:bob@example.com>"), 21, "<sip:carol@example.com>");
+  deliver(to_carol, pbx);
+  auto fwd = requestsTo(addr(10, 0, 0, 60, 5060), "INVITE");
+  ASSERT_EQ(fwd.size(), 1u);
+  EXPECT_EQ(allValues(fwd[0], sip::HeaderId::kRoute), "<" + theirs + ">");
+  EXPECT_EQ(fwd[0].requestUriText(), "sip:carol@10.0.0.98:5060");
 }
 
 TEST_F(RelayTest, PreloadedRouteOutOfDialogIsNormalAndTrustedPeersMayUseAnyRoute) {

@@ -176,6 +176,14 @@ class ProxyTest : public ::testing::Test {
   }
   void deliver(sip::Message&& m, const Ua& ua) { deliver(m.serialize(), ua); }
 
+  // The caller's ACK (CSeq 1) and BYE (CSeq 2) in the dialog `call_id` (callee's tag "bt") to
+  // `ruri`, sent by `hop`; `headers`: their Route and any Via below the hop's.
+  void ackAndBye(const std::string& ruri, const std::string& headers, const Ua& hop,
+                 const std::string& call_id) {
+    deliver(request("ACK", ruri, headers, hop, call_id, 1, "bt", "z9hG4bKack" + call_id), hop);
+    deliver(request("BYE", ruri, headers, hop, call_id, 2, "bt", "z9hG4bKbye" + call_id), hop);
+  }
+
   // Messages sent to `remote` since the test start (or since `from`).
   std::vector<sip::Message> sentTo(const transport::Address& remote, std::size_t from = 0) {
     std::vector<sip::Message> out;
