@@ -168,6 +168,10 @@ def test_redis_two_nodes(ctx):
             check(started and started.group(1) == "%s:%d" % (redis.host, redis.port),
                   "no start-up line naming Redis and its 2 users:\n" + b.log()[-2000:])
             bob = register_bob(b_udp, "UDP", host=NODE_HOSTS[1])
+            # B's publication reaches A's cache a moment after B's 200 (pub/sub, not a read per
+            # INVITE): the call is made once A lists bob's binding.
+            wait_until("bob's binding made at B listed by A",
+                       lambda: query(NODE_HOSTS[0], a_udp, user="bob"))
             alice, bob, call_id, _ = establish_call(a_udp, "UDP", push_params=False, bob=bob)
             in_dialog(alice, bob, call_id, "BYE")
 
