@@ -39,9 +39,7 @@ class Cluster:
         try:
             self.redis = it.RedisServer(ctx).start()
             ph.make_keys(ctx)
-            port = ph.free_port()
-            sa = ph.make_service_account(ctx, port)
-            self.fake = ph.FakePns(ctx, port, sa)
+            self.fake, sa = ph.fake_with_service_account(ctx)
             secret = os.path.join(ctx.work, "route.secret")
             with open(secret, "w") as f:
                 f.write("5eed" * 16 + "\n")

@@ -381,6 +381,22 @@ def make_service_account(ctx, port):
     return ctx.work + "/sa.json"
 
 
+def fake_with_service_account(ctx, extra_args=()):
+    """sipwake-fakepns on a port named in advance by a new service account's token_uri:
+    (fake, service account path). The port is free when chosen but may be taken before the fake
+    binds it: then another port and another service account, at most 3 times."""
+    for attempt in range(3):
+        port = free_port()
+        sa = make_service_account(ctx, port)
+        try:
+            return FakePns(ctx, port, sa, extra_args), sa
+        except Fail:
+            with open(ctx.work + "/fakepns.log") as f:
+                taken = "in use" in f.read()
+            if not taken or attempt == 2:
+                raise
+
+
 class FakePns:
     """`extra_args`: more sipwake-fakepns options (e.g. a second --apns-key)."""
 
@@ -493,9 +509,7 @@ def test_phone_wake_fcm(ctx):
     if not shutil.which("openssl"):
         raise Skip("openssl CLI missing")
     make_keys(ctx)
-    port = free_port()  # the service account's token_uri names the fake's port
-    sa = make_service_account(ctx, port)
-    fake = FakePns(ctx, port, sa)
+    fake, sa = fake_with_service_account(ctx)
     try:
         push = ("\n[push]\nring_timeout = 15\n\n[[push.app]]\nprovider = \"fcm\"\n"
                 "id = \"%s\"\nservice_account_file = \"%s\"\n"

@@ -217,9 +217,7 @@ class Rig:
         self.server = self.fake = self.watch = None
         self.phones, self.callers = [], []
         ph.make_keys(ctx)
-        port = ph.free_port()  # the service account's token_uri names the fake's port
-        sa = ph.make_service_account(ctx, port)
-        self.fake = ph.FakePns(ctx, port, sa, fake_args)
+        self.fake, sa = ph.fake_with_service_account(ctx, fake_args)
         try:
             push = push_section(ctx, self.fake, sa, ring_timeout, push_config, apns_id, fcm_id)
             self.config = ph.server_config(ctx, algorithms, push + extra_config)
