@@ -90,12 +90,7 @@ class Cluster:
         check(server.alive(), "node %d died:\n%s" % (i, server.log()[-3000:]))
 
     def close(self, failed=False):
-        for p in self.phones:
-            p.kill()
-        for c in self.callers:
-            c.close()
-        if self.watch:
-            self.watch.close()
+        wk.close_clients(self.phones, self.callers, self.watch)
         codes = [s.stop() for s, _ in self.nodes]
         if self.fake:
             self.fake.stop()

@@ -200,6 +200,16 @@ def push_section(ctx, fake, service_account, ring_timeout, push_config="", apns_
                fake.port, fake.ca, fcm_id, service_account, fake.port, fake.ca))
 
 
+def close_clients(phones, callers, watch):
+    """Ends a test's phones, callers and push watch (before the servers they talk to stop)."""
+    for p in phones:
+        p.kill()
+    for c in callers:
+        c.close()
+    if watch:
+        watch.close()
+
+
 class Rig:
     """`algorithms`: [auth] algorithms (None or (): the default); `apns_id` / `fcm_id`: the
     [[push.app]] ids; `domains`: served domains (default the built-in ones); `aors`: more users
@@ -266,12 +276,7 @@ class Rig:
         check(self.server.alive(), "sipwake died:\n" + self.server.log()[-3000:])
 
     def close(self, failed=False):
-        for p in self.phones:
-            p.kill()
-        for c in self.callers:
-            c.close()
-        if self.watch:
-            self.watch.close()
+        close_clients(self.phones, self.callers, self.watch)
         code = self.server.stop() if self.server else 0
         if self.fake:
             self.fake.stop()

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <thread>
 
+#include "../wait_until.h"
 #include "redis_server.h"
 #include "test_util.h"
 
@@ -21,15 +22,10 @@ using testing::contact;
 using testing::kNow;
 using testing::reg;
 
-// Waits (bounded) until `pred` holds; polling a condition, not a fixed delay.
+// Waits (bounded) until `pred` holds.
 template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds bound = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + bound;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
+bool eventually(Pred pred) {
+  return testing_support::waitUntil(pred, std::chrono::seconds(10));
 }
 
 // The push upsert a REGISTER of `b` (carrying a push binding) makes, expiring after `expires_in`.

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "../wait_until.h"
 #include "location/user_store.h"
 #include "redis_server.h"
 #include "test_util.h"
@@ -15,15 +16,10 @@ namespace {
 using namespace std::chrono_literals;
 using redis::testing::RedisServer;
 
-// Waits (bounded) until `pred` holds; polling a condition, not a fixed delay.
+// Waits (bounded) until `pred` holds.
 template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds bound = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + bound;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
+bool eventually(Pred pred) {
+  return testing_support::waitUntil(pred, std::chrono::seconds(10));
 }
 
 class RedisUserStoreTest : public ::testing::Test {
@@ -64,8 +60,7 @@ TEST_F(RedisUserStoreTest, AddListPasswdDelAsWithSqlite) {
   auto c = users->lookup("alice", "example.com");
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->ha1_md5, computeHa1(DigestAlgorithm::kMd5, "alice", "example.com", "s3cret"));
-  EXPECT_EQ(c->ha1_sha256,
-            computeHa1(DigestAlgorithm::kSha256, "alice", "example.com", "s3cret"));
+  EXPECT_EQ(c->ha1_sha256, computeHa1(DigestAlgorithm::kSha256, "alice", "example.com", "s3cret"));
 
   ASSERT_TRUE(users->setPassword("alice", "example.com", "new").isOk());
   EXPECT_EQ(users->lookup("alice", "example.com")->ha1_md5,
@@ -88,12 +83,10 @@ TEST_F(RedisUserStoreTest, ImportIsAllOrNone) {
   auto users = open(false);
   ASSERT_TRUE(users);
   ASSERT_TRUE(users->add("bob", "example.com", "old").isOk());
-  std::vector<NewUser> batch{{"a1", "example.com", "p1"},
-                             {"a2", "example.org", "p2"},
-                             {"bob", "example.com", "p3"}};
+  std::vector<NewUser> batch{
+      {"a1", "example.com", "p1"}, {"a2", "example.org", "p2"}, {"bob", "example.com", "p3"}};
   std::size_t bad = 99;
-  EXPECT_EQ(users->importUsers(batch, /*replace=*/false, &bad).code(),
-            StatusCode::kAlreadyExists);
+  EXPECT_EQ(users->importUsers(batch, /*replace=*/false, &bad).code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(bad, 2u);
   auto fresh = open(false);
   ASSERT_TRUE(fresh);
@@ -121,8 +114,8 @@ TEST_F(RedisUserStoreTest, ASecondStoreSeesChangesWithoutReload) {
   ASSERT_TRUE(cli->setPassword("carol", "example.com", "pw2").isOk());
   const std::string want = computeHa1(DigestAlgorithm::kMd5, "carol", "example.com", "pw2");
   EXPECT_TRUE(eventually([&] { return node->lookup("carol", "example.com")->ha1_md5 == want; }));
-  ASSERT_TRUE(cli->importUsers({{"d1", "example.net", "x"}, {"d2", "example.net", "y"}}, false)
-                  .isOk());
+  ASSERT_TRUE(
+      cli->importUsers({{"d1", "example.net", "x"}, {"d2", "example.net", "y"}}, false).isOk());
   EXPECT_TRUE(eventually([&] { return node->size() == 3u; }));
   ASSERT_TRUE(cli->remove("carol", "example.com").isOk());
   EXPECT_TRUE(eventually([&] { return !node->lookup("carol", "example.com").has_value(); }));

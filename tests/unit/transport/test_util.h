@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "../wait_until.h"
 #include "transport/event_loop.h"
 #include "transport/transport.h"
 
@@ -174,15 +175,6 @@ class Inbox {
   std::deque<Item> items_;
 };
 
-// Polls `pred` until true or the bound expires (for state with no event to wait on).
-template <typename Pred>
-bool waitUntil(Pred pred, std::chrono::milliseconds bound = std::chrono::seconds(5)) {
-  auto deadline = std::chrono::steady_clock::now() + bound;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return pred();
-}
+using testing_support::waitUntil;
 
 }  // namespace sipwake::transport::testing
